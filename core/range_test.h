@@ -1,0 +1,138 @@
+// Reading a learning-rate range test: smoothing, divergence, suggestions and
+// the recommendation (CLR bounds, stepsize, 1cycle settings, trust).
+//
+// The engine feeds loss values online to a DivergenceMonitor to decide when
+// to stop; once the curve is complete, AnalyzeCurve turns it into a
+// Recommendation, and AggregateSeeds combines several seeds' results:
+//
+//   LRTUNE_ASSIGN_OR_RETURN(Recommendation r, AnalyzeCurve(points, {}));
+//   std::cout << r.min_lr << " .. " << r.max_lr << "\n";
+//
+// The rules (and where they differ from fastai, torch-lr-finder and
+// Lightning) are in shared/reference/lr-methods.md section 2 and
+// docs/analysis.md. Every function here is pure and thread-compatible.
+#ifndef LRTUNE_CORE_RANGE_TEST_H_
+#define LRTUNE_CORE_RANGE_TEST_H_
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace lrtune {
+
+// One point of a loss-versus-LR curve. `loss` may be NaN or Inf (a diverged
+// step); lr must be finite and > 0.
+struct CurvePoint {
+  int64_t step = 0;
+  double lr = 0.0;
+  double loss = 0.0;
+};
+
+// Bias-corrected exponential moving average (fastai's smoothing):
+// v_i = beta v_{i-1} + (1 - beta) x_i, smoothed_i = v_i / (1 - beta^i).
+// Non-finite inputs are not absorbed: Add returns the previous value.
+class EmaSmoother {
+ public:
+  explicit EmaSmoother(double beta = 0.98) : beta_(beta) {}
+  // Adds one value and returns the bias-corrected average so far.
+  double Add(double x);
+  double value() const;
+  int64_t count() const { return count_; }
+
+ private:
+  double beta_;
+  double avg_ = 0.0;
+  double beta_pow_ = 1.0;
+  int64_t count_ = 0;
+};
+
+// Online divergence test for a running range test: diverged once the
+// smoothed loss exceeds `factor` x the best smoothed loss so far (checked
+// from the second point on), or at the first non-finite loss.
+class DivergenceMonitor {
+ public:
+  DivergenceMonitor(double beta, double factor);
+  // Adds the raw loss of the next step; returns true if the curve has
+  // diverged at this point (and stays true afterwards).
+  bool Add(double loss);
+  double smoothed() const { return smoother_.value(); }
+  double best() const { return best_; }
+  bool diverged() const { return diverged_; }
+
+ private:
+  EmaSmoother smoother_;
+  double factor_;
+  double best_ = std::numeric_limits<double>::infinity();
+  bool diverged_ = false;
+};
+
+struct AnalysisOptions {
+  double smoothing_beta = 0.98;     // EMA beta in [0, 1)
+  double divergence_factor = 4.0;   // > 1
+  double skip_head_fraction = 0.1;  // steepest: skip this share of points
+  // Iterations per epoch for the stepsize; 0 = unknown (stepsize_epochs is
+  // then 0 and stepsize_iterations uses k x 1).
+  int64_t iters_per_epoch = 0;
+  int stepsize_k = 4;  // stepsize = k x iters_per_epoch, k in [2, 10]
+};
+
+// Smith's 1cycle settings derived from the bounds.
+struct OneCycleSettings {
+  double max_lr = 0.0;
+  double div_factor = 25.0;  // so that max_lr / div_factor == min_lr
+  double final_div_factor = 1e4;
+  double pct_start = 0.3;
+  double base_momentum = 0.85;
+  double max_momentum = 0.95;
+};
+
+// Machine-readable warning codes with a human sentence.
+struct AnalysisWarning {
+  std::string code;     // "never_decreased", "never_diverged", "too_few_points",
+                        // "too_noisy", "nonfinite_loss", ...
+  std::string message;  // what happened and what to do
+};
+
+struct Recommendation {
+  // CLR bounds (docs/analysis.md states the rule).
+  double min_lr = 0.0;
+  double max_lr = 0.0;
+  int64_t stepsize_iterations = 0;
+  double stepsize_epochs = 0.0;
+  // Suggestions (NaN where a curve gives none).
+  double lr_steepest = std::numeric_limits<double>::quiet_NaN();
+  double lr_valley = std::numeric_limits<double>::quiet_NaN();
+  double lr_minimum = std::numeric_limits<double>::quiet_NaN();  // min / 10
+  double lr_slide = std::numeric_limits<double>::quiet_NaN();
+  OneCycleSettings one_cycle;
+  // Index of the point where the curve diverged, or -1.
+  int64_t diverged_at = -1;
+  // Points before divergence that the suggestions were read from.
+  int64_t points_used = 0;
+  // Spread across seeds in decades (max over the bounds of the
+  // log10 range); 0 for a single seed.
+  double spread_decades = 0.0;
+  int seeds = 1;
+  std::vector<AnalysisWarning> warnings;
+  // Causal, bias-corrected EMA of every input point (NaN after divergence).
+  std::vector<double> smoothed;
+};
+
+// Analyzes one curve. InvalidArgument if the curve is empty, an lr is not
+// finite and positive, or options are out of range (naming the field).
+absl::StatusOr<Recommendation> AnalyzeCurve(
+    const std::vector<CurvePoint>& points, const AnalysisOptions& options);
+
+// Combines per-seed recommendations: each LR is the median in log space,
+// spread_decades the largest log10(max/min) across seeds among min_lr and
+// max_lr, warnings merged (plus "too_noisy" when spread > 0.5 decade).
+// InvalidArgument on an empty list.
+absl::StatusOr<Recommendation> AggregateSeeds(
+    const std::vector<Recommendation>& per_seed);
+
+}  // namespace lrtune
+
+#endif  // LRTUNE_CORE_RANGE_TEST_H_

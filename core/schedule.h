@@ -1,0 +1,185 @@
+// Learning-rate (and momentum) schedules with PyTorch's semantics.
+//
+// A ScheduleSpec is a plain value (what a flag, a proto or a JSON file holds);
+// Schedule::Create validates it and returns an immutable schedule that gives
+// the values in force for any step t, i.e. what a PyTorch optimizer holds
+// after t calls of `scheduler.step()`:
+//
+//   ScheduleSpec spec = ScheduleSpec::OneCycle(/*max_lr=*/0.1, /*total=*/1000);
+//   LRTUNE_ASSIGN_OR_RETURN(Schedule s, Schedule::Create(spec));
+//   double lr = s.Lr(t);  std::optional<double> m = s.Momentum(t);
+//
+// The exact formulas are in shared/reference/lr-methods.md section 1 and in
+// docs/schedules.md; tests/golden holds PyTorch's values, compared at every
+// step with relative error <= 1e-9.
+//
+// Thread-safety: a Schedule is immutable after Create; every const method may
+// be called from any number of threads.
+#ifndef LRTUNE_CORE_SCHEDULE_H_
+#define LRTUNE_CORE_SCHEDULE_H_
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace lrtune {
+
+enum class ScheduleKind {
+  kConstant,     // ConstantLR(factor=1): base_lr forever.
+  kStep,         // StepLR(step_size, gamma).
+  kMultiStep,    // MultiStepLR(milestones, gamma).
+  kExponential,  // ExponentialLR(gamma).
+  kLinear,       // LinearLR(start_factor, end_factor, total_iters).
+  kPolynomial,   // PolynomialLR(total_iters, power).
+  kCosine,       // CosineAnnealingLR(t_max, eta_min).
+  kSgdr,         // CosineAnnealingWarmRestarts(t0, t_mult, eta_min).
+  kTriangular,   // CyclicLR(mode="triangular").
+  kTriangular2,  // CyclicLR(mode="triangular2").
+  kExpRange,     // CyclicLR(mode="exp_range", gamma).
+  kOneCycle,     // OneCycleLR.
+  kRex,          // REX (Chen et al. 2022); not in PyTorch.
+  kRamp,         // The range test's ramp from base_lr to max_lr.
+  kSequential,   // SequentialLR(children, boundaries); warmup is one case.
+};
+
+enum class Anneal { kCos, kLinear };
+enum class RampShape { kExp, kLinear };
+
+// Returns the canonical lower-case name ("one_cycle", "exp_range", ...).
+absl::string_view ScheduleKindName(ScheduleKind kind);
+// Parses a canonical name (also accepts "onecycle", "1cycle", "cyclic",
+// "warmup" is not a kind: see ScheduleSpec::Warmup). Error names the value
+// and lists the valid kinds.
+absl::StatusOr<ScheduleKind> ParseScheduleKind(absl::string_view name);
+
+// Every parameter any kind uses, with PyTorch's names and defaults. A field a
+// kind does not use is ignored. NaN in an optional double means "unset": the
+// kind's own default applies (e.g. gamma is 0.1 for step, 1.0 for exp_range).
+struct ScheduleSpec {
+  static constexpr double kUnset = std::numeric_limits<double>::quiet_NaN();
+
+  ScheduleKind kind = ScheduleKind::kConstant;
+
+  // The optimizer's initial LR for decaying kinds; the lower bound of cyclic
+  // kinds; the ramp's start.
+  double base_lr = 0.1;
+  // Upper bound of cyclic kinds; one_cycle's peak; the ramp's end.
+  double max_lr = kUnset;
+  // Length in steps: required for one_cycle, rex and ramp (the schedule
+  // rejects more steps); 0 elsewhere means unbounded.
+  int64_t total_steps = 0;
+
+  // step, multistep, exponential, exp_range. Unset: 0.1 (step, multistep),
+  // required (exponential), 1.0 (exp_range).
+  double gamma = kUnset;
+  int64_t step_size = 0;           // step: decay every step_size steps (>= 1).
+  std::vector<int64_t> milestones;  // multistep: non-decreasing, >= 0.
+
+  // linear (LinearLR) and polynomial.
+  double start_factor = 1.0 / 3.0;  // in (0, 1]
+  double end_factor = 1.0;          // in [0, 1]
+  int64_t total_iters = 5;          // >= 1 (linear), >= 1 (polynomial)
+  double power = 1.0;               // polynomial, > 0
+
+  // cosine, sgdr, rex: the floor.
+  double eta_min = 0.0;
+  int64_t t_max = 0;   // cosine: half period, >= 1
+  int64_t t0 = 0;      // sgdr: first period, >= 1
+  int64_t t_mult = 1;  // sgdr: period multiplier, >= 1
+
+  // triangular, triangular2, exp_range.
+  int64_t step_size_up = 2000;
+  int64_t step_size_down = 0;  // 0: equal to step_size_up
+
+  // Momentum cycling (cyclic and one_cycle). Unset: 0.8/0.9 (cyclic),
+  // 0.85/0.95 (one_cycle). For Adam-style optimizers momentum means beta1.
+  bool cycle_momentum = true;
+  double base_momentum = kUnset;
+  double max_momentum = kUnset;
+
+  // one_cycle.
+  double pct_start = 0.3;
+  Anneal anneal = Anneal::kCos;
+  double div_factor = 25.0;
+  double final_div_factor = 1e4;
+  bool three_phase = false;
+
+  // rex: profile z / ((1 - beta) + beta z), z = 1 - t/total_steps.
+  double rex_beta = 0.5;
+
+  // ramp shape (exp: base * (max/base)^(t/(N-1)); linear).
+  RampShape ramp = RampShape::kExp;
+
+  // Profile x sampling rate: hold the value of step floor(t/k)*k. 1 = every
+  // step. Applies to every kind but sequential (set it on the children).
+  int64_t sample_every = 1;
+
+  // sequential: child i starts at boundaries[i-1] and counts its own steps
+  // from 0; boundaries.size() == children.size() - 1, strictly increasing.
+  std::vector<ScheduleSpec> children;
+  std::vector<int64_t> boundaries;
+
+  // Convenience constructors for the common cases.
+  static ScheduleSpec OneCycle(double max_lr, int64_t total_steps);
+  static ScheduleSpec Ramp(double start_lr, double end_lr, int64_t steps,
+                           RampShape shape);
+  // LinearLR warmup from start_factor*base to base over `warmup_steps`, then
+  // `after` (whose own step counter starts at 0 when the warmup ends).
+  static ScheduleSpec Warmup(int64_t warmup_steps, double start_factor,
+                             ScheduleSpec after);
+};
+
+// The values in force during one step.
+struct SchedulePoint {
+  int64_t step = 0;
+  double lr = 0.0;
+  std::optional<double> momentum;  // empty where the kind defines none
+};
+
+class Schedule {
+ public:
+  // Validates `spec` and builds the schedule. Returns InvalidArgument naming
+  // the parameter and the rule ("max_lr (0.01) must be >= base_lr (0.1)",
+  // "t0 must be >= 1, got 0", "pct_start must be in (0, 1), got 1.5", any
+  // NaN or Inf).
+  static absl::StatusOr<Schedule> Create(const ScheduleSpec& spec);
+
+  // LR in force for step t >= 0. For a bounded schedule, t must be below
+  // length() (checked by Sample; Lr itself extrapolates the formula).
+  double Lr(int64_t t) const;
+  // Momentum (beta1 for Adam-style optimizers) for step t, or empty where the
+  // kind does not cycle momentum.
+  std::optional<double> Momentum(int64_t t) const;
+  // Whether Momentum() returns values.
+  bool has_momentum() const;
+
+  // Number of steps the schedule was built for; 0 when unbounded.
+  int64_t length() const { return length_; }
+  const ScheduleSpec& spec() const { return spec_; }
+
+  // Values for steps 0..steps-1. InvalidArgument if steps < 0 or the
+  // schedule is bounded and steps > length().
+  absl::StatusOr<std::vector<SchedulePoint>> Sample(int64_t steps) const;
+
+ private:
+  explicit Schedule(ScheduleSpec spec);
+
+  double ProfileLr(int64_t t) const;
+  std::optional<double> ProfileMomentum(int64_t t) const;
+  // Sequential: index of the child in force at t and t relative to it.
+  std::pair<size_t, int64_t> Locate(int64_t t) const;
+
+  ScheduleSpec spec_;  // with defaults resolved
+  int64_t length_ = 0;
+  std::vector<Schedule> children_;
+};
+
+}  // namespace lrtune
+
+#endif  // LRTUNE_CORE_SCHEDULE_H_
