@@ -78,7 +78,7 @@ struct ScheduleSpec {
   // step, multistep, exponential, exp_range. Unset: 0.1 (step, multistep),
   // required (exponential), 1.0 (exp_range).
   double gamma = kUnset;
-  int64_t step_size = 0;           // step: decay every step_size steps (>= 1).
+  int64_t step_size = 0;            // step: decay every step_size steps (>= 1).
   std::vector<int64_t> milestones;  // multistep: non-decreasing, >= 0.
 
   // linear (LinearLR) and polynomial.

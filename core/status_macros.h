@@ -11,10 +11,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define LRTUNE_RETURN_IF_ERROR(expr)                   \
-  do {                                                 \
-    ::absl::Status lrtune_status_ = (expr);            \
-    if (!lrtune_status_.ok()) return lrtune_status_;   \
+#define LRTUNE_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::absl::Status lrtune_status_ = (expr);          \
+    if (!lrtune_status_.ok()) return lrtune_status_; \
   } while (0)
 
 #define LRTUNE_STATUS_CONCAT_INNER_(a, b) a##b
@@ -22,8 +22,8 @@
 
 // Evaluates `rexpr` (a StatusOr<T>); returns its status on error, otherwise
 // moves the value into `lhs` (which may be a declaration).
-#define LRTUNE_ASSIGN_OR_RETURN(lhs, rexpr)                                  \
-  LRTUNE_ASSIGN_OR_RETURN_IMPL_(                                             \
+#define LRTUNE_ASSIGN_OR_RETURN(lhs, rexpr) \
+  LRTUNE_ASSIGN_OR_RETURN_IMPL_(            \
       LRTUNE_STATUS_CONCAT_(lrtune_statusor_, __LINE__), lhs, rexpr)
 
 #define LRTUNE_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \

@@ -1,0 +1,560 @@
+#include "core/schedule.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/status_macros.h"
+
+namespace lrtune {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+struct KindName {
+  ScheduleKind kind;
+  absl::string_view name;
+};
+constexpr KindName kKindNames[] = {
+    {ScheduleKind::kConstant, "constant"},
+    {ScheduleKind::kStep, "step"},
+    {ScheduleKind::kMultiStep, "multistep"},
+    {ScheduleKind::kExponential, "exponential"},
+    {ScheduleKind::kLinear, "linear"},
+    {ScheduleKind::kPolynomial, "polynomial"},
+    {ScheduleKind::kCosine, "cosine"},
+    {ScheduleKind::kSgdr, "sgdr"},
+    {ScheduleKind::kTriangular, "triangular"},
+    {ScheduleKind::kTriangular2, "triangular2"},
+    {ScheduleKind::kExpRange, "exp_range"},
+    {ScheduleKind::kOneCycle, "one_cycle"},
+    {ScheduleKind::kRex, "rex"},
+    {ScheduleKind::kRamp, "ramp"},
+    {ScheduleKind::kSequential, "sequential"},
+};
+
+bool IsCyclic(ScheduleKind k) {
+  return k == ScheduleKind::kTriangular || k == ScheduleKind::kTriangular2 ||
+         k == ScheduleKind::kExpRange;
+}
+
+absl::Status Invalid(absl::string_view msg) {
+  return absl::InvalidArgumentError(msg);
+}
+
+absl::Status RequireFinite(absl::string_view name, double v) {
+  if (!std::isfinite(v)) {
+    return Invalid(
+        absl::StrFormat("%s must be a finite number, got %g", name, v));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequirePositive(absl::string_view name, double v) {
+  LRTUNE_RETURN_IF_ERROR(RequireFinite(name, v));
+  if (v <= 0) {
+    return Invalid(absl::StrFormat("%s must be > 0, got %g", name, v));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireAtLeast(absl::string_view name, int64_t v, int64_t min) {
+  if (v < min) {
+    return Invalid(absl::StrFormat("%s must be >= %d, got %d", name, min, v));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireFloor(absl::string_view kind, const ScheduleSpec& s) {
+  LRTUNE_RETURN_IF_ERROR(RequireFinite("eta_min", s.eta_min));
+  if (s.eta_min < 0 || s.eta_min > s.base_lr) {
+    return Invalid(
+        absl::StrFormat("%s: eta_min must be in [0, base_lr (%g)], got %g",
+                        kind, s.base_lr, s.eta_min));
+  }
+  return absl::OkStatus();
+}
+
+// Resolves the kind-dependent defaults of unset (NaN) fields.
+void ResolveDefaults(ScheduleSpec& s) {
+  if (std::isnan(s.gamma)) {
+    if (s.kind == ScheduleKind::kStep || s.kind == ScheduleKind::kMultiStep) {
+      s.gamma = 0.1;
+    } else if (IsCyclic(s.kind)) {
+      s.gamma = 1.0;  // CyclicLR's default; only exp_range reads it
+    }
+  }
+  if (IsCyclic(s.kind)) {
+    if (std::isnan(s.base_momentum)) s.base_momentum = 0.8;
+    if (std::isnan(s.max_momentum)) s.max_momentum = 0.9;
+    if (s.step_size_down <= 0) s.step_size_down = s.step_size_up;
+  } else if (s.kind == ScheduleKind::kOneCycle) {
+    if (std::isnan(s.base_momentum)) s.base_momentum = 0.85;
+    if (std::isnan(s.max_momentum)) s.max_momentum = 0.95;
+  }
+  std::sort(s.milestones.begin(), s.milestones.end());
+}
+
+absl::Status ValidateMomentum(const ScheduleSpec& s) {
+  if (!s.cycle_momentum) return absl::OkStatus();
+  LRTUNE_RETURN_IF_ERROR(RequireFinite("base_momentum", s.base_momentum));
+  LRTUNE_RETURN_IF_ERROR(RequireFinite("max_momentum", s.max_momentum));
+  if (s.base_momentum < 0 || s.max_momentum >= 1 ||
+      s.base_momentum > s.max_momentum) {
+    return Invalid(absl::StrFormat(
+        "momentum range must satisfy 0 <= base_momentum <= max_momentum < 1, "
+        "got base_momentum %g, max_momentum %g",
+        s.base_momentum, s.max_momentum));
+  }
+  return absl::OkStatus();
+}
+
+// One-cycle phase boundaries exactly as PyTorch computes them (doubles).
+struct Phase {
+  double end_step;
+  double start_lr, end_lr;
+  double start_m, end_m;
+};
+
+std::vector<Phase> OneCyclePhases(const ScheduleSpec& s) {
+  const double initial = s.max_lr / s.div_factor;
+  const double min_lr = initial / s.final_div_factor;
+  const double t = static_cast<double>(s.total_steps);
+  const double up_end = s.pct_start * t - 1;
+  if (s.three_phase) {
+    return {{up_end, initial, s.max_lr, s.max_momentum, s.base_momentum},
+            {2 * s.pct_start * t - 2, s.max_lr, initial, s.base_momentum,
+             s.max_momentum},
+            {t - 1, initial, min_lr, s.max_momentum, s.max_momentum}};
+  }
+  return {{up_end, initial, s.max_lr, s.max_momentum, s.base_momentum},
+          {t - 1, s.max_lr, min_lr, s.base_momentum, s.max_momentum}};
+}
+
+double AnnealValue(Anneal a, double start, double end, double pct) {
+  if (a == Anneal::kCos) {
+    const double cos_out = std::cos(kPi * pct) + 1;
+    return end + (start - end) / 2.0 * cos_out;
+  }
+  return (end - start) * pct + start;
+}
+
+// CyclicLR's position inside the cycle: the scale in [0, 1] and the cycle.
+struct CyclePos {
+  double scale;
+  double cycle;
+};
+
+CyclePos CyclicPosition(const ScheduleSpec& s, int64_t t) {
+  const double total = static_cast<double>(s.step_size_up + s.step_size_down);
+  const double ratio = static_cast<double>(s.step_size_up) / total;
+  const double cycle = std::floor(1 + static_cast<double>(t) / total);
+  const double x = 1. + static_cast<double>(t) / total - cycle;
+  const double scale = x <= ratio ? x / ratio : (x - 1) / (ratio - 1);
+  return {scale, cycle};
+}
+
+double CyclicAmplitude(const ScheduleSpec& s, int64_t t, double cycle) {
+  switch (s.kind) {
+    case ScheduleKind::kTriangular2:
+      return 1 / std::pow(2.0, cycle - 1);
+    case ScheduleKind::kExpRange:
+      return std::pow(s.gamma, static_cast<double>(t));
+    default:
+      return 1.0;
+  }
+}
+
+absl::Status ValidateKind(const ScheduleSpec& s) {
+  const std::string kind(ScheduleKindName(s.kind));
+  LRTUNE_RETURN_IF_ERROR(RequirePositive("base_lr", s.base_lr));
+  LRTUNE_RETURN_IF_ERROR(RequireAtLeast("sample_every", s.sample_every, 1));
+  LRTUNE_RETURN_IF_ERROR(RequireAtLeast("total_steps", s.total_steps, 0));
+  switch (s.kind) {
+    case ScheduleKind::kConstant:
+      return absl::OkStatus();
+    case ScheduleKind::kStep:
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("step_size", s.step_size, 1));
+      return RequirePositive("gamma", s.gamma);
+    case ScheduleKind::kMultiStep:
+      if (s.milestones.empty()) {
+        return Invalid("multistep: milestones must not be empty");
+      }
+      if (s.milestones.front() < 0) {
+        return Invalid(absl::StrFormat(
+            "multistep: milestones must be >= 0, got %d", s.milestones[0]));
+      }
+      return RequirePositive("gamma", s.gamma);
+    case ScheduleKind::kExponential:
+      if (std::isnan(s.gamma)) return Invalid("exponential: gamma is required");
+      return RequirePositive("gamma", s.gamma);
+    case ScheduleKind::kLinear:
+      LRTUNE_RETURN_IF_ERROR(RequireFinite("start_factor", s.start_factor));
+      LRTUNE_RETURN_IF_ERROR(RequireFinite("end_factor", s.end_factor));
+      if (s.start_factor <= 0 || s.start_factor > 1) {
+        return Invalid(absl::StrFormat(
+            "linear: start_factor must be in (0, 1], got %g", s.start_factor));
+      }
+      if (s.end_factor < 0 || s.end_factor > 1) {
+        return Invalid(absl::StrFormat(
+            "linear: end_factor must be in [0, 1], got %g", s.end_factor));
+      }
+      return RequireAtLeast("total_iters", s.total_iters, 1);
+    case ScheduleKind::kPolynomial:
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("total_iters", s.total_iters, 1));
+      return RequirePositive("power", s.power);
+    case ScheduleKind::kCosine:
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("t_max", s.t_max, 1));
+      return RequireFloor(kind, s);
+    case ScheduleKind::kSgdr:
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("t0", s.t0, 1));
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("t_mult", s.t_mult, 1));
+      return RequireFloor(kind, s);
+    case ScheduleKind::kTriangular:
+    case ScheduleKind::kTriangular2:
+    case ScheduleKind::kExpRange:
+      LRTUNE_RETURN_IF_ERROR(RequirePositive("max_lr", s.max_lr));
+      if (s.max_lr < s.base_lr) {
+        return Invalid(
+            absl::StrFormat("%s: max_lr (%g) must be >= base_lr (%g)", kind,
+                            s.max_lr, s.base_lr));
+      }
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("step_size_up", s.step_size_up, 1));
+      LRTUNE_RETURN_IF_ERROR(
+          RequireAtLeast("step_size_down", s.step_size_down, 1));
+      LRTUNE_RETURN_IF_ERROR(RequirePositive("gamma", s.gamma));
+      if (s.gamma > 1) {
+        return Invalid(absl::StrFormat(
+            "exp_range: gamma must be in (0, 1], got %g", s.gamma));
+      }
+      return ValidateMomentum(s);
+    case ScheduleKind::kOneCycle: {
+      LRTUNE_RETURN_IF_ERROR(RequirePositive("max_lr", s.max_lr));
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("total_steps", s.total_steps, 1));
+      LRTUNE_RETURN_IF_ERROR(RequireFinite("pct_start", s.pct_start));
+      if (s.pct_start <= 0 || s.pct_start >= 1) {
+        return Invalid(absl::StrFormat(
+            "one_cycle: pct_start must be in (0, 1), got %g", s.pct_start));
+      }
+      LRTUNE_RETURN_IF_ERROR(RequirePositive("div_factor", s.div_factor));
+      LRTUNE_RETURN_IF_ERROR(
+          RequirePositive("final_div_factor", s.final_div_factor));
+      double prev = 0;
+      for (const Phase& p : OneCyclePhases(s)) {
+        if (p.end_step <= prev) {
+          return Invalid(absl::StrFormat(
+              "one_cycle: total_steps (%d) x pct_start (%g) leaves a phase of "
+              "zero length; use more steps or another pct_start",
+              s.total_steps, s.pct_start));
+        }
+        prev = p.end_step;
+      }
+      return ValidateMomentum(s);
+    }
+    case ScheduleKind::kRex:
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("total_steps", s.total_steps, 1));
+      LRTUNE_RETURN_IF_ERROR(RequireFinite("rex_beta", s.rex_beta));
+      if (s.rex_beta < 0 || s.rex_beta >= 1) {
+        return Invalid(absl::StrFormat(
+            "rex: rex_beta must be in [0, 1), got %g", s.rex_beta));
+      }
+      return RequireFloor(kind, s);
+    case ScheduleKind::kRamp:
+      LRTUNE_RETURN_IF_ERROR(RequirePositive("max_lr", s.max_lr));
+      if (s.max_lr <= s.base_lr) {
+        return Invalid(absl::StrFormat(
+            "ramp: the end lr (max_lr %g) must be > the start lr (base_lr %g)",
+            s.max_lr, s.base_lr));
+      }
+      return RequireAtLeast("total_steps", s.total_steps, 2);
+    case ScheduleKind::kSequential:
+      if (s.children.empty()) return Invalid("sequential: children is empty");
+      if (s.boundaries.size() + 1 != s.children.size()) {
+        return Invalid(absl::StrFormat(
+            "sequential: needs %d boundaries for %d children, got %d",
+            s.children.size() - 1, s.children.size(), s.boundaries.size()));
+      }
+      for (size_t i = 0; i < s.boundaries.size(); ++i) {
+        const int64_t prev = i == 0 ? 0 : s.boundaries[i - 1];
+        if (s.boundaries[i] <= prev) {
+          return Invalid(absl::StrFormat(
+              "sequential: boundaries must be strictly increasing and > 0, "
+              "got %s",
+              absl::StrJoin(s.boundaries, ",")));
+        }
+      }
+      return absl::OkStatus();
+  }
+  return Invalid("unknown schedule kind");
+}
+
+}  // namespace
+
+absl::string_view ScheduleKindName(ScheduleKind kind) {
+  for (const KindName& k : kKindNames) {
+    if (k.kind == kind) return k.name;
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ScheduleKind> ParseScheduleKind(absl::string_view name) {
+  std::string n = absl::AsciiStrToLower(name);
+  std::replace(n.begin(), n.end(), '-', '_');
+  if (n == "onecycle" || n == "1cycle") n = "one_cycle";
+  if (n == "exprange") n = "exp_range";
+  if (n == "cyclic") n = "triangular";
+  for (const KindName& k : kKindNames) {
+    if (k.name == n) return k.kind;
+  }
+  std::vector<absl::string_view> names;
+  for (const KindName& k : kKindNames) names.push_back(k.name);
+  return Invalid(absl::StrFormat("unknown schedule kind '%s'; valid kinds: %s",
+                                 name, absl::StrJoin(names, ", ")));
+}
+
+ScheduleSpec ScheduleSpec::OneCycle(double max_lr, int64_t total_steps) {
+  ScheduleSpec s;
+  s.kind = ScheduleKind::kOneCycle;
+  s.max_lr = max_lr;
+  s.total_steps = total_steps;
+  return s;
+}
+
+ScheduleSpec ScheduleSpec::Ramp(double start_lr, double end_lr, int64_t steps,
+                                RampShape shape) {
+  ScheduleSpec s;
+  s.kind = ScheduleKind::kRamp;
+  s.base_lr = start_lr;
+  s.max_lr = end_lr;
+  s.total_steps = steps;
+  s.ramp = shape;
+  return s;
+}
+
+ScheduleSpec ScheduleSpec::Warmup(int64_t warmup_steps, double start_factor,
+                                  ScheduleSpec after) {
+  ScheduleSpec warm;
+  warm.kind = ScheduleKind::kLinear;
+  warm.base_lr = after.base_lr;
+  warm.start_factor = start_factor;
+  warm.end_factor = 1.0;
+  warm.total_iters = warmup_steps;
+  ScheduleSpec s;
+  s.kind = ScheduleKind::kSequential;
+  s.base_lr = after.base_lr;
+  s.children = {warm, std::move(after)};
+  s.boundaries = {warmup_steps};
+  return s;
+}
+
+Schedule::Schedule(ScheduleSpec spec) : spec_(std::move(spec)) {}
+
+absl::StatusOr<Schedule> Schedule::Create(const ScheduleSpec& spec) {
+  ScheduleSpec s = spec;
+  ResolveDefaults(s);
+  absl::Status st = ValidateKind(s);
+  if (!st.ok()) return st;
+  Schedule out(s);
+  switch (s.kind) {
+    case ScheduleKind::kOneCycle:
+    case ScheduleKind::kRex:
+    case ScheduleKind::kRamp:
+      out.length_ = s.total_steps;
+      break;
+    case ScheduleKind::kSequential: {
+      for (size_t i = 0; i < s.children.size(); ++i) {
+        if (s.children[i].kind == ScheduleKind::kSequential) {
+          return Invalid("sequential: children must not be sequential");
+        }
+        absl::StatusOr<Schedule> child = Create(s.children[i]);
+        if (!child.ok()) {
+          return Invalid(absl::StrCat("sequential: children[", i,
+                                      "]: ", child.status().message()));
+        }
+        if (i + 1 < s.children.size() && child->length() > 0) {
+          const int64_t span =
+              s.boundaries[i] - (i == 0 ? 0 : s.boundaries[i - 1]);
+          if (span > child->length()) {
+            return Invalid(absl::StrFormat(
+                "sequential: children[%d] is built for %d steps but runs for "
+                "%d before the next boundary",
+                i, child->length(), span));
+          }
+        }
+        out.children_.push_back(*std::move(child));
+      }
+      const int64_t last = out.children_.back().length();
+      out.length_ =
+          last > 0 ? s.boundaries.empty() ? last : s.boundaries.back() + last
+                   : 0;
+      break;
+    }
+    default:
+      out.length_ = s.total_steps;  // 0 (unbounded) unless the user set one
+      break;
+  }
+  return out;
+}
+
+bool Schedule::has_momentum() const {
+  if (spec_.kind == ScheduleKind::kSequential) {
+    for (const Schedule& c : children_) {
+      if (c.has_momentum()) return true;
+    }
+    return false;
+  }
+  return spec_.cycle_momentum &&
+         (IsCyclic(spec_.kind) || spec_.kind == ScheduleKind::kOneCycle);
+}
+
+std::pair<size_t, int64_t> Schedule::Locate(int64_t t) const {
+  const auto it =
+      std::upper_bound(spec_.boundaries.begin(), spec_.boundaries.end(), t);
+  const size_t idx = static_cast<size_t>(it - spec_.boundaries.begin());
+  return {idx, idx == 0 ? t : t - spec_.boundaries[idx - 1]};
+}
+
+double Schedule::Lr(int64_t t) const {
+  if (spec_.kind == ScheduleKind::kSequential) {
+    const auto [idx, local] = Locate(t);
+    return children_[idx].Lr(local);
+  }
+  return ProfileLr(t - t % spec_.sample_every);
+}
+
+std::optional<double> Schedule::Momentum(int64_t t) const {
+  if (spec_.kind == ScheduleKind::kSequential) {
+    const auto [idx, local] = Locate(t);
+    return children_[idx].Momentum(local);
+  }
+  if (!has_momentum()) return std::nullopt;
+  return ProfileMomentum(t - t % spec_.sample_every);
+}
+
+double Schedule::ProfileLr(int64_t t) const {
+  const ScheduleSpec& s = spec_;
+  const double base = s.base_lr;
+  const double td = static_cast<double>(t);
+  switch (s.kind) {
+    case ScheduleKind::kConstant:
+    case ScheduleKind::kSequential:
+      return base;
+    case ScheduleKind::kStep:
+      return base * std::pow(s.gamma, static_cast<double>(t / s.step_size));
+    case ScheduleKind::kMultiStep: {
+      const auto n =
+          std::upper_bound(s.milestones.begin(), s.milestones.end(), t) -
+          s.milestones.begin();
+      return base * std::pow(s.gamma, static_cast<double>(n));
+    }
+    case ScheduleKind::kExponential:
+      return base * std::pow(s.gamma, td);
+    case ScheduleKind::kLinear: {
+      const double n = static_cast<double>(s.total_iters);
+      return base * (s.start_factor +
+                     (s.end_factor - s.start_factor) * std::min(n, td) / n);
+    }
+    case ScheduleKind::kPolynomial: {
+      const double n = static_cast<double>(s.total_iters);
+      return base * std::pow(1.0 - std::min(n, td) / n, s.power);
+    }
+    case ScheduleKind::kCosine:
+      return s.eta_min +
+             (base - s.eta_min) * (1 + std::cos(kPi * td / s.t_max)) / 2;
+    case ScheduleKind::kSgdr: {
+      int64_t t_cur = t, t_i = s.t0;
+      if (s.t_mult == 1) {
+        t_cur = t % s.t0;
+      } else {
+        while (t_cur >= t_i) {
+          t_cur -= t_i;
+          t_i *= s.t_mult;
+        }
+      }
+      return s.eta_min +
+             (base - s.eta_min) *
+                 (1 + std::cos(kPi * static_cast<double>(t_cur) / t_i)) / 2;
+    }
+    case ScheduleKind::kTriangular:
+    case ScheduleKind::kTriangular2:
+    case ScheduleKind::kExpRange: {
+      const CyclePos pos = CyclicPosition(s, t);
+      const double height = (s.max_lr - base) * pos.scale;
+      return base + height * CyclicAmplitude(s, t, pos.cycle);
+    }
+    case ScheduleKind::kOneCycle: {
+      double start = 0;
+      const std::vector<Phase> phases = OneCyclePhases(s);
+      for (size_t i = 0; i < phases.size(); ++i) {
+        const Phase& p = phases[i];
+        if (td <= p.end_step || i + 1 == phases.size()) {
+          const double pct = (td - start) / (p.end_step - start);
+          return AnnealValue(s.anneal, p.start_lr, p.end_lr, pct);
+        }
+        start = p.end_step;
+      }
+      return base;  // unreachable: the last phase always matches
+    }
+    case ScheduleKind::kRex: {
+      const double z = 1.0 - td / static_cast<double>(s.total_steps);
+      return s.eta_min +
+             (base - s.eta_min) * z / ((1 - s.rex_beta) + s.rex_beta * z);
+    }
+    case ScheduleKind::kRamp: {
+      const double q = td / static_cast<double>(s.total_steps - 1);
+      if (s.ramp == RampShape::kExp) {
+        return base * std::pow(s.max_lr / base, q);
+      }
+      return base + (s.max_lr - base) * q;
+    }
+  }
+  return base;
+}
+
+std::optional<double> Schedule::ProfileMomentum(int64_t t) const {
+  const ScheduleSpec& s = spec_;
+  if (IsCyclic(s.kind)) {
+    const CyclePos pos = CyclicPosition(s, t);
+    const double height = (s.max_momentum - s.base_momentum) * pos.scale;
+    return s.max_momentum - height * CyclicAmplitude(s, t, pos.cycle);
+  }
+  if (s.kind == ScheduleKind::kOneCycle) {
+    const double td = static_cast<double>(t);
+    double start = 0;
+    const std::vector<Phase> phases = OneCyclePhases(s);
+    for (size_t i = 0; i < phases.size(); ++i) {
+      const Phase& p = phases[i];
+      if (td <= p.end_step || i + 1 == phases.size()) {
+        const double pct = (td - start) / (p.end_step - start);
+        return AnnealValue(s.anneal, p.start_m, p.end_m, pct);
+      }
+      start = p.end_step;
+    }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::vector<SchedulePoint>> Schedule::Sample(
+    int64_t steps) const {
+  if (steps < 0) {
+    return Invalid(absl::StrFormat("steps must be >= 0, got %d", steps));
+  }
+  if (length_ > 0 && steps > length_) {
+    return Invalid(absl::StrFormat(
+        "steps (%d) is beyond the schedule's length: %s was built for %d "
+        "steps",
+        steps, ScheduleKindName(spec_.kind), length_));
+  }
+  std::vector<SchedulePoint> out;
+  out.reserve(static_cast<size_t>(steps));
+  for (int64_t t = 0; t < steps; ++t) {
+    out.push_back({t, Lr(t), Momentum(t)});
+  }
+  return out;
+}
+
+}  // namespace lrtune

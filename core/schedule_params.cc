@@ -1,0 +1,193 @@
+#include "core/schedule_params.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "core/status_macros.h"
+
+namespace lrtune {
+namespace {
+
+absl::Status BadValue(absl::string_view name, absl::string_view value,
+                      absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s: '%s' is not %s", name, value, what));
+}
+
+absl::Status ParseDouble(absl::string_view name, absl::string_view v,
+                         double* out) {
+  std::string s = absl::AsciiStrToLower(absl::StripAsciiWhitespace(v));
+  // SimpleAtod accepts "nan"/"inf"; Schedule::Create rejects them with the
+  // parameter's name, which is the clearer message.
+  if (!absl::SimpleAtod(s, out)) return BadValue(name, v, "a number");
+  return absl::OkStatus();
+}
+
+absl::Status ParseInt(absl::string_view name, absl::string_view v,
+                      int64_t* out) {
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(v), out)) {
+    return BadValue(name, v, "an integer");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseBool(absl::string_view name, absl::string_view v, bool* out) {
+  if (!absl::SimpleAtob(absl::StripAsciiWhitespace(v), out)) {
+    return BadValue(name, v, "true or false");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseIntList(absl::string_view name, absl::string_view v,
+                          std::vector<int64_t>* out) {
+  out->clear();
+  for (absl::string_view part :
+       absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+    int64_t x;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &x)) {
+      return BadValue(name, v, "a comma-separated list of integers");
+    }
+    out->push_back(x);
+  }
+  return absl::OkStatus();
+}
+
+using Setter = std::function<absl::Status(ScheduleSpec&, absl::string_view,
+                                          absl::string_view)>;
+
+Setter Double(double ScheduleSpec::*field) {
+  return [field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
+    return ParseDouble(n, v, &(s.*field));
+  };
+}
+Setter Int(int64_t ScheduleSpec::*field) {
+  return [field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
+    return ParseInt(n, v, &(s.*field));
+  };
+}
+Setter Bool(bool ScheduleSpec::*field) {
+  return [field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
+    return ParseBool(n, v, &(s.*field));
+  };
+}
+Setter IntList(std::vector<int64_t> ScheduleSpec::*field) {
+  return [field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
+    return ParseIntList(n, v, &(s.*field));
+  };
+}
+
+absl::Status SetKind(ScheduleSpec& s, absl::string_view, absl::string_view v) {
+  LRTUNE_ASSIGN_OR_RETURN(s.kind, ParseScheduleKind(v));
+  return absl::OkStatus();
+}
+
+absl::Status SetMode(ScheduleSpec& s, absl::string_view n,
+                     absl::string_view v) {
+  const std::string mode = absl::AsciiStrToLower(v);
+  if (mode == "triangular") {
+    s.kind = ScheduleKind::kTriangular;
+  } else if (mode == "triangular2") {
+    s.kind = ScheduleKind::kTriangular2;
+  } else if (mode == "exp_range") {
+    s.kind = ScheduleKind::kExpRange;
+  } else {
+    return BadValue(n, v, "one of triangular, triangular2, exp_range");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetAnneal(ScheduleSpec& s, absl::string_view n,
+                       absl::string_view v) {
+  const std::string a = absl::AsciiStrToLower(v);
+  if (a == "cos") {
+    s.anneal = Anneal::kCos;
+  } else if (a == "linear") {
+    s.anneal = Anneal::kLinear;
+  } else {
+    return BadValue(n, v, "cos or linear");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetRamp(ScheduleSpec& s, absl::string_view n,
+                     absl::string_view v) {
+  const std::string a = absl::AsciiStrToLower(v);
+  if (a == "exp") {
+    s.ramp = RampShape::kExp;
+  } else if (a == "linear") {
+    s.ramp = RampShape::kLinear;
+  } else {
+    return BadValue(n, v, "exp or linear");
+  }
+  return absl::OkStatus();
+}
+
+// Ordered as the README documents them.
+const std::vector<std::pair<std::string, Setter>>& Table() {
+  static const auto* table = new std::vector<std::pair<std::string, Setter>>{
+      {"kind", SetKind},
+      {"mode", SetMode},
+      {"base_lr", Double(&ScheduleSpec::base_lr)},
+      {"max_lr", Double(&ScheduleSpec::max_lr)},
+      {"total_steps", Int(&ScheduleSpec::total_steps)},
+      {"gamma", Double(&ScheduleSpec::gamma)},
+      {"step_size", Int(&ScheduleSpec::step_size)},
+      {"milestones", IntList(&ScheduleSpec::milestones)},
+      {"start_factor", Double(&ScheduleSpec::start_factor)},
+      {"end_factor", Double(&ScheduleSpec::end_factor)},
+      {"total_iters", Int(&ScheduleSpec::total_iters)},
+      {"power", Double(&ScheduleSpec::power)},
+      {"eta_min", Double(&ScheduleSpec::eta_min)},
+      {"t_max", Int(&ScheduleSpec::t_max)},
+      {"t0", Int(&ScheduleSpec::t0)},
+      {"t_mult", Int(&ScheduleSpec::t_mult)},
+      {"step_size_up", Int(&ScheduleSpec::step_size_up)},
+      {"step_size_down", Int(&ScheduleSpec::step_size_down)},
+      {"cycle_momentum", Bool(&ScheduleSpec::cycle_momentum)},
+      {"base_momentum", Double(&ScheduleSpec::base_momentum)},
+      {"max_momentum", Double(&ScheduleSpec::max_momentum)},
+      {"pct_start", Double(&ScheduleSpec::pct_start)},
+      {"anneal", SetAnneal},
+      {"div_factor", Double(&ScheduleSpec::div_factor)},
+      {"final_div_factor", Double(&ScheduleSpec::final_div_factor)},
+      {"three_phase", Bool(&ScheduleSpec::three_phase)},
+      {"rex_beta", Double(&ScheduleSpec::rex_beta)},
+      {"ramp", SetRamp},
+      {"sample_every", Int(&ScheduleSpec::sample_every)},
+  };
+  return *table;
+}
+
+}  // namespace
+
+absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
+                              absl::string_view value) {
+  std::string key = absl::AsciiStrToLower(name);
+  std::replace(key.begin(), key.end(), '-', '_');
+  if (key == "t_0") key = "t0";
+  for (const auto& [n, setter] : Table()) {
+    if (n == key) return setter(spec, key, value);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("unknown schedule parameter '%s'; known: %s", name,
+                      absl::StrJoin(ScheduleParamNames(), ", ")));
+}
+
+const std::vector<std::string>& ScheduleParamNames() {
+  static const auto* names = [] {
+    auto* v = new std::vector<std::string>;
+    for (const auto& entry : Table()) v->push_back(entry.first);
+    return v;
+  }();
+  return *names;
+}
+
+}  // namespace lrtune

@@ -1,0 +1,37 @@
+// Named schedule parameters: the one mapping from PyTorch-style names
+// ("max_lr", "step_size_up", "t_mult", ...) to ScheduleSpec fields, shared by
+// the CLI's flags, job specs and the golden-value tests.
+//
+//   ScheduleSpec spec;
+//   LRTUNE_RETURN_IF_ERROR(SetScheduleParam(spec, "kind", "one_cycle"));
+//   LRTUNE_RETURN_IF_ERROR(SetScheduleParam(spec, "max-lr", "0.1"));
+//
+// Names are accepted in snake_case or kebab-case. Thread-compatible.
+#ifndef LRTUNE_CORE_SCHEDULE_PARAMS_H_
+#define LRTUNE_CORE_SCHEDULE_PARAMS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "core/schedule.h"
+
+namespace lrtune {
+
+// Sets one parameter from its text form. "kind" selects the kind; "mode"
+// (triangular|triangular2|exp_range) selects a cyclic kind as PyTorch's
+// CyclicLR does; "milestones" and "boundaries" take comma lists; booleans
+// take true|false|1|0. Returns InvalidArgument naming the parameter when the
+// name is unknown or the value does not parse (range rules are checked
+// later, by Schedule::Create).
+absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
+                              absl::string_view value);
+
+// Every accepted name (snake_case), in a stable order: for --help and for
+// error messages.
+const std::vector<std::string>& ScheduleParamNames();
+
+}  // namespace lrtune
+
+#endif  // LRTUNE_CORE_SCHEDULE_PARAMS_H_

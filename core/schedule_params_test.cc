@@ -1,0 +1,67 @@
+#include "core/schedule_params.h"
+
+#include "gtest/gtest.h"
+
+namespace lrtune {
+namespace {
+
+TEST(ScheduleParamsTest, AcceptsSnakeAndKebabNames) {
+  ScheduleSpec spec;
+  ASSERT_TRUE(SetScheduleParam(spec, "kind", "1cycle").ok());
+  ASSERT_TRUE(SetScheduleParam(spec, "max-lr", "0.3").ok());
+  ASSERT_TRUE(SetScheduleParam(spec, "total_steps", "120").ok());
+  ASSERT_TRUE(SetScheduleParam(spec, "three-phase", "true").ok());
+  ASSERT_TRUE(SetScheduleParam(spec, "anneal", "linear").ok());
+  EXPECT_EQ(spec.kind, ScheduleKind::kOneCycle);
+  EXPECT_DOUBLE_EQ(spec.max_lr, 0.3);
+  EXPECT_EQ(spec.total_steps, 120);
+  EXPECT_TRUE(spec.three_phase);
+  EXPECT_EQ(spec.anneal, Anneal::kLinear);
+}
+
+TEST(ScheduleParamsTest, ModeSelectsTheCyclicKind) {
+  ScheduleSpec spec;
+  ASSERT_TRUE(SetScheduleParam(spec, "mode", "exp_range").ok());
+  EXPECT_EQ(spec.kind, ScheduleKind::kExpRange);
+  EXPECT_FALSE(SetScheduleParam(spec, "mode", "sawtooth").ok());
+}
+
+TEST(ScheduleParamsTest, MilestonesKeepRepeats) {
+  ScheduleSpec spec;
+  ASSERT_TRUE(SetScheduleParam(spec, "milestones", "30,60,60").ok());
+  EXPECT_EQ(spec.milestones, (std::vector<int64_t>{30, 60, 60}));
+}
+
+TEST(ScheduleParamsTest, ErrorsNameTheParameter) {
+  ScheduleSpec spec;
+  absl::Status st = SetScheduleParam(spec, "gamma", "fast");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("gamma: 'fast' is not a number"),
+            std::string::npos)
+      << st;
+  st = SetScheduleParam(spec, "warp_factor", "9");
+  EXPECT_NE(st.message().find("unknown schedule parameter 'warp_factor'"),
+            std::string::npos)
+      << st;
+  st = SetScheduleParam(spec, "kind", "zigzag");
+  EXPECT_NE(st.message().find("unknown schedule kind 'zigzag'"),
+            std::string::npos)
+      << st;
+  EXPECT_FALSE(SetScheduleParam(spec, "t0", "1.5").ok());
+  EXPECT_FALSE(SetScheduleParam(spec, "milestones", "3,x").ok());
+}
+
+TEST(ScheduleParamsTest, EveryNameIsSettable) {
+  for (const std::string& name : ScheduleParamNames()) {
+    ScheduleSpec spec;
+    // Each parameter rejects garbage with its own name in the message.
+    absl::Status st = SetScheduleParam(spec, name, "%%");
+    EXPECT_FALSE(st.ok()) << name;
+    EXPECT_NE(st.message().find(name == "kind" ? "%%" : name),
+              std::string::npos)
+        << st;
+  }
+}
+
+}  // namespace
+}  // namespace lrtune

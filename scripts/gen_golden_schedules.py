@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""Generates tests/golden/schedules.json: PyTorch's LR (and momentum) values.
+
+Run with Debian's python3-torch (the oracle; 1.13 on Debian 12):
+
+    /usr/bin/python3 scripts/gen_golden_schedules.py > tests/golden/schedules.json
+
+Each case names lrtune's schedule parameters (the names of `lrtune schedule`
+flags and core/schedule_params.h) and the PyTorch scheduler that defines the
+same schedule. Value t is what the optimizer holds after t calls of
+scheduler.step(), i.e. the LR in force during step t. core/schedule_test.cc
+compares lrtune's values to these at every step (relative error <= 1e-9).
+"""
+import json
+import sys
+import warnings
+
+import torch
+from torch.optim import lr_scheduler as S
+
+warnings.filterwarnings("ignore")
+
+
+def optimizer(lr, momentum=0.9):
+    p = torch.nn.Parameter(torch.zeros(1))
+    return torch.optim.SGD([p], lr=lr, momentum=momentum)
+
+
+def case(name, params, steps, make, base_lr=0.1):
+    """make(opt) builds the PyTorch scheduler on an SGD optimizer."""
+    opt = optimizer(base_lr)
+    sched = make(opt)
+    lrs, moms = [], []
+    for _ in range(steps):
+        g = opt.param_groups[0]
+        lrs.append(g["lr"])
+        moms.append(g["momentum"])
+        opt.step()
+        sched.step()
+    cycles = params.get("kind") in ("triangular", "triangular2", "exp_range",
+                                    "one_cycle") and \
+        params.get("cycle_momentum", "true") == "true"
+    params = dict(params)
+    params.setdefault("base_lr", repr(base_lr))
+    return {"name": name, "params": params, "steps": steps, "lr": lrs,
+            "momentum": moms if cycles else None}
+
+
+def sequential(children, milestones):
+    def make(opt):
+        return S.SequentialLR(opt, [c(opt) for c in children], milestones)
+    return make
+
+
+def cases():
+    out = []
+    add = out.append
+    add(case("constant", {"kind": "constant"}, 20,
+             lambda o: S.ConstantLR(o, factor=1.0, total_iters=0)))
+    for s, g in [(1, 0.5), (3, 0.1), (7, 0.9)]:
+        add(case(f"step_s{s}_g{g}", {"kind": "step", "step_size": str(s),
+                                     "gamma": repr(g)}, 40,
+                 lambda o, s=s, g=g: S.StepLR(o, step_size=s, gamma=g)))
+    for ms, g in [([5, 10, 20], 0.1), ([3, 8, 8, 15], 0.5), ([0, 4], 0.3)]:
+        add(case(f"multistep_{'_'.join(map(str, ms))}",
+                 {"kind": "multistep", "milestones": ",".join(map(str, ms)),
+                  "gamma": repr(g)}, 30,
+                 lambda o, ms=ms, g=g: S.MultiStepLR(o, ms, gamma=g)))
+    for g in [0.9, 0.99, 1.05]:
+        add(case(f"exponential_{g}", {"kind": "exponential", "gamma": repr(g)},
+                 60, lambda o, g=g: S.ExponentialLR(o, gamma=g)))
+    for a, b, n in [(1 / 3, 1.0, 5), (0.1, 1.0, 17), (1.0, 0.05, 30),
+                    (0.5, 0.0, 10)]:
+        add(case(f"linear_{a:.3f}_{b}_{n}",
+                 {"kind": "linear", "start_factor": repr(a),
+                  "end_factor": repr(b), "total_iters": str(n)}, 40,
+                 lambda o, a=a, b=b, n=n: S.LinearLR(
+                     o, start_factor=a, end_factor=b, total_iters=n)))
+    for n, p in [(10, 1.0), (25, 2.0), (40, 0.5)]:
+        add(case(f"polynomial_{n}_{p}",
+                 {"kind": "polynomial", "total_iters": str(n),
+                  "power": repr(p)}, 50,
+                 lambda o, n=n, p=p: S.PolynomialLR(o, total_iters=n, power=p)))
+    for tm, em in [(10, 0.0), (37, 0.001), (1, 0.01)]:
+        add(case(f"cosine_{tm}_{em}",
+                 {"kind": "cosine", "t_max": str(tm), "eta_min": repr(em)},
+                 80, lambda o, tm=tm, em=em: S.CosineAnnealingLR(
+                     o, T_max=tm, eta_min=em)))
+    for t0, mult, em in [(10, 1, 0.0), (5, 2, 0.001), (3, 3, 0.0),
+                         (1, 1, 0.0), (7, 1, 0.01)]:
+        add(case(f"sgdr_{t0}_{mult}_{em}",
+                 {"kind": "sgdr", "t0": str(t0), "t_mult": str(mult),
+                  "eta_min": repr(em)}, 120,
+                 lambda o, t0=t0, m=mult, em=em: S.CosineAnnealingWarmRestarts(
+                     o, T_0=t0, T_mult=m, eta_min=em)))
+    cyclic = [
+        ("triangular", 0.001, 0.1, 10, None, 1.0, True),
+        ("triangular", 0.01, 0.5, 1, None, 1.0, True),
+        ("triangular", 0.001, 0.1, 4, 12, 1.0, True),
+        ("triangular2", 0.001, 0.1, 5, None, 1.0, True),
+        ("triangular2", 0.002, 0.02, 3, 7, 1.0, False),
+        ("exp_range", 0.001, 0.1, 8, None, 0.99, True),
+        ("exp_range", 0.001, 0.1, 6, 3, 0.95, True),
+        ("exp_range", 0.001, 0.1, 5, None, 1.0, True),
+    ]
+    for mode, lo, hi, up, down, g, cm in cyclic:
+        params = {"kind": mode, "max_lr": repr(hi), "step_size_up": str(up),
+                  "cycle_momentum": "true" if cm else "false"}
+        if down is not None:
+            params["step_size_down"] = str(down)
+        if mode == "exp_range":
+            params["gamma"] = repr(g)
+        add(case(f"cyclic_{mode}_{up}_{down}_{g}_{cm}", params, 100,
+                 lambda o, mode=mode, lo=lo, hi=hi, up=up, down=down, g=g,
+                 cm=cm: S.CyclicLR(o, base_lr=lo, max_lr=hi, step_size_up=up,
+                                   step_size_down=down, mode=mode, gamma=g,
+                                   cycle_momentum=cm),
+                 base_lr=lo))
+    one = [
+        (0.1, 100, 0.3, "cos", 25.0, 1e4, False),
+        (0.1, 100, 0.3, "linear", 25.0, 1e4, False),
+        (1.0, 77, 0.25, "cos", 10.0, 100.0, True),
+        (0.5, 50, 0.4, "linear", 5.0, 1e3, True),
+        (0.05, 1000, 0.1, "cos", 25.0, 1e4, False),
+        (0.1, 10, 0.5, "cos", 25.0, 1e4, False),
+    ]
+    for mx, total, pct, anneal, div, fdiv, three in one:
+        params = {"kind": "one_cycle", "max_lr": repr(mx),
+                  "total_steps": str(total), "pct_start": repr(pct),
+                  "anneal": anneal, "div_factor": repr(div),
+                  "final_div_factor": repr(fdiv),
+                  "three_phase": "true" if three else "false"}
+        add(case(f"one_cycle_{mx}_{total}_{pct}_{anneal}_{three}", params,
+                 total,
+                 lambda o, mx=mx, total=total, pct=pct, anneal=anneal,
+                 div=div, fdiv=fdiv, three=three: S.OneCycleLR(
+                     o, max_lr=mx, total_steps=total, pct_start=pct,
+                     anneal_strategy=anneal, div_factor=div,
+                     final_div_factor=fdiv, three_phase=three)))
+    # Warmup: LinearLR then another schedule, through SequentialLR.
+    add(case("warmup_linear_cosine",
+             {"kind": "sequential", "warmup_steps": "5",
+              "warmup_start_factor": "0.1",
+              "then": json.dumps({"kind": "cosine", "t_max": "40"})}, 45,
+             sequential([lambda o: S.LinearLR(o, start_factor=0.1,
+                                              total_iters=5),
+                         lambda o: S.CosineAnnealingLR(o, T_max=40)], [5])))
+    add(case("warmup_linear_exponential",
+             {"kind": "sequential", "warmup_steps": "8",
+              "warmup_start_factor": "0.25",
+              "then": json.dumps({"kind": "exponential", "gamma": "0.95"})},
+             40,
+             sequential([lambda o: S.LinearLR(o, start_factor=0.25,
+                                              total_iters=8),
+                         lambda o: S.ExponentialLR(o, gamma=0.95)], [8])))
+    add(case("warmup_linear_step",
+             {"kind": "sequential", "warmup_steps": "3",
+              "warmup_start_factor": "0.5",
+              "then": json.dumps({"kind": "step", "step_size": "4",
+                                  "gamma": "0.5"})}, 30,
+             sequential([lambda o: S.LinearLR(o, start_factor=0.5,
+                                              total_iters=3),
+                         lambda o: S.StepLR(o, step_size=4, gamma=0.5)], [3])))
+    return out
+
+
+def main():
+    doc = {"generator": "scripts/gen_golden_schedules.py",
+           "torch": torch.__version__, "cases": cases()}
+    json.dump(doc, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
