@@ -1,0 +1,78 @@
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/str_format.h"
+#include "client/commands.h"
+#include "client/recommendation_json.h"
+#include "core/curve_csv.h"
+#include "core/range_test.h"
+
+namespace lrtune {
+
+CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& opts) {
+  CLI::App* cmd = app.add_subcommand(
+      "analyze",
+      "Read a recorded range test (CSV with columns lr,loss and optional "
+      "step,\nfrom any framework) and print the recommended LR bounds, "
+      "stepsize and\nsuggestions.\n"
+      "Example: lrtune analyze --csv curve.csv --iters-per-epoch 469 --json");
+  cmd->add_option("--csv", opts.csv_path, "curve file ('-' reads stdin)")
+      ->required();
+  cmd->add_option("--iters-per-epoch", opts.iters_per_epoch,
+                  "iterations per epoch, for the cyclical stepsize "
+                  "(default 0: unknown)");
+  cmd->add_option("--stepsize-k", opts.stepsize_k,
+                  "stepsize = k x iterations per epoch, k in 2..10 "
+                  "(default 4)");
+  cmd->add_option("--smoothing", opts.smoothing,
+                  "EMA beta of the loss smoothing, in [0,1) (default 0.98)");
+  cmd->add_option("--diverge", opts.diverge,
+                  "divergence: smoothed loss > F x best (default 4)");
+  cmd->add_flag("--json", opts.json, "print one JSON object");
+  return cmd;
+}
+
+int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
+               std::ostream& err) {
+  std::stringstream text;
+  if (opts.csv_path == "-") {
+    text << std::cin.rdbuf();
+  } else {
+    std::ifstream in(opts.csv_path);
+    if (!in) {
+      err << "lrtune analyze: cannot open '" << opts.csv_path
+          << "': " << std::strerror(errno) << "\n";
+      return kExitUsage;
+    }
+    text << in.rdbuf();
+  }
+  absl::StatusOr<std::vector<CurvePoint>> points = ParseCurveCsv(text.str());
+  if (!points.ok()) {
+    err << "lrtune analyze: " << opts.csv_path << ": "
+        << points.status().message() << "\n";
+    return kExitUsage;
+  }
+  AnalysisOptions ao;
+  ao.iters_per_epoch = opts.iters_per_epoch;
+  ao.stepsize_k = opts.stepsize_k;
+  ao.smoothing_beta = opts.smoothing;
+  ao.divergence_factor = opts.diverge;
+  absl::StatusOr<Recommendation> rec = AnalyzeCurve(*points, ao);
+  if (!rec.ok()) {
+    err << "lrtune analyze: " << rec.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (opts.json) {
+    out << RecommendationToJson(*rec).dump() << "\n";
+  } else {
+    out << absl::StrFormat("lrtune analyze: %s, %d points\n", opts.csv_path,
+                           points->size());
+    PrintRecommendation(*rec, out);
+  }
+  return kExitOk;
+}
+
+}  // namespace lrtune

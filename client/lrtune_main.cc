@@ -1,0 +1,39 @@
+// lrtune: the command-line client. Flags are read once, here, into each
+// command's Options struct; the commands live in their own files.
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "client/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "lrtune: learning-rate range tests, schedules and their analysis.\n"
+      "Run `lrtune COMMAND --help` for a command's flags."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "lrtune 0.1.0");
+
+  lrtune::ScheduleOptions schedule;
+  lrtune::AnalyzeOptions analyze;
+  CLI::App* schedule_cmd = lrtune::AddScheduleCommand(app, schedule);
+  CLI::App* analyze_cmd = lrtune::AddAnalyzeCommand(app, analyze);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "lrtune: " << e.what() << " (see lrtune --help)\n";
+    return lrtune::kExitUsage;
+  }
+  if (schedule_cmd->parsed()) {
+    return lrtune::RunSchedule(schedule, std::cout, std::cerr);
+  }
+  if (analyze_cmd->parsed()) {
+    return lrtune::RunAnalyze(analyze, std::cout, std::cerr);
+  }
+  return lrtune::kExitUsage;
+}

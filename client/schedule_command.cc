@@ -1,0 +1,149 @@
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "client/commands.h"
+#include "core/schedule.h"
+#include "core/schedule_params.h"
+
+namespace lrtune {
+namespace {
+
+std::string FlagName(const std::string& param) {
+  std::string f = param;
+  std::replace(f.begin(), f.end(), '_', '-');
+  return "--" + f;
+}
+
+// What each parameter means, for --help; PyTorch's names and defaults.
+const std::map<std::string, std::string>& ParamHelp() {
+  static const auto* help = new std::map<std::string, std::string>{
+      {"kind",
+       "constant|step|multistep|exponential|linear|polynomial|cosine|sgdr|"
+       "triangular|triangular2|exp_range|one_cycle|rex|ramp"},
+      {"mode", "CyclicLR mode (selects triangular|triangular2|exp_range)"},
+      {"base_lr",
+       "optimizer's initial LR (decaying kinds); lower bound (cyclic); ramp "
+       "start (default 0.1)"},
+      {"max_lr", "upper bound (cyclic), peak (one_cycle), ramp end"},
+      {"total_steps", "length of one_cycle, rex and ramp"},
+      {"gamma", "decay factor (default 0.1 step/multistep, 1.0 exp_range)"},
+      {"step_size", "step: decay every N steps"},
+      {"milestones", "multistep: e.g. 30,60,60 (a repeat decays twice)"},
+      {"start_factor", "linear: first factor (default 1/3)"},
+      {"end_factor", "linear: last factor (default 1.0)"},
+      {"total_iters", "linear/polynomial: steps to reach the end (default 5)"},
+      {"power", "polynomial exponent (default 1.0)"},
+      {"eta_min", "floor of cosine, sgdr, rex (default 0)"},
+      {"t_max", "cosine: half period in steps"},
+      {"t0", "sgdr: first period in steps"},
+      {"t_mult", "sgdr: period multiplier (default 1)"},
+      {"step_size_up", "cyclic: steps from base to max (default 2000)"},
+      {"step_size_down", "cyclic: steps from max to base (default = up)"},
+      {"cycle_momentum", "cycle momentum inversely to the LR (default true)"},
+      {"base_momentum", "lower momentum (0.8 cyclic, 0.85 one_cycle)"},
+      {"max_momentum", "upper momentum (0.9 cyclic, 0.95 one_cycle)"},
+      {"pct_start", "one_cycle: share of steps going up (default 0.3)"},
+      {"anneal", "one_cycle: cos|linear (default cos)"},
+      {"div_factor", "one_cycle: initial = max_lr/div_factor (default 25)"},
+      {"final_div_factor", "one_cycle: min = initial/final_div (default 1e4)"},
+      {"three_phase", "one_cycle: fast.ai-style third phase (default false)"},
+      {"rex_beta", "rex profile parameter in [0,1) (default 0.5)"},
+      {"ramp", "ramp shape exp|linear (default exp)"},
+      {"sample_every", "hold the profile for k steps (default 1)"},
+  };
+  return *help;
+}
+
+}  // namespace
+
+CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts) {
+  CLI::App* cmd = app.add_subcommand(
+      "schedule",
+      "Print a learning-rate schedule step by step, with PyTorch's values.\n"
+      "Line t holds what the optimizer holds after t scheduler.step() calls.\n"
+      "Example: lrtune schedule --kind one_cycle --max-lr 0.1 --total-steps "
+      "1000 --csv");
+  for (const std::string& name : ScheduleParamNames()) {
+    auto it = ParamHelp().find(name);
+    cmd->add_option_function<std::string>(
+        FlagName(name),
+        [&opts, name](const std::string& v) { opts.params[name] = v; },
+        it == ParamHelp().end() ? name : it->second);
+  }
+  cmd->add_option("--steps", opts.steps,
+                  "steps to print (default: the schedule's length, if it has "
+                  "one)");
+  cmd->add_option("--warmup-steps", opts.warmup_steps,
+                  "prepend a LinearLR warmup of N steps (default 0: none)");
+  cmd->add_option("--warmup-start-factor", opts.warmup_start_factor,
+                  "warmup's first LR as a fraction of base_lr (default 0.1)");
+  cmd->add_flag("--csv", opts.csv, "print CSV (step,lr,momentum) with header");
+  return cmd;
+}
+
+int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
+                std::ostream& err) {
+  if (!opts.params.count("kind") && !opts.params.count("mode")) {
+    err << "lrtune schedule: --kind is required (e.g. --kind cosine)\n";
+    return kExitUsage;
+  }
+  ScheduleSpec spec;
+  // The kind first, so that --mode can refine it whatever the flag order.
+  if (auto it = opts.params.find("kind"); it != opts.params.end()) {
+    if (absl::Status st = SetScheduleParam(spec, "kind", it->second);
+        !st.ok()) {
+      err << "lrtune schedule: " << st.message() << "\n";
+      return kExitUsage;
+    }
+  }
+  for (const auto& [name, value] : opts.params) {
+    if (name == "kind") continue;
+    if (absl::Status st = SetScheduleParam(spec, name, value); !st.ok()) {
+      err << "lrtune schedule: " << st.message() << "\n";
+      return kExitUsage;
+    }
+  }
+  if (opts.warmup_steps < 0) {
+    err << "lrtune schedule: --warmup-steps must be >= 0, got "
+        << opts.warmup_steps << "\n";
+    return kExitUsage;
+  }
+  if (opts.warmup_steps > 0) {
+    spec =
+        ScheduleSpec::Warmup(opts.warmup_steps, opts.warmup_start_factor, spec);
+  }
+  absl::StatusOr<Schedule> schedule = Schedule::Create(spec);
+  if (!schedule.ok()) {
+    err << "lrtune schedule: " << schedule.status().message() << "\n";
+    return kExitUsage;
+  }
+  int64_t steps = opts.steps;
+  if (steps < 0) {
+    if (schedule->length() == 0) {
+      err << "lrtune schedule: --steps is required for an unbounded "
+             "schedule ("
+          << ScheduleKindName(spec.kind) << ")\n";
+      return kExitUsage;
+    }
+    steps = schedule->length();
+  }
+  absl::StatusOr<std::vector<SchedulePoint>> points = schedule->Sample(steps);
+  if (!points.ok()) {
+    err << "lrtune schedule: " << points.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (opts.csv) out << "step,lr,momentum\n";
+  for (const SchedulePoint& p : *points) {
+    const std::string m =
+        p.momentum ? absl::StrFormat(opts.csv ? "%.17g" : "%.6f", *p.momentum)
+                   : std::string();
+    if (opts.csv) {
+      out << absl::StrFormat("%d,%.17g,%s\n", p.step, p.lr, m);
+    } else {
+      out << absl::StrFormat("%8d  %-14.8g %s\n", p.step, p.lr, m);
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace lrtune

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds lrtune and runs the whole test suite (what .ci/run calls).
+#
+#   bash scripts/test.sh            # installs packages first (needs root)
+#   BUILD_DIR=build-asan CMAKE_ARGS=-DLRTUNE_SANITIZE=ON bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+
+if [[ $(id -u) -eq 0 ]]; then
+  bash scripts/setup.sh
+elif command -v sudo >/dev/null; then
+  sudo bash scripts/setup.sh
+else
+  echo "test.sh: not root and no sudo; assuming scripts/setup.sh has run" >&2
+fi
+
+# shellcheck disable=SC2086
+cmake -S . -B "$BUILD_DIR" -G Ninja ${CMAKE_ARGS:-}
+cmake --build "$BUILD_DIR" -j"$(nproc)"
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"

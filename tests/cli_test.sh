@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# End-to-end test of the `lrtune` CLI's server-free commands, run as a user
+# runs them: output, exit codes, and one-line errors on bad input.
+#
+#   bash tests/cli_test.sh path/to/lrtune SOURCE_DIR
+set -u
+LRTUNE=$1
+SRC=${2:-.}
+PY=/usr/bin/python3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+check() {  # check NAME CONDITION...
+  local name=$1
+  shift
+  if "$@"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAILED: $name" >&2
+  fi
+}
+
+# run ARGS...: sets $rc, $out, $err (one file each).
+run() {
+  "$LRTUNE" "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+}
+
+lines() { wc -l <"$1" | tr -d ' '; }
+
+# --- schedule ---
+run schedule --kind one_cycle --max-lr 0.1 --total-steps 100 --csv
+check "one_cycle exit 0" test "$rc" = 0
+check "one_cycle header + 100 rows" test "$(lines "$tmp/out")" = 101
+check "one_cycle header" test "$(head -1 "$tmp/out")" = "step,lr,momentum"
+check "one_cycle first lr is max_lr/25 with momentum 0.95" \
+  $PY -c "import sys; s,l,m=open('$tmp/out').read().split()[1].split(','); \
+sys.exit(not(abs(float(l)-0.004)<1e-15 and abs(float(m)-0.95)<1e-15))"
+check "one_cycle peak at step 29" $PY -c "
+import csv,sys
+rows=list(csv.DictReader(open('$tmp/out')))
+lrs=[float(r['lr']) for r in rows]
+sys.exit(not(lrs.index(max(lrs))==29 and abs(max(lrs)-0.1)<1e-12))"
+
+run schedule --kind cosine --t-max 10 --steps 5
+check "cosine table has 5 lines" test "$(lines "$tmp/out")" = 5
+check "cosine has no momentum column" \
+  test "$(awk '{print NF}' "$tmp/out" | sort -u)" = 2
+
+run schedule --kind multistep --milestones 2,4,4 --gamma 0.5 --steps 6 --csv
+check "multistep repeated milestone decays twice" \
+  test "$(sed -n 6p "$tmp/out" | cut -d, -f2)" = "0.012500000000000001"
+
+run schedule --kind cosine --t-max 4 --warmup-steps 2 --steps 4 --csv
+check "warmup then cosine restarts at step 2" \
+  test "$(sed -n 4p "$tmp/out" | cut -d, -f2)" = "0.10000000000000001"
+
+# --- schedule: bad input ---
+run schedule --kind zigzag --steps 3
+check "unknown kind exits 2" test "$rc" = 2
+check "unknown kind names the value" grep -q "unknown schedule kind 'zigzag'" "$tmp/err"
+check "unknown kind is one line" test "$(lines "$tmp/err")" = 1
+run schedule --kind step --step-size 2 --steps -4
+check "negative steps exits 2" test "$rc" = 2
+check "negative steps says so" grep -q "steps must be >= 0" "$tmp/err"
+run schedule --kind exponential --gamma 0.9
+check "unbounded without --steps exits 2" test "$rc" = 2
+run schedule --kind one_cycle --max-lr 0.1 --total-steps 10 --steps 11
+check "beyond the length exits 2" test "$rc" = 2
+check "beyond the length says so" grep -q "beyond the schedule's length" "$tmp/err"
+run schedule --kind triangular --base-lr 0.1 --max-lr 0.01 --steps 3
+check "max below base names both" grep -q "max_lr (0.01) must be >= base_lr (0.1)" "$tmp/err"
+run schedule --kind step --gamma fast --steps 3
+check "non-numeric flag names it" grep -q "gamma: 'fast' is not a number" "$tmp/err"
+run schedule --kind step --no-such-flag 3
+check "unknown flag exits 2" test "$rc" = 2
+
+# --- analyze: a clean U-shaped curve (min near lr 1e-2, diverges after) ---
+$PY - "$tmp/curve.csv" <<'PYEOF'
+import math, random, sys
+random.seed(7)
+n = 200
+with open(sys.argv[1], "w") as f:
+    f.write("step,lr,loss\n")
+    for i in range(n):
+        lr = 1e-6 * (10 / 1e-6) ** (i / (n - 1))
+        x = math.log10(lr)
+        loss = 2.3 - 2.0 / (1 + math.exp(-(x + 4) * 3)) + 0.5 * math.exp(3 * (x + 2))
+        f.write(f"{i},{lr!r},{loss + random.gauss(0, 0.01)!r}\n")
+PYEOF
+run analyze --csv "$tmp/curve.csv" --iters-per-epoch 100 --json
+check "analyze exit 0" test "$rc" = 0
+check "analyze json keys and bounds" $PY -c "
+import json, sys
+r = json.load(open('$tmp/out'))
+for k in ['min_lr','max_lr','stepsize_iterations','lr_steepest','lr_valley','lr_minimum','warnings']:
+    assert k in r, k
+assert 1e-6 <= r['min_lr'] < r['max_lr'] <= 1e-1, r
+assert 3 <= r['max_lr'] / r['min_lr'] <= 10 + 1e-9, r
+assert r['stepsize_iterations'] == 400, r
+"
+run analyze --csv "$tmp/curve.csv"
+check "analyze text names the bounds" grep -q "CLR bounds" "$tmp/out"
+"$LRTUNE" analyze --csv - --json <"$tmp/curve.csv" >"$tmp/out2" 2>/dev/null
+check "analyze reads stdin" $PY -c "import json; json.load(open('$tmp/out2'))"
+
+# --- analyze: bad input ---
+run analyze --csv "$tmp/missing.csv"
+check "missing file exits 2" test "$rc" = 2
+check "missing file one line" test "$(lines "$tmp/err")" = 1
+check "missing file named" grep -q "missing.csv" "$tmp/err"
+printf 'lr,loss\n0.001,2.3\n0.002,abc\n' >"$tmp/bad.csv"
+run analyze --csv "$tmp/bad.csv"
+check "text in a number column exits 2" test "$rc" = 2
+check "text in a number column names line and column" \
+  grep -q "line 3.*loss" "$tmp/err"
+printf 'rate,loss\n0.001,2.3\n' >"$tmp/nolr.csv"
+run analyze --csv "$tmp/nolr.csv"
+check "missing lr column exits 2" test "$rc" = 2
+check "missing lr column named" grep -q "lr" "$tmp/err"
+
+# --- help ---
+run --help
+check "--help exits 0" test "$rc" = 0
+run schedule --help
+check "schedule --help lists --max-lr" grep -q -- "--max-lr" "$tmp/out"
+run
+check "no command exits 2" test "$rc" = 2
+
+echo "$pass passed, $fail failed"
+test "$fail" = 0
