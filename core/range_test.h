@@ -34,6 +34,7 @@ struct CurvePoint {
 // Bias-corrected exponential moving average (fastai's smoothing):
 // v_i = beta v_{i-1} + (1 - beta) x_i, smoothed_i = v_i / (1 - beta^i).
 // Non-finite inputs are not absorbed: Add returns the previous value.
+// value() is NaN before the first finite value.
 class EmaSmoother {
  public:
   explicit EmaSmoother(double beta = 0.98) : beta_(beta) {}
@@ -49,9 +50,15 @@ class EmaSmoother {
   int64_t count_ = 0;
 };
 
-// Online divergence test for a running range test: diverged once the
-// smoothed loss exceeds `factor` x the best smoothed loss so far (checked
-// from the second point on), or at the first non-finite loss.
+// Online divergence test for a running range test, on the causal EMA s
+// (checked from the second point on): with best = the lowest s so far,
+//  - best > 0: diverged once s > factor x best (fastai's and Lightning's
+//    rule);
+//  - best <= 0 (negative losses, where a ratio to best means nothing):
+//    diverged once s - best > (factor - 1) x (first - best), first being the
+//    first smoothed value, i.e. once the loss has risen above its best by
+//    (factor - 1) times the drop it made, which only uses differences;
+//  - at the first non-finite loss, whatever best is.
 class DivergenceMonitor {
  public:
   DivergenceMonitor(double beta, double factor);
@@ -66,6 +73,7 @@ class DivergenceMonitor {
   EmaSmoother smoother_;
   double factor_;
   double best_ = std::numeric_limits<double>::infinity();
+  double first_ = 0.0;  // first smoothed value (scale for best <= 0)
   bool diverged_ = false;
 };
 
@@ -91,8 +99,8 @@ struct OneCycleSettings {
 
 // Machine-readable warning codes with a human sentence.
 struct AnalysisWarning {
-  std::string code;     // "never_decreased", "never_diverged", "too_few_points",
-                        // "too_noisy", "nonfinite_loss", ...
+  std::string code;  // "never_decreased", "never_diverged", "too_few_points",
+                     // "too_noisy", "nonfinite_loss", ...
   std::string message;  // what happened and what to do
 };
 
@@ -122,14 +130,20 @@ struct Recommendation {
 };
 
 // Analyzes one curve. InvalidArgument if the curve is empty, an lr is not
-// finite and positive, or options are out of range (naming the field).
+// finite and positive or not greater than the previous point's, or options
+// are out of range (naming the field). Where the loss never decreased,
+// min_lr = max_lr = 0 (no recommendation) and a warning says why.
 absl::StatusOr<Recommendation> AnalyzeCurve(
     const std::vector<CurvePoint>& points, const AnalysisOptions& options);
 
-// Combines per-seed recommendations: each LR is the median in log space,
-// spread_decades the largest log10(max/min) across seeds among min_lr and
-// max_lr, warnings merged (plus "too_noisy" when spread > 0.5 decade).
-// InvalidArgument on an empty list.
+// Combines per-seed recommendations: each LR is the median in log space
+// (over the seeds that have one; the bounds are then clamped to the same
+// [3, 10] ratio as one curve's), spread_decades the largest log10(max/min)
+// across seeds among min_lr and max_lr, warnings merged by code ("k of n
+// seeds: ..."), plus "too_noisy" when spread > 0.5 decade. The result's
+// seeds is the sum of the inputs', points_used their minimum; diverged_at
+// is -1 and smoothed empty (they are per-curve facts). InvalidArgument on an
+// empty list.
 absl::StatusOr<Recommendation> AggregateSeeds(
     const std::vector<Recommendation>& per_seed);
 

@@ -1,0 +1,365 @@
+#include "core/range_test.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/status_macros.h"
+#include "core/suggestions.h"
+
+namespace lrtune {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// Fewer points than this before divergence cannot place a valley or a slide.
+constexpr int64_t kMinPoints = 20;
+// fastai's slide window (lr_diff) and threshold.
+constexpr int kSlideWindow = 15;
+constexpr double kSlideThreshold = 0.005;
+// CLR bounds, as fractions of the descent depth D (docs/analysis.md).
+constexpr double kClearDropFraction = 0.10;  // min_lr: dropped by 10% of D
+constexpr double kPlateauFraction = 0.05;    // max_lr: within 5% of D of min
+constexpr double kMinBoundsRatio = 3.0;
+constexpr double kMaxBoundsRatio = 10.0;
+// A curve whose per-step noise exceeds this share of D gets "noisy_curve".
+constexpr double kNoisyCurveFraction = 0.25;
+constexpr double kTooNoisyDecades = 0.5;
+// The running median before the zero-lag smoothing spans 2 x 2 + 1 points.
+constexpr int kSpikeHalfWidth = 2;
+// A drop smaller than this share of the loss's magnitude is rounding.
+constexpr double kRoundingFraction = 1e-9;
+
+absl::Status ValidateOptions(const AnalysisOptions& o) {
+  if (!(o.smoothing_beta >= 0.0 && o.smoothing_beta < 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "smoothing_beta must be in [0, 1), got ", o.smoothing_beta));
+  }
+  if (!(std::isfinite(o.divergence_factor) && o.divergence_factor > 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "divergence_factor must be finite and > 1, got ", o.divergence_factor));
+  }
+  if (!(o.skip_head_fraction >= 0.0 && o.skip_head_fraction < 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "skip_head_fraction must be in [0, 1), got ", o.skip_head_fraction));
+  }
+  if (o.iters_per_epoch < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "iters_per_epoch must be >= 0 (0 = unknown), got ", o.iters_per_epoch));
+  }
+  if (o.stepsize_k < 2 || o.stepsize_k > 10) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stepsize_k must be in [2, 10] (Smith: 2-10 epochs per half cycle), "
+        "got ",
+        o.stepsize_k));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePoints(const std::vector<CurvePoint>& points) {
+  if (points.empty()) {
+    return absl::InvalidArgumentError(
+        "points is empty: a range test needs at least one (lr, loss) point");
+  }
+  for (size_t i = 0; i < points.size(); ++i) {
+    const double lr = points[i].lr;
+    if (!(std::isfinite(lr) && lr > 0.0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("points[", i, "].lr must be finite and > 0, got ", lr));
+    }
+    if (i > 0 && !(lr > points[i - 1].lr)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("points[", i, "].lr must be greater than points[", i - 1,
+                       "].lr (a range test's LR increases), got ", lr,
+                       " after ", points[i - 1].lr));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Per-step noise of the raw losses: a robust (MAD) standard deviation of the
+// first differences, divided by sqrt(2); a smooth trend barely moves it.
+double EstimateNoise(const std::vector<double>& losses) {
+  if (losses.size() < 3) return 0.0;
+  std::vector<double> diffs(losses.size() - 1);
+  for (size_t i = 0; i + 1 < losses.size(); ++i) {
+    diffs[i] = losses[i + 1] - losses[i];
+  }
+  auto median = [](std::vector<double> v) {
+    const size_t mid = v.size() / 2;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid),
+                     v.end());
+    return v[mid];
+  };
+  const double center = median(diffs);
+  for (double& d : diffs) d = std::abs(d - center);
+  return 1.4826 * median(diffs) / std::sqrt(2.0);
+}
+
+void AddWarning(Recommendation& r, std::string code, std::string message) {
+  r.warnings.push_back({std::move(code), std::move(message)});
+}
+
+// Keeps max_lr and moves min_lr so that max_lr / min_lr is in [3, 10].
+void ClampBoundsRatio(Recommendation& r) {
+  if (!(r.max_lr > 0.0 && r.min_lr > 0.0)) return;
+  r.min_lr = std::clamp(r.min_lr, r.max_lr / kMaxBoundsRatio,
+                        r.max_lr / kMinBoundsRatio);
+}
+
+void FillOneCycle(Recommendation& r) {
+  r.one_cycle.max_lr = r.max_lr;
+  if (r.max_lr > 0.0 && r.min_lr > 0.0) {
+    r.one_cycle.div_factor = r.max_lr / r.min_lr;
+  }
+  r.one_cycle.base_momentum = 0.85;
+  r.one_cycle.max_momentum = 0.95;
+}
+
+// CLR bounds on the zero-lag curve z (docs/analysis.md, "CLR bounds").
+void FillBounds(const std::vector<double>& lrs, const std::vector<double>& z,
+                double noise, Recommendation& r) {
+  const size_t i_min =
+      static_cast<size_t>(std::min_element(z.begin(), z.end()) - z.begin());
+  const size_t i_peak = static_cast<size_t>(
+      std::max_element(z.begin(), z.begin() + i_min + 1) - z.begin());
+  const double depth = z[i_peak] - z[i_min];
+  const double magnitude = std::max(std::abs(z[i_peak]), std::abs(z[i_min]));
+  if (!(depth > noise && depth > kRoundingFraction * magnitude)) {
+    AddWarning(r, "never_decreased",
+               absl::StrFormat(
+                   "the smoothed loss never dropped by more than its per-step "
+                   "noise (drop %g, noise %g) between lr %g and %g: restart "
+                   "the range test from a start lr at least 100x lower, or "
+                   "check the model, data and loss for a bug",
+                   depth, noise, lrs.front(), lrs.back()));
+    return;
+  }
+  size_t i_base = i_peak;
+  while (z[i_base] > z[i_peak] - kClearDropFraction * depth) ++i_base;
+  size_t i_max = i_base;
+  while (z[i_max] > z[i_min] + kPlateauFraction * depth) ++i_max;
+  r.min_lr = lrs[i_base];
+  r.max_lr = lrs[i_max];
+  ClampBoundsRatio(r);
+  if (noise > kNoisyCurveFraction * depth) {
+    AddWarning(r, "noisy_curve",
+               absl::StrFormat(
+                   "the per-step loss noise (%g) is more than a quarter of "
+                   "the loss drop (%g): the suggestions may move between "
+                   "runs; use a larger batch or run several seeds and "
+                   "aggregate them",
+                   noise, depth));
+  }
+}
+
+}  // namespace
+
+double EmaSmoother::Add(double x) {
+  if (!std::isfinite(x)) return value();
+  avg_ = beta_ * avg_ + (1.0 - beta_) * x;
+  beta_pow_ *= beta_;
+  ++count_;
+  return value();
+}
+
+double EmaSmoother::value() const {
+  if (count_ == 0) return kNaN;
+  return avg_ / (1.0 - beta_pow_);
+}
+
+DivergenceMonitor::DivergenceMonitor(double beta, double factor)
+    : smoother_(beta), factor_(factor) {}
+
+bool DivergenceMonitor::Add(double loss) {
+  if (diverged_) return true;
+  if (!std::isfinite(loss)) {
+    diverged_ = true;
+    return true;
+  }
+  const double s = smoother_.Add(loss);
+  if (smoother_.count() == 1) {
+    first_ = s;
+    best_ = s;
+    return false;
+  }
+  best_ = std::min(best_, s);
+  if (best_ > 0.0) {
+    diverged_ = s > factor_ * best_;
+  } else {
+    const double drop = first_ - best_;
+    diverged_ = drop > 0.0 && s - best_ > (factor_ - 1.0) * drop;
+  }
+  return diverged_;
+}
+
+absl::StatusOr<Recommendation> AnalyzeCurve(
+    const std::vector<CurvePoint>& points, const AnalysisOptions& options) {
+  LRTUNE_RETURN_IF_ERROR(ValidateOptions(options));
+  LRTUNE_RETURN_IF_ERROR(ValidatePoints(points));
+  Recommendation r;
+  const int64_t n = static_cast<int64_t>(points.size());
+
+  // Causal pass: the online divergence decision, exactly as the engine's.
+  DivergenceMonitor monitor(options.smoothing_beta, options.divergence_factor);
+  r.smoothed.assign(points.size(), kNaN);
+  for (int64_t i = 0; i < n; ++i) {
+    const bool diverged = monitor.Add(points[static_cast<size_t>(i)].loss);
+    r.smoothed[static_cast<size_t>(i)] = monitor.smoothed();
+    if (diverged) {
+      r.diverged_at = i;
+      break;
+    }
+  }
+  const int64_t used = r.diverged_at < 0 ? n : r.diverged_at;
+  r.points_used = used;
+
+  r.stepsize_iterations = int64_t{options.stepsize_k} *
+                          std::max<int64_t>(options.iters_per_epoch, 1);
+  r.stepsize_epochs = options.iters_per_epoch > 0 ? options.stepsize_k : 0.0;
+
+  if (r.diverged_at >= 0) {
+    const CurvePoint& p = points[static_cast<size_t>(r.diverged_at)];
+    if (!std::isfinite(p.loss)) {
+      AddWarning(
+          r, "nonfinite_loss",
+          absl::StrFormat("the loss was %g at step %d (lr %g), which ended the "
+                          "curve there; if that is below the LR you expect to "
+                          "train at, look for a numerical bug (log of 0, "
+                          "overflow in fp16) before trusting the result",
+                          p.loss, p.step, p.lr));
+    }
+  } else {
+    AddWarning(r, "never_diverged",
+               absl::StrFormat(
+                   "the loss never rose above %g x its best up to lr %g: "
+                   "raise end_lr (e.g. 10x) so the test reaches divergence; "
+                   "until then max_lr may be underestimated",
+                   options.divergence_factor, points.back().lr));
+  }
+  if (used < kMinPoints) {
+    AddWarning(
+        r, "too_few_points",
+        absl::StrFormat("only %d point(s) before divergence (at least %d "
+                        "needed to place the suggestions): run more steps (100 "
+                        "or more) or lower end_lr",
+                        used, kMinPoints));
+  }
+  if (used == 0) {
+    FillOneCycle(r);
+    return r;
+  }
+
+  std::vector<double> lrs(static_cast<size_t>(used));
+  std::vector<double> losses(static_cast<size_t>(used));
+  for (int64_t i = 0; i < used; ++i) {
+    lrs[static_cast<size_t>(i)] = points[static_cast<size_t>(i)].lr;
+    losses[static_cast<size_t>(i)] = points[static_cast<size_t>(i)].loss;
+  }
+  // Positions are read from the zero-lag curve (the causal one is late),
+  // after a 5-point running median has removed isolated spikes.
+  const std::vector<double> z = SmoothZeroLag(
+      RunningMedian(losses, kSpikeHalfWidth), options.smoothing_beta);
+  auto lr_at = [&lrs](const absl::StatusOr<int64_t>& idx) {
+    return idx.ok() ? lrs[static_cast<size_t>(*idx)] : kNaN;
+  };
+  r.lr_minimum = lr_at(ComputeMinimumIndex(z)) / 10.0;
+  r.lr_valley = lr_at(ComputeValleyIndex(z));
+  r.lr_slide = lr_at(ComputeSlideIndex(z, kSlideWindow, kSlideThreshold));
+  const auto skip_head = static_cast<int64_t>(
+      std::floor(options.skip_head_fraction * static_cast<double>(used)));
+  r.lr_steepest = lr_at(ComputeSteepestIndex(lrs, z, skip_head));
+
+  FillBounds(lrs, z, EstimateNoise(losses), r);
+  FillOneCycle(r);
+  return r;
+}
+
+absl::StatusOr<Recommendation> AggregateSeeds(
+    const std::vector<Recommendation>& per_seed) {
+  if (per_seed.empty()) {
+    return absl::InvalidArgumentError(
+        "per_seed is empty: aggregate at least one seed's recommendation");
+  }
+  // Median of log(value) over the positive, finite values; NaN if none.
+  auto log_median = [&per_seed](double Recommendation::*field) {
+    std::vector<double> logs;
+    for (const Recommendation& r : per_seed) {
+      const double v = r.*field;
+      if (std::isfinite(v) && v > 0.0) logs.push_back(std::log(v));
+    }
+    if (logs.empty()) return kNaN;
+    std::sort(logs.begin(), logs.end());
+    const size_t mid = logs.size() / 2;
+    const double m =
+        logs.size() % 2 == 1 ? logs[mid] : 0.5 * (logs[mid - 1] + logs[mid]);
+    return std::exp(m);
+  };
+  auto spread = [&per_seed](double Recommendation::*field) {
+    double lo = kNaN, hi = kNaN;
+    for (const Recommendation& r : per_seed) {
+      const double v = r.*field;
+      if (!(std::isfinite(v) && v > 0.0)) continue;
+      lo = std::isnan(lo) ? v : std::min(lo, v);
+      hi = std::isnan(hi) ? v : std::max(hi, v);
+    }
+    return std::isnan(lo) ? 0.0 : std::log10(hi / lo);
+  };
+
+  Recommendation out;
+  out.seeds = 0;
+  out.points_used = per_seed.front().points_used;
+  for (const Recommendation& r : per_seed) {
+    out.seeds += r.seeds;
+    out.points_used = std::min(out.points_used, r.points_used);
+  }
+  out.stepsize_iterations = per_seed.front().stepsize_iterations;
+  out.stepsize_epochs = per_seed.front().stepsize_epochs;
+  out.one_cycle = per_seed.front().one_cycle;
+  const double max_lr = log_median(&Recommendation::max_lr);
+  const double min_lr = log_median(&Recommendation::min_lr);
+  out.max_lr = std::isnan(max_lr) ? 0.0 : max_lr;
+  out.min_lr = std::isnan(min_lr) ? 0.0 : min_lr;
+  ClampBoundsRatio(out);
+  out.lr_steepest = log_median(&Recommendation::lr_steepest);
+  out.lr_valley = log_median(&Recommendation::lr_valley);
+  out.lr_minimum = log_median(&Recommendation::lr_minimum);
+  out.lr_slide = log_median(&Recommendation::lr_slide);
+  FillOneCycle(out);
+  out.spread_decades = std::max(spread(&Recommendation::min_lr),
+                                spread(&Recommendation::max_lr));
+
+  // Merge warnings by code, in first-seen order.
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<int, std::string>> by_code;
+  for (const Recommendation& r : per_seed) {
+    for (const AnalysisWarning& w : r.warnings) {
+      auto [it, inserted] = by_code.try_emplace(w.code, 0, w.message);
+      if (inserted) order.push_back(w.code);
+      ++it->second.first;
+    }
+  }
+  for (const std::string& code : order) {
+    const auto& [count, message] = by_code[code];
+    out.warnings.push_back(
+        {code, per_seed.size() == 1
+                   ? message
+                   : absl::StrCat(count, " of ", per_seed.size(),
+                                  " seeds: ", message)});
+  }
+  if (out.spread_decades > kTooNoisyDecades) {
+    AddWarning(out, "too_noisy",
+               absl::StrFormat(
+                   "min_lr/max_lr differ by %.2f decades across %d seeds "
+                   "(more than %.1f): one run cannot be trusted; use a "
+                   "larger batch, more steps per decade, or more seeds, and "
+                   "train at the median",
+                   out.spread_decades, per_seed.size(), kTooNoisyDecades));
+  }
+  return out;
+}
+
+}  // namespace lrtune

@@ -1,0 +1,327 @@
+#include "core/range_test.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace lrtune {
+namespace {
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The test curve: a plateau at 2.3, a sigmoid drop whose steepest point in
+// ln(lr) is at log10 lr = -4, a minimum near log10 lr = -2.6 and an
+// exponential blow-up. On 100 points from 1e-7 to 10 the raw curve's
+// steepest point is index 37 and its minimum index 60.
+double UCurve(double lr) {
+  const double x = std::log10(lr);
+  return 2.3 - 2.0 / (1.0 + std::exp(-(x + 4.0) * 2.5)) +
+         0.02 * std::exp((x + 2.0) * 4.0);
+}
+constexpr int64_t kTrueSteepest = 37;
+constexpr int64_t kTrueMinimum = 60;
+
+std::vector<CurvePoint> MakeCurve(const std::function<double(double)>& f,
+                                  int n = 100, double noise = 0.0,
+                                  uint64_t seed = 1) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, noise);
+  std::vector<CurvePoint> points;
+  for (int i = 0; i < n; ++i) {
+    const double lr = 1e-7 * std::pow(1e8, static_cast<double>(i) / (n - 1));
+    points.push_back({i, lr, f(lr) + (noise > 0 ? normal(rng) : 0.0)});
+  }
+  return points;
+}
+
+// Index of the point whose lr is `lr` (suggestions are points' lrs).
+int64_t IndexOf(const std::vector<CurvePoint>& points, double lr) {
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (points[i].lr == lr) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+bool HasWarning(const Recommendation& r, const std::string& code) {
+  return std::any_of(r.warnings.begin(), r.warnings.end(),
+                     [&](const AnalysisWarning& w) { return w.code == code; });
+}
+
+Recommendation Analyze(const std::vector<CurvePoint>& points,
+                       const AnalysisOptions& options = {}) {
+  absl::StatusOr<Recommendation> r = AnalyzeCurve(points, options);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : Recommendation{};
+}
+
+TEST(EmaSmootherTest, BiasCorrectedAndSkipsNonFinite) {
+  EmaSmoother ema(0.98);
+  EXPECT_TRUE(std::isnan(ema.value()));
+  EXPECT_DOUBLE_EQ(ema.Add(5.0), 5.0);  // bias correction: no pull to 0
+  EXPECT_DOUBLE_EQ(ema.Add(NAN), 5.0);
+  EXPECT_EQ(ema.count(), 1);
+  EXPECT_NEAR(ema.Add(7.0), (0.98 * 0.02 * 5 + 0.02 * 7) / (1 - 0.98 * 0.98),
+              1e-12);
+}
+
+TEST(DivergenceMonitorTest, FactorTimesBestForPositiveLosses) {
+  DivergenceMonitor m(0.0, 4.0);  // beta 0: smoothed == raw
+  EXPECT_FALSE(m.Add(1.0));
+  EXPECT_FALSE(m.Add(0.5));
+  EXPECT_FALSE(m.Add(2.0));  // 2.0 == 4 x 0.5 is not above it
+  EXPECT_TRUE(m.Add(2.01));
+  EXPECT_TRUE(m.Add(0.1));  // stays diverged
+}
+
+TEST(DivergenceMonitorTest, NegativeLossesUseTheDropNotARatio) {
+  // fastai's rule (s > 4 x best) fires at once on negative losses; here the
+  // loss must rise above its best by 3x the drop it made (-1 -> -3: 2).
+  DivergenceMonitor m(0.0, 4.0);
+  EXPECT_FALSE(m.Add(-1.0));
+  EXPECT_FALSE(m.Add(-2.0));
+  EXPECT_FALSE(m.Add(-3.0));
+  EXPECT_FALSE(m.Add(2.9));  // best + 5.9 <= best + 6
+  EXPECT_TRUE(m.Add(3.1));
+}
+
+TEST(DivergenceMonitorTest, FirstNonFiniteLossDiverges) {
+  DivergenceMonitor m(0.98, 4.0);
+  EXPECT_FALSE(m.Add(1.0));
+  EXPECT_TRUE(m.Add(INFINITY));
+  EXPECT_TRUE(m.diverged());
+}
+
+TEST(AnalyzeCurveTest, CleanUCurveSuggestionsLandOnTheTrueFeatures) {
+  const auto points = MakeCurve(UCurve);
+  const Recommendation r = Analyze(points);
+  ASSERT_GT(r.diverged_at, kTrueMinimum);
+  EXPECT_EQ(r.points_used, r.diverged_at);
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front().message;
+  // Zero-lag smoothing puts the positions within 4 points (0.3 decade)
+  // of the raw curve's.
+  EXPECT_NEAR(IndexOf(points, r.lr_steepest), kTrueSteepest, 4);
+  EXPECT_NEAR(IndexOf(points, r.lr_minimum * 10), kTrueMinimum, 4);
+  // The causal EMA alone would have put the minimum > 10 points late.
+  const auto causal_min =
+      std::min_element(r.smoothed.begin(), r.smoothed.begin() + r.points_used);
+  EXPECT_GT(causal_min - r.smoothed.begin(), kTrueMinimum + 10);
+  // Valley: the descent runs from the first point to the minimum, and
+  // fastai's rule takes the point half way along it (span/3 + span/6).
+  const int64_t valley = IndexOf(points, r.lr_valley);
+  EXPECT_NEAR(valley, kTrueMinimum / 2, 4);
+  // max_lr: where the loss stops decreasing, at or just below the minimum.
+  const int64_t max_at = IndexOf(points, r.max_lr);
+  EXPECT_LE(max_at, kTrueMinimum + 2);
+  EXPECT_GE(max_at, kTrueMinimum - 12);
+  EXPECT_GE(r.max_lr / r.min_lr, 3.0 - 1e-12);
+  EXPECT_LE(r.max_lr / r.min_lr, 10.0 + 1e-12);
+  EXPECT_DOUBLE_EQ(r.one_cycle.max_lr, r.max_lr);
+  EXPECT_DOUBLE_EQ(r.one_cycle.div_factor, r.max_lr / r.min_lr);
+  EXPECT_EQ(r.one_cycle.base_momentum, 0.85);
+  EXPECT_EQ(r.one_cycle.max_momentum, 0.95);
+  EXPECT_FALSE(std::isnan(r.lr_slide));
+}
+
+TEST(AnalyzeCurveTest, SeededNoiseMovesSuggestionsLittle) {
+  const auto points = MakeCurve(UCurve, 100, 0.1, 7);
+  const Recommendation r = Analyze(points);
+  EXPECT_NEAR(IndexOf(points, r.lr_steepest), kTrueSteepest, 6);
+  EXPECT_NEAR(IndexOf(points, r.lr_minimum * 10), kTrueMinimum, 6);
+  EXPECT_NEAR(IndexOf(points, r.max_lr), kTrueMinimum - 5, 8);
+  EXPECT_FALSE(HasWarning(r, "never_decreased"));
+  EXPECT_FALSE(HasWarning(r, "noisy_curve"));  // noise 0.1 vs a 2.0 drop
+}
+
+TEST(AnalyzeCurveTest, HeavyNoiseIsFlagged) {
+  const Recommendation r = Analyze(MakeCurve(UCurve, 100, 1.0, 3));
+  EXPECT_TRUE(HasWarning(r, "noisy_curve") || HasWarning(r, "never_decreased"));
+}
+
+TEST(AnalyzeCurveTest, EarlySpikeNeitherDivergesNorMovesTheBounds) {
+  const auto clean = MakeCurve(UCurve);
+  auto spiky = clean;
+  spiky[5].loss += 5.0;  // 7.3: a bad batch at the start
+  const Recommendation a = Analyze(clean);
+  const Recommendation b = Analyze(spiky);
+  EXPECT_EQ(b.diverged_at, a.diverged_at);
+  EXPECT_NEAR(IndexOf(spiky, b.max_lr), IndexOf(clean, a.max_lr), 1);
+  EXPECT_NEAR(IndexOf(spiky, b.lr_steepest), kTrueSteepest, 4);
+  EXPECT_NEAR(IndexOf(spiky, b.lr_minimum * 10), kTrueMinimum, 4);
+}
+
+TEST(AnalyzeCurveTest, NanInTheMiddleEndsTheCurveThere) {
+  auto points = MakeCurve(UCurve);
+  points[50].loss = NAN;
+  const Recommendation r = Analyze(points);
+  EXPECT_EQ(r.diverged_at, 50);
+  EXPECT_EQ(r.points_used, 50);
+  EXPECT_TRUE(HasWarning(r, "nonfinite_loss"));
+  EXPECT_FALSE(HasWarning(r, "never_diverged"));
+  EXPECT_TRUE(std::isfinite(r.smoothed[50]));  // the value before the NaN
+  EXPECT_TRUE(std::isnan(r.smoothed[51]));
+  EXPECT_LE(IndexOf(points, r.lr_minimum * 10), 49);
+  EXPECT_LE(IndexOf(points, r.max_lr), 49);
+  // Cut 13 points after the steepest point, the curve's right edge (where
+  // no smoother has points on both sides) pulls it 0.4 decade right.
+  EXPECT_NEAR(IndexOf(points, r.lr_steepest), kTrueSteepest, 6);
+}
+
+TEST(AnalyzeCurveTest, NeverDecreasingCurveGivesNoBounds) {
+  const Recommendation r =
+      Analyze(MakeCurve([](double lr) { return 1.0 + std::log10(lr) / 20; }));
+  EXPECT_TRUE(HasWarning(r, "never_decreased"));
+  EXPECT_EQ(r.max_lr, 0.0);
+  EXPECT_EQ(r.min_lr, 0.0);
+  EXPECT_EQ(r.one_cycle.max_lr, 0.0);
+}
+
+TEST(AnalyzeCurveTest, MonotoneDecreaseWarnsNeverDiverged) {
+  const Recommendation r =
+      Analyze(MakeCurve([](double lr) { return 3.0 - std::log10(lr) / 10; }));
+  EXPECT_EQ(r.diverged_at, -1);
+  EXPECT_EQ(r.points_used, 100);
+  EXPECT_TRUE(HasWarning(r, "never_diverged"));
+  EXPECT_FALSE(HasWarning(r, "never_decreased"));
+}
+
+TEST(AnalyzeCurveTest, DivergesAtStep3) {
+  auto points = MakeCurve([](double) { return 1.0; }, 30);
+  for (size_t i = 3; i < points.size(); ++i) points[i].loss = 100.0;
+  const Recommendation r = Analyze(points);
+  EXPECT_EQ(r.diverged_at, 3);
+  EXPECT_EQ(r.points_used, 3);
+  EXPECT_TRUE(HasWarning(r, "too_few_points"));
+  EXPECT_TRUE(HasWarning(r, "never_decreased"));
+  EXPECT_TRUE(std::isnan(r.lr_slide));  // needs 16 points
+  EXPECT_TRUE(std::isnan(r.smoothed[4]));
+}
+
+TEST(AnalyzeCurveTest, NonFiniteFirstLossLeavesNothingToRead) {
+  auto points = MakeCurve(UCurve, 10);
+  points[0].loss = INFINITY;
+  const Recommendation r = Analyze(points);
+  EXPECT_EQ(r.diverged_at, 0);
+  EXPECT_EQ(r.points_used, 0);
+  EXPECT_TRUE(HasWarning(r, "nonfinite_loss"));
+  EXPECT_TRUE(std::isnan(r.lr_valley));
+}
+
+TEST(AnalyzeCurveTest, NegativeLossesGiveTheSamePositions) {
+  const auto positive = MakeCurve(UCurve);
+  const auto negative = MakeCurve([](double lr) { return UCurve(lr) - 5.0; });
+  const Recommendation a = Analyze(positive);
+  const Recommendation b = Analyze(negative);
+  ASSERT_GE(b.diverged_at, 0) << "the negative curve must diverge too";
+  EXPECT_GT(b.diverged_at, kTrueMinimum);
+  EXPECT_FALSE(HasWarning(b, "never_decreased"));
+  EXPECT_NEAR(IndexOf(negative, b.lr_steepest), kTrueSteepest, 4);
+  EXPECT_NEAR(IndexOf(negative, b.lr_minimum * 10), kTrueMinimum, 4);
+  EXPECT_NEAR(IndexOf(negative, b.max_lr), IndexOf(positive, a.max_lr), 2);
+  EXPECT_NEAR(IndexOf(negative, b.lr_valley), IndexOf(positive, a.lr_valley),
+              2);
+}
+
+TEST(AnalyzeCurveTest, StepsizeInIterationsAndEpochs) {
+  AnalysisOptions o;
+  o.iters_per_epoch = 500;
+  o.stepsize_k = 6;
+  Recommendation r = Analyze(MakeCurve(UCurve), o);
+  EXPECT_EQ(r.stepsize_iterations, 3000);
+  EXPECT_DOUBLE_EQ(r.stepsize_epochs, 6.0);
+  r = Analyze(MakeCurve(UCurve));  // unknown epoch length
+  EXPECT_EQ(r.stepsize_iterations, 4);
+  EXPECT_EQ(r.stepsize_epochs, 0.0);
+}
+
+TEST(AnalyzeCurveTest, BadInputNamesTheFieldAndRule) {
+  auto status_of = [](std::vector<CurvePoint> p, AnalysisOptions o) {
+    return AnalyzeCurve(p, o).status();
+  };
+  const auto good = MakeCurve(UCurve, 30);
+  EXPECT_PRED2(Contains, std::string(status_of({}, {}).message()), "empty");
+  auto bad = good;
+  bad[4].lr = -1.0;
+  EXPECT_PRED2(Contains, std::string(status_of(bad, {}).message()),
+               "points[4].lr");
+  bad = good;
+  bad[7].lr = NAN;
+  EXPECT_PRED2(Contains, std::string(status_of(bad, {}).message()),
+               "finite and > 0");
+  bad = good;
+  bad[9].lr = bad[8].lr;
+  EXPECT_PRED2(Contains, std::string(status_of(bad, {}).message()),
+               "greater than");
+  AnalysisOptions o;
+  o.stepsize_k = 11;
+  EXPECT_PRED2(Contains, std::string(status_of(good, o).message()),
+               "stepsize_k");
+  o.stepsize_k = 1;
+  EXPECT_EQ(status_of(good, o).code(), absl::StatusCode::kInvalidArgument);
+  o = {};
+  o.smoothing_beta = 1.0;
+  EXPECT_PRED2(Contains, std::string(status_of(good, o).message()),
+               "smoothing_beta");
+  o = {};
+  o.divergence_factor = 1.0;
+  EXPECT_PRED2(Contains, std::string(status_of(good, o).message()),
+               "divergence_factor");
+  o = {};
+  o.skip_head_fraction = 1.0;
+  EXPECT_PRED2(Contains, std::string(status_of(good, o).message()),
+               "skip_head_fraction");
+  o = {};
+  o.iters_per_epoch = -1;
+  EXPECT_PRED2(Contains, std::string(status_of(good, o).message()),
+               "iters_per_epoch");
+}
+
+Recommendation Rec(double min_lr, double max_lr, double valley) {
+  Recommendation r;
+  r.min_lr = min_lr;
+  r.max_lr = max_lr;
+  r.lr_valley = valley;
+  r.points_used = 90;
+  return r;
+}
+
+TEST(AggregateSeedsTest, MedianInLogSpaceAndSpreadInDecades) {
+  std::vector<Recommendation> seeds = {
+      Rec(1e-3, 1e-2, 1e-3), Rec(2e-3, 1.2e-2, 1e-1), Rec(1.5e-3, 0.9e-2, NAN)};
+  seeds[1].warnings.push_back({"never_diverged", "raise end_lr"});
+  seeds[2].warnings.push_back({"never_diverged", "raise end_lr"});
+  absl::StatusOr<Recommendation> r = AggregateSeeds(seeds);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_DOUBLE_EQ(r->max_lr, 1e-2);
+  EXPECT_DOUBLE_EQ(r->min_lr, 1.5e-3);
+  EXPECT_NEAR(r->lr_valley, 1e-2, 1e-15);  // even count: geometric mean
+  EXPECT_NEAR(r->spread_decades, std::log10(2.0), 1e-12);
+  EXPECT_EQ(r->seeds, 3);
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_EQ(r->warnings[0].code, "never_diverged");
+  EXPECT_PRED2(Contains, std::string(r->warnings[0].message), "2 of 3 seeds");
+  EXPECT_FALSE(HasWarning(*r, "too_noisy"));
+}
+
+TEST(AggregateSeedsTest, SpreadOverHalfADecadeIsTooNoisy) {
+  absl::StatusOr<Recommendation> r =
+      AggregateSeeds({Rec(1e-3, 1e-2, 1e-3), Rec(1e-3, 4e-2, 1e-3)});
+  ASSERT_TRUE(r.ok());
+  EXPECT_NEAR(r->spread_decades, std::log10(4.0), 1e-12);
+  EXPECT_TRUE(HasWarning(*r, "too_noisy"));
+  EXPECT_LE(r->max_lr / r->min_lr, 10.0 + 1e-9);  // bounds re-clamped
+}
+
+TEST(AggregateSeedsTest, EmptyListIsAnError) {
+  EXPECT_EQ(AggregateSeeds({}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace lrtune
