@@ -1,0 +1,276 @@
+// Datasets as in-memory tensors: Fashion-MNIST, scikit-learn's tables,
+// seeded synthetic sets and inline tensors from a client.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "worker/dataset_files.h"
+#include "worker/torch_internal.h"
+
+namespace lrtune::engine::internal {
+namespace {
+
+// Fashion-MNIST's training-set pixel mean and standard deviation (of x/255).
+constexpr float kFashionMean = 0.2860f;
+constexpr float kFashionStd = 0.3530f;
+
+struct Split {
+  torch::Tensor x, y;
+};
+
+absl::StatusOr<Split> ReadFashion(const std::string& dir, const char* prefix,
+                                  int64_t limit) {
+  absl::StatusOr<IdxArray> images =
+      ReadIdx(absl::StrCat(dir, "/", prefix, "-images-idx3-ubyte.gz"));
+  if (!images.ok()) return images.status();
+  absl::StatusOr<IdxArray> labels =
+      ReadIdx(absl::StrCat(dir, "/", prefix, "-labels-idx1-ubyte.gz"));
+  if (!labels.ok()) return labels.status();
+  if (images->dims.size() != 3 || labels->dims.size() != 1 ||
+      images->dims[0] != labels->dims[0]) {
+    return absl::DataLossError(
+        absl::StrCat(dir, "/", prefix, ": images and labels do not match"));
+  }
+  int64_t n = images->dims[0];
+  if (limit > 0) n = std::min(n, limit);
+  const int64_t h = images->dims[1], w = images->dims[2];
+  torch::Tensor x = torch::from_blob(images->data.data(), {n, 1, h, w},
+                                     torch::kUInt8)
+                        .to(torch::kFloat32)
+                        .div_(255.0f)
+                        .sub_(kFashionMean)
+                        .div_(kFashionStd);
+  torch::Tensor y =
+      torch::from_blob(labels->data.data(), {n}, torch::kUInt8).to(torch::kInt64);
+  return Split{x, y};
+}
+
+torch::Generator MakeGenerator(uint64_t seed) {
+  return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
+
+// Synthetic sets, generated on the CPU from `seed`.
+absl::StatusOr<Split> Synthetic(const DataSpec& spec) {
+  const int64_t n = spec.synthetic_samples, k = spec.synthetic_classes,
+                f = spec.synthetic_features;
+  if (n < 10) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.synthetic_samples must be >= 10, got ", n));
+  }
+  if (spec.name != "linear" && k < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.synthetic_classes must be >= 2, got ", k));
+  }
+  if (spec.name != "spirals" && (f < 1 || f > 4096)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.synthetic_features must be in [1, 4096], got ", f));
+  }
+  torch::Generator gen = MakeGenerator(spec.split_seed + 7919);
+  if (spec.name == "spirals") {
+    torch::Tensor y = torch::arange(n, torch::kInt64).remainder(k);
+    torch::Tensor t = torch::rand({n}, gen);
+    torch::Tensor theta = y.to(torch::kFloat32) * (2.0 * M_PI / k) + t * 4.0 +
+                          torch::randn({n}, gen) * 0.15;
+    torch::Tensor x = torch::stack({t * torch::sin(theta), t * torch::cos(theta)}, 1);
+    return Split{x, y};
+  }
+  if (spec.name == "blobs") {
+    torch::Tensor centers = torch::randn({k, f}, gen) * 3.0;
+    torch::Tensor y = torch::arange(n, torch::kInt64).remainder(k);
+    torch::Tensor x = centers.index_select(0, y) + torch::randn({n, f}, gen);
+    return Split{x, y};
+  }
+  torch::Tensor w = torch::randn({f, 1}, gen);
+  torch::Tensor x = torch::randn({n, f}, gen);
+  torch::Tensor y = x.matmul(w) + 0.5 + torch::randn({n, 1}, gen) * 0.1;
+  return Split{x, y};
+}
+
+absl::StatusOr<Split> Inline(const DataSpec& spec) {
+  const auto& shape = spec.x_shape;
+  if (shape.empty() || shape[0] < 1) {
+    return absl::InvalidArgumentError(
+        "data.x_shape must be [N, ...] with N >= 1");
+  }
+  int64_t numel = 1;
+  for (int64_t d : shape) {
+    if (d < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data.x_shape dimensions must be >= 1, got ", d));
+    }
+    numel *= d;
+    if (numel > kMaxInlineElements) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data.x must hold at most ", kMaxInlineElements, " values"));
+    }
+  }
+  const int64_t n = shape[0];
+  if (n > kMaxInlineSamples) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.x_shape[0] must be <= ", kMaxInlineSamples, ", got ", n));
+  }
+  if (static_cast<int64_t>(spec.x.size()) != numel) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.x has ", spec.x.size(), " values but x_shape needs ",
+                     numel));
+  }
+  for (float v : spec.x) {
+    if (!std::isfinite(v)) {
+      return absl::InvalidArgumentError("data.x values must be finite");
+    }
+  }
+  torch::Tensor x =
+      torch::from_blob(const_cast<float*>(spec.x.data()), shape, torch::kFloat32)
+          .clone();
+  const bool has_labels = !spec.y_labels.empty();
+  const bool has_targets = !spec.y_targets.empty();
+  if (has_labels == has_targets) {
+    return absl::InvalidArgumentError(
+        "data: give exactly one of y_labels and y_targets");
+  }
+  if (has_labels) {
+    if (static_cast<int64_t>(spec.y_labels.size()) != n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data.y_labels has ", spec.y_labels.size(), " values, expected N = ", n));
+    }
+    for (int64_t v : spec.y_labels) {
+      if (v < 0 || v > 100000) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "data.y_labels must be in [0, 100000], got ", v));
+      }
+    }
+    torch::Tensor y = torch::from_blob(const_cast<int64_t*>(spec.y_labels.data()),
+                                       {n}, torch::kInt64)
+                          .clone();
+    return Split{x, y};
+  }
+  const int64_t k = spec.y_target_width;
+  if (k < 1 || static_cast<int64_t>(spec.y_targets.size()) != n * k) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.y_targets has ", spec.y_targets.size(),
+        " values, expected N * y_target_width = ", n, " * ", k));
+  }
+  for (float v : spec.y_targets) {
+    if (!std::isfinite(v)) {
+      return absl::InvalidArgumentError("data.y_targets must be finite");
+    }
+  }
+  torch::Tensor y = torch::from_blob(const_cast<float*>(spec.y_targets.data()),
+                                     {n, k}, torch::kFloat32)
+                        .clone();
+  return Split{x, y};
+}
+
+const char* SklearnFile(const std::string& name) {
+  if (name == "digits") return "digits.csv.gz";
+  if (name == "iris") return "iris.csv";
+  if (name == "wine") return "wine_data.csv";
+  if (name == "breast-cancer") return "breast_cancer.csv";
+  return nullptr;
+}
+
+}  // namespace
+
+absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
+                                    const torch::Device& device) {
+  if (spec.subset < 0 || spec.validation_subset < 0) {
+    return absl::InvalidArgumentError(
+        "data.subset and data.validation_subset must be >= 0 (0 = all)");
+  }
+  if (!(spec.validation_fraction >= 0.0 && spec.validation_fraction <= 0.9)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.validation_fraction must be in [0, 0.9], got ",
+        spec.validation_fraction));
+  }
+  Dataset d;
+  d.name = spec.name;
+  Split train, val;
+  bool official_split = false;
+  bool standardise = false;
+  if (spec.name == "fashion-mnist") {
+    absl::StatusOr<std::string> dir = FindDatasetDir(spec.data_dir, spec.name);
+    if (!dir.ok()) return dir.status();
+    absl::StatusOr<Split> tr = ReadFashion(*dir, "train", spec.subset);
+    if (!tr.ok()) return tr.status();
+    absl::StatusOr<Split> te = ReadFashion(*dir, "t10k", spec.validation_subset);
+    if (!te.ok()) return te.status();
+    train = *tr;
+    val = *te;
+    official_split = true;
+  } else if (const char* file = SklearnFile(spec.name)) {
+    absl::StatusOr<std::string> dir = FindDatasetDir(spec.data_dir, "sklearn");
+    if (!dir.ok()) return dir.status();
+    absl::StatusOr<CsvTable> t = ReadSklearnCsv(absl::StrCat(*dir, "/", file));
+    if (!t.ok()) return t.status();
+    train.x = torch::from_blob(t->x.data(), {t->rows, t->cols}, torch::kFloat32)
+                  .clone();
+    train.y = torch::from_blob(t->labels.data(), {t->rows}, torch::kInt64).clone();
+    standardise = true;
+  } else if (spec.name == "spirals" || spec.name == "blobs" ||
+             spec.name == "linear") {
+    absl::StatusOr<Split> s = Synthetic(spec);
+    if (!s.ok()) return s.status();
+    train = *s;
+    standardise = spec.name != "spirals";
+  } else if (spec.name == "inline") {
+    absl::StatusOr<Split> s = Inline(spec);
+    if (!s.ok()) return s.status();
+    train = *s;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.name must be one of fashion-mnist, digits, iris, wine, "
+        "breast-cancer, spirals, blobs, linear, inline; got \"",
+        spec.name, "\""));
+  }
+  if (!official_split) {
+    // Deterministic split from split_seed, independent of the job's seed.
+    const int64_t n = train.x.size(0);
+    torch::Generator gen = MakeGenerator(spec.split_seed);
+    torch::Tensor perm = torch::randperm(n, gen);
+    const int64_t n_val = static_cast<int64_t>(
+        std::floor(static_cast<double>(n) * spec.validation_fraction));
+    torch::Tensor val_idx = perm.narrow(0, 0, n_val);
+    torch::Tensor train_idx = perm.narrow(0, n_val, n - n_val);
+    Split all = train;
+    train = {all.x.index_select(0, train_idx), all.y.index_select(0, train_idx)};
+    // No held-out samples: validate on the training set.
+    val = n_val > 0 ? Split{all.x.index_select(0, val_idx),
+                            all.y.index_select(0, val_idx)}
+                    : train;
+    if (spec.subset > 0 && spec.subset < train.x.size(0)) {
+      train = {train.x.narrow(0, 0, spec.subset),
+               train.y.narrow(0, 0, spec.subset)};
+    }
+    if (spec.validation_subset > 0 && spec.validation_subset < val.x.size(0)) {
+      val = {val.x.narrow(0, 0, spec.validation_subset),
+             val.y.narrow(0, 0, spec.validation_subset)};
+    }
+  }
+  if (standardise) {
+    torch::Tensor mean = train.x.mean(0, /*keepdim=*/true);
+    torch::Tensor std = train.x.std(0, /*unbiased=*/false, /*keepdim=*/true)
+                            .clamp_min(1e-6);
+    train.x = (train.x - mean) / std;
+    val.x = (val.x - mean) / std;
+  }
+  if (spec.name == "digits") {  // 8x8 images: let cnn and resnet20 use them
+    train.x = train.x.reshape({-1, 1, 8, 8});
+    val.x = val.x.reshape({-1, 1, 8, 8});
+  }
+  d.sample_shape = train.x.sizes().vec();
+  d.sample_shape.erase(d.sample_shape.begin());
+  if (train.y.scalar_type() == torch::kInt64) {
+    d.num_classes =
+        std::max(train.y.max().item<int64_t>(), val.y.max().item<int64_t>()) + 1;
+  } else {
+    d.target_width = train.y.size(1);
+  }
+  d.train_x = train.x.contiguous().to(device);
+  d.train_y = train.y.contiguous().to(device);
+  d.val_x = val.x.contiguous().to(device);
+  d.val_y = val.y.contiguous().to(device);
+  return d;
+}
+
+}  // namespace lrtune::engine::internal

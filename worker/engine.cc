@@ -1,0 +1,341 @@
+// Range tests and schedule training on top of Trainer; the torch edge where
+// exceptions become Status values.
+#include "worker/engine.h"
+
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <new>
+#include <sys/stat.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "worker/torch_internal.h"
+#include "worker/trainer.h"
+
+namespace lrtune::engine {
+namespace internal {
+
+absl::Status StatusFromException(const std::exception& e,
+                                 const std::string& context) {
+  std::string msg;
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
+    msg = c10->what_without_backtrace();
+  } else {
+    msg = e.what();
+  }
+  const bool oom = dynamic_cast<const std::bad_alloc*>(&e) != nullptr ||
+                   absl::StrContains(msg, "out of memory") ||
+                   absl::StrContains(msg, "DefaultCPUAllocator: can't allocate");
+  std::string full = absl::StrCat(context, ": ", msg);
+  return oom ? absl::ResourceExhaustedError(full) : absl::InternalError(full);
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::Dataset;
+using internal::Trainer;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+absl::StatusOr<torch::Device> ResolveDevice(const DeviceOptions& d) {
+  const bool cuda_ok = torch::cuda::is_available();
+  torch::Device device(torch::kCPU);
+  if (d.device == "auto") {
+    if (cuda_ok) device = torch::Device(torch::kCUDA, 0);
+  } else if (d.device == "cuda" || absl::StartsWith(d.device, "cuda:")) {
+    int index = 0;
+    if (d.device.size() > 5 && !absl::SimpleAtoi(d.device.substr(5), &index)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "device.device must be cpu, cuda, cuda:<i> or auto, got \"",
+          d.device, "\""));
+    }
+    if (!cuda_ok) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "device ", d.device, " requested but no CUDA device is available (",
+          TorchVersion(), ")"));
+    }
+    if (index < 0 || index >= static_cast<int>(torch::cuda::device_count())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "device.device ", d.device, ": index out of range, ",
+          torch::cuda::device_count(), " CUDA device(s)"));
+    }
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  } else if (d.device != "cpu") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "device.device must be cpu, cuda, cuda:<i> or auto, got \"", d.device,
+        "\""));
+  }
+  if (!device.is_cuda() && (d.cuda_graph || d.bf16)) {
+    return absl::InvalidArgumentError(
+        "device.cuda_graph and device.bf16 require a CUDA device");
+  }
+  if (d.threads > 0) torch::set_num_threads(d.threads);
+  return device;
+}
+
+std::string DeviceName(const torch::Device& d) { return d.str(); }
+
+// Feeds each seed's points through the divergence monitor and callbacks.
+struct PendingPoint {
+  int64_t step;
+  double lr;
+  std::optional<double> momentum;
+  double elapsed;
+};
+
+struct Setup {
+  torch::Device device = torch::kCPU;
+  Dataset data;
+};
+
+absl::StatusOr<Setup> Prepare(const JobSpec& job, const Callbacks& cb) {
+  LRTUNE_RETURN_IF_ERROR(ValidateJob(job));
+  Setup s;
+  LRTUNE_ASSIGN_OR_RETURN(s.device, ResolveDevice(job.device));
+  LRTUNE_ASSIGN_OR_RETURN(s.data, internal::LoadDataset(job.data, s.device));
+  if (cb.on_progress) {
+    cb.on_progress(absl::StrCat("loaded ", s.data.name, ": ",
+                                s.data.train_size(), " train, ",
+                                s.data.val_x.size(0), " validation samples on ",
+                                DeviceName(s.device)));
+  }
+  return s;
+}
+
+absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
+                                              const RangeTestSpec& spec,
+                                              const Callbacks& cb,
+                                              const CancellationToken* cancel) {
+  LRTUNE_RETURN_IF_ERROR(ValidateRangeTest(spec));
+  LRTUNE_ASSIGN_OR_RETURN(Setup setup, Prepare(job, cb));
+  LRTUNE_ASSIGN_OR_RETURN(
+      Schedule ramp, Schedule::Create(ScheduleSpec::Ramp(
+                         spec.start_lr, spec.end_lr, spec.steps, spec.shape)));
+  std::vector<uint64_t> seeds = spec.seeds;
+  if (seeds.empty()) seeds.push_back(job.seed);
+  RangeTestResult result;
+  result.device = DeviceName(setup.device);
+  for (size_t si = 0; si < seeds.size(); ++si) {
+    const int seed_index = static_cast<int>(si);
+    LRTUNE_ASSIGN_OR_RETURN(
+        std::unique_ptr<internal::Model> model,
+        internal::BuildModel(job.model, setup.data, job.loss, seeds[si],
+                             setup.device));
+    LRTUNE_ASSIGN_OR_RETURN(
+        std::unique_ptr<Trainer> trainer,
+        Trainer::Create(job, setup.data, *model, seeds[si], setup.device));
+    DivergenceMonitor monitor(spec.analysis.smoothing_beta,
+                              spec.analysis.divergence_factor);
+    std::vector<CurvePoint> curve;
+    std::deque<PendingPoint> pending;
+    bool diverged = false;
+    auto drain = [&](bool flush) {
+      for (double loss : trainer->TakeLosses(flush)) {
+        PendingPoint p = pending.front();
+        pending.pop_front();
+        if (diverged) continue;  // ran past divergence (CUDA chunking)
+        diverged = monitor.Add(loss);
+        curve.push_back({p.step, p.lr, loss});
+        if (cb.on_point) {
+          cb.on_point({seed_index, p.step, p.lr, p.momentum, loss,
+                       monitor.smoothed(), p.elapsed});
+        }
+      }
+    };
+    const Clock::time_point start = Clock::now();
+    for (int64_t t = 0; t < spec.steps && !diverged; ++t) {
+      if (cancel != nullptr && cancel->cancelled()) {
+        return absl::CancelledError(absl::StrCat(
+            "range test cancelled at step ", t, " of seed ", seeds[si]));
+      }
+      const double lr = ramp.Lr(t);
+      const std::optional<double> momentum = ramp.Momentum(t);
+      trainer->Step(t, lr, momentum);
+      pending.push_back({t, lr, momentum, Seconds(start)});
+      ++result.steps_run;
+      drain(/*flush=*/false);
+      if (spec.eval_every > 0 && (t + 1) % spec.eval_every == 0 && !diverged) {
+        internal::EvalResult e = trainer->Evaluate(spec.eval_samples);
+        Evaluation ev{seed_index, t + 1, 0, lr, std::nan(""), e.loss,
+                      e.accuracy};
+        result.evaluations.push_back(ev);
+        if (cb.on_evaluation) cb.on_evaluation(ev);
+      }
+    }
+    drain(/*flush=*/true);
+    result.train_seconds += Seconds(start);
+    AnalysisOptions options = spec.analysis;
+    if (options.iters_per_epoch == 0) {
+      options.iters_per_epoch = trainer->steps_per_epoch();
+    }
+    LRTUNE_ASSIGN_OR_RETURN(Recommendation rec, AnalyzeCurve(curve, options));
+    result.per_seed.push_back(std::move(rec));
+    result.curves.push_back(std::move(curve));
+  }
+  LRTUNE_ASSIGN_OR_RETURN(result.recommendation,
+                          AggregateSeeds(result.per_seed));
+  return result;
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job,
+                                      const TrainSpec& spec,
+                                      const Callbacks& cb,
+                                      const CancellationToken* cancel) {
+  LRTUNE_RETURN_IF_ERROR(ValidateTrain(spec));
+  LRTUNE_ASSIGN_OR_RETURN(Schedule schedule, Schedule::Create(spec.schedule));
+  LRTUNE_ASSIGN_OR_RETURN(Setup setup, Prepare(job, cb));
+  LRTUNE_ASSIGN_OR_RETURN(
+      std::unique_ptr<internal::Model> model,
+      internal::BuildModel(job.model, setup.data, job.loss, job.seed,
+                           setup.device));
+  LRTUNE_ASSIGN_OR_RETURN(
+      std::unique_ptr<Trainer> trainer,
+      Trainer::Create(job, setup.data, *model, job.seed, setup.device));
+  const int64_t spe = trainer->steps_per_epoch();
+  const int64_t total = spec.steps > 0 ? spec.steps : spec.epochs * spe;
+  if (schedule.length() > 0 && schedule.length() < total) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "train.schedule is built for ", schedule.length(),
+        " steps but the budget is ", total, " steps"));
+  }
+  TrainResult result;
+  result.device = DeviceName(setup.device);
+  int64_t first = 0;
+  const std::string& ckpt = spec.checkpoint_path;
+  if (!ckpt.empty() && FileExists(ckpt)) {
+    LRTUNE_ASSIGN_OR_RETURN(first, trainer->RestoreCheckpoint(ckpt));
+    result.resumed_from = first;
+    if (cb.on_progress) {
+      cb.on_progress(absl::StrCat("restored ", ckpt, " at step ", first));
+    }
+  }
+  EmaSmoother smoother(0.98);
+  std::deque<PendingPoint> pending;
+  double loss_sum = 0.0;
+  int64_t loss_count = 0;
+  absl::Status failure;
+  auto drain = [&](bool flush) {
+    for (double loss : trainer->TakeLosses(flush)) {
+      PendingPoint p = pending.front();
+      pending.pop_front();
+      if (!failure.ok()) continue;
+      if (!std::isfinite(loss)) {
+        failure = absl::FailedPreconditionError(absl::StrCat(
+            "training diverged: loss is ", loss, " at step ", p.step,
+            " (lr ", p.lr, "); lower the learning rate"));
+        continue;
+      }
+      loss_sum += loss;
+      ++loss_count;
+      const double smoothed = smoother.Add(loss);
+      if (cb.on_point && p.step % spec.point_every == 0) {
+        cb.on_point({0, p.step, p.lr, p.momentum, loss, smoothed, p.elapsed});
+      }
+    }
+    return failure;
+  };
+  bool have_eval = false;
+  const Clock::time_point start = Clock::now();
+  for (int64_t t = first; t < total; ++t) {
+    if (cancel != nullptr && cancel->cancelled()) {
+      LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
+      if (!ckpt.empty()) LRTUNE_RETURN_IF_ERROR(trainer->SaveCheckpoint(ckpt, t));
+      return absl::CancelledError(absl::StrCat("training cancelled at step ", t));
+    }
+    const double lr = schedule.Lr(t);
+    const std::optional<double> momentum = schedule.Momentum(t);
+    trainer->Step(t, lr, momentum);
+    pending.push_back({t, lr, momentum, Seconds(start)});
+    LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/false));
+    const int64_t done = t + 1;
+    const bool epoch_end = done % spe == 0 || done == total;
+    if (epoch_end) {
+      LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
+      internal::EvalResult e = trainer->Evaluate(0);
+      Evaluation ev{0,
+                    done,
+                    done / spe,
+                    lr,
+                    loss_count > 0 ? loss_sum / static_cast<double>(loss_count)
+                                   : std::nan(""),
+                    e.loss,
+                    e.accuracy};
+      loss_sum = 0.0;
+      loss_count = 0;
+      if (cb.on_evaluation) cb.on_evaluation(ev);
+      result.final_eval = ev;
+      if (!have_eval || ev.val_loss < result.best_eval.val_loss) {
+        result.best_eval = ev;
+      }
+      have_eval = true;
+    }
+    const bool periodic =
+        spec.checkpoint_every > 0 && done % spec.checkpoint_every == 0;
+    if (!ckpt.empty() && (epoch_end || periodic)) {
+      LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
+      LRTUNE_RETURN_IF_ERROR(trainer->SaveCheckpoint(ckpt, done));
+    }
+  }
+  LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
+  if (!have_eval) {  // restored at the end of the budget
+    internal::EvalResult e = trainer->Evaluate(0);
+    result.final_eval = {0, total, total / spe, schedule.Lr(total - 1),
+                         std::nan(""), e.loss, e.accuracy};
+    result.best_eval = result.final_eval;
+  }
+  result.steps = total;
+  result.train_seconds = Seconds(start);
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<RangeTestResult> RunRangeTest(const JobSpec& job,
+                                             const RangeTestSpec& spec,
+                                             const Callbacks& callbacks,
+                                             const CancellationToken* cancel) {
+  try {
+    return RangeTestImpl(job, spec, callbacks, cancel);
+  } catch (const std::exception& e) {
+    return internal::StatusFromException(e, "range test");
+  }
+}
+
+absl::StatusOr<TrainResult> RunTraining(const JobSpec& job,
+                                        const TrainSpec& spec,
+                                        const Callbacks& callbacks,
+                                        const CancellationToken* cancel) {
+  try {
+    return TrainImpl(job, spec, callbacks, cancel);
+  } catch (const std::exception& e) {
+    return internal::StatusFromException(e, "training");
+  }
+}
+
+std::string TorchVersion() {
+#ifdef LRTUNE_WITH_CUDA
+  const char* kind = "cuda";
+#else
+  const char* kind = "cpu";
+#endif
+  return absl::StrCat(TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR, ".",
+                      TORCH_VERSION_PATCH, " (", kind, ")");
+}
+
+}  // namespace lrtune::engine

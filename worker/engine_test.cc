@@ -1,0 +1,359 @@
+// End-to-end tests of the engine on small data: every built-in model learns
+// on every dataset it fits, the range test on Fashion-MNIST, determinism,
+// TorchScript modules, and the errors (bad module, bad tensors, cancel, NaN).
+#include "worker/engine.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "gtest/gtest.h"
+
+namespace lrtune::engine {
+namespace {
+
+JobSpec SmallJob(const std::string& data, ModelKind kind = ModelKind::kMlp) {
+  JobSpec job;
+  job.model.kind = kind;
+  job.model.hidden = {32};
+  job.data.name = data;
+  job.data.subset = 512;
+  job.data.validation_subset = 256;
+  job.batch_size = 32;
+  job.seed = 1;
+  job.device.threads = 1;
+  return job;
+}
+
+TrainSpec ConstantLr(double lr, int64_t steps) {
+  TrainSpec spec;
+  spec.schedule.kind = ScheduleKind::kConstant;
+  spec.schedule.base_lr = lr;
+  spec.steps = steps;
+  return spec;
+}
+
+struct Recorded {
+  std::vector<double> losses;
+  std::vector<Evaluation> evals;
+  Callbacks callbacks() {
+    Callbacks cb;
+    cb.on_point = [this](const StepPoint& p) { losses.push_back(p.loss); };
+    cb.on_evaluation = [this](const Evaluation& e) { evals.push_back(e); };
+    return cb;
+  }
+  double Mean(size_t from, size_t n) const {
+    double s = 0;
+    for (size_t i = from; i < from + n; ++i) s += losses[i];
+    return s / static_cast<double>(n);
+  }
+};
+
+struct LearnCase {
+  std::string data;
+  ModelKind model;
+  OptimizerKind optimizer;
+  double lr;
+  LossKind loss = LossKind::kCrossEntropy;
+};
+
+class LearnTest : public testing::TestWithParam<LearnCase> {};
+
+TEST_P(LearnTest, LossDecreases) {
+  const LearnCase& c = GetParam();
+  JobSpec job = SmallJob(c.data, c.model);
+  job.optimizer.kind = c.optimizer;
+  job.loss = c.loss;
+  if (c.optimizer == OptimizerKind::kSgd) job.optimizer.momentum = 0.9;
+  Recorded rec;
+  constexpr int64_t kSteps = 40;
+  absl::StatusOr<TrainResult> r =
+      RunTraining(job, ConstantLr(c.lr, kSteps), rec.callbacks());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(rec.losses.size(), static_cast<size_t>(kSteps));
+  EXPECT_LT(rec.Mean(kSteps - 8, 8), 0.8 * rec.Mean(0, 8))
+      << c.data << " / " << ModelKindName(c.model);
+  EXPECT_TRUE(std::isfinite(r->final_eval.val_loss));
+  ASSERT_FALSE(rec.evals.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Engine, LearnTest,
+    testing::Values(
+        LearnCase{"fashion-mnist", ModelKind::kMlp, OptimizerKind::kSgd, 0.05},
+        LearnCase{"fashion-mnist", ModelKind::kCnn, OptimizerKind::kAdam, 2e-3},
+        LearnCase{"fashion-mnist", ModelKind::kResnet20, OptimizerKind::kAdam,
+                  3e-3},
+        LearnCase{"digits", ModelKind::kMlp, OptimizerKind::kAdamW, 3e-3},
+        LearnCase{"digits", ModelKind::kCnn, OptimizerKind::kRmsProp, 1e-3},
+        LearnCase{"digits", ModelKind::kResnet20, OptimizerKind::kAdam, 3e-3},
+        LearnCase{"iris", ModelKind::kMlp, OptimizerKind::kSgd, 0.05},
+        LearnCase{"wine", ModelKind::kMlp, OptimizerKind::kSgd, 0.05},
+        LearnCase{"breast-cancer", ModelKind::kMlp, OptimizerKind::kSgd, 0.02},
+        LearnCase{"spirals", ModelKind::kMlp, OptimizerKind::kAdam, 1e-2},
+        LearnCase{"blobs", ModelKind::kMlp, OptimizerKind::kSgd, 0.05},
+        LearnCase{"linear", ModelKind::kMlp, OptimizerKind::kSgd, 0.01,
+                  LossKind::kMse}),
+    [](const testing::TestParamInfo<LearnCase>& info) {
+      std::string name = info.param.data + "_" + ModelKindName(info.param.model);
+      for (char& ch : name) {
+        if (ch == '-') ch = '_';
+      }
+      return name;
+    });
+
+TEST(EngineTest, ImageModelsRejectTabularData) {
+  absl::StatusOr<TrainResult> r =
+      RunTraining(SmallJob("iris", ModelKind::kCnn), ConstantLr(0.1, 2), {});
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("[C, H, W]"), std::string::npos);
+}
+
+TEST(EngineTest, RangeTestOnFashionMnist) {
+  JobSpec job = SmallJob("fashion-mnist");
+  job.data.subset = 2048;
+  job.model.hidden = {64};
+  job.batch_size = 64;
+  RangeTestSpec spec;
+  spec.start_lr = 1e-4;
+  spec.end_lr = 100.0;
+  spec.steps = 120;
+  spec.eval_every = 40;
+  spec.eval_samples = 128;
+  Recorded rec;
+  absl::StatusOr<RangeTestResult> r = RunRangeTest(job, spec, rec.callbacks());
+  ASSERT_TRUE(r.ok()) << r.status();
+  const Recommendation& rc = r->recommendation;
+  ASSERT_EQ(r->curves.size(), 1u);
+  const std::vector<CurvePoint>& curve = r->curves[0];
+  EXPECT_EQ(rec.losses.size(), curve.size());
+  // lr up to 100 diverges; the test stops there.
+  EXPECT_LT(static_cast<int64_t>(curve.size()), spec.steps);
+  const double diverged_lr = curve.back().lr;
+  EXPECT_GE(rc.min_lr, spec.start_lr);
+  EXPECT_LT(rc.min_lr, rc.max_lr);
+  EXPECT_LE(rc.max_lr, diverged_lr);
+  EXPECT_GT(rc.stepsize_iterations, 0);
+  EXPECT_FALSE(r->evaluations.empty());
+}
+
+TEST(EngineTest, SameSeedSameCurveBitForBit) {
+  JobSpec job = SmallJob("fashion-mnist");
+  job.data.subset = 256;
+  RangeTestSpec spec;
+  spec.start_lr = 1e-3;
+  spec.end_lr = 1.0;
+  spec.steps = 20;
+  absl::StatusOr<RangeTestResult> a = RunRangeTest(job, spec, {});
+  absl::StatusOr<RangeTestResult> b = RunRangeTest(job, spec, {});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->curves[0].size(), b->curves[0].size());
+  for (size_t i = 0; i < a->curves[0].size(); ++i) {
+    EXPECT_EQ(a->curves[0][i].loss, b->curves[0][i].loss) << "step " << i;
+  }
+  job.seed = 2;
+  absl::StatusOr<RangeTestResult> c = RunRangeTest(job, spec, {});
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(a->curves[0][5].loss, c->curves[0][5].loss);
+}
+
+TEST(EngineTest, SeveralSeedsAreAggregated) {
+  JobSpec job = SmallJob("blobs");
+  RangeTestSpec spec;
+  spec.start_lr = 1e-3;
+  spec.end_lr = 50.0;
+  spec.steps = 40;
+  spec.seeds = {1, 2, 3};
+  absl::StatusOr<RangeTestResult> r = RunRangeTest(job, spec, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->per_seed.size(), 3u);
+  EXPECT_EQ(r->recommendation.seeds, 3);
+}
+
+// A TorchScript linear classifier made here, as a client would with
+// torch.jit.save.
+std::string ScriptModule(int64_t in, int64_t out, bool with_params = true,
+                         const std::string& body = "") {
+  torch::jit::Module m("Linear");
+  if (with_params) {
+    torch::manual_seed(0);
+    m.register_parameter("w", torch::randn({in, out}) * 0.1, false);
+    m.register_parameter("b", torch::zeros({out}), false);
+  }
+  m.define(body.empty()
+               ? "def forward(self, x):\n  return x.flatten(1).matmul(self.w) + self.b\n"
+               : body);
+  std::ostringstream bytes;
+  m.save(bytes);
+  return bytes.str();
+}
+
+TEST(EngineTest, TrainsTorchScriptModule) {
+  JobSpec job = SmallJob("blobs", ModelKind::kTorchScript);
+  job.model.torchscript = ScriptModule(8, 3);
+  Recorded rec;
+  absl::StatusOr<TrainResult> r =
+      RunTraining(job, ConstantLr(0.1, 30), rec.callbacks());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_LT(rec.Mean(22, 8), 0.8 * rec.Mean(0, 8));
+}
+
+TEST(EngineTest, BadTorchScriptModulesGiveErrors) {
+  JobSpec job = SmallJob("blobs", ModelKind::kTorchScript);
+  job.model.torchscript = "not a zip archive";
+  absl::StatusOr<TrainResult> r = RunTraining(job, ConstantLr(0.1, 2), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("cannot load"), std::string::npos);
+
+  job.model.torchscript = ScriptModule(
+      8, 3, /*with_params=*/false, "def forward(self, x):\n  return x\n");
+  r = RunTraining(job, ConstantLr(0.1, 2), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("no trainable parameters"),
+            std::string::npos);
+
+  job.model.torchscript = ScriptModule(8, 5);  // 5 outputs, 3 classes
+  r = RunTraining(job, ConstantLr(0.1, 2), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("does not fit loss"), std::string::npos);
+
+  job.model.torchscript = ScriptModule(7, 3);  // wrong input width
+  r = RunTraining(job, ConstantLr(0.1, 2), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("forward pass failed"), std::string::npos);
+}
+
+JobSpec InlineJob() {
+  JobSpec job = SmallJob("inline");
+  job.data.x_shape = {6, 2};
+  job.data.x = {0, 0, 0, 1, 1, 0, 1, 1, 2, 2, 3, 3};
+  job.data.y_labels = {0, 1, 1, 0, 1, 0};
+  job.data.validation_fraction = 0.0;
+  return job;
+}
+
+TEST(EngineTest, InlineTensorsTrainAndBadTensorsGiveErrors) {
+  absl::StatusOr<TrainResult> r = RunTraining(InlineJob(), ConstantLr(0.1, 5), {});
+  ASSERT_TRUE(r.ok()) << r.status();
+
+  JobSpec job = InlineJob();
+  job.data.x.pop_back();
+  r = RunTraining(job, ConstantLr(0.1, 5), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("data.x has 11 values"), std::string::npos);
+
+  job = InlineJob();
+  job.data.x[3] = std::nanf("");
+  r = RunTraining(job, ConstantLr(0.1, 5), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+
+  job = InlineJob();
+  job.data.y_labels[0] = -1;
+  r = RunTraining(job, ConstantLr(0.1, 5), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("data.y_labels"), std::string::npos);
+
+  job = InlineJob();
+  job.data.y_targets = {1, 2, 3, 4, 5, 6};  // both labels and targets
+  r = RunTraining(job, ConstantLr(0.1, 5), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+
+  job = InlineJob();
+  job.data.x_shape = {kMaxInlineSamples + 1, 1};
+  r = RunTraining(job, ConstantLr(0.1, 5), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EngineTest, CancelledRunStops) {
+  CancellationToken cancel;
+  Callbacks cb;
+  int points = 0;
+  cb.on_point = [&](const StepPoint&) {
+    if (++points == 5) cancel.Cancel();
+  };
+  RangeTestSpec spec;
+  spec.steps = 100;
+  absl::StatusOr<RangeTestResult> r =
+      RunRangeTest(SmallJob("blobs"), spec, cb, &cancel);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(points, 5);
+}
+
+TEST(EngineTest, NonFiniteLossFailsTraining) {
+  JobSpec job = SmallJob("linear");
+  job.loss = LossKind::kMse;
+  absl::StatusOr<TrainResult> r = RunTraining(job, ConstantLr(1e6, 50), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("diverged"), std::string::npos);
+}
+
+TEST(EngineTest, InvalidSpecsNameTheField) {
+  JobSpec job = SmallJob("blobs");
+  job.batch_size = 0;
+  absl::StatusOr<TrainResult> r = RunTraining(job, ConstantLr(0.1, 5), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("batch_size"), std::string::npos);
+
+  job = SmallJob("no-such-data");
+  r = RunTraining(job, ConstantLr(0.1, 5), {});
+  EXPECT_NE(r.status().message().find("data.name"), std::string::npos);
+
+  job = SmallJob("fashion-mnist");
+  job.data.data_dir = "/nonexistent";
+  r = RunTraining(job, ConstantLr(0.1, 5), {});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+
+  job = SmallJob("blobs");
+  job.device.device = "tpu";
+  r = RunTraining(job, ConstantLr(0.1, 5), {});
+  EXPECT_NE(r.status().message().find("device.device"), std::string::npos);
+
+  RangeTestSpec spec;
+  spec.end_lr = spec.start_lr / 2;
+  EXPECT_EQ(RunRangeTest(SmallJob("blobs"), spec, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EngineTest, CheckpointResumesExactly) {
+  JobSpec job = SmallJob("blobs");
+  job.optimizer.momentum = 0.9;
+  TrainSpec spec = ConstantLr(0.05, 30);
+  absl::StatusOr<TrainResult> whole = RunTraining(job, spec, {});
+  ASSERT_TRUE(whole.ok()) << whole.status();
+
+  spec.checkpoint_path =
+      testing::TempDir() + "/engine_test_ckpt_" + std::to_string(::getpid());
+  std::remove(spec.checkpoint_path.c_str());
+  CancellationToken cancel;
+  Callbacks cb;
+  cb.on_point = [&](const StepPoint& p) {
+    if (p.step == 12) cancel.Cancel();
+  };
+  absl::StatusOr<TrainResult> first = RunTraining(job, spec, cb, &cancel);
+  EXPECT_EQ(first.status().code(), absl::StatusCode::kCancelled);
+  absl::StatusOr<TrainResult> resumed = RunTraining(job, spec, {});
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->resumed_from, 13);
+  EXPECT_EQ(resumed->steps, 30);
+  EXPECT_EQ(resumed->final_eval.val_loss, whole->final_eval.val_loss);
+  std::remove(spec.checkpoint_path.c_str());
+}
+
+TEST(EngineTest, EpochBudgetEvaluatesEveryEpoch) {
+  JobSpec job = SmallJob("iris");
+  TrainSpec spec;
+  spec.schedule = ScheduleSpec::OneCycle(0.5, 3 * (120 / 32));
+  spec.epochs = 3;
+  Recorded rec;
+  absl::StatusOr<TrainResult> r = RunTraining(job, spec, rec.callbacks());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(rec.evals.size(), 3u);
+  EXPECT_EQ(rec.evals[2].epoch, 3);
+  EXPECT_GT(r->best_eval.val_accuracy, 0.5);
+}
+
+}  // namespace
+}  // namespace lrtune::engine

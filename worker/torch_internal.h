@@ -1,0 +1,77 @@
+// Engine internals shared by worker/*.cc: the in-memory dataset, the model
+// interface and the exception-to-Status edge. Includes LibTorch; never
+// include it from a public header.
+//
+//   LRTUNE_ASSIGN_OR_RETURN(Dataset d, LoadDataset(job.data, device));
+//   LRTUNE_ASSIGN_OR_RETURN(auto model, BuildModel(job.model, d, job.loss,
+//                                                  seed, device));
+#ifndef LRTUNE_WORKER_TORCH_INTERNAL_H_
+#define LRTUNE_WORKER_TORCH_INTERNAL_H_
+
+#include <torch/torch.h>
+
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "worker/engine.h"
+
+namespace lrtune::engine::internal {
+
+// Converts an exception thrown by LibTorch (c10::Error, std::bad_alloc, ...)
+// into a Status carrying its message, prefixed by `context`. Out-of-memory
+// gives ResourceExhausted, everything else Internal.
+absl::Status StatusFromException(const std::exception& e,
+                                 const std::string& context);
+
+// A dataset held in memory on the job's device. x is float32 [N, ...];
+// y is int64 [N] (classification) or float32 [N, k] (regression).
+struct Dataset {
+  std::string name;
+  torch::Tensor train_x, train_y, val_x, val_y;
+  std::vector<int64_t> sample_shape;  // per-sample shape of x
+  int64_t num_classes = 0;            // 0 for regression
+  int64_t target_width = 0;           // regression: k
+  int64_t train_size() const { return train_x.size(0); }
+};
+
+// Loads (or generates) the dataset of `spec` onto `device`: standardised
+// features, deterministic split, subsets applied. Errors: InvalidArgument
+// (bad spec, naming the field), NotFound / DataLoss (files).
+absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
+                                    const torch::Device& device);
+
+// A trainable model: built-in (torch::nn) or TorchScript.
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual torch::Tensor Forward(const torch::Tensor& x) = 0;
+  virtual std::vector<torch::Tensor> Parameters() = 0;
+  // Parameters and buffers by name, for checkpoints.
+  virtual std::vector<std::pair<std::string, torch::Tensor>> State() = 0;
+  virtual void SetTraining(bool on) = 0;
+  // Whether the forward pass may be captured in a CUDA graph.
+  virtual bool graph_capturable() const = 0;
+};
+
+// Builds the model of `spec` for `data` with weights initialised from
+// `seed` (TorchScript modules keep their saved weights), on `device`, and
+// checks its output fits `loss` with a forward pass on two samples.
+// Errors: InvalidArgument naming the field (incompatible data, a module that
+// fails to load, has no parameters or the wrong output shape).
+absl::StatusOr<std::unique_ptr<Model>> BuildModel(const ModelSpec& spec,
+                                                  const Dataset& data,
+                                                  LossKind loss, uint64_t seed,
+                                                  const torch::Device& device);
+
+// The loss of `output` against `target` (mean over the batch).
+torch::Tensor ComputeLoss(LossKind loss, const torch::Tensor& output,
+                          const torch::Tensor& target);
+
+}  // namespace lrtune::engine::internal
+
+#endif  // LRTUNE_WORKER_TORCH_INTERNAL_H_
