@@ -31,7 +31,9 @@ struct ScheduleOptions {
   // Parameter name (snake_case, see core/schedule_params.h) -> text value,
   // for every flag the user gave.
   std::map<std::string, std::string> params;
-  int64_t steps = -1;        // -1: the schedule's length, if bounded
+  // Unset (kStepsUnset): the schedule's length, if it is bounded.
+  static constexpr int64_t kStepsUnset = -(int64_t{1} << 62);
+  int64_t steps = kStepsUnset;
   int64_t warmup_steps = 0;  // 0: no warmup
   double warmup_start_factor = 0.1;
   bool csv = false;  // CSV with a header instead of a table

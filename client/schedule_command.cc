@@ -118,7 +118,7 @@ int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
     return kExitUsage;
   }
   int64_t steps = opts.steps;
-  if (steps < 0) {
+  if (steps == ScheduleOptions::kStepsUnset) {
     if (schedule->length() == 0) {
       err << "lrtune schedule: --steps is required for an unbounded "
              "schedule ("
