@@ -17,11 +17,11 @@ namespace {
 struct Options {
   std::string model = "mlp";  // tiny_mlp (784-32-10), mlp (784-256-256-10), cnn
   std::string device = "cpu";
-  int threads = 1;        // torch::set_num_threads
-  int64_t steps = 500;    // timed steps
-  int64_t warmup = 20;    // untimed steps first
+  int threads = 1;      // torch::set_num_threads
+  int64_t steps = 500;  // timed steps
+  int64_t warmup = 20;  // untimed steps first
   int64_t batch = 128;
-  int64_t subset = 0;     // training samples; 0 = all 60000
+  int64_t subset = 0;  // training samples; 0 = all 60000
   bool cuda_graph = false;
   bool bf16 = false;
 };
@@ -39,6 +39,7 @@ int Usage(const std::string& msg) {
 
 int main(int argc, char** argv) {
   using namespace lrtune::engine;
+  TuneAllocatorForTraining();
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

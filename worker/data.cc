@@ -35,14 +35,14 @@ absl::StatusOr<Split> ReadFashion(const std::string& dir, const char* prefix,
   int64_t n = images->dims[0];
   if (limit > 0) n = std::min(n, limit);
   const int64_t h = images->dims[1], w = images->dims[2];
-  torch::Tensor x = torch::from_blob(images->data.data(), {n, 1, h, w},
-                                     torch::kUInt8)
-                        .to(torch::kFloat32)
-                        .div_(255.0f)
-                        .sub_(kFashionMean)
-                        .div_(kFashionStd);
-  torch::Tensor y =
-      torch::from_blob(labels->data.data(), {n}, torch::kUInt8).to(torch::kInt64);
+  torch::Tensor x =
+      torch::from_blob(images->data.data(), {n, 1, h, w}, torch::kUInt8)
+          .to(torch::kFloat32)
+          .div_(255.0f)
+          .sub_(kFashionMean)
+          .div_(kFashionStd);
+  torch::Tensor y = torch::from_blob(labels->data.data(), {n}, torch::kUInt8)
+                        .to(torch::kInt64);
   return Split{x, y};
 }
 
@@ -55,16 +55,16 @@ absl::StatusOr<Split> Synthetic(const DataSpec& spec) {
   const int64_t n = spec.synthetic_samples, k = spec.synthetic_classes,
                 f = spec.synthetic_features;
   if (n < 10) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.synthetic_samples must be >= 10, got ", n));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.synthetic_samples must be >= 10, got ", n));
   }
   if (spec.name != "linear" && k < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.synthetic_classes must be >= 2, got ", k));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.synthetic_classes must be >= 2, got ", k));
   }
   if (spec.name != "spirals" && (f < 1 || f > 4096)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.synthetic_features must be in [1, 4096], got ", f));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.synthetic_features must be in [1, 4096], got ", f));
   }
   torch::Generator gen = MakeGenerator(spec.split_seed + 7919);
   if (spec.name == "spirals") {
@@ -72,7 +72,8 @@ absl::StatusOr<Split> Synthetic(const DataSpec& spec) {
     torch::Tensor t = torch::rand({n}, gen);
     torch::Tensor theta = y.to(torch::kFloat32) * (2.0 * M_PI / k) + t * 4.0 +
                           torch::randn({n}, gen) * 0.15;
-    torch::Tensor x = torch::stack({t * torch::sin(theta), t * torch::cos(theta)}, 1);
+    torch::Tensor x =
+        torch::stack({t * torch::sin(theta), t * torch::cos(theta)}, 1);
     return Split{x, y};
   }
   if (spec.name == "blobs") {
@@ -96,8 +97,8 @@ absl::StatusOr<Split> Inline(const DataSpec& spec) {
   int64_t numel = 1;
   for (int64_t d : shape) {
     if (d < 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "data.x_shape dimensions must be >= 1, got ", d));
+      return absl::InvalidArgumentError(
+          absl::StrCat("data.x_shape dimensions must be >= 1, got ", d));
     }
     numel *= d;
     if (numel > kMaxInlineElements) {
@@ -111,18 +112,17 @@ absl::StatusOr<Split> Inline(const DataSpec& spec) {
         "data.x_shape[0] must be <= ", kMaxInlineSamples, ", got ", n));
   }
   if (static_cast<int64_t>(spec.x.size()) != numel) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.x has ", spec.x.size(), " values but x_shape needs ",
-                     numel));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.x has ", spec.x.size(), " values but x_shape needs ", numel));
   }
   for (float v : spec.x) {
     if (!std::isfinite(v)) {
       return absl::InvalidArgumentError("data.x values must be finite");
     }
   }
-  torch::Tensor x =
-      torch::from_blob(const_cast<float*>(spec.x.data()), shape, torch::kFloat32)
-          .clone();
+  torch::Tensor x = torch::from_blob(const_cast<float*>(spec.x.data()), shape,
+                                     torch::kFloat32)
+                        .clone();
   const bool has_labels = !spec.y_labels.empty();
   const bool has_targets = !spec.y_targets.empty();
   if (has_labels == has_targets) {
@@ -131,25 +131,27 @@ absl::StatusOr<Split> Inline(const DataSpec& spec) {
   }
   if (has_labels) {
     if (static_cast<int64_t>(spec.y_labels.size()) != n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "data.y_labels has ", spec.y_labels.size(), " values, expected N = ", n));
+      return absl::InvalidArgumentError(
+          absl::StrCat("data.y_labels has ", spec.y_labels.size(),
+                       " values, expected N = ", n));
     }
     for (int64_t v : spec.y_labels) {
       if (v < 0 || v > 100000) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "data.y_labels must be in [0, 100000], got ", v));
+        return absl::InvalidArgumentError(
+            absl::StrCat("data.y_labels must be in [0, 100000], got ", v));
       }
     }
-    torch::Tensor y = torch::from_blob(const_cast<int64_t*>(spec.y_labels.data()),
-                                       {n}, torch::kInt64)
-                          .clone();
+    torch::Tensor y =
+        torch::from_blob(const_cast<int64_t*>(spec.y_labels.data()), {n},
+                         torch::kInt64)
+            .clone();
     return Split{x, y};
   }
   const int64_t k = spec.y_target_width;
   if (k < 1 || static_cast<int64_t>(spec.y_targets.size()) != n * k) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.y_targets has ", spec.y_targets.size(),
-        " values, expected N * y_target_width = ", n, " * ", k));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.y_targets has ", spec.y_targets.size(),
+                     " values, expected N * y_target_width = ", n, " * ", k));
   }
   for (float v : spec.y_targets) {
     if (!std::isfinite(v)) {
@@ -179,9 +181,9 @@ absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
         "data.subset and data.validation_subset must be >= 0 (0 = all)");
   }
   if (!(spec.validation_fraction >= 0.0 && spec.validation_fraction <= 0.9)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.validation_fraction must be in [0, 0.9], got ",
-        spec.validation_fraction));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.validation_fraction must be in [0, 0.9], got ",
+                     spec.validation_fraction));
   }
   Dataset d;
   d.name = spec.name;
@@ -193,7 +195,8 @@ absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
     if (!dir.ok()) return dir.status();
     absl::StatusOr<Split> tr = ReadFashion(*dir, "train", spec.subset);
     if (!tr.ok()) return tr.status();
-    absl::StatusOr<Split> te = ReadFashion(*dir, "t10k", spec.validation_subset);
+    absl::StatusOr<Split> te =
+        ReadFashion(*dir, "t10k", spec.validation_subset);
     if (!te.ok()) return te.status();
     train = *tr;
     val = *te;
@@ -205,7 +208,8 @@ absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
     if (!t.ok()) return t.status();
     train.x = torch::from_blob(t->x.data(), {t->rows, t->cols}, torch::kFloat32)
                   .clone();
-    train.y = torch::from_blob(t->labels.data(), {t->rows}, torch::kInt64).clone();
+    train.y =
+        torch::from_blob(t->labels.data(), {t->rows}, torch::kInt64).clone();
     standardise = true;
   } else if (spec.name == "spirals" || spec.name == "blobs" ||
              spec.name == "linear") {
@@ -233,7 +237,8 @@ absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
     torch::Tensor val_idx = perm.narrow(0, 0, n_val);
     torch::Tensor train_idx = perm.narrow(0, n_val, n - n_val);
     Split all = train;
-    train = {all.x.index_select(0, train_idx), all.y.index_select(0, train_idx)};
+    train = {all.x.index_select(0, train_idx),
+             all.y.index_select(0, train_idx)};
     // No held-out samples: validate on the training set.
     val = n_val > 0 ? Split{all.x.index_select(0, val_idx),
                             all.y.index_select(0, val_idx)}
@@ -249,8 +254,8 @@ absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
   }
   if (standardise) {
     torch::Tensor mean = train.x.mean(0, /*keepdim=*/true);
-    torch::Tensor std = train.x.std(0, /*unbiased=*/false, /*keepdim=*/true)
-                            .clamp_min(1e-6);
+    torch::Tensor std =
+        train.x.std(0, /*unbiased=*/false, /*keepdim=*/true).clamp_min(1e-6);
     train.x = (train.x - mean) / std;
     val.x = (val.x - mean) / std;
   }
@@ -262,7 +267,8 @@ absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
   d.sample_shape.erase(d.sample_shape.begin());
   if (train.y.scalar_type() == torch::kInt64) {
     d.num_classes =
-        std::max(train.y.max().item<int64_t>(), val.y.max().item<int64_t>()) + 1;
+        std::max(train.y.max().item<int64_t>(), val.y.max().item<int64_t>()) +
+        1;
   } else {
     d.target_width = train.y.size(1);
   }

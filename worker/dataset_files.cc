@@ -1,10 +1,10 @@
 #include "worker/dataset_files.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <cstdlib>
 #include <memory>
-#include <sys/stat.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -73,9 +73,8 @@ absl::StatusOr<IdxArray> ReadIdx(const std::string& path) {
   }
   const size_t header = 4 + 4 * ndims;
   if (b.size() != header + total) {
-    return absl::DataLossError(absl::StrCat(path, ": expected ", total,
-                                            " data bytes, got ",
-                                            b.size() - header));
+    return absl::DataLossError(absl::StrCat(
+        path, ": expected ", total, " data bytes, got ", b.size() - header));
   }
   out.data.assign(b.begin() + static_cast<std::ptrdiff_t>(header), b.end());
   return out;

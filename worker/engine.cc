@@ -2,6 +2,7 @@
 // exceptions become Status values.
 #include "worker/engine.h"
 
+#include <sys/stat.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -9,7 +10,6 @@
 #include <cmath>
 #include <deque>
 #include <new>
-#include <sys/stat.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -29,9 +29,10 @@ absl::Status StatusFromException(const std::exception& e,
   } else {
     msg = e.what();
   }
-  const bool oom = dynamic_cast<const std::bad_alloc*>(&e) != nullptr ||
-                   absl::StrContains(msg, "out of memory") ||
-                   absl::StrContains(msg, "DefaultCPUAllocator: can't allocate");
+  const bool oom =
+      dynamic_cast<const std::bad_alloc*>(&e) != nullptr ||
+      absl::StrContains(msg, "out of memory") ||
+      absl::StrContains(msg, "DefaultCPUAllocator: can't allocate");
   std::string full = absl::StrCat(context, ": ", msg);
   return oom ? absl::ResourceExhaustedError(full) : absl::InternalError(full);
 }
@@ -57,8 +58,8 @@ absl::StatusOr<torch::Device> ResolveDevice(const DeviceOptions& d) {
     int index = 0;
     if (d.device.size() > 5 && !absl::SimpleAtoi(d.device.substr(5), &index)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "device.device must be cpu, cuda, cuda:<i> or auto, got \"",
-          d.device, "\""));
+          "device.device must be cpu, cuda, cuda:<i> or auto, got \"", d.device,
+          "\""));
     }
     if (!cuda_ok) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -66,9 +67,9 @@ absl::StatusOr<torch::Device> ResolveDevice(const DeviceOptions& d) {
           TorchVersion(), ")"));
     }
     if (index < 0 || index >= static_cast<int>(torch::cuda::device_count())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "device.device ", d.device, ": index out of range, ",
-          torch::cuda::device_count(), " CUDA device(s)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("device.device ", d.device, ": index out of range, ",
+                       torch::cuda::device_count(), " CUDA device(s)"));
     }
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
   } else if (d.device != "cpu") {
@@ -105,10 +106,9 @@ absl::StatusOr<Setup> Prepare(const JobSpec& job, const Callbacks& cb) {
   LRTUNE_ASSIGN_OR_RETURN(s.device, ResolveDevice(job.device));
   LRTUNE_ASSIGN_OR_RETURN(s.data, internal::LoadDataset(job.data, s.device));
   if (cb.on_progress) {
-    cb.on_progress(absl::StrCat("loaded ", s.data.name, ": ",
-                                s.data.train_size(), " train, ",
-                                s.data.val_x.size(0), " validation samples on ",
-                                DeviceName(s.device)));
+    cb.on_progress(absl::StrCat(
+        "loaded ", s.data.name, ": ", s.data.train_size(), " train, ",
+        s.data.val_x.size(0), " validation samples on ", DeviceName(s.device)));
   }
   return s;
 }
@@ -167,8 +167,8 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
       drain(/*flush=*/false);
       if (spec.eval_every > 0 && (t + 1) % spec.eval_every == 0 && !diverged) {
         internal::EvalResult e = trainer->Evaluate(spec.eval_samples);
-        Evaluation ev{seed_index, t + 1, 0, lr, std::nan(""), e.loss,
-                      e.accuracy};
+        Evaluation ev{seed_index,   t + 1,  0,         lr,
+                      std::nan(""), e.loss, e.accuracy};
         result.evaluations.push_back(ev);
         if (cb.on_evaluation) cb.on_evaluation(ev);
       }
@@ -193,26 +193,24 @@ bool FileExists(const std::string& path) {
   return stat(path.c_str(), &st) == 0;
 }
 
-absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job,
-                                      const TrainSpec& spec,
+absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job, const TrainSpec& spec,
                                       const Callbacks& cb,
                                       const CancellationToken* cancel) {
   LRTUNE_RETURN_IF_ERROR(ValidateTrain(spec));
   LRTUNE_ASSIGN_OR_RETURN(Schedule schedule, Schedule::Create(spec.schedule));
   LRTUNE_ASSIGN_OR_RETURN(Setup setup, Prepare(job, cb));
-  LRTUNE_ASSIGN_OR_RETURN(
-      std::unique_ptr<internal::Model> model,
-      internal::BuildModel(job.model, setup.data, job.loss, job.seed,
-                           setup.device));
+  LRTUNE_ASSIGN_OR_RETURN(std::unique_ptr<internal::Model> model,
+                          internal::BuildModel(job.model, setup.data, job.loss,
+                                               job.seed, setup.device));
   LRTUNE_ASSIGN_OR_RETURN(
       std::unique_ptr<Trainer> trainer,
       Trainer::Create(job, setup.data, *model, job.seed, setup.device));
   const int64_t spe = trainer->steps_per_epoch();
   const int64_t total = spec.steps > 0 ? spec.steps : spec.epochs * spe;
   if (schedule.length() > 0 && schedule.length() < total) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "train.schedule is built for ", schedule.length(),
-        " steps but the budget is ", total, " steps"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("train.schedule is built for ", schedule.length(),
+                     " steps but the budget is ", total, " steps"));
   }
   TrainResult result;
   result.device = DeviceName(setup.device);
@@ -236,9 +234,9 @@ absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job,
       pending.pop_front();
       if (!failure.ok()) continue;
       if (!std::isfinite(loss)) {
-        failure = absl::FailedPreconditionError(absl::StrCat(
-            "training diverged: loss is ", loss, " at step ", p.step,
-            " (lr ", p.lr, "); lower the learning rate"));
+        failure = absl::FailedPreconditionError(
+            absl::StrCat("training diverged: loss is ", loss, " at step ",
+                         p.step, " (lr ", p.lr, "); lower the learning rate"));
         continue;
       }
       loss_sum += loss;
@@ -255,8 +253,10 @@ absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job,
   for (int64_t t = first; t < total; ++t) {
     if (cancel != nullptr && cancel->cancelled()) {
       LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
-      if (!ckpt.empty()) LRTUNE_RETURN_IF_ERROR(trainer->SaveCheckpoint(ckpt, t));
-      return absl::CancelledError(absl::StrCat("training cancelled at step ", t));
+      if (!ckpt.empty())
+        LRTUNE_RETURN_IF_ERROR(trainer->SaveCheckpoint(ckpt, t));
+      return absl::CancelledError(
+          absl::StrCat("training cancelled at step ", t));
     }
     const double lr = schedule.Lr(t);
     const std::optional<double> momentum = schedule.Momentum(t);
@@ -295,8 +295,9 @@ absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job,
   LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
   if (!have_eval) {  // restored at the end of the budget
     internal::EvalResult e = trainer->Evaluate(0);
-    result.final_eval = {0, total, total / spe, schedule.Lr(total - 1),
-                         std::nan(""), e.loss, e.accuracy};
+    result.final_eval = {
+        0,      total,     total / spe, schedule.Lr(total - 1), std::nan(""),
+        e.loss, e.accuracy};
     result.best_eval = result.final_eval;
   }
   result.steps = total;

@@ -36,6 +36,7 @@ int Usage(const char* msg) {
 
 int main(int argc, char** argv) {
   using namespace lrtune::engine;
+  TuneAllocatorForTraining();
   Options opt;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

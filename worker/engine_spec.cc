@@ -1,6 +1,10 @@
 // Validation of job specs and the names of the engine's enums. Torch-free.
 #include <cmath>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "worker/engine.h"
@@ -58,9 +62,9 @@ absl::Status ValidateRangeTest(const RangeTestSpec& s) {
   LRTUNE_RETURN_IF_ERROR(Positive("range_test.start_lr", s.start_lr));
   LRTUNE_RETURN_IF_ERROR(Positive("range_test.end_lr", s.end_lr));
   if (s.end_lr <= s.start_lr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "range_test.end_lr (", s.end_lr, ") must be > start_lr (", s.start_lr,
-        ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("range_test.end_lr (", s.end_lr, ") must be > start_lr (",
+                     s.start_lr, ")"));
   }
   if (s.steps < 2 || s.steps > 1000000) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -82,8 +86,8 @@ absl::Status ValidateTrain(const TrainSpec& s) {
         "train: exactly one of epochs and steps must be > 0");
   }
   if (s.point_every < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "train.point_every must be >= 1, got ", s.point_every));
+    return absl::InvalidArgumentError(
+        absl::StrCat("train.point_every must be >= 1, got ", s.point_every));
   }
   if (s.checkpoint_every < 0) {
     return absl::InvalidArgumentError("train.checkpoint_every must be >= 0");
@@ -136,8 +140,8 @@ absl::StatusOr<ModelKind> ParseModelKind(const std::string& name) {
 absl::StatusOr<LossKind> ParseLossKind(const std::string& name) {
   if (name == "cross_entropy") return LossKind::kCrossEntropy;
   if (name == "mse") return LossKind::kMse;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "loss must be cross_entropy or mse, got \"", name, "\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat("loss must be cross_entropy or mse, got \"", name, "\""));
 }
 
 absl::StatusOr<OptimizerKind> ParseOptimizerKind(const std::string& name) {
@@ -145,9 +149,16 @@ absl::StatusOr<OptimizerKind> ParseOptimizerKind(const std::string& name) {
                           OptimizerKind::kAdamW, OptimizerKind::kRmsProp}) {
     if (name == OptimizerKindName(k)) return k;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "optimizer.kind must be sgd, adam, adamw or rmsprop, got \"", name,
-      "\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat("optimizer.kind must be sgd, adam, adamw or rmsprop, got \"",
+                   name, "\""));
+}
+
+void TuneAllocatorForTraining() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }
 
 }  // namespace lrtune::engine

@@ -98,7 +98,8 @@ INSTANTIATE_TEST_SUITE_P(
         LearnCase{"linear", ModelKind::kMlp, OptimizerKind::kSgd, 0.01,
                   LossKind::kMse}),
     [](const testing::TestParamInfo<LearnCase>& info) {
-      std::string name = info.param.data + "_" + ModelKindName(info.param.model);
+      std::string name =
+          info.param.data + "_" + ModelKindName(info.param.model);
       for (char& ch : name) {
         if (ch == '-') ch = '_';
       }
@@ -120,7 +121,9 @@ TEST(EngineTest, RangeTestOnFashionMnist) {
   RangeTestSpec spec;
   spec.start_lr = 1e-4;
   spec.end_lr = 100.0;
-  spec.steps = 120;
+  spec.steps = 200;
+  // 200 points: a shorter EMA than the default 0.98 (a 50-step lag).
+  spec.analysis.smoothing_beta = 0.9;
   spec.eval_every = 40;
   spec.eval_samples = 128;
   Recorded rec;
@@ -137,6 +140,7 @@ TEST(EngineTest, RangeTestOnFashionMnist) {
   EXPECT_LT(rc.min_lr, rc.max_lr);
   EXPECT_LE(rc.max_lr, diverged_lr);
   EXPECT_GT(rc.stepsize_iterations, 0);
+  EXPECT_TRUE(rc.warnings.empty()) << rc.warnings[0].message;
   EXPECT_FALSE(r->evaluations.empty());
 }
 
@@ -180,12 +184,13 @@ std::string ScriptModule(int64_t in, int64_t out, bool with_params = true,
   torch::jit::Module m("Linear");
   if (with_params) {
     torch::manual_seed(0);
-    m.register_parameter("w", torch::randn({in, out}) * 0.1, false);
-    m.register_parameter("b", torch::zeros({out}), false);
+    m.register_parameter("w", (torch::randn({in, out}) * 0.1).requires_grad_(),
+                         false);
+    m.register_parameter("b", torch::zeros({out}).requires_grad_(), false);
   }
-  m.define(body.empty()
-               ? "def forward(self, x):\n  return x.flatten(1).matmul(self.w) + self.b\n"
-               : body);
+  m.define(body.empty() ? "def forward(self, x):\n  return "
+                          "x.flatten(1).matmul(self.w) + self.b\n"
+                        : body);
   std::ostringstream bytes;
   m.save(bytes);
   return bytes.str();
@@ -208,8 +213,8 @@ TEST(EngineTest, BadTorchScriptModulesGiveErrors) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("cannot load"), std::string::npos);
 
-  job.model.torchscript = ScriptModule(
-      8, 3, /*with_params=*/false, "def forward(self, x):\n  return x\n");
+  job.model.torchscript = ScriptModule(8, 3, /*with_params=*/false,
+                                       "def forward(self, x):\n  return x\n");
   r = RunTraining(job, ConstantLr(0.1, 2), {});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("no trainable parameters"),
@@ -223,7 +228,8 @@ TEST(EngineTest, BadTorchScriptModulesGiveErrors) {
   job.model.torchscript = ScriptModule(7, 3);  // wrong input width
   r = RunTraining(job, ConstantLr(0.1, 2), {});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("forward pass failed"), std::string::npos);
+  EXPECT_NE(r.status().message().find("forward pass failed"),
+            std::string::npos);
 }
 
 JobSpec InlineJob() {
@@ -236,14 +242,16 @@ JobSpec InlineJob() {
 }
 
 TEST(EngineTest, InlineTensorsTrainAndBadTensorsGiveErrors) {
-  absl::StatusOr<TrainResult> r = RunTraining(InlineJob(), ConstantLr(0.1, 5), {});
+  absl::StatusOr<TrainResult> r =
+      RunTraining(InlineJob(), ConstantLr(0.1, 5), {});
   ASSERT_TRUE(r.ok()) << r.status();
 
   JobSpec job = InlineJob();
   job.data.x.pop_back();
   r = RunTraining(job, ConstantLr(0.1, 5), {});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("data.x has 11 values"), std::string::npos);
+  EXPECT_NE(r.status().message().find("data.x has 11 values"),
+            std::string::npos);
 
   job = InlineJob();
   job.data.x[3] = std::nanf("");

@@ -96,7 +96,8 @@ class ObjectReader {
 absl::Status ParseSchedule(const json& j, const std::string& path,
                            ScheduleSpec* spec) {
   if (!j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": expected an object"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": expected an object"));
   }
   // "kind" first: later keys may depend on it (e.g. "mode").
   std::vector<std::string> keys;
@@ -114,8 +115,8 @@ absl::Status ParseSchedule(const json& j, const std::string& path,
       spec->children.clear();
       for (size_t i = 0; i < v.size(); ++i) {
         ScheduleSpec child;
-        LRTUNE_RETURN_IF_ERROR(
-            ParseSchedule(v[i], absl::StrCat(path, ".children[", i, "]"), &child));
+        LRTUNE_RETURN_IF_ERROR(ParseSchedule(
+            v[i], absl::StrCat(path, ".children[", i, "]"), &child));
         spec->children.push_back(std::move(child));
       }
       continue;
@@ -137,8 +138,7 @@ absl::Status ParseSchedule(const json& j, const std::string& path,
     }
     absl::Status st = SetScheduleParam(*spec, key, text);
     if (!st.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": ", st.message()));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.message()));
     }
   }
   return absl::OkStatus();
@@ -227,8 +227,7 @@ absl::Status ParseRangeTest(const json& j, RangeTestSpec* s) {
         "range_test.shape must be exp or linear, got \"", shape, "\""));
   }
   s->shape = shape == "exp" ? RampShape::kExp : RampShape::kLinear;
-  LRTUNE_RETURN_IF_ERROR(
-      r.Get("smoothing_beta", &s->analysis.smoothing_beta));
+  LRTUNE_RETURN_IF_ERROR(r.Get("smoothing_beta", &s->analysis.smoothing_beta));
   LRTUNE_RETURN_IF_ERROR(
       r.Get("divergence_factor", &s->analysis.divergence_factor));
   LRTUNE_RETURN_IF_ERROR(r.Get("seeds", &s->seeds));
@@ -241,7 +240,8 @@ absl::Status ParseTrain(const json& j, TrainSpec* s) {
   ObjectReader r(j, "train");
   LRTUNE_RETURN_IF_ERROR(r.Check());
   if (const json* sched = r.Find("schedule")) {
-    LRTUNE_RETURN_IF_ERROR(ParseSchedule(*sched, "train.schedule", &s->schedule));
+    LRTUNE_RETURN_IF_ERROR(
+        ParseSchedule(*sched, "train.schedule", &s->schedule));
   }
   LRTUNE_RETURN_IF_ERROR(r.Get("epochs", &s->epochs));
   LRTUNE_RETURN_IF_ERROR(r.Get("steps", &s->steps));
@@ -282,9 +282,12 @@ json RecommendationJson(const Recommendation& r) {
 }
 
 json EvaluationJson(const Evaluation& e) {
-  return {{"seed", e.seed_index},     {"step", e.step},
-          {"epoch", e.epoch},         {"lr", Num(e.lr)},
-          {"train_loss", Num(e.train_loss)}, {"val_loss", Num(e.val_loss)},
+  return {{"seed", e.seed_index},
+          {"step", e.step},
+          {"epoch", e.epoch},
+          {"lr", Num(e.lr)},
+          {"train_loss", Num(e.train_loss)},
+          {"val_loss", Num(e.val_loss)},
           {"val_accuracy", Num(e.val_accuracy)}};
 }
 
@@ -306,14 +309,15 @@ absl::StatusOr<EngineJob> ParseJobJson(const std::string& text,
   } else if (kind == "train") {
     job.kind = EngineJob::Kind::kTrain;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "kind must be range_test or train, got \"", kind, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("kind must be range_test or train, got \"", kind, "\""));
   }
   JobSpec& s = job.job;
   if (const json* v = r.Find("model")) {
     LRTUNE_RETURN_IF_ERROR(ParseModel(*v, base_dir, &s.model));
   }
-  if (const json* v = r.Find("data")) LRTUNE_RETURN_IF_ERROR(ParseData(*v, &s.data));
+  if (const json* v = r.Find("data"))
+    LRTUNE_RETURN_IF_ERROR(ParseData(*v, &s.data));
   if (const json* v = r.Find("optimizer")) {
     LRTUNE_RETURN_IF_ERROR(ParseOptimizer(*v, &s.optimizer));
   }
@@ -342,9 +346,12 @@ absl::StatusOr<EngineJob> ParseJobJson(const std::string& text,
 }
 
 std::string PointToJsonLine(const StepPoint& p) {
-  json j = {{"type", "point"},       {"seed", p.seed_index},
-            {"step", p.step},        {"lr", Num(p.lr)},
-            {"loss", Num(p.loss)},   {"smoothed", Num(p.smoothed)},
+  json j = {{"type", "point"},
+            {"seed", p.seed_index},
+            {"step", p.step},
+            {"lr", Num(p.lr)},
+            {"loss", Num(p.loss)},
+            {"smoothed", Num(p.smoothed)},
             {"elapsed_s", Num(p.elapsed_s)}};
   if (p.momentum) j["momentum"] = Num(*p.momentum);
   return j.dump();
@@ -382,16 +389,16 @@ std::string RangeTestResultToJsonLine(const RangeTestResult& r) {
 
 std::string TrainResultToJsonLine(const TrainResult& r) {
   const double done = static_cast<double>(r.steps - r.resumed_from);
-  return json{{"type", "result"},
-              {"kind", "train"},
-              {"final", EvaluationJson(r.final_eval)},
-              {"best", EvaluationJson(r.best_eval)},
-              {"steps", r.steps},
-              {"resumed_from", r.resumed_from},
-              {"train_seconds", Num(r.train_seconds)},
-              {"steps_per_s",
-               Num(r.train_seconds > 0 ? done / r.train_seconds : 0.0)},
-              {"device", r.device}}
+  return json{
+      {"type", "result"},
+      {"kind", "train"},
+      {"final", EvaluationJson(r.final_eval)},
+      {"best", EvaluationJson(r.best_eval)},
+      {"steps", r.steps},
+      {"resumed_from", r.resumed_from},
+      {"train_seconds", Num(r.train_seconds)},
+      {"steps_per_s", Num(r.train_seconds > 0 ? done / r.train_seconds : 0.0)},
+      {"device", r.device}}
       .dump();
 }
 

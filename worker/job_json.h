@@ -6,13 +6,14 @@
 //
 // The format (every key optional but "kind"; defaults are engine.h's):
 //   {"kind": "range_test" | "train",
-//    "model": {"kind": "mlp", "hidden": [256, 256], "torchscript_path": "m.pt"},
-//    "data": {"name": "fashion-mnist", "subset": 2048, ...DataSpec fields,
+//    "model": {"kind": "mlp", "hidden": [256, 256], "torchscript_path":
+//    "m.pt"}, "data": {"name": "fashion-mnist", "subset": 2048, ...DataSpec
+//    fields,
 //             "samples"/"classes"/"features" for synthetic sets},
 //    "optimizer": {"kind": "sgd", "momentum": 0.9, ...}, "loss": "mse",
 //    "batch_size": 128, "seed": 0,
-//    "device": {"device": "cpu", "threads": 1, "cuda_graph": false, "bf16": false},
-//    "range_test": {"start_lr": 1e-7, "end_lr": 10, "steps": 100,
+//    "device": {"device": "cpu", "threads": 1, "cuda_graph": false, "bf16":
+//    false}, "range_test": {"start_lr": 1e-7, "end_lr": 10, "steps": 100,
 //                   "shape": "exp", "smoothing_beta": 0.98,
 //                   "divergence_factor": 4, "seeds": [0, 1],
 //                   "eval_every": 0, "eval_samples": 512},

@@ -20,8 +20,8 @@ class MlpImpl : public nn::Module {
     int64_t width = in;
     for (size_t i = 0; i <= hidden.size(); ++i) {
       int64_t next = i < hidden.size() ? hidden[i] : out;
-      layers_.push_back(register_module(absl::StrCat("fc", i),
-                                        nn::Linear(width, next)));
+      layers_.push_back(
+          register_module(absl::StrCat("fc", i), nn::Linear(width, next)));
       width = next;
     }
   }
@@ -81,12 +81,12 @@ class BasicBlockImpl : public nn::Module {
     y = bn2_->forward(conv2_->forward(y));
     torch::Tensor shortcut = x;
     if (stride_ != 1 || pad_ != 0) {
-      using torch::indexing::Slice;
       using torch::indexing::None;
+      using torch::indexing::Slice;
       shortcut = x.index({Slice(), Slice(), Slice(None, None, stride_),
                           Slice(None, None, stride_)});
-      shortcut = torch::constant_pad_nd(shortcut,
-                                        {0, 0, 0, 0, pad_ / 2, pad_ - pad_ / 2});
+      shortcut = torch::constant_pad_nd(
+          shortcut, {0, 0, 0, 0, pad_ / 2, pad_ - pad_ / 2});
     }
     return torch::relu(y + shortcut);
   }
@@ -112,8 +112,9 @@ class ResNet20Impl : public nn::Module {
     for (int stage = 0; stage < 3; ++stage) {
       for (int b = 0; b < 3; ++b) {
         int64_t stride = (stage > 0 && b == 0) ? 2 : 1;
-        blocks_.push_back(register_module(absl::StrCat("block", stage, "_", b),
-                                          BasicBlock(in, widths[stage], stride)));
+        blocks_.push_back(
+            register_module(absl::StrCat("block", stage, "_", b),
+                            BasicBlock(in, widths[stage], stride)));
         in = widths[stage];
       }
     }
@@ -151,8 +152,10 @@ class NnModel final : public Model {
   std::vector<torch::Tensor> Parameters() override { return params_; }
   std::vector<std::pair<std::string, torch::Tensor>> State() override {
     std::vector<std::pair<std::string, torch::Tensor>> out;
-    for (const auto& p : module_->named_parameters()) out.emplace_back(p.key(), p.value());
-    for (const auto& b : module_->named_buffers()) out.emplace_back(b.key(), b.value());
+    for (const auto& p : module_->named_parameters())
+      out.emplace_back(p.key(), p.value());
+    for (const auto& b : module_->named_buffers())
+      out.emplace_back(b.key(), b.value());
     return out;
   }
   void SetTraining(bool on) override { module_->train(on); }
@@ -181,8 +184,10 @@ class ScriptModel final : public Model {
   std::vector<torch::Tensor> Parameters() override { return params_; }
   std::vector<std::pair<std::string, torch::Tensor>> State() override {
     std::vector<std::pair<std::string, torch::Tensor>> out;
-    for (const auto& p : module_.named_parameters()) out.emplace_back(p.name, p.value);
-    for (const auto& b : module_.named_buffers()) out.emplace_back(b.name, b.value);
+    for (const auto& p : module_.named_parameters())
+      out.emplace_back(p.name, p.value);
+    for (const auto& b : module_.named_buffers())
+      out.emplace_back(b.name, b.value);
     return out;
   }
   void SetTraining(bool on) override { module_.train(on); }
@@ -203,9 +208,11 @@ absl::StatusOr<std::unique_ptr<Model>> MakeModel(const ModelSpec& spec,
   const auto& s = data.sample_shape;
   auto need_image = [&](const char* name) -> absl::Status {
     if (s.size() != 3 || s[1] < 4 || s[2] < 4) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model.kind ", name, " needs image samples [C, H, W] with H, W >= 4;"
-          " dataset ", data.name, " has samples ", ShapeString(s)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.kind ", name,
+                       " needs image samples [C, H, W] with H, W >= 4;"
+                       " dataset ",
+                       data.name, " has samples ", ShapeString(s)));
     }
     return absl::OkStatus();
   };
@@ -235,14 +242,15 @@ absl::StatusOr<std::unique_ptr<Model>> MakeModel(const ModelSpec& spec,
         std::istringstream in(spec.torchscript);
         module = torch::jit::load(in, torch::kCPU);
       } catch (const std::exception& e) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "model.torchscript: cannot load the module: ",
-            std::string(e.what()).substr(0, 400)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("model.torchscript: cannot load the module: ",
+                         std::string(e.what()).substr(0, 400)));
       }
       auto model = std::make_unique<ScriptModel>(std::move(module));
       if (model->Parameters().empty()) {
         return absl::InvalidArgumentError(
-            "model.torchscript: the module has no trainable parameters");
+            "model.torchscript: the module has no trainable parameters "
+            "(none with requires_grad)");
       }
       return model;
     }
@@ -294,24 +302,23 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModel(const ModelSpec& spec,
   try {
     probe = model->Forward(data.train_x.narrow(0, 0, n));
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model.", ModelKindName(spec.kind),
-                     ": forward pass failed on samples ",
-                     ShapeString(data.sample_shape), ": ",
-                     std::string(e.what()).substr(0, 400)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.", ModelKindName(spec.kind), ": forward pass failed on samples ",
+        ShapeString(data.sample_shape), ": ",
+        std::string(e.what()).substr(0, 400)));
   }
   model->SetTraining(true);
-  const bool fits = loss == LossKind::kCrossEntropy
-                        ? probe.dim() == 2 && probe.size(0) == n &&
-                              probe.size(1) == data.num_classes
-                        : probe.numel() == n * data.target_width &&
-                              probe.size(0) == n;
+  const bool fits =
+      loss == LossKind::kCrossEntropy
+          ? probe.dim() == 2 && probe.size(0) == n &&
+                probe.size(1) == data.num_classes
+          : probe.numel() == n * data.target_width && probe.size(0) == n;
   if (!fits) {
     std::vector<int64_t> want = {n, out};
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model output shape ", ShapeString(probe.sizes().vec()),
-        " does not fit loss ", LossKindName(loss), ": expected ",
-        ShapeString(want), " for dataset ", data.name));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model output shape ", ShapeString(probe.sizes().vec()),
+                     " does not fit loss ", LossKindName(loss), ": expected ",
+                     ShapeString(want), " for dataset ", data.name));
   }
   return model;
 }

@@ -25,7 +25,8 @@ class Bf16Autocast {
  public:
   explicit Bf16Autocast(bool on) : on_(on) {
     if (!on_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#if TORCH_VERSION_MAJOR > 2 || \
+    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     at::autocast::set_autocast_enabled(at::kCUDA, true);
     at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
 #else
@@ -37,7 +38,8 @@ class Bf16Autocast {
   }
   ~Bf16Autocast() {
     if (!on_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#if TORCH_VERSION_MAJOR > 2 || \
+    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     at::autocast::set_autocast_enabled(at::kCUDA, false);
 #else
     at::autocast::set_enabled(false);
@@ -57,11 +59,11 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
   namespace optim = torch::optim;
   switch (o.kind) {
     case OptimizerKind::kSgd:
-      return std::make_unique<optim::SGD>(
-          params, optim::SGDOptions(0.01)
-                      .momentum(o.momentum)
-                      .nesterov(o.nesterov)
-                      .weight_decay(o.weight_decay));
+      return std::make_unique<optim::SGD>(params,
+                                          optim::SGDOptions(0.01)
+                                              .momentum(o.momentum)
+                                              .nesterov(o.nesterov)
+                                              .weight_decay(o.weight_decay));
     case OptimizerKind::kAdam:
       return std::make_unique<optim::Adam>(
           params, optim::AdamOptions(1e-3)
@@ -98,8 +100,8 @@ struct Trainer::Impl {
   bool on_cuda = false;
 
   int64_t epoch = -1;
-  torch::Tensor perm;      // this epoch's permutation, on the device
-  torch::Tensor xb, yb;    // batch buffers (static inputs of the graph)
+  torch::Tensor perm;         // this epoch's permutation, on the device
+  torch::Tensor xb, yb;       // batch buffers (static inputs of the graph)
   std::vector<double> ready;  // losses read, not yet taken
   torch::Tensor loss_buf;     // CUDA: per-step losses of the current chunk
   int64_t buffered = 0;
@@ -112,6 +114,17 @@ struct Trainer::Impl {
   Impl(const JobSpec& j, const Dataset& d, Model& m, torch::Device dev,
        uint64_t s)
       : job(j), data(d), model(m), device(dev), seed(s) {}
+
+  // CUDA: copies the buffered per-step losses to the host (one sync) and
+  // appends them to `ready`, in step order.
+  void ReadBufferedLosses() {
+    if (buffered == 0) return;
+    torch::Tensor host =
+        loss_buf.narrow(0, 0, buffered).to(torch::kCPU, torch::kFloat64);
+    const double* v = host.data_ptr<double>();
+    ready.insert(ready.end(), v, v + buffered);
+    buffered = 0;
+  }
 
   void SetHyper(double lr, std::optional<double> momentum) {
     for (auto& group : optimizer->param_groups()) {
@@ -226,8 +239,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   yshape[0] = b;
   impl->yb = torch::empty(yshape, data.train_y.options());
   if (impl->on_cuda) {
-    impl->loss_buf =
-        torch::empty({kLossChunk}, torch::TensorOptions(device).dtype(torch::kFloat32));
+    impl->loss_buf = torch::empty(
+        {kLossChunk}, torch::TensorOptions(device).dtype(torch::kFloat32));
   }
   std::unique_ptr<Trainer> t(new Trainer(std::move(impl)));
   t->batch_ = b;
@@ -258,18 +271,13 @@ void Trainer::Step(int64_t step, double lr, std::optional<double> momentum) {
     return;
   }
   s.loss_buf[s.buffered++].copy_(loss.detach(), /*non_blocking=*/true);
-  if (s.buffered == kLossChunk) TakeLosses(/*flush=*/true);
+  // A full chunk moves to `ready` (one host sync); the caller takes it.
+  if (s.buffered == kLossChunk) s.ReadBufferedLosses();
 }
 
 std::vector<double> Trainer::TakeLosses(bool flush) {
   Impl& s = *impl_;
-  if (flush && s.buffered > 0) {
-    torch::Tensor host = s.loss_buf.narrow(0, 0, s.buffered)
-                             .to(torch::kCPU, torch::kFloat64);
-    const double* v = host.data_ptr<double>();
-    s.ready.insert(s.ready.end(), v, v + s.buffered);
-    s.buffered = 0;
-  }
+  if (flush) s.ReadBufferedLosses();
   std::vector<double> out;
   out.swap(s.ready);
   return out;
@@ -282,8 +290,10 @@ EvalResult Trainer::Evaluate(int64_t max_samples) {
   int64_t n = s.data.val_x.size(0);
   if (max_samples > 0) n = std::min(n, max_samples);
   const bool ce = s.job.loss == LossKind::kCrossEntropy;
-  torch::Tensor loss_sum = torch::zeros({}, s.data.val_x.options().dtype(torch::kFloat64));
-  torch::Tensor correct = torch::zeros({}, s.data.val_x.options().dtype(torch::kInt64));
+  torch::Tensor loss_sum =
+      torch::zeros({}, s.data.val_x.options().dtype(torch::kFloat64));
+  torch::Tensor correct =
+      torch::zeros({}, s.data.val_x.options().dtype(torch::kInt64));
   constexpr int64_t kChunk = 1024;
   for (int64_t i = 0; i < n; i += kChunk) {
     const int64_t m = std::min(kChunk, n - i);
@@ -291,9 +301,9 @@ EvalResult Trainer::Evaluate(int64_t max_samples) {
     torch::Tensor y = s.data.val_y.narrow(0, i, m);
     torch::Tensor out = s.model.Forward(x).to(torch::kFloat32);
     if (ce) {
-      loss_sum += torch::nll_loss(torch::log_softmax(out, 1), y, {},
-                                  at::Reduction::Sum)
-                      .to(torch::kFloat64);
+      loss_sum +=
+          torch::nll_loss(torch::log_softmax(out, 1), y, {}, at::Reduction::Sum)
+              .to(torch::kFloat64);
       correct += out.argmax(1).eq(y).sum();
     } else {
       loss_sum += torch::mse_loss(out.reshape(y.sizes()), y, at::Reduction::Sum)
@@ -304,9 +314,9 @@ EvalResult Trainer::Evaluate(int64_t max_samples) {
   s.model.SetTraining(true);
   EvalResult r;
   r.loss = loss_sum.item<double>() / static_cast<double>(n);
-  r.accuracy = ce ? static_cast<double>(correct.item<int64_t>()) /
-                        static_cast<double>(n)
-                  : std::nan("");
+  r.accuracy =
+      ce ? static_cast<double>(correct.item<int64_t>()) / static_cast<double>(n)
+         : std::nan("");
   return r;
 }
 
