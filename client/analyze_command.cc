@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
-#include "client/recommendation_json.h"
 #include "core/curve_csv.h"
 #include "core/range_test.h"
+#include "core/recommendation_format.h"
 
 namespace lrtune {
 
@@ -66,11 +66,11 @@ int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
     return kExitUsage;
   }
   if (opts.json) {
-    out << RecommendationToJson(*rec).dump() << "\n";
+    out << RecommendationToJson(*rec) << "\n";
   } else {
     out << absl::StrFormat("lrtune analyze: %s, %d points\n", opts.csv_path,
                            points->size());
-    PrintRecommendation(*rec, out);
+    out << FormatRecommendation(*rec);
   }
   return kExitOk;
 }

@@ -315,6 +315,10 @@ absl::StatusOr<Recommendation> AggregateSeeds(
   for (const Recommendation& r : per_seed) {
     out.seeds += r.seeds;
     out.points_used = std::min(out.points_used, r.points_used);
+    if (r.diverged_at >= 0 &&
+        (out.diverged_at < 0 || r.diverged_at < out.diverged_at)) {
+      out.diverged_at = r.diverged_at;
+    }
   }
   out.stepsize_iterations = per_seed.front().stepsize_iterations;
   out.stepsize_epochs = per_seed.front().stepsize_epochs;

@@ -141,9 +141,9 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
 // [3, 10] ratio as one curve's), spread_decades the largest log10(max/min)
 // across seeds among min_lr and max_lr, warnings merged by code ("k of n
 // seeds: ..."), plus "too_noisy" when spread > 0.5 decade. The result's
-// seeds is the sum of the inputs', points_used their minimum; diverged_at
-// is -1 and smoothed empty (they are per-curve facts). InvalidArgument on an
-// empty list.
+// seeds is the sum of the inputs', points_used their minimum, diverged_at
+// the earliest divergence among the seeds that diverged (-1 when none did)
+// and smoothed empty (a per-curve fact). InvalidArgument on an empty list.
 absl::StatusOr<Recommendation> AggregateSeeds(
     const std::vector<Recommendation>& per_seed);
 

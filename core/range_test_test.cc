@@ -318,6 +318,21 @@ TEST(AggregateSeedsTest, SpreadOverHalfADecadeIsTooNoisy) {
   EXPECT_LE(r->max_lr / r->min_lr, 10.0 + 1e-9);  // bounds re-clamped
 }
 
+TEST(AggregateSeedsTest, DivergenceIsTheEarliestAmongSeedsThatDiverged) {
+  std::vector<Recommendation> seeds = {
+      Rec(1e-3, 1e-2, 1e-3), Rec(1e-3, 1e-2, 1e-3), Rec(1e-3, 1e-2, 1e-3)};
+  seeds[0].diverged_at = 240;
+  seeds[1].diverged_at = -1;
+  seeds[2].diverged_at = 231;
+  absl::StatusOr<Recommendation> r = AggregateSeeds(seeds);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->diverged_at, 231);
+  seeds[0].diverged_at = seeds[2].diverged_at = -1;
+  r = AggregateSeeds(seeds);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->diverged_at, -1);
+}
+
 TEST(AggregateSeedsTest, EmptyListIsAnError) {
   EXPECT_EQ(AggregateSeeds({}).status().code(),
             absl::StatusCode::kInvalidArgument);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/recommendation_format.h"
 #include "core/schedule_params.h"
 #include "core/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -254,31 +255,9 @@ absl::Status ParseTrain(const json& j, TrainSpec* s) {
 // Finite numbers as numbers, the rest as null.
 json Num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
+// core renders recommendations for every front end; embed its object.
 json RecommendationJson(const Recommendation& r) {
-  json warnings = json::array();
-  for (const AnalysisWarning& w : r.warnings) {
-    warnings.push_back({{"code", w.code}, {"message", w.message}});
-  }
-  return {{"min_lr", Num(r.min_lr)},
-          {"max_lr", Num(r.max_lr)},
-          {"stepsize_iterations", r.stepsize_iterations},
-          {"stepsize_epochs", Num(r.stepsize_epochs)},
-          {"lr_steepest", Num(r.lr_steepest)},
-          {"lr_valley", Num(r.lr_valley)},
-          {"lr_minimum", Num(r.lr_minimum)},
-          {"lr_slide", Num(r.lr_slide)},
-          {"one_cycle",
-           {{"max_lr", Num(r.one_cycle.max_lr)},
-            {"div_factor", Num(r.one_cycle.div_factor)},
-            {"final_div_factor", Num(r.one_cycle.final_div_factor)},
-            {"pct_start", Num(r.one_cycle.pct_start)},
-            {"base_momentum", Num(r.one_cycle.base_momentum)},
-            {"max_momentum", Num(r.one_cycle.max_momentum)}}},
-          {"diverged_at", r.diverged_at},
-          {"points_used", r.points_used},
-          {"seeds", r.seeds},
-          {"spread_decades", Num(r.spread_decades)},
-          {"warnings", warnings}};
+  return json::parse(RecommendationToJson(r));
 }
 
 json EvaluationJson(const Evaluation& e) {
