@@ -21,14 +21,16 @@
 namespace lrtune::engine {
 namespace internal {
 
+std::string ExceptionMessage(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  std::string msg = c10 != nullptr ? c10->what_without_backtrace() : e.what();
+  if (msg.size() > 400) msg = msg.substr(0, 400) + "...";
+  return msg;
+}
+
 absl::Status StatusFromException(const std::exception& e,
                                  const std::string& context) {
-  std::string msg;
-  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
-    msg = c10->what_without_backtrace();
-  } else {
-    msg = e.what();
-  }
+  const std::string msg = ExceptionMessage(e);
   const bool oom =
       dynamic_cast<const std::bad_alloc*>(&e) != nullptr ||
       absl::StrContains(msg, "out of memory") ||

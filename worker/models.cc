@@ -244,7 +244,7 @@ absl::StatusOr<std::unique_ptr<Model>> MakeModel(const ModelSpec& spec,
       } catch (const std::exception& e) {
         return absl::InvalidArgumentError(
             absl::StrCat("model.torchscript: cannot load the module: ",
-                         std::string(e.what()).substr(0, 400)));
+                         ExceptionMessage(e)));
       }
       auto model = std::make_unique<ScriptModel>(std::move(module));
       if (model->Parameters().empty()) {
@@ -304,8 +304,7 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModel(const ModelSpec& spec,
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model.", ModelKindName(spec.kind), ": forward pass failed on samples ",
-        ShapeString(data.sample_shape), ": ",
-        std::string(e.what()).substr(0, 400)));
+        ShapeString(data.sample_shape), ": ", ExceptionMessage(e)));
   }
   model->SetTraining(true);
   const bool fits =

@@ -22,6 +22,10 @@
 
 namespace lrtune::engine::internal {
 
+// The message of an exception thrown by LibTorch without its C++ backtrace
+// (c10::Error's what() appends one), capped at 400 characters.
+std::string ExceptionMessage(const std::exception& e);
+
 // Converts an exception thrown by LibTorch (c10::Error, std::bad_alloc, ...)
 // into a Status carrying its message, prefixed by `context`. Out-of-memory
 // gives ResourceExhausted, everything else Internal.

@@ -335,7 +335,7 @@ absl::Status Trainer::SaveCheckpoint(const std::string& path, int64_t step) {
     archive.save_to(tmp);
   } catch (const std::exception& e) {
     return absl::InternalError(
-        absl::StrCat("writing checkpoint ", tmp, ": ", e.what()));
+        absl::StrCat("writing checkpoint ", tmp, ": ", ExceptionMessage(e)));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     return absl::InternalError(absl::StrCat("renaming ", tmp, " to ", path));
@@ -366,7 +366,7 @@ absl::StatusOr<int64_t> Trainer::RestoreCheckpoint(const std::string& path) {
     return step.item<int64_t>();
   } catch (const std::exception& e) {
     return absl::DataLossError(
-        absl::StrCat("checkpoint ", path, ": ", e.what()));
+        absl::StrCat("checkpoint ", path, ": ", ExceptionMessage(e)));
   }
 }
 
