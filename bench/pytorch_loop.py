@@ -72,7 +72,7 @@ def make_model(name):
     return nn.Sequential(*layers)
 
 
-def main():
+def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="mlp", choices=["tiny_mlp", "mlp", "cnn"])
     p.add_argument("--device", default="cpu")
@@ -83,8 +83,50 @@ def main():
     p.add_argument("--subset", type=int, default=0)
     p.add_argument("--cuda-graph", action="store_true")  # accepted, unused
     p.add_argument("--bf16", action="store_true")
-    a = p.parse_args()
+    return p.parse_args()
 
+
+START_LR, END_LR = 1e-3, 5e-2
+
+
+def train_step(model, opt, xb, yb, done, steps, autocast):
+    """One step of an exponential LR ramp, reading the loss as lr finders do."""
+    lr = START_LR * (END_LR / START_LR) ** (done / max(1, steps - 1))
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    with autocast():
+        loss = F.cross_entropy(model(xb), yb)
+    loss.backward()
+    opt.step()
+    loss.item()
+
+
+def autocast_for(a):
+    return ((lambda: torch.autocast("cuda", torch.bfloat16)) if a.bf16
+            else contextlib.nullcontext)
+
+
+def timed(a, run):
+    """Runs a.warmup untimed steps, then a.steps timed ones; returns seconds."""
+    run(a.warmup)
+    t0 = time.perf_counter()
+    run(a.steps)
+    if a.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def report(impl, a, seconds):
+    print(json.dumps({"impl": impl, "model": a.model, "device": a.device,
+                      "threads": a.threads, "batch": a.batch,
+                      "steps": a.steps, "seconds": seconds,
+                      "steps_per_s": a.steps / seconds,
+                      "torch": torch.__version__}))
+
+
+def main():
+    a = parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     device = torch.device(a.device)
@@ -93,10 +135,8 @@ def main():
         torch.utils.data.TensorDataset(x, y), batch_size=a.batch,
         shuffle=True, drop_last=True)
     model = make_model(a.model).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    start_lr, end_lr = 1e-3, 5e-2
-    autocast = ((lambda: torch.autocast("cuda", torch.bfloat16)) if a.bf16
-                else contextlib.nullcontext)
+    opt = torch.optim.SGD(model.parameters(), lr=START_LR)
+    autocast = autocast_for(a)
 
     def run(steps):
         done = 0
@@ -104,27 +144,11 @@ def main():
             for xb, yb in loader:
                 if done == steps:
                     break
-                xb, yb = xb.to(device), yb.to(device)
-                lr = start_lr * (end_lr / start_lr) ** (done / max(1, steps - 1))
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                opt.zero_grad(set_to_none=True)
-                with autocast():
-                    loss = F.cross_entropy(model(xb), yb)
-                loss.backward()
-                opt.step()
-                loss.item()
+                train_step(model, opt, xb.to(device), yb.to(device), done,
+                           steps, autocast)
                 done += 1
 
-    run(a.warmup)
-    t0 = time.perf_counter()
-    run(a.steps)
-    seconds = time.perf_counter() - t0
-    print(json.dumps({"impl": "pytorch", "model": a.model, "device": a.device,
-                      "threads": a.threads, "batch": a.batch,
-                      "steps": a.steps, "seconds": seconds,
-                      "steps_per_s": a.steps / seconds,
-                      "torch": torch.__version__}))
+    report("pytorch", a, timed(a, run))
 
 
 if __name__ == "__main__":

@@ -135,6 +135,25 @@ std::vector<Phase> OneCyclePhases(const ScheduleSpec& s) {
           {t - 1, s.max_lr, min_lr, s.base_momentum, s.max_momentum}};
 }
 
+// The phase in force at step t and how far into it (PyTorch's walk: the
+// first phase whose end is >= t, else the last one, which extrapolates).
+struct PhasePos {
+  Phase phase;
+  double pct;
+};
+
+PhasePos OneCyclePosition(const ScheduleSpec& s, int64_t t) {
+  const double td = static_cast<double>(t);
+  const std::vector<Phase> phases = OneCyclePhases(s);
+  double start = 0;
+  size_t i = 0;
+  while (i + 1 < phases.size() && td > phases[i].end_step) {
+    start = phases[i].end_step;
+    ++i;
+  }
+  return {phases[i], (td - start) / (phases[i].end_step - start)};
+}
+
 double AnnealValue(Anneal a, double start, double end, double pct) {
   if (a == Anneal::kCos) {
     const double cos_out = std::cos(kPi * pct) + 1;
@@ -487,17 +506,9 @@ double Schedule::ProfileLr(int64_t t) const {
       return base + height * CyclicAmplitude(s, t, pos.cycle);
     }
     case ScheduleKind::kOneCycle: {
-      double start = 0;
-      const std::vector<Phase> phases = OneCyclePhases(s);
-      for (size_t i = 0; i < phases.size(); ++i) {
-        const Phase& p = phases[i];
-        if (td <= p.end_step || i + 1 == phases.size()) {
-          const double pct = (td - start) / (p.end_step - start);
-          return AnnealValue(s.anneal, p.start_lr, p.end_lr, pct);
-        }
-        start = p.end_step;
-      }
-      return base;  // unreachable: the last phase always matches
+      const PhasePos pos = OneCyclePosition(s, t);
+      return AnnealValue(s.anneal, pos.phase.start_lr, pos.phase.end_lr,
+                         pos.pct);
     }
     case ScheduleKind::kRex: {
       const double z = 1.0 - td / static_cast<double>(s.total_steps);
@@ -523,17 +534,8 @@ std::optional<double> Schedule::ProfileMomentum(int64_t t) const {
     return s.max_momentum - height * CyclicAmplitude(s, t, pos.cycle);
   }
   if (s.kind == ScheduleKind::kOneCycle) {
-    const double td = static_cast<double>(t);
-    double start = 0;
-    const std::vector<Phase> phases = OneCyclePhases(s);
-    for (size_t i = 0; i < phases.size(); ++i) {
-      const Phase& p = phases[i];
-      if (td <= p.end_step || i + 1 == phases.size()) {
-        const double pct = (td - start) / (p.end_step - start);
-        return AnnealValue(s.anneal, p.start_m, p.end_m, pct);
-      }
-      start = p.end_step;
-    }
+    const PhasePos pos = OneCyclePosition(s, t);
+    return AnnealValue(s.anneal, pos.phase.start_m, pos.phase.end_m, pos.pct);
   }
   return std::nullopt;
 }

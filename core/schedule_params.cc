@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -89,52 +90,33 @@ absl::Status SetKind(ScheduleSpec& s, absl::string_view, absl::string_view v) {
   return absl::OkStatus();
 }
 
-absl::Status SetMode(ScheduleSpec& s, absl::string_view n,
-                     absl::string_view v) {
-  const std::string mode = absl::AsciiStrToLower(v);
-  if (mode == "triangular") {
-    s.kind = ScheduleKind::kTriangular;
-  } else if (mode == "triangular2") {
-    s.kind = ScheduleKind::kTriangular2;
-  } else if (mode == "exp_range") {
-    s.kind = ScheduleKind::kExpRange;
-  } else {
-    return BadValue(n, v, "one of triangular, triangular2, exp_range");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SetAnneal(ScheduleSpec& s, absl::string_view n,
-                       absl::string_view v) {
-  const std::string a = absl::AsciiStrToLower(v);
-  if (a == "cos") {
-    s.anneal = Anneal::kCos;
-  } else if (a == "linear") {
-    s.anneal = Anneal::kLinear;
-  } else {
-    return BadValue(n, v, "cos or linear");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SetRamp(ScheduleSpec& s, absl::string_view n,
-                     absl::string_view v) {
-  const std::string a = absl::AsciiStrToLower(v);
-  if (a == "exp") {
-    s.ramp = RampShape::kExp;
-  } else if (a == "linear") {
-    s.ramp = RampShape::kLinear;
-  } else {
-    return BadValue(n, v, "exp or linear");
-  }
-  return absl::OkStatus();
+// A parameter whose value is one of a few names, each setting `field`.
+template <typename T>
+Setter Choice(T ScheduleSpec::*field,
+              std::vector<std::pair<std::string, T>> choices) {
+  return [field, choices](ScheduleSpec& s, absl::string_view n,
+                          absl::string_view v) {
+    const std::string value = absl::AsciiStrToLower(v);
+    std::vector<std::string> names;
+    for (const auto& [name, choice] : choices) {
+      if (name == value) {
+        s.*field = choice;
+        return absl::OkStatus();
+      }
+      names.push_back(name);
+    }
+    return BadValue(n, v, absl::StrCat("one of ", absl::StrJoin(names, ", ")));
+  };
 }
 
 // Ordered as the README documents them.
 const std::vector<std::pair<std::string, Setter>>& Table() {
   static const auto* table = new std::vector<std::pair<std::string, Setter>>{
       {"kind", SetKind},
-      {"mode", SetMode},
+      {"mode",
+       Choice(&ScheduleSpec::kind, {{"triangular", ScheduleKind::kTriangular},
+                                    {"triangular2", ScheduleKind::kTriangular2},
+                                    {"exp_range", ScheduleKind::kExpRange}})},
       {"base_lr", Double(&ScheduleSpec::base_lr)},
       {"max_lr", Double(&ScheduleSpec::max_lr)},
       {"total_steps", Int(&ScheduleSpec::total_steps)},
@@ -155,12 +137,14 @@ const std::vector<std::pair<std::string, Setter>>& Table() {
       {"base_momentum", Double(&ScheduleSpec::base_momentum)},
       {"max_momentum", Double(&ScheduleSpec::max_momentum)},
       {"pct_start", Double(&ScheduleSpec::pct_start)},
-      {"anneal", SetAnneal},
+      {"anneal", Choice(&ScheduleSpec::anneal,
+                        {{"cos", Anneal::kCos}, {"linear", Anneal::kLinear}})},
       {"div_factor", Double(&ScheduleSpec::div_factor)},
       {"final_div_factor", Double(&ScheduleSpec::final_div_factor)},
       {"three_phase", Bool(&ScheduleSpec::three_phase)},
       {"rex_beta", Double(&ScheduleSpec::rex_beta)},
-      {"ramp", SetRamp},
+      {"ramp", Choice(&ScheduleSpec::ramp, {{"exp", RampShape::kExp},
+                                            {"linear", RampShape::kLinear}})},
       {"sample_every", Int(&ScheduleSpec::sample_every)},
   };
   return *table;
