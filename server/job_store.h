@@ -1,0 +1,263 @@
+// JobStore: the coordinator's durable state -- jobs, their tasks under
+// fenced leases, and each job's gap-free event log -- in one SQLite file.
+//
+//   LRTUNE_ASSIGN_OR_RETURN(auto store, JobStore::Open(path, SystemClock()));
+//   LRTUNE_ASSIGN_OR_RETURN(JobRecord job, store->CreateJob(owner, "grid",
+//                                                           spec, tasks));
+//
+// Durability (guarantee 1): the file runs in WAL mode with synchronous=FULL,
+// and every mutating call commits its one transaction before it returns, so
+// anything a caller acknowledges after an OK status survives kill -9 and
+// power loss. A failed call rolls its transaction back and changes nothing.
+//
+// Fencing (guarantee 3): each lease increments the task's `attempt`; every
+// task write names the attempt it comes from and is refused with
+// FAILED_PRECONDITION when that attempt is not the task's current lease.
+// Event batches carry task-level sequence numbers (1, 2, ...), so a repeated
+// batch is applied once and a new attempt can skip what is already stored.
+//
+// Recovery: opening an existing file is the whole recovery. SQLite replays
+// its WAL; queued tasks stay queued; leased tasks keep their lease and expiry
+// (their worker may come back and renew before it lapses), and the
+// coordinator's periodic ExpireLeases() requeues the rest. Nothing is lost.
+//
+// Errors: SQLite failures become UNAVAILABLE (read-only, locked, I/O),
+// RESOURCE_EXHAUSTED (disk full) or DATA_LOSS (corrupt file), with SQLite's
+// message. Thread-safe: one connection, every call serialized by a mutex.
+#ifndef LRTUNE_SERVER_JOB_STORE_H_
+#define LRTUNE_SERVER_JOB_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/clock.h"
+#include "server/sqlite_db.h"
+
+namespace lrtune::server {
+
+enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
+enum class TaskState { kQueued, kLeased, kSucceeded, kFailed, kCancelled };
+
+// Lower-case names as stored ("queued", "running", ...).
+absl::string_view JobStateName(JobState state);
+absl::string_view TaskStateName(TaskState state);
+bool IsTerminal(JobState state);
+
+// Event types the store writes itself; their payload is the job state's
+// name ("running", "failed", ...). Callers' events use any other type.
+inline constexpr absl::string_view kAcceptedEventType = "accepted";
+inline constexpr absl::string_view kStateEventType = "state";
+
+struct JobRecord {
+  std::string id;     // "j-" + 16 hex digits
+  std::string owner;  // principal that submitted it
+  std::string kind;   // "range_test" | "grid"
+  JobState state = JobState::kQueued;
+  std::string spec;                   // opaque (a serialized proto)
+  std::optional<std::string> result;  // set by SetJobResult
+  std::string error;  // why it failed or was cancelled; else empty
+  absl::Time created;
+  absl::Time updated;
+  int64_t last_seq = 0;  // seq of the job's newest event
+};
+
+struct TaskRecord {
+  std::string id;  // "<job id>-t<index>"
+  std::string job_id;
+  int index = 0;
+  std::string spec;
+  TaskState state = TaskState::kQueued;
+  int attempt = 0;  // 0 before the first lease; the fencing token
+  int max_attempts = 3;
+  std::string lease_worker;     // empty unless leased
+  absl::Time lease_expires_at;  // meaningful while leased
+  int64_t acked_seq = 0;        // last task-level event seq stored
+  bool cancel_requested = false;
+  std::optional<std::string> result;
+  std::vector<std::string> attempt_errors;  // "attempt N: reason", in order
+};
+
+struct TaskLease {
+  std::string task_id;
+  std::string job_id;
+  int attempt = 0;
+  std::string spec;
+  absl::Time expires_at;
+  int64_t acked_seq = 0;  // events 1..acked_seq are already stored
+};
+
+struct LeaseRenewal {
+  absl::Time expires_at;
+  bool cancel_requested = false;  // the job was cancelled: stop the task
+};
+
+struct Event {
+  std::string type;
+  std::string payload;
+};
+
+struct StoredEvent {
+  std::string job_id;
+  int64_t seq = 0;                     // gap-free per job, from 1
+  std::optional<std::string> task_id;  // unset for job-level events
+  std::string type;
+  std::string payload;
+  absl::Time time;
+};
+
+struct ExpiredLease {
+  std::string task_id;
+  std::string job_id;
+  int attempt = 0;
+  std::string worker;
+  bool requeued = false;  // false: failed (out of attempts) or cancelled
+};
+
+struct CancelTarget {  // a leased task whose worker must be told to stop
+  std::string task_id;
+  int attempt = 0;
+  std::string worker;
+};
+
+struct JobPage {
+  std::vector<JobRecord> jobs;
+  std::string next_page_token;  // empty on the last page
+};
+
+class JobStore {
+ public:
+  static constexpr int kDefaultMaxAttempts = 3;
+
+  // Opens or creates the store at `path` (":memory:" for a private in-memory
+  // one), applying schema migrations in a transaction. `clock` is not owned
+  // and must outlive the store. Errors: FAILED_PRECONDITION when the file's
+  // schema is newer than this binary; UNAVAILABLE / DATA_LOSS from SQLite.
+  static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path,
+                                                        Clock* clock);
+  JobStore(const JobStore&) = delete;
+  JobStore& operator=(const JobStore&) = delete;
+
+  // The schema version this binary writes.
+  static int SchemaVersion();
+
+  // Creates a queued job with one queued task per spec, and its "accepted"
+  // event (seq 1). INVALID_ARGUMENT for an unknown kind, no tasks, or
+  // max_attempts < 1.
+  absl::StatusOr<JobRecord> CreateJob(
+      absl::string_view owner, absl::string_view kind, absl::string_view spec,
+      const std::vector<std::string>& task_specs,
+      int max_attempts = kDefaultMaxAttempts);
+
+  // NOT_FOUND when absent. Callers check the owner.
+  absl::StatusOr<JobRecord> GetJob(absl::string_view job_id);
+  absl::StatusOr<TaskRecord> GetTask(absl::string_view task_id);
+  absl::StatusOr<std::vector<TaskRecord>> ListTasks(absl::string_view job_id);
+
+  // The owner's jobs, newest first, at most `page_size` (1..1000) per page.
+  // Pass the previous page's token to continue; INVALID_ARGUMENT for a token
+  // this store did not issue.
+  absl::StatusOr<JobPage> ListJobs(absl::string_view owner,
+                                   std::optional<JobState> state, int page_size,
+                                   absl::string_view page_token);
+
+  // Leases the oldest queued task (by job creation, then index) of a job that
+  // is queued or running: attempt+1, expiry now+ttl, job -> running. Returns
+  // nullopt when nothing is queued.
+  absl::StatusOr<std::optional<TaskLease>> LeaseNextTask(
+      absl::string_view worker_id, absl::Duration ttl);
+
+  // Extends the lease to now+ttl. FAILED_PRECONDITION "stale attempt N,
+  // current M", "task is <state>, not leased" or "lease expired".
+  absl::StatusOr<LeaseRenewal> RenewLease(absl::string_view task_id,
+                                          int attempt, absl::Duration ttl);
+
+  // Stores `events` as task-level seqs first_task_seq, first_task_seq+1, ...
+  // Those at or below the task's acked_seq are skipped (already stored); the
+  // rest get the job's next seqs. Returns the job's last seq. Fenced as
+  // above; INVALID_ARGUMENT when first_task_seq < 1 or leaves a gap
+  // (first_task_seq > acked_seq + 1).
+  absl::StatusOr<int64_t> AppendTaskEvents(absl::string_view task_id,
+                                           int attempt, int64_t first_task_seq,
+                                           const std::vector<Event>& events);
+
+  // The task succeeds with `result`; the job rolls up (succeeded once every
+  // task has). Fenced as above.
+  absl::Status CompleteTask(absl::string_view task_id, int attempt,
+                            absl::string_view result);
+  // Records `reason` for this attempt; requeues the task while attempts
+  // remain, otherwise fails the task and its job with every attempt's reason
+  // (the job's other queued tasks are cancelled, leased ones flagged).
+  absl::Status FailTask(absl::string_view task_id, int attempt,
+                        absl::string_view reason);
+  // Stores the coordinator's aggregate result. NOT_FOUND when absent.
+  absl::Status SetJobResult(absl::string_view job_id, absl::string_view result);
+
+  // Requeues (or fails, when out of attempts; or cancels, when the job was
+  // cancelled) every leased task whose lease expired at or before `now`.
+  absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(absl::Time now);
+
+  // Cancels a queued or running job of `owner`: its queued tasks are
+  // cancelled, its leased ones flagged (TasksToCancel, RenewLease) until
+  // their worker stops. NOT_FOUND for a missing job or another owner's;
+  // FAILED_PRECONDITION for a finished job.
+  absl::Status CancelJob(absl::string_view job_id, absl::string_view owner);
+  // Leased tasks whose job was cancelled or failed.
+  absl::StatusOr<std::vector<CancelTarget>> TasksToCancel();
+
+  // Up to `limit` events with seq > after_seq, in seq order. NOT_FOUND when
+  // the job is absent.
+  absl::StatusOr<std::vector<StoredEvent>> ReadEvents(absl::string_view job_id,
+                                                      int64_t after_seq,
+                                                      int limit);
+
+ private:
+  JobStore(std::unique_ptr<SqliteDb> db, Clock* clock)
+      : db_(std::move(db)), clock_(clock) {}
+
+  absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<JobRecord> ReadJob(absl::string_view job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TaskRecord> ReadTask(absl::string_view task_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<TaskRecord> ReadFencedTask(absl::string_view task_id,
+                                            int attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<int64_t> AppendJobEvent(absl::string_view job_id,
+                                         absl::string_view task_id,
+                                         absl::string_view type,
+                                         absl::string_view payload)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertEvent(absl::string_view job_id, int64_t seq,
+                           absl::string_view task_id, absl::string_view type,
+                           absl::string_view payload, absl::Time time)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SetJobState(absl::string_view job_id, JobState state,
+                           absl::string_view error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status EndAttempt(const TaskRecord& task, absl::string_view reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RollUpJob(absl::string_view job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StopJobTasks(absl::string_view job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(mu_);
+  absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);  // job ids
+  Clock* const clock_;
+};
+
+}  // namespace lrtune::server
+
+#endif  // LRTUNE_SERVER_JOB_STORE_H_

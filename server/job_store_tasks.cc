@@ -1,0 +1,403 @@
+// Tasks under leases: leasing, fencing, event ingestion, outcomes, expiry,
+// cancellation, and how a job's state follows its tasks.
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/status_macros.h"
+#include "server/job_store.h"
+#include "server/job_store_rows.h"
+
+namespace lrtune::server {
+
+absl::StatusOr<TaskRecord> JobStore::ReadTask(absl::string_view task_id) {
+  TaskRecord task;
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare(
+            absl::StrCat("SELECT ", kTaskColumns, " FROM tasks WHERE id = ?")));
+    st.BindText(1, task_id);
+    LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+    }
+    LRTUNE_ASSIGN_OR_RETURN(task, TaskFromRow(st));
+  }
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement st,
+      db_->Prepare("SELECT attempt, reason FROM task_attempts "
+                   "WHERE task_id = ? ORDER BY attempt"));
+  st.BindText(1, task_id);
+  while (true) {
+    LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    task.attempt_errors.push_back(
+        absl::StrCat("attempt ", st.ColumnInt64(0), ": ", st.ColumnText(1)));
+  }
+  return task;
+}
+
+absl::StatusOr<TaskRecord> JobStore::ReadFencedTask(absl::string_view task_id,
+                                                    int attempt) {
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadTask(task_id));
+  if (attempt != task.attempt) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task_id, ": stale attempt ", attempt,
+                     ", current ", task.attempt));
+  }
+  if (task.state != TaskState::kLeased) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task_id, " is ", TaskStateName(task.state),
+                     ", not leased (attempt ", attempt, ")"));
+  }
+  return task;
+}
+
+absl::StatusOr<TaskRecord> JobStore::GetTask(absl::string_view task_id) {
+  absl::MutexLock lock(&mu_);
+  return ReadTask(task_id);
+}
+
+absl::StatusOr<std::vector<TaskRecord>> JobStore::ListTasks(
+    absl::string_view job_id) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_RETURN_IF_ERROR(ReadJob(job_id).status());
+  std::vector<std::string> ids;
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("SELECT id FROM tasks WHERE job_id = ? ORDER BY idx"));
+    st.BindText(1, job_id);
+    while (true) {
+      LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      ids.push_back(st.ColumnText(0));
+    }
+  }
+  std::vector<TaskRecord> tasks;
+  for (const std::string& id : ids) {
+    LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadTask(id));
+    tasks.push_back(std::move(task));
+  }
+  return tasks;
+}
+
+absl::StatusOr<std::optional<TaskLease>> JobStore::LeaseNextTask(
+    absl::string_view worker_id, absl::Duration ttl) {
+  if (ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("lease ttl must be positive");
+  }
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  std::string task_id;
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id "
+                     "WHERE t.state = 'queued' AND j.state IN ('queued', "
+                     "'running') ORDER BY t.num LIMIT 1"));
+    LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return std::optional<TaskLease>();
+    task_id = st.ColumnText(0);
+  }
+  absl::Time expires = clock_->Now() + ttl;
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("UPDATE tasks SET state = 'leased', attempt = attempt + "
+                     "1, lease_worker = ?, lease_expires_us = ? WHERE id = ?"));
+    st.BindText(1, worker_id);
+    st.BindInt64(2, absl::ToUnixMicros(expires));
+    st.BindText(3, task_id);
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadTask(task_id));
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(task.job_id));
+  if (job.state == JobState::kQueued) {
+    LRTUNE_RETURN_IF_ERROR(SetJobState(job.id, JobState::kRunning, ""));
+  }
+  LRTUNE_RETURN_IF_ERROR(txn.Commit());
+  return TaskLease{task.id,   task.job_id,           task.attempt,
+                   task.spec, task.lease_expires_at, task.acked_seq};
+}
+
+absl::StatusOr<LeaseRenewal> JobStore::RenewLease(absl::string_view task_id,
+                                                  int attempt,
+                                                  absl::Duration ttl) {
+  if (ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("lease ttl must be positive");
+  }
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
+  absl::Time now = clock_->Now();
+  if (now >= task.lease_expires_at) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", task_id, ": lease expired at ",
+        absl::FormatTime(task.lease_expires_at), " (attempt ", attempt, ")"));
+  }
+  LeaseRenewal renewal{now + ttl, task.cancel_requested};
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement st,
+      db_->Prepare("UPDATE tasks SET lease_expires_us = ? WHERE id = ?"));
+  st.BindInt64(1, absl::ToUnixMicros(renewal.expires_at));
+  st.BindText(2, task_id);
+  LRTUNE_RETURN_IF_ERROR(st.Run());
+  LRTUNE_RETURN_IF_ERROR(txn.Commit());
+  return renewal;
+}
+
+absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
+    absl::string_view task_id, int attempt, int64_t first_task_seq,
+    const std::vector<Event>& events) {
+  if (first_task_seq < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("first_task_seq must be >= 1, got ", first_task_seq));
+  }
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
+  if (first_task_seq > task.acked_seq + 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task ", task_id, ": events would leave a gap: first_task_seq ",
+        first_task_seq, " but only 1..", task.acked_seq, " are stored"));
+  }
+  // One read and one write of the job row per batch; the events take the
+  // job's next seqs in order.
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(task.job_id));
+  absl::Time now = clock_->Now();
+  int64_t job_seq = job.last_seq;
+  int64_t task_seq = first_task_seq;
+  for (const Event& event : events) {
+    if (task_seq > task.acked_seq) {
+      LRTUNE_RETURN_IF_ERROR(InsertEvent(task.job_id, ++job_seq, task_id,
+                                         event.type, event.payload, now));
+    }
+    ++task_seq;
+  }
+  if (job_seq == job.last_seq) return job_seq;  // all already stored
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("UPDATE jobs SET next_seq = ?, updated_us = ? "
+                     "WHERE id = ?"));
+    st.BindInt64(1, job_seq + 1);
+    st.BindInt64(2, absl::ToUnixMicros(now));
+    st.BindText(3, task.job_id);
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement st,
+      db_->Prepare("UPDATE tasks SET acked_seq = ? WHERE id = ?"));
+  st.BindInt64(1, task_seq - 1);
+  st.BindText(2, task_id);
+  LRTUNE_RETURN_IF_ERROR(st.Run());
+  LRTUNE_RETURN_IF_ERROR(txn.Commit());
+  return job_seq;
+}
+
+absl::Status JobStore::CompleteTask(absl::string_view task_id, int attempt,
+                                    absl::string_view result) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("UPDATE tasks SET state = 'succeeded', result = ?, "
+                     "lease_worker = '', lease_expires_us = 0 WHERE id = ?"));
+    st.BindBlob(1, result);
+    st.BindText(2, task_id);
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  LRTUNE_RETURN_IF_ERROR(RollUpJob(task.job_id));
+  return txn.Commit();
+}
+
+absl::Status JobStore::FailTask(absl::string_view task_id, int attempt,
+                                absl::string_view reason) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
+  LRTUNE_RETURN_IF_ERROR(EndAttempt(task, reason));
+  return txn.Commit();
+}
+
+absl::Status JobStore::EndAttempt(const TaskRecord& task,
+                                  absl::string_view reason) {
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("INSERT INTO task_attempts (task_id, attempt, worker, "
+                     "reason, time_us) VALUES (?, ?, ?, ?, ?)"));
+    st.BindText(1, task.id);
+    st.BindInt64(2, task.attempt);
+    st.BindText(3, task.lease_worker);
+    st.BindText(4, reason);
+    st.BindInt64(5, absl::ToUnixMicros(clock_->Now()));
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  TaskState next = TaskState::kQueued;
+  if (task.cancel_requested) {
+    next = TaskState::kCancelled;
+  } else if (task.attempt >= task.max_attempts) {
+    next = TaskState::kFailed;
+  }
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("UPDATE tasks SET state = ?, lease_worker = '', "
+                     "lease_expires_us = 0 WHERE id = ?"));
+    st.BindText(1, TaskStateName(next));
+    st.BindText(2, task.id);
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  if (next != TaskState::kFailed) return RollUpJob(task.job_id);
+  // Out of attempts: the job fails now, naming every attempt's reason, and
+  // its other tasks stop.
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(task.job_id));
+  if (IsTerminal(job.state)) return absl::OkStatus();
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord failed, ReadTask(task.id));
+  std::string error =
+      absl::StrCat("task ", task.id, " failed after ", task.attempt,
+                   " attempts: ", absl::StrJoin(failed.attempt_errors, "; "));
+  LRTUNE_RETURN_IF_ERROR(SetJobState(job.id, JobState::kFailed, error));
+  return StopJobTasks(job.id);
+}
+
+absl::Status JobStore::RollUpJob(absl::string_view job_id) {
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(job_id));
+  if (IsTerminal(job.state)) return absl::OkStatus();
+  int64_t open = 0, succeeded = 0, failed = 0;
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("SELECT state, COUNT(*) FROM tasks WHERE job_id = ? "
+                     "GROUP BY state"));
+    st.BindText(1, job_id);
+    while (true) {
+      LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      LRTUNE_ASSIGN_OR_RETURN(TaskState state,
+                              ParseTaskState(st.ColumnText(0)));
+      int64_t count = st.ColumnInt64(1);
+      if (state == TaskState::kQueued || state == TaskState::kLeased) {
+        open += count;
+      } else if (state == TaskState::kSucceeded) {
+        succeeded += count;
+      } else if (state == TaskState::kFailed) {
+        failed += count;
+      }
+    }
+  }
+  if (open > 0) return absl::OkStatus();
+  if (failed > 0) {
+    return SetJobState(job_id, JobState::kFailed, "a task failed");
+  }
+  return SetJobState(
+      job_id, succeeded > 0 ? JobState::kSucceeded : JobState::kCancelled, "");
+}
+
+absl::Status JobStore::SetJobState(absl::string_view job_id, JobState state,
+                                   absl::string_view error) {
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("UPDATE jobs SET state = ?, error = ? WHERE id = ?"));
+    st.BindText(1, JobStateName(state));
+    st.BindText(2, error);
+    st.BindText(3, job_id);
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  // AppendJobEvent also stamps updated_us.
+  return AppendJobEvent(job_id, "", kStateEventType, JobStateName(state))
+      .status();
+}
+
+absl::Status JobStore::StopJobTasks(absl::string_view job_id) {
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("UPDATE tasks SET state = 'cancelled' "
+                     "WHERE job_id = ? AND state = 'queued'"));
+    st.BindText(1, job_id);
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement st,
+      db_->Prepare("UPDATE tasks SET cancel_requested = 1 "
+                   "WHERE job_id = ? AND state = 'leased'"));
+  st.BindText(1, job_id);
+  return st.Run();
+}
+
+absl::StatusOr<std::vector<ExpiredLease>> JobStore::ExpireLeases(
+    absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  std::vector<std::string> ids;
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("SELECT id FROM tasks WHERE state = 'leased' AND "
+                     "lease_expires_us <= ? ORDER BY num"));
+    st.BindInt64(1, absl::ToUnixMicros(now));
+    while (true) {
+      LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      ids.push_back(st.ColumnText(0));
+    }
+  }
+  std::vector<ExpiredLease> expired;
+  for (const std::string& id : ids) {
+    LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadTask(id));
+    LRTUNE_RETURN_IF_ERROR(EndAttempt(
+        task, absl::StrCat("lease expired (worker ", task.lease_worker,
+                           " stopped heartbeating)")));
+    LRTUNE_ASSIGN_OR_RETURN(TaskRecord after, ReadTask(id));
+    expired.push_back({id, task.job_id, task.attempt, task.lease_worker,
+                       after.state == TaskState::kQueued});
+  }
+  LRTUNE_RETURN_IF_ERROR(txn.Commit());
+  return expired;
+}
+
+absl::Status JobStore::CancelJob(absl::string_view job_id,
+                                 absl::string_view owner) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  absl::StatusOr<JobRecord> job = ReadJob(job_id);
+  if (!job.ok()) return job.status();
+  // Another owner's job is reported exactly like a missing one.
+  if (job->owner != owner) {
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  }
+  if (IsTerminal(job->state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " is already ", JobStateName(job->state)));
+  }
+  LRTUNE_RETURN_IF_ERROR(
+      SetJobState(job_id, JobState::kCancelled, "cancelled by its owner"));
+  LRTUNE_RETURN_IF_ERROR(StopJobTasks(job_id));
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<CancelTarget>> JobStore::TasksToCancel() {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement st,
+      db_->Prepare("SELECT id, attempt, lease_worker FROM tasks "
+                   "WHERE state = 'leased' AND cancel_requested = 1 "
+                   "ORDER BY num"));
+  std::vector<CancelTarget> targets;
+  while (true) {
+    LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    targets.push_back({st.ColumnText(0), static_cast<int>(st.ColumnInt64(1)),
+                       st.ColumnText(2)});
+  }
+  return targets;
+}
+
+}  // namespace lrtune::server
