@@ -1,0 +1,49 @@
+// HubClient: the worker's view of the coordinator's WorkerHub service, one
+// method per RPC, with errors as absl::Status (the gRPC status converted at
+// this edge, code for code).
+//
+//   std::unique_ptr<HubClient> hub = NewGrpcHubClient("localhost:7070", "");
+//   absl::StatusOr<v1::RegisterResponse> r = hub->Register(request);
+//
+// The agent talks to the coordinator only through this interface, so its
+// reporting and retry logic can be tested against an in-process fake.
+// Implementations must be thread-safe: every slot thread, the heartbeat
+// thread and the reporters call concurrently.
+#ifndef LRTUNE_WORKER_HUB_CLIENT_H_
+#define LRTUNE_WORKER_HUB_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "lrtune/v1/worker.pb.h"
+
+namespace lrtune::worker {
+
+class HubClient {
+ public:
+  virtual ~HubClient() = default;
+  virtual absl::StatusOr<v1::RegisterResponse> Register(
+      const v1::RegisterRequest& request) = 0;
+  virtual absl::StatusOr<v1::AcquireTaskResponse> AcquireTask(
+      const v1::AcquireTaskRequest& request) = 0;
+  virtual absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
+      const v1::HeartbeatRequest& request) = 0;
+  virtual absl::StatusOr<v1::ReportPointsResponse> ReportPoints(
+      const v1::ReportPointsRequest& request) = 0;
+  virtual absl::StatusOr<v1::CompleteTaskResponse> CompleteTask(
+      const v1::CompleteTaskRequest& request) = 0;
+  virtual absl::StatusOr<v1::FailTaskResponse> FailTask(
+      const v1::FailTaskRequest& request) = 0;
+};
+
+// A client over an insecure gRPC channel to `target` ("host:port"). A
+// non-empty `token` is sent as "authorization: Bearer <token>" on every
+// call. Every call has a deadline (AcquireTask: its wait plus 10 s; others
+// 10 s); the channel reconnects by itself, so UNAVAILABLE is transient.
+std::unique_ptr<HubClient> NewGrpcHubClient(const std::string& target,
+                                            const std::string& token);
+
+}  // namespace lrtune::worker
+
+#endif  // LRTUNE_WORKER_HUB_CLIENT_H_
