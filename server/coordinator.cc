@@ -1,0 +1,511 @@
+#include "server/coordinator.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/range_test.h"
+#include "core/status_macros.h"
+
+namespace lrtune::server {
+namespace {
+
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  out->set_seconds(micros / 1000000);
+  out->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+}
+
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  const int64_t micros = absl::ToInt64Microseconds(d);
+  out->set_seconds(micros / 1000000);
+  out->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+}
+
+absl::Status StaleAttempt(const TaskRecord& task, uint64_t attempt_id) {
+  if (task.state != TaskState::kLeased) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("stale attempt: task ", task.id, " attempt ", attempt_id,
+                     ", task is ", TaskStateName(task.state)));
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("stale attempt: task ", task.id, " attempt ", attempt_id,
+                   ", current ", task.attempt));
+}
+
+}  // namespace
+
+Coordinator::Coordinator(JobStore* store, Clock* clock,
+                         CoordinatorOptions options)
+    : store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      leases_(clock) {}
+
+Coordinator::~Coordinator() { StopSweeper(); }
+
+absl::StatusOr<v1::Job> Coordinator::BuildJob(const JobRecord& record) {
+  v1::SubmitJobRequest spec;
+  if (!spec.ParseFromString(record.spec)) {
+    return absl::DataLossError(
+        absl::StrCat("job ", record.id, ": stored spec does not parse"));
+  }
+  v1::Job job;
+  job.set_job_id(record.id);
+  job.set_owner(record.owner);
+  job.set_state(JobStateToProto(record.state));
+  if (spec.has_range_test()) *job.mutable_range_test() = spec.range_test();
+  if (spec.has_grid()) *job.mutable_grid() = spec.grid();
+  job.set_request_id(spec.request_id());
+  SetTimestamp(record.created, job.mutable_create_time());
+  if (IsTerminal(record.state))
+    SetTimestamp(record.updated, job.mutable_end_time());
+  LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
+                          store_->ListTasks(record.id));
+  job.set_tasks_total(static_cast<int>(tasks.size()));
+  int done = 0;
+  for (const TaskRecord& t : tasks) {
+    if (t.state == TaskState::kSucceeded) ++done;
+  }
+  job.set_tasks_done(done);
+  job.set_failure(record.error);
+  job.set_last_seq(static_cast<uint64_t>(record.last_seq));
+  if (record.result.has_value() && spec.has_range_test() &&
+      !job.mutable_range_test_result()->ParseFromString(*record.result)) {
+    return absl::DataLossError(
+        absl::StrCat("job ", record.id, ": stored result does not parse"));
+  }
+  return job;
+}
+
+absl::StatusOr<JobRecord> Coordinator::OwnedJob(const std::string& owner,
+                                                const std::string& job_id) {
+  if (job_id.empty()) {
+    return absl::InvalidArgumentError("job_id is required");
+  }
+  absl::StatusOr<JobRecord> record = store_->GetJob(job_id);
+  if (!record.ok() || record->owner != owner) {
+    if (record.ok() || absl::IsNotFound(record.status())) {
+      return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+    }
+    return record.status();
+  }
+  return record;
+}
+
+void Coordinator::NotifyJob(const std::string& job_id) {
+  absl::StatusOr<JobRecord> record = store_->GetJob(job_id);
+  if (record.ok()) hub_.Publish(job_id, {}, record->last_seq);
+}
+
+absl::StatusOr<v1::Job> Coordinator::SubmitJob(
+    const std::string& owner, const v1::SubmitJobRequest& request) {
+  LRTUNE_RETURN_IF_ERROR(ValidateSubmitJob(request, options_.limits));
+  const int max_attempts = request.has_max_attempts() ? request.max_attempts()
+                                                      : options_.max_attempts;
+  const std::vector<std::string> tasks =
+      RangeTestTaskSpecs(request.range_test());
+  LRTUNE_ASSIGN_OR_RETURN(
+      JobRecord record,
+      store_->CreateJob(owner, "range_test", request.SerializeAsString(), tasks,
+                        max_attempts));
+  return BuildJob(record);
+}
+
+absl::StatusOr<v1::Job> Coordinator::GetJob(const std::string& owner,
+                                            const std::string& job_id) {
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord record, OwnedJob(owner, job_id));
+  return BuildJob(record);
+}
+
+absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(
+    const std::string& owner, const v1::ListJobsRequest& request) {
+  if (request.page_size() < 0 || request.page_size() > 1000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_size must be in [0, 1000], got ", request.page_size()));
+  }
+  std::vector<JobState> wanted;
+  for (int s : request.states()) {
+    if (s == v1::JOB_STATE_UNSPECIFIED) continue;
+    LRTUNE_ASSIGN_OR_RETURN(JobState state,
+                            JobStateFromProto(static_cast<v1::JobState>(s)));
+    wanted.push_back(state);
+  }
+  std::optional<JobState> filter;
+  if (wanted.size() == 1) filter = wanted[0];
+  const int page_size =
+      request.page_size() == 0 ? options_.list_page_size : request.page_size();
+  LRTUNE_ASSIGN_OR_RETURN(
+      JobPage page,
+      store_->ListJobs(owner, filter, page_size, request.page_token()));
+  v1::ListJobsResponse response;
+  for (const JobRecord& record : page.jobs) {
+    // Several states: the store filters by one, so the page is filtered
+    // here (it may then hold fewer than page_size jobs).
+    if (wanted.size() > 1 &&
+        std::find(wanted.begin(), wanted.end(), record.state) == wanted.end()) {
+      continue;
+    }
+    LRTUNE_ASSIGN_OR_RETURN(*response.add_jobs(), BuildJob(record));
+  }
+  response.set_next_page_token(page.next_page_token);
+  return response;
+}
+
+absl::StatusOr<v1::Job> Coordinator::CancelJob(
+    const std::string& owner, const v1::CancelJobRequest& request) {
+  if (request.job_id().empty()) {
+    return absl::InvalidArgumentError("job_id is required");
+  }
+  LRTUNE_RETURN_IF_ERROR(store_->CancelJob(request.job_id(), owner));
+  absl::StatusOr<std::vector<CancelTarget>> targets = store_->TasksToCancel();
+  if (targets.ok()) {
+    for (const CancelTarget& t : *targets)
+      leases_.MarkCancel(t.task_id).IgnoreError();
+  }
+  NotifyJob(request.job_id());
+  return GetJob(owner, request.job_id());
+}
+
+absl::StatusOr<v1::Job> Coordinator::CheckWatch(const std::string& owner,
+                                                const std::string& job_id,
+                                                uint64_t after_seq) {
+  LRTUNE_ASSIGN_OR_RETURN(v1::Job job, GetJob(owner, job_id));
+  if (after_seq > job.last_seq()) {
+    return absl::OutOfRangeError(
+        absl::StrCat("after_seq (", after_seq,
+                     ") is beyond the job's last_seq (", job.last_seq(), ")"));
+  }
+  return job;
+}
+
+absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::ReadEvents(
+    const std::string& job_id, int64_t after_seq, int limit) {
+  LRTUNE_ASSIGN_OR_RETURN(std::vector<StoredEvent> stored,
+                          store_->ReadEvents(job_id, after_seq, limit));
+  v1::Job job;
+  if (!stored.empty() && stored.front().type == kAcceptedEventType) {
+    LRTUNE_ASSIGN_OR_RETURN(JobRecord record, store_->GetJob(job_id));
+    LRTUNE_ASSIGN_OR_RETURN(job, BuildJob(record));
+  }
+  std::vector<v1::JobEvent> events;
+  events.reserve(stored.size());
+  for (const StoredEvent& e : stored) {
+    LRTUNE_ASSIGN_OR_RETURN(v1::JobEvent event, StoredEventToProto(e, job));
+    events.push_back(std::move(event));
+  }
+  return events;
+}
+
+absl::StatusOr<v1::RegisterResponse> Coordinator::Register(
+    const v1::RegisterRequest& request) {
+  v1::RegisterResponse response;
+  std::string id = request.worker_id();
+  if (id.empty()) {
+    absl::BitGen gen;
+    id = absl::StrFormat("w-%016x", absl::Uniform<uint64_t>(gen));
+  }
+  response.set_worker_id(id);
+  SetDuration(options_.lease_ttl, response.mutable_lease_ttl());
+  SetDuration(HeartbeatInterval(options_.lease_ttl),
+              response.mutable_heartbeat_interval());
+  return response;
+}
+
+absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
+    const v1::AcquireTaskRequest& request) {
+  if (request.worker_id().empty()) {
+    return absl::InvalidArgumentError("worker_id is required");
+  }
+  v1::AcquireTaskResponse response;
+  LRTUNE_ASSIGN_OR_RETURN(
+      std::optional<TaskLease> lease,
+      store_->LeaseNextTask(request.worker_id(), options_.lease_ttl));
+  if (!lease.has_value()) {
+    SetDuration(options_.acquire_retry, response.mutable_retry_after());
+    return response;
+  }
+  leases_
+      .Grant(lease->task_id, request.worker_id(), lease->attempt,
+             options_.lease_ttl)
+      .IgnoreError();  // the store is the authority; the table is a cache
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, store_->GetTask(lease->task_id));
+  v1::Task* out = response.mutable_task();
+  out->set_task_id(lease->task_id);
+  out->set_job_id(lease->job_id);
+  out->set_attempt_id(static_cast<uint64_t>(lease->attempt));
+  out->set_attempt_number(lease->attempt);
+  out->set_max_attempts(task.max_attempts);
+  SetTimestamp(lease->expires_at, out->mutable_lease_expires_at());
+  if (!out->mutable_range_test()->ParseFromString(lease->spec)) {
+    return absl::DataLossError(
+        absl::StrCat("task ", lease->task_id, ": stored spec does not parse"));
+  }
+  if (lease->acked_seq > 0) {
+    out->mutable_resume()->set_last_acked_seq(lease->acked_seq - 1);
+  }
+  NotifyJob(lease->job_id);  // queued -> running
+  return response;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
+    const v1::HeartbeatRequest& request) {
+  v1::HeartbeatResponse response;
+  for (const v1::TaskStatus& status : request.tasks()) {
+    v1::TaskDirective* d = response.add_directives();
+    d->set_task_id(status.task_id());
+    d->set_attempt_id(status.attempt_id());
+    absl::StatusOr<LeaseRenewal> renewal = store_->RenewLease(
+        status.task_id(), static_cast<int>(status.attempt_id()),
+        options_.lease_ttl);
+    if (!renewal.ok()) {
+      if (!absl::IsFailedPrecondition(renewal.status()) &&
+          !absl::IsNotFound(renewal.status())) {
+        return renewal.status();
+      }
+      d->set_directive(v1::DIRECTIVE_ABANDON);
+      d->set_reason(std::string(renewal.status().message()));
+      continue;
+    }
+    const int attempt = static_cast<int>(status.attempt_id());
+    if (!leases_.Renew(status.task_id(), attempt).ok()) {
+      leases_
+          .Grant(status.task_id(), request.worker_id(), attempt,
+                 options_.lease_ttl)
+          .IgnoreError();  // rebuilt after a restart
+    }
+    if (renewal->cancel_requested) {
+      d->set_directive(v1::DIRECTIVE_CANCEL);
+      d->set_reason("the job was cancelled");
+    } else {
+      d->set_directive(v1::DIRECTIVE_CONTINUE);
+      SetTimestamp(renewal->expires_at, d->mutable_lease_expires_at());
+    }
+  }
+  return response;
+}
+
+absl::StatusOr<TaskRecord> Coordinator::FencedTask(const std::string& task_id,
+                                                   uint64_t attempt_id) {
+  if (task_id.empty()) return absl::InvalidArgumentError("task_id is required");
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, store_->GetTask(task_id));
+  if (task.state != TaskState::kLeased ||
+      static_cast<uint64_t>(task.attempt) != attempt_id) {
+    return StaleAttempt(task, attempt_id);
+  }
+  return task;
+}
+
+absl::Status Coordinator::AppendEvents(
+    const TaskRecord& task, int attempt,
+    const std::vector<v1::JobEvent>& events) {
+  std::vector<Event> rows;
+  for (const v1::JobEvent& e : events) {
+    rows.push_back({EventType(e), e.SerializeAsString()});
+  }
+  LRTUNE_ASSIGN_OR_RETURN(
+      int64_t last,
+      store_->AppendTaskEvents(task.id, attempt, task.acked_seq + 1, rows));
+  std::vector<v1::JobEvent> published = events;
+  const int64_t first = last - static_cast<int64_t>(events.size()) + 1;
+  for (size_t i = 0; i < published.size(); ++i) {
+    published[i].set_seq(
+        static_cast<uint64_t>(first + static_cast<int64_t>(i)));
+    published[i].set_job_id(task.job_id);
+    SetTimestamp(clock_->Now(), published[i].mutable_time());
+  }
+  hub_.Publish(task.job_id, published, last);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
+    const v1::ReportPointsRequest& request) {
+  absl::MutexLock lock(&append_mu_);
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task,
+                          FencedTask(request.task_id(), request.attempt_id()));
+  v1::ReportPointsResponse response;
+  response.set_directive(task.cancel_requested ? v1::DIRECTIVE_CANCEL
+                                               : v1::DIRECTIVE_CONTINUE);
+  response.set_acked_seq(task.acked_seq - 1);
+  if (request.records_size() == 0) return response;
+  const int64_t first = request.records(0).seq();
+  if (first < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("records[0].seq must be >= 0, got ", first));
+  }
+  std::vector<v1::JobEvent> events;
+  for (int i = 0; i < request.records_size(); ++i) {
+    const v1::TaskRecord& r = request.records(i);
+    if (r.seq() != first + i) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("records[", i, "].seq must be ", first + i,
+                       " (consecutive), got ", r.seq()));
+    }
+    v1::JobEvent e;
+    if (r.has_point()) {
+      e.mutable_point()->mutable_origin()->set_seed_index(
+          r.point().seed_index());
+      *e.mutable_point()->mutable_point() = r.point();
+    } else if (r.has_evaluation()) {
+      e.mutable_evaluation()->mutable_origin()->set_seed_index(
+          r.evaluation().seed_index());
+      *e.mutable_evaluation()->mutable_evaluation() = r.evaluation();
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("records[", i, "] must hold a point or an evaluation"));
+    }
+    events.push_back(std::move(e));
+  }
+  // Task-level seqs in the store are record seq + 1.
+  if (first + 1 > task.acked_seq + 1) return response;  // a gap: resend
+  const int64_t new_count = first + request.records_size() - task.acked_seq;
+  if (new_count <= 0) return response;  // a repeat: already stored
+  std::vector<Event> rows;
+  for (const v1::JobEvent& e : events) {
+    rows.push_back({EventType(e), e.SerializeAsString()});
+  }
+  LRTUNE_ASSIGN_OR_RETURN(
+      int64_t last,
+      store_->AppendTaskEvents(task.id, task.attempt, first + 1, rows));
+  std::vector<v1::JobEvent> published(events.end() - new_count, events.end());
+  const absl::Time now = clock_->Now();
+  for (int64_t i = 0; i < new_count; ++i) {
+    published[i].set_seq(static_cast<uint64_t>(last - new_count + 1 + i));
+    published[i].set_job_id(task.job_id);
+    SetTimestamp(now, published[i].mutable_time());
+  }
+  hub_.Publish(task.job_id, published, last);
+  response.set_acked_seq(first + request.records_size() - 1);
+  return response;
+}
+
+absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
+    const v1::CompleteTaskRequest& request) {
+  std::string job_id;
+  {
+    absl::MutexLock lock(&append_mu_);
+    LRTUNE_ASSIGN_OR_RETURN(
+        TaskRecord task, FencedTask(request.task_id(), request.attempt_id()));
+    job_id = task.job_id;
+    if (request.final_seq() >= 0 && request.final_seq() + 1 > task.acked_seq) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("final_seq ", request.final_seq(),
+                       " is not acknowledged; acked_seq ", task.acked_seq - 1));
+    }
+    if (!request.has_range_test()) {
+      return absl::InvalidArgumentError(
+          "result.range_test is required for a range-test task");
+    }
+    v1::RangeTestTask spec;
+    if (!spec.ParseFromString(task.spec)) {
+      return absl::DataLossError(
+          absl::StrCat("task ", task.id, ": stored spec does not parse"));
+    }
+    std::vector<v1::JobEvent> events(1);
+    events[0].mutable_recommendation()->set_seed_index(spec.seed_index());
+    *events[0].mutable_recommendation()->mutable_recommendation() =
+        request.range_test().recommendation();
+
+    // Is this the job's last seed? Then aggregate before the job succeeds.
+    LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
+                            store_->ListTasks(job_id));
+    std::vector<v1::RangeTestTaskResult> results(tasks.size());
+    bool all_done = true;
+    for (const TaskRecord& t : tasks) {
+      if (t.id == task.id) {
+        results[t.index] = request.range_test();
+      } else if (t.state != TaskState::kSucceeded || !t.result.has_value() ||
+                 !results[t.index].ParseFromString(*t.result)) {
+        all_done = false;
+      }
+    }
+    std::optional<v1::RangeTestResult> job_result;
+    if (all_done) {
+      job_result.emplace();
+      std::vector<Recommendation> per_seed;
+      for (const v1::RangeTestTaskResult& r : results) {
+        per_seed.push_back(RecommendationFromProto(r.recommendation()));
+        *job_result->add_per_seed() = r.recommendation();
+        job_result->set_steps_run(job_result->steps_run() + r.steps_run());
+        job_result->set_train_seconds(job_result->train_seconds() +
+                                      r.train_seconds());
+      }
+      LRTUNE_ASSIGN_OR_RETURN(Recommendation aggregate,
+                              AggregateSeeds(per_seed));
+      *job_result->mutable_recommendation() = RecommendationToProto(aggregate);
+      v1::JobEvent agg;
+      *agg.mutable_recommendation()->mutable_recommendation() =
+          job_result->recommendation();
+      events.push_back(std::move(agg));
+    }
+    LRTUNE_RETURN_IF_ERROR(AppendEvents(task, task.attempt, events));
+    if (job_result.has_value()) {
+      LRTUNE_RETURN_IF_ERROR(
+          store_->SetJobResult(job_id, job_result->SerializeAsString()));
+    }
+    LRTUNE_RETURN_IF_ERROR(store_->CompleteTask(
+        task.id, task.attempt, request.range_test().SerializeAsString()));
+    leases_.Release(task.id, task.attempt).IgnoreError();
+  }
+  NotifyJob(job_id);
+  return v1::CompleteTaskResponse();
+}
+
+absl::StatusOr<v1::FailTaskResponse> Coordinator::FailTask(
+    const v1::FailTaskRequest& request) {
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task,
+                          FencedTask(request.task_id(), request.attempt_id()));
+  std::string reason = request.reason().empty() ? "failed" : request.reason();
+  if (request.kind() == v1::FAILURE_KIND_CANCELLED) {
+    reason = absl::StrCat("cancelled: ", reason);
+  } else if (request.kind() == v1::FAILURE_KIND_RELEASED) {
+    reason = absl::StrCat("released: ", reason);
+  }
+  LRTUNE_RETURN_IF_ERROR(store_->FailTask(task.id, task.attempt, reason));
+  leases_.Release(task.id, task.attempt).IgnoreError();
+  NotifyJob(task.job_id);
+  v1::FailTaskResponse response;
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord after, store_->GetTask(task.id));
+  response.set_will_retry(after.state == TaskState::kQueued);
+  return response;
+}
+
+absl::Status Coordinator::SweepOnce() {
+  const absl::Time now = clock_->Now();
+  LRTUNE_ASSIGN_OR_RETURN(std::vector<ExpiredLease> expired,
+                          store_->ExpireLeases(now));
+  leases_.Expired(now);
+  for (const ExpiredLease& e : expired) NotifyJob(e.job_id);
+  return absl::OkStatus();
+}
+
+void Coordinator::StartSweeper() {
+  absl::MutexLock lock(&sweep_mu_);
+  if (sweeping_) return;
+  sweeping_ = true;
+  sweeper_ = std::thread([this] {
+    absl::MutexLock lock(&sweep_mu_);
+    while (sweeping_) {
+      sweep_mu_.Unlock();
+      SweepOnce().IgnoreError();  // a failed sweep is retried next interval
+      sweep_mu_.Lock();
+      sweep_mu_.AwaitWithTimeout(
+          absl::Condition(
+              +[](bool* running) { return !*running; }, &sweeping_),
+          options_.sweep_interval);
+    }
+  });
+}
+
+void Coordinator::StopSweeper() {
+  {
+    absl::MutexLock lock(&sweep_mu_);
+    if (!sweeping_) return;
+    sweeping_ = false;
+  }
+  sweeper_.join();
+}
+
+}  // namespace lrtune::server

@@ -1,0 +1,514 @@
+// Runs the coordinator's gRPC server in-process on a loopback port with a
+// temporary SQLite file, and drives it through generated stubs: a fake
+// worker (register, acquire, report, complete) and a client.
+#include "server/coordinator.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "lrtune/v1/lrtune.grpc.pb.h"
+#include "lrtune/v1/worker.grpc.pb.h"
+#include "server/grpc_services.h"
+#include "server/job_store.h"
+
+namespace lrtune::server {
+namespace {
+
+using ::grpc::ClientContext;
+using ::grpc::StatusCode;
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (server_ != nullptr) {
+      server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    }
+    server_.reset();
+    coordinator_.reset();
+    store_.reset();
+    if (!db_path_.empty()) {
+      std::remove(db_path_.c_str());
+      std::remove((db_path_ + "-wal").c_str());
+      std::remove((db_path_ + "-shm").c_str());
+    }
+  }
+
+  void StartServer(absl::Duration lease_ttl = absl::Seconds(10)) {
+    db_path_ = absl::StrCat(
+        ::testing::TempDir(), "/coordinator_test_", getpid(), "_",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".db");
+    std::remove(db_path_.c_str());
+    auto store = JobStore::Open(db_path_, SystemClock());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    CoordinatorOptions options;
+    options.lease_ttl = lease_ttl;
+    options.sweep_interval = absl::Milliseconds(20);
+    coordinator_ =
+        std::make_unique<Coordinator>(store_.get(), SystemClock(), options);
+    lrtune_service_ =
+        std::make_unique<LrTuneService>(coordinator_.get(), &auth_);
+    hub_service_ = std::make_unique<WorkerHubService>(coordinator_.get());
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(lrtune_service_.get());
+    builder.RegisterService(hub_service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(port, 0);
+    coordinator_->StartSweeper();
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                       grpc::InsecureChannelCredentials());
+    client_ = v1::LrTune::NewStub(channel);
+    worker_ = v1::WorkerHub::NewStub(channel);
+  }
+
+  static void SetDeadline(ClientContext* context, absl::Duration d) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + d));
+  }
+
+  static v1::RangeTestJob TwoSeedJob() {
+    v1::RangeTestJob job;
+    job.mutable_run()->mutable_data()->set_name("spirals");
+    job.mutable_range_test()->set_start_lr(1e-5);
+    job.mutable_range_test()->set_end_lr(1.0);
+    job.mutable_range_test()->set_steps(100);
+    job.mutable_range_test()->add_seeds(7);
+    job.mutable_range_test()->add_seeds(8);
+    return job;
+  }
+
+  v1::Job Submit(const v1::RangeTestJob& job) {
+    v1::SubmitJobRequest request;
+    *request.mutable_range_test() = job;
+    v1::Job response;
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    grpc::Status status = client_->SubmitJob(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
+  std::string Register(const std::string& id) {
+    v1::RegisterRequest request;
+    request.set_worker_id(id);
+    v1::RegisterResponse response;
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    EXPECT_TRUE(worker_->Register(&context, request, &response).ok());
+    return response.worker_id();
+  }
+
+  // Polls AcquireTask until a task comes or the deadline passes.
+  std::optional<v1::Task> Acquire(const std::string& worker,
+                                  absl::Duration within = absl::Seconds(5)) {
+    const absl::Time deadline = absl::Now() + within;
+    while (absl::Now() < deadline) {
+      v1::AcquireTaskRequest request;
+      request.set_worker_id(worker);
+      v1::AcquireTaskResponse response;
+      ClientContext context;
+      SetDeadline(&context, absl::Seconds(5));
+      grpc::Status status = worker_->AcquireTask(&context, request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      if (response.has_task()) return response.task();
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return std::nullopt;
+  }
+
+  grpc::Status Report(const v1::Task& task, int64_t first, int count,
+                      v1::ReportPointsResponse* response) {
+    v1::ReportPointsRequest request;
+    request.set_task_id(task.task_id());
+    request.set_attempt_id(task.attempt_id());
+    for (int i = 0; i < count; ++i) {
+      v1::TaskRecord* r = request.add_records();
+      r->set_seq(first + i);
+      v1::CurvePoint* p = r->mutable_point();
+      p->set_seed_index(task.range_test().seed_index());
+      p->set_step(first + i);
+      p->set_lr(1e-5 * (first + i + 1));
+      p->set_loss(2.0 - 0.001 * (first + i));
+    }
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    return worker_->ReportPoints(&context, request, response);
+  }
+
+  // Runs one task as a worker would: `points` points in batches of 50 (each
+  // batch sent twice, the repeat must be ignored), then CompleteTask with a
+  // synthetic recommendation.
+  void RunTask(const v1::Task& task, int points) {
+    for (int first = 0; first < points; first += 50) {
+      const int count = std::min(50, points - first);
+      for (int repeat = 0; repeat < 2; ++repeat) {
+        v1::ReportPointsResponse response;
+        grpc::Status status = Report(task, first, count, &response);
+        ASSERT_TRUE(status.ok()) << status.error_message();
+        EXPECT_EQ(response.acked_seq(), first + count - 1);
+      }
+    }
+    v1::CompleteTaskRequest request;
+    request.set_task_id(task.task_id());
+    request.set_attempt_id(task.attempt_id());
+    request.set_final_seq(points - 1);
+    const double k = 1.0 + task.range_test().seed_index();
+    v1::Recommendation* rec =
+        request.mutable_range_test()->mutable_recommendation();
+    rec->set_min_lr(1e-3 * k);
+    rec->set_max_lr(1e-2 * k);
+    rec->set_stepsize_iterations(400);
+    rec->set_lr_valley(3e-3 * k);
+    rec->set_points_used(points);
+    rec->set_seeds(1);
+    request.mutable_range_test()->set_steps_run(points);
+    v1::CompleteTaskResponse response;
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    grpc::Status status = worker_->CompleteTask(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  // Reads a stream to its end.
+  static std::vector<v1::JobEvent> ReadAll(
+      grpc::ClientReaderInterface<v1::JobEvent>* reader, grpc::Status* status) {
+    std::vector<v1::JobEvent> events;
+    v1::JobEvent event;
+    while (reader->Read(&event)) events.push_back(event);
+    *status = reader->Finish();
+    return events;
+  }
+
+  static void ExpectGapFree(const std::vector<v1::JobEvent>& events,
+                            uint64_t first) {
+    for (size_t i = 0; i < events.size(); ++i) {
+      ASSERT_EQ(events[i].seq(), first + i) << "event " << i;
+    }
+  }
+
+  std::string db_path_;
+  LocalAuthenticator auth_;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<LrTuneService> lrtune_service_;
+  std::unique_ptr<WorkerHubService> hub_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::LrTune::Stub> client_;
+  std::unique_ptr<v1::WorkerHub::Stub> worker_;
+};
+
+TEST_F(CoordinatorTest, TwoSeedRangeTestStreamsAndAggregates) {
+  StartServer();
+  constexpr int kPoints = 300;  // more than a watcher's queue holds
+  v1::RangeTestRequest request;
+  *request.mutable_run() = TwoSeedJob().run();
+  *request.mutable_range_test() = TwoSeedJob().range_test();
+  ClientContext context;
+  SetDeadline(&context, absl::Seconds(15));
+  auto reader = client_->RangeTest(&context, request);
+
+  std::thread worker([&] {
+    const std::string id = Register("w1");
+    for (int i = 0; i < 2; ++i) {
+      std::optional<v1::Task> task = Acquire(id);
+      ASSERT_TRUE(task.has_value());
+      EXPECT_EQ(task->attempt_id(), 1u);
+      EXPECT_EQ(task->range_test().range_test().seeds_size(), 1);
+      RunTask(*task, kPoints);
+    }
+  });
+  grpc::Status status;
+  std::vector<v1::JobEvent> events = ReadAll(reader.get(), &status);
+  worker.join();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  ExpectGapFree(events, 1);
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(events.front().has_accepted());
+  const std::string job_id = events.front().job_id();
+  EXPECT_EQ(events.front().accepted().job().job_id(), job_id);
+  ASSERT_TRUE(events.back().has_state_changed());
+  EXPECT_EQ(events.back().state_changed().state(), v1::JOB_STATE_SUCCEEDED);
+  int points = 0;
+  std::vector<v1::RecommendationEvent> recs;
+  for (const v1::JobEvent& e : events) {
+    if (e.has_point()) ++points;
+    if (e.has_recommendation()) recs.push_back(e.recommendation());
+  }
+  EXPECT_EQ(points, 2 * kPoints);  // repeated batches were stored once
+  ASSERT_EQ(recs.size(), 3u);      // two seeds, then the aggregate
+  EXPECT_FALSE(recs.back().has_seed_index());
+  EXPECT_EQ(recs.back().recommendation().seeds(), 2);
+  EXPECT_GT(recs.back().recommendation().min_lr(), 0.0);
+
+  v1::GetJobRequest get;
+  get.set_job_id(job_id);
+  v1::Job job;
+  ClientContext get_context;
+  ASSERT_TRUE(client_->GetJob(&get_context, get, &job).ok());
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(job.tasks_done(), 2);
+  EXPECT_EQ(job.last_seq(), events.back().seq());
+  EXPECT_EQ(job.range_test_result().per_seed_size(), 2);
+  EXPECT_EQ(job.range_test_result().recommendation().seeds(), 2);
+}
+
+TEST_F(CoordinatorTest, WatchJobResumesAfterSeq) {
+  StartServer();
+  v1::Job job = Submit(TwoSeedJob());
+  const std::string id = Register("w1");
+  for (int i = 0; i < 2; ++i) {
+    std::optional<v1::Task> task = Acquire(id);
+    ASSERT_TRUE(task.has_value());
+    RunTask(*task, 20);
+  }
+  for (uint64_t after : {0u, 1u, 17u, 30u}) {
+    v1::WatchJobRequest request;
+    request.set_job_id(job.job_id());
+    request.set_after_seq(after);
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    auto reader = client_->WatchJob(&context, request);
+    grpc::Status status;
+    std::vector<v1::JobEvent> events = ReadAll(reader.get(), &status);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_FALSE(events.empty());
+    ExpectGapFree(events, after + 1);
+    EXPECT_EQ(events.back().state_changed().state(), v1::JOB_STATE_SUCCEEDED);
+  }
+  // Beyond the end: OUT_OF_RANGE.
+  v1::WatchJobRequest request;
+  request.set_job_id(job.job_id());
+  request.set_after_seq(100000);
+  ClientContext context;
+  auto reader = client_->WatchJob(&context, request);
+  grpc::Status status;
+  ReadAll(reader.get(), &status);
+  EXPECT_EQ(status.error_code(), StatusCode::OUT_OF_RANGE);
+}
+
+TEST_F(CoordinatorTest, LiveWatcherAndResumedWatcherSeeSameEvents) {
+  StartServer();
+  v1::Job job = Submit(TwoSeedJob());
+  v1::WatchJobRequest request;
+  request.set_job_id(job.job_id());
+  ClientContext context;
+  SetDeadline(&context, absl::Seconds(10));
+  auto reader = client_->WatchJob(&context, request);
+  // Read a few events live, then drop the stream and resume from there.
+  const std::string id = Register("w1");
+  std::thread worker([&] {
+    for (int i = 0; i < 2; ++i) {
+      std::optional<v1::Task> task = Acquire(id);
+      ASSERT_TRUE(task.has_value());
+      RunTask(*task, 120);
+    }
+  });
+  std::vector<v1::JobEvent> first;
+  v1::JobEvent event;
+  while (first.size() < 5 && reader->Read(&event)) first.push_back(event);
+  context.TryCancel();
+  while (reader->Read(&event)) {
+  }
+  reader->Finish();
+  ASSERT_EQ(first.size(), 5u);
+  ExpectGapFree(first, 1);
+
+  v1::WatchJobRequest resume;
+  resume.set_job_id(job.job_id());
+  resume.set_after_seq(first.back().seq());
+  ClientContext resume_context;
+  SetDeadline(&resume_context, absl::Seconds(10));
+  auto resumed = client_->WatchJob(&resume_context, resume);
+  grpc::Status status;
+  std::vector<v1::JobEvent> rest = ReadAll(resumed.get(), &status);
+  worker.join();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ExpectGapFree(rest, 6);
+  EXPECT_EQ(rest.back().state_changed().state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST_F(CoordinatorTest, SlowWatcherCatchesUpFromTheStore) {
+  StartServer();
+  v1::RangeTestJob spec = TwoSeedJob();
+  spec.mutable_range_test()->clear_seeds();
+  v1::Job job = Submit(spec);
+  v1::WatchJobRequest request;
+  request.set_job_id(job.job_id());
+  ClientContext context;
+  SetDeadline(&context, absl::Seconds(15));
+  auto reader = client_->WatchJob(&context, request);
+  // The watcher reads nothing while 4000 points are ingested: flow control
+  // stalls its writes, its queue fills, and it must fall back to the store.
+  std::optional<v1::Task> task = Acquire(Register("w1"));
+  ASSERT_TRUE(task.has_value());
+  constexpr int kPoints = 4000;
+  for (int first = 0; first < kPoints; first += 500) {
+    v1::ReportPointsResponse response;
+    ASSERT_TRUE(Report(*task, first, 500, &response).ok());
+  }
+  // The stream ends at a terminal event: cancelling the job gives one.
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(job.job_id());
+  v1::Job cancelled;
+  ClientContext cancel_context;
+  ASSERT_TRUE(client_->CancelJob(&cancel_context, cancel, &cancelled).ok());
+  grpc::Status status;
+  std::vector<v1::JobEvent> events = ReadAll(reader.get(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ExpectGapFree(events, 1);
+  int points = 0;
+  for (const v1::JobEvent& e : events) points += e.has_point() ? 1 : 0;
+  EXPECT_EQ(points, kPoints);
+  EXPECT_EQ(events.back().state_changed().state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(events.back().seq(), cancelled.last_seq());
+}
+
+TEST_F(CoordinatorTest, StaleAttemptIsRefusedAfterRegrant) {
+  StartServer(absl::Milliseconds(200));
+  v1::RangeTestJob spec = TwoSeedJob();
+  spec.mutable_range_test()->clear_seeds();
+  v1::Job job = Submit(spec);
+  std::optional<v1::Task> zombie = Acquire(Register("w1"));
+  ASSERT_TRUE(zombie.has_value());
+  v1::ReportPointsResponse response;
+  ASSERT_TRUE(Report(*zombie, 0, 3, &response).ok());
+
+  // w1 stops heartbeating; the sweeper requeues the task and w2 gets it.
+  std::optional<v1::Task> fresh = Acquire(Register("w2"), absl::Seconds(5));
+  ASSERT_TRUE(fresh.has_value());
+  EXPECT_EQ(fresh->task_id(), zombie->task_id());
+  EXPECT_GT(fresh->attempt_id(), zombie->attempt_id());
+  ASSERT_TRUE(fresh->resume().has_last_acked_seq());
+  EXPECT_EQ(fresh->resume().last_acked_seq(), 2);
+
+  grpc::Status stale = Report(*zombie, 3, 2, &response);
+  EXPECT_EQ(stale.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(stale.error_message().find("stale attempt"), std::string::npos)
+      << stale.error_message();
+
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id("w1");
+  v1::TaskStatus* ts = hb.add_tasks();
+  ts->set_task_id(zombie->task_id());
+  ts->set_attempt_id(zombie->attempt_id());
+  v1::HeartbeatResponse hb_response;
+  ClientContext hb_context;
+  ASSERT_TRUE(worker_->Heartbeat(&hb_context, hb, &hb_response).ok());
+  ASSERT_EQ(hb_response.directives_size(), 1);
+  EXPECT_EQ(hb_response.directives(0).directive(), v1::DIRECTIVE_ABANDON);
+
+  // The new attempt continues where the store left off.
+  ASSERT_TRUE(Report(*fresh, 3, 2, &response).ok());
+  EXPECT_EQ(response.acked_seq(), 4);
+}
+
+TEST_F(CoordinatorTest, CancelReachesTheNextHeartbeat) {
+  StartServer();
+  v1::Job job = Submit(TwoSeedJob());
+  std::optional<v1::Task> task = Acquire(Register("w1"));
+  ASSERT_TRUE(task.has_value());
+
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id("w1");
+  v1::TaskStatus* ts = hb.add_tasks();
+  ts->set_task_id(task->task_id());
+  ts->set_attempt_id(task->attempt_id());
+  {
+    v1::HeartbeatResponse response;
+    ClientContext context;
+    ASSERT_TRUE(worker_->Heartbeat(&context, hb, &response).ok());
+    ASSERT_EQ(response.directives_size(), 1);
+    EXPECT_EQ(response.directives(0).directive(), v1::DIRECTIVE_CONTINUE);
+  }
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(job.job_id());
+  v1::Job cancelled;
+  ClientContext cancel_context;
+  grpc::Status status = client_->CancelJob(&cancel_context, cancel, &cancelled);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED);
+
+  v1::HeartbeatResponse response;
+  ClientContext context;
+  ASSERT_TRUE(worker_->Heartbeat(&context, hb, &response).ok());
+  ASSERT_EQ(response.directives_size(), 1);
+  EXPECT_EQ(response.directives(0).directive(), v1::DIRECTIVE_CANCEL);
+}
+
+TEST_F(CoordinatorTest, BadRequestsNameTheField) {
+  StartServer();
+  struct Case {
+    std::function<void(v1::SubmitJobRequest*)> mutate;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {[](v1::SubmitJobRequest* r) { r->clear_spec(); }, "spec"},
+      {[](v1::SubmitJobRequest* r) {
+         r->mutable_range_test()->mutable_range_test()->set_start_lr(1);
+         r->mutable_range_test()->mutable_range_test()->set_end_lr(0.5);
+       },
+       "range_test.end_lr (0.5) must be > start_lr (1)"},
+      {[](v1::SubmitJobRequest* r) {
+         r->mutable_range_test()->mutable_run()->set_batch_size(0);
+       },
+       "run.batch_size"},
+      {[](v1::SubmitJobRequest* r) {
+         r->mutable_range_test()->mutable_range_test()->add_seeds(7);
+       },
+       "range_test.seeds[2]"},
+      {[](v1::SubmitJobRequest* r) { r->set_max_attempts(0); }, "max_attempts"},
+  };
+  for (const Case& c : cases) {
+    v1::SubmitJobRequest request;
+    *request.mutable_range_test() = TwoSeedJob();
+    c.mutate(&request);
+    v1::Job response;
+    ClientContext context;
+    grpc::Status status = client_->SubmitJob(&context, request, &response);
+    EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << c.field;
+    EXPECT_NE(status.error_message().find(c.field), std::string::npos)
+        << status.error_message();
+  }
+  v1::GetJobRequest get;
+  get.set_job_id("j-0000000000000000");
+  v1::Job job;
+  ClientContext context;
+  EXPECT_EQ(client_->GetJob(&context, get, &job).error_code(),
+            StatusCode::NOT_FOUND);
+}
+
+TEST_F(CoordinatorTest, ListJobsPagesTheOwnersJobs) {
+  StartServer();
+  for (int i = 0; i < 3; ++i) Submit(TwoSeedJob());
+  v1::ListJobsRequest request;
+  request.set_page_size(2);
+  request.add_states(v1::JOB_STATE_QUEUED);
+  v1::ListJobsResponse page;
+  ClientContext context;
+  ASSERT_TRUE(client_->ListJobs(&context, request, &page).ok());
+  EXPECT_EQ(page.jobs_size(), 2);
+  ASSERT_FALSE(page.next_page_token().empty());
+  request.set_page_token(page.next_page_token());
+  ClientContext context2;
+  ASSERT_TRUE(client_->ListJobs(&context2, request, &page).ok());
+  EXPECT_EQ(page.jobs_size(), 1);
+  EXPECT_EQ(page.jobs(0).owner(), "local");
+}
+
+}  // namespace
+}  // namespace lrtune::server

@@ -1,0 +1,346 @@
+#include "server/grpc_services.h"
+
+#include <algorithm>
+#include <deque>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace lrtune::server {
+namespace {
+
+// Finishes a unary call with `result`, moving its value into `response`.
+template <typename T>
+grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
+                                absl::StatusOr<T> result, T* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (result.ok()) *response = *std::move(result);
+  reactor->Finish(ToGrpcStatus(result.status()));
+  return reactor;
+}
+
+// A stream that ends at once with an error.
+class FailedWriter final : public grpc::ServerWriteReactor<v1::JobEvent> {
+ public:
+  explicit FailedWriter(const absl::Status& status) {
+    Finish(ToGrpcStatus(status));
+  }
+  void OnDone() override { delete this; }
+};
+
+// Streams a job's events after `after_seq` until its terminal event. Live
+// events arrive from the EventHub into a queue of at most kWatchQueueLimit;
+// anything that does not fit, or arrives out of order, is read back from
+// the store on the coordinator's background runner. Deletes itself once
+// gRPC is done with it and no store read holds it.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent>,
+                           public EventSink {
+ public:
+  WatchReactor(Coordinator* coordinator, std::string job_id, int64_t after_seq,
+               bool skip_points)
+      : coordinator_(coordinator),
+        job_id_(std::move(job_id)),
+        skip_points_(skip_points),
+        enqueued_(after_seq) {}
+
+  void Start() {
+    coordinator_->hub()->Subscribe(job_id_, this);
+    absl::MutexLock lock(&mu_);
+    more_in_store_ = true;
+    ScheduleReadLocked();
+  }
+
+  void OnEvents(const std::vector<v1::JobEvent>& events,
+                int64_t last_seq) override {
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      latest_ = std::max(latest_, last_seq);
+      for (const v1::JobEvent& e : events) {
+        const int64_t seq = static_cast<int64_t>(e.seq());
+        if (seq <= enqueued_) continue;
+        if (read_pending_ || seq != enqueued_ + 1 ||
+            static_cast<int>(queue_.size()) >= kWatchQueueLimit) {
+          break;  // the store has it; read it back from there
+        }
+        PushLocked(e);
+      }
+      if (latest_ > enqueued_) ScheduleReadLocked();
+      action = NextActionLocked();
+    }
+    Run(action);
+  }
+
+  void OnWriteDone(bool ok) override {
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) {
+        FinishLocked(
+            grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
+      } else if (latest_ > enqueued_ || more_in_store_) {
+        ScheduleReadLocked();
+      }
+      action = NextActionLocked();
+    }
+    Run(action);
+  }
+
+  void OnCancel() override {
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(
+          grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
+      action = NextActionLocked();
+    }
+    Run(action);
+  }
+
+  void OnDone() override {
+    coordinator_->hub()->Unsubscribe(job_id_, this);
+    Unref();
+  }
+
+ private:
+  struct Action {
+    const v1::JobEvent* write = nullptr;
+    std::optional<grpc::Status> finish;
+  };
+
+  void PushLocked(const v1::JobEvent& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    enqueued_ = static_cast<int64_t>(e.seq());
+    if (IsTerminalEvent(e)) terminal_seen_ = true;
+    if (skip_points_ && e.has_point()) return;
+    queue_.push_back(e);
+  }
+
+  // Ends the stream once no write is outstanding.
+  void FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || pending_finish_.has_value()) return;
+    pending_finish_ = std::move(status);
+  }
+
+  Action NextActionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Action action;
+    if (finished_ || writing_) return action;
+    if (pending_finish_.has_value()) {
+      finished_ = true;
+      action.finish = *pending_finish_;
+      return action;
+    }
+    if (!queue_.empty()) {
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+      writing_ = true;
+      action.write = &current_;
+      return action;
+    }
+    if (terminal_seen_) {
+      finished_ = true;
+      action.finish = grpc::Status::OK;
+    }
+    return action;
+  }
+
+  // Called without mu_: gRPC may run reactions inline.
+  void Run(const Action& action) {
+    if (action.write != nullptr) StartWrite(action.write);
+    if (action.finish.has_value()) Finish(*action.finish);
+  }
+
+  void ScheduleReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Reading into a nearly full queue would mean many tiny reads; wait
+    // until the writes have drained half of it.
+    if (read_pending_ || finished_ || terminal_seen_ ||
+        static_cast<int>(queue_.size()) > kWatchQueueLimit / 2) {
+      return;
+    }
+    read_pending_ = true;
+    ++refs_;
+    coordinator_->runner()->Post([this] {
+      ReadFromStore();
+      Unref();
+    });
+  }
+
+  void ReadFromStore() {
+    int64_t from;
+    int room;
+    {
+      absl::MutexLock lock(&mu_);
+      from = enqueued_;
+      room = kWatchQueueLimit - static_cast<int>(queue_.size());
+    }
+    absl::StatusOr<std::vector<v1::JobEvent>> events =
+        coordinator_->ReadEvents(job_id_, from, std::max(room, 1));
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      read_pending_ = false;
+      if (!events.ok()) {
+        FinishLocked(ToGrpcStatus(events.status()));
+      } else {
+        more_in_store_ = static_cast<int>(events->size()) >= room;
+        for (const v1::JobEvent& e : *events) {
+          if (static_cast<int64_t>(e.seq()) == enqueued_ + 1) PushLocked(e);
+        }
+        if (latest_ > enqueued_ || more_in_store_) ScheduleReadLocked();
+      }
+      action = NextActionLocked();
+    }
+    Run(action);
+  }
+
+  void Unref() {
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      last = --refs_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  Coordinator* const coordinator_;
+  const std::string job_id_;
+  const bool skip_points_;
+
+  absl::Mutex mu_;
+  int refs_ ABSL_GUARDED_BY(mu_) = 1;        // gRPC's, dropped in OnDone
+  int64_t enqueued_ ABSL_GUARDED_BY(mu_);    // highest seq taken in
+  int64_t latest_ ABSL_GUARDED_BY(mu_) = 0;  // highest seq known stored
+  bool more_in_store_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool terminal_seen_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> pending_finish_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::JobEvent> queue_ ABSL_GUARDED_BY(mu_);
+  v1::JobEvent current_;  // the event being written; owned by the writer
+};
+
+grpc::ServerWriteReactor<v1::JobEvent>* StartWatch(Coordinator* coordinator,
+                                                   std::string job_id,
+                                                   int64_t after_seq,
+                                                   bool skip_points) {
+  auto* reactor =
+      new WatchReactor(coordinator, std::move(job_id), after_seq, skip_points);
+  reactor->Start();
+  return reactor;
+}
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+grpc::ServerWriteReactor<v1::JobEvent>* LrTuneService::RangeTest(
+    grpc::CallbackServerContext* context, const v1::RangeTestRequest* request) {
+  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  if (!owner.ok()) return new FailedWriter(owner.status());
+  v1::SubmitJobRequest submit;
+  *submit.mutable_range_test()->mutable_run() = request->run();
+  *submit.mutable_range_test()->mutable_range_test() = request->range_test();
+  submit.set_request_id(request->request_id());
+  if (request->has_max_attempts()) {
+    submit.set_max_attempts(request->max_attempts());
+  }
+  absl::StatusOr<v1::Job> job = coordinator_->SubmitJob(*owner, submit);
+  if (!job.ok()) return new FailedWriter(job.status());
+  return StartWatch(coordinator_, job->job_id(), 0, request->skip_points());
+}
+
+grpc::ServerUnaryReactor* LrTuneService::SubmitJob(
+    grpc::CallbackServerContext* context, const v1::SubmitJobRequest* request,
+    v1::Job* response) {
+  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  if (!owner.ok()) return Reply<v1::Job>(context, owner.status(), response);
+  return Reply(context, coordinator_->SubmitJob(*owner, *request), response);
+}
+
+grpc::ServerWriteReactor<v1::JobEvent>* LrTuneService::WatchJob(
+    grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
+  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  if (!owner.ok()) return new FailedWriter(owner.status());
+  absl::StatusOr<v1::Job> job =
+      coordinator_->CheckWatch(*owner, request->job_id(), request->after_seq());
+  if (!job.ok()) return new FailedWriter(job.status());
+  return StartWatch(coordinator_, request->job_id(),
+                    static_cast<int64_t>(request->after_seq()),
+                    request->skip_points());
+}
+
+grpc::ServerUnaryReactor* LrTuneService::GetJob(
+    grpc::CallbackServerContext* context, const v1::GetJobRequest* request,
+    v1::Job* response) {
+  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  if (!owner.ok()) return Reply<v1::Job>(context, owner.status(), response);
+  return Reply(context, coordinator_->GetJob(*owner, request->job_id()),
+               response);
+}
+
+grpc::ServerUnaryReactor* LrTuneService::ListJobs(
+    grpc::CallbackServerContext* context, const v1::ListJobsRequest* request,
+    v1::ListJobsResponse* response) {
+  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  if (!owner.ok()) {
+    return Reply<v1::ListJobsResponse>(context, owner.status(), response);
+  }
+  return Reply(context, coordinator_->ListJobs(*owner, *request), response);
+}
+
+grpc::ServerUnaryReactor* LrTuneService::CancelJob(
+    grpc::CallbackServerContext* context, const v1::CancelJobRequest* request,
+    v1::Job* response) {
+  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  if (!owner.ok()) return Reply<v1::Job>(context, owner.status(), response);
+  return Reply(context, coordinator_->CancelJob(*owner, *request), response);
+}
+
+grpc::ServerUnaryReactor* WorkerHubService::Register(
+    grpc::CallbackServerContext* context, const v1::RegisterRequest* request,
+    v1::RegisterResponse* response) {
+  return Reply(context, coordinator_->Register(*request), response);
+}
+
+grpc::ServerUnaryReactor* WorkerHubService::AcquireTask(
+    grpc::CallbackServerContext* context, const v1::AcquireTaskRequest* request,
+    v1::AcquireTaskResponse* response) {
+  return Reply(context, coordinator_->AcquireTask(*request), response);
+}
+
+grpc::ServerUnaryReactor* WorkerHubService::Heartbeat(
+    grpc::CallbackServerContext* context, const v1::HeartbeatRequest* request,
+    v1::HeartbeatResponse* response) {
+  return Reply(context, coordinator_->Heartbeat(*request), response);
+}
+
+grpc::ServerUnaryReactor* WorkerHubService::ReportPoints(
+    grpc::CallbackServerContext* context,
+    const v1::ReportPointsRequest* request,
+    v1::ReportPointsResponse* response) {
+  return Reply(context, coordinator_->ReportPoints(*request), response);
+}
+
+grpc::ServerUnaryReactor* WorkerHubService::CompleteTask(
+    grpc::CallbackServerContext* context,
+    const v1::CompleteTaskRequest* request,
+    v1::CompleteTaskResponse* response) {
+  return Reply(context, coordinator_->CompleteTask(*request), response);
+}
+
+grpc::ServerUnaryReactor* WorkerHubService::FailTask(
+    grpc::CallbackServerContext* context, const v1::FailTaskRequest* request,
+    v1::FailTaskResponse* response) {
+  return Reply(context, coordinator_->FailTask(*request), response);
+}
+
+}  // namespace lrtune::server

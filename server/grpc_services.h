@@ -1,0 +1,115 @@
+// The RPC edge: LrTune and WorkerHub as gRPC callback services over a
+// Coordinator, the authentication hook, and the one absl -> gRPC status
+// conversion.
+//
+//   LrTuneService lrtune(&coordinator, &authenticator);
+//   WorkerHubService hub(&coordinator);
+//   builder.RegisterService(&lrtune); builder.RegisterService(&hub);
+//
+// Unary RPCs finish on DefaultReactor(); WatchJob and RangeTest stream with
+// a self-deleting reactor fed by the EventHub (live events, in a bounded
+// queue) and by the coordinator's background runner (history from the
+// store, and catch-up when the queue overflowed). No reaction blocks.
+#ifndef LRTUNE_SERVER_GRPC_SERVICES_H_
+#define LRTUNE_SERVER_GRPC_SERVICES_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/grpcpp.h"
+#include "lrtune/v1/lrtune.grpc.pb.h"
+#include "lrtune/v1/worker.grpc.pb.h"
+#include "server/coordinator.h"
+
+namespace lrtune::server {
+
+// The single conversion from absl::Status to grpc::Status (same codes).
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// Who is calling. Today's implementation accepts everyone as "local"; the
+// security issue replaces it with bearer tokens. Thread-safe.
+class Authenticator {
+ public:
+  virtual ~Authenticator() = default;
+  // The caller's principal, or UNAUTHENTICATED.
+  virtual absl::StatusOr<std::string> Authenticate(
+      const grpc::CallbackServerContext& context) = 0;
+};
+
+class LocalAuthenticator final : public Authenticator {
+ public:
+  absl::StatusOr<std::string> Authenticate(
+      const grpc::CallbackServerContext& context) override {
+    return std::string("local");
+  }
+};
+
+// Watchers keep at most this many live events each; beyond it they catch
+// up from the store.
+inline constexpr int kWatchQueueLimit = 256;
+
+class LrTuneService final : public v1::LrTune::CallbackService {
+ public:
+  // Not owned; both must outlive the service.
+  LrTuneService(Coordinator* coordinator, Authenticator* auth)
+      : coordinator_(coordinator), auth_(auth) {}
+
+  grpc::ServerWriteReactor<v1::JobEvent>* RangeTest(
+      grpc::CallbackServerContext* context,
+      const v1::RangeTestRequest* request) override;
+  grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* context,
+                                      const v1::SubmitJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(
+      grpc::CallbackServerContext* context,
+      const v1::WatchJobRequest* request) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const v1::GetJobRequest* request,
+                                   v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
+                                     const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
+                                      const v1::CancelJobRequest* request,
+                                      v1::Job* response) override;
+
+ private:
+  Coordinator* const coordinator_;
+  Authenticator* const auth_;
+};
+
+class WorkerHubService final : public v1::WorkerHub::CallbackService {
+ public:
+  explicit WorkerHubService(Coordinator* coordinator)
+      : coordinator_(coordinator) {}
+
+  grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
+                                     const v1::RegisterRequest* request,
+                                     v1::RegisterResponse* response) override;
+  grpc::ServerUnaryReactor* AcquireTask(
+      grpc::CallbackServerContext* context,
+      const v1::AcquireTaskRequest* request,
+      v1::AcquireTaskResponse* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
+  grpc::ServerUnaryReactor* ReportPoints(
+      grpc::CallbackServerContext* context,
+      const v1::ReportPointsRequest* request,
+      v1::ReportPointsResponse* response) override;
+  grpc::ServerUnaryReactor* CompleteTask(
+      grpc::CallbackServerContext* context,
+      const v1::CompleteTaskRequest* request,
+      v1::CompleteTaskResponse* response) override;
+  grpc::ServerUnaryReactor* FailTask(grpc::CallbackServerContext* context,
+                                     const v1::FailTaskRequest* request,
+                                     v1::FailTaskResponse* response) override;
+
+ private:
+  Coordinator* const coordinator_;
+};
+
+}  // namespace lrtune::server
+
+#endif  // LRTUNE_SERVER_GRPC_SERVICES_H_

@@ -1,0 +1,81 @@
+// Conversions between the API's protos (lrtune/v1) and what the job store
+// keeps (opaque blobs, core/ structs), and the one place where a submitted
+// job's fields are validated.
+//
+//   LRTUNE_RETURN_IF_ERROR(ValidateSubmitJob(request, SpecLimits{}));
+//   LRTUNE_ASSIGN_OR_RETURN(auto tasks,
+//   RangeTestTaskSpecs(request.range_test()));
+//
+// Validation errors are INVALID_ARGUMENT naming the field path and the rule
+// ("range_test.end_lr (0.5) must be > start_lr (1)"); size limits are
+// RESOURCE_EXHAUSTED naming the field. Every function is pure and
+// thread-compatible; nothing here includes gRPC.
+#ifndef LRTUNE_SERVER_SPEC_CONVERT_H_
+#define LRTUNE_SERVER_SPEC_CONVERT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/range_test.h"
+#include "lrtune/v1/jobs.pb.h"
+#include "lrtune/v1/lrtune.pb.h"
+#include "lrtune/v1/worker.pb.h"
+#include "server/job_store.h"
+
+namespace lrtune::server {
+
+struct SpecLimits {
+  int max_seeds = 64;                          // per range test
+  int64_t max_torchscript_bytes = 64ll << 20;  // run.model.torchscript
+  int64_t max_inline_floats = 16ll << 20;      // run.data.inline_data
+  int64_t max_inline_samples = 1ll << 20;      // run.data.inline_data
+  int max_attempts_limit = 10;                 // SubmitJob.max_attempts
+};
+
+// Checks every field of a range test's run and ramp. `run_path` and
+// `range_path` prefix the field names in errors ("run", "range_test").
+absl::Status ValidateRunSpec(const v1::RunSpec& run, absl::string_view path,
+                             const SpecLimits& limits);
+absl::Status ValidateRangeTestSpec(const v1::RangeTestSpec& spec,
+                                   absl::string_view path,
+                                   const SpecLimits& limits);
+
+// Checks a whole request: spec set, max_attempts in 1..limit, the parts.
+// UNIMPLEMENTED for a grid search (not served by this coordinator yet).
+absl::Status ValidateSubmitJob(const v1::SubmitJobRequest& request,
+                               const SpecLimits& limits);
+
+// The seeds a range test runs: its seeds, or {run.seed} when empty.
+std::vector<uint64_t> RangeTestSeeds(const v1::RangeTestJob& job);
+
+// One serialized v1::RangeTestTask per seed, in seed order.
+std::vector<std::string> RangeTestTaskSpecs(const v1::RangeTestJob& job);
+
+// Store <-> API job states.
+v1::JobState JobStateToProto(JobState state);
+absl::StatusOr<JobState> JobStateFromProto(v1::JobState state);
+
+// core <-> API recommendations (NaN suggestions <-> unset optionals).
+v1::Recommendation RecommendationToProto(const Recommendation& rec);
+Recommendation RecommendationFromProto(const v1::Recommendation& rec);
+
+// The store's event type of a JobEvent ("point", "recommendation", ...);
+// the payload is the serialized JobEvent (without seq, job_id, time).
+std::string EventType(const v1::JobEvent& event);
+
+// A stored event as the API's JobEvent. `job` fills the accepted event's
+// Job (the store writes only the state name for it). DATA_LOSS when a
+// payload does not parse.
+absl::StatusOr<v1::JobEvent> StoredEventToProto(const StoredEvent& event,
+                                                const v1::Job& job);
+
+// True for the job's last event (a terminal state change).
+bool IsTerminalEvent(const v1::JobEvent& event);
+
+}  // namespace lrtune::server
+
+#endif  // LRTUNE_SERVER_SPEC_CONVERT_H_
