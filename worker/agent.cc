@@ -1,0 +1,452 @@
+// The worker agent; see agent.h.
+#include "worker/agent.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/util/time_util.h"
+#include "worker/proto_convert.h"
+
+namespace lrtune::worker {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr size_t kMaxReasonBytes = 4096;
+
+void Log(const std::string& line) {
+  std::fprintf(stderr, "lrtune-worker: %s\n", line.c_str());
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+google::protobuf::Duration ToProto(absl::Duration d) {
+  return TimeUtil::MillisecondsToDuration(absl::ToInt64Milliseconds(d));
+}
+
+v1::FailureKind FailureKindFor(const absl::Status& status, bool cancelled,
+                               bool stopping) {
+  if (absl::IsCancelled(status)) {
+    if (cancelled) return v1::FAILURE_KIND_CANCELLED;
+    if (stopping) return v1::FAILURE_KIND_RELEASED;
+  }
+  if (absl::IsInvalidArgument(status)) return v1::FAILURE_KIND_PERMANENT;
+  return v1::FAILURE_KIND_ERROR;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ParseDevices(const std::string& list) {
+  std::vector<std::string> devices;
+  for (absl::string_view d : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    std::string name(d);
+    bool ok = name == "cpu";
+    if (!ok && name.rfind("cuda:", 0) == 0 && name.size() > 5) {
+      ok = std::all_of(name.begin() + 5, name.end(),
+                       [](char c) { return c >= '0' && c <= '9'; });
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--devices: '", name, "' is not cpu or cuda:<index>"));
+    }
+    devices.push_back(name);
+  }
+  if (devices.empty()) {
+    return absl::InvalidArgumentError("--devices must name a device");
+  }
+  return devices;
+}
+
+Agent::Agent(AgentOptions options, std::unique_ptr<HubClient> hub)
+    : options_(std::move(options)), hub_(std::move(hub)) {
+  absl::MutexLock lock(&mu_);
+  worker_id_ = options_.worker_id;
+}
+
+Agent::~Agent() = default;
+
+std::string Agent::worker_id() const {
+  absl::MutexLock lock(&mu_);
+  return worker_id_;
+}
+
+bool Agent::SleepOrStop(absl::Duration d) const {
+  return stop_.WaitForNotificationWithTimeout(d);
+}
+
+void Agent::Shutdown() {
+  if (stop_.HasBeenNotified()) return;
+  stop_.Notify();
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, running] : running_) running->cancel.Cancel();
+}
+
+absl::Status Agent::RegisterWithRetry() {
+  v1::RegisterRequest request;
+  request.set_worker_id(worker_id());
+  request.set_hostname(options_.hostname);
+  v1::Capabilities& caps = *request.mutable_capabilities();
+  for (const std::string& d : options_.devices) {
+    // GPU name and memory are left empty until the engine exposes them.
+    caps.add_devices()->set_name(d);
+  }
+  const int threads =
+      options_.threads > 0
+          ? options_.threads
+          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  caps.set_threads(threads);
+  for (int i = 0; i < options_.slots; ++i) {
+    caps.add_slots()->set_device(options_.devices[i % options_.devices.size()]);
+  }
+  caps.set_torch_version(engine::TorchVersion());
+  caps.set_agent_version("0.1.0");
+  Backoff backoff(options_.backoff);
+  while (!stop_.HasBeenNotified()) {
+    absl::StatusOr<v1::RegisterResponse> r = hub_->Register(request);
+    if (r.ok()) {
+      absl::MutexLock lock(&mu_);
+      worker_id_ = r->worker_id();
+      const absl::Duration hb = FromProto(r->heartbeat_interval());
+      if (hb > absl::ZeroDuration()) heartbeat_interval_ = hb;
+      Log(absl::StrCat("registered as ", worker_id_, " with ", options_.slots,
+                       " slot(s), heartbeat every ",
+                       absl::FormatDuration(heartbeat_interval_)));
+      return absl::OkStatus();
+    }
+    if (!IsTransient(r.status())) return r.status();
+    const absl::Duration delay = backoff.Next();
+    Log(absl::StrCat("coordinator unreachable (", r.status().message(),
+                     "); retrying in ", absl::FormatDuration(delay)));
+    SleepOrStop(delay);
+  }
+  return absl::CancelledError("shut down before registering");
+}
+
+absl::Status Agent::Run() {
+  if (options_.server.empty()) {
+    return absl::InvalidArgumentError("--server is required");
+  }
+  if (options_.slots < 1 || options_.slots > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--slots must be in [1, 64], got ", options_.slots));
+  }
+  if (options_.devices.empty()) {
+    return absl::InvalidArgumentError("--devices must name a device");
+  }
+  absl::Status registered = RegisterWithRetry();
+  if (absl::IsCancelled(registered)) return absl::OkStatus();
+  if (!registered.ok()) return registered;
+  std::vector<std::thread> threads;
+  threads.emplace_back([this] { HeartbeatLoop(); });
+  for (int slot = 0; slot < options_.slots; ++slot) {
+    threads.emplace_back([this, slot] { SlotLoop(slot); });
+  }
+  for (std::thread& t : threads) t.join();
+  return absl::OkStatus();
+}
+
+void Agent::SlotLoop(int slot) {
+  Backoff backoff(options_.backoff);
+  while (!stop_.HasBeenNotified()) {
+    v1::AcquireTaskRequest request;
+    request.set_worker_id(worker_id());
+    request.set_slot(slot);
+    *request.mutable_wait() = ToProto(options_.acquire_wait);
+    absl::StatusOr<v1::AcquireTaskResponse> r = hub_->AcquireTask(request);
+    if (stop_.HasBeenNotified()) {
+      // A task leased during shutdown is released at once.
+      if (r.ok() && r->has_task()) {
+        v1::FailTaskRequest fail;
+        fail.set_task_id(r->task().task_id());
+        fail.set_attempt_id(r->task().attempt_id());
+        fail.set_kind(v1::FAILURE_KIND_RELEASED);
+        fail.set_reason("worker shutting down");
+        (void)hub_->FailTask(fail);
+      }
+      return;
+    }
+    if (!r.ok()) {
+      if (absl::IsNotFound(r.status())) {
+        Log("coordinator does not know this worker; registering again");
+        if (!RegisterWithRetry().ok()) SleepOrStop(backoff.Next());
+        continue;
+      }
+      const absl::Duration delay = backoff.Next();
+      Log(absl::StrCat("slot ", slot, ": AcquireTask: ", r.status().ToString(),
+                       "; retrying in ", absl::FormatDuration(delay)));
+      SleepOrStop(delay);
+      continue;
+    }
+    backoff.Reset();
+    if (!r->has_task()) {
+      absl::Duration retry = FromProto(r->retry_after());
+      SleepOrStop(std::clamp(retry, absl::Milliseconds(10), absl::Seconds(5)));
+      continue;
+    }
+    RunTask(slot, r->task());
+  }
+}
+
+void Agent::HeartbeatLoop() {
+  absl::Duration interval;
+  {
+    absl::MutexLock lock(&mu_);
+    interval = heartbeat_interval_;
+  }
+  while (!SleepOrStop(interval)) {
+    v1::HeartbeatRequest request;
+    request.set_worker_id(worker_id());
+    std::vector<std::shared_ptr<Running>> tasks;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [id, running] : running_) {
+        if (running->abandoned) continue;
+        tasks.push_back(running);
+        v1::TaskStatus& s = *request.add_tasks();
+        s.set_task_id(running->task_id);
+        s.set_attempt_id(running->attempt_id);
+        s.set_step(running->step.load());
+      }
+    }
+    absl::StatusOr<v1::HeartbeatResponse> r = hub_->Heartbeat(request);
+    if (!r.ok()) {
+      if (absl::IsNotFound(r.status())) (void)RegisterWithRetry();
+      Log(absl::StrCat("Heartbeat: ", r.status().ToString()));
+      continue;
+    }
+    for (const v1::TaskDirective& d : r->directives()) {
+      for (const std::shared_ptr<Running>& t : tasks) {
+        if (t->task_id != d.task_id() || t->attempt_id != d.attempt_id()) {
+          continue;
+        }
+        if (d.directive() == v1::DIRECTIVE_CANCEL) {
+          Log(absl::StrCat("task ", t->task_id, ": cancel (", d.reason(), ")"));
+          t->cancel_directive = true;
+          t->cancel.Cancel();
+        } else if (d.directive() == v1::DIRECTIVE_ABANDON) {
+          Log(absl::StrCat("task ", t->task_id, ": abandon (", d.reason(),
+                           ")"));
+          t->abandoned = true;
+          t->cancel.Cancel();
+        }
+      }
+    }
+  }
+}
+
+void Agent::FinalFlush(TaskReporter& reporter, Running& running,
+                       RecordBuffer& buffer) {
+  Backoff backoff(options_.backoff);
+  while (!running.abandoned) {
+    absl::Status s = reporter.Flush();
+    if (s.ok()) return;
+    if (!IsTransient(s)) {
+      Log(absl::StrCat("task ", running.task_id,
+                       ": ReportPoints: ", s.ToString()));
+      running.abandoned = true;
+      return;
+    }
+    if (stop_.HasBeenNotified()) return;  // the lease lapses; records replay
+    SleepOrStop(backoff.Next());
+  }
+}
+
+void Agent::RunTask(int slot, const v1::Task& task) {
+  auto running = std::make_shared<Running>();
+  running->task_id = task.task_id();
+  running->attempt_id = task.attempt_id();
+  {
+    absl::MutexLock lock(&mu_);
+    running_[task.task_id()] = running;
+    if (stop_.HasBeenNotified()) running->cancel.Cancel();
+  }
+  const std::string device = options_.devices[slot % options_.devices.size()];
+  Log(absl::StrCat("slot ", slot, " (", device, "): task ", task.task_id(),
+                   " attempt ", task.attempt_number(), " of job ",
+                   task.job_id()));
+  RecordBuffer buffer(
+      task.resume().has_last_acked_seq() ? task.resume().last_acked_seq() : -1);
+  TaskReporter reporter(hub_.get(), task.task_id(), task.attempt_id(), &buffer,
+                        options_.report_batch);
+
+  // The reporter thread sends batches while the engine trains.
+  std::thread reporter_thread([&] {
+    Backoff backoff(options_.backoff);
+    bool closed = false;
+    while (!closed && !running->abandoned) {
+      closed =
+          buffer.WaitForWork(options_.report_batch, options_.report_interval);
+      if (closed) break;  // the final flush happens on the slot thread
+      absl::Status s = reporter.Flush();
+      if (reporter.cancel_requested() && !running->cancel_directive) {
+        running->cancel_directive = true;
+        running->cancel.Cancel();
+      }
+      if (s.ok()) {
+        backoff.Reset();
+      } else if (IsTransient(s)) {
+        const absl::Duration delay = backoff.Next();
+        Log(absl::StrCat("task ", task.task_id(),
+                         ": ReportPoints: ", s.message(), "; keeping ",
+                         buffer.pending(), " records, retrying in ",
+                         absl::FormatDuration(delay)));
+        if (buffer.WaitForWork(SIZE_MAX, delay)) break;
+      } else {
+        Log(absl::StrCat("task ", task.task_id(), ": ", s.ToString(),
+                         "; stopping it"));
+        running->abandoned = true;
+        running->cancel.Cancel();
+      }
+    }
+  });
+
+  absl::Status run_status;
+  v1::CompleteTaskRequest complete;
+  engine::Callbacks callbacks;
+  if (task.has_range_test()) {
+    const v1::RangeTestTask& rt = task.range_test();
+    const int seed_index = rt.seed_index();
+    callbacks.on_point = [&, seed_index](const engine::StepPoint& p) {
+      running->step = p.step + 1;
+      v1::TaskRecord r;
+      *r.mutable_point() = CurvePointToProto(p, seed_index);
+      buffer.Add(std::move(r));
+    };
+    callbacks.on_evaluation = [&, seed_index](const engine::Evaluation& e) {
+      v1::TaskRecord r;
+      *r.mutable_evaluation() = EvaluationToProto(e, seed_index);
+      buffer.Add(std::move(r));
+    };
+    absl::StatusOr<engine::JobSpec> job = RunSpecFromProto(rt.run());
+    absl::StatusOr<engine::RangeTestSpec> spec =
+        RangeTestSpecFromProto(rt.range_test());
+    run_status = !job.ok() ? job.status() : spec.status();
+    if (run_status.ok()) {
+      job->data.data_dir = options_.data_dir;
+      job->device.device = device;
+      if (job->device.threads == 0 && options_.threads > 0) {
+        job->device.threads = std::max(1, options_.threads / options_.slots);
+      }
+      spec->seeds = {job->seed};
+      absl::StatusOr<engine::RangeTestResult> result =
+          engine::RunRangeTest(*job, *spec, callbacks, &running->cancel);
+      run_status = result.status();
+      if (result.ok()) {
+        *complete.mutable_range_test() = RangeTestResultToProto(*result);
+      }
+    }
+  } else if (task.has_trial()) {
+    const v1::TrialTask& trial = task.trial();
+    callbacks.on_point = [&](const engine::StepPoint& p) {
+      running->step = p.step + 1;
+      v1::TaskRecord r;
+      *r.mutable_point() = CurvePointToProto(p, 0);
+      buffer.Add(std::move(r));
+    };
+    callbacks.on_evaluation = [&](const engine::Evaluation& e) {
+      v1::TaskRecord r;
+      *r.mutable_evaluation() = EvaluationToProto(e, 0);
+      buffer.Add(std::move(r));
+    };
+    absl::StatusOr<engine::JobSpec> job = RunSpecFromProto(trial.run());
+    absl::StatusOr<engine::TrainSpec> spec = TrainSpecFromProto(trial.train());
+    run_status = !job.ok() ? job.status() : spec.status();
+    if (run_status.ok()) {
+      job->data.data_dir = options_.data_dir;
+      job->device.device = device;
+      if (job->device.threads == 0 && options_.threads > 0) {
+        job->device.threads = std::max(1, options_.threads / options_.slots);
+      }
+      if (!options_.checkpoint_dir.empty() &&
+          !task.resume().checkpoint_key().empty()) {
+        // Records are renumbered from 0 by every attempt, so a run resumed
+        // from a checkpoint would skip seqs: start each attempt afresh.
+        std::filesystem::path path =
+            std::filesystem::path(options_.checkpoint_dir) /
+            task.resume().checkpoint_key();
+        std::error_code ignored;
+        std::filesystem::remove(path, ignored);
+        spec->checkpoint_path = path.string();
+      }
+      absl::StatusOr<engine::TrainResult> result =
+          engine::RunTraining(*job, *spec, callbacks, &running->cancel);
+      run_status = result.status();
+      if (result.ok()) {
+        *complete.mutable_trial() = TrainResultToProto(*result);
+      }
+    }
+  } else {
+    run_status = absl::InvalidArgumentError("task has no spec");
+  }
+
+  buffer.Close();
+  reporter_thread.join();
+  FinalFlush(reporter, *running, buffer);
+  Finish(task, *running, buffer, run_status,
+         run_status.ok() ? &complete : nullptr);
+  absl::MutexLock lock(&mu_);
+  running_.erase(task.task_id());
+}
+
+void Agent::Finish(const v1::Task& task, Running& running, RecordBuffer& buffer,
+                   const absl::Status& run_status,
+                   const v1::CompleteTaskRequest* complete) {
+  if (running.abandoned) {
+    Log(absl::StrCat("task ", task.task_id(), ": abandoned"));
+    return;
+  }
+  const bool stopping = stop_.HasBeenNotified();
+  Backoff backoff(options_.backoff);
+  while (true) {
+    absl::Status s;
+    if (complete != nullptr && buffer.pending() == 0) {
+      v1::CompleteTaskRequest request = *complete;
+      request.set_task_id(task.task_id());
+      request.set_attempt_id(task.attempt_id());
+      request.set_final_seq(buffer.last_seq());
+      s = hub_->CompleteTask(request).status();
+      if (s.ok()) {
+        Log(absl::StrCat("task ", task.task_id(), ": completed, ",
+                         buffer.last_seq() + 1, " records"));
+      }
+    } else {
+      v1::FailTaskRequest request;
+      request.set_task_id(task.task_id());
+      request.set_attempt_id(task.attempt_id());
+      absl::Status why = run_status;
+      if (why.ok()) {
+        // Finished, but the records could not all be delivered before
+        // shutting down: release the task so another attempt replays it.
+        why = absl::CancelledError("worker shutting down");
+      }
+      request.set_kind(FailureKindFor(why, running.cancel_directive,
+                                      stopping || run_status.ok()));
+      request.set_code(static_cast<int>(why.code()));
+      std::string reason(why.message());
+      if (reason.size() > kMaxReasonBytes) reason.resize(kMaxReasonBytes);
+      request.set_reason(reason);
+      s = hub_->FailTask(request).status();
+      if (s.ok()) {
+        Log(absl::StrCat("task ", task.task_id(), ": failed (",
+                         v1::FailureKind_Name(request.kind()), "): ", reason));
+      }
+    }
+    if (s.ok()) return;
+    if (!IsTransient(s) || stopping || stop_.HasBeenNotified()) {
+      Log(absl::StrCat("task ", task.task_id(), ": ", s.ToString()));
+      return;
+    }
+    SleepOrStop(backoff.Next());
+  }
+}
+
+}  // namespace lrtune::worker

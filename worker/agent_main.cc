@@ -1,0 +1,116 @@
+// lrtune-worker: the worker agent. Flags are read here, once, into
+// AgentOptions; SIGTERM and SIGINT stop it cleanly (exit 0).
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "worker/agent.h"
+#include "worker/engine.h"
+#include "worker/hub_client.h"
+
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+void OnSignal(int) {
+  const char byte = 's';
+  (void)!write(g_signal_pipe[1], &byte, 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lrtune::worker::AgentOptions options;
+  std::string devices = "cpu";
+  std::string token_file;
+  CLI::App app{"lrtune-worker: runs lrtune training tasks for a coordinator"};
+  app.add_option("--server", options.server, "Coordinator address HOST:PORT")
+      ->required();
+  app.add_option("--devices", devices,
+                 "Devices to train on: cpu or cuda:0,cuda:1,...")
+      ->capture_default_str();
+  app.add_option("--slots", options.slots,
+                 "Tasks run at once (1..64), spread over the devices")
+      ->capture_default_str();
+  app.add_option("--threads", options.threads,
+                 "CPU threads in total (0 = all cores), shared by the slots")
+      ->capture_default_str();
+  app.add_option("--worker-id", options.worker_id,
+                 "Keep this worker id across restarts (empty: assigned)")
+      ->capture_default_str();
+  app.add_option("--data-dir", options.data_dir,
+                 "Data set directory (empty: $LRTUNE_DATA_DIR or the "
+                 "engine's default)")
+      ->capture_default_str();
+  app.add_option("--checkpoint-dir", options.checkpoint_dir,
+                 "Directory for training checkpoints (empty: none)")
+      ->capture_default_str();
+  app.add_option("--token-file", token_file,
+                 "File holding the bearer token (empty: no token)")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  absl::StatusOr<std::vector<std::string>> parsed =
+      lrtune::worker::ParseDevices(devices);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "lrtune-worker: %s\n",
+                 std::string(parsed.status().message()).c_str());
+    return 2;
+  }
+  options.devices = *parsed;
+  std::string token;
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) {
+      std::fprintf(stderr, "lrtune-worker: cannot read --token-file %s\n",
+                   token_file.c_str());
+      return 2;
+    }
+    std::getline(in, token);
+  }
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) == 0) options.hostname = host;
+
+  lrtune::engine::TuneAllocatorForTraining();
+
+  // LibTorch may start threads before main, so a blocked-signal sigwait
+  // would not see SIGTERM: the handler only writes to a pipe, and a thread
+  // of ours reads it and shuts the agent down outside the handler.
+  if (pipe(g_signal_pipe) != 0) {
+    std::perror("lrtune-worker: pipe");
+    return 1;
+  }
+  struct sigaction action = {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+
+  lrtune::worker::Agent agent(
+      options, lrtune::worker::NewGrpcHubClient(options.server, token));
+  std::thread signal_thread([&] {
+    char byte = 0;
+    while (read(g_signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    if (byte == 's') {
+      std::fprintf(stderr, "lrtune-worker: signal, shutting down\n");
+      agent.Shutdown();
+    }
+  });
+  absl::Status status = agent.Run();
+  if (!status.ok()) {
+    std::fprintf(stderr, "lrtune-worker: %s\n", status.ToString().c_str());
+  }
+  // Wake the signal thread if Run ended without a signal.
+  const char done = 'x';
+  (void)!write(g_signal_pipe[1], &done, 1);
+  signal_thread.join();
+  return status.ok() ? 0 : 1;
+}
