@@ -435,6 +435,12 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
       LRTUNE_ASSIGN_OR_RETURN(Recommendation aggregate,
                               AggregateSeeds(per_seed));
       *job_result->mutable_recommendation() = RecommendationToProto(aggregate);
+      std::optional<v1::RecommendedSchedules> schedules =
+          RecommendedSchedulesFor(job_result->recommendation());
+      if (schedules.has_value()) {
+        *job_result->mutable_recommendation()->mutable_schedules() =
+            *std::move(schedules);
+      }
       v1::JobEvent agg;
       *agg.mutable_recommendation()->mutable_recommendation() =
           job_result->recommendation();

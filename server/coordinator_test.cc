@@ -254,6 +254,13 @@ TEST_F(CoordinatorTest, TwoSeedRangeTestStreamsAndAggregates) {
   EXPECT_FALSE(recs.back().has_seed_index());
   EXPECT_EQ(recs.back().recommendation().seeds(), 2);
   EXPECT_GT(recs.back().recommendation().min_lr(), 0.0);
+  const v1::RecommendedSchedules& schedules =
+      recs.back().recommendation().schedules();
+  EXPECT_EQ(schedules.total_steps(), 8 * 400);
+  EXPECT_EQ(schedules.triangular().kind(), v1::SCHEDULE_KIND_TRIANGULAR);
+  EXPECT_EQ(schedules.triangular().max_lr(),
+            recs.back().recommendation().max_lr());
+  EXPECT_EQ(schedules.sgdr().t0(), 2 * 400);
 
   v1::GetJobRequest get;
   get.set_job_id(job_id);

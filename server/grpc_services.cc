@@ -102,9 +102,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent>,
     Run(action);
   }
 
+  // Unsubscribing takes the hub's lock, which Publish holds while it calls
+  // into this reactor (and so into gRPC); doing it on the runner keeps
+  // gRPC's thread from ever waiting on the hub.
   void OnDone() override {
-    coordinator_->hub()->Unsubscribe(job_id_, this);
-    Unref();
+    coordinator_->runner()->Post([this] {
+      coordinator_->hub()->Unsubscribe(job_id_, this);
+      Unref();
+    });
   }
 
  private:

@@ -434,6 +434,45 @@ Recommendation RecommendationFromProto(const v1::Recommendation& rec) {
   return out;
 }
 
+std::optional<v1::RecommendedSchedules> RecommendedSchedulesFor(
+    const v1::Recommendation& rec) {
+  const int64_t stepsize = rec.stepsize_iterations();
+  if (!(rec.min_lr() > 0) || !(rec.max_lr() >= rec.min_lr()) || stepsize < 1) {
+    return std::nullopt;
+  }
+  v1::RecommendedSchedules out;
+  out.set_total_steps(8 * stepsize);
+  v1::ScheduleSpec* tri = out.mutable_triangular();
+  tri->set_kind(v1::SCHEDULE_KIND_TRIANGULAR);
+  tri->set_base_lr(rec.min_lr());
+  tri->set_max_lr(rec.max_lr());
+  tri->set_step_size_up(stepsize);
+  v1::ScheduleSpec* oc = out.mutable_one_cycle();
+  const v1::OneCycleSettings& s = rec.one_cycle();
+  oc->set_kind(v1::SCHEDULE_KIND_ONE_CYCLE);
+  oc->set_max_lr(s.max_lr() > 0 ? s.max_lr() : rec.max_lr());
+  oc->set_total_steps(8 * stepsize);
+  if (s.div_factor() > 0) oc->set_div_factor(s.div_factor());
+  if (s.final_div_factor() > 0) oc->set_final_div_factor(s.final_div_factor());
+  if (s.pct_start() > 0 && s.pct_start() < 1) oc->set_pct_start(s.pct_start());
+  if (s.max_momentum() > 0 && s.max_momentum() >= s.base_momentum()) {
+    oc->set_base_momentum(s.base_momentum());
+    oc->set_max_momentum(s.max_momentum());
+  }
+  v1::ScheduleSpec* sgdr = out.mutable_sgdr();
+  sgdr->set_kind(v1::SCHEDULE_KIND_SGDR);
+  sgdr->set_base_lr(rec.max_lr());
+  sgdr->set_eta_min(rec.min_lr());
+  sgdr->set_t0(2 * stepsize);
+  sgdr->set_t_mult(2);
+  v1::ScheduleSpec* rex = out.mutable_rex();
+  rex->set_kind(v1::SCHEDULE_KIND_REX);
+  rex->set_base_lr(rec.max_lr());
+  rex->set_eta_min(0);
+  rex->set_total_steps(8 * stepsize);
+  return out;
+}
+
 std::string EventType(const v1::JobEvent& event) {
   switch (event.event_case()) {
     case v1::JobEvent::kPoint:

@@ -14,6 +14,7 @@
 #define LRTUNE_SERVER_SPEC_CONVERT_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,13 @@ absl::StatusOr<JobState> JobStateFromProto(v1::JobState state);
 // core <-> API recommendations (NaN suggestions <-> unset optionals).
 v1::Recommendation RecommendationToProto(const Recommendation& rec);
 Recommendation RecommendationFromProto(const v1::Recommendation& rec);
+
+// The ready-to-use schedules of an aggregate recommendation (results.proto
+// RecommendedSchedules): triangular, one_cycle, sgdr and rex over
+// 8 x stepsize_iterations steps. Unset (empty) when min_lr is 0 or the
+// stepsize is unknown.
+std::optional<v1::RecommendedSchedules> RecommendedSchedulesFor(
+    const v1::Recommendation& rec);
 
 // The store's event type of a JobEvent ("point", "recommendation", ...);
 // the payload is the serialized JobEvent (without seq, job_id, time).
