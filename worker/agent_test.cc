@@ -1,0 +1,257 @@
+// The agent against an in-process fake WorkerHub: a real engine run (tiny
+// range tests on spirals), with the coordinator's answers scripted.
+#include "worker/agent.h"
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+
+namespace lrtune::worker {
+namespace {
+
+v1::Task RangeTask(int64_t steps, int seed_index) {
+  v1::Task task;
+  task.set_task_id("job-t" + std::to_string(seed_index));
+  task.set_job_id("job");
+  task.set_attempt_id(5);
+  task.set_attempt_number(1);
+  v1::RangeTestTask& rt = *task.mutable_range_test();
+  rt.mutable_run()->mutable_model()->add_hidden(16);
+  rt.mutable_run()->mutable_data()->set_name("spirals");
+  rt.mutable_run()->mutable_data()->set_synthetic_samples(256);
+  rt.mutable_run()->set_batch_size(32);
+  rt.mutable_run()->set_seed(7);
+  rt.mutable_run()->mutable_device()->set_threads(1);
+  rt.mutable_range_test()->set_steps(steps);
+  rt.mutable_range_test()->set_start_lr(1e-4);
+  rt.mutable_range_test()->set_end_lr(1e-3);  // no divergence: every step
+  rt.set_seed_index(seed_index);
+  return task;
+}
+
+class FakeHub final : public HubClient {
+ public:
+  absl::StatusOr<v1::RegisterResponse> Register(
+      const v1::RegisterRequest& request) override {
+    absl::MutexLock lock(&mu);
+    registered = request;
+    v1::RegisterResponse r;
+    r.set_worker_id("w-1");
+    r.mutable_heartbeat_interval()->set_nanos(20'000'000);
+    return r;
+  }
+  absl::StatusOr<v1::AcquireTaskResponse> AcquireTask(
+      const v1::AcquireTaskRequest&) override {
+    absl::MutexLock lock(&mu);
+    v1::AcquireTaskResponse r;
+    if (!tasks.empty()) {
+      *r.mutable_task() = tasks.front();
+      tasks.erase(tasks.begin());
+    } else {
+      r.mutable_retry_after()->set_nanos(10'000'000);
+    }
+    return r;
+  }
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
+      const v1::HeartbeatRequest& request) override {
+    absl::MutexLock lock(&mu);
+    ++heartbeats;
+    v1::HeartbeatResponse r;
+    for (const v1::TaskStatus& t : request.tasks()) {
+      v1::TaskDirective& d = *r.add_directives();
+      d.set_task_id(t.task_id());
+      d.set_attempt_id(t.attempt_id());
+      d.set_directive(heartbeat_directive);
+    }
+    return r;
+  }
+  absl::StatusOr<v1::ReportPointsResponse> ReportPoints(
+      const v1::ReportPointsRequest& request) override {
+    absl::MutexLock lock(&mu);
+    if (unavailable_reports > 0) {
+      --unavailable_reports;
+      return absl::UnavailableError("coordinator away");
+    }
+    first_seqs.push_back(request.records(0).seq());
+    EXPECT_EQ(request.attempt_id(), 5u);
+    for (const v1::TaskRecord& r : request.records()) {
+      if (r.seq() == stored + 1) {
+        ++stored;
+        steps.push_back(r.point().step());
+        EXPECT_EQ(r.point().seed_index(), 3);
+      }
+    }
+    v1::ReportPointsResponse response;
+    response.set_acked_seq(stored);
+    return response;
+  }
+  absl::StatusOr<v1::CompleteTaskResponse> CompleteTask(
+      const v1::CompleteTaskRequest& request) override {
+    absl::MutexLock lock(&mu);
+    completed.push_back(request);
+    return v1::CompleteTaskResponse{};
+  }
+  absl::StatusOr<v1::FailTaskResponse> FailTask(
+      const v1::FailTaskRequest& request) override {
+    absl::MutexLock lock(&mu);
+    failed.push_back(request);
+    return v1::FailTaskResponse{};
+  }
+
+  bool Done() {
+    absl::MutexLock lock(&mu);
+    return !completed.empty() || !failed.empty();
+  }
+
+  absl::Mutex mu;
+  v1::RegisterRequest registered;
+  std::vector<v1::Task> tasks;
+  v1::Directive heartbeat_directive = v1::DIRECTIVE_CONTINUE;
+  int heartbeats = 0;
+  int unavailable_reports = 0;
+  int64_t stored = -1;
+  std::vector<int64_t> steps;
+  std::vector<int64_t> first_seqs;
+  std::vector<v1::CompleteTaskRequest> completed;
+  std::vector<v1::FailTaskRequest> failed;
+};
+
+struct Harness {
+  explicit Harness(FakeHub* hub_in) : hub(hub_in) {
+    AgentOptions options;
+    options.server = "fake";
+    options.threads = 1;
+    options.acquire_wait = absl::Milliseconds(10);
+    options.report_interval = absl::Milliseconds(5);
+    options.report_batch = 16;
+    options.backoff.initial = absl::Milliseconds(1);
+    options.backoff.max = absl::Milliseconds(20);
+    agent = std::make_unique<Agent>(options, std::unique_ptr<HubClient>(hub));
+    thread = std::thread([this] { run_status = agent->Run(); });
+  }
+  bool WaitDone() {
+    for (int i = 0; i < 1200 && !hub->Done(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return hub->Done();
+  }
+  ~Harness() {
+    agent->Shutdown();
+    thread.join();
+  }
+  FakeHub* hub;  // owned by the agent
+  std::unique_ptr<Agent> agent;
+  std::thread thread;
+  absl::Status run_status;
+};
+
+TEST(Agent, RunsARangeTestAndCompletesWithEveryRecord) {
+  auto* hub = new FakeHub;
+  hub->tasks.push_back(RangeTask(40, 3));
+  hub->unavailable_reports = 3;  // the coordinator is away at first
+  Harness h(hub);
+  ASSERT_TRUE(h.WaitDone());
+  absl::MutexLock lock(&hub->mu);
+  ASSERT_EQ(hub->completed.size(), 1u);
+  const v1::CompleteTaskRequest& c = hub->completed[0];
+  EXPECT_EQ(c.task_id(), "job-t3");
+  EXPECT_EQ(c.attempt_id(), 5u);
+  EXPECT_EQ(c.final_seq(), 39);
+  EXPECT_TRUE(c.has_range_test());
+  EXPECT_EQ(c.range_test().steps_run(), 40);
+  EXPECT_EQ(c.range_test().device(), "cpu");
+  ASSERT_EQ(hub->steps.size(), 40u);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(hub->steps[i], i);
+  EXPECT_EQ(hub->registered.capabilities().slots_size(), 1);
+  EXPECT_EQ(hub->registered.capabilities().devices(0).name(), "cpu");
+  EXPECT_EQ(hub->registered.capabilities().threads(), 1);
+}
+
+TEST(Agent, ResumeDoesNotResendAcknowledgedRecords) {
+  auto* hub = new FakeHub;
+  v1::Task task = RangeTask(30, 3);
+  task.mutable_resume()->set_last_acked_seq(9);
+  hub->tasks.push_back(task);
+  hub->stored = 9;
+  for (int i = 0; i < 10; ++i) hub->steps.push_back(i);
+  Harness h(hub);
+  ASSERT_TRUE(h.WaitDone());
+  absl::MutexLock lock(&hub->mu);
+  ASSERT_FALSE(hub->first_seqs.empty());
+  EXPECT_EQ(hub->first_seqs[0], 10);
+  ASSERT_EQ(hub->completed.size(), 1u);
+  EXPECT_EQ(hub->completed[0].final_seq(), 29);
+  ASSERT_EQ(hub->steps.size(), 30u);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(hub->steps[i], i);
+}
+
+TEST(Agent, CancelDirectiveStopsTheRunAndFailsAsCancelled) {
+  auto* hub = new FakeHub;
+  hub->tasks.push_back(RangeTask(1000000, 3));
+  hub->heartbeat_directive = v1::DIRECTIVE_CANCEL;
+  Harness h(hub);
+  ASSERT_TRUE(h.WaitDone());
+  absl::MutexLock lock(&hub->mu);
+  ASSERT_EQ(hub->failed.size(), 1u);
+  EXPECT_EQ(hub->failed[0].kind(), v1::FAILURE_KIND_CANCELLED);
+  EXPECT_EQ(hub->failed[0].code(),
+            static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_TRUE(hub->completed.empty());
+}
+
+TEST(Agent, AbandonDirectiveSendsNothingMore) {
+  auto* hub = new FakeHub;
+  hub->tasks.push_back(RangeTask(1000000, 3));
+  hub->heartbeat_directive = v1::DIRECTIVE_ABANDON;
+  Harness h(hub);
+  for (int i = 0; i < 100; ++i) {
+    {
+      absl::MutexLock lock(&hub->mu);
+      if (hub->heartbeats >= 5) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  absl::MutexLock lock(&hub->mu);
+  EXPECT_TRUE(hub->failed.empty());
+  EXPECT_TRUE(hub->completed.empty());
+  EXPECT_GE(hub->heartbeats, 5);
+}
+
+TEST(Agent, ShutdownReleasesTheRunningTask) {
+  auto* hub = new FakeHub;
+  hub->tasks.push_back(RangeTask(1000000, 3));
+  auto h = std::make_unique<Harness>(hub);
+  for (int i = 0; i < 200; ++i) {
+    {
+      absl::MutexLock lock(&hub->mu);
+      if (hub->stored >= 20) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  h->agent->Shutdown();
+  h->thread.join();
+  EXPECT_TRUE(h->run_status.ok()) << h->run_status;
+  {
+    absl::MutexLock lock(&hub->mu);
+    ASSERT_EQ(hub->failed.size(), 1u);
+    EXPECT_EQ(hub->failed[0].kind(), v1::FAILURE_KIND_RELEASED);
+  }
+  h->thread = std::thread([] {});  // the destructor joins once more
+}
+
+TEST(ParseDevices, AcceptsCpuAndCudaListsOnly) {
+  auto d = ParseDevices("cuda:0,cuda:1");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->size(), 2u);
+  EXPECT_EQ((*d)[1], "cuda:1");
+  EXPECT_FALSE(ParseDevices("gpu").ok());
+  EXPECT_FALSE(ParseDevices("cuda:").ok());
+  EXPECT_FALSE(ParseDevices("").ok());
+}
+
+}  // namespace
+}  // namespace lrtune::worker
