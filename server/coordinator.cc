@@ -201,11 +201,32 @@ absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::ReadEvents(
 
 absl::StatusOr<v1::RegisterResponse> Coordinator::Register(
     const v1::RegisterRequest& request) {
+  const v1::Capabilities& caps = request.capabilities();
+  if (caps.slots_size() == 0) {
+    return absl::InvalidArgumentError(
+        "capabilities.slots must name at least one slot");
+  }
+  for (int i = 0; i < caps.slots_size(); ++i) {
+    const std::string& device = caps.slots(i).device();
+    bool known = false;
+    for (const v1::Device& d : caps.devices()) known |= d.name() == device;
+    if (!known) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("capabilities.slots[", i, "].device \"", device,
+                       "\" is not one of capabilities.devices"));
+    }
+  }
   v1::RegisterResponse response;
   std::string id = request.worker_id();
   if (id.empty()) {
     absl::BitGen gen;
     id = absl::StrFormat("w-%016x", absl::Uniform<uint64_t>(gen));
+  }
+  {
+    absl::MutexLock lock(&workers_mu_);
+    WorkerInfo& info = workers_[id];
+    info.capabilities = caps;
+    info.slot_leases.resize(caps.slots_size());
   }
   response.set_worker_id(id);
   SetDuration(options_.lease_ttl, response.mutable_lease_ttl());
@@ -219,6 +240,31 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
   if (request.worker_id().empty()) {
     return absl::InvalidArgumentError("worker_id is required");
   }
+  {
+    absl::MutexLock lock(&workers_mu_);
+    auto it = workers_.find(request.worker_id());
+    if (it == workers_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("worker ", request.worker_id(),
+                       " is not registered; Register first"));
+    }
+    const int slots = static_cast<int>(it->second.slot_leases.size());
+    if (request.slot() < 0 || request.slot() >= slots) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "slot must be in [0, ", slots, "), got ", request.slot()));
+    }
+    const auto& [task_id, attempt] = it->second.slot_leases[request.slot()];
+    if (!task_id.empty()) {
+      std::optional<Lease> held = leases_.Get(task_id);
+      if (held.has_value() && held->attempt == attempt &&
+          held->worker_id == request.worker_id() &&
+          held->expires_at > clock_->Now()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("slot ", request.slot(), " already holds task ",
+                         task_id, " attempt ", attempt));
+      }
+    }
+  }
   v1::AcquireTaskResponse response;
   LRTUNE_ASSIGN_OR_RETURN(
       std::optional<TaskLease> lease,
@@ -226,6 +272,13 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
   if (!lease.has_value()) {
     SetDuration(options_.acquire_retry, response.mutable_retry_after());
     return response;
+  }
+  {
+    absl::MutexLock lock(&workers_mu_);
+    auto it = workers_.find(request.worker_id());
+    if (it != workers_.end()) {
+      it->second.slot_leases[request.slot()] = {lease->task_id, lease->attempt};
+    }
   }
   leases_
       .Grant(lease->task_id, request.worker_id(), lease->attempt,
@@ -252,6 +305,14 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
 
 absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
     const v1::HeartbeatRequest& request) {
+  {
+    absl::MutexLock lock(&workers_mu_);
+    if (workers_.count(request.worker_id()) == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("worker ", request.worker_id(),
+                       " is not registered; Register first"));
+    }
+  }
   v1::HeartbeatResponse response;
   for (const v1::TaskStatus& status : request.tasks()) {
     v1::TaskDirective* d = response.add_directives();
@@ -325,9 +386,20 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
   absl::MutexLock lock(&append_mu_);
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task,
                           FencedTask(request.task_id(), request.attempt_id()));
+  if (request.records_size() > options_.max_report_records) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "records: ", request.records_size(), " records, over the limit of ",
+        options_.max_report_records));
+  }
+  // A report is as good as a heartbeat for the lease.
+  LRTUNE_ASSIGN_OR_RETURN(
+      LeaseRenewal renewal,
+      store_->RenewLease(task.id, task.attempt, options_.lease_ttl));
+  leases_.Renew(task.id, task.attempt).IgnoreError();
   v1::ReportPointsResponse response;
-  response.set_directive(task.cancel_requested ? v1::DIRECTIVE_CANCEL
-                                               : v1::DIRECTIVE_CONTINUE);
+  response.set_directive(task.cancel_requested || renewal.cancel_requested
+                             ? v1::DIRECTIVE_CANCEL
+                             : v1::DIRECTIVE_CONTINUE);
   response.set_acked_seq(task.acked_seq - 1);
   if (request.records_size() == 0) return response;
   const int64_t first = request.records(0).seq();
@@ -386,6 +458,15 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
   std::string job_id;
   {
     absl::MutexLock lock(&append_mu_);
+    if (request.task_id().empty()) {
+      return absl::InvalidArgumentError("task_id is required");
+    }
+    LRTUNE_ASSIGN_OR_RETURN(TaskRecord current,
+                            store_->GetTask(request.task_id()));
+    if (current.state == TaskState::kSucceeded &&
+        static_cast<uint64_t>(current.attempt) == request.attempt_id()) {
+      return v1::CompleteTaskResponse();  // a repeat of a completed call
+    }
     LRTUNE_ASSIGN_OR_RETURN(
         TaskRecord task, FencedTask(request.task_id(), request.attempt_id()));
     job_id = task.job_id;
@@ -461,6 +542,18 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
 
 absl::StatusOr<v1::FailTaskResponse> Coordinator::FailTask(
     const v1::FailTaskRequest& request) {
+  if (request.task_id().empty()) {
+    return absl::InvalidArgumentError("task_id is required");
+  }
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord current,
+                          store_->GetTask(request.task_id()));
+  if (current.state != TaskState::kLeased &&
+      static_cast<uint64_t>(current.attempt) == request.attempt_id()) {
+    // This attempt already ended (a repeated call, or its lease lapsed).
+    v1::FailTaskResponse response;
+    response.set_will_retry(current.state == TaskState::kQueued);
+    return response;
+  }
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task,
                           FencedTask(request.task_id(), request.attempt_id()));
   std::string reason = request.reason().empty() ? "failed" : request.reason();

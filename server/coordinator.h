@@ -14,8 +14,10 @@
 #define LRTUNE_SERVER_COORDINATOR_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -40,6 +42,7 @@ struct CoordinatorOptions {
   int max_attempts = 3;                              // default per task
   absl::Duration sweep_interval = absl::Seconds(1);  // lease expiry sweep
   absl::Duration acquire_retry = absl::Seconds(1);   // retry_after hint
+  int max_report_records = 4096;                     // records per ReportPoints
   int list_page_size = 50;                           // ListJobs default
   SpecLimits limits;
 };
@@ -107,6 +110,12 @@ class Coordinator {
   absl::StatusOr<TaskRecord> FencedTask(const std::string& task_id,
                                         uint64_t attempt_id);
 
+  struct WorkerInfo {
+    v1::Capabilities capabilities;
+    // Per slot: the task and attempt it was last given ("" when none).
+    std::vector<std::pair<std::string, int>> slot_leases;
+  };
+
   JobStore* const store_;
   Clock* const clock_;
   const CoordinatorOptions options_;
@@ -118,6 +127,9 @@ class Coordinator {
   // events are known and a job's aggregate is computed once. The store
   // serializes every write anyway.
   absl::Mutex append_mu_;
+
+  absl::Mutex workers_mu_;
+  std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(workers_mu_);
 
   absl::Mutex sweep_mu_;
   bool sweeping_ ABSL_GUARDED_BY(sweep_mu_) = false;

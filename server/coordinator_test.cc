@@ -105,6 +105,8 @@ class CoordinatorTest : public ::testing::Test {
   std::string Register(const std::string& id) {
     v1::RegisterRequest request;
     request.set_worker_id(id);
+    request.mutable_capabilities()->add_devices()->set_name("cpu");
+    request.mutable_capabilities()->add_slots()->set_device("cpu");
     v1::RegisterResponse response;
     ClientContext context;
     SetDeadline(&context, absl::Seconds(5));
@@ -455,6 +457,70 @@ TEST_F(CoordinatorTest, CancelReachesTheNextHeartbeat) {
   ASSERT_TRUE(worker_->Heartbeat(&context, hb, &response).ok());
   ASSERT_EQ(response.directives_size(), 1);
   EXPECT_EQ(response.directives(0).directive(), v1::DIRECTIVE_CANCEL);
+}
+
+TEST_F(CoordinatorTest, WorkerCallsAreFencedAndIdempotent) {
+  StartServer();
+  v1::RangeTestJob spec = TwoSeedJob();
+  spec.mutable_range_test()->clear_seeds();
+  Submit(spec);
+  {
+    v1::AcquireTaskRequest request;
+    request.set_worker_id("nobody");
+    v1::AcquireTaskResponse response;
+    ClientContext context;
+    EXPECT_EQ(worker_->AcquireTask(&context, request, &response).error_code(),
+              StatusCode::NOT_FOUND);
+  }
+  const std::string id = Register("w1");
+  std::optional<v1::Task> task = Acquire(id);
+  ASSERT_TRUE(task.has_value());
+  {  // The slot is busy while its lease lives.
+    v1::AcquireTaskRequest request;
+    request.set_worker_id(id);
+    v1::AcquireTaskResponse response;
+    ClientContext context;
+    EXPECT_EQ(worker_->AcquireTask(&context, request, &response).error_code(),
+              StatusCode::FAILED_PRECONDITION);
+  }
+  // FailTask retries the task; a repeat of the call changes nothing.
+  for (int repeat = 0; repeat < 2; ++repeat) {
+    v1::FailTaskRequest request;
+    request.set_task_id(task->task_id());
+    request.set_attempt_id(task->attempt_id());
+    request.set_reason("synthetic failure");
+    v1::FailTaskResponse response;
+    ClientContext context;
+    grpc::Status status = worker_->FailTask(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_TRUE(response.will_retry());
+  }
+  std::optional<v1::Task> retry = Acquire(id);
+  ASSERT_TRUE(retry.has_value());
+  EXPECT_EQ(retry->attempt_id(), task->attempt_id() + 1);
+  EXPECT_EQ(retry->attempt_number(), 2);
+
+  // CompleteTask waits for every record up to final_seq.
+  v1::ReportPointsResponse report;
+  ASSERT_TRUE(Report(*retry, 0, 3, &report).ok());
+  v1::CompleteTaskRequest complete;
+  complete.set_task_id(retry->task_id());
+  complete.set_attempt_id(retry->attempt_id());
+  complete.set_final_seq(5);
+  complete.mutable_range_test()->mutable_recommendation()->set_seeds(1);
+  {
+    v1::CompleteTaskResponse response;
+    ClientContext context;
+    EXPECT_EQ(worker_->CompleteTask(&context, complete, &response).error_code(),
+              StatusCode::FAILED_PRECONDITION);
+  }
+  complete.set_final_seq(2);
+  for (int repeat = 0; repeat < 2; ++repeat) {
+    v1::CompleteTaskResponse response;
+    ClientContext context;
+    grpc::Status status = worker_->CompleteTask(&context, complete, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
 }
 
 TEST_F(CoordinatorTest, BadRequestsNameTheField) {
