@@ -105,6 +105,38 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
   LRTUNE_RETURN_IF_ERROR(ValidateSubmitJob(request, options_.limits));
   const int max_attempts = request.has_max_attempts() ? request.max_attempts()
                                                       : options_.max_attempts;
+  // One submission at a time, so that the request_id check and the queued
+  // count below cannot race another submission.
+  absl::MutexLock lock(&submit_mu_);
+  // A scan of the owner's jobs: fine at today's scale (the store has no
+  // index by request_id yet).
+  int queued = 0;
+  std::string token;
+  do {
+    LRTUNE_ASSIGN_OR_RETURN(JobPage page,
+                            store_->ListJobs(owner, std::nullopt, 1000, token));
+    for (const JobRecord& record : page.jobs) {
+      if (record.state == JobState::kQueued) ++queued;
+      if (request.request_id().empty()) continue;
+      v1::SubmitJobRequest stored;
+      if (!stored.ParseFromString(record.spec) ||
+          stored.request_id() != request.request_id()) {
+        continue;
+      }
+      if (stored.SerializeAsString() != request.SerializeAsString()) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("request_id \"", request.request_id(),
+                         "\" was used for a different job (", record.id, ")"));
+      }
+      return BuildJob(record);  // a retry of an accepted submission
+    }
+    token = page.next_page_token;
+  } while (!token.empty());
+  if (queued >= options_.limits.max_queued_jobs_per_owner) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(owner, " has ", queued, " queued jobs, the limit is ",
+                     options_.limits.max_queued_jobs_per_owner));
+  }
   const std::vector<std::string> tasks =
       RangeTestTaskSpecs(request.range_test());
   LRTUNE_ASSIGN_OR_RETURN(

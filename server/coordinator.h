@@ -128,6 +128,8 @@ class Coordinator {
   // serializes every write anyway.
   absl::Mutex append_mu_;
 
+  absl::Mutex submit_mu_;  // see SubmitJob
+
   absl::Mutex workers_mu_;
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(workers_mu_);
 

@@ -523,6 +523,21 @@ TEST_F(CoordinatorTest, WorkerCallsAreFencedAndIdempotent) {
   }
 }
 
+TEST_F(CoordinatorTest, RequestIdMakesSubmitIdempotent) {
+  StartServer();
+  v1::SubmitJobRequest request;
+  *request.mutable_range_test() = TwoSeedJob();
+  request.set_request_id("r-1");
+  v1::Job first, second, other;
+  ClientContext c1, c2, c3;
+  ASSERT_TRUE(client_->SubmitJob(&c1, request, &first).ok());
+  ASSERT_TRUE(client_->SubmitJob(&c2, request, &second).ok());
+  EXPECT_EQ(first.job_id(), second.job_id());
+  request.mutable_range_test()->mutable_range_test()->set_steps(50);
+  EXPECT_EQ(client_->SubmitJob(&c3, request, &other).error_code(),
+            StatusCode::ALREADY_EXISTS);
+}
+
 TEST_F(CoordinatorTest, BadRequestsNameTheField) {
   StartServer();
   struct Case {

@@ -35,6 +35,7 @@ struct SpecLimits {
   int64_t max_inline_floats = 16ll << 20;      // run.data.inline_data
   int64_t max_inline_samples = 1ll << 20;      // run.data.inline_data
   int max_attempts_limit = 10;                 // SubmitJob.max_attempts
+  int max_queued_jobs_per_owner = 100;         // SubmitJob: RESOURCE_EXHAUSTED
 };
 
 // Checks every field of a range test's run and ramp. `run_path` and
