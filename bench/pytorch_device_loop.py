@@ -12,21 +12,15 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_loop import (START_LR, autocast_for, load, make_model,  # noqa: E402
-                          parse_args, report, timed, train_step)
+from pytorch_loop import parse_args, report, setup, timed, train_step  # noqa
+
 
 
 def main():
     a = parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    device = torch.device(a.device)
-    x, y = load(a.subset)
+    device, x, y, model, opt, autocast = setup(a)
     x, y = x.to(device), y.to(device)
     n = x.shape[0] // a.batch
-    model = make_model(a.model).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=START_LR)
-    autocast = autocast_for(a)
 
     def run(steps):
         done = 0

@@ -125,18 +125,23 @@ def report(impl, a, seconds):
                       "torch": torch.__version__}))
 
 
-def main():
-    a = parse_args()
+def setup(a):
+    """Threads, seed, data (on the CPU), model and optimizer for run `a`."""
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     device = torch.device(a.device)
     x, y = load(a.subset)
+    model = make_model(a.model).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=START_LR)
+    return device, x, y, model, opt, autocast_for(a)
+
+
+def main():
+    a = parse_args()
+    device, x, y, model, opt, autocast = setup(a)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(x, y), batch_size=a.batch,
         shuffle=True, drop_last=True)
-    model = make_model(a.model).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=START_LR)
-    autocast = autocast_for(a)
 
     def run(steps):
         done = 0
