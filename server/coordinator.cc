@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "core/range_test.h"
 #include "core/status_macros.h"
+#include "proto/core_convert.h"
 
 namespace lrtune::server {
 namespace {

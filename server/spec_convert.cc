@@ -374,66 +374,6 @@ absl::StatusOr<JobState> JobStateFromProto(v1::JobState state) {
       absl::StrCat("states: ", static_cast<int>(state), " is not a job state"));
 }
 
-v1::Recommendation RecommendationToProto(const Recommendation& rec) {
-  v1::Recommendation out;
-  out.set_min_lr(rec.min_lr);
-  out.set_max_lr(rec.max_lr);
-  out.set_stepsize_iterations(rec.stepsize_iterations);
-  out.set_stepsize_epochs(rec.stepsize_epochs);
-  if (!std::isnan(rec.lr_steepest)) out.set_lr_steepest(rec.lr_steepest);
-  if (!std::isnan(rec.lr_valley)) out.set_lr_valley(rec.lr_valley);
-  if (!std::isnan(rec.lr_minimum)) out.set_lr_minimum(rec.lr_minimum);
-  if (!std::isnan(rec.lr_slide)) out.set_lr_slide(rec.lr_slide);
-  v1::OneCycleSettings* oc = out.mutable_one_cycle();
-  oc->set_max_lr(rec.one_cycle.max_lr);
-  oc->set_div_factor(rec.one_cycle.div_factor);
-  oc->set_final_div_factor(rec.one_cycle.final_div_factor);
-  oc->set_pct_start(rec.one_cycle.pct_start);
-  oc->set_base_momentum(rec.one_cycle.base_momentum);
-  oc->set_max_momentum(rec.one_cycle.max_momentum);
-  if (rec.diverged_at >= 0) out.set_diverged_at(rec.diverged_at);
-  out.set_points_used(rec.points_used);
-  out.set_spread_decades(rec.spread_decades);
-  out.set_seeds(rec.seeds);
-  for (const AnalysisWarning& w : rec.warnings) {
-    v1::AnalysisWarning* pw = out.add_warnings();
-    pw->set_code(w.code);
-    pw->set_message(w.message);
-  }
-  for (double s : rec.smoothed) out.add_smoothed(s);
-  return out;
-}
-
-Recommendation RecommendationFromProto(const v1::Recommendation& rec) {
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  Recommendation out;
-  out.min_lr = rec.min_lr();
-  out.max_lr = rec.max_lr();
-  out.stepsize_iterations = rec.stepsize_iterations();
-  out.stepsize_epochs = rec.stepsize_epochs();
-  out.lr_steepest = rec.has_lr_steepest() ? rec.lr_steepest() : nan;
-  out.lr_valley = rec.has_lr_valley() ? rec.lr_valley() : nan;
-  out.lr_minimum = rec.has_lr_minimum() ? rec.lr_minimum() : nan;
-  out.lr_slide = rec.has_lr_slide() ? rec.lr_slide() : nan;
-  if (rec.has_one_cycle()) {
-    out.one_cycle.max_lr = rec.one_cycle().max_lr();
-    out.one_cycle.div_factor = rec.one_cycle().div_factor();
-    out.one_cycle.final_div_factor = rec.one_cycle().final_div_factor();
-    out.one_cycle.pct_start = rec.one_cycle().pct_start();
-    out.one_cycle.base_momentum = rec.one_cycle().base_momentum();
-    out.one_cycle.max_momentum = rec.one_cycle().max_momentum();
-  }
-  out.diverged_at = rec.has_diverged_at() ? rec.diverged_at() : -1;
-  out.points_used = rec.points_used();
-  out.spread_decades = rec.spread_decades();
-  out.seeds = rec.seeds() > 0 ? rec.seeds() : 1;
-  for (const v1::AnalysisWarning& w : rec.warnings()) {
-    out.warnings.push_back({w.code(), w.message()});
-  }
-  out.smoothed.assign(rec.smoothed().begin(), rec.smoothed().end());
-  return out;
-}
-
 std::optional<v1::RecommendedSchedules> RecommendedSchedulesFor(
     const v1::Recommendation& rec) {
   const int64_t stepsize = rec.stepsize_iterations();

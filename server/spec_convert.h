@@ -61,10 +61,6 @@ std::vector<std::string> RangeTestTaskSpecs(const v1::RangeTestJob& job);
 v1::JobState JobStateToProto(JobState state);
 absl::StatusOr<JobState> JobStateFromProto(v1::JobState state);
 
-// core <-> API recommendations (NaN suggestions <-> unset optionals).
-v1::Recommendation RecommendationToProto(const Recommendation& rec);
-Recommendation RecommendationFromProto(const v1::Recommendation& rec);
-
 // The ready-to-use schedules of an aggregate recommendation (results.proto
 // RecommendedSchedules): triangular, one_cycle, sgdr and rex over
 // 8 x stepsize_iterations steps. Unset (empty) when min_lr is 0 or the

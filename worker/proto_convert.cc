@@ -605,65 +605,6 @@ engine::Evaluation EvaluationFromProto(const v1::Evaluation& p) {
   return e;
 }
 
-v1::Recommendation RecommendationToProto(const Recommendation& r) {
-  v1::Recommendation p;
-  p.set_min_lr(r.min_lr);
-  p.set_max_lr(r.max_lr);
-  p.set_stepsize_iterations(r.stepsize_iterations);
-  p.set_stepsize_epochs(r.stepsize_epochs);
-  if (!std::isnan(r.lr_steepest)) p.set_lr_steepest(r.lr_steepest);
-  if (!std::isnan(r.lr_valley)) p.set_lr_valley(r.lr_valley);
-  if (!std::isnan(r.lr_minimum)) p.set_lr_minimum(r.lr_minimum);
-  if (!std::isnan(r.lr_slide)) p.set_lr_slide(r.lr_slide);
-  v1::OneCycleSettings& oc = *p.mutable_one_cycle();
-  oc.set_max_lr(r.one_cycle.max_lr);
-  oc.set_div_factor(r.one_cycle.div_factor);
-  oc.set_final_div_factor(r.one_cycle.final_div_factor);
-  oc.set_pct_start(r.one_cycle.pct_start);
-  oc.set_base_momentum(r.one_cycle.base_momentum);
-  oc.set_max_momentum(r.one_cycle.max_momentum);
-  if (r.diverged_at >= 0) p.set_diverged_at(r.diverged_at);
-  p.set_points_used(r.points_used);
-  p.set_spread_decades(r.spread_decades);
-  p.set_seeds(r.seeds);
-  for (const AnalysisWarning& w : r.warnings) {
-    v1::AnalysisWarning& pw = *p.add_warnings();
-    pw.set_code(w.code);
-    pw.set_message(w.message);
-  }
-  p.mutable_smoothed()->Add(r.smoothed.begin(), r.smoothed.end());
-  return p;
-}
-
-Recommendation RecommendationFromProto(const v1::Recommendation& p) {
-  Recommendation r;
-  r.min_lr = p.min_lr();
-  r.max_lr = p.max_lr();
-  r.stepsize_iterations = p.stepsize_iterations();
-  r.stepsize_epochs = p.stepsize_epochs();
-  r.lr_steepest = NanIfUnset(p.has_lr_steepest(), p.lr_steepest());
-  r.lr_valley = NanIfUnset(p.has_lr_valley(), p.lr_valley());
-  r.lr_minimum = NanIfUnset(p.has_lr_minimum(), p.lr_minimum());
-  r.lr_slide = NanIfUnset(p.has_lr_slide(), p.lr_slide());
-  if (p.has_one_cycle()) {
-    r.one_cycle.max_lr = p.one_cycle().max_lr();
-    r.one_cycle.div_factor = p.one_cycle().div_factor();
-    r.one_cycle.final_div_factor = p.one_cycle().final_div_factor();
-    r.one_cycle.pct_start = p.one_cycle().pct_start();
-    r.one_cycle.base_momentum = p.one_cycle().base_momentum();
-    r.one_cycle.max_momentum = p.one_cycle().max_momentum();
-  }
-  r.diverged_at = p.has_diverged_at() ? p.diverged_at() : -1;
-  r.points_used = p.points_used();
-  r.spread_decades = p.spread_decades();
-  r.seeds = p.seeds();
-  for (const v1::AnalysisWarning& w : p.warnings()) {
-    r.warnings.push_back({w.code(), w.message()});
-  }
-  r.smoothed.assign(p.smoothed().begin(), p.smoothed().end());
-  return r;
-}
-
 v1::RangeTestTaskResult RangeTestResultToProto(
     const engine::RangeTestResult& result) {
   v1::RangeTestTaskResult p;

@@ -27,6 +27,7 @@
 #include "lrtune/v1/schedule.pb.h"
 #include "lrtune/v1/spec.pb.h"
 #include "lrtune/v1/worker.pb.h"
+#include "proto/core_convert.h"
 #include "worker/engine.h"
 
 namespace lrtune::worker {
@@ -69,14 +70,13 @@ v1::CurvePoint CurvePointToProto(const engine::StepPoint& point,
                                  int seed_index);
 v1::Evaluation EvaluationToProto(const engine::Evaluation& eval,
                                  int seed_index);
-v1::Recommendation RecommendationToProto(const Recommendation& rec);
 v1::RangeTestTaskResult RangeTestResultToProto(
     const engine::RangeTestResult& result);
 v1::TrialTaskResult TrainResultToProto(const engine::TrainResult& result);
 
-// --- Results: proto -> engine (for the coordinator's aggregation) -----------
-// Unset optionals become NaN (diverged_at: -1).
-Recommendation RecommendationFromProto(const v1::Recommendation& rec);
+// --- Results: proto -> engine ------------------------------------------------
+// Unset optionals become NaN. Recommendations convert with
+// proto/core_convert.h, shared with the coordinator.
 engine::Evaluation EvaluationFromProto(const v1::Evaluation& eval);
 
 }  // namespace lrtune::worker
