@@ -2,34 +2,11 @@
 # End-to-end test of the `lrtune` CLI's server-free commands, run as a user
 # runs them: output, exit codes, and one-line errors on bad input.
 #
-#   bash tests/cli_test.sh path/to/lrtune SOURCE_DIR
+#   bash tests/cli_test.sh path/to/lrtune
 set -u
-LRTUNE=$1
-SRC=${2:-.}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-
-check() {  # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then
-    pass=$((pass + 1))
-  else
-    fail=$((fail + 1))
-    echo "FAILED: $name" >&2
-  fi
-}
-
-# run ARGS...: sets $rc, $out, $err (one file each).
-run() {
-  "$LRTUNE" "$@" >"$tmp/out" 2>"$tmp/err"
-  rc=$?
-}
-
-lines() { wc -l <"$1" | tr -d ' '; }
+BIN=$1
+# shellcheck source=tests/testlib.sh
+source "$(dirname "$0")/testlib.sh"
 
 # --- schedule ---
 run schedule --kind one_cycle --max-lr 0.1 --total-steps 100 --csv
@@ -104,7 +81,7 @@ assert r['stepsize_iterations'] == 400, r
 "
 run analyze --csv "$tmp/curve.csv"
 check "analyze text names the bounds" grep -q "CLR bounds" "$tmp/out"
-"$LRTUNE" analyze --csv - --json <"$tmp/curve.csv" >"$tmp/out2" 2>/dev/null
+"$BIN" analyze --csv - --json <"$tmp/curve.csv" >"$tmp/out2" 2>/dev/null
 check "analyze reads stdin" $PY -c "import json; json.load(open('$tmp/out2'))"
 
 # --- analyze: bad input ---
@@ -130,5 +107,4 @@ check "schedule --help lists --max-lr" grep -q -- "--max-lr" "$tmp/out"
 run
 check "no command exits 2" test "$rc" = 2
 
-echo "$pass passed, $fail failed"
-test "$fail" = 0
+finish

@@ -5,18 +5,9 @@
 #
 #   bash tests/engine_cli_test.sh path/to/lrtune-engine
 set -u
-ENGINE=$1
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $name" >&2; fi
-}
-run() { "$ENGINE" "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }
+BIN=$1
+# shellcheck source=tests/testlib.sh
+source "$(dirname "$0")/testlib.sh"
 
 # A small MLP scripted and saved by PyTorch in Python (torch.jit.script
 # reads the class's source, so the script is a file, not stdin).
@@ -85,5 +76,4 @@ echo '{"kind": "range_test", "modle": {}}' >"$tmp/typo.json"
 run --job "$tmp/typo.json" --format text
 check "unknown key is named" grep -q "modle" "$tmp/err"
 
-echo "$pass passed, $fail failed"
-test "$fail" = 0
+finish
