@@ -590,12 +590,17 @@ absl::StatusOr<v1::FailTaskResponse> Coordinator::FailTask(
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task,
                           FencedTask(request.task_id(), request.attempt_id()));
   std::string reason = request.reason().empty() ? "failed" : request.reason();
+  FailureKind kind = FailureKind::kError;
   if (request.kind() == v1::FAILURE_KIND_CANCELLED) {
+    kind = FailureKind::kCancelled;
     reason = absl::StrCat("cancelled: ", reason);
   } else if (request.kind() == v1::FAILURE_KIND_RELEASED) {
+    kind = FailureKind::kReleased;
     reason = absl::StrCat("released: ", reason);
+  } else if (request.kind() == v1::FAILURE_KIND_PERMANENT) {
+    kind = FailureKind::kPermanent;
   }
-  LRTUNE_RETURN_IF_ERROR(store_->FailTask(task.id, task.attempt, reason));
+  LRTUNE_RETURN_IF_ERROR(store_->FailTask(task.id, task.attempt, reason, kind));
   leases_.Release(task.id, task.attempt).IgnoreError();
   NotifyJob(task.job_id);
   v1::FailTaskResponse response;

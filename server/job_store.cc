@@ -70,6 +70,14 @@ CREATE TABLE events (
   PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
 )sql",
+    // 2: grids (held tasks, parallelism cap) and attempt history.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN max_parallel INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN lease_started_us INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE task_attempts ADD COLUMN outcome TEXT NOT NULL DEFAULT 'failed';
+ALTER TABLE task_attempts ADD COLUMN started_us INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -135,13 +143,35 @@ absl::Status JobStore::Migrate() {
 absl::StatusOr<JobRecord> JobStore::CreateJob(
     absl::string_view owner, absl::string_view kind, absl::string_view spec,
     const std::vector<std::string>& task_specs, int max_attempts) {
+  std::vector<NewTask> tasks;
+  tasks.reserve(task_specs.size());
+  for (const std::string& s : task_specs) tasks.push_back({s, false});
+  return CreateJob(owner, kind, spec, tasks, JobOptions{max_attempts, 0});
+}
+
+absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
+                                              absl::string_view kind,
+                                              absl::string_view spec,
+                                              const std::vector<NewTask>& tasks,
+                                              JobOptions options) {
+  const int max_attempts = options.max_attempts;
   if (owner.empty()) return absl::InvalidArgumentError("owner is empty");
   if (kind != "range_test" && kind != "grid") {
     return absl::InvalidArgumentError(absl::StrCat(
         "kind must be \"range_test\" or \"grid\", got \"", kind, "\""));
   }
-  if (task_specs.empty()) {
+  if (tasks.empty()) {
     return absl::InvalidArgumentError("a job needs at least one task");
+  }
+  bool runnable = false;
+  for (const NewTask& t : tasks) runnable |= !t.held;
+  if (!runnable) {
+    return absl::InvalidArgumentError(
+        "a job needs at least one task that is not held");
+  }
+  if (options.max_parallel < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_parallel must be >= 0, got ", options.max_parallel));
   }
   if (max_attempts < 1) {
     return absl::InvalidArgumentError(
@@ -156,26 +186,29 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db_->Prepare("INSERT INTO jobs (id, owner, kind, state, spec, "
-                     "created_us, updated_us) VALUES (?, ?, ?, 'queued', ?, "
-                     "?, ?)"));
+                     "created_us, updated_us, max_parallel) VALUES (?, ?, ?, "
+                     "'queued', ?, ?, ?, ?)"));
     st.BindText(1, job_id);
     st.BindText(2, owner);
     st.BindText(3, kind);
     st.BindBlob(4, spec);
     st.BindInt64(5, now);
     st.BindInt64(6, now);
+    st.BindInt64(7, options.max_parallel);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
-  for (size_t i = 0; i < task_specs.size(); ++i) {
+  for (size_t i = 0; i < tasks.size(); ++i) {
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db_->Prepare("INSERT INTO tasks (id, job_id, idx, spec, state, "
-                     "max_attempts) VALUES (?, ?, ?, ?, 'queued', ?)"));
+                     "max_attempts, held) VALUES (?, ?, ?, ?, 'queued', ?, "
+                     "?)"));
     st.BindText(1, absl::StrCat(job_id, "-t", i));
     st.BindText(2, job_id);
     st.BindInt64(3, static_cast<int64_t>(i));
-    st.BindBlob(4, task_specs[i]);
+    st.BindBlob(4, tasks[i].spec);
     st.BindInt64(5, max_attempts);
+    st.BindInt64(6, tasks[i].held ? 1 : 0);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
   LRTUNE_RETURN_IF_ERROR(AppendJobEvent(job_id, "", kAcceptedEventType,
@@ -259,6 +292,71 @@ absl::Status JobStore::SetJobResult(absl::string_view job_id,
     return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   }
   return txn.Commit();
+}
+
+absl::StatusOr<int64_t> JobStore::AppendJobEvents(
+    absl::string_view job_id, const std::vector<Event>& events) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(job_id));
+  if (IsTerminal(job.state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " is ", JobStateName(job.state)));
+  }
+  int64_t last = job.last_seq;
+  for (const Event& e : events) {
+    LRTUNE_ASSIGN_OR_RETURN(last,
+                            AppendJobEvent(job_id, "", e.type, e.payload));
+  }
+  LRTUNE_RETURN_IF_ERROR(txn.Commit());
+  return last;
+}
+
+absl::Status JobStore::FinishJob(absl::string_view job_id, JobState state,
+                                 absl::string_view error,
+                                 const std::optional<std::string>& result,
+                                 const std::vector<Event>& events) {
+  if (!IsTerminal(state)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "FinishJob needs a terminal state, got ", JobStateName(state)));
+  }
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(job_id));
+  if (IsTerminal(job.state)) return absl::OkStatus();  // a repeat
+  for (const Event& e : events) {
+    LRTUNE_RETURN_IF_ERROR(
+        AppendJobEvent(job_id, "", e.type, e.payload).status());
+  }
+  if (result.has_value()) {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("UPDATE jobs SET result = ? WHERE id = ?"));
+    st.BindBlob(1, *result);
+    st.BindText(2, job_id);
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  LRTUNE_RETURN_IF_ERROR(SetJobState(job_id, state, error));
+  LRTUNE_RETURN_IF_ERROR(StopJobTasks(job_id));
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<std::string>> JobStore::ListJobIds(
+    absl::string_view kind, JobState state) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement st,
+      db_->Prepare(
+          "SELECT id FROM jobs WHERE kind = ? AND state = ? ORDER BY num"));
+  st.BindText(1, kind);
+  st.BindText(2, JobStateName(state));
+  std::vector<std::string> ids;
+  while (true) {
+    LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    ids.push_back(st.ColumnText(0));
+  }
+  return ids;
 }
 
 absl::StatusOr<int64_t> JobStore::AppendJobEvent(absl::string_view job_id,

@@ -16,6 +16,17 @@
 // Event batches carry task-level sequence numbers (1, 2, ...), so a repeated
 // batch is applied once and a new attempt can skip what is already stored.
 //
+// Grid jobs: a task may be created "held" (a trial waiting for its range
+// test's bounds): it is not leased until ReleaseHeldTasks gives it its spec.
+// A grid's task that runs out of attempts fails alone, and a grid job never
+// rolls up by itself: the coordinator ranks its trials and ends it with
+// FinishJob. A job's max_parallel caps its tasks leased at once.
+//
+// Attempts: every lease is an attempt (task_attempts); its outcome is
+// recorded when it ends, with an "attempt_ended" job event in the same
+// transaction. Released attempts (a worker shutting down) do not count
+// against max_attempts.
+//
 // Recovery: opening an existing file is the whole recovery. SQLite replays
 // its WAL; queued tasks stay queued; leased tasks keep their lease and expiry
 // (their worker may come back and renew before it lapses), and the
@@ -58,6 +69,27 @@ bool IsTerminal(JobState state);
 // name ("running", "failed", ...). Callers' events use any other type.
 inline constexpr absl::string_view kAcceptedEventType = "accepted";
 inline constexpr absl::string_view kStateEventType = "state";
+// Payload: EncodeAttemptEnded(AttemptRecord, will_retry).
+inline constexpr absl::string_view kAttemptEndedEventType = "attempt_ended";
+
+// How an attempt ended (stored by name: "succeeded", "failed", ...).
+enum class AttemptOutcome {
+  kRunning,  // not ended (the task's current lease)
+  kSucceeded,
+  kFailed,        // counts against max_attempts
+  kLeaseExpired,  // counts against max_attempts
+  kReleased,      // the worker gave it back; does not count
+  kCancelled,
+};
+absl::string_view AttemptOutcomeName(AttemptOutcome outcome);
+
+// Why FailTask ends an attempt.
+enum class FailureKind {
+  kError,      // retried while attempts remain
+  kPermanent,  // the spec cannot run anywhere: the task fails now
+  kReleased,   // requeued at once, not counted
+  kCancelled,  // stopped after a cancel request
+};
 
 struct JobRecord {
   std::string id;     // "j-" + 16 hex digits
@@ -66,7 +98,8 @@ struct JobRecord {
   JobState state = JobState::kQueued;
   std::string spec;                   // opaque (a serialized proto)
   std::optional<std::string> result;  // set by SetJobResult
-  std::string error;  // why it failed or was cancelled; else empty
+  std::string error;     // why it failed or was cancelled; else empty
+  int max_parallel = 0;  // tasks leased at once; 0 = no limit
   absl::Time created;
   absl::Time updated;
   int64_t last_seq = 0;  // seq of the job's newest event
@@ -84,8 +117,43 @@ struct TaskRecord {
   absl::Time lease_expires_at;  // meaningful while leased
   int64_t acked_seq = 0;        // last task-level event seq stored
   bool cancel_requested = false;
+  bool held = false;            // waiting for ReleaseHeldTasks
+  absl::Time lease_started_at;  // meaningful while leased
   std::optional<std::string> result;
   std::vector<std::string> attempt_errors;  // "attempt N: reason", in order
+};
+
+// One attempt (lease) of one task.
+struct AttemptRecord {
+  std::string task_id;
+  int attempt = 0;
+  std::string worker;
+  AttemptOutcome outcome = AttemptOutcome::kRunning;
+  std::string reason;  // empty for running and succeeded attempts
+  absl::Time started;
+  absl::Time ended;  // meaningful once ended
+};
+
+// The attempt_ended event's payload, and back (DATA_LOSS when malformed).
+std::string EncodeAttemptEnded(const AttemptRecord& attempt, bool will_retry);
+absl::StatusOr<std::pair<AttemptRecord, bool>> DecodeAttemptEnded(
+    absl::string_view payload);
+
+struct NewTask {
+  std::string spec;
+  bool held = false;  // not leased until ReleaseHeldTasks
+};
+
+struct JobOptions {
+  int max_attempts = 3;  // per task, >= 1
+  int max_parallel = 0;  // tasks leased at once, >= 0; 0 = no limit
+};
+
+// What ReleaseHeldTasks does with one held task (by index).
+struct HeldTaskUpdate {
+  int index = 0;
+  std::string spec;     // the task's runnable spec, when releasing
+  std::string failure;  // non-empty: the task fails with this reason instead
 };
 
 struct TaskLease {
@@ -158,6 +226,13 @@ class JobStore {
       absl::string_view owner, absl::string_view kind, absl::string_view spec,
       const std::vector<std::string>& task_specs,
       int max_attempts = kDefaultMaxAttempts);
+  // The same with held tasks and a parallelism cap; INVALID_ARGUMENT also
+  // when max_parallel < 0 or every task is held.
+  absl::StatusOr<JobRecord> CreateJob(absl::string_view owner,
+                                      absl::string_view kind,
+                                      absl::string_view spec,
+                                      const std::vector<NewTask>& tasks,
+                                      JobOptions options);
 
   // NOT_FOUND when absent. Callers check the owner.
   absl::StatusOr<JobRecord> GetJob(absl::string_view job_id);
@@ -171,9 +246,9 @@ class JobStore {
                                    std::optional<JobState> state, int page_size,
                                    absl::string_view page_token);
 
-  // Leases the oldest queued task (by job creation, then index) of a job that
-  // is queued or running: attempt+1, expiry now+ttl, job -> running. Returns
-  // nullopt when nothing is queued.
+  // Leases the oldest queued, unheld task (by job creation, then index) of a
+  // job that is queued or running and below its max_parallel: attempt+1,
+  // expiry now+ttl, job -> running. Returns nullopt when nothing is queued.
   absl::StatusOr<std::optional<TaskLease>> LeaseNextTask(
       absl::string_view worker_id, absl::Duration ttl);
 
@@ -196,12 +271,45 @@ class JobStore {
   absl::Status CompleteTask(absl::string_view task_id, int attempt,
                             absl::string_view result);
   // Records `reason` for this attempt; requeues the task while attempts
-  // remain, otherwise fails the task and its job with every attempt's reason
+  // remain (kReleased: always, uncounted), otherwise (or kPermanent) fails
+  // the task and -- for a range test -- its job with every attempt's reason
   // (the job's other queued tasks are cancelled, leased ones flagged).
   absl::Status FailTask(absl::string_view task_id, int attempt,
-                        absl::string_view reason);
+                        absl::string_view reason,
+                        FailureKind kind = FailureKind::kError);
   // Stores the coordinator's aggregate result. NOT_FOUND when absent.
   absl::Status SetJobResult(absl::string_view job_id, absl::string_view result);
+
+  // Appends job-level events (no task). Returns the job's last seq.
+  // FAILED_PRECONDITION when the job is terminal.
+  absl::StatusOr<int64_t> AppendJobEvents(absl::string_view job_id,
+                                          const std::vector<Event>& events);
+
+  // In one transaction: applies `updates` to those of the job's tasks that
+  // are still held (queued with a new spec, or failed with the reason) and,
+  // when at least one was, appends `events` first. Idempotent: once no task
+  // is held it changes nothing. Returns how many tasks it updated.
+  absl::StatusOr<int> ReleaseHeldTasks(
+      absl::string_view job_id, const std::vector<HeldTaskUpdate>& updates,
+      const std::vector<Event>& events);
+
+  // Ends a queued or running job in `state` (terminal) with `error`, its
+  // result and `events` (appended before the state event), in one
+  // transaction; the job's open tasks stop. A job already terminal is left
+  // as it is (returns OK: a repeat).
+  absl::Status FinishJob(absl::string_view job_id, JobState state,
+                         absl::string_view error,
+                         const std::optional<std::string>& result,
+                         const std::vector<Event>& events);
+
+  // Ids of the jobs of `kind` in `state`, oldest first (recovery scans).
+  absl::StatusOr<std::vector<std::string>> ListJobIds(absl::string_view kind,
+                                                      JobState state);
+
+  // Every attempt of every task of the job, ended and running, in start
+  // order. NOT_FOUND when the job is absent.
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(
+      absl::string_view job_id);
 
   // Requeues (or fails, when out of attempts; or cancels, when the job was
   // cancelled) every leased task whose lease expired at or before `now`.
@@ -245,7 +353,11 @@ class JobStore {
   absl::Status SetJobState(absl::string_view job_id, JobState state,
                            absl::string_view error)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status EndAttempt(const TaskRecord& task, absl::string_view reason)
+  absl::Status EndAttempt(const TaskRecord& task, absl::string_view reason,
+                          AttemptOutcome outcome, bool permanent)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertAttempt(const TaskRecord& task, AttemptOutcome outcome,
+                             absl::string_view reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RollUpJob(absl::string_view job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -3,7 +3,10 @@
 #include <array>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/status_macros.h"
 
 namespace lrtune::server {
@@ -13,6 +16,8 @@ constexpr std::array<absl::string_view, 5> kJobStateNames = {
     "queued", "running", "succeeded", "failed", "cancelled"};
 constexpr std::array<absl::string_view, 5> kTaskStateNames = {
     "queued", "leased", "succeeded", "failed", "cancelled"};
+constexpr std::array<absl::string_view, 6> kOutcomeNames = {
+    "running", "succeeded", "failed", "lease_expired", "released", "cancelled"};
 
 }  // namespace
 
@@ -22,6 +27,52 @@ absl::string_view JobStateName(JobState state) {
 
 absl::string_view TaskStateName(TaskState state) {
   return kTaskStateNames[static_cast<int>(state)];
+}
+
+absl::string_view AttemptOutcomeName(AttemptOutcome outcome) {
+  return kOutcomeNames[static_cast<int>(outcome)];
+}
+
+absl::StatusOr<AttemptOutcome> ParseAttemptOutcome(absl::string_view name) {
+  for (size_t i = 0; i < kOutcomeNames.size(); ++i) {
+    if (kOutcomeNames[i] == name) return static_cast<AttemptOutcome>(i);
+  }
+  return absl::DataLossError(
+      absl::StrCat("stored attempt outcome \"", name, "\" is not known"));
+}
+
+// Tab-separated; the reason goes last so that it may hold anything but a
+// tab (tabs in it become spaces).
+std::string EncodeAttemptEnded(const AttemptRecord& a, bool will_retry) {
+  std::string reason = a.reason;
+  for (char& c : reason) {
+    if (c == '\t') c = ' ';
+  }
+  return absl::StrJoin({a.task_id, absl::StrCat(a.attempt), a.worker,
+                        std::string(AttemptOutcomeName(a.outcome)),
+                        std::string(will_retry ? "1" : "0"),
+                        absl::StrCat(absl::ToUnixMicros(a.started)),
+                        absl::StrCat(absl::ToUnixMicros(a.ended)), reason},
+                       "\t");
+}
+
+absl::StatusOr<std::pair<AttemptRecord, bool>> DecodeAttemptEnded(
+    absl::string_view payload) {
+  std::vector<absl::string_view> f = absl::StrSplit(payload, '\t');
+  AttemptRecord a;
+  int64_t started = 0, ended = 0;
+  if (f.size() != 8 || !absl::SimpleAtoi(f[1], &a.attempt) ||
+      !absl::SimpleAtoi(f[5], &started) || !absl::SimpleAtoi(f[6], &ended) ||
+      (f[4] != "0" && f[4] != "1")) {
+    return absl::DataLossError("attempt_ended event payload is malformed");
+  }
+  a.task_id = std::string(f[0]);
+  a.worker = std::string(f[2]);
+  LRTUNE_ASSIGN_OR_RETURN(a.outcome, ParseAttemptOutcome(f[3]));
+  a.started = absl::FromUnixMicros(started);
+  a.ended = absl::FromUnixMicros(ended);
+  a.reason = std::string(f[7]);
+  return std::make_pair(std::move(a), f[4] == "1");
 }
 
 bool IsTerminal(JobState state) {
@@ -57,6 +108,7 @@ absl::StatusOr<JobRecord> JobFromRow(const SqliteStatement& st) {
   job.created = absl::FromUnixMicros(st.ColumnInt64(7));
   job.updated = absl::FromUnixMicros(st.ColumnInt64(8));
   job.last_seq = st.ColumnInt64(9) - 1;
+  job.max_parallel = static_cast<int>(st.ColumnInt64(11));
   return job;
 }
 
@@ -74,6 +126,8 @@ absl::StatusOr<TaskRecord> TaskFromRow(const SqliteStatement& st) {
   task.acked_seq = st.ColumnInt64(9);
   task.cancel_requested = st.ColumnInt64(10) != 0;
   if (!st.ColumnIsNull(11)) task.result = st.ColumnBlob(11);
+  task.held = st.ColumnInt64(12) != 0;
+  task.lease_started_at = absl::FromUnixMicros(st.ColumnInt64(13));
   return task;
 }
 

@@ -14,10 +14,11 @@ namespace lrtune::server {
 // constraints make that a damaged file).
 absl::StatusOr<JobState> ParseJobState(absl::string_view name);
 absl::StatusOr<TaskState> ParseTaskState(absl::string_view name);
+absl::StatusOr<AttemptOutcome> ParseAttemptOutcome(absl::string_view name);
 
 inline constexpr absl::string_view kJobColumns =
     "id, owner, kind, state, spec, result, error, created_us, updated_us, "
-    "next_seq, num";
+    "next_seq, num, max_parallel";
 inline constexpr int kJobNumColumn = 10;
 
 // Reads a row selected with kJobColumns.
@@ -25,7 +26,8 @@ absl::StatusOr<JobRecord> JobFromRow(const SqliteStatement& st);
 
 inline constexpr absl::string_view kTaskColumns =
     "id, job_id, idx, spec, state, attempt, max_attempts, lease_worker, "
-    "lease_expires_us, acked_seq, cancel_requested, result";
+    "lease_expires_us, acked_seq, cancel_requested, result, held, "
+    "lease_started_us";
 
 // Reads a row selected with kTaskColumns (attempt_errors is left empty).
 absl::StatusOr<TaskRecord> TaskFromRow(const SqliteStatement& st);

@@ -1,6 +1,9 @@
 // Tasks under leases: leasing, fencing, event ingestion, outcomes, expiry,
 // cancellation, and how a job's state follows its tasks.
+#include <algorithm>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -27,7 +30,8 @@ absl::StatusOr<TaskRecord> JobStore::ReadTask(absl::string_view task_id) {
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
       db_->Prepare("SELECT attempt, reason FROM task_attempts "
-                   "WHERE task_id = ? ORDER BY attempt"));
+                   "WHERE task_id = ? AND outcome != 'succeeded' "
+                   "ORDER BY attempt"));
   st.BindText(1, task_id);
   while (true) {
     LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -94,22 +98,28 @@ absl::StatusOr<std::optional<TaskLease>> JobStore::LeaseNextTask(
   {
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
-        db_->Prepare("SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id "
-                     "WHERE t.state = 'queued' AND j.state IN ('queued', "
-                     "'running') ORDER BY t.num LIMIT 1"));
+        db_->Prepare(
+            "SELECT t.id FROM tasks t JOIN jobs j ON j.id = t.job_id "
+            "WHERE t.state = 'queued' AND t.held = 0 AND j.state IN "
+            "('queued', 'running') AND (j.max_parallel = 0 OR (SELECT "
+            "COUNT(*) FROM tasks l WHERE l.job_id = j.id AND l.state = "
+            "'leased') < j.max_parallel) ORDER BY t.num LIMIT 1"));
     LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return std::optional<TaskLease>();
     task_id = st.ColumnText(0);
   }
-  absl::Time expires = clock_->Now() + ttl;
+  const absl::Time now = clock_->Now();
+  const absl::Time expires = now + ttl;
   {
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db_->Prepare("UPDATE tasks SET state = 'leased', attempt = attempt + "
-                     "1, lease_worker = ?, lease_expires_us = ? WHERE id = ?"));
+                     "1, lease_worker = ?, lease_expires_us = ?, "
+                     "lease_started_us = ? WHERE id = ?"));
     st.BindText(1, worker_id);
     st.BindInt64(2, absl::ToUnixMicros(expires));
-    st.BindText(3, task_id);
+    st.BindInt64(3, absl::ToUnixMicros(now));
+    st.BindText(4, task_id);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadTask(task_id));
@@ -202,6 +212,7 @@ absl::Status JobStore::CompleteTask(absl::string_view task_id, int attempt,
   absl::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
+  LRTUNE_RETURN_IF_ERROR(InsertAttempt(task, AttemptOutcome::kSucceeded, ""));
   {
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
@@ -216,32 +227,52 @@ absl::Status JobStore::CompleteTask(absl::string_view task_id, int attempt,
 }
 
 absl::Status JobStore::FailTask(absl::string_view task_id, int attempt,
-                                absl::string_view reason) {
+                                absl::string_view reason, FailureKind kind) {
+  AttemptOutcome outcome = AttemptOutcome::kFailed;
+  if (kind == FailureKind::kReleased) outcome = AttemptOutcome::kReleased;
+  if (kind == FailureKind::kCancelled) outcome = AttemptOutcome::kCancelled;
   absl::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
-  LRTUNE_RETURN_IF_ERROR(EndAttempt(task, reason));
+  LRTUNE_RETURN_IF_ERROR(
+      EndAttempt(task, reason, outcome, kind == FailureKind::kPermanent));
   return txn.Commit();
 }
 
+absl::Status JobStore::InsertAttempt(const TaskRecord& task,
+                                     AttemptOutcome outcome,
+                                     absl::string_view reason) {
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement st,
+      db_->Prepare("INSERT INTO task_attempts (task_id, attempt, worker, "
+                   "reason, time_us, outcome, started_us) VALUES (?, ?, ?, "
+                   "?, ?, ?, ?)"));
+  st.BindText(1, task.id);
+  st.BindInt64(2, task.attempt);
+  st.BindText(3, task.lease_worker);
+  st.BindText(4, reason);
+  st.BindInt64(5, absl::ToUnixMicros(clock_->Now()));
+  st.BindText(6, AttemptOutcomeName(outcome));
+  st.BindInt64(7, absl::ToUnixMicros(task.lease_started_at));
+  return st.Run();
+}
+
 absl::Status JobStore::EndAttempt(const TaskRecord& task,
-                                  absl::string_view reason) {
-  {
-    LRTUNE_ASSIGN_OR_RETURN(
-        SqliteStatement st,
-        db_->Prepare("INSERT INTO task_attempts (task_id, attempt, worker, "
-                     "reason, time_us) VALUES (?, ?, ?, ?, ?)"));
-    st.BindText(1, task.id);
-    st.BindInt64(2, task.attempt);
-    st.BindText(3, task.lease_worker);
-    st.BindText(4, reason);
-    st.BindInt64(5, absl::ToUnixMicros(clock_->Now()));
-    LRTUNE_RETURN_IF_ERROR(st.Run());
-  }
+                                  absl::string_view reason,
+                                  AttemptOutcome outcome, bool permanent) {
+  LRTUNE_RETURN_IF_ERROR(InsertAttempt(task, outcome, reason));
+  // Attempts that count: released ones (a worker shutting down) do not.
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement count,
+      db_->Prepare("SELECT COUNT(*) FROM task_attempts WHERE task_id = ? AND "
+                   "outcome IN ('failed', 'lease_expired')"));
+  count.BindText(1, task.id);
+  LRTUNE_ASSIGN_OR_RETURN(bool counted_row, count.Step());
+  const int64_t counted = counted_row ? count.ColumnInt64(0) : 0;
   TaskState next = TaskState::kQueued;
   if (task.cancel_requested) {
     next = TaskState::kCancelled;
-  } else if (task.attempt >= task.max_attempts) {
+  } else if (permanent || counted >= task.max_attempts) {
     next = TaskState::kFailed;
   }
   {
@@ -253,10 +284,23 @@ absl::Status JobStore::EndAttempt(const TaskRecord& task,
     st.BindText(2, task.id);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
-  if (next != TaskState::kFailed) return RollUpJob(task.job_id);
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(task.job_id));
+  if (!IsTerminal(job.state)) {
+    AttemptRecord ended{
+        task.id,      task.attempt,        task.lease_worker,
+        outcome,      std::string(reason), task.lease_started_at,
+        clock_->Now()};
+    LRTUNE_RETURN_IF_ERROR(
+        AppendJobEvent(job.id, "", kAttemptEndedEventType,
+                       EncodeAttemptEnded(ended, next == TaskState::kQueued))
+            .status());
+  }
+  // A grid's trial fails alone; the coordinator ends the grid.
+  if (next != TaskState::kFailed || job.kind == "grid") {
+    return RollUpJob(task.job_id);
+  }
   // Out of attempts: the job fails now, naming every attempt's reason, and
   // its other tasks stop.
-  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(task.job_id));
   if (IsTerminal(job.state)) return absl::OkStatus();
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord failed, ReadTask(task.id));
   std::string error =
@@ -268,7 +312,8 @@ absl::Status JobStore::EndAttempt(const TaskRecord& task,
 
 absl::Status JobStore::RollUpJob(absl::string_view job_id) {
   LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(job_id));
-  if (IsTerminal(job.state)) return absl::OkStatus();
+  // A grid ends through FinishJob, once the coordinator has ranked it.
+  if (IsTerminal(job.state) || job.kind == "grid") return absl::OkStatus();
   int64_t open = 0, succeeded = 0, failed = 0;
   {
     LRTUNE_ASSIGN_OR_RETURN(
@@ -352,15 +397,123 @@ absl::StatusOr<std::vector<ExpiredLease>> JobStore::ExpireLeases(
   std::vector<ExpiredLease> expired;
   for (const std::string& id : ids) {
     LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadTask(id));
-    LRTUNE_RETURN_IF_ERROR(EndAttempt(
-        task, absl::StrCat("lease expired (worker ", task.lease_worker,
-                           " stopped heartbeating)")));
+    LRTUNE_RETURN_IF_ERROR(
+        EndAttempt(task,
+                   absl::StrCat("lease expired (worker ", task.lease_worker,
+                                " stopped heartbeating)"),
+                   AttemptOutcome::kLeaseExpired, /*permanent=*/false));
     LRTUNE_ASSIGN_OR_RETURN(TaskRecord after, ReadTask(id));
     expired.push_back({id, task.job_id, task.attempt, task.lease_worker,
                        after.state == TaskState::kQueued});
   }
   LRTUNE_RETURN_IF_ERROR(txn.Commit());
   return expired;
+}
+
+absl::StatusOr<int> JobStore::ReleaseHeldTasks(
+    absl::string_view job_id, const std::vector<HeldTaskUpdate>& updates,
+    const std::vector<Event>& events) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(job_id));
+  if (IsTerminal(job.state)) return 0;
+  std::vector<const HeldTaskUpdate*> todo;
+  for (const HeldTaskUpdate& u : updates) {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("SELECT held FROM tasks WHERE job_id = ? AND idx = ? "
+                     "AND state = 'queued'"));
+    st.BindText(1, job_id);
+    st.BindInt64(2, u.index);
+    LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row && st.ColumnInt64(0) != 0) todo.push_back(&u);
+  }
+  if (todo.empty()) return 0;  // already released
+  for (const Event& e : events) {
+    LRTUNE_RETURN_IF_ERROR(
+        AppendJobEvent(job_id, "", e.type, e.payload).status());
+  }
+  for (const HeldTaskUpdate* u : todo) {
+    if (u->failure.empty()) {
+      LRTUNE_ASSIGN_OR_RETURN(
+          SqliteStatement st,
+          db_->Prepare("UPDATE tasks SET held = 0, spec = ? WHERE job_id = ? "
+                       "AND idx = ?"));
+      st.BindBlob(1, u->spec);
+      st.BindText(2, job_id);
+      st.BindInt64(3, u->index);
+      LRTUNE_RETURN_IF_ERROR(st.Run());
+      continue;
+    }
+    const std::string task_id = absl::StrCat(job_id, "-t", u->index);
+    {
+      LRTUNE_ASSIGN_OR_RETURN(
+          SqliteStatement st,
+          db_->Prepare("UPDATE tasks SET held = 0, state = 'failed' "
+                       "WHERE id = ?"));
+      st.BindText(1, task_id);
+      LRTUNE_RETURN_IF_ERROR(st.Run());
+    }
+    // Recorded as attempt 0: the task never ran.
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("INSERT INTO task_attempts (task_id, attempt, worker, "
+                     "reason, time_us, outcome, started_us) VALUES (?, 0, "
+                     "'', ?, ?, 'failed', 0)"));
+    st.BindText(1, task_id);
+    st.BindText(2, u->failure);
+    st.BindInt64(3, absl::ToUnixMicros(clock_->Now()));
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  LRTUNE_RETURN_IF_ERROR(txn.Commit());
+  return static_cast<int>(todo.size());
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> JobStore::ListAttempts(
+    absl::string_view job_id) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_RETURN_IF_ERROR(ReadJob(job_id).status());
+  std::vector<AttemptRecord> attempts;
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("SELECT a.task_id, a.attempt, a.worker, a.outcome, "
+                     "a.reason, a.started_us, a.time_us FROM task_attempts a "
+                     "JOIN tasks t ON t.id = a.task_id WHERE t.job_id = ? "
+                     "AND a.attempt > 0"));
+    st.BindText(1, job_id);
+    while (true) {
+      LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      AttemptRecord& a = attempts.emplace_back();
+      a.task_id = st.ColumnText(0);
+      a.attempt = static_cast<int>(st.ColumnInt64(1));
+      a.worker = st.ColumnText(2);
+      LRTUNE_ASSIGN_OR_RETURN(a.outcome, ParseAttemptOutcome(st.ColumnText(3)));
+      a.reason = st.ColumnText(4);
+      a.started = absl::FromUnixMicros(st.ColumnInt64(5));
+      a.ended = absl::FromUnixMicros(st.ColumnInt64(6));
+    }
+  }
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement st,
+      db_->Prepare("SELECT id, attempt, lease_worker, lease_started_us FROM "
+                   "tasks WHERE job_id = ? AND state = 'leased'"));
+  st.BindText(1, job_id);
+  while (true) {
+    LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    AttemptRecord& a = attempts.emplace_back();
+    a.task_id = st.ColumnText(0);
+    a.attempt = static_cast<int>(st.ColumnInt64(1));
+    a.worker = st.ColumnText(2);
+    a.started = absl::FromUnixMicros(st.ColumnInt64(3));
+  }
+  std::stable_sort(attempts.begin(), attempts.end(),
+                   [](const AttemptRecord& a, const AttemptRecord& b) {
+                     return a.started < b.started;
+                   });
+  return attempts;
 }
 
 absl::Status JobStore::CancelJob(absl::string_view job_id,

@@ -50,7 +50,8 @@ class JobStoreTest : public ::testing::Test {
                    int max_attempts = 3) {
     std::vector<std::string> specs;
     for (int i = 0; i < tasks; ++i) specs.push_back(absl::StrCat("task", i));
-    auto job = store_->CreateJob(owner, "grid", "spec", specs, max_attempts);
+    auto job =
+        store_->CreateJob(owner, "range_test", "spec", specs, max_attempts);
     EXPECT_TRUE(job.ok()) << job.status();
     return *job;
   }
@@ -194,8 +195,10 @@ TEST_F(JobStoreTest, StaleAttemptIsFencedEverywhere) {
       store_->AppendTaskEvents(first.task_id, 1, 1, Points(1, 2)).status());
   expect_stale(store_->CompleteTask(first.task_id, 1, "zombie"));
   expect_stale(store_->FailTask(first.task_id, 1, "zombie"));
-  EXPECT_EQ(Events(second.job_id).size(),
-            2u);  // accepted, running: no zombie points
+  // accepted, running, attempt 1 ended: no zombie points.
+  std::vector<StoredEvent> so_far = Events(second.job_id);
+  ASSERT_EQ(so_far.size(), 3u);
+  EXPECT_EQ(so_far[2].type, kAttemptEndedEventType);
 
   auto renewed = store_->RenewLease(second.task_id, 2, kTtl);
   ASSERT_TRUE(renewed.ok()) << renewed.status();
@@ -246,12 +249,19 @@ TEST_F(JobStoreTest, RepeatedBatchIsStoredOnceAndSeqsAreGapFree) {
   EXPECT_EQ(next.acked_seq, 5);
   auto resumed = store_->AppendTaskEvents(next.task_id, 2, 1, Points(1, 6));
   ASSERT_TRUE(resumed.ok());
-  EXPECT_EQ(*resumed, 8);  // requeue adds no event; p6 is the only new one
+  EXPECT_EQ(*resumed, 9);  // attempt 1 ended (seq 8); p6 is the only new one
 
   auto tail = store_->ReadEvents(job.id, 6, 10);
   ASSERT_TRUE(tail.ok());
-  ASSERT_EQ(tail->size(), 2u);
-  EXPECT_EQ((*tail)[1].payload, "p6");
+  ASSERT_EQ(tail->size(), 3u);
+  auto ended = DecodeAttemptEnded((*tail)[1].payload);
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(ended->first.task_id, lease.task_id);
+  EXPECT_EQ(ended->first.attempt, 1);
+  EXPECT_EQ(ended->first.outcome, AttemptOutcome::kFailed);
+  EXPECT_EQ(ended->first.reason, "preempted");
+  EXPECT_TRUE(ended->second);  // will retry
+  EXPECT_EQ((*tail)[2].payload, "p6");
 }
 
 TEST_F(JobStoreTest, ExpiryRequeuesThenFailsWithEveryReason) {
@@ -510,6 +520,127 @@ TEST(SqliteDbTest, FullDiskIsResourceExhaustedAndRolledBack) {
   auto rows = (*db)->QueryInt64("SELECT COUNT(*) FROM t");
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_EQ(*rows, 1);
+}
+
+TEST_F(JobStoreTest, HeldTasksWaitUntilReleasedOnce) {
+  auto job = store_->CreateJob(
+      "alice", "grid", "spec",
+      std::vector<NewTask>{{"seed", false}, {"trial?", true}, {"t2?", true}},
+      JobOptions{3, 0});
+  ASSERT_TRUE(job.ok()) << job.status();
+  TaskLease seed = Lease();
+  EXPECT_EQ(seed.task_id, job->id + "-t0");
+  // Only held tasks remain: nothing to lease.
+  EXPECT_FALSE(store_->LeaseNextTask("w2", kTtl)->has_value());
+  std::vector<HeldTaskUpdate> updates = {{1, "trial1", ""},
+                                         {2, "", "bounds rejected"}};
+  auto released =
+      store_->ReleaseHeldTasks(job->id, updates, {{"recommendation", "rec"}});
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 2);
+  // A repeat (a coordinator retrying after a crash) changes nothing.
+  EXPECT_EQ(
+      *store_->ReleaseHeldTasks(job->id, updates, {{"recommendation", "rec"}}),
+      0);
+  TaskLease trial = Lease("w2");
+  EXPECT_EQ(trial.task_id, job->id + "-t1");
+  EXPECT_EQ(trial.spec, "trial1");
+  auto failed = store_->GetTask(job->id + "-t2");
+  EXPECT_EQ(failed->state, TaskState::kFailed);
+  ASSERT_EQ(failed->attempt_errors.size(), 1u);
+  EXPECT_EQ(failed->attempt_errors[0], "attempt 0: bounds rejected");
+  int recommendations = 0;
+  for (const StoredEvent& e : Events(job->id)) {
+    recommendations += e.type == "recommendation";
+  }
+  EXPECT_EQ(recommendations, 1);
+  EXPECT_EQ(store_
+                ->CreateJob("alice", "grid", "spec",
+                            std::vector<NewTask>{{"x", true}}, JobOptions{})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(JobStoreTest, GridTaskFailsAloneAndTheCoordinatorFinishesTheJob) {
+  auto job = store_->CreateJob("alice", "grid", "spec",
+                               std::vector<NewTask>{{"a", false}, {"b", false}},
+                               JobOptions{1, 0});
+  ASSERT_TRUE(job.ok()) << job.status();
+  TaskLease a = Lease();
+  TaskLease b = Lease();
+  ASSERT_TRUE(store_->FailTask(a.task_id, 1, "diverged").ok());
+  EXPECT_EQ(store_->GetTask(a.task_id)->state, TaskState::kFailed);
+  EXPECT_EQ(store_->GetJob(job->id)->state, JobState::kRunning);
+  ASSERT_TRUE(store_->CompleteTask(b.task_id, 1, "acc=0.8").ok());
+  // Every task is terminal, yet the grid waits for its ranking.
+  EXPECT_EQ(store_->GetJob(job->id)->state, JobState::kRunning);
+  auto running = store_->ListJobIds("grid", JobState::kRunning);
+  ASSERT_TRUE(running.ok());
+  EXPECT_EQ(*running, std::vector<std::string>{job->id});
+  ASSERT_TRUE(store_
+                  ->FinishJob(job->id, JobState::kSucceeded, "",
+                              std::string("ranking"), {{"ranking", "1,0"}})
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->FinishJob(job->id, JobState::kFailed, "late", std::nullopt,
+                              {{"ranking", "again"}})
+                  .ok());  // a repeat: ignored
+  auto done = store_->GetJob(job->id);
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  EXPECT_EQ(done->result, "ranking");
+  std::vector<StoredEvent> events = Events(job->id);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events[events.size() - 2].type, "ranking");
+  EXPECT_EQ(events.back().payload, "succeeded");
+
+  auto attempts = store_->ListAttempts(job->id);
+  ASSERT_TRUE(attempts.ok()) << attempts.status();
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].outcome, AttemptOutcome::kFailed);
+  EXPECT_EQ((*attempts)[0].reason, "diverged");
+  EXPECT_EQ((*attempts)[1].outcome, AttemptOutcome::kSucceeded);
+}
+
+TEST_F(JobStoreTest, ReleasedAttemptsDoNotCountAndPermanentFailsAtOnce) {
+  JobRecord job = Create("alice", 2, 1);
+  TaskLease t0 = Lease();
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    ASSERT_TRUE(store_
+                    ->FailTask(t0.task_id, attempt, "worker stopping",
+                               FailureKind::kReleased)
+                    .ok());
+    EXPECT_EQ(store_->GetTask(t0.task_id)->state, TaskState::kQueued);
+    TaskLease again = Lease();
+    ASSERT_EQ(again.task_id, t0.task_id);
+  }
+  auto attempts = store_->ListAttempts(job.id);
+  ASSERT_EQ(attempts->size(), 4u);  // 3 released, 1 running
+  EXPECT_EQ((*attempts)[0].outcome, AttemptOutcome::kReleased);
+  EXPECT_EQ((*attempts)[3].outcome, AttemptOutcome::kRunning);
+  ASSERT_TRUE(store_->CompleteTask(t0.task_id, 4, "ok").ok());
+
+  TaskLease t1 = Lease();
+  ASSERT_TRUE(
+      store_->FailTask(t1.task_id, 1, "bad spec", FailureKind::kPermanent)
+          .ok());
+  EXPECT_EQ(store_->GetTask(t1.task_id)->state, TaskState::kFailed);
+  EXPECT_EQ(store_->GetJob(job.id)->state, JobState::kFailed);
+}
+
+TEST_F(JobStoreTest, MaxParallelCapsLeasesPerJob) {
+  auto capped = store_->CreateJob(
+      "alice", "grid", "spec",
+      std::vector<NewTask>{{"a", false}, {"b", false}, {"c", false}},
+      JobOptions{3, 2});
+  ASSERT_TRUE(capped.ok());
+  JobRecord other = Create("bob");
+  EXPECT_EQ(Lease().job_id, capped->id);
+  EXPECT_EQ(Lease().job_id, capped->id);
+  EXPECT_EQ(Lease().job_id, other.id);  // the cap skips to the next job
+  EXPECT_FALSE(store_->LeaseNextTask("w", kTtl)->has_value());
+  ASSERT_TRUE(store_->CompleteTask(capped->id + "-t0", 1, "ok").ok());
+  EXPECT_EQ(Lease().task_id, capped->id + "-t2");
 }
 
 }  // namespace

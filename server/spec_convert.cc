@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 
 namespace lrtune::server {
 namespace {
@@ -464,6 +465,11 @@ absl::StatusOr<v1::JobEvent> StoredEventToProto(const StoredEvent& event,
         changed->state() == v1::JOB_STATE_CANCELLED) {
       changed->set_reason(job.failure());
     }
+  } else if (event.type == kAttemptEndedEventType) {
+    LRTUNE_ASSIGN_OR_RETURN(auto ended, DecodeAttemptEnded(event.payload));
+    v1::AttemptEnded* a = out.mutable_attempt_ended();
+    *a->mutable_attempt() = AttemptToProto(ended.first);
+    a->set_will_retry(ended.second);
   } else if (!out.ParseFromString(event.payload)) {
     return absl::DataLossError(absl::StrCat("event ", event.seq, " (",
                                             event.type, ") does not parse"));
@@ -473,6 +479,44 @@ absl::StatusOr<v1::JobEvent> StoredEventToProto(const StoredEvent& event,
   const int64_t micros = absl::ToUnixMicros(event.time);
   out.mutable_time()->set_seconds(micros / 1000000);
   out.mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  return out;
+}
+
+v1::TaskAttempt AttemptToProto(const AttemptRecord& a) {
+  v1::TaskAttempt out;
+  out.set_task_id(a.task_id);
+  out.set_attempt_id(static_cast<uint64_t>(a.attempt));
+  out.set_attempt_number(a.attempt);
+  out.set_worker_id(a.worker);
+  auto stamp = [](absl::Time t, google::protobuf::Timestamp* ts) {
+    const int64_t micros = absl::ToUnixMicros(t);
+    ts->set_seconds(micros / 1000000);
+    ts->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  };
+  if (a.started != absl::UnixEpoch())
+    stamp(a.started, out.mutable_start_time());
+  switch (a.outcome) {
+    case AttemptOutcome::kRunning:
+      out.set_outcome(v1::ATTEMPT_OUTCOME_UNSPECIFIED);
+      return out;  // no end time
+    case AttemptOutcome::kSucceeded:
+      out.set_outcome(v1::ATTEMPT_OUTCOME_SUCCEEDED);
+      break;
+    case AttemptOutcome::kFailed:
+      out.set_outcome(v1::ATTEMPT_OUTCOME_FAILED);
+      break;
+    case AttemptOutcome::kLeaseExpired:
+      out.set_outcome(v1::ATTEMPT_OUTCOME_LEASE_EXPIRED);
+      break;
+    case AttemptOutcome::kReleased:
+      out.set_outcome(v1::ATTEMPT_OUTCOME_RELEASED);
+      break;
+    case AttemptOutcome::kCancelled:
+      out.set_outcome(v1::ATTEMPT_OUTCOME_CANCELLED);
+      break;
+  }
+  stamp(a.ended, out.mutable_end_time());
+  out.set_reason(a.reason);
   return out;
 }
 

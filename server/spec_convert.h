@@ -78,6 +78,9 @@ std::string EventType(const v1::JobEvent& event);
 absl::StatusOr<v1::JobEvent> StoredEventToProto(const StoredEvent& event,
                                                 const v1::Job& job);
 
+// A stored attempt as the API's TaskAttempt (device is not stored: unset).
+v1::TaskAttempt AttemptToProto(const AttemptRecord& attempt);
+
 // True for the job's last event (a terminal state change).
 bool IsTerminalEvent(const v1::JobEvent& event);
 

@@ -47,11 +47,7 @@ absl::StatusOr<engine::RangeTestSpec> RangeTestSpecFromProto(
 // worker chooses it).
 absl::StatusOr<engine::TrainSpec> TrainSpecFromProto(const v1::TrainSpec& spec);
 
-// A schedule, validated with Schedule::Create; `path` prefixes field names
-// in errors (e.g. "train.schedule"). A cosine schedule without t_max takes
-// total_steps.
-absl::StatusOr<ScheduleSpec> ScheduleSpecFromProto(const v1::ScheduleSpec& spec,
-                                                   absl::string_view path);
+// Schedules convert with proto/core_convert.h (ScheduleSpecFromProto).
 
 // --- Specs: engine -> proto (every value set explicitly) --------------------
 // Inverse of the above for values the engine accepts: X -> proto -> X is the
@@ -60,7 +56,6 @@ absl::StatusOr<ScheduleSpec> ScheduleSpecFromProto(const v1::ScheduleSpec& spec,
 v1::RunSpec RunSpecToProto(const engine::JobSpec& job);
 v1::RangeTestSpec RangeTestSpecToProto(const engine::RangeTestSpec& spec);
 v1::TrainSpec TrainSpecToProto(const engine::TrainSpec& spec);
-v1::ScheduleSpec ScheduleSpecToProto(const ScheduleSpec& spec);
 
 // --- Results: engine -> proto ------------------------------------------------
 
