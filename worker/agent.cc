@@ -79,6 +79,11 @@ std::string Agent::worker_id() const {
   return worker_id_;
 }
 
+int64_t Agent::registrations() const {
+  absl::MutexLock lock(&mu_);
+  return registrations_;
+}
+
 bool Agent::SleepOrStop(absl::Duration d) const {
   return stop_.WaitForNotificationWithTimeout(d);
 }
@@ -96,8 +101,12 @@ absl::Status Agent::RegisterWithRetry() {
   request.set_hostname(options_.hostname);
   v1::Capabilities& caps = *request.mutable_capabilities();
   for (const std::string& d : options_.devices) {
-    // GPU name and memory are left empty until the engine exposes them.
-    caps.add_devices()->set_name(d);
+    const engine::DeviceInfo info = engine::DescribeDevice(d);
+    v1::Device& device = *caps.add_devices();
+    device.set_name(info.name);
+    device.set_gpu_name(info.gpu_name);
+    device.set_memory_bytes(info.memory_bytes);
+    device.set_compute_capability(info.compute_capability);
   }
   const int threads =
       options_.threads > 0
@@ -115,6 +124,7 @@ absl::Status Agent::RegisterWithRetry() {
     if (r.ok()) {
       absl::MutexLock lock(&mu_);
       worker_id_ = r->worker_id();
+      ++registrations_;
       const absl::Duration hb = FromProto(r->heartbeat_interval());
       if (hb > absl::ZeroDuration()) heartbeat_interval_ = hb;
       Log(absl::StrCat("registered as ", worker_id_, " with ", options_.slots,
@@ -129,6 +139,14 @@ absl::Status Agent::RegisterWithRetry() {
     SleepOrStop(delay);
   }
   return absl::CancelledError("shut down before registering");
+}
+
+absl::Status Agent::Reregister(int64_t seen) {
+  absl::MutexLock lock(&register_mu_);
+  if (registrations() != seen) return absl::OkStatus();  // another thread did
+  Log(absl::StrCat("the coordinator does not know worker ", worker_id(),
+                   " (it restarted?); registering again"));
+  return RegisterWithRetry();
 }
 
 absl::Status Agent::Run() {
@@ -161,6 +179,7 @@ void Agent::SlotLoop(int slot) {
     request.set_worker_id(worker_id());
     request.set_slot(slot);
     *request.mutable_wait() = ToProto(options_.acquire_wait);
+    const int64_t registration = registrations();
     absl::StatusOr<v1::AcquireTaskResponse> r = hub_->AcquireTask(request);
     if (stop_.HasBeenNotified()) {
       // A task leased during shutdown is released at once.
@@ -175,9 +194,8 @@ void Agent::SlotLoop(int slot) {
       return;
     }
     if (!r.ok()) {
-      if (absl::IsNotFound(r.status())) {
-        Log("coordinator does not know this worker; registering again");
-        if (!RegisterWithRetry().ok()) SleepOrStop(backoff.Next());
+      if (absl::IsNotFound(r.status())) {  // only ever the worker
+        if (!Reregister(registration).ok()) SleepOrStop(backoff.Next());
         continue;
       }
       const absl::Duration delay = backoff.Next();
@@ -197,12 +215,16 @@ void Agent::SlotLoop(int slot) {
 }
 
 void Agent::HeartbeatLoop() {
-  absl::Duration interval;
-  {
-    absl::MutexLock lock(&mu_);
-    interval = heartbeat_interval_;
-  }
-  while (!SleepOrStop(interval)) {
+  bool resend = false;  // re-registered: renew the leases without waiting
+  while (true) {
+    absl::Duration interval;
+    {
+      absl::MutexLock lock(&mu_);
+      interval = heartbeat_interval_;  // a new Register may change it
+    }
+    if (!resend && SleepOrStop(interval)) return;
+    if (stop_.HasBeenNotified()) return;
+    resend = false;
     v1::HeartbeatRequest request;
     request.set_worker_id(worker_id());
     std::vector<std::shared_ptr<Running>> tasks;
@@ -217,9 +239,14 @@ void Agent::HeartbeatLoop() {
         s.set_step(running->step.load());
       }
     }
+    const int64_t registration = registrations();
     absl::StatusOr<v1::HeartbeatResponse> r = hub_->Heartbeat(request);
     if (!r.ok()) {
-      if (absl::IsNotFound(r.status())) (void)RegisterWithRetry();
+      if (absl::IsNotFound(r.status())) {  // only ever the worker
+        // The leases lapse unless renewed soon: heartbeat again at once.
+        resend = Reregister(registration).ok();
+        continue;
+      }
       Log(absl::StrCat("Heartbeat: ", r.status().ToString()));
       continue;
     }
@@ -247,9 +274,14 @@ void Agent::FinalFlush(TaskReporter& reporter, Running& running,
                        RecordBuffer& buffer) {
   Backoff backoff(options_.backoff);
   while (!running.abandoned) {
+    const int64_t registration = registrations();
     absl::Status s = reporter.Flush();
     if (s.ok()) return;
-    if (!IsTransient(s)) {
+    // Not registered: register again, then retry after a backoff as for a
+    // transient error (so a coordinator that keeps saying so is not
+    // flooded).
+    if (IsNotRegistered(s)) (void)Reregister(registration);
+    if (!IsTransient(s) && !IsNotRegistered(s)) {
       Log(absl::StrCat("task ", running.task_id,
                        ": ReportPoints: ", s.ToString()));
       running.abandoned = true;
@@ -286,14 +318,16 @@ void Agent::RunTask(int slot, const v1::Task& task) {
       closed =
           buffer.WaitForWork(options_.report_batch, options_.report_interval);
       if (closed) break;  // the final flush happens on the slot thread
+      const int64_t registration = registrations();
       absl::Status s = reporter.Flush();
       if (reporter.cancel_requested() && !running->cancel_directive) {
         running->cancel_directive = true;
         running->cancel.Cancel();
       }
+      if (IsNotRegistered(s)) (void)Reregister(registration);
       if (s.ok()) {
         backoff.Reset();
-      } else if (IsTransient(s)) {
+      } else if (IsTransient(s) || IsNotRegistered(s)) {
         const absl::Duration delay = backoff.Next();
         Log(absl::StrCat("task ", task.task_id(),
                          ": ReportPoints: ", s.message(), "; keeping ",
@@ -407,6 +441,7 @@ void Agent::Finish(const v1::Task& task, Running& running, RecordBuffer& buffer,
   const bool stopping = stop_.HasBeenNotified();
   Backoff backoff(options_.backoff);
   while (true) {
+    const int64_t registration = registrations();
     absl::Status s;
     if (complete != nullptr && buffer.pending() == 0) {
       v1::CompleteTaskRequest request = *complete;
@@ -441,7 +476,9 @@ void Agent::Finish(const v1::Task& task, Running& running, RecordBuffer& buffer,
       }
     }
     if (s.ok()) return;
-    if (!IsTransient(s) || stopping || stop_.HasBeenNotified()) {
+    if (IsNotRegistered(s)) (void)Reregister(registration);
+    if (!(IsTransient(s) || IsNotRegistered(s)) || stopping ||
+        stop_.HasBeenNotified()) {
       Log(absl::StrCat("task ", task.task_id(), ": ", s.ToString()));
       return;
     }

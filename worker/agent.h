@@ -11,10 +11,14 @@
 // every report_interval or report_batch records), one heartbeat thread.
 // When the coordinator is unreachable every call is retried with capped,
 // jittered exponential backoff; training continues and records stay
-// buffered until acknowledged.
+// buffered until acknowledged. When it answers that it does not know this
+// worker (it restarted: its registry of workers lives in memory), the agent
+// registers again under the same worker_id and carries on; the running
+// tasks' leases are in the coordinator's store and stay valid.
 #ifndef LRTUNE_WORKER_AGENT_H_
 #define LRTUNE_WORKER_AGENT_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -79,6 +83,12 @@ class Agent {
   };
 
   absl::Status RegisterWithRetry();
+  // Registers again after a call made under registration `seen` (see
+  // registrations()) was answered "not registered". Threads that hit this
+  // together share one Register: a caller whose `seen` is already
+  // outdated returns OK at once. Errors as RegisterWithRetry.
+  absl::Status Reregister(int64_t seen);
+  int64_t registrations() const;
   void SlotLoop(int slot);
   void HeartbeatLoop();
   void RunTask(int slot, const v1::Task& task);
@@ -96,9 +106,12 @@ class Agent {
   const AgentOptions options_;
   const std::unique_ptr<HubClient> hub_;
   absl::Notification stop_;
+  // Held across a re-registration, so that only one thread registers.
+  absl::Mutex register_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 
   mutable absl::Mutex mu_;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
+  int64_t registrations_ ABSL_GUARDED_BY(mu_) = 0;  // successful Registers
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(2);
   std::map<std::string, std::shared_ptr<Running>> running_ ABSL_GUARDED_BY(mu_);
 };

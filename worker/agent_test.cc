@@ -2,7 +2,9 @@
 // range tests on spirals), with the coordinator's answers scripted.
 #include "worker/agent.h"
 
+#include <chrono>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -32,20 +34,28 @@ v1::Task RangeTask(int64_t steps, int seed_index) {
   return task;
 }
 
+absl::Status NotRegistered() {
+  return absl::NotFoundError("worker w-1 is not registered; Register first");
+}
+
 class FakeHub final : public HubClient {
  public:
   absl::StatusOr<v1::RegisterResponse> Register(
       const v1::RegisterRequest& request) override {
     absl::MutexLock lock(&mu);
     registered = request;
+    register_ids.push_back(request.worker_id());
+    forgotten = false;
     v1::RegisterResponse r;
     r.set_worker_id("w-1");
     r.mutable_heartbeat_interval()->set_nanos(20'000'000);
     return r;
   }
   absl::StatusOr<v1::AcquireTaskResponse> AcquireTask(
-      const v1::AcquireTaskRequest&) override {
+      const v1::AcquireTaskRequest& request) override {
     absl::MutexLock lock(&mu);
+    if (forgotten) return NotRegistered();
+    EXPECT_EQ(request.worker_id(), "w-1");
     v1::AcquireTaskResponse r;
     if (!tasks.empty()) {
       *r.mutable_task() = tasks.front();
@@ -58,7 +68,12 @@ class FakeHub final : public HubClient {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
       const v1::HeartbeatRequest& request) override {
     absl::MutexLock lock(&mu);
+    if (forgotten) return NotRegistered();
+    EXPECT_EQ(request.worker_id(), "w-1");
     ++heartbeats;
+    if (register_ids.size() >= 2 && request.tasks_size() > 0) {
+      ++task_heartbeats_after_reregister;
+    }
     v1::HeartbeatResponse r;
     for (const v1::TaskStatus& t : request.tasks()) {
       v1::TaskDirective& d = *r.add_directives();
@@ -75,11 +90,13 @@ class FakeHub final : public HubClient {
       --unavailable_reports;
       return absl::UnavailableError("coordinator away");
     }
+    if (forgotten && reports_need_registration) return NotRegistered();
     first_seqs.push_back(request.records(0).seq());
     EXPECT_EQ(request.attempt_id(), 5u);
     for (const v1::TaskRecord& r : request.records()) {
       if (r.seq() == stored + 1) {
         ++stored;
+        if (stored == forget_at_stored) forgotten = true;  // a restart
         steps.push_back(r.point().step());
         EXPECT_EQ(r.point().seed_index(), 3);
       }
@@ -112,6 +129,14 @@ class FakeHub final : public HubClient {
   v1::Directive heartbeat_directive = v1::DIRECTIVE_CONTINUE;
   int heartbeats = 0;
   int unavailable_reports = 0;
+  // The coordinator restarted and lost its worker registry: Heartbeat and
+  // AcquireTask (and ReportPoints, if reports_need_registration) answer
+  // NOT_FOUND until the next Register.
+  bool forgotten = false;
+  bool reports_need_registration = false;
+  int64_t forget_at_stored = -2;          // forget once this seq is stored
+  std::vector<std::string> register_ids;  // worker_id of each Register
+  int task_heartbeats_after_reregister = 0;
   int64_t stored = -1;
   std::vector<int64_t> steps;
   std::vector<int64_t> first_seqs;
@@ -167,6 +192,8 @@ TEST(Agent, RunsARangeTestAndCompletesWithEveryRecord) {
   for (int i = 0; i < 40; ++i) EXPECT_EQ(hub->steps[i], i);
   EXPECT_EQ(hub->registered.capabilities().slots_size(), 1);
   EXPECT_EQ(hub->registered.capabilities().devices(0).name(), "cpu");
+  EXPECT_EQ(hub->registered.capabilities().devices(0).gpu_name(), "");
+  EXPECT_EQ(hub->registered.capabilities().devices(0).memory_bytes(), 0);
   EXPECT_EQ(hub->registered.capabilities().threads(), 1);
 }
 
@@ -241,6 +268,65 @@ TEST(Agent, ShutdownReleasesTheRunningTask) {
     EXPECT_EQ(hub->failed[0].kind(), v1::FAILURE_KIND_RELEASED);
   }
   h->thread = std::thread([] {});  // the destructor joins once more
+}
+
+TEST(Agent, RegistersAgainWithTheSameIdWhenTheCoordinatorForgetsIt) {
+  auto* hub = new FakeHub;
+  hub->tasks.push_back(RangeTask(1000000, 3));
+  auto h = std::make_unique<Harness>(hub);
+  auto wait_for = [&](auto done) {
+    for (int i = 0; i < 500; ++i) {
+      {
+        absl::MutexLock lock(&hub->mu);
+        if (done()) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_for([&] { return hub->stored >= 20; }));
+  int64_t stored_at_restart = 0;
+  {
+    absl::MutexLock lock(&hub->mu);
+    hub->forgotten = true;  // heartbeats now get NOT_FOUND
+    stored_at_restart = hub->stored;
+  }
+  // The agent registers again under its id, its heartbeats carry the
+  // running task again, and the task keeps reporting.
+  ASSERT_TRUE(wait_for([&] {
+    return hub->task_heartbeats_after_reregister >= 3 &&
+           hub->stored > stored_at_restart + 20;
+  }));
+  h->agent->Shutdown();
+  h->thread.join();
+  EXPECT_TRUE(h->run_status.ok()) << h->run_status;
+  {
+    absl::MutexLock lock(&hub->mu);
+    ASSERT_GE(hub->register_ids.size(), 2u);
+    EXPECT_EQ(hub->register_ids[0], "");
+    for (size_t i = 1; i < hub->register_ids.size(); ++i) {
+      EXPECT_EQ(hub->register_ids[i], "w-1") << "Register #" << i;
+    }
+    EXPECT_TRUE(hub->completed.empty());
+    ASSERT_EQ(hub->failed.size(), 1u);  // released at shutdown, not lost
+    EXPECT_EQ(hub->failed[0].kind(), v1::FAILURE_KIND_RELEASED);
+  }
+  h->thread = std::thread([] {});  // the destructor joins once more
+}
+
+TEST(Agent, ReportsNotRegisteredAreRetriedAfterRegisteringAgain) {
+  auto* hub = new FakeHub;
+  hub->tasks.push_back(RangeTask(300, 3));
+  hub->reports_need_registration = true;
+  hub->forget_at_stored = 49;
+  Harness h(hub);
+  ASSERT_TRUE(h.WaitDone());
+  absl::MutexLock lock(&hub->mu);
+  EXPECT_GE(hub->register_ids.size(), 2u);
+  ASSERT_EQ(hub->completed.size(), 1u) << "the task was abandoned";
+  EXPECT_EQ(hub->completed[0].final_seq(), 299);
+  ASSERT_EQ(hub->steps.size(), 300u);
+  for (int i = 0; i < 300; ++i) EXPECT_EQ(hub->steps[i], i);
 }
 
 TEST(ParseDevices, AcceptsCpuAndCudaListsOnly) {

@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#ifdef LRTUNE_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
 #include <chrono>
 #include <cmath>
@@ -339,6 +342,27 @@ std::string TorchVersion() {
 #endif
   return absl::StrCat(TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR, ".",
                       TORCH_VERSION_PATCH, " (", kind, ")");
+}
+
+DeviceInfo DescribeDevice(const std::string& device) {
+  DeviceInfo info;
+  info.name = device;
+#ifdef LRTUNE_WITH_CUDA
+  int index = -1;
+  if (absl::StartsWith(device, "cuda:") &&
+      absl::SimpleAtoi(device.substr(5), &index) && index >= 0 &&
+      index < static_cast<int>(torch::cuda::device_count())) {
+    try {
+      const cudaDeviceProp* prop = at::cuda::getDeviceProperties(index);
+      info.gpu_name = prop->name;
+      info.memory_bytes = static_cast<int64_t>(prop->totalGlobalMem);
+      info.compute_capability = absl::StrCat(prop->major, ".", prop->minor);
+    } catch (const std::exception&) {
+      // Registering without the GPU's details beats not registering.
+    }
+  }
+#endif
+  return info;
 }
 
 }  // namespace lrtune::engine

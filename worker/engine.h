@@ -244,6 +244,20 @@ void TuneAllocatorForTraining();
 // The LibTorch version the engine was built with, e.g. "1.13.0 (cpu)".
 std::string TorchVersion();
 
+// What a worker tells the coordinator about one of its devices.
+struct DeviceInfo {
+  std::string name;                // "cpu" or "cuda:<i>", as asked
+  std::string gpu_name;            // CUDA: e.g. "NVIDIA H200"; else empty
+  int64_t memory_bytes = 0;        // CUDA: total device memory; else 0
+  std::string compute_capability;  // CUDA: e.g. "9.0"; else empty
+};
+
+// Describes `device` ("cpu" or "cuda:<i>"). A CUDA build fills the GPU
+// fields for a cuda:<i> that names a visible GPU; otherwise (a CPU build,
+// "cpu", an index out of range, a CUDA error) only `name` is set. Never
+// throws; thread-safe.
+DeviceInfo DescribeDevice(const std::string& device);
+
 }  // namespace lrtune::engine
 
 #endif  // LRTUNE_WORKER_ENGINE_H_

@@ -2,7 +2,9 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "grpcpp/grpcpp.h"
 #include "lrtune/v1/worker.grpc.pb.h"
 #include "worker/hub_client.h"
@@ -11,6 +13,29 @@ namespace lrtune::worker {
 namespace {
 
 constexpr std::chrono::seconds kCallDeadline(10);
+
+// gRPC's default reconnect backoff (1 s growing by 1.6x up to 120 s) means
+// a coordinator that was down for ten seconds is found again only seconds
+// after it is back, and every call until then fails at once with
+// UNAVAILABLE: the lease lapses although both sides are up. Workers are few
+// per coordinator, so retrying the connection every second at most is
+// cheap. The minimum reconnect backoff is left alone: gRPC uses it as the
+// connect timeout (20 s), which slow networks need.
+constexpr int kInitialReconnectBackoffMs = 100;
+constexpr int kMaxReconnectBackoffMs = 1000;
+
+// How long the connection watcher waits on the channel at a time; it bounds
+// how long destroying the client takes.
+constexpr std::chrono::milliseconds kWatchSlice(200);
+
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              kInitialReconnectBackoffMs);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                   args);
+}
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -21,9 +46,15 @@ absl::Status FromGrpc(const grpc::Status& s) {
 class GrpcHubClient final : public HubClient {
  public:
   GrpcHubClient(const std::string& target, std::string token)
-      : stub_(v1::WorkerHub::NewStub(
-            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))),
-        token_(std::move(token)) {}
+      : channel_(NewChannel(target)),
+        stub_(v1::WorkerHub::NewStub(channel_)),
+        token_(std::move(token)),
+        watcher_([this] { WatchConnection(); }) {}
+
+  ~GrpcHubClient() override {
+    stop_.Notify();
+    watcher_.join();
+  }
 
   absl::StatusOr<v1::RegisterResponse> Register(
       const v1::RegisterRequest& request) override {
@@ -71,8 +102,26 @@ class GrpcHubClient final : public HubClient {
     return response;
   }
 
+  // Keeps the channel connecting while the coordinator is away. Calls fail
+  // fast (they are not wait_for_ready), so no thread of ours is inside gRPC
+  // polling the connection attempt, and gRPC then notices its outcome only
+  // from its backup poller, every 5 s: a restarted coordinator stayed
+  // unseen for seconds. Waiting on the channel's state polls the attempt;
+  // asking for the state with try_to_connect starts one when idle.
+  void WatchConnection() {
+    grpc_connectivity_state state = channel_->GetState(true);
+    while (!stop_.HasBeenNotified()) {
+      channel_->WaitForStateChange(
+          state, std::chrono::system_clock::now() + kWatchSlice);
+      state = channel_->GetState(true);
+    }
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::WorkerHub::Stub> stub_;
   const std::string token_;
+  absl::Notification stop_;
+  std::thread watcher_;  // last: starts once the rest is built
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace lrtune::worker {
@@ -133,6 +134,11 @@ bool IsTransient(const absl::Status& status) {
   return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
          absl::IsResourceExhausted(status) || absl::IsAborted(status) ||
          absl::IsInternal(status) || absl::IsUnknown(status);
+}
+
+bool IsNotRegistered(const absl::Status& status) {
+  return absl::IsNotFound(status) &&
+         absl::StrContains(status.message(), "is not registered");
 }
 
 }  // namespace lrtune::worker

@@ -110,8 +110,9 @@ class TaskReporter {
   // each acknowledgement. Returns OK once nothing is pending; otherwise the
   // first error, with the records kept for the next Flush: UNAVAILABLE and
   // DEADLINE_EXCEEDED are transient (retry after a backoff);
-  // FAILED_PRECONDITION (stale attempt) and NOT_FOUND mean the attempt is
-  // over and nothing more may be sent.
+  // FAILED_PRECONDITION (stale attempt) and NOT_FOUND for the task mean the
+  // attempt is over and nothing more may be sent; IsNotRegistered: register
+  // again, then Flush again.
   absl::Status Flush();
 
   // Whether a response carried DIRECTIVE_CANCEL.
@@ -131,6 +132,14 @@ class TaskReporter {
 // Whether `status` is worth retrying after a backoff (the coordinator is
 // away or slow), as opposed to an answer.
 bool IsTransient(const absl::Status& status);
+
+// Whether the coordinator does not know this worker: it restarted and lost
+// its registry of workers (NOT_FOUND "worker ... is not registered"). The
+// caller registers again with the same worker_id and retries the call.
+// Heartbeat and AcquireTask answer NOT_FOUND for nothing else; the task
+// calls (ReportPoints, CompleteTask, FailTask) use NOT_FOUND for an unknown
+// task too, which ends the attempt, so the message tells the two apart.
+bool IsNotRegistered(const absl::Status& status);
 
 }  // namespace lrtune::worker
 
