@@ -36,6 +36,72 @@ absl::Status StaleAttempt(const TaskRecord& task, uint64_t attempt_id) {
                    ", current ", task.attempt));
 }
 
+// Aggregates a range test's per-seed results (index = seed_index) into the
+// job's result, with ready-to-use schedules.
+absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
+    const std::vector<v1::RangeTestTaskResult>& results) {
+  v1::RangeTestResult out;
+  std::vector<Recommendation> per_seed;
+  for (const v1::RangeTestTaskResult& r : results) {
+    per_seed.push_back(RecommendationFromProto(r.recommendation()));
+    *out.add_per_seed() = r.recommendation();
+    out.set_steps_run(out.steps_run() + r.steps_run());
+    out.set_train_seconds(out.train_seconds() + r.train_seconds());
+  }
+  LRTUNE_ASSIGN_OR_RETURN(Recommendation aggregate, AggregateSeeds(per_seed));
+  *out.mutable_recommendation() = RecommendationToProto(aggregate);
+  std::optional<v1::RecommendedSchedules> schedules =
+      RecommendedSchedulesFor(out.recommendation());
+  if (schedules.has_value()) {
+    *out.mutable_recommendation()->mutable_schedules() = *std::move(schedules);
+  }
+  return out;
+}
+
+v1::TrialState TrialStateOf(const TaskRecord& task) {
+  switch (task.state) {
+    case TaskState::kQueued:
+      return v1::TRIAL_STATE_PENDING;
+    case TaskState::kLeased:
+      return v1::TRIAL_STATE_RUNNING;
+    case TaskState::kSucceeded:
+      return v1::TRIAL_STATE_SUCCEEDED;
+    case TaskState::kFailed:
+      return v1::TRIAL_STATE_FAILED;
+    case TaskState::kCancelled:
+      return v1::TRIAL_STATE_CANCELLED;
+  }
+  return v1::TRIAL_STATE_UNSPECIFIED;
+}
+
+// A trial as stored (its spec) with its task's state, result and failure.
+absl::StatusOr<v1::Trial> TrialOf(const v1::GridSearchJob& grid,
+                                  const TaskRecord& task) {
+  v1::Trial trial;
+  if (!trial.ParseFromString(task.spec)) {
+    return absl::DataLossError(
+        absl::StrCat("task ", task.id, ": stored trial does not parse"));
+  }
+  trial.set_state(TrialStateOf(task));
+  if (task.state == TaskState::kSucceeded && task.result.has_value()) {
+    v1::TrialTaskResult result;
+    if (!result.ParseFromString(*task.result)) {
+      return absl::DataLossError(
+          absl::StrCat("task ", task.id, ": stored result does not parse"));
+    }
+    *trial.mutable_final_eval() = result.final_eval();
+    *trial.mutable_best_eval() = result.best_eval();
+    trial.set_steps(result.steps());
+    trial.set_train_seconds(result.train_seconds());
+    std::optional<double> value = ObjectiveValue(grid, result);
+    if (value.has_value()) trial.set_objective_value(*value);
+  }
+  if (task.state == TaskState::kFailed && !task.attempt_errors.empty()) {
+    trial.set_failure(task.attempt_errors.back());
+  }
+  return trial;
+}
+
 }  // namespace
 
 Coordinator::Coordinator(JobStore* store, Clock* clock,
@@ -78,7 +144,78 @@ absl::StatusOr<v1::Job> Coordinator::BuildJob(const JobRecord& record) {
     return absl::DataLossError(
         absl::StrCat("job ", record.id, ": stored result does not parse"));
   }
+  LRTUNE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts,
+                          store_->ListAttempts(record.id));
+  for (const AttemptRecord& a : attempts) {
+    *job.add_attempts() = AttemptToProto(a);
+  }
+  if (!attempts.empty()) {
+    *job.mutable_start_time() = job.attempts(0).start_time();
+  }
+  if (spec.has_grid()) LRTUNE_RETURN_IF_ERROR(FillGrid(record, job));
   return job;
+}
+
+absl::Status Coordinator::FillGrid(const JobRecord& record, v1::Job& job) {
+  LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(record.id));
+  LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
+                          store_->ListTasks(record.id));
+  std::vector<std::pair<int32_t, double>> values;
+  for (const TaskRecord& t : tasks) {
+    if (!IsTrial(layout, t)) continue;
+    LRTUNE_ASSIGN_OR_RETURN(v1::Trial trial, TrialOf(layout.spec, t));
+    if (trial.has_objective_value()) {
+      values.emplace_back(trial.trial_index(), trial.objective_value());
+    }
+    *job.add_trials() = std::move(trial);
+  }
+  if (record.result.has_value() &&
+      !job.mutable_grid_result()->ParseFromString(*record.result)) {
+    return absl::DataLossError(
+        absl::StrCat("job ", record.id, ": stored result does not parse"));
+  }
+  // The ranking so far (final once the job ended).
+  const std::vector<int32_t> ranking = RankByObjective(layout.spec, values);
+  for (size_t r = 0; r < ranking.size(); ++r) {
+    for (v1::Trial& trial : *job.mutable_trials()) {
+      if (trial.trial_index() == ranking[r]) {
+        trial.set_rank(static_cast<int32_t>(r + 1));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Coordinator::JobLayout> Coordinator::Layout(
+    const std::string& job_id) {
+  {
+    absl::MutexLock lock(&layout_mu_);
+    auto it = layouts_.find(job_id);
+    if (it != layouts_.end()) return it->second;
+  }
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord record, store_->GetJob(job_id));
+  v1::SubmitJobRequest spec;
+  if (!spec.ParseFromString(record.spec)) {
+    return absl::DataLossError(
+        absl::StrCat("job ", record.id, ": stored spec does not parse"));
+  }
+  JobLayout layout;
+  if (spec.has_grid()) {
+    layout.grid = true;
+    layout.spec = spec.grid();
+    if (layout.spec.has_range_test()) {
+      v1::RangeTestJob range;
+      *range.mutable_run() = layout.spec.run();
+      *range.mutable_range_test() = layout.spec.range_test();
+      layout.range_tasks = static_cast<int>(RangeTestSeeds(range).size());
+    }
+    // Big client payloads are not needed to rank or label trials.
+    layout.spec.mutable_run()->mutable_data()->clear_inline_data();
+    layout.spec.mutable_run()->mutable_model()->clear_torchscript();
+  }
+  absl::MutexLock lock(&layout_mu_);
+  layouts_.emplace(job_id, layout);
+  return layout;
 }
 
 absl::StatusOr<JobRecord> Coordinator::OwnedJob(const std::string& owner,
@@ -137,6 +274,32 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
     return absl::ResourceExhaustedError(
         absl::StrCat(owner, " has ", queued, " queued jobs, the limit is ",
                      options_.limits.max_queued_jobs_per_owner));
+  }
+  if (request.has_grid()) {
+    const v1::GridSearchJob& grid = request.grid();
+    LRTUNE_ASSIGN_OR_RETURN(std::vector<PlannedTrial> trials,
+                            PlanGrid(grid, options_.limits));
+    std::vector<NewTask> tasks;
+    if (grid.has_range_test()) {
+      v1::RangeTestJob range;
+      *range.mutable_run() = grid.run();
+      *range.mutable_range_test() = grid.range_test();
+      for (std::string& spec : RangeTestTaskSpecs(range)) {
+        tasks.push_back({std::move(spec), false});
+      }
+    }
+    for (const PlannedTrial& t : trials) {
+      tasks.push_back({t.trial.SerializeAsString(), t.needs_bounds});
+    }
+    JobOptions job_options;
+    job_options.max_attempts = max_attempts;
+    job_options.max_parallel =
+        grid.grid().has_max_parallel() ? grid.grid().max_parallel() : 0;
+    LRTUNE_ASSIGN_OR_RETURN(
+        JobRecord record,
+        store_->CreateJob(owner, "grid", request.SerializeAsString(), tasks,
+                          job_options));
+    return BuildJob(record);
   }
   const std::vector<std::string> tasks =
       RangeTestTaskSpecs(request.range_test());
@@ -325,7 +488,36 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
   out->set_attempt_number(lease->attempt);
   out->set_max_attempts(task.max_attempts);
   SetTimestamp(lease->expires_at, out->mutable_lease_expires_at());
-  if (!out->mutable_range_test()->ParseFromString(lease->spec)) {
+  LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(lease->job_id));
+  if (IsTrial(layout, task)) {
+    v1::Trial trial;
+    if (!trial.ParseFromString(lease->spec)) {
+      return absl::DataLossError(absl::StrCat("task ", lease->task_id,
+                                              ": stored trial does not parse"));
+    }
+    v1::TrialTask* t = out->mutable_trial();
+    *t->mutable_run() = trial.run();
+    *t->mutable_train() = trial.train();
+    t->set_trial_index(trial.trial_index());
+    // Announce the start; a lost announcement (crash right here) loses no
+    // result, so it is not part of the lease's transaction.
+    v1::JobEvent started;
+    trial.set_state(v1::TRIAL_STATE_RUNNING);
+    *started.mutable_trial_started()->mutable_trial() = std::move(trial);
+    AttemptRecord attempt{task.id,
+                          lease->attempt,
+                          request.worker_id(),
+                          AttemptOutcome::kRunning,
+                          "",
+                          task.lease_started_at,
+                          absl::Time()};
+    *started.mutable_trial_started()->mutable_attempt() =
+        AttemptToProto(attempt);
+    store_
+        ->AppendJobEvents(lease->job_id,
+                          {{EventType(started), started.SerializeAsString()}})
+        .IgnoreError();
+  } else if (!out->mutable_range_test()->ParseFromString(lease->spec)) {
     return absl::DataLossError(
         absl::StrCat("task ", lease->task_id, ": stored spec does not parse"));
   }
@@ -440,6 +632,9 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
     return absl::InvalidArgumentError(
         absl::StrCat("records[0].seq must be >= 0, got ", first));
   }
+  LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(task.job_id));
+  std::optional<int32_t> trial_index;
+  if (IsTrial(layout, task)) trial_index = task.index - layout.range_tasks;
   std::vector<v1::JobEvent> events;
   for (int i = 0; i < request.records_size(); ++i) {
     const v1::TaskRecord& r = request.records(i);
@@ -460,6 +655,11 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("records[", i, "] must hold a point or an evaluation"));
+    }
+    if (trial_index.has_value()) {
+      (r.has_point() ? e.mutable_point()->mutable_origin()
+                     : e.mutable_evaluation()->mutable_origin())
+          ->set_trial_index(*trial_index);
     }
     events.push_back(std::move(e));
   }
@@ -508,6 +708,23 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
           absl::StrCat("final_seq ", request.final_seq(),
                        " is not acknowledged; acked_seq ", task.acked_seq - 1));
     }
+    LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(job_id));
+    if (IsTrial(layout, task)) {
+      if (!request.has_trial()) {
+        return absl::InvalidArgumentError(
+            "result.trial is required for a grid trial task");
+      }
+      LRTUNE_ASSIGN_OR_RETURN(
+          std::vector<v1::JobEvent> events,
+          TrialFinishedEvents(layout, task, request.trial()));
+      LRTUNE_RETURN_IF_ERROR(AppendEvents(task, task.attempt, events));
+      LRTUNE_RETURN_IF_ERROR(store_->CompleteTask(
+          task.id, task.attempt, request.trial().SerializeAsString()));
+      leases_.Release(task.id, task.attempt).IgnoreError();
+      LRTUNE_RETURN_IF_ERROR(AdvanceGrid(job_id));
+      NotifyJob(job_id);
+      return v1::CompleteTaskResponse();
+    }
     if (!request.has_range_test()) {
       return absl::InvalidArgumentError(
           "result.range_test is required for a range-test task");
@@ -525,9 +742,12 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
     // Is this the job's last seed? Then aggregate before the job succeeds.
     LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
                             store_->ListTasks(job_id));
+    // A grid's seeds are the first range_tasks tasks; AdvanceGrid
+    // aggregates them.
     std::vector<v1::RangeTestTaskResult> results(tasks.size());
-    bool all_done = true;
+    bool all_done = !layout.grid;
     for (const TaskRecord& t : tasks) {
+      if (layout.grid) break;
       if (t.id == task.id) {
         results[t.index] = request.range_test();
       } else if (t.state != TaskState::kSucceeded || !t.result.has_value() ||
@@ -537,24 +757,7 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
     }
     std::optional<v1::RangeTestResult> job_result;
     if (all_done) {
-      job_result.emplace();
-      std::vector<Recommendation> per_seed;
-      for (const v1::RangeTestTaskResult& r : results) {
-        per_seed.push_back(RecommendationFromProto(r.recommendation()));
-        *job_result->add_per_seed() = r.recommendation();
-        job_result->set_steps_run(job_result->steps_run() + r.steps_run());
-        job_result->set_train_seconds(job_result->train_seconds() +
-                                      r.train_seconds());
-      }
-      LRTUNE_ASSIGN_OR_RETURN(Recommendation aggregate,
-                              AggregateSeeds(per_seed));
-      *job_result->mutable_recommendation() = RecommendationToProto(aggregate);
-      std::optional<v1::RecommendedSchedules> schedules =
-          RecommendedSchedulesFor(job_result->recommendation());
-      if (schedules.has_value()) {
-        *job_result->mutable_recommendation()->mutable_schedules() =
-            *std::move(schedules);
-      }
+      LRTUNE_ASSIGN_OR_RETURN(job_result, AggregateRangeTest(results));
       v1::JobEvent agg;
       *agg.mutable_recommendation()->mutable_recommendation() =
           job_result->recommendation();
@@ -568,6 +771,7 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
     LRTUNE_RETURN_IF_ERROR(store_->CompleteTask(
         task.id, task.attempt, request.range_test().SerializeAsString()));
     leases_.Release(task.id, task.attempt).IgnoreError();
+    if (layout.grid) LRTUNE_RETURN_IF_ERROR(AdvanceGrid(job_id));
   }
   NotifyJob(job_id);
   return v1::CompleteTaskResponse();
@@ -602,6 +806,10 @@ absl::StatusOr<v1::FailTaskResponse> Coordinator::FailTask(
   }
   LRTUNE_RETURN_IF_ERROR(store_->FailTask(task.id, task.attempt, reason, kind));
   leases_.Release(task.id, task.attempt).IgnoreError();
+  {
+    absl::MutexLock lock(&append_mu_);
+    LRTUNE_RETURN_IF_ERROR(AdvanceGrid(task.job_id));
+  }
   NotifyJob(task.job_id);
   v1::FailTaskResponse response;
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord after, store_->GetTask(task.id));
@@ -615,6 +823,161 @@ absl::Status Coordinator::SweepOnce() {
                           store_->ExpireLeases(now));
   leases_.Expired(now);
   for (const ExpiredLease& e : expired) NotifyJob(e.job_id);
+  // Every running grid, not only those with an expired lease: this is also
+  // how a grid left half-advanced by a crash gets moved on after a restart.
+  LRTUNE_ASSIGN_OR_RETURN(std::vector<std::string> grids,
+                          store_->ListJobIds("grid", JobState::kRunning));
+  absl::MutexLock lock(&append_mu_);
+  for (const std::string& id : grids) {
+    LRTUNE_RETURN_IF_ERROR(AdvanceGrid(id));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::TrialFinishedEvents(
+    const JobLayout& layout, const TaskRecord& task,
+    const v1::TrialTaskResult& result) {
+  TaskRecord done = task;
+  done.state = TaskState::kSucceeded;
+  done.result = result.SerializeAsString();
+  std::vector<v1::JobEvent> events(2);
+  LRTUNE_ASSIGN_OR_RETURN(*events[0].mutable_trial_finished()->mutable_trial(),
+                          TrialOf(layout.spec, done));
+  LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
+                          store_->ListTasks(task.job_id));
+  std::vector<std::pair<int32_t, double>> values;
+  for (const TaskRecord& t : tasks) {
+    if (!IsTrial(layout, t)) continue;
+    LRTUNE_ASSIGN_OR_RETURN(v1::Trial trial,
+                            TrialOf(layout.spec, t.id == task.id ? done : t));
+    if (trial.has_objective_value()) {
+      values.emplace_back(trial.trial_index(), trial.objective_value());
+    }
+  }
+  v1::RankingEvent* ranking = events[1].mutable_ranking();
+  for (int32_t index : RankByObjective(layout.spec, values)) {
+    ranking->add_ranking(index);
+    for (const auto& [i, v] : values) {
+      if (i == index) ranking->add_objective_values(v);
+    }
+  }
+  return events;
+}
+
+absl::Status Coordinator::AdvanceGrid(const std::string& job_id) {
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord record, store_->GetJob(job_id));
+  if (record.kind != "grid" || IsTerminal(record.state)) {
+    return absl::OkStatus();
+  }
+  LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(job_id));
+  LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
+                          store_->ListTasks(job_id));
+  // The range test phase: done when every seed succeeded.
+  bool seeds_done = true;
+  std::string seeds_failure;
+  std::vector<v1::RangeTestTaskResult> seed_results;
+  for (const TaskRecord& t : tasks) {
+    if (IsTrial(layout, t)) continue;
+    v1::RangeTestTaskResult r;
+    if (t.state == TaskState::kSucceeded && t.result.has_value() &&
+        r.ParseFromString(*t.result)) {
+      seed_results.push_back(std::move(r));
+      continue;
+    }
+    seeds_done = false;
+    if ((t.state == TaskState::kFailed || t.state == TaskState::kCancelled) &&
+        seeds_failure.empty()) {
+      seeds_failure = absl::StrCat(
+          "the range test's task ", t.id, " ", TaskStateName(t.state),
+          t.attempt_errors.empty()
+              ? std::string()
+              : absl::StrCat(": ", t.attempt_errors.back()));
+    }
+  }
+  std::optional<v1::RangeTestResult> range_result;
+  if (layout.range_tasks > 0 && seeds_done) {
+    LRTUNE_ASSIGN_OR_RETURN(range_result, AggregateRangeTest(seed_results));
+  }
+
+  std::vector<HeldTaskUpdate> updates;
+  for (const TaskRecord& t : tasks) {
+    if (!t.held || t.state != TaskState::kQueued) continue;
+    if (range_result.has_value()) {
+      v1::Trial trial;
+      if (!trial.ParseFromString(t.spec)) {
+        return absl::DataLossError(
+            absl::StrCat("task ", t.id, ": stored trial does not parse"));
+      }
+      absl::Status filled = FillRecommendedBounds(
+          layout.spec, range_result->recommendation(), trial);
+      if (filled.ok()) {
+        updates.push_back({t.index, trial.SerializeAsString(), ""});
+      } else {
+        updates.push_back({t.index, "", std::string(filled.message())});
+      }
+    } else if (!seeds_failure.empty()) {
+      updates.push_back(
+          {t.index, "",
+           absl::StrCat("no recommended bounds: ", seeds_failure)});
+    }
+  }
+  if (!updates.empty()) {
+    std::vector<Event> events;
+    if (range_result.has_value()) {
+      v1::JobEvent agg;
+      *agg.mutable_recommendation()->mutable_recommendation() =
+          range_result->recommendation();
+      events.push_back({EventType(agg), agg.SerializeAsString()});
+    }
+    LRTUNE_ASSIGN_OR_RETURN(int released,
+                            store_->ReleaseHeldTasks(job_id, updates, events));
+    if (released > 0) {
+      NotifyJob(job_id);
+      LRTUNE_ASSIGN_OR_RETURN(tasks, store_->ListTasks(job_id));
+    }
+  }
+
+  // The end: every task terminal.
+  std::vector<std::pair<int32_t, double>> values;
+  int succeeded = 0;
+  std::string first_failure;
+  for (const TaskRecord& t : tasks) {
+    if (t.state == TaskState::kQueued || t.state == TaskState::kLeased) {
+      return absl::OkStatus();  // still running
+    }
+    if (!IsTrial(layout, t)) continue;
+    LRTUNE_ASSIGN_OR_RETURN(v1::Trial trial, TrialOf(layout.spec, t));
+    if (t.state == TaskState::kSucceeded) ++succeeded;
+    if (trial.has_objective_value()) {
+      values.emplace_back(trial.trial_index(), trial.objective_value());
+    }
+    if (first_failure.empty() && t.state == TaskState::kFailed) {
+      first_failure = absl::StrCat("trial ", trial.trial_index(), " (",
+                                   trial.label(), "): ", trial.failure());
+    }
+  }
+  v1::GridResult result;
+  if (range_result.has_value()) {
+    *result.mutable_bounds() = range_result->recommendation();
+  }
+  v1::JobEvent ranking;
+  for (int32_t index : RankByObjective(layout.spec, values)) {
+    result.add_ranking(index);
+    ranking.mutable_ranking()->add_ranking(index);
+    for (const auto& [i, v] : values) {
+      if (i == index) ranking.mutable_ranking()->add_objective_values(v);
+    }
+  }
+  const JobState state =
+      succeeded > 0 ? JobState::kSucceeded : JobState::kFailed;
+  const std::string error =
+      succeeded > 0
+          ? std::string()
+          : absl::StrCat("no trial succeeded; first failure: ", first_failure);
+  LRTUNE_RETURN_IF_ERROR(
+      store_->FinishJob(job_id, state, error, result.SerializeAsString(),
+                        {{EventType(ranking), ranking.SerializeAsString()}}));
+  NotifyJob(job_id);
   return absl::OkStatus();
 }
 

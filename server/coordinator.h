@@ -7,6 +7,11 @@
 //   coord.StartSweeper();
 //   LRTUNE_ASSIGN_OR_RETURN(v1::Job job, coord.SubmitJob("local", request));
 //
+// A range test is one task per seed; the last seed to finish aggregates.
+// A grid is its range test's seeds (when it has one) then one task per
+// trial; trials that use the recommended bounds are held until the seeds
+// are done (AdvanceGrid), and the grid ends once every trial has, ranked.
+//
 // A job is durable before SubmitJob returns. Worker writes are fenced by
 // the task's attempt id (FAILED_PRECONDITION for a stale one). Every stored
 // event is published to the EventHub after its commit. Thread-safe.
@@ -31,6 +36,7 @@
 #include "lrtune/v1/worker.pb.h"
 #include "server/clock.h"
 #include "server/event_hub.h"
+#include "server/grid_plan.h"
 #include "server/job_store.h"
 #include "server/lease_table.h"
 #include "server/spec_convert.h"
@@ -110,6 +116,31 @@ class Coordinator {
   absl::StatusOr<TaskRecord> FencedTask(const std::string& task_id,
                                         uint64_t attempt_id);
 
+  // How a job's tasks are laid out: a grid's first range_tasks tasks are
+  // its range test's seeds, the rest its trials (task index - range_tasks
+  // = trial index). Immutable per job, so cached.
+  struct JobLayout {
+    bool grid = false;
+    int range_tasks = 0;
+    v1::GridSearchJob spec;  // grid only, without inline data and models
+  };
+  absl::StatusOr<JobLayout> Layout(const std::string& job_id);
+  bool IsTrial(const JobLayout& layout, const TaskRecord& task) const {
+    return layout.grid && task.index >= layout.range_tasks;
+  }
+
+  // Moves a grid on, idempotently, from what the store holds: releases its
+  // held trials (or fails them) once the range test's seeds are done, and
+  // ranks and ends the grid once no task is open. Safe to call at any time;
+  // the sweeper calls it for every running grid (recovery after a crash).
+  absl::Status AdvanceGrid(const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu_);
+  // Trial task completion: the trial_finished and ranking events.
+  absl::StatusOr<std::vector<v1::JobEvent>> TrialFinishedEvents(
+      const JobLayout& layout, const TaskRecord& task,
+      const v1::TrialTaskResult& result);
+  absl::Status FillGrid(const JobRecord& record, v1::Job& job);
+
   struct WorkerInfo {
     v1::Capabilities capabilities;
     // Per slot: the task and attempt it was last given ("" when none).
@@ -129,6 +160,9 @@ class Coordinator {
   absl::Mutex append_mu_;
 
   absl::Mutex submit_mu_;  // see SubmitJob
+
+  absl::Mutex layout_mu_;
+  std::map<std::string, JobLayout> layouts_ ABSL_GUARDED_BY(layout_mu_);
 
   absl::Mutex workers_mu_;
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(workers_mu_);

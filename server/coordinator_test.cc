@@ -598,5 +598,178 @@ TEST_F(CoordinatorTest, ListJobsPagesTheOwnersJobs) {
   EXPECT_EQ(page.jobs(0).owner(), "local");
 }
 
+// A grid with a range test first: 2 schedules x (recommended, explicit)
+// bounds. The recommended trials wait for the seed, then run with its
+// bounds; one trial fails for good, the rest are ranked by accuracy.
+TEST_F(CoordinatorTest, GridRunsTheRangeTestThenRanksItsTrials) {
+  StartServer();
+  v1::SubmitJobRequest request;
+  v1::GridSearchJob* grid = request.mutable_grid();
+  grid->mutable_run()->mutable_data()->set_name("spirals");
+  grid->mutable_train()->set_steps(40);
+  grid->mutable_range_test()->set_steps(50);
+  v1::GridAxis* schedules = grid->mutable_grid()->add_axes();
+  schedules->mutable_schedules()->add_values()->set_kind(
+      v1::SCHEDULE_KIND_ONE_CYCLE);
+  schedules->mutable_schedules()->add_values()->set_kind(
+      v1::SCHEDULE_KIND_COSINE);
+  v1::LrBoundsAxis* bounds =
+      grid->mutable_grid()->add_axes()->mutable_lr_bounds();
+  bounds->add_values()->mutable_recommended();
+  bounds->add_values()->mutable_explicit_bounds()->set_min_lr(0.05);
+  bounds->mutable_values(1)->mutable_explicit_bounds()->set_max_lr(0.5);
+  v1::Job job;
+  {
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    grpc::Status status = client_->SubmitJob(&context, request, &job);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  EXPECT_EQ(job.tasks_total(), 5);  // 1 seed + 4 trials
+  ASSERT_EQ(job.trials_size(), 4);
+  EXPECT_EQ(job.trials(0).label(), "schedule=one_cycle lr_bounds=recommended");
+
+  // One slot each: five workers for the five tasks.
+  std::vector<std::string> w;
+  for (int i = 0; i < 5; ++i) w.push_back(Register(absl::StrCat("w", i)));
+  // The seed first, then the two explicit-bounds trials; the recommended
+  // ones are held.
+  std::optional<v1::Task> seed = Acquire(w[0]);
+  ASSERT_TRUE(seed.has_value() && seed->has_range_test());
+  std::vector<v1::Task> explicit_trials;
+  for (int i = 0; i < 2; ++i) {
+    std::optional<v1::Task> t = Acquire(w[1 + i]);
+    ASSERT_TRUE(t.has_value() && t->has_trial());
+    explicit_trials.push_back(*t);
+  }
+  EXPECT_EQ(explicit_trials[0].trial().trial_index(), 1);
+  EXPECT_EQ(explicit_trials[0].trial().train().schedule().max_lr(), 0.5);
+  EXPECT_FALSE(Acquire(w[3], absl::Milliseconds(100)).has_value());
+  RunTask(*seed, 50);  // recommendation 1e-3 .. 1e-2
+
+  std::vector<v1::Task> recommended;
+  for (int i = 0; i < 2; ++i) {
+    std::optional<v1::Task> t = Acquire(w[3 + i]);
+    ASSERT_TRUE(t.has_value() && t->has_trial());
+    recommended.push_back(*t);
+  }
+  EXPECT_EQ(recommended[0].trial().trial_index(), 0);
+  EXPECT_DOUBLE_EQ(recommended[0].trial().train().schedule().max_lr(), 1e-2);
+  EXPECT_DOUBLE_EQ(recommended[0].trial().train().schedule().div_factor(),
+                   10.0);
+  EXPECT_EQ(recommended[0].trial().train().schedule().total_steps(), 40);
+  EXPECT_DOUBLE_EQ(recommended[1].trial().train().schedule().eta_min(), 1e-3);
+
+  auto finish = [&](const v1::Task& t, double accuracy) {
+    v1::ReportPointsRequest report;
+    report.set_task_id(t.task_id());
+    report.set_attempt_id(t.attempt_id());
+    v1::TaskRecord* r = report.add_records();
+    r->mutable_evaluation()->set_step(40);
+    r->mutable_evaluation()->set_val_loss(1 - accuracy);
+    r->mutable_evaluation()->set_val_accuracy(accuracy);
+    v1::ReportPointsResponse reported;
+    ClientContext rc;
+    SetDeadline(&rc, absl::Seconds(5));
+    ASSERT_TRUE(worker_->ReportPoints(&rc, report, &reported).ok());
+    v1::CompleteTaskRequest done;
+    done.set_task_id(t.task_id());
+    done.set_attempt_id(t.attempt_id());
+    done.set_final_seq(0);
+    *done.mutable_trial()->mutable_final_eval() = r->evaluation();
+    *done.mutable_trial()->mutable_best_eval() = r->evaluation();
+    done.mutable_trial()->set_steps(40);
+    v1::CompleteTaskResponse ok;
+    ClientContext cc;
+    SetDeadline(&cc, absl::Seconds(5));
+    grpc::Status status = worker_->CompleteTask(&cc, done, &ok);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  };
+  finish(explicit_trials[0], 0.7);  // trial 1
+  finish(recommended[0], 0.9);      // trial 0
+  finish(recommended[1], 0.7);      // trial 2: ties trial 1
+  {
+    v1::FailTaskRequest fail;  // trial 3
+    fail.set_task_id(explicit_trials[1].task_id());
+    fail.set_attempt_id(explicit_trials[1].attempt_id());
+    fail.set_kind(v1::FAILURE_KIND_PERMANENT);
+    fail.set_reason("loss is NaN at step 3");
+    v1::FailTaskResponse failed;
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    ASSERT_TRUE(worker_->FailTask(&context, fail, &failed).ok());
+    EXPECT_FALSE(failed.will_retry());
+  }
+
+  v1::GetJobRequest get;
+  get.set_job_id(job.job_id());
+  v1::Job done;
+  {
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    ASSERT_TRUE(client_->GetJob(&context, get, &done).ok());
+  }
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(std::vector<int32_t>(done.grid_result().ranking().begin(),
+                                 done.grid_result().ranking().end()),
+            (std::vector<int32_t>{0, 1, 2}));
+  EXPECT_DOUBLE_EQ(done.grid_result().bounds().max_lr(), 1e-2);
+  EXPECT_EQ(done.trials(0).rank(), 1);
+  EXPECT_EQ(done.trials(3).state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_NE(done.trials(3).failure().find("loss is NaN"), std::string::npos);
+  EXPECT_FALSE(done.trials(3).has_rank());
+  EXPECT_EQ(done.attempts_size(), 5);
+
+  // The log: gap-free, trial events with their origin, the final ranking
+  // before the terminal state.
+  v1::WatchJobRequest watch;
+  watch.set_job_id(job.job_id());
+  ClientContext context;
+  SetDeadline(&context, absl::Seconds(5));
+  auto reader = client_->WatchJob(&context, watch);
+  grpc::Status status;
+  std::vector<v1::JobEvent> events = ReadAll(reader.get(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ExpectGapFree(events, 1);
+  int started = 0, finished = 0, aggregates = 0, trial_evals = 0;
+  for (const v1::JobEvent& e : events) {
+    started += e.has_trial_started();
+    finished += e.has_trial_finished();
+    aggregates +=
+        e.has_recommendation() && !e.recommendation().has_seed_index();
+    trial_evals +=
+        e.has_evaluation() && e.evaluation().origin().has_trial_index();
+  }
+  EXPECT_EQ(started, 4);
+  EXPECT_EQ(finished, 3);
+  EXPECT_EQ(aggregates, 1);
+  EXPECT_EQ(trial_evals, 3);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_TRUE(events[events.size() - 2].has_ranking());
+  EXPECT_EQ(events.back().state_changed().state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST_F(CoordinatorTest, GridErrorsNameTheField) {
+  StartServer();
+  v1::SubmitJobRequest request;
+  v1::GridSearchJob* grid = request.mutable_grid();
+  grid->mutable_train()->set_steps(10);
+  grid->mutable_grid()
+      ->add_axes()
+      ->mutable_lr_bounds()
+      ->add_values()
+      ->mutable_recommended();
+  v1::Job job;
+  ClientContext context;
+  SetDeadline(&context, absl::Seconds(5));
+  grpc::Status status = client_->SubmitJob(&context, request, &job);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find(
+                "grid.grid.axes[0].values[0].recommended needs "
+                "grid.range_test"),
+            std::string::npos)
+      << status.error_message();
+}
+
 }  // namespace
 }  // namespace lrtune::server

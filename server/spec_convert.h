@@ -36,6 +36,7 @@ struct SpecLimits {
   int64_t max_inline_samples = 1ll << 20;      // run.data.inline_data
   int max_attempts_limit = 10;                 // SubmitJob.max_attempts
   int max_queued_jobs_per_owner = 100;         // SubmitJob: RESOURCE_EXHAUSTED
+  int64_t max_trials = 256;                    // grid.max_trials
 };
 
 // Checks every field of a range test's run and ramp. `run_path` and
@@ -46,8 +47,9 @@ absl::Status ValidateRangeTestSpec(const v1::RangeTestSpec& spec,
                                    absl::string_view path,
                                    const SpecLimits& limits);
 
-// Checks a whole request: spec set, max_attempts in 1..limit, the parts.
-// UNIMPLEMENTED for a grid search (not served by this coordinator yet).
+// Checks a request: spec set, max_attempts in 1..limit, a range test's
+// parts. A grid's parts are checked by PlanGrid (grid_plan.h), which
+// expands it.
 absl::Status ValidateSubmitJob(const v1::SubmitJobRequest& request,
                                const SpecLimits& limits);
 

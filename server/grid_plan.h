@@ -1,0 +1,81 @@
+// Grid search planning: a GridSearchJob (jobs.proto) becomes its trials,
+// each with the run and training it executes, and finished trials become a
+// ranking.
+//
+//   LRTUNE_ASSIGN_OR_RETURN(std::vector<PlannedTrial> trials,
+//                           PlanGrid(request.grid(), limits));
+//   ...once the range test ran:
+//   LRTUNE_RETURN_IF_ERROR(FillRecommendedBounds(grid, rec, trial));
+//
+// A trial is the base (run + train) with one value of every axis applied,
+// in axis order; trial i is the mixed-radix number of its value indices,
+// the last axis fastest (grid.proto). Schedules are then completed from the
+// trial's LR bounds and budget by core/grid.h (ExpandGrid), the one place
+// that rule lives: the bounds table, cyclic step sizes and SGDR periods
+// from the steps per epoch, "a schedule's own parameters win".
+//
+// Budgets become steps here (train.steps), from the steps per epoch of the
+// trial's run (StepsPerEpoch), so the schedule and the run have the same
+// length whatever the engine would count.
+//
+// Errors are INVALID_ARGUMENT naming the field and the rule
+// ("grid.axes[1].budgets.values[0] must be >= 1, got 0", "grid.max_trials:
+// the grid has 96 trials, more than 64"); RESOURCE_EXHAUSTED when
+// max_trials is above the server's limit. Pure functions.
+#ifndef LRTUNE_SERVER_GRID_PLAN_H_
+#define LRTUNE_SERVER_GRID_PLAN_H_
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lrtune/v1/jobs.pb.h"
+#include "lrtune/v1/results.pb.h"
+#include "server/spec_convert.h"
+
+namespace lrtune::server {
+
+struct PlannedTrial {
+  // trial_index, choice, label, run, train (train.steps = the budget). The
+  // schedule is complete unless needs_bounds.
+  v1::Trial trial;
+  // Its lr_bounds value is "recommended": train.schedule still lacks the
+  // LR fields until FillRecommendedBounds.
+  bool needs_bounds = false;
+};
+
+// Checks every field of the grid job and expands it.
+absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
+    const v1::GridSearchJob& grid, const SpecLimits& limits);
+
+// Completes a waiting trial's schedule with the range test's recommended
+// bounds (times the value's scale) and rewrites nothing else. INVALID_
+// ARGUMENT when there is no recommendation (min_lr 0) or the trial's
+// schedule rejects the bounds, naming the trial.
+absl::Status FillRecommendedBounds(const v1::GridSearchJob& grid,
+                                   const v1::Recommendation& recommendation,
+                                   v1::Trial& trial);
+
+// Optimizer steps per epoch of `run` (floor(train samples / batch), as the
+// engine counts them: worker/data.cc's splits), or 0 when unknown.
+int64_t StepsPerEpoch(const v1::RunSpec& run);
+
+// The metric a grid ranks by (unset: val_accuracy, or val_loss for mse).
+v1::ObjectiveMetric EffectiveMetric(const v1::GridSearchJob& grid);
+
+// The objective's value of a succeeded trial; nullopt when its evaluation
+// lacks the metric.
+std::optional<double> ObjectiveValue(const v1::GridSearchJob& grid,
+                                     const v1::TrialTaskResult& result);
+
+// Trial indices from best to worst among `values` (index, objective value),
+// ties by index (core RankTrials).
+std::vector<int32_t> RankByObjective(
+    const v1::GridSearchJob& grid,
+    const std::vector<std::pair<int32_t, double>>& values);
+
+}  // namespace lrtune::server
+
+#endif  // LRTUNE_SERVER_GRID_PLAN_H_
