@@ -1,9 +1,9 @@
 // End to end on loopback: the real lrtune-server and lrtune-worker
-// processes, a client submitting a 2-seed range test (spirals, mlp, 60
-// steps, cpu, 1 thread) through LrTune.RangeTest, read to its terminal
-// event. Checks the curve per seed is gap-free from step 0, both per-seed
-// and the aggregate recommendations arrive, the job succeeds, and the
-// worker exits 0 on SIGTERM.
+// processes and a client. (1) A 2-seed range test (spirals, mlp, 60 steps,
+// cpu, 1 thread) through LrTune.RangeTest, read to its terminal event: the
+// curve per seed is gap-free from step 0, both per-seed and the aggregate
+// recommendations arrive, the job succeeds, and the worker exits 0 on
+// SIGTERM. (2) A 12-trial grid after a range test on two workers.
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -144,6 +145,138 @@ TEST(WorkerAgentEndToEnd, TwoSeedRangeTestCompletes) {
   }
 
   EXPECT_EQ(Stop(worker), 0);
+  Stop(server);
+  std::filesystem::remove_all(dir);
+}
+
+// A 12-trial grid (3 schedules x {recommended, explicit} bounds x {1, 2}
+// epochs) after a range test, on a server and two workers: every trial
+// runs, each trial's curve is gap-free, both workers take part, and the
+// grid ends ranked.
+TEST(WorkerAgentEndToEnd, TwelveTrialGridOnTwoWorkers) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("lrtune_worker_agent_grid_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string address = "127.0.0.1:" + std::to_string(FreePort());
+  pid_t server = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                        (dir / "jobs.db").string()});
+  ASSERT_GT(server, 0);
+  std::vector<pid_t> workers;
+  for (const char* id : {"wa", "wb"}) {
+    workers.push_back(
+        Spawn({LRTUNE_WORKER_BIN, "--server", address, "--devices", "cpu",
+               "--slots", "1", "--threads", "1", "--worker-id", id}));
+    ASSERT_GT(workers.back(), 0);
+  }
+  auto channel =
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
+                                        std::chrono::seconds(20)));
+  auto stub = lrtune::v1::LrTune::NewStub(channel);
+
+  lrtune::v1::SubmitJobRequest request;
+  lrtune::v1::GridSearchJob& grid = *request.mutable_grid();
+  lrtune::v1::RunSpec& run = *grid.mutable_run();
+  run.mutable_model()->add_hidden(32);
+  run.mutable_data()->set_name("spirals");  // 819 train samples
+  run.set_batch_size(64);                   // 12 steps per epoch
+  run.mutable_optimizer()->set_momentum(0.9);
+  run.mutable_device()->set_device("cpu");
+  run.mutable_device()->set_threads(1);
+  grid.mutable_range_test()->set_steps(150);  // bounds ~0.02..0.2
+  grid.mutable_range_test()->set_start_lr(1e-5);
+  grid.mutable_range_test()->set_end_lr(10);
+  auto* schedules = grid.mutable_grid()->add_axes()->mutable_schedules();
+  for (auto kind : {lrtune::v1::SCHEDULE_KIND_ONE_CYCLE,
+                    lrtune::v1::SCHEDULE_KIND_TRIANGULAR,
+                    lrtune::v1::SCHEDULE_KIND_COSINE}) {
+    schedules->add_values()->set_kind(kind);
+  }
+  auto* bounds = grid.mutable_grid()->add_axes()->mutable_lr_bounds();
+  bounds->add_values()->mutable_recommended();
+  auto* fixed = bounds->add_values()->mutable_explicit_bounds();
+  fixed->set_min_lr(0.01);
+  fixed->set_max_lr(0.1);
+  auto* budgets = grid.mutable_grid()->add_axes()->mutable_budgets();
+  budgets->add_values()->set_epochs(1);
+  budgets->add_values()->set_epochs(2);
+
+  lrtune::v1::Job job;
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub->SubmitJob(&context, request, &job);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  ASSERT_EQ(job.trials_size(), 12);
+
+  lrtune::v1::WatchJobRequest watch;
+  watch.set_job_id(job.job_id());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(150));
+  auto reader = stub->WatchJob(&context, watch);
+  lrtune::v1::JobEvent event;
+  std::map<int, std::vector<int64_t>> steps;  // trial_index -> steps
+  std::map<int, int> evaluations;
+  int finished = 0;
+  uint64_t last_seq = 0;
+  lrtune::v1::JobState final_state = lrtune::v1::JOB_STATE_UNSPECIFIED;
+  std::string reason;
+  while (reader->Read(&event)) {
+    EXPECT_EQ(event.seq(), last_seq + 1);
+    last_seq = event.seq();
+    if (event.has_point() && event.point().origin().has_trial_index()) {
+      steps[event.point().origin().trial_index()].push_back(
+          event.point().point().step());
+    } else if (event.has_evaluation() &&
+               event.evaluation().origin().has_trial_index()) {
+      ++evaluations[event.evaluation().origin().trial_index()];
+    } else if (event.has_trial_finished()) {
+      ++finished;
+    } else if (event.has_state_changed()) {
+      final_state = event.state_changed().state();
+      reason = event.state_changed().reason();
+    }
+  }
+  grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(final_state, lrtune::v1::JOB_STATE_SUCCEEDED) << reason;
+
+  lrtune::v1::GetJobRequest get;
+  get.set_job_id(job.job_id());
+  lrtune::v1::Job done;
+  {
+    grpc::ClientContext get_context;
+    ASSERT_TRUE(stub->GetJob(&get_context, get, &done).ok());
+  }
+  int succeeded = 0;
+  for (const lrtune::v1::Trial& t : done.trials()) {
+    if (t.state() != lrtune::v1::TRIAL_STATE_SUCCEEDED) continue;
+    ++succeeded;
+    const int index = t.trial_index();
+    const int64_t want =
+        (t.label().find("budget=2epochs") != std::string::npos) ? 24 : 12;
+    EXPECT_EQ(t.steps(), want) << t.label();
+    ASSERT_EQ(steps[index].size(), static_cast<size_t>(want)) << t.label();
+    for (size_t i = 0; i < steps[index].size(); ++i) {
+      ASSERT_EQ(steps[index][i], static_cast<int64_t>(i)) << t.label();
+    }
+    EXPECT_GE(evaluations[index], 1) << t.label();
+    EXPECT_TRUE(t.has_rank()) << t.label();
+  }
+  // CPU runs are deterministic: with these bounds every trial trains.
+  EXPECT_EQ(succeeded, 12);
+  EXPECT_EQ(finished, succeeded);
+  EXPECT_EQ(done.grid_result().ranking_size(), succeeded);
+  EXPECT_GT(done.grid_result().bounds().max_lr(), 0);
+  std::set<std::string> used;
+  for (const lrtune::v1::TaskAttempt& a : done.attempts()) {
+    used.insert(a.worker_id());
+  }
+  EXPECT_EQ(used, (std::set<std::string>{"wa", "wb"}));
+
+  for (pid_t w : workers) EXPECT_EQ(Stop(w), 0);
   Stop(server);
   std::filesystem::remove_all(dir);
 }
