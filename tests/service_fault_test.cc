@@ -6,7 +6,8 @@
 //   WorkerKilled  the worker holding the task dies; its lease (2 s) lapses
 //                 and a second worker finishes the task.
 //   ServerKilled  the coordinator dies and restarts on the same --db and
-//                 port; the worker finds it again by itself.
+//                 port (at once, or after its lease lapsed); the worker
+//                 finds it again by itself.
 //
 // In both, the job succeeds, every event the client received before the
 // fault is stored with the same seq and content, and the stored curve is
@@ -22,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -134,7 +136,10 @@ class ServiceFaultTest : public testing::Test {
     address_ = "127.0.0.1:" + std::to_string(FreePort());
   }
   void TearDown() override {
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
+    // The logs of a failed test stay for a look (as on request).
+    if (!HasFailure() && std::getenv("LRTUNE_TEST_KEEP_DIR") == nullptr) {
+      std::filesystem::remove_all(dir_);
+    }
   }
 
   std::unique_ptr<Process> StartServer() {
@@ -164,6 +169,8 @@ class ServiceFaultTest : public testing::Test {
         << "no server on " << address_;
     return lrtune::v1::LrTune::NewStub(channel);
   }
+
+  void KillServerMidJob(std::chrono::milliseconds down);
 
   std::filesystem::path dir_;
   std::string address_;
@@ -321,7 +328,10 @@ TEST_F(ServiceFaultTest, WorkerKilledMidTaskAnotherWorkerFinishesIt) {
             << " s\n";
 }
 
-TEST_F(ServiceFaultTest, ServerKilledMidJobRestartsAndTheJobFinishes) {
+// Kills the coordinator after 300 points of a one-seed range test, keeps
+// it down for `down`, restarts it on the same --db and port, and checks
+// the outcome.
+void ServiceFaultTest::KillServerMidJob(std::chrono::milliseconds down) {
   const auto start = Clock::now();
   std::unique_ptr<Process> server = StartServer();
   ASSERT_TRUE(server->started());
@@ -354,6 +364,7 @@ TEST_F(ServiceFaultTest, ServerKilledMidJobRestartsAndTheJobFinishes) {
                    lrtune::v1::JOB_STATE_SUCCEEDED)
       << "the job ended before the coordinator was killed";
   EXPECT_EQ(before.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  std::this_thread::sleep_for(down);
   server = StartServer();  // the same --db and port
   ASSERT_TRUE(server->started());
   stub = Connect();
@@ -371,9 +382,22 @@ TEST_F(ServiceFaultTest, ServerKilledMidJobRestartsAndTheJobFinishes) {
       << worker->Log();
   EXPECT_EQ(worker->Stop(), 0) << worker->Log();
   server->Stop();
-  std::cerr << "server-kill test took "
+  std::cerr << "server-kill test (down " << down.count() << " ms) took "
             << std::chrono::duration<double>(Clock::now() - start).count()
             << " s\n";
+}
+
+TEST_F(ServiceFaultTest, ServerKilledMidJobRestartsAndTheJobFinishes) {
+  // Restarted at once: the task's lease (2 s) is still valid, and the
+  // worker's attempt carries on.
+  KillServerMidJob(std::chrono::milliseconds(0));
+}
+
+TEST_F(ServiceFaultTest, ServerDownLongerThanTheLeaseTheJobStillFinishes) {
+  // Down past the lease: the restarted coordinator requeues the task, the
+  // worker is told to abandon its attempt and (being the only worker)
+  // leases the task again, resuming after the stored points.
+  KillServerMidJob(std::chrono::milliseconds(3500));
 }
 
 }  // namespace
