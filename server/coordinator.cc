@@ -616,17 +616,22 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
         "records: ", request.records_size(), " records, over the limit of ",
         options_.max_report_records));
   }
-  // A report is as good as a heartbeat for the lease.
-  LRTUNE_ASSIGN_OR_RETURN(
-      LeaseRenewal renewal,
-      store_->RenewLease(task.id, task.attempt, options_.lease_ttl));
-  leases_.Renew(task.id, task.attempt).IgnoreError();
+  // A report is as good as a heartbeat for the lease: renewed below, with
+  // the new records when there are any (one commit), else on its own.
+  auto renew_only = [&]() -> absl::Status {
+    LRTUNE_RETURN_IF_ERROR(
+        store_->RenewLease(task.id, task.attempt, options_.lease_ttl).status());
+    leases_.Renew(task.id, task.attempt).IgnoreError();
+    return absl::OkStatus();
+  };
   v1::ReportPointsResponse response;
-  response.set_directive(task.cancel_requested || renewal.cancel_requested
-                             ? v1::DIRECTIVE_CANCEL
-                             : v1::DIRECTIVE_CONTINUE);
+  response.set_directive(task.cancel_requested ? v1::DIRECTIVE_CANCEL
+                                               : v1::DIRECTIVE_CONTINUE);
   response.set_acked_seq(task.acked_seq - 1);
-  if (request.records_size() == 0) return response;
+  if (request.records_size() == 0) {
+    LRTUNE_RETURN_IF_ERROR(renew_only());
+    return response;
+  }
   const int64_t first = request.records(0).seq();
   if (first < 0) {
     return absl::InvalidArgumentError(
@@ -664,16 +669,20 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
     events.push_back(std::move(e));
   }
   // Task-level seqs in the store are record seq + 1.
-  if (first + 1 > task.acked_seq + 1) return response;  // a gap: resend
   const int64_t new_count = first + request.records_size() - task.acked_seq;
-  if (new_count <= 0) return response;  // a repeat: already stored
+  if (first + 1 > task.acked_seq + 1 || new_count <= 0) {
+    // A gap (resend from acked_seq + 1) or a repeat (already stored).
+    LRTUNE_RETURN_IF_ERROR(renew_only());
+    return response;
+  }
   std::vector<Event> rows;
   for (const v1::JobEvent& e : events) {
     rows.push_back({EventType(e), e.SerializeAsString()});
   }
   LRTUNE_ASSIGN_OR_RETURN(
-      int64_t last,
-      store_->AppendTaskEvents(task.id, task.attempt, first + 1, rows));
+      int64_t last, store_->AppendTaskEvents(task.id, task.attempt, first + 1,
+                                             rows, options_.lease_ttl));
+  leases_.Renew(task.id, task.attempt).IgnoreError();
   std::vector<v1::JobEvent> published(events.end() - new_count, events.end());
   const absl::Time now = clock_->Now();
   for (int64_t i = 0; i < new_count; ++i) {

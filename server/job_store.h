@@ -261,10 +261,13 @@ class JobStore {
   // Those at or below the task's acked_seq are skipped (already stored); the
   // rest get the job's next seqs. Returns the job's last seq. Fenced as
   // above; INVALID_ARGUMENT when first_task_seq < 1 or leaves a gap
-  // (first_task_seq > acked_seq + 1).
-  absl::StatusOr<int64_t> AppendTaskEvents(absl::string_view task_id,
-                                           int attempt, int64_t first_task_seq,
-                                           const std::vector<Event>& events);
+  // (first_task_seq > acked_seq + 1). With `renew`, the lease is also
+  // extended to now+renew in the same transaction (as RenewLease, including
+  // its "lease expired" refusal).
+  absl::StatusOr<int64_t> AppendTaskEvents(
+      absl::string_view task_id, int attempt, int64_t first_task_seq,
+      const std::vector<Event>& events,
+      std::optional<absl::Duration> renew = std::nullopt);
 
   // The task succeeds with `result`; the job rolls up (succeeded once every
   // task has). Fenced as above.

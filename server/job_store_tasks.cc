@@ -160,7 +160,10 @@ absl::StatusOr<LeaseRenewal> JobStore::RenewLease(absl::string_view task_id,
 
 absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
     absl::string_view task_id, int attempt, int64_t first_task_seq,
-    const std::vector<Event>& events) {
+    const std::vector<Event>& events, std::optional<absl::Duration> renew) {
+  if (renew.has_value() && *renew <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("lease ttl must be positive");
+  }
   if (first_task_seq < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("first_task_seq must be >= 1, got ", first_task_seq));
@@ -173,10 +176,15 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
         "task ", task_id, ": events would leave a gap: first_task_seq ",
         first_task_seq, " but only 1..", task.acked_seq, " are stored"));
   }
+  absl::Time now = clock_->Now();
+  if (renew.has_value() && now >= task.lease_expires_at) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", task_id, ": lease expired at ",
+        absl::FormatTime(task.lease_expires_at), " (attempt ", attempt, ")"));
+  }
   // One read and one write of the job row per batch; the events take the
   // job's next seqs in order.
   LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(task.job_id));
-  absl::Time now = clock_->Now();
   int64_t job_seq = job.last_seq;
   int64_t task_seq = first_task_seq;
   for (const Event& event : events) {
@@ -186,8 +194,10 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
     }
     ++task_seq;
   }
-  if (job_seq == job.last_seq) return job_seq;  // all already stored
-  {
+  if (job_seq == job.last_seq && !renew.has_value()) {
+    return job_seq;  // all already stored
+  }
+  if (job_seq != job.last_seq) {
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db_->Prepare("UPDATE jobs SET next_seq = ?, updated_us = ? "
@@ -197,11 +207,20 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
     st.BindText(3, task.job_id);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
+  // The acknowledgement and (for a worker's report) the lease renewal in
+  // the same commit: one fsync per report, not two.
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
-      db_->Prepare("UPDATE tasks SET acked_seq = ? WHERE id = ?"));
+      db_->Prepare("UPDATE tasks SET acked_seq = MAX(acked_seq, ?), "
+                   "lease_expires_us = COALESCE(?, lease_expires_us) "
+                   "WHERE id = ?"));
   st.BindInt64(1, task_seq - 1);
-  st.BindText(2, task_id);
+  if (renew.has_value()) {
+    st.BindInt64(2, absl::ToUnixMicros(now + *renew));
+  } else {
+    st.BindNull(2);
+  }
+  st.BindText(3, task_id);
   LRTUNE_RETURN_IF_ERROR(st.Run());
   LRTUNE_RETURN_IF_ERROR(txn.Commit());
   return job_seq;

@@ -643,5 +643,23 @@ TEST_F(JobStoreTest, MaxParallelCapsLeasesPerJob) {
   EXPECT_EQ(Lease().task_id, capped->id + "-t2");
 }
 
+TEST_F(JobStoreTest, AppendCanRenewTheLeaseInTheSameCommit) {
+  Create("alice");
+  TaskLease lease = Lease();
+  clock_.Advance(kTtl / 2);
+  ASSERT_TRUE(
+      store_->AppendTaskEvents(lease.task_id, 1, 1, Points(1, 2), kTtl).ok());
+  EXPECT_EQ(store_->GetTask(lease.task_id)->lease_expires_at,
+            clock_.Now() + kTtl);
+  EXPECT_EQ(store_->GetTask(lease.task_id)->acked_seq, 2);
+  clock_.Advance(kTtl);  // lapsed, not yet swept
+  absl::Status late =
+      store_->AppendTaskEvents(lease.task_id, 1, 3, Points(3, 1), kTtl)
+          .status();
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(late.message(), HasSubstr("lease expired"));
+  EXPECT_EQ(store_->GetTask(lease.task_id)->acked_seq, 2);
+}
+
 }  // namespace
 }  // namespace lrtune::server
