@@ -45,9 +45,11 @@ class LocalAuthenticator final : public Authenticator {
   }
 };
 
-// Watchers keep at most this many live events each; beyond it they catch
-// up from the store.
-inline constexpr int kWatchQueueLimit = 256;
+// Watchers keep at most this many live events each (a point event is
+// ~100 bytes: ~0.4 MB per watcher); beyond it they catch up from the
+// store. Larger than a report batch (default 256 records), so that a
+// watcher keeping up never has to read a batch back from the store.
+inline constexpr int kWatchQueueLimit = 4096;
 
 class LrTuneService final : public v1::LrTune::CallbackService {
  public:
