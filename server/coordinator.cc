@@ -6,6 +6,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "core/range_test.h"
 #include "core/status_macros.h"
 #include "proto/core_convert.h"
@@ -111,7 +112,59 @@ Coordinator::Coordinator(JobStore* store, Clock* clock,
       options_(std::move(options)),
       leases_(clock) {}
 
-Coordinator::~Coordinator() { StopSweeper(); }
+Coordinator::~Coordinator() {
+  StopWaiting();
+  StopSweeper();
+}
+
+bool Coordinator::WaitsStopped() {
+  absl::MutexLock lock(&wait_mu_);
+  return stop_waiting_;
+}
+
+uint64_t Coordinator::WorkEpoch() {
+  absl::MutexLock lock(&wait_mu_);
+  return work_epoch_;
+}
+
+void Coordinator::WhenWorkMayExist(uint64_t epoch, absl::Time deadline,
+                                   std::function<void()> fn) {
+  {
+    absl::MutexLock lock(&wait_mu_);
+    // Wall time, as the gRPC call's own deadline (not clock_, which tests
+    // may fake).
+    if (!stop_waiting_ && epoch == work_epoch_ && absl::Now() < deadline) {
+      waiters_.push_back({deadline, std::move(fn)});
+      return;
+    }
+  }
+  runner_.Post(std::move(fn));
+}
+
+void Coordinator::WakeWaiters() {
+  std::vector<Waiter> woken;
+  {
+    absl::MutexLock lock(&wait_mu_);
+    woken.swap(waiters_);
+  }
+  for (Waiter& w : woken) runner_.Post(std::move(w.fn));
+}
+
+void Coordinator::SignalWork() {
+  {
+    absl::MutexLock lock(&wait_mu_);
+    ++work_epoch_;
+  }
+  WakeWaiters();
+}
+
+void Coordinator::StopWaiting() {
+  {
+    absl::MutexLock lock(&wait_mu_);
+    stop_waiting_ = true;
+  }
+  WakeWaiters();
+}
 
 absl::StatusOr<v1::Job> Coordinator::BuildJob(const JobRecord& record) {
   v1::SubmitJobRequest spec;
@@ -299,6 +352,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
         JobRecord record,
         store_->CreateJob(owner, "grid", request.SerializeAsString(), tasks,
                           job_options));
+    SignalWork();
     return BuildJob(record);
   }
   const std::vector<std::string> tasks =
@@ -307,6 +361,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
       JobRecord record,
       store_->CreateJob(owner, "range_test", request.SerializeAsString(), tasks,
                         max_attempts));
+  SignalWork();
   return BuildJob(record);
 }
 
@@ -732,6 +787,7 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
       leases_.Release(task.id, task.attempt).IgnoreError();
       LRTUNE_RETURN_IF_ERROR(AdvanceGrid(job_id));
       NotifyJob(job_id);
+      SignalWork();  // a grid's parallel slot is free
       return v1::CompleteTaskResponse();
     }
     if (!request.has_range_test()) {
@@ -783,6 +839,7 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
     if (layout.grid) LRTUNE_RETURN_IF_ERROR(AdvanceGrid(job_id));
   }
   NotifyJob(job_id);
+  SignalWork();  // a job's parallel slot is free
   return v1::CompleteTaskResponse();
 }
 
@@ -819,6 +876,7 @@ absl::StatusOr<v1::FailTaskResponse> Coordinator::FailTask(
     absl::MutexLock lock(&append_mu_);
     LRTUNE_RETURN_IF_ERROR(AdvanceGrid(task.job_id));
   }
+  SignalWork();  // requeued, or a parallel slot freed
   NotifyJob(task.job_id);
   v1::FailTaskResponse response;
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord after, store_->GetTask(task.id));
@@ -832,6 +890,19 @@ absl::Status Coordinator::SweepOnce() {
                           store_->ExpireLeases(now));
   leases_.Expired(now);
   for (const ExpiredLease& e : expired) NotifyJob(e.job_id);
+  if (!expired.empty()) SignalWork();
+  {
+    // Long polls whose time is up answer "no task".
+    const absl::Time wall = absl::Now();
+    absl::MutexLock lock(&wait_mu_);
+    auto keep =
+        std::partition(waiters_.begin(), waiters_.end(),
+                       [wall](const Waiter& w) { return w.deadline > wall; });
+    for (auto it = keep; it != waiters_.end(); ++it) {
+      runner_.Post(std::move(it->fn));
+    }
+    waiters_.erase(keep, waiters_.end());
+  }
   // Every running grid, not only those with an expired lease: this is also
   // how a grid left half-advanced by a crash gets moved on after a restart.
   LRTUNE_ASSIGN_OR_RETURN(std::vector<std::string> grids,
@@ -942,6 +1013,7 @@ absl::Status Coordinator::AdvanceGrid(const std::string& job_id) {
                             store_->ReleaseHeldTasks(job_id, updates, events));
     if (released > 0) {
       NotifyJob(job_id);
+      SignalWork();
       LRTUNE_ASSIGN_OR_RETURN(tasks, store_->ListTasks(job_id));
     }
   }

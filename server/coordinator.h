@@ -19,6 +19,7 @@
 #define LRTUNE_SERVER_COORDINATOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -93,6 +94,22 @@ class Coordinator {
   absl::StatusOr<v1::FailTaskResponse> FailTask(
       const v1::FailTaskRequest& request);
 
+  // --- AcquireTask's long poll ---
+  // A counter that moves whenever a task may have become leasable (a job
+  // submitted, a task requeued or released, a parallel slot freed). Read
+  // it before a failed AcquireTask and pass it to WhenWorkMayExist.
+  uint64_t WorkEpoch();
+  // Runs `fn` once on the background runner: when the epoch moves past
+  // `epoch` (at once if it already has), at `deadline` (checked every
+  // sweep_interval), or when StopWaiting / WakeWaiters is called.
+  void WhenWorkMayExist(uint64_t epoch, absl::Time deadline,
+                        std::function<void()> fn);
+  // Runs every pending `fn` now (a watcher-side cancellation uses it).
+  void WakeWaiters();
+  // Shutdown: wakes every waiter, and later waits return at once.
+  void StopWaiting();
+  bool WaitsStopped();
+
   // Requeues (or fails) tasks whose lease lapsed; what the sweeper runs.
   absl::Status SweepOnce();
   // Starts / stops the thread calling SweepOnce every sweep_interval.
@@ -141,6 +158,13 @@ class Coordinator {
       const v1::TrialTaskResult& result);
   absl::Status FillGrid(const JobRecord& record, v1::Job& job);
 
+  void SignalWork();  // moves the epoch and wakes the waiters
+
+  struct Waiter {
+    absl::Time deadline;
+    std::function<void()> fn;
+  };
+
   struct WorkerInfo {
     v1::Capabilities capabilities;
     // Per slot: the task and attempt it was last given ("" when none).
@@ -160,6 +184,11 @@ class Coordinator {
   absl::Mutex append_mu_;
 
   absl::Mutex submit_mu_;  // see SubmitJob
+
+  absl::Mutex wait_mu_;
+  uint64_t work_epoch_ ABSL_GUARDED_BY(wait_mu_) = 0;
+  bool stop_waiting_ ABSL_GUARDED_BY(wait_mu_) = false;
+  std::vector<Waiter> waiters_ ABSL_GUARDED_BY(wait_mu_);
 
   absl::Mutex layout_mu_;
   std::map<std::string, JobLayout> layouts_ ABSL_GUARDED_BY(layout_mu_);

@@ -771,5 +771,47 @@ TEST_F(CoordinatorTest, GridErrorsNameTheField) {
       << status.error_message();
 }
 
+TEST_F(CoordinatorTest, AcquireLongPollAnswersWhenWorkArrives) {
+  StartServer();
+  const std::string w = Register("w-poll");
+  auto poll = [&](absl::Duration wait, v1::AcquireTaskResponse* response) {
+    v1::AcquireTaskRequest request;
+    request.set_worker_id(w);
+    request.mutable_wait()->set_seconds(absl::ToInt64Seconds(wait));
+    request.mutable_wait()->set_nanos(static_cast<int32_t>(
+        absl::ToInt64Nanoseconds(wait % absl::Seconds(1))));
+    ClientContext context;
+    SetDeadline(&context, wait + absl::Seconds(5));
+    return worker_->AcquireTask(&context, request, response);
+  };
+  // Nothing to do: the call waits out its 300 ms and may ask again at once.
+  absl::Time start = absl::Now();
+  v1::AcquireTaskResponse idle;
+  ASSERT_TRUE(poll(absl::Milliseconds(300), &idle).ok());
+  EXPECT_FALSE(idle.has_task());
+  EXPECT_FALSE(idle.has_retry_after());
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+
+  // A job submitted during the wait is handed out without the retry delay.
+  std::thread submitter([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    Submit(TwoSeedJob());
+  });
+  start = absl::Now();
+  v1::AcquireTaskResponse got;
+  grpc::Status status = poll(absl::Seconds(10), &got);
+  const absl::Duration took = absl::Now() - start;
+  submitter.join();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(got.has_task());
+  EXPECT_LT(took, absl::Seconds(2));
+
+  v1::AcquireTaskResponse bad;
+  grpc::Status too_long = poll(absl::Seconds(31), &bad);
+  EXPECT_EQ(too_long.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(too_long.error_message().find("wait must be in [0s, 30s]"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace lrtune::server

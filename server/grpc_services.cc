@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace lrtune::server {
 namespace {
@@ -239,6 +242,80 @@ grpc::ServerWriteReactor<v1::JobEvent>* StartWatch(Coordinator* coordinator,
   return reactor;
 }
 
+// AcquireTask with its long poll: tries at once, and while no task is
+// leasable waits (without holding a thread) until the coordinator signals
+// work, the wait runs out, or the call is cancelled, then tries again.
+// Deletes itself when gRPC is done with it; the coordinator calls Try at
+// most once per registration and only before Finish.
+class AcquireReactor final : public grpc::ServerUnaryReactor {
+ public:
+  static constexpr absl::Duration kMaxWait = absl::Seconds(30);
+
+  AcquireReactor(Coordinator* coordinator,
+                 const v1::AcquireTaskRequest* request,
+                 v1::AcquireTaskResponse* response)
+      : coordinator_(coordinator), request_(request), response_(response) {}
+
+  void Start() {
+    const absl::Duration wait = absl::Seconds(request_->wait().seconds()) +
+                                absl::Nanoseconds(request_->wait().nanos());
+    if (wait < absl::ZeroDuration() || wait > kMaxWait) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("wait must be in [0s, 30s], got ",
+                                       absl::FormatDuration(wait))));
+      return;
+    }
+    long_poll_ = wait > absl::ZeroDuration();
+    deadline_ = absl::Now() + wait;
+    Try();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+    }
+    coordinator_->WakeWaiters();  // so that this call finishes now
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Try() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) {
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+        return;
+      }
+    }
+    const uint64_t epoch = coordinator_->WorkEpoch();
+    absl::StatusOr<v1::AcquireTaskResponse> result =
+        coordinator_->AcquireTask(*request_);
+    if (!result.ok()) {
+      Finish(ToGrpcStatus(result.status()));
+      return;
+    }
+    if (result->has_task() || !long_poll_ || absl::Now() >= deadline_ ||
+        coordinator_->WaitsStopped()) {
+      *response_ = *std::move(result);
+      // A long poll that ran out may ask again at once.
+      if (long_poll_ && !response_->has_task()) response_->clear_retry_after();
+      Finish(grpc::Status::OK);
+      return;
+    }
+    coordinator_->WhenWorkMayExist(epoch, deadline_, [this] { Try(); });
+  }
+
+  Coordinator* const coordinator_;
+  const v1::AcquireTaskRequest* const request_;
+  v1::AcquireTaskResponse* const response_;
+  bool long_poll_ = false;
+  absl::Time deadline_;
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -319,7 +396,9 @@ grpc::ServerUnaryReactor* WorkerHubService::Register(
 grpc::ServerUnaryReactor* WorkerHubService::AcquireTask(
     grpc::CallbackServerContext* context, const v1::AcquireTaskRequest* request,
     v1::AcquireTaskResponse* response) {
-  return Reply(context, coordinator_->AcquireTask(*request), response);
+  auto* reactor = new AcquireReactor(coordinator_, request, response);
+  reactor->Start();
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* WorkerHubService::Heartbeat(

@@ -94,6 +94,7 @@ int Run(const Options& options) {
     std::signal(SIGINT, OnSignal);
     while (g_signal == 0) absl::SleepFor(absl::Milliseconds(100));
     std::cerr << "lrtune-server: signal " << g_signal << ", shutting down\n";
+    coordinator.StopWaiting();  // long polls answer now, not in 30 s
     server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
     coordinator.StopSweeper();
   }
