@@ -91,6 +91,7 @@ bool Agent::SleepOrStop(absl::Duration d) const {
 void Agent::Shutdown() {
   if (stop_.HasBeenNotified()) return;
   stop_.Notify();
+  hub_->CancelWaits();
   absl::MutexLock lock(&mu_);
   for (auto& [id, running] : running_) running->cancel.Cancel();
 }

@@ -56,6 +56,11 @@ class FakeHub final : public HubClient {
     absl::MutexLock lock(&mu);
     if (forgotten) return NotRegistered();
     EXPECT_EQ(request.worker_id(), "w-1");
+    ++acquires;
+    if (long_poll) {  // a long poll with no task, until CancelWaits
+      mu.AwaitWithTimeout(absl::Condition(&waits_cancelled), absl::Seconds(10));
+      return absl::CancelledError("cancelled");
+    }
     v1::AcquireTaskResponse r;
     if (!tasks.empty()) {
       *r.mutable_task() = tasks.front();
@@ -118,6 +123,11 @@ class FakeHub final : public HubClient {
     return v1::FailTaskResponse{};
   }
 
+  void CancelWaits() override {
+    absl::MutexLock lock(&mu);
+    waits_cancelled = true;
+  }
+
   bool Done() {
     absl::MutexLock lock(&mu);
     return !completed.empty() || !failed.empty();
@@ -137,6 +147,9 @@ class FakeHub final : public HubClient {
   int64_t forget_at_stored = -2;          // forget once this seq is stored
   std::vector<std::string> register_ids;  // worker_id of each Register
   int task_heartbeats_after_reregister = 0;
+  bool long_poll = false;
+  bool waits_cancelled = false;
+  int acquires = 0;
   int64_t stored = -1;
   std::vector<int64_t> steps;
   std::vector<int64_t> first_seqs;
@@ -327,6 +340,25 @@ TEST(Agent, ReportsNotRegisteredAreRetriedAfterRegisteringAgain) {
   EXPECT_EQ(hub->completed[0].final_seq(), 299);
   ASSERT_EQ(hub->steps.size(), 300u);
   for (int i = 0; i < 300; ++i) EXPECT_EQ(hub->steps[i], i);
+}
+
+TEST(Agent, ShutdownCancelsALongPoll) {
+  auto* hub = new FakeHub;
+  hub->long_poll = true;
+  auto h = std::make_unique<Harness>(hub);
+  for (int i = 0; i < 200; ++i) {
+    {
+      absl::MutexLock lock(&hub->mu);
+      if (hub->acquires > 0) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const absl::Time start = absl::Now();
+  h->agent->Shutdown();
+  h->thread.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));  // not the 10 s poll
+  EXPECT_TRUE(h->run_status.ok()) << h->run_status;
+  h->thread = std::thread([] {});  // the destructor joins once more
 }
 
 TEST(ParseDevices, AcceptsCpuAndCudaListsOnly) {

@@ -1,9 +1,12 @@
 // HubClient over gRPC: the one place the worker converts grpc::Status.
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/grpcpp.h"
 #include "lrtune/v1/worker.grpc.pb.h"
@@ -67,7 +70,7 @@ class GrpcHubClient final : public HubClient {
     return Call(
         request,
         std::chrono::duration_cast<std::chrono::seconds>(wait) + kCallDeadline,
-        &v1::WorkerHub::Stub::AcquireTask);
+        &v1::WorkerHub::Stub::AcquireTask, /*cancellable=*/true);
   }
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
       const v1::HeartbeatRequest& request) override {
@@ -86,18 +89,34 @@ class GrpcHubClient final : public HubClient {
     return Call(request, kCallDeadline, &v1::WorkerHub::Stub::FailTask);
   }
 
+  void CancelWaits() override {
+    absl::MutexLock lock(&mu_);
+    waits_cancelled_ = true;
+    for (grpc::ClientContext* context : waits_) context->TryCancel();
+  }
+
  private:
   template <typename Req, typename Resp>
   absl::StatusOr<Resp> Call(const Req& request, std::chrono::seconds deadline,
                             grpc::Status (v1::WorkerHub::Stub::*method)(
-                                grpc::ClientContext*, const Req&, Resp*)) {
+                                grpc::ClientContext*, const Req&, Resp*),
+                            bool cancellable = false) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + deadline);
     if (!token_.empty()) {
       context.AddMetadata("authorization", "Bearer " + token_);
     }
+    if (cancellable) {
+      absl::MutexLock lock(&mu_);
+      if (waits_cancelled_) return absl::CancelledError("worker stopping");
+      waits_.insert(&context);
+    }
     Resp response;
     grpc::Status status = (stub_.get()->*method)(&context, request, &response);
+    if (cancellable) {
+      absl::MutexLock lock(&mu_);
+      waits_.erase(&context);
+    }
     if (!status.ok()) return FromGrpc(status);
     return response;
   }
@@ -120,6 +139,9 @@ class GrpcHubClient final : public HubClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::WorkerHub::Stub> stub_;
   const std::string token_;
+  absl::Mutex mu_;
+  bool waits_cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<grpc::ClientContext*> waits_ ABSL_GUARDED_BY(mu_);  // in flight
   absl::Notification stop_;
   std::thread watcher_;  // last: starts once the rest is built
 };

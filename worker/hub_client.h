@@ -35,6 +35,13 @@ class HubClient {
       const v1::CompleteTaskRequest& request) = 0;
   virtual absl::StatusOr<v1::FailTaskResponse> FailTask(
       const v1::FailTaskRequest& request) = 0;
+
+  // Makes AcquireTask calls in flight, and every later one, return
+  // CANCELLED at once: a long poll would otherwise hold a stopping worker
+  // for its whole wait. Other calls are unaffected (a stopping worker still
+  // releases its tasks). A task the coordinator leased to a cancelled poll
+  // is requeued when its lease lapses. Thread-safe.
+  virtual void CancelWaits() {}
 };
 
 // A client over an insecure gRPC channel to `target` ("host:port"). A

@@ -83,7 +83,9 @@ class Backoff {
  public:
   struct Options {
     absl::Duration initial = absl::Milliseconds(100);
-    absl::Duration max = absl::Seconds(5);
+    // Short beside the default lease (10 s): once the coordinator is back,
+    // buffered records and completions reach it within about this long.
+    absl::Duration max = absl::Seconds(2);
     double multiplier = 2.0;
     double jitter = 0.2;  // in [0, 1)
   };
