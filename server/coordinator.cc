@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -57,6 +58,23 @@ absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
     *out.mutable_recommendation()->mutable_schedules() = *std::move(schedules);
   }
   return out;
+}
+
+// Where a task may run: run.device.device "cpu" -> cpu slots; "cuda" or
+// "cuda:<i>" -> CUDA slots; "auto" or unset -> any slot. A memory
+// requirement needs a CUDA slot reporting that much (CPU slots report none).
+NewTask OnDevice(const v1::RunSpec& run, NewTask task) {
+  const std::string& device = run.device().device();
+  if (device == "cpu") {
+    task.device = "cpu";
+  } else if (absl::StartsWith(device, "cuda")) {
+    task.device = "cuda";
+  }
+  if (run.device().min_device_memory_bytes() > 0) {
+    task.device = "cuda";
+    task.min_memory = run.device().min_device_memory_bytes();
+  }
+  return task;
 }
 
 v1::TrialState TrialStateOf(const TaskRecord& task) {
@@ -338,11 +356,12 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
       *range.mutable_run() = grid.run();
       *range.mutable_range_test() = grid.range_test();
       for (std::string& spec : RangeTestTaskSpecs(range)) {
-        tasks.push_back({std::move(spec), false});
+        tasks.push_back(OnDevice(grid.run(), {std::move(spec), false}));
       }
     }
     for (const PlannedTrial& t : trials) {
-      tasks.push_back({t.trial.SerializeAsString(), t.needs_bounds});
+      tasks.push_back(OnDevice(t.trial.run(),
+                               {t.trial.SerializeAsString(), t.needs_bounds}));
     }
     JobOptions job_options;
     job_options.max_attempts = max_attempts;
@@ -355,12 +374,17 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
     SignalWork();
     return BuildJob(record);
   }
-  const std::vector<std::string> tasks =
-      RangeTestTaskSpecs(request.range_test());
+  std::vector<NewTask> tasks;
+  for (std::string& spec : RangeTestTaskSpecs(request.range_test())) {
+    tasks.push_back(
+        OnDevice(request.range_test().run(), {std::move(spec), false}));
+  }
+  JobOptions job_options;
+  job_options.max_attempts = max_attempts;
   LRTUNE_ASSIGN_OR_RETURN(
       JobRecord record,
       store_->CreateJob(owner, "range_test", request.SerializeAsString(), tasks,
-                        max_attempts));
+                        job_options));
   SignalWork();
   return BuildJob(record);
 }
@@ -516,10 +540,24 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
       }
     }
   }
+  // The slot's device decides which tasks it may take.
+  SlotOffer offer;
+  {
+    absl::MutexLock lock(&workers_mu_);
+    auto it = workers_.find(request.worker_id());
+    if (it != workers_.end()) {
+      const v1::Capabilities& caps = it->second.capabilities;
+      const std::string& device = caps.slots(request.slot()).device();
+      offer.device = absl::StartsWith(device, "cuda") ? "cuda" : "cpu";
+      for (const v1::Device& d : caps.devices()) {
+        if (d.name() == device) offer.memory_bytes = d.memory_bytes();
+      }
+    }
+  }
   v1::AcquireTaskResponse response;
   LRTUNE_ASSIGN_OR_RETURN(
       std::optional<TaskLease> lease,
-      store_->LeaseNextTask(request.worker_id(), options_.lease_ttl));
+      store_->LeaseNextTask(request.worker_id(), options_.lease_ttl, offer));
   if (!lease.has_value()) {
     SetDuration(options_.acquire_retry, response.mutable_retry_after());
     return response;

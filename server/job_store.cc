@@ -77,6 +77,8 @@ ALTER TABLE tasks ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN lease_started_us INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE task_attempts ADD COLUMN outcome TEXT NOT NULL DEFAULT 'failed';
 ALTER TABLE task_attempts ADD COLUMN started_us INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN device TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN min_memory INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -201,14 +203,16 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db_->Prepare("INSERT INTO tasks (id, job_id, idx, spec, state, "
-                     "max_attempts, held) VALUES (?, ?, ?, ?, 'queued', ?, "
-                     "?)"));
+                     "max_attempts, held, device, min_memory) VALUES (?, ?, "
+                     "?, ?, 'queued', ?, ?, ?, ?)"));
     st.BindText(1, absl::StrCat(job_id, "-t", i));
     st.BindText(2, job_id);
     st.BindInt64(3, static_cast<int64_t>(i));
     st.BindBlob(4, tasks[i].spec);
     st.BindInt64(5, max_attempts);
     st.BindInt64(6, tasks[i].held ? 1 : 0);
+    st.BindText(7, tasks[i].device);
+    st.BindInt64(8, tasks[i].min_memory);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
   LRTUNE_RETURN_IF_ERROR(AppendJobEvent(job_id, "", kAcceptedEventType,

@@ -140,8 +140,25 @@ absl::StatusOr<std::pair<AttemptRecord, bool>> DecodeAttemptEnded(
     absl::string_view payload);
 
 struct NewTask {
+  NewTask(std::string spec, bool held = false, std::string device = "",
+          int64_t min_memory = 0)
+      : spec(std::move(spec)),
+        held(held),
+        device(std::move(device)),
+        min_memory(min_memory) {}
+
   std::string spec;
   bool held = false;  // not leased until ReleaseHeldTasks
+  // The slots that may run it: "" any, "cpu", "cuda" (any CUDA device with
+  // at least min_memory bytes; 0 = no requirement).
+  std::string device;
+  int64_t min_memory = 0;
+};
+
+// What the slot asking for a task offers (LeaseNextTask).
+struct SlotOffer {
+  std::string device;  // "cpu" or "cuda"; "" leases any task (tests, tools)
+  int64_t memory_bytes = 0;
 };
 
 struct JobOptions {
@@ -249,8 +266,10 @@ class JobStore {
   // Leases the oldest queued, unheld task (by job creation, then index) of a
   // job that is queued or running and below its max_parallel: attempt+1,
   // expiry now+ttl, job -> running. Returns nullopt when nothing is queued.
+  // Only tasks whose device requirement the slot meets are considered.
   absl::StatusOr<std::optional<TaskLease>> LeaseNextTask(
-      absl::string_view worker_id, absl::Duration ttl);
+      absl::string_view worker_id, absl::Duration ttl,
+      const SlotOffer& offer = {});
 
   // Extends the lease to now+ttl. FAILED_PRECONDITION "stale attempt N,
   // current M", "task is <state>, not leased" or "lease expired".

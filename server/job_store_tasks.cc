@@ -88,7 +88,7 @@ absl::StatusOr<std::vector<TaskRecord>> JobStore::ListTasks(
 }
 
 absl::StatusOr<std::optional<TaskLease>> JobStore::LeaseNextTask(
-    absl::string_view worker_id, absl::Duration ttl) {
+    absl::string_view worker_id, absl::Duration ttl, const SlotOffer& offer) {
   if (ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("lease ttl must be positive");
   }
@@ -103,7 +103,11 @@ absl::StatusOr<std::optional<TaskLease>> JobStore::LeaseNextTask(
             "WHERE t.state = 'queued' AND t.held = 0 AND j.state IN "
             "('queued', 'running') AND (j.max_parallel = 0 OR (SELECT "
             "COUNT(*) FROM tasks l WHERE l.job_id = j.id AND l.state = "
-            "'leased') < j.max_parallel) ORDER BY t.num LIMIT 1"));
+            "'leased') < j.max_parallel) AND (?1 = '' OR t.device = '' OR "
+            "(t.device = ?1 AND (t.min_memory = 0 OR t.min_memory <= ?2))) "
+            "ORDER BY t.num LIMIT 1"));
+    st.BindText(1, offer.device);
+    st.BindInt64(2, offer.memory_bytes);
     LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return std::optional<TaskLease>();
     task_id = st.ColumnText(0);

@@ -661,5 +661,22 @@ TEST_F(JobStoreTest, AppendCanRenewTheLeaseInTheSameCommit) {
   EXPECT_EQ(store_->GetTask(lease.task_id)->acked_seq, 2);
 }
 
+TEST_F(JobStoreTest, TasksGoOnlyToSlotsMeetingTheirDevice) {
+  auto job =
+      store_->CreateJob("alice", "range_test", "spec",
+                        std::vector<NewTask>{{"gpu", false, "cuda", 40ll << 30},
+                                             {"cpu", false, "cpu", 0},
+                                             {"any", false, "", 0}},
+                        JobOptions{});
+  ASSERT_TRUE(job.ok()) << job.status();
+  const SlotOffer cpu{"cpu", 0}, small_gpu{"cuda", 16ll << 30},
+      big_gpu{"cuda", 80ll << 30};
+  EXPECT_EQ((*store_->LeaseNextTask("w1", kTtl, cpu))->spec, "cpu");
+  EXPECT_EQ((*store_->LeaseNextTask("w2", kTtl, small_gpu))->spec, "any");
+  EXPECT_FALSE(store_->LeaseNextTask("w3", kTtl, small_gpu)->has_value());
+  EXPECT_FALSE(store_->LeaseNextTask("w4", kTtl, cpu)->has_value());
+  EXPECT_EQ((*store_->LeaseNextTask("w5", kTtl, big_gpu))->spec, "gpu");
+}
+
 }  // namespace
 }  // namespace lrtune::server
