@@ -1,4 +1,5 @@
-// The `lrtune` subcommands that need no server: `schedule` and `analyze`.
+// The `lrtune` subcommands: `schedule` and `analyze` (no server),
+// `range-test` (a coordinator at --server, or an embedded one).
 //
 // Each command registers its flags on the CLI11 app (read once, in main,
 // into an Options struct) and runs from the filled struct:
@@ -14,18 +15,22 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
+#include "lrtune/v1/lrtune.pb.h"
 
 namespace lrtune {
 
 // Exit codes of every lrtune command.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitUsage = 2;      // bad flags, bad input files
-inline constexpr int kExitJobFailed = 3;  // a job ran and failed
-inline constexpr int kExitUnreachable = 4;
+inline constexpr int kExitUsage = 2;        // bad flags, bad input files
+inline constexpr int kExitJobFailed = 3;    // a job ran and failed
+inline constexpr int kExitUnreachable = 4;  // server unreachable or refused
+inline constexpr int kExitInternal = 1;     // anything else (a bug, disk)
 
 struct ScheduleOptions {
   // Parameter name (snake_case, see core/schedule_params.h) -> text value,
@@ -48,6 +53,33 @@ struct AnalyzeOptions {
   bool json = false;
 };
 
+// `lrtune range-test`. Unset optionals take the server's defaults (written
+// in proto/lrtune/v1/spec.proto).
+struct RangeTestOptions {
+  std::string model = "mlp";  // mlp|cnn|resnet20 or a TorchScript FILE.pt
+  std::string dataset = "fashion-mnist";
+  std::string hidden;  // MLP widths "256,256"; empty: 256,256
+  int threads = 0;     // CPU threads; 0: all cores (worker's setting)
+  std::string optimizer = "sgd";
+  std::optional<double> momentum;      // unset: 0
+  std::optional<double> weight_decay;  // unset: 0
+  std::optional<int64_t> batch_size;   // unset: 128
+  std::optional<double> start_lr;      // unset: 1e-7
+  std::optional<double> end_lr;        // unset: 10
+  std::optional<int64_t> steps;        // per seed; unset: 100
+  std::string ramp = "exp";            // exp|linear
+  int seeds = 1;                       // seeds 0..K-1
+  std::optional<double> smoothing;     // EMA beta; unset 0.98
+  std::optional<double> diverge;       // unset: 4
+  int64_t subset = 0;                  // training samples; 0: all
+  std::string device = "auto";         // cpu|cuda|cuda:<i>|auto
+  bool json = false;                   // one JSON object on stdout
+  std::string csv_path;                // curve CSV; empty: none
+  std::string server;      // HOST:PORT; empty: $LRTUNE_SERVER, else embedded
+  std::string token_file;  // bearer token file; empty: no token
+  std::string db_path;     // embedded store; empty: DefaultDbPath()
+};
+
 CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts);
 int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
                 std::ostream& err);
@@ -55,6 +87,15 @@ int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
 CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& opts);
 int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
                std::ostream& err);
+
+// The request the flags describe; InvalidArgument naming the flag and the
+// rule ("--steps must be in [2, 1000000], got 0"). Reads --model FILE.pt.
+absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
+    const RangeTestOptions& opts);
+CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts);
+// `progress`: draw a progress line on `err` (a terminal).
+int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
+                 std::ostream& err, bool progress);
 
 }  // namespace lrtune
 

@@ -1,5 +1,7 @@
 // lrtune: the command-line client. Flags are read once, here, into each
 // command's Options struct; the commands live in their own files.
+#include <unistd.h>
+
 #include <iostream>
 
 #include "CLI/CLI.hpp"
@@ -14,8 +16,10 @@ int main(int argc, char** argv) {
 
   lrtune::ScheduleOptions schedule;
   lrtune::AnalyzeOptions analyze;
+  lrtune::RangeTestOptions range_test;
   CLI::App* schedule_cmd = lrtune::AddScheduleCommand(app, schedule);
   CLI::App* analyze_cmd = lrtune::AddAnalyzeCommand(app, analyze);
+  CLI::App* range_test_cmd = lrtune::AddRangeTestCommand(app, range_test);
 
   try {
     app.parse(argc, argv);
@@ -34,6 +38,10 @@ int main(int argc, char** argv) {
   }
   if (analyze_cmd->parsed()) {
     return lrtune::RunAnalyze(analyze, std::cout, std::cerr);
+  }
+  if (range_test_cmd->parsed()) {
+    return lrtune::RunRangeTest(range_test, std::cout, std::cerr,
+                                /*progress=*/isatty(STDERR_FILENO) != 0);
   }
   return lrtune::kExitUsage;
 }

@@ -1,0 +1,265 @@
+// The embedded service: the objects lrtune-server and lrtune-worker build
+// in their main()s, built here in one process around a unix socket.
+#include "client/embedded.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/status_macros.h"
+#include "grpcpp/grpcpp.h"
+#include "server/clock.h"
+#include "server/coordinator.h"
+#include "server/grpc_services.h"
+#include "server/job_store.h"
+#include "worker/agent.h"
+#include "worker/engine.h"
+#include "worker/hub_client.h"
+
+namespace lrtune::client {
+namespace {
+
+// Creates `dir` and its parents (mode 0700 for new ones).
+absl::Status MakeDirs(const std::string& dir) {
+  if (dir.empty()) return absl::OkStatus();
+  std::string path;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = dir.find('/', pos + 1);
+    path = dir.substr(0, pos);
+    if (path.empty()) continue;
+    if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "cannot create directory ", path, ": ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string DirName(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return "";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Cancels every queued or running job: in a store this process holds the
+// lock of, they were left by an embedded run that was killed.
+void CancelLeftovers(server::Coordinator& coordinator, std::ostream* log) {
+  v1::ListJobsRequest list;
+  list.add_states(v1::JOB_STATE_QUEUED);
+  list.add_states(v1::JOB_STATE_RUNNING);
+  for (int page = 0; page < 100; ++page) {
+    absl::StatusOr<v1::ListJobsResponse> jobs =
+        coordinator.ListJobs("local", list);
+    if (!jobs.ok()) return;
+    for (const v1::Job& job : jobs->jobs()) {
+      v1::CancelJobRequest cancel;
+      cancel.set_job_id(job.job_id());
+      cancel.set_reason(
+          "abandoned: the embedded lrtune that ran it stopped before the end");
+      absl::StatusOr<v1::Job> cancelled =
+          coordinator.CancelJob("local", cancel);
+      if (cancelled.ok() && log != nullptr) {
+        *log << "lrtune: cancelled job " << job.job_id()
+             << " left unfinished by an earlier run\n";
+      }
+    }
+    if (jobs->next_page_token().empty()) return;
+    list.set_page_token(jobs->next_page_token());
+  }
+}
+
+}  // namespace
+
+// Destroyed in reverse order of declaration: the agent's thread is joined
+// and the server stopped (Shutdown) before the coordinator and store go.
+struct EmbeddedService::State {
+  EmbeddedOptions options;
+  int lock_fd = -1;
+  std::string socket_dir;
+  std::string target;
+  std::unique_ptr<server::JobStore> store;
+  std::unique_ptr<server::Coordinator> coordinator;
+  server::LocalAuthenticator auth;
+  std::unique_ptr<server::LrTuneService> lrtune_service;
+  std::unique_ptr<server::WorkerHubService> hub_service;
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<worker::Agent> agent;
+  std::thread agent_thread;
+  bool stopped = false;
+};
+
+absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
+    const EmbeddedOptions& options) {
+  if (options.db_path.empty()) {
+    return absl::InvalidArgumentError("embedded service: db_path is empty");
+  }
+  if (options.devices.empty()) {
+    return absl::InvalidArgumentError("embedded service: no device");
+  }
+  auto state = std::make_unique<State>();
+  state->options = options;
+  // From here on, ~EmbeddedService cleans up whatever was started.
+  std::unique_ptr<EmbeddedService> service(
+      new EmbeddedService(std::move(state)));
+  State& s = *service->state_;
+
+  LRTUNE_RETURN_IF_ERROR(MakeDirs(DirName(options.db_path)));
+  const std::string lock_path = options.db_path + ".lock";
+  s.lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (s.lock_fd < 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot open ", lock_path, ": ", std::strerror(errno)));
+  }
+  if (flock(s.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (options.log != nullptr) {
+      *options.log << "lrtune: waiting for another embedded lrtune using "
+                   << options.db_path << "\n";
+    }
+    while (flock(s.lock_fd, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<server::JobStore>> store =
+      server::JobStore::Open(options.db_path, server::SystemClock());
+  if (!store.ok()) {
+    return absl::Status(
+        store.status().code(),
+        absl::StrCat("cannot open the job store ", options.db_path, ": ",
+                     store.status().message()));
+  }
+  s.store = std::move(*store);
+  server::CoordinatorOptions copts;
+  s.coordinator = std::make_unique<server::Coordinator>(
+      s.store.get(), server::SystemClock(), copts);
+  CancelLeftovers(*s.coordinator, options.log);
+
+  // A private directory keeps the socket out of other users' reach.
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  std::string templ = absl::StrCat(
+      runtime != nullptr && *runtime != '\0' && std::strlen(runtime) < 60
+          ? runtime
+          : "/tmp",
+      "/lrtune-XXXXXX");
+  if (mkdtemp(templ.data()) == nullptr) {
+    return absl::InternalError(absl::StrCat("cannot create a socket directory ",
+                                            templ, ": ", std::strerror(errno)));
+  }
+  s.socket_dir = templ;
+  s.target = absl::StrCat("unix:", s.socket_dir, "/grpc.sock");
+
+  s.lrtune_service =
+      std::make_unique<server::LrTuneService>(s.coordinator.get(), &s.auth);
+  s.hub_service =
+      std::make_unique<server::WorkerHubService>(s.coordinator.get());
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(s.target, grpc::InsecureServerCredentials());
+  builder.RegisterService(s.lrtune_service.get());
+  builder.RegisterService(s.hub_service.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  s.server = builder.BuildAndStart();
+  if (s.server == nullptr) {
+    return absl::InternalError(absl::StrCat("cannot serve on ", s.target));
+  }
+  s.coordinator->StartSweeper();
+
+  worker::AgentOptions aopts;
+  aopts.server = s.target;
+  aopts.devices = options.devices;
+  aopts.slots = static_cast<int>(options.devices.size());
+  aopts.threads = options.threads;
+  aopts.data_dir = options.data_dir;
+  aopts.hostname = "embedded";
+  // Short polls: the agent notices Shutdown within this long.
+  aopts.acquire_wait = absl::Milliseconds(500);
+  engine::TuneAllocatorForTraining();
+  s.agent = std::make_unique<worker::Agent>(
+      aopts, worker::NewGrpcHubClient(s.target, ""));
+  s.agent_thread = std::thread([&s] {
+    absl::Status status = s.agent->Run();
+    if (status.ok()) return;
+    // Nobody would run the jobs: end them, so that clients do not wait.
+    if (s.options.log != nullptr) {
+      *s.options.log << "lrtune: the embedded worker stopped: "
+                     << status.message() << "\n";
+    }
+    CancelLeftovers(*s.coordinator, nullptr);
+  });
+  return service;
+}
+
+EmbeddedService::EmbeddedService(std::unique_ptr<State> state)
+    : state_(std::move(state)) {}
+
+EmbeddedService::~EmbeddedService() { Shutdown(); }
+
+const std::string& EmbeddedService::target() const { return state_->target; }
+
+void EmbeddedService::Shutdown() {
+  State& s = *state_;
+  if (s.stopped) return;
+  s.stopped = true;
+  if (s.agent != nullptr) s.agent->Shutdown();
+  if (s.agent_thread.joinable()) s.agent_thread.join();
+  s.agent.reset();
+  if (s.server != nullptr) {
+    s.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    s.server->Wait();
+  }
+  if (s.coordinator != nullptr) s.coordinator->StopSweeper();
+  s.server.reset();
+  s.coordinator.reset();
+  s.store.reset();  // closes the SQLite file
+  if (!s.socket_dir.empty()) {
+    unlink((s.socket_dir + "/grpc.sock").c_str());
+    rmdir(s.socket_dir.c_str());
+  }
+  if (s.lock_fd >= 0) {
+    close(s.lock_fd);  // releases the lock
+    s.lock_fd = -1;
+  }
+}
+
+std::string DefaultDbPath() {
+  const char* xdg = std::getenv("XDG_DATA_HOME");
+  if (xdg != nullptr && xdg[0] == '/') {
+    return absl::StrCat(xdg, "/lrtune/jobs.db");
+  }
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] != '\0') {
+    return absl::StrCat(home, "/.local/share/lrtune/jobs.db");
+  }
+  return "lrtune-jobs.db";
+}
+
+absl::StatusOr<std::vector<std::string>> EmbeddedDevices(
+    const std::string& device) {
+  if (device == "cpu") return std::vector<std::string>{"cpu"};
+  const bool gpu = !engine::DescribeDevice("cuda:0").gpu_name.empty();
+  if (device.empty() || device == "auto") {
+    return std::vector<std::string>{gpu ? "cuda:0" : "cpu"};
+  }
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    const std::string name = device == "cuda" ? "cuda:0" : device;
+    if (engine::DescribeDevice(name).gpu_name.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--device ", device, ": no such CUDA GPU visible to LibTorch ",
+          engine::TorchVersion()));
+    }
+    return std::vector<std::string>{name};
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--device must be cpu, cuda, cuda:<i> or auto, got '", device, "'"));
+}
+
+}  // namespace lrtune::client

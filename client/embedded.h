@@ -1,0 +1,82 @@
+// The embedded service: a coordinator with its gRPC services on a private
+// unix socket and a worker agent, inside the calling process. It is what
+// `lrtune range-test` runs when no --server is given: the same code paths
+// as the distributed mode (lrtune-server + lrtune-worker), reached through
+// the same client library.
+//
+//   EmbeddedOptions options;  options.db_path = DefaultDbPath();
+//   LRTUNE_ASSIGN_OR_RETURN(auto service, EmbeddedService::Start(options));
+//   auto client = Client::Connect(service->target(), {});  ...
+//   service->Shutdown();  // or let it go out of scope
+//
+// One process at a time uses a store: Start waits on a lock file beside it
+// (saying so on `log`), then cancels the jobs an earlier embedded run left
+// unfinished (it was killed), so they are not resumed by this one.
+//
+// This header is torch- and server-free; the .cc links the coordinator and
+// the worker agent (and so LibTorch).
+#ifndef LRTUNE_CLIENT_EMBEDDED_H_
+#define LRTUNE_CLIENT_EMBEDDED_H_
+
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace lrtune::client {
+
+struct EmbeddedOptions {
+  // SQLite file of the job store; its directory is created. Required.
+  std::string db_path;
+  // The worker's devices: "cpu" or "cuda:<i>"; one slot per device.
+  std::vector<std::string> devices{"cpu"};
+  int threads = 0;       // CPU threads for training; 0 = all cores
+  std::string data_dir;  // empty: $LRTUNE_DATA_DIR or the engine's default
+  // Where the service says it is waiting for the store's lock, and why the
+  // worker stopped if it does. Not owned; may be null (silent).
+  std::ostream* log = nullptr;
+};
+
+class EmbeddedService {
+ public:
+  // Opens the store, serves on a fresh unix socket and starts the worker.
+  // Errors: the store cannot be created or opened (the message names the
+  // path), the socket cannot be served (Internal), bad options
+  // (InvalidArgument).
+  static absl::StatusOr<std::unique_ptr<EmbeddedService>> Start(
+      const EmbeddedOptions& options);
+
+  ~EmbeddedService();  // Shutdown()
+  EmbeddedService(const EmbeddedService&) = delete;
+  EmbeddedService& operator=(const EmbeddedService&) = delete;
+
+  // The gRPC target of the LrTune service, "unix:/tmp/lrtune-XXXXXX/sock".
+  const std::string& target() const;
+
+  // Stops the worker (releasing a running task), then the server and the
+  // sweeper, closes the store, removes the socket and releases the lock.
+  // Idempotent; not thread-safe.
+  void Shutdown();
+
+ private:
+  struct State;
+  explicit EmbeddedService(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// The store of the embedded mode: $XDG_DATA_HOME/lrtune/jobs.db, else
+// $HOME/.local/share/lrtune/jobs.db, else ./lrtune-jobs.db.
+std::string DefaultDbPath();
+
+// The devices an embedded worker trains on for a run asking for `device`
+// ("cpu", "cuda", "cuda:<i>", "auto" or empty): auto takes cuda:0 when
+// LibTorch sees a GPU. InvalidArgument naming --device when CUDA is asked
+// for and none is visible.
+absl::StatusOr<std::vector<std::string>> EmbeddedDevices(
+    const std::string& device);
+
+}  // namespace lrtune::client
+
+#endif  // LRTUNE_CLIENT_EMBEDDED_H_

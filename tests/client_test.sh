@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# End-to-end test of `lrtune range-test` as a user runs it: the embedded
+# default (coordinator and worker inside the CLI's process), the same run
+# against a real lrtune-server and lrtune-worker (--server, LRTUNE_SERVER),
+# the --json contract, the --csv curve, and the exit codes (2 bad flag,
+# 4 unreachable). Every run has its own XDG_DATA_HOME.
+#
+#   bash tests/client_test.sh path/to/lrtune path/to/lrtune-server \
+#     path/to/lrtune-worker
+set -u
+BIN=$1
+SERVER_BIN=$2
+WORKER_BIN=$3
+# shellcheck source=tests/testlib.sh
+source "$(dirname "$0")/testlib.sh"
+unset LRTUNE_SERVER
+export XDG_DATA_HOME="$tmp/xdg"
+export XDG_RUNTIME_DIR="$tmp/run"  # where the embedded socket goes
+mkdir -p "$XDG_RUNTIME_DIR"
+
+SMALL=(--model mlp --hidden 32 --dataset spirals --threads 1)
+
+# The --json contract: the keys, and a curve of at least 10 points.
+json_ok() {
+  $PY -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+rec = d["recommendation"]
+keys = ["min_lr", "max_lr", "stepsize_iterations", "stepsize_epochs",
+        "lr_steepest", "lr_valley", "lr_minimum", "one_cycle", "warnings"]
+missing = [k for k in ["job_id", "points", "wall_seconds"] if k not in d]
+missing += [k for k in keys if k not in rec]
+assert not missing, missing
+assert d["state"] == "succeeded", d["state"]
+assert d["points"] >= 10, d["points"]
+assert d["job_id"], d
+assert 0 < rec["min_lr"] < rec["max_lr"], rec
+assert isinstance(rec["warnings"], list)
+assert "max_lr" in rec["one_cycle"]
+' "$1"
+}
+
+# --- embedded ---
+start=$(date +%s.%N)
+run range-test "${SMALL[@]}" --steps 100 --json --csv "$tmp/curve.csv"
+echo "embedded range test: $(echo "$(date +%s.%N) - $start" | bc) s"
+check "embedded exit 0" test "$rc" = 0
+cat "$tmp/err" >&2
+cp "$tmp/out" "$tmp/embedded.json"
+check "embedded --json contract" json_ok "$tmp/embedded.json"
+check "embedded prints one line of JSON" test "$(lines "$tmp/out")" = 1
+check "the store is in XDG_DATA_HOME" test -s "$XDG_DATA_HOME/lrtune/jobs.db"
+check "the socket directory is removed" test -z "$(ls -A "$XDG_RUNTIME_DIR")"
+check "--csv header" test "$(head -1 "$tmp/curve.csv")" = \
+  "seed,step,lr,loss,smoothed"
+check "--csv has one row per point" test "$(($(lines "$tmp/curve.csv") - 1))" = \
+  "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["points"])' \
+    "$tmp/embedded.json")"
+"$BIN" analyze --csv "$tmp/curve.csv" --json >"$tmp/analyzed.json" 2>&1
+check "lrtune analyze reads the --csv curve" test $? = 0
+check "analyze finds the same min_lr" $PY -c '
+import json, sys
+a = json.load(open(sys.argv[1]))["recommendation"]["min_lr"]
+b = json.load(open(sys.argv[2]))["min_lr"]
+sys.exit(not abs(a - b) <= 1e-9 * abs(a))' "$tmp/embedded.json" "$tmp/analyzed.json"
+
+# A second run uses the same store: job ids differ, both are kept.
+run range-test "${SMALL[@]}" --steps 20 --json
+check "second embedded run exit 0" test "$rc" = 0
+check "second run is a new job" test "$($PY -c '
+import json, sys
+print(json.load(open(sys.argv[1]))["job_id"] != json.load(open(sys.argv[2]))["job_id"])' \
+  "$tmp/out" "$tmp/embedded.json")" = True
+
+# --- usage errors: exit 2, one line naming the flag ---
+run range-test "${SMALL[@]}" --steps 0
+check "--steps 0 exits 2" test "$rc" = 2
+check "--steps 0 names the flag" grep -q -- "--steps must be in \[2, 1000000\], got 0" "$tmp/err"
+check "--steps 0 is one line" test "$(lines "$tmp/err")" = 1
+run range-test --dataset nope
+check "--dataset nope exits 2" test "$rc" = 2
+check "--dataset nope names the flag and value" grep -q -- "--dataset must be one of .*'nope'" "$tmp/err"
+check "--dataset nope is one line" test "$(lines "$tmp/err")" = 1
+run range-test --steps 3 --steps 4
+check "a flag given twice exits 2" test "$rc" = 2
+run range-test --optimizer lbfgs
+check "--optimizer lbfgs exits 2" test "$rc" = 2
+check "--optimizer names the flag" grep -q -- "--optimizer must be" "$tmp/err"
+run range-test --hidden 32,x
+check "--hidden 32,x exits 2" test "$rc" = 2
+run range-test --steps abc
+check "--steps abc (CLI11) exits 2" test "$rc" = 2
+check "--steps abc names the flag" grep -q -- "--steps" "$tmp/err"
+run range-test --model missing.pt
+check "--model missing.pt exits 2" test "$rc" = 2
+check "--model missing.pt names the file" grep -q "missing.pt" "$tmp/err"
+
+# --- unreachable: exit 4, one line naming the server ---
+run range-test "${SMALL[@]}" --server 127.0.0.1:1
+check "unreachable server exits 4" test "$rc" = 4
+check "unreachable names the server" grep -q "server 127.0.0.1:1 unreachable" "$tmp/err"
+check "unreachable is one line" test "$(lines "$tmp/err")" = 1
+LRTUNE_SERVER=127.0.0.1:1 run range-test "${SMALL[@]}"
+check "LRTUNE_SERVER is used" test "$rc" = 4
+
+# --- remote: a real coordinator and worker ---
+port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$SERVER_BIN" --listen "127.0.0.1:$port" --db "$tmp/server.db" \
+  2>"$tmp/server.log" &
+server_pid=$!
+"$WORKER_BIN" --server "127.0.0.1:$port" --threads 1 2>"$tmp/worker.log" &
+worker_pid=$!
+stop_service() {
+  kill "$worker_pid" "$server_pid" 2>/dev/null
+  wait "$worker_pid" "$server_pid" 2>/dev/null
+}
+for _ in $(seq 100); do
+  grep -q "listening" "$tmp/server.log" && break
+  sleep 0.1
+done
+start=$(date +%s.%N)
+run range-test "${SMALL[@]}" --steps 100 --json --server "127.0.0.1:$port"
+echo "remote range test: $(echo "$(date +%s.%N) - $start" | bc) s"
+check "remote exit 0" test "$rc" = 0
+cat "$tmp/err" >&2
+cp "$tmp/out" "$tmp/remote.json"
+check "remote --json contract" json_ok "$tmp/remote.json"
+check "remote and embedded give the same bounds (same seed)" $PY -c '
+import json, sys
+a = json.load(open(sys.argv[1]))["recommendation"]
+b = json.load(open(sys.argv[2]))["recommendation"]
+sys.exit(not (a["min_lr"] == b["min_lr"] and a["max_lr"] == b["max_lr"]))' \
+  "$tmp/remote.json" "$tmp/embedded.json"
+check "remote mode leaves the local store alone" test "$($PY -c '
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("select count(*) from jobs").fetchone()[0])' \
+  "$XDG_DATA_HOME/lrtune/jobs.db" 2>&1)" = 2
+
+LRTUNE_SERVER="127.0.0.1:$port" run range-test "${SMALL[@]}" --seeds 2
+check "human output via LRTUNE_SERVER exit 0" test "$rc" = 0
+check "human output names the job" grep -q "^range test .*: [0-9]* points in" "$tmp/out"
+check "human output has the bounds" grep -q "min_lr" "$tmp/out"
+check "no progress line when stderr is not a terminal" \
+  test "$(grep -c $'\r' "$tmp/err")" = 0
+
+stop_service
+
+finish
