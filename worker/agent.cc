@@ -225,6 +225,7 @@ void Agent::HeartbeatLoop() {
     }
     if (!resend && SleepOrStop(interval)) return;
     if (stop_.HasBeenNotified()) return;
+    const bool resending = resend;
     resend = false;
     v1::HeartbeatRequest request;
     request.set_worker_id(worker_id());
@@ -245,7 +246,9 @@ void Agent::HeartbeatLoop() {
     if (!r.ok()) {
       if (absl::IsNotFound(r.status())) {  // only ever the worker
         // The leases lapse unless renewed soon: heartbeat again at once.
-        resend = Reregister(registration).ok();
+        // Once only: a coordinator that keeps answering NOT_FOUND after a
+        // Register is not hammered.
+        resend = Reregister(registration).ok() && !resending;
         continue;
       }
       Log(absl::StrCat("Heartbeat: ", r.status().ToString()));
