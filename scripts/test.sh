@@ -3,6 +3,7 @@
 #
 #   bash scripts/test.sh            # installs packages first (needs root)
 #   BUILD_DIR=build-asan CMAKE_ARGS=-DLRTUNE_SANITIZE=ON bash scripts/test.sh
+#   FUZZ_SECONDS=0 bash scripts/test.sh   # without the fuzzing stage
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -19,3 +20,10 @@ fi
 cmake -S . -B "$BUILD_DIR" -G Ninja ${CMAKE_ARGS:-}
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
+
+# The fuzz targets (tests/fuzz/, a separate clang build): every seed and
+# crash reproducer, then FUZZ_SECONDS of fuzzing per target.
+FUZZ_SECONDS=${FUZZ_SECONDS:-45}
+if [[ $FUZZ_SECONDS != 0 ]]; then
+  FUZZ_SECONDS=$FUZZ_SECONDS bash scripts/fuzz.sh
+fi

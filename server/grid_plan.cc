@@ -26,6 +26,9 @@ using google::protobuf::Message;
 constexpr int kMaxAxes = 8;
 constexpr int kMaxAxisValues = 64;
 constexpr int kDefaultMaxTrials = 64;
+// A trial's length in steps: far beyond any real budget, and small enough
+// that schedule arithmetic on it cannot overflow.
+constexpr int64_t kMaxTrialSteps = 1'000'000'000;
 
 absl::Status Invalid(absl::string_view where, absl::string_view rule) {
   return absl::InvalidArgumentError(absl::StrCat(where, " ", rule));
@@ -41,8 +44,11 @@ absl::Status Prefixed(absl::string_view where, const absl::Status& status) {
 std::string Exact(double v) { return absl::StrFormat("%.17g", v); }
 
 // The enum value's name without its prefix, lower-cased: "cos", "linear".
+// An unknown number (proto3 enums are open) has no descriptor: "unknown";
+// validation then names the field.
 std::string EnumSuffix(const google::protobuf::EnumValueDescriptor* v,
                        absl::string_view prefix) {
+  if (v == nullptr) return "unknown";
   std::string name = v->name();
   if (absl::StartsWith(name, prefix)) name = name.substr(prefix.size());
   return absl::AsciiStrToLower(name);
@@ -585,11 +591,20 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
                        "an epoch budget needs a data set of known size; "
                        "give the budget in steps");
       }
+      if (t.train().epochs() > kMaxTrialSteps / per_epoch) {
+        return Invalid(where, absl::StrCat("budget: ", t.train().epochs(),
+                                           " epochs are more than ",
+                                           kMaxTrialSteps, " steps"));
+      }
       steps = t.train().epochs() * per_epoch;
     } else {
       return Invalid(where,
                      "has no budget: set grid.train.epochs or steps, or a "
                      "budgets axis");
+    }
+    if (steps > kMaxTrialSteps) {
+      return Invalid(where, absl::StrCat("budget: ", steps,
+                                         " steps, more than ", kMaxTrialSteps));
     }
     t.mutable_train()->set_steps(steps);
     *t.mutable_train()->mutable_schedule() = schedule;

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of tests/fuzz/ with clang (ASan + UBSan) and
+# runs each for FUZZ_SECONDS (default 60) on a copy of its seed corpus.
+# Every seed, including the crash reproducers kept in the corpus, runs
+# first; a crash, a sanitizer report or a leak fails this script and leaves
+# the reproducer in $FUZZ_OUT (default build-fuzz/artifacts).
+#
+#   bash scripts/fuzz.sh                 # all targets, 60 s each
+#   FUZZ_SECONDS=600 bash scripts/fuzz.sh submit_job
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
+SECONDS_EACH=${FUZZ_SECONDS:-60}
+OUT=${FUZZ_OUT:-$BUILD_DIR/artifacts}
+TARGETS=("$@")
+if [[ ${#TARGETS[@]} -eq 0 ]]; then
+  TARGETS=(curve_csv schedule job_json submit_job)
+fi
+
+CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja \
+  -DLRTUNE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" \
+  --target "${TARGETS[@]/#/fuzz_}" >/dev/null
+mkdir -p "$OUT"
+
+failed=0
+for t in "${TARGETS[@]}"; do
+  work=$(mktemp -d)
+  cp -r "tests/fuzz/corpus/$t/." "$work/"
+  echo "fuzz: $t for ${SECONDS_EACH}s ($(ls "$work" | wc -l) seeds)"
+  if ! "$BUILD_DIR/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" \
+      -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="$OUT/$t-" "$work" >"$OUT/$t.log" 2>&1; then
+    echo "fuzz: $t FAILED; reproducer and log in $OUT/ (tail below)" >&2
+    tail -n 30 "$OUT/$t.log" >&2
+    failed=1
+  else
+    grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" \
+      "$OUT/$t.log" | sed "s/^/fuzz: $t /"
+  fi
+  rm -rf "$work"
+done
+exit $failed
