@@ -227,6 +227,27 @@ absl::StatusOr<v1::Job> Coordinator::BuildJob(const JobRecord& record) {
   return job;
 }
 
+absl::StatusOr<v1::Job> Coordinator::AcceptedJob(const JobRecord& record) {
+  LRTUNE_ASSIGN_OR_RETURN(v1::Job job, BuildJob(record));
+  // What the job was when it was accepted: none of what happened since.
+  job.set_state(v1::JOB_STATE_QUEUED);
+  job.clear_start_time();
+  job.clear_end_time();
+  job.set_tasks_done(0);
+  job.clear_attempts();
+  job.clear_failure();
+  job.clear_result();
+  job.set_last_seq(1);
+  if (job.has_grid()) {
+    // Trials as planned: held ones without their bounds yet.
+    LRTUNE_ASSIGN_OR_RETURN(std::vector<PlannedTrial> planned,
+                            PlanGrid(job.grid(), options_.limits));
+    job.clear_trials();
+    for (PlannedTrial& t : planned) *job.add_trials() = std::move(t.trial);
+  }
+  return job;
+}
+
 absl::Status Coordinator::FillGrid(const JobRecord& record, v1::Job& job) {
   LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(record.id));
   LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
@@ -463,7 +484,7 @@ absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::ReadEvents(
   v1::Job job;
   if (!stored.empty() && stored.front().type == kAcceptedEventType) {
     LRTUNE_ASSIGN_OR_RETURN(JobRecord record, store_->GetJob(job_id));
-    LRTUNE_ASSIGN_OR_RETURN(job, BuildJob(record));
+    LRTUNE_ASSIGN_OR_RETURN(job, AcceptedJob(record));
   }
   std::vector<v1::JobEvent> events;
   events.reserve(stored.size());
@@ -684,16 +705,18 @@ absl::Status Coordinator::AppendEvents(
   for (const v1::JobEvent& e : events) {
     rows.push_back({EventType(e), e.SerializeAsString()});
   }
+  absl::Time stored_at;
   LRTUNE_ASSIGN_OR_RETURN(
       int64_t last,
-      store_->AppendTaskEvents(task.id, attempt, task.acked_seq + 1, rows));
+      store_->AppendTaskEvents(task.id, attempt, task.acked_seq + 1, rows,
+                               std::nullopt, &stored_at));
   std::vector<v1::JobEvent> published = events;
   const int64_t first = last - static_cast<int64_t>(events.size()) + 1;
   for (size_t i = 0; i < published.size(); ++i) {
     published[i].set_seq(
         static_cast<uint64_t>(first + static_cast<int64_t>(i)));
     published[i].set_job_id(task.job_id);
-    SetTimestamp(clock_->Now(), published[i].mutable_time());
+    SetTimestamp(stored_at, published[i].mutable_time());
   }
   hub_.Publish(task.job_id, published, last);
   return absl::OkStatus();
@@ -772,12 +795,12 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
   for (const v1::JobEvent& e : events) {
     rows.push_back({EventType(e), e.SerializeAsString()});
   }
+  absl::Time now;
   LRTUNE_ASSIGN_OR_RETURN(
       int64_t last, store_->AppendTaskEvents(task.id, task.attempt, first + 1,
-                                             rows, options_.lease_ttl));
+                                             rows, options_.lease_ttl, &now));
   leases_.Renew(task.id, task.attempt).IgnoreError();
   std::vector<v1::JobEvent> published(events.end() - new_count, events.end());
-  const absl::Time now = clock_->Now();
   for (int64_t i = 0; i < new_count; ++i) {
     published[i].set_seq(static_cast<uint64_t>(last - new_count + 1 + i));
     published[i].set_job_id(task.job_id);

@@ -157,6 +157,10 @@ class Coordinator {
       const JobLayout& layout, const TaskRecord& task,
       const v1::TrialTaskResult& result);
   absl::Status FillGrid(const JobRecord& record, v1::Job& job);
+  // The job as it was accepted (the payload of every replay of its
+  // "accepted" event), rebuilt from its spec: QUEUED, no attempts, trials
+  // as planned.
+  absl::StatusOr<v1::Job> AcceptedJob(const JobRecord& record);
 
   void SignalWork();  // moves the epoch and wakes the waiters
 

@@ -282,11 +282,13 @@ class JobStore {
   // above; INVALID_ARGUMENT when first_task_seq < 1 or leaves a gap
   // (first_task_seq > acked_seq + 1). With `renew`, the lease is also
   // extended to now+renew in the same transaction (as RenewLease, including
-  // its "lease expired" refusal).
+  // its "lease expired" refusal). `stored_at`, when given, receives the
+  // time stamped on the events (for publishing them live with the same).
   absl::StatusOr<int64_t> AppendTaskEvents(
       absl::string_view task_id, int attempt, int64_t first_task_seq,
       const std::vector<Event>& events,
-      std::optional<absl::Duration> renew = std::nullopt);
+      std::optional<absl::Duration> renew = std::nullopt,
+      absl::Time* stored_at = nullptr);
 
   // The task succeeds with `result`; the job rolls up (succeeded once every
   // task has). Fenced as above.

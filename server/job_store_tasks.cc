@@ -164,7 +164,8 @@ absl::StatusOr<LeaseRenewal> JobStore::RenewLease(absl::string_view task_id,
 
 absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
     absl::string_view task_id, int attempt, int64_t first_task_seq,
-    const std::vector<Event>& events, std::optional<absl::Duration> renew) {
+    const std::vector<Event>& events, std::optional<absl::Duration> renew,
+    absl::Time* stored_at) {
   if (renew.has_value() && *renew <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("lease ttl must be positive");
   }
@@ -181,6 +182,7 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
         first_task_seq, " but only 1..", task.acked_seq, " are stored"));
   }
   absl::Time now = clock_->Now();
+  if (stored_at != nullptr) *stored_at = now;
   if (renew.has_value() && now >= task.lease_expires_at) {
     return absl::FailedPreconditionError(absl::StrCat(
         "task ", task_id, ": lease expired at ",

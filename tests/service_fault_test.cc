@@ -232,20 +232,12 @@ Watched Watch(lrtune::v1::LrTune::Stub& stub, const std::string& job_id,
   return out;
 }
 
-// The content of an event as a client compares it: the event itself, not
-// its time nor the job snapshot carried by JobAccepted. Both differ today
-// between the live stream and a replay from the store: a live event's time
-// is taken when it is published, after the store stamped its own; and a
-// replayed JobAccepted carries the job as it is now (attempts, last_seq).
+// The content of an event as a client compares it: all of it. A live
+// event carries the time the store stamped on it, and a replayed
+// JobAccepted the job as it was accepted, so a replay from the store is
+// byte for byte what was streamed live.
 std::string Content(const lrtune::v1::JobEvent& event) {
-  lrtune::v1::JobEvent copy = event;
-  copy.clear_time();
-  if (copy.has_accepted()) {
-    const std::string job_id = copy.accepted().job().job_id();
-    copy.mutable_accepted()->clear_job();
-    copy.mutable_accepted()->mutable_job()->set_job_id(job_id);
-  }
-  return copy.SerializeAsString();
+  return event.SerializeAsString();
 }
 
 // The whole stored log: seqs 1..n without gaps, ending in SUCCEEDED, and
