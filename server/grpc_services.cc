@@ -1,6 +1,7 @@
 #include "server/grpc_services.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <deque>
 #include <optional>
 #include <utility>
@@ -14,6 +15,33 @@
 
 namespace lrtune::server {
 namespace {
+
+// One line on stderr: "<UTC time> <what>". Never given a token.
+void Log(absl::string_view what) {
+  const std::string line =
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                    absl::UTCTimeZone()),
+                   " lrtune-server: ", what, "\n");
+  std::fputs(line.c_str(), stderr);
+}
+
+// Authenticates the caller and checks that its role may use a service
+// meant for `needed`; counts and logs refusals (the peer, not the token).
+absl::StatusOr<Principal> AuthorizeCall(
+    Authenticator* auth, Metrics* metrics,
+    const grpc::CallbackServerContext& context, Role needed) {
+  absl::StatusOr<Principal> principal = auth->Authenticate(context);
+  absl::Status status = principal.status();
+  if (status.ok()) status = CheckRole(*principal, needed);
+  if (status.ok()) return principal;
+  if (metrics != nullptr) {
+    metrics->OnAuthFailure(status.code() ==
+                           absl::StatusCode::kPermissionDenied);
+  }
+  Log(absl::StrCat("refused a ", RoleName(needed), " call from ",
+                   context.peer(), ": ", status.message()));
+  return status;
+}
 
 // Finishes a unary call with `result`, moving its value into `response`.
 template <typename T>
@@ -253,8 +281,11 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
 
   AcquireReactor(Coordinator* coordinator,
                  const v1::AcquireTaskRequest* request,
-                 v1::AcquireTaskResponse* response)
-      : coordinator_(coordinator), request_(request), response_(response) {}
+                 v1::AcquireTaskResponse* response, Metrics* metrics)
+      : coordinator_(coordinator),
+        request_(request),
+        response_(response),
+        metrics_(metrics) {}
 
   void Start() {
     const absl::Duration wait = absl::Seconds(request_->wait().seconds()) +
@@ -301,6 +332,13 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
       *response_ = *std::move(result);
       // A long poll that ran out may ask again at once.
       if (long_poll_ && !response_->has_task()) response_->clear_retry_after();
+      if (response_->has_task()) {
+        const v1::Task& task = response_->task();
+        if (metrics_ != nullptr) metrics_->OnTaskLeased(task, absl::Now());
+        Log(absl::StrCat("task ", task.task_id(), " of job ", task.job_id(),
+                         " attempt ", task.attempt_id(), " leased to worker ",
+                         request_->worker_id()));
+      }
       Finish(grpc::Status::OK);
       return;
     }
@@ -310,6 +348,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
   Coordinator* const coordinator_;
   const v1::AcquireTaskRequest* const request_;
   v1::AcquireTaskResponse* const response_;
+  Metrics* const metrics_;  // may be null
   bool long_poll_ = false;
   absl::Time deadline_;
   absl::Mutex mu_;
@@ -324,9 +363,23 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
+absl::StatusOr<std::string> LrTuneService::Authorize(
+    const grpc::CallbackServerContext& context) {
+  absl::StatusOr<Principal> principal =
+      AuthorizeCall(auth_, metrics_, context, Role::kClient);
+  if (!principal.ok()) return principal.status();
+  return std::move(principal->name);
+}
+
+absl::Status WorkerHubService::Authorize(
+    const grpc::CallbackServerContext& context) {
+  if (auth_ == nullptr) return absl::OkStatus();
+  return AuthorizeCall(auth_, metrics_, context, Role::kWorker).status();
+}
+
 grpc::ServerWriteReactor<v1::JobEvent>* LrTuneService::RangeTest(
     grpc::CallbackServerContext* context, const v1::RangeTestRequest* request) {
-  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  absl::StatusOr<std::string> owner = Authorize(*context);
   if (!owner.ok()) return new FailedWriter(owner.status());
   v1::SubmitJobRequest submit;
   *submit.mutable_range_test()->mutable_run() = request->run();
@@ -337,20 +390,28 @@ grpc::ServerWriteReactor<v1::JobEvent>* LrTuneService::RangeTest(
   }
   absl::StatusOr<v1::Job> job = coordinator_->SubmitJob(*owner, submit);
   if (!job.ok()) return new FailedWriter(job.status());
+  if (metrics_ != nullptr) metrics_->OnJobSubmitted();
+  Log(absl::StrCat("job ", job->job_id(), " (range test) submitted by ",
+                   *owner));
   return StartWatch(coordinator_, job->job_id(), 0, request->skip_points());
 }
 
 grpc::ServerUnaryReactor* LrTuneService::SubmitJob(
     grpc::CallbackServerContext* context, const v1::SubmitJobRequest* request,
     v1::Job* response) {
-  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  absl::StatusOr<std::string> owner = Authorize(*context);
   if (!owner.ok()) return Reply<v1::Job>(context, owner.status(), response);
-  return Reply(context, coordinator_->SubmitJob(*owner, *request), response);
+  absl::StatusOr<v1::Job> job = coordinator_->SubmitJob(*owner, *request);
+  if (job.ok()) {
+    if (metrics_ != nullptr) metrics_->OnJobSubmitted();
+    Log(absl::StrCat("job ", job->job_id(), " submitted by ", *owner));
+  }
+  return Reply(context, std::move(job), response);
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* LrTuneService::WatchJob(
     grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
-  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  absl::StatusOr<std::string> owner = Authorize(*context);
   if (!owner.ok()) return new FailedWriter(owner.status());
   absl::StatusOr<v1::Job> job =
       coordinator_->CheckWatch(*owner, request->job_id(), request->after_seq());
@@ -363,7 +424,7 @@ grpc::ServerWriteReactor<v1::JobEvent>* LrTuneService::WatchJob(
 grpc::ServerUnaryReactor* LrTuneService::GetJob(
     grpc::CallbackServerContext* context, const v1::GetJobRequest* request,
     v1::Job* response) {
-  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  absl::StatusOr<std::string> owner = Authorize(*context);
   if (!owner.ok()) return Reply<v1::Job>(context, owner.status(), response);
   return Reply(context, coordinator_->GetJob(*owner, request->job_id()),
                response);
@@ -372,7 +433,7 @@ grpc::ServerUnaryReactor* LrTuneService::GetJob(
 grpc::ServerUnaryReactor* LrTuneService::ListJobs(
     grpc::CallbackServerContext* context, const v1::ListJobsRequest* request,
     v1::ListJobsResponse* response) {
-  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  absl::StatusOr<std::string> owner = Authorize(*context);
   if (!owner.ok()) {
     return Reply<v1::ListJobsResponse>(context, owner.status(), response);
   }
@@ -382,21 +443,45 @@ grpc::ServerUnaryReactor* LrTuneService::ListJobs(
 grpc::ServerUnaryReactor* LrTuneService::CancelJob(
     grpc::CallbackServerContext* context, const v1::CancelJobRequest* request,
     v1::Job* response) {
-  absl::StatusOr<std::string> owner = auth_->Authenticate(*context);
+  absl::StatusOr<std::string> owner = Authorize(*context);
   if (!owner.ok()) return Reply<v1::Job>(context, owner.status(), response);
-  return Reply(context, coordinator_->CancelJob(*owner, *request), response);
+  absl::StatusOr<v1::Job> job = coordinator_->CancelJob(*owner, *request);
+  if (job.ok()) {
+    Log(absl::StrCat("job ", job->job_id(), " cancelled by ", *owner));
+  }
+  return Reply(context, std::move(job), response);
 }
 
 grpc::ServerUnaryReactor* WorkerHubService::Register(
     grpc::CallbackServerContext* context, const v1::RegisterRequest* request,
     v1::RegisterResponse* response) {
-  return Reply(context, coordinator_->Register(*request), response);
+  absl::Status allowed = Authorize(*context);
+  if (!allowed.ok()) {
+    return Reply<v1::RegisterResponse>(context, allowed, response);
+  }
+  absl::StatusOr<v1::RegisterResponse> result =
+      coordinator_->Register(*request);
+  if (result.ok()) {
+    if (metrics_ != nullptr) {
+      metrics_->OnWorkerCall(result->worker_id(), absl::Now());
+    }
+    Log(absl::StrCat("worker ", result->worker_id(), " registered from ",
+                     context->peer()));
+  }
+  return Reply(context, std::move(result), response);
 }
 
 grpc::ServerUnaryReactor* WorkerHubService::AcquireTask(
     grpc::CallbackServerContext* context, const v1::AcquireTaskRequest* request,
     v1::AcquireTaskResponse* response) {
-  auto* reactor = new AcquireReactor(coordinator_, request, response);
+  absl::Status allowed = Authorize(*context);
+  if (!allowed.ok()) {
+    return Reply<v1::AcquireTaskResponse>(context, allowed, response);
+  }
+  if (metrics_ != nullptr) {
+    metrics_->OnWorkerCall(request->worker_id(), absl::Now());
+  }
+  auto* reactor = new AcquireReactor(coordinator_, request, response, metrics_);
   reactor->Start();
   return reactor;
 }
@@ -404,27 +489,74 @@ grpc::ServerUnaryReactor* WorkerHubService::AcquireTask(
 grpc::ServerUnaryReactor* WorkerHubService::Heartbeat(
     grpc::CallbackServerContext* context, const v1::HeartbeatRequest* request,
     v1::HeartbeatResponse* response) {
-  return Reply(context, coordinator_->Heartbeat(*request), response);
+  absl::Status allowed = Authorize(*context);
+  if (!allowed.ok()) {
+    return Reply<v1::HeartbeatResponse>(context, allowed, response);
+  }
+  absl::StatusOr<v1::HeartbeatResponse> result =
+      coordinator_->Heartbeat(*request);
+  if (result.ok() && metrics_ != nullptr) {
+    metrics_->OnHeartbeat(*request, *result, absl::Now());
+  }
+  return Reply(context, std::move(result), response);
 }
 
 grpc::ServerUnaryReactor* WorkerHubService::ReportPoints(
     grpc::CallbackServerContext* context,
     const v1::ReportPointsRequest* request,
     v1::ReportPointsResponse* response) {
-  return Reply(context, coordinator_->ReportPoints(*request), response);
+  absl::Status allowed = Authorize(*context);
+  if (!allowed.ok()) {
+    return Reply<v1::ReportPointsResponse>(context, allowed, response);
+  }
+  absl::StatusOr<v1::ReportPointsResponse> result =
+      coordinator_->ReportPoints(*request);
+  if (result.ok() && metrics_ != nullptr) {
+    metrics_->OnPointsReported(*request, result->acked_seq());
+  }
+  return Reply(context, std::move(result), response);
 }
 
 grpc::ServerUnaryReactor* WorkerHubService::CompleteTask(
     grpc::CallbackServerContext* context,
     const v1::CompleteTaskRequest* request,
     v1::CompleteTaskResponse* response) {
-  return Reply(context, coordinator_->CompleteTask(*request), response);
+  absl::Status allowed = Authorize(*context);
+  if (!allowed.ok()) {
+    return Reply<v1::CompleteTaskResponse>(context, allowed, response);
+  }
+  absl::StatusOr<v1::CompleteTaskResponse> result =
+      coordinator_->CompleteTask(*request);
+  if (result.ok()) {
+    if (metrics_ != nullptr) {
+      metrics_->OnTaskEnded(request->task_id(), request->attempt_id(),
+                            absl::Now());
+    }
+    Log(absl::StrCat("task ", request->task_id(), " attempt ",
+                     request->attempt_id(), " completed"));
+  }
+  return Reply(context, std::move(result), response);
 }
 
 grpc::ServerUnaryReactor* WorkerHubService::FailTask(
     grpc::CallbackServerContext* context, const v1::FailTaskRequest* request,
     v1::FailTaskResponse* response) {
-  return Reply(context, coordinator_->FailTask(*request), response);
+  absl::Status allowed = Authorize(*context);
+  if (!allowed.ok()) {
+    return Reply<v1::FailTaskResponse>(context, allowed, response);
+  }
+  absl::StatusOr<v1::FailTaskResponse> result =
+      coordinator_->FailTask(*request);
+  if (result.ok()) {
+    if (metrics_ != nullptr) {
+      metrics_->OnTaskEnded(request->task_id(), request->attempt_id(),
+                            absl::Now());
+    }
+    Log(absl::StrCat("task ", request->task_id(), " attempt ",
+                     request->attempt_id(), " failed (",
+                     v1::FailureKind_Name(request->kind()), ")"));
+  }
+  return Reply(context, std::move(result), response);
 }
 
 }  // namespace lrtune::server

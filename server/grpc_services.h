@@ -1,10 +1,16 @@
 // The RPC edge: LrTune and WorkerHub as gRPC callback services over a
-// Coordinator, the authentication hook, and the one absl -> gRPC status
-// conversion.
+// Coordinator, authentication and authorization of every call, the metrics
+// the edge counts, and the one absl -> gRPC status conversion.
 //
-//   LrTuneService lrtune(&coordinator, &authenticator);
-//   WorkerHubService hub(&coordinator);
+//   LrTuneService lrtune(&coordinator, &authenticator, &metrics);
+//   WorkerHubService hub(&coordinator, &authenticator, &metrics);
 //   builder.RegisterService(&lrtune); builder.RegisterService(&hub);
+//
+// Every call is authenticated first (UNAUTHENTICATED without a known
+// token), then authorized: LrTune needs role client or admin, WorkerHub
+// worker or admin (PERMISSION_DENIED otherwise). The principal's name is
+// the owner the coordinator checks jobs against (NOT_FOUND for another
+// owner's job).
 //
 // Unary RPCs finish on DefaultReactor(); WatchJob and RangeTest stream with
 // a self-deleting reactor fed by the EventHub (live events, in a bounded
@@ -20,30 +26,14 @@
 #include "grpcpp/grpcpp.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
 #include "lrtune/v1/worker.grpc.pb.h"
+#include "server/auth.h"
 #include "server/coordinator.h"
+#include "server/metrics.h"
 
 namespace lrtune::server {
 
 // The single conversion from absl::Status to grpc::Status (same codes).
 grpc::Status ToGrpcStatus(const absl::Status& status);
-
-// Who is calling. Today's implementation accepts everyone as "local"; the
-// security issue replaces it with bearer tokens. Thread-safe.
-class Authenticator {
- public:
-  virtual ~Authenticator() = default;
-  // The caller's principal, or UNAUTHENTICATED.
-  virtual absl::StatusOr<std::string> Authenticate(
-      const grpc::CallbackServerContext& context) = 0;
-};
-
-class LocalAuthenticator final : public Authenticator {
- public:
-  absl::StatusOr<std::string> Authenticate(
-      const grpc::CallbackServerContext& context) override {
-    return std::string("local");
-  }
-};
 
 // Watchers keep at most this many live events each (a point event is
 // ~100 bytes: ~0.4 MB per watcher); beyond it they catch up from the
@@ -53,9 +43,10 @@ inline constexpr int kWatchQueueLimit = 4096;
 
 class LrTuneService final : public v1::LrTune::CallbackService {
  public:
-  // Not owned; both must outlive the service.
-  LrTuneService(Coordinator* coordinator, Authenticator* auth)
-      : coordinator_(coordinator), auth_(auth) {}
+  // Not owned; each must outlive the service. `metrics` may be null.
+  LrTuneService(Coordinator* coordinator, Authenticator* auth,
+                Metrics* metrics = nullptr)
+      : coordinator_(coordinator), auth_(auth), metrics_(metrics) {}
 
   grpc::ServerWriteReactor<v1::JobEvent>* RangeTest(
       grpc::CallbackServerContext* context,
@@ -77,14 +68,23 @@ class LrTuneService final : public v1::LrTune::CallbackService {
                                       v1::Job* response) override;
 
  private:
+  // The caller's name when it may use LrTune.
+  absl::StatusOr<std::string> Authorize(
+      const grpc::CallbackServerContext& context);
+
   Coordinator* const coordinator_;
   Authenticator* const auth_;
+  Metrics* const metrics_;
 };
 
 class WorkerHubService final : public v1::WorkerHub::CallbackService {
  public:
-  explicit WorkerHubService(Coordinator* coordinator)
-      : coordinator_(coordinator) {}
+  // Not owned; each must outlive the service. A null `auth` accepts every
+  // caller (as LocalAuthenticator); `metrics` may be null.
+  explicit WorkerHubService(Coordinator* coordinator,
+                            Authenticator* auth = nullptr,
+                            Metrics* metrics = nullptr)
+      : coordinator_(coordinator), auth_(auth), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const v1::RegisterRequest* request,
@@ -109,7 +109,12 @@ class WorkerHubService final : public v1::WorkerHub::CallbackService {
                                      v1::FailTaskResponse* response) override;
 
  private:
+  // OK when the caller may use WorkerHub.
+  absl::Status Authorize(const grpc::CallbackServerContext& context);
+
   Coordinator* const coordinator_;
+  Authenticator* const auth_;
+  Metrics* const metrics_;
 };
 
 }  // namespace lrtune::server

@@ -1,0 +1,591 @@
+// Security and operability with real lrtune-server processes on loopback:
+// missing, unknown and wrong-role tokens and another client's job are
+// refused with UNAUTHENTICATED, PERMISSION_DENIED and NOT_FOUND; a token
+// rotated through SIGHUP works without a restart; /metrics serves
+// Prometheus text whose counters move when a (fake) worker runs a task;
+// health reports SERVING; a plaintext client cannot talk to a TLS server;
+// a non-loopback address without TLS and tokens is refused unless
+// --insecure.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "lrtune/v1/lrtune.grpc.pb.h"
+#include "lrtune/v1/worker.grpc.pb.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using lrtune::v1::LrTune;
+using lrtune::v1::WorkerHub;
+
+const char kAlice[] = "alice-token-aaaaaaaaaaaa";
+const char kBob[] = "bob-token-bbbbbbbbbbbbbb";
+const char kWorker[] = "worker-token-wwwwwwwwwww";
+const char kAdmin[] = "admin-token-oooooooooooo";
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Starts `args` with stderr appended to `log` (when not empty).
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!log.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
+  }
+  pid_t pid = 0;
+  const int rc =
+      posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+// The exit status once `pid` ends within `within`; -1 if it is still
+// running.
+int WaitExit(pid_t pid, std::chrono::milliseconds within) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  do {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return -1;
+}
+
+int Stop(pid_t pid) {
+  kill(pid, SIGTERM);
+  int rc = WaitExit(pid, std::chrono::seconds(20));
+  if (rc == -1) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  return rc;
+}
+
+std::string ReadAll(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteTokens(const fs::path& path, const std::string& text) {
+  // Written beside and renamed, as an operator's tool would.
+  const fs::path tmp = path.string() + ".tmp";
+  { std::ofstream(tmp) << text; }
+  chmod(tmp.c_str(), 0600);
+  fs::rename(tmp, path);
+}
+
+void SetDeadline(grpc::ClientContext* context, int seconds = 5) {
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::seconds(seconds));
+}
+
+void WithToken(grpc::ClientContext* context, const std::string& token) {
+  if (!token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + token);
+  }
+}
+
+lrtune::v1::SubmitJobRequest RangeTestJob() {
+  lrtune::v1::SubmitJobRequest request;
+  lrtune::v1::RangeTestJob& job = *request.mutable_range_test();
+  job.mutable_run()->mutable_data()->set_name("spirals");
+  job.mutable_run()->mutable_device()->set_device("cpu");
+  job.mutable_range_test()->set_start_lr(1e-5);
+  job.mutable_range_test()->set_end_lr(1.0);
+  job.mutable_range_test()->set_steps(100);
+  job.mutable_range_test()->add_seeds(7);
+  return request;
+}
+
+// A server with a tokens file and metrics, on loopback, per test.
+class SecurityTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("lrtune_security_test_" + std::to_string(getpid()) + "_" +
+            testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    tokens_ = dir_ / "tokens";
+    WriteTokens(tokens_, std::string("# role name token\n") + "client alice " +
+                             kAlice + "\n" + "client bob " + kBob + "\n" +
+                             "worker gpu-1 " + kWorker + "\n" + "admin ops " +
+                             kAdmin + "\n");
+    address_ = "127.0.0.1:" + std::to_string(FreePort());
+    metrics_port_ = FreePort();
+    log_ = dir_ / "server.log";
+    server_ = Spawn(
+        {LRTUNE_SERVER_BIN, "--listen", address_, "--db",
+         (dir_ / "jobs.db").string(), "--tokens-file", tokens_.string(),
+         "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port_)},
+        log_.string());
+    ASSERT_GT(server_, 0);
+    channel_ =
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    ASSERT_TRUE(channel_->WaitForConnected(std::chrono::system_clock::now() +
+                                           std::chrono::seconds(20)))
+        << ReadAll(log_);
+    client_ = LrTune::NewStub(channel_);
+    hub_ = WorkerHub::NewStub(channel_);
+  }
+
+  void TearDown() override {
+    if (server_ > 0) {
+      EXPECT_EQ(Stop(server_), 0) << ReadAll(log_);
+    }
+    // No token's text may reach the log.
+    const std::string log = ReadAll(log_);
+    for (const char* token : {kAlice, kBob, kWorker, kAdmin}) {
+      EXPECT_EQ(log.find(token), std::string::npos) << "token in the log";
+    }
+    fs::remove_all(dir_);
+  }
+
+  grpc::Status ListJobs(const std::string& token,
+                        lrtune::v1::ListJobsResponse* response = nullptr) {
+    lrtune::v1::ListJobsResponse ignored;
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    WithToken(&context, token);
+    return client_->ListJobs(&context, lrtune::v1::ListJobsRequest(),
+                             response != nullptr ? response : &ignored);
+  }
+
+  grpc::Status Submit(const std::string& token, lrtune::v1::Job* job) {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    WithToken(&context, token);
+    return client_->SubmitJob(&context, RangeTestJob(), job);
+  }
+
+  grpc::Status GetJob(const std::string& token, const std::string& id,
+                      lrtune::v1::Job* job) {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    WithToken(&context, token);
+    lrtune::v1::GetJobRequest request;
+    request.set_job_id(id);
+    return client_->GetJob(&context, request, job);
+  }
+
+  grpc::Status Register(const std::string& token,
+                        lrtune::v1::RegisterResponse* response) {
+    lrtune::v1::RegisterRequest request;
+    request.set_worker_id("gpu-1-worker");
+    request.mutable_capabilities()->add_devices()->set_name("cpu");
+    request.mutable_capabilities()->add_slots()->set_device("cpu");
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    WithToken(&context, token);
+    return hub_->Register(&context, request, response);
+  }
+
+  std::string Metrics() {
+    httplib::Client http("127.0.0.1", metrics_port_);
+    auto result = http.Get("/metrics");
+    if (!result || result->status != 200) return "";
+    return result->body;
+  }
+
+  fs::path dir_, tokens_, log_;
+  std::string address_;
+  int metrics_port_ = 0;
+  pid_t server_ = -1;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<LrTune::Stub> client_;
+  std::unique_ptr<WorkerHub::Stub> hub_;
+};
+
+TEST_F(SecurityTest, RefusesMissingAndUnknownTokensAndWrongRoles) {
+  EXPECT_EQ(ListJobs("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ListJobs("not-a-token-0123456789").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  {
+    grpc::ClientContext context;  // a token without the Bearer scheme
+    SetDeadline(&context);
+    context.AddMetadata("authorization", kAlice);
+    lrtune::v1::ListJobsResponse response;
+    EXPECT_EQ(client_->ListJobs(&context, {}, &response).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // A worker cannot submit, list or read jobs.
+  lrtune::v1::Job job;
+  EXPECT_EQ(Submit(kWorker, &job).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(ListJobs(kWorker).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // A client cannot act as a worker.
+  lrtune::v1::RegisterResponse registered;
+  EXPECT_EQ(Register(kAlice, &registered).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Register("", &registered).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // The right roles pass; admin passes both.
+  EXPECT_TRUE(ListJobs(kAlice).ok());
+  EXPECT_TRUE(ListJobs(kAdmin).ok());
+  EXPECT_TRUE(Register(kWorker, &registered).ok());
+  EXPECT_TRUE(Register(kAdmin, &registered).ok());
+}
+
+TEST_F(SecurityTest, AClientSeesAndCancelsOnlyItsOwnJobs) {
+  lrtune::v1::Job job;
+  grpc::Status submitted = Submit(kAlice, &job);
+  ASSERT_TRUE(submitted.ok()) << submitted.error_message();
+  lrtune::v1::Job read;
+  EXPECT_TRUE(GetJob(kAlice, job.job_id(), &read).ok());
+  EXPECT_EQ(GetJob(kBob, job.job_id(), &read).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    WithToken(&context, kBob);
+    lrtune::v1::CancelJobRequest request;
+    request.set_job_id(job.job_id());
+    EXPECT_EQ(client_->CancelJob(&context, request, &read).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    WithToken(&context, kBob);
+    lrtune::v1::WatchJobRequest request;
+    request.set_job_id(job.job_id());
+    auto reader = client_->WatchJob(&context, request);
+    lrtune::v1::JobEvent event;
+    EXPECT_FALSE(reader->Read(&event));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  lrtune::v1::ListJobsResponse bobs, alices;
+  ASSERT_TRUE(ListJobs(kBob, &bobs).ok());
+  EXPECT_EQ(bobs.jobs_size(), 0);
+  ASSERT_TRUE(ListJobs(kAlice, &alices).ok());
+  ASSERT_EQ(alices.jobs_size(), 1);
+  EXPECT_EQ(alices.jobs(0).job_id(), job.job_id());
+  // Alice may cancel her own.
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  WithToken(&context, kAlice);
+  lrtune::v1::CancelJobRequest request;
+  request.set_job_id(job.job_id());
+  grpc::Status cancelled = client_->CancelJob(&context, request, &read);
+  EXPECT_TRUE(cancelled.ok()) << cancelled.error_message();
+}
+
+TEST_F(SecurityTest, SighupRotatesATokenWithoutARestart) {
+  lrtune::v1::Job job;
+  ASSERT_TRUE(Submit(kAlice, &job).ok());
+  const std::string rotated = "alice-token-rotated-zzzzzz";
+  EXPECT_EQ(ListJobs(rotated).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  WriteTokens(tokens_, std::string("client alice ") + rotated + "\n" +
+                           "client bob " + kBob + "\n");
+  ASSERT_EQ(kill(server_, SIGHUP), 0);
+  // The server polls its signal flag every 100 ms.
+  bool swapped = false;
+  for (int i = 0; i < 50 && !swapped; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    swapped = ListJobs(rotated).ok();
+  }
+  ASSERT_TRUE(swapped) << ReadAll(log_);
+  EXPECT_EQ(ListJobs(kAlice).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ListJobs(kAdmin).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // Same name, same owner: the new token reads the job the old one made.
+  lrtune::v1::Job read;
+  EXPECT_TRUE(GetJob(rotated, job.job_id(), &read).ok());
+  // A broken file keeps the tokens in force.
+  WriteTokens(tokens_, "client alice short\n");
+  ASSERT_EQ(kill(server_, SIGHUP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(ListJobs(rotated).ok());
+  EXPECT_NE(ReadAll(log_).find("keeping the previous 2 tokens"),
+            std::string::npos)
+      << ReadAll(log_);
+  EXPECT_EQ(WaitExit(server_, std::chrono::milliseconds(1)), -1);
+}
+
+TEST_F(SecurityTest, HealthReportsServing) {
+  grpc::GenericStub generic(channel_);
+  for (const std::string service :
+       {"", "lrtune.v1.LrTune", "lrtune.v1.WorkerHub"}) {
+    // grpc.health.v1.HealthCheckRequest{service}: field 1, length-delimited.
+    std::string bytes;
+    if (!service.empty()) {
+      bytes = std::string(1, '\x0a') +
+              std::string(1, static_cast<char>(service.size())) + service;
+    }
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1), response;
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    std::promise<grpc::Status> done;
+    generic.UnaryCall(&context, "/grpc.health.v1.Health/Check",
+                      grpc::StubOptions(), &request, &response,
+                      [&done](grpc::Status s) { done.set_value(s); });
+    grpc::Status status = done.get_future().get();
+    ASSERT_TRUE(status.ok()) << service << ": " << status.error_message();
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(response.Dump(&slices).ok());
+    std::string body;
+    for (const grpc::Slice& s : slices) {
+      body.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    // HealthCheckResponse{status: SERVING (1)}.
+    EXPECT_EQ(body, std::string("\x08\x01", 2)) << service;
+  }
+}
+
+// Reads one counter or gauge from a Prometheus page; -1 when absent.
+double Sample(const std::string& page, const std::string& name) {
+  std::smatch match;
+  const std::regex line("(^|\n)" + name + " ([0-9.eE+-]+)\n");
+  if (!std::regex_search(page, match, line)) return -1;
+  return std::stod(match[2]);
+}
+
+TEST_F(SecurityTest, MetricsAreValidPrometheusTextAndMoveWithAJob) {
+  const std::string before = Metrics();
+  ASSERT_FALSE(before.empty());
+  EXPECT_EQ(Sample(before, "lrtune_points_ingested_total"), 0);
+  EXPECT_EQ(Sample(before, "lrtune_queue_depth"), 0);
+
+  lrtune::v1::Job job;
+  ASSERT_TRUE(Submit(kAlice, &job).ok());
+  const std::string queued = Metrics();
+  EXPECT_EQ(Sample(queued, "lrtune_jobs_submitted_total"), 1);
+  EXPECT_EQ(Sample(queued, "lrtune_queue_depth"), 1);
+
+  // A fake worker, with a worker token, runs the job's one task.
+  lrtune::v1::RegisterResponse registered;
+  ASSERT_TRUE(Register(kWorker, &registered).ok());
+  lrtune::v1::AcquireTaskResponse acquired;
+  {
+    lrtune::v1::AcquireTaskRequest request;
+    request.set_worker_id(registered.worker_id());
+    request.mutable_wait()->set_seconds(5);
+    grpc::ClientContext context;
+    SetDeadline(&context, 10);
+    WithToken(&context, kWorker);
+    grpc::Status status = hub_->AcquireTask(&context, request, &acquired);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_TRUE(acquired.has_task());
+  }
+  const lrtune::v1::Task& task = acquired.task();
+  const std::string running = Metrics();
+  EXPECT_EQ(Sample(running, "lrtune_tasks_running"), 1);
+  EXPECT_EQ(Sample(running, "lrtune_queue_depth"), 0);
+  EXPECT_EQ(Sample(running, "lrtune_workers"), 1);
+  lrtune::v1::ReportPointsRequest report;
+  report.set_task_id(task.task_id());
+  report.set_attempt_id(task.attempt_id());
+  for (int i = 0; i < 30; ++i) {
+    lrtune::v1::TaskRecord* r = report.add_records();
+    r->set_seq(i);
+    lrtune::v1::CurvePoint* p = r->mutable_point();
+    p->set_step(i);
+    p->set_lr(1e-5 * (i + 1));
+    p->set_loss(2.0 - 0.01 * i);
+  }
+  for (int repeat = 0; repeat < 2; ++repeat) {  // the repeat is not counted
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    WithToken(&context, kWorker);
+    lrtune::v1::ReportPointsResponse response;
+    grpc::Status status = hub_->ReportPoints(&context, report, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  {
+    lrtune::v1::CompleteTaskRequest request;
+    request.set_task_id(task.task_id());
+    request.set_attempt_id(task.attempt_id());
+    request.set_final_seq(29);
+    lrtune::v1::Recommendation* rec =
+        request.mutable_range_test()->mutable_recommendation();
+    rec->set_min_lr(1e-3);
+    rec->set_max_lr(1e-2);
+    rec->set_stepsize_iterations(400);
+    rec->set_lr_valley(3e-3);
+    rec->set_points_used(30);
+    rec->set_seeds(1);
+    request.mutable_range_test()->set_steps_run(30);
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    WithToken(&context, kWorker);
+    lrtune::v1::CompleteTaskResponse response;
+    grpc::Status status = hub_->CompleteTask(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  const std::string after = Metrics();
+  EXPECT_EQ(Sample(after, "lrtune_points_ingested_total"), 30) << after;
+  EXPECT_EQ(Sample(after, "lrtune_tasks_running"), 0);
+  EXPECT_EQ(Sample(after, "lrtune_task_duration_seconds_count"), 1);
+  EXPECT_EQ(Sample(after, "lrtune_lease_expiries_total"), 0);
+  // The exposition format: comments, or `name{labels} value`; every
+  // sample's family has a TYPE.
+  const std::regex sample_line(
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$)");
+  const std::regex type_line(
+      R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
+  std::set<std::string> typed;
+  std::istringstream lines(after);
+  std::string l;
+  int samples = 0;
+  while (std::getline(lines, l)) {
+    std::smatch m;
+    if (std::regex_match(l, m, type_line)) {
+      typed.insert(m[1]);
+    } else if (std::regex_match(l, m, sample_line)) {
+      std::string family = m[1];
+      for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+        const std::string s(suffix);
+        if (typed.count(family) == 0 && family.size() > s.size() &&
+            family.compare(family.size() - s.size(), s.size(), s) == 0) {
+          family.resize(family.size() - s.size());
+        }
+      }
+      EXPECT_EQ(typed.count(family), 1u) << "no TYPE before " << l;
+      ++samples;
+    } else {
+      EXPECT_EQ(l.rfind("# HELP ", 0), 0u) << "not exposition text: " << l;
+    }
+  }
+  EXPECT_GE(samples, 10);
+}
+
+// A server with TLS from a self-signed certificate made by `openssl`.
+TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("lrtune_security_tls_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string cert = (dir / "cert.pem").string();
+  const std::string key = (dir / "key.pem").string();
+  const std::string openssl =
+      std::string(LRTUNE_OPENSSL_BIN) +
+      " req -x509 -newkey rsa:2048 -nodes "
+      "-days 1 -subj /CN=localhost -addext "
+      "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " 2>/dev/null";
+  ASSERT_EQ(std::system(openssl.c_str()), 0) << openssl;
+  const fs::path tokens = dir / "tokens";
+  WriteTokens(tokens, std::string("client alice ") + kAlice + "\n");
+  const std::string address = "127.0.0.1:" + std::to_string(FreePort());
+  const fs::path log = dir / "server.log";
+  pid_t server = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                        (dir / "jobs.db").string(), "--tokens-file",
+                        tokens.string(), "--tls-cert", cert, "--tls-key", key},
+                       log.string());
+  ASSERT_GT(server, 0);
+
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadAll(cert);
+  auto tls = grpc::CreateChannel(address, grpc::SslCredentials(ssl));
+  ASSERT_TRUE(tls->WaitForConnected(std::chrono::system_clock::now() +
+                                    std::chrono::seconds(20)))
+      << ReadAll(log);
+  auto tls_stub = LrTune::NewStub(tls);
+  {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    WithToken(&context, kAlice);
+    lrtune::v1::ListJobsResponse response;
+    grpc::Status status = tls_stub->ListJobs(&context, {}, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+  auto plain = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto plain_stub = LrTune::NewStub(plain);
+  {
+    grpc::ClientContext context;
+    SetDeadline(&context, 3);
+    WithToken(&context, kAlice);
+    lrtune::v1::ListJobsResponse response;
+    grpc::Status status = plain_stub->ListJobs(&context, {}, &response);
+    EXPECT_FALSE(status.ok());
+    EXPECT_TRUE(status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+        << status.error_code() << " " << status.error_message();
+  }
+  EXPECT_EQ(Stop(server), 0) << ReadAll(log);
+  fs::remove_all(dir);
+}
+
+TEST(SecurityListenTest, NonLoopbackNeedsTlsAndTokensOrInsecure) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("lrtune_security_listen_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string address = "0.0.0.0:" + std::to_string(FreePort());
+  const fs::path log = dir / "refused.log";
+  pid_t refused = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                         (dir / "jobs.db").string()},
+                        log.string());
+  ASSERT_GT(refused, 0);
+  const int rc = WaitExit(refused, std::chrono::seconds(10));
+  EXPECT_NE(rc, -1) << "still running";
+  if (rc == -1) Stop(refused);
+  EXPECT_NE(rc, 0);
+  const std::string message = ReadAll(log);
+  EXPECT_NE(message.find("refusing to listen on " + address), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("--insecure"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(dir / "jobs.db")) << "opened the store anyway";
+
+  // With --insecure it starts (and says so).
+  const fs::path log2 = dir / "insecure.log";
+  pid_t insecure = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                          (dir / "jobs.db").string(), "--insecure"},
+                         log2.string());
+  ASSERT_GT(insecure, 0);
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + address.substr(address.rfind(':') + 1),
+                          grpc::InsecureChannelCredentials());
+  EXPECT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
+                                        std::chrono::seconds(20)))
+      << ReadAll(log2);
+  EXPECT_EQ(Stop(insecure), 0);
+  EXPECT_NE(ReadAll(log2).find("WARNING: --insecure"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // namespace
