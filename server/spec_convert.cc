@@ -49,8 +49,21 @@ absl::Status ValidateData(const v1::DataSpec& data, std::string path,
         path, "synthetic_features",
         absl::StrCat("must be >= 1, got ", data.synthetic_features()));
   }
-  if (data.source_case() == v1::DataSpec::kName && data.name().empty()) {
-    return Invalid(path, "name", "must not be empty when set");
+  if (data.source_case() == v1::DataSpec::kName) {
+    // The built-in sets (worker/data.cc); anything else would fail on the
+    // worker after a lease, so it is refused here.
+    static constexpr absl::string_view kNames[] = {
+        "fashion-mnist", "digits",  "iris",  "wine",
+        "breast-cancer", "spirals", "blobs", "linear"};
+    bool known = false;
+    for (absl::string_view n : kNames) known |= data.name() == n;
+    if (!known) {
+      return Invalid(path, "name",
+                     absl::StrCat("must be one of fashion-mnist, digits, "
+                                  "iris, wine, breast-cancer, spirals, "
+                                  "blobs, linear; got \"",
+                                  data.name(), "\""));
+    }
   }
   if (data.source_case() != v1::DataSpec::kInlineData) return absl::OkStatus();
   const v1::InlineData& in = data.inline_data();
@@ -119,6 +132,10 @@ absl::Status ValidateData(const v1::DataSpec& data, std::string path,
 
 absl::Status ValidateOptimizer(const v1::OptimizerSpec& opt,
                                absl::string_view path) {
+  if (!v1::OptimizerKind_IsValid(opt.kind())) {
+    return Invalid(path, "kind",
+                   absl::StrCat("is not a known optimizer kind: ", opt.kind()));
+  }
   if (opt.has_momentum() && !(opt.momentum() >= 0 && Finite(opt.momentum()))) {
     return Invalid(
         path, "momentum",
