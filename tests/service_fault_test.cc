@@ -95,6 +95,10 @@ class Process {
     pid_ = -1;
   }
 
+  void Signal(int signal) {
+    if (pid_ > 0) kill(pid_, signal);
+  }
+
   // SIGTERM; returns the exit status (-1: still running after 30 s, then
   // killed).
   int Stop() {
@@ -390,6 +394,50 @@ TEST_F(ServiceFaultTest, ServerDownLongerThanTheLeaseTheJobStillFinishes) {
   // worker is told to abandon its attempt and (being the only worker)
   // leases the task again, resuming after the stored points.
   KillServerMidJob(std::chrono::milliseconds(3500));
+}
+
+// A worker that stops heartbeating but keeps running (SIGSTOP, SIGCONT after
+// its lease lapsed and another worker took the task over): its late
+// reports are refused as a stale attempt, it abandons the task, and the
+// job's log stays gap-free and identical to what was streamed.
+TEST_F(ServiceFaultTest, WorkerPausedPastItsLeaseItsLateWritesAreRefused) {
+  std::unique_ptr<Process> server = StartServer();
+  ASSERT_TRUE(server->started());
+  std::unique_ptr<Process> worker_a = StartWorker("worker-a");
+  ASSERT_TRUE(worker_a->started());
+  auto stub = Connect();
+  grpc::ClientContext submit_context;
+  lrtune::v1::Job job;
+  grpc::Status submitted =
+      stub->SubmitJob(&submit_context, OneSeedRangeTest(), &job);
+  ASSERT_TRUE(submitted.ok()) << submitted.error_message();
+
+  Watched before = Watch(*stub, job.job_id(), 0, /*stop_after_points=*/200);
+  ASSERT_GE(before.events.size(), 200u) << before.status.error_message();
+  worker_a->Signal(SIGSTOP);
+  std::unique_ptr<Process> worker_b = StartWorker("worker-b");
+  ASSERT_TRUE(worker_b->started());
+  // Lease 2 s, sweep 200 ms: by 4 s the task is B's (attempt 2).
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  worker_a->Signal(SIGCONT);
+
+  Watched rest = Watch(*stub, job.job_id(), before.events.back().seq());
+  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
+  std::vector<lrtune::v1::JobEvent> seen = before.events;
+  seen.insert(seen.end(), rest.events.begin(), rest.events.end());
+  Watched stored = Watch(*stub, job.job_id(), 0);
+  ASSERT_TRUE(stored.status.ok()) << stored.status.error_message();
+  ExpectCompleteLog(stored.events);
+  ExpectSameEvents(seen, stored.events);
+
+  const std::string a_log = worker_a->Log();
+  EXPECT_NE(a_log.find("abandon"), std::string::npos) << "worker A log:\n"
+                                                      << a_log;
+  EXPECT_NE(worker_b->Log().find("attempt 2 of job " + job.job_id()),
+            std::string::npos);
+  EXPECT_EQ(worker_a->Stop(), 0);
+  EXPECT_EQ(worker_b->Stop(), 0);
+  server->Stop();
 }
 
 }  // namespace
