@@ -338,30 +338,24 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
   // One submission at a time, so that the request_id check and the queued
   // count below cannot race another submission.
   absl::MutexLock lock(&submit_mu_);
-  // A scan of the owner's jobs: fine at today's scale (the store has no
-  // index by request_id yet).
-  int queued = 0;
-  std::string token;
-  do {
-    LRTUNE_ASSIGN_OR_RETURN(JobPage page,
-                            store_->ListJobs(owner, std::nullopt, 1000, token));
-    for (const JobRecord& record : page.jobs) {
-      if (record.state == JobState::kQueued) ++queued;
-      if (request.request_id().empty()) continue;
+  // Two indexed lookups, whatever the owner's history.
+  if (!request.request_id().empty()) {
+    LRTUNE_ASSIGN_OR_RETURN(
+        std::optional<JobRecord> earlier,
+        store_->FindByRequestId(owner, request.request_id()));
+    if (earlier.has_value()) {
       v1::SubmitJobRequest stored;
-      if (!stored.ParseFromString(record.spec) ||
-          stored.request_id() != request.request_id()) {
-        continue;
+      if (!stored.ParseFromString(earlier->spec) ||
+          stored.SerializeAsString() != request.SerializeAsString()) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "request_id \"", request.request_id(),
+            "\" was used for a different job (", earlier->id, ")"));
       }
-      if (stored.SerializeAsString() != request.SerializeAsString()) {
-        return absl::AlreadyExistsError(
-            absl::StrCat("request_id \"", request.request_id(),
-                         "\" was used for a different job (", record.id, ")"));
-      }
-      return BuildJob(record);  // a retry of an accepted submission
+      return BuildJob(*earlier);  // a retry of an accepted submission
     }
-    token = page.next_page_token;
-  } while (!token.empty());
+  }
+  LRTUNE_ASSIGN_OR_RETURN(const int64_t queued,
+                          store_->CountJobs(owner, JobState::kQueued));
   if (queued >= options_.limits.max_queued_jobs_per_owner) {
     return absl::ResourceExhaustedError(
         absl::StrCat(owner, " has ", queued, " queued jobs, the limit is ",
@@ -386,6 +380,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
     }
     JobOptions job_options;
     job_options.max_attempts = max_attempts;
+    job_options.request_id = request.request_id();
     job_options.max_parallel =
         grid.grid().has_max_parallel() ? grid.grid().max_parallel() : 0;
     LRTUNE_ASSIGN_OR_RETURN(
@@ -402,6 +397,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
   }
   JobOptions job_options;
   job_options.max_attempts = max_attempts;
+  job_options.request_id = request.request_id();
   LRTUNE_ASSIGN_OR_RETURN(
       JobRecord record,
       store_->CreateJob(owner, "range_test", request.SerializeAsString(), tasks,

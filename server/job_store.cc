@@ -73,6 +73,9 @@ CREATE TABLE events (
     // 2: grids (held tasks, parallelism cap) and attempt history.
     R"sql(
 ALTER TABLE jobs ADD COLUMN max_parallel INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN request_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX jobs_by_request ON jobs (owner, request_id) WHERE request_id != '';
+CREATE INDEX jobs_by_owner_state ON jobs (owner, state);
 ALTER TABLE tasks ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN lease_started_us INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE task_attempts ADD COLUMN outcome TEXT NOT NULL DEFAULT 'failed';
@@ -188,8 +191,8 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db_->Prepare("INSERT INTO jobs (id, owner, kind, state, spec, "
-                     "created_us, updated_us, max_parallel) VALUES (?, ?, ?, "
-                     "'queued', ?, ?, ?, ?)"));
+                     "created_us, updated_us, max_parallel, request_id) "
+                     "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)"));
     st.BindText(1, job_id);
     st.BindText(2, owner);
     st.BindText(3, kind);
@@ -197,6 +200,7 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
     st.BindInt64(5, now);
     st.BindInt64(6, now);
     st.BindInt64(7, options.max_parallel);
+    st.BindText(8, options.request_id);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
   for (size_t i = 0; i < tasks.size(); ++i) {
@@ -343,6 +347,34 @@ absl::Status JobStore::FinishJob(absl::string_view job_id, JobState state,
   LRTUNE_RETURN_IF_ERROR(SetJobState(job_id, state, error));
   LRTUNE_RETURN_IF_ERROR(StopJobTasks(job_id));
   return txn.Commit();
+}
+
+absl::StatusOr<std::optional<JobRecord>> JobStore::FindByRequestId(
+    absl::string_view owner, absl::string_view request_id) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement st,
+      db_->Prepare(absl::StrCat("SELECT ", kJobColumns,
+                                " FROM jobs WHERE owner = ? AND request_id = ? "
+                                "AND request_id != '' LIMIT 1")));
+  st.BindText(1, owner);
+  st.BindText(2, request_id);
+  LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<JobRecord>();
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, JobFromRow(st));
+  return std::optional<JobRecord>(std::move(job));
+}
+
+absl::StatusOr<int64_t> JobStore::CountJobs(absl::string_view owner,
+                                            JobState state) {
+  absl::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(
+      SqliteStatement st,
+      db_->Prepare("SELECT COUNT(*) FROM jobs WHERE owner = ? AND state = ?"));
+  st.BindText(1, owner);
+  st.BindText(2, JobStateName(state));
+  LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? st.ColumnInt64(0) : 0;
 }
 
 absl::StatusOr<std::vector<std::string>> JobStore::ListJobIds(

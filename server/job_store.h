@@ -162,8 +162,15 @@ struct SlotOffer {
 };
 
 struct JobOptions {
-  int max_attempts = 3;  // per task, >= 1
-  int max_parallel = 0;  // tasks leased at once, >= 0; 0 = no limit
+  JobOptions(int max_attempts = 3, int max_parallel = 0,
+             std::string request_id = "")
+      : max_attempts(max_attempts),
+        max_parallel(max_parallel),
+        request_id(std::move(request_id)) {}
+
+  int max_attempts = 3;    // per task, >= 1
+  int max_parallel = 0;    // tasks leased at once, >= 0; 0 = no limit
+  std::string request_id;  // the client's idempotency key; "" = none
 };
 
 // What ReleaseHeldTasks does with one held task (by index).
@@ -325,6 +332,13 @@ class JobStore {
                          absl::string_view error,
                          const std::optional<std::string>& result,
                          const std::vector<Event>& events);
+
+  // The owner's job created with `request_id` (JobOptions), if any; an
+  // indexed lookup, whatever the owner's history.
+  absl::StatusOr<std::optional<JobRecord>> FindByRequestId(
+      absl::string_view owner, absl::string_view request_id);
+  // How many of the owner's jobs are in `state` (indexed).
+  absl::StatusOr<int64_t> CountJobs(absl::string_view owner, JobState state);
 
   // Ids of the jobs of `kind` in `state`, oldest first (recovery scans).
   absl::StatusOr<std::vector<std::string>> ListJobIds(absl::string_view kind,

@@ -1,0 +1,367 @@
+// Load: many clients at once against a real coordinator and workers, with
+// a training configuration so small (an 8-unit MLP on 256 synthetic
+// samples) that the service, not the engine, is what is measured.
+//
+//   load_test [--clients 32] [--jobs 1] [--workers 4] [--slots 1]
+//             [--server BIN --worker BIN]
+//
+// Each client submits --jobs jobs in turn, alternating a 2-seed range test
+// and a 4-trial grid (2 schedules x 2 seeds), and watches each to its end.
+// Checks, exiting 1 on any failure: every job succeeds, every stream is
+// gap-free and free of duplicates (seq), every seed's or trial's curve has
+// each step once, and the coordinator's peak memory stays under
+// --max-rss-mb. Prints jobs/s, points/s, the submit and stream latency
+// percentiles (stream: a point's receipt minus the time the coordinator
+// stored it), and the coordinator's peak RSS. Used by ctest with a short
+// configuration and as the load benchmark (bench/README.md) with a long
+// one.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "grpcpp/grpcpp.h"
+#include "lrtune/v1/lrtune.grpc.pb.h"
+
+extern char** environ;
+
+namespace {
+
+namespace v1 = lrtune::v1;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  int clients = 32;
+  int jobs = 1;
+  int workers = 4;
+  int slots = 1;
+  int max_rss_mb = 512;
+  std::string server_bin = LRTUNE_SERVER_BIN;
+  std::string worker_bin = LRTUNE_WORKER_BIN;
+};
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<char*> argv;
+  for (const std::string& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 2, log.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) !=
+      0) {
+    pid = -1;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+void Stop(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 100; ++i) {
+    if (waitpid(pid, nullptr, WNOHANG) == pid) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+// Peak resident set of a process, in MiB (VmHWM), or -1.
+double PeakRssMb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      return std::atof(line.c_str() + 6) / 1024.0;
+    }
+  }
+  return -1;
+}
+
+v1::RunSpec TinyRun() {
+  v1::RunSpec run;
+  run.mutable_model()->add_hidden(8);
+  run.mutable_data()->set_name("spirals");
+  run.mutable_data()->set_synthetic_samples(256);
+  run.set_batch_size(32);
+  run.mutable_device()->set_device("cpu");
+  run.mutable_device()->set_threads(1);
+  return run;
+}
+
+v1::SubmitJobRequest RangeTestJob() {
+  v1::SubmitJobRequest request;
+  *request.mutable_range_test()->mutable_run() = TinyRun();
+  v1::RangeTestSpec* rt = request.mutable_range_test()->mutable_range_test();
+  rt->set_steps(40);
+  rt->set_start_lr(1e-4);
+  rt->set_end_lr(1);
+  rt->add_seeds(1);
+  rt->add_seeds(2);
+  return request;
+}
+
+v1::SubmitJobRequest GridJob() {
+  v1::SubmitJobRequest request;
+  v1::GridSearchJob* grid = request.mutable_grid();
+  *grid->mutable_run() = TinyRun();
+  grid->mutable_train()->set_steps(24);
+  auto* schedules = grid->mutable_grid()->add_axes()->mutable_schedules();
+  v1::ScheduleSpec* one_cycle = schedules->add_values();
+  one_cycle->set_kind(v1::SCHEDULE_KIND_ONE_CYCLE);
+  one_cycle->set_max_lr(0.1);
+  v1::ScheduleSpec* cosine = schedules->add_values();
+  cosine->set_kind(v1::SCHEDULE_KIND_COSINE);
+  cosine->set_base_lr(0.1);
+  auto* seeds = grid->mutable_grid()->add_axes()->mutable_seeds();
+  seeds->add_values(1);
+  seeds->add_values(2);
+  return request;
+}
+
+struct Stats {
+  std::mutex mu;
+  std::vector<double> submit_ms;
+  std::vector<double> stream_ms;
+  int64_t points = 0;
+  int jobs_done = 0;
+  std::vector<std::string> errors;
+
+  void Error(std::string e) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (errors.size() < 20) errors.push_back(std::move(e));
+  }
+};
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
+  return v[i];
+}
+
+// Submits and watches one job; checks its stream.
+void RunJob(v1::LrTune::Stub& stub, const v1::SubmitJobRequest& request,
+            Stats& stats) {
+  v1::Job job;
+  const auto t0 = Clock::now();
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(60));
+    grpc::Status status = stub.SubmitJob(&context, request, &job);
+    if (!status.ok()) {
+      stats.Error("SubmitJob: " + status.error_message());
+      return;
+    }
+  }
+  const double submit_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(600));
+  v1::WatchJobRequest watch;
+  watch.set_job_id(job.job_id());
+  auto reader = stub.WatchJob(&context, watch);
+  v1::JobEvent event;
+  uint64_t last_seq = 0;
+  std::map<std::pair<int, int>, std::vector<int64_t>> curves;
+  std::vector<double> stream_ms;
+  v1::JobState final_state = v1::JOB_STATE_UNSPECIFIED;
+  while (reader->Read(&event)) {
+    if (event.seq() != last_seq + 1) {
+      stats.Error(job.job_id() + ": seq " + std::to_string(event.seq()) +
+                  " after " + std::to_string(last_seq));
+    }
+    last_seq = event.seq();
+    if (event.has_point()) {
+      const v1::Origin& o = event.point().origin();
+      curves[{o.has_trial_index() ? o.trial_index() : -1, o.seed_index()}]
+          .push_back(event.point().point().step());
+      const auto stored = std::chrono::system_clock::time_point(
+          std::chrono::seconds(event.time().seconds()) +
+          std::chrono::nanoseconds(event.time().nanos()));
+      stream_ms.push_back(std::chrono::duration<double, std::milli>(
+                              std::chrono::system_clock::now() - stored)
+                              .count());
+    }
+    if (event.has_state_changed()) final_state = event.state_changed().state();
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) stats.Error(job.job_id() + ": " + status.error_message());
+  if (final_state != v1::JOB_STATE_SUCCEEDED) {
+    stats.Error(job.job_id() + ": ended " + v1::JobState_Name(final_state));
+  }
+  int64_t points = 0;
+  for (const auto& [key, steps] : curves) {
+    for (size_t i = 0; i < steps.size(); ++i) {
+      if (steps[i] != static_cast<int64_t>(i)) {
+        stats.Error(job.job_id() + ": a curve repeats or skips step " +
+                    std::to_string(i));
+        break;
+      }
+    }
+    points += static_cast<int64_t>(steps.size());
+  }
+  std::lock_guard<std::mutex> lock(stats.mu);
+  stats.submit_ms.push_back(submit_ms);
+  stats.stream_ms.insert(stats.stream_ms.end(), stream_ms.begin(),
+                         stream_ms.end());
+  stats.points += points;
+  ++stats.jobs_done;
+}
+
+int Main(const Options& opt) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("lrtune_load_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string address = "127.0.0.1:" + std::to_string(FreePort());
+  const pid_t server = Spawn(
+      {opt.server_bin, "--listen", address, "--db", (dir / "jobs.db").string()},
+      (dir / "server.log").string());
+  std::vector<pid_t> workers;
+  for (int i = 0; i < opt.workers; ++i) {
+    workers.push_back(Spawn(
+        {opt.worker_bin, "--server", address, "--devices", "cpu", "--slots",
+         std::to_string(opt.slots), "--threads", std::to_string(opt.slots),
+         "--worker-id", "load-w" + std::to_string(i)},
+        (dir / ("worker" + std::to_string(i) + ".log")).string()));
+  }
+  auto channel =
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 std::chrono::seconds(20))) {
+    std::fprintf(stderr, "load_test: no server on %s\n", address.c_str());
+    return 1;
+  }
+
+  Stats stats;
+  const auto start = Clock::now();
+  std::vector<std::thread> clients;
+  for (int c = 0; c < opt.clients; ++c) {
+    clients.emplace_back([&, c] {
+      // One channel per client, as separate programs would have.
+      grpc::ChannelArguments args;
+      args.SetInt("lrtune.client", c);  // distinct channels, not shared
+      auto own = grpc::CreateCustomChannel(
+          address, grpc::InsecureChannelCredentials(), args);
+      // Connected before the clock starts: submit latency is the RPC's.
+      own->WaitForConnected(std::chrono::system_clock::now() +
+                            std::chrono::seconds(20));
+      auto stub = v1::LrTune::NewStub(own);
+      for (int j = 0; j < opt.jobs; ++j) {
+        RunJob(*stub, (c + j) % 2 == 0 ? RangeTestJob() : GridJob(), stats);
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  const double seconds =
+      std::chrono::duration<double>(Clock::now() - start).count();
+  const double rss = PeakRssMb(server);
+  for (pid_t w : workers) Stop(w);
+  Stop(server);
+
+  const int expected = opt.clients * opt.jobs;
+  std::printf(
+      "load_test: %d clients x %d jobs, %d workers x %d slots (cpu)\n"
+      "  jobs       %d/%d in %.1f s = %.2f jobs/s\n"
+      "  points     %lld = %.0f points/s\n"
+      "  submit     p50 %.1f ms  p99 %.1f ms\n"
+      "  stream     p50 %.1f ms  p99 %.1f ms (point stored -> received)\n"
+      "  server RSS peak %.1f MiB (limit %d)\n",
+      opt.clients, opt.jobs, opt.workers, opt.slots, stats.jobs_done, expected,
+      seconds, stats.jobs_done / seconds, static_cast<long long>(stats.points),
+      stats.points / seconds, Percentile(stats.submit_ms, 0.5),
+      Percentile(stats.submit_ms, 0.99), Percentile(stats.stream_ms, 0.5),
+      Percentile(stats.stream_ms, 0.99), rss, opt.max_rss_mb);
+  bool ok = stats.errors.empty() && stats.jobs_done == expected;
+  for (const std::string& e : stats.errors) {
+    std::fprintf(stderr, "load_test: %s\n", e.c_str());
+  }
+  if (rss > opt.max_rss_mb) {
+    std::fprintf(stderr, "load_test: server peak RSS %.1f MiB > %d MiB\n", rss,
+                 opt.max_rss_mb);
+    ok = false;
+  }
+  if (ok) {
+    std::filesystem::remove_all(dir);
+  } else {
+    std::fprintf(stderr, "load_test: FAILED; logs in %s\n", dir.c_str());
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "load_test: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--clients") {
+      opt.clients = std::atoi(value().c_str());
+    } else if (a == "--jobs") {
+      opt.jobs = std::atoi(value().c_str());
+    } else if (a == "--workers") {
+      opt.workers = std::atoi(value().c_str());
+    } else if (a == "--slots") {
+      opt.slots = std::atoi(value().c_str());
+    } else if (a == "--max-rss-mb") {
+      opt.max_rss_mb = std::atoi(value().c_str());
+    } else if (a == "--server") {
+      opt.server_bin = value();
+    } else if (a == "--worker") {
+      opt.worker_bin = value();
+    } else {
+      std::fprintf(stderr,
+                   "usage: load_test [--clients N] [--jobs N] [--workers N] "
+                   "[--slots N] [--max-rss-mb MB] [--server BIN] "
+                   "[--worker BIN]\n");
+      return a == "--help" ? 0 : 2;
+    }
+  }
+  if (opt.clients < 1 || opt.jobs < 1 || opt.workers < 1 || opt.slots < 1) {
+    std::fprintf(stderr, "load_test: counts must be >= 1\n");
+    return 2;
+  }
+  return Main(opt);
+}
