@@ -5,6 +5,8 @@
 //   load_test [--clients 32] [--jobs 1] [--workers 4] [--slots 1]
 //             [--server BIN --worker BIN]
 //
+// Meanwhile --cancels times a long range test is started and cancelled, and
+// the time until its worker stops is measured.
 // Each client submits --jobs jobs in turn, alternating a 2-seed range test
 // and a 4-trial grid (2 schedules x 2 seeds), and watches each to its end.
 // Checks, exiting 1 on any failure: every job succeeds, every stream is
@@ -54,6 +56,7 @@ struct Options {
   int workers = 4;
   int slots = 1;
   int max_rss_mb = 512;
+  int cancels = 3;  // cancellations measured while the load runs
   std::string server_bin = LRTUNE_SERVER_BIN;
   std::string worker_bin = LRTUNE_WORKER_BIN;
 };
@@ -165,6 +168,71 @@ struct Stats {
     if (errors.size() < 20) errors.push_back(std::move(e));
   }
 };
+
+// Cancels a running range test while the load runs and measures how long
+// the cancellation takes to reach the worker: from the CancelJob call to
+// the end of the task's attempt, which the worker reports once its
+// training loop has stopped (TaskAttempt.end_time, CANCELLED). The same
+// machine's clock on both sides. Returns milliseconds, or -1.
+double MeasureCancel(v1::LrTune::Stub& stub, Stats& stats) {
+  v1::SubmitJobRequest request;
+  *request.mutable_range_test()->mutable_run() = TinyRun();
+  v1::RangeTestSpec* rt = request.mutable_range_test()->mutable_range_test();
+  rt->set_steps(1000000);  // runs until cancelled
+  rt->set_start_lr(1e-6);
+  rt->set_end_lr(1e-5);
+  v1::Job job;
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub.SubmitJob(&context, request, &job);
+    if (!status.ok()) {
+      stats.Error("cancel: SubmitJob: " + status.error_message());
+      return -1;
+    }
+  }
+  {  // wait until it trains: 20 points
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(120));
+    v1::WatchJobRequest watch;
+    watch.set_job_id(job.job_id());
+    auto reader = stub.WatchJob(&context, watch);
+    v1::JobEvent event;
+    int points = 0;
+    while (points < 20 && reader->Read(&event)) points += event.has_point();
+    context.TryCancel();
+    reader->Finish();
+  }
+  const auto cancelled_at = std::chrono::system_clock::now();
+  {
+    v1::CancelJobRequest cancel;
+    cancel.set_job_id(job.job_id());
+    grpc::ClientContext context;
+    grpc::Status status = stub.CancelJob(&context, cancel, &job);
+    if (!status.ok()) {
+      stats.Error("cancel: CancelJob: " + status.error_message());
+      return -1;
+    }
+  }
+  for (int i = 0; i < 1000; ++i) {
+    v1::GetJobRequest get;
+    get.set_job_id(job.job_id());
+    grpc::ClientContext context;
+    if (stub.GetJob(&context, get, &job).ok()) {
+      for (const v1::TaskAttempt& a : job.attempts()) {
+        if (a.outcome() != v1::ATTEMPT_OUTCOME_CANCELLED) continue;
+        const auto ended = std::chrono::system_clock::time_point(
+            std::chrono::seconds(a.end_time().seconds()) +
+            std::chrono::nanoseconds(a.end_time().nanos()));
+        return std::chrono::duration<double, std::milli>(ended - cancelled_at)
+            .count();
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stats.Error("cancel: the worker never reported the cancelled attempt");
+  return -1;
+}
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -287,7 +355,16 @@ int Main(const Options& opt) {
       }
     });
   }
+  std::vector<double> cancel_ms;
+  std::thread canceller([&] {
+    auto stub = v1::LrTune::NewStub(channel);
+    for (int i = 0; i < opt.cancels; ++i) {
+      const double ms = MeasureCancel(*stub, stats);
+      if (ms >= 0) cancel_ms.push_back(ms);
+    }
+  });
   for (std::thread& t : clients) t.join();
+  canceller.join();
   const double seconds =
       std::chrono::duration<double>(Clock::now() - start).count();
   const double rss = PeakRssMb(server);
@@ -301,12 +378,18 @@ int Main(const Options& opt) {
       "  points     %lld = %.0f points/s\n"
       "  submit     p50 %.1f ms  p99 %.1f ms\n"
       "  stream     p50 %.1f ms  p99 %.1f ms (point stored -> received)\n"
+      "  cancel     %zu under load: median %.0f ms, max %.0f ms (CancelJob -> "
+      "the worker's attempt ended)\n"
       "  server RSS peak %.1f MiB (limit %d)\n",
       opt.clients, opt.jobs, opt.workers, opt.slots, stats.jobs_done, expected,
       seconds, stats.jobs_done / seconds, static_cast<long long>(stats.points),
       stats.points / seconds, Percentile(stats.submit_ms, 0.5),
       Percentile(stats.submit_ms, 0.99), Percentile(stats.stream_ms, 0.5),
-      Percentile(stats.stream_ms, 0.99), rss, opt.max_rss_mb);
+      Percentile(stats.stream_ms, 0.99), cancel_ms.size(),
+      Percentile(cancel_ms, 0.5),
+      cancel_ms.empty() ? 0.0
+                        : *std::max_element(cancel_ms.begin(), cancel_ms.end()),
+      rss, opt.max_rss_mb);
   bool ok = stats.errors.empty() && stats.jobs_done == expected;
   for (const std::string& e : stats.errors) {
     std::fprintf(stderr, "load_test: %s\n", e.c_str());
@@ -345,6 +428,8 @@ int main(int argc, char** argv) {
       opt.workers = std::atoi(value().c_str());
     } else if (a == "--slots") {
       opt.slots = std::atoi(value().c_str());
+    } else if (a == "--cancels") {
+      opt.cancels = std::atoi(value().c_str());
     } else if (a == "--max-rss-mb") {
       opt.max_rss_mb = std::atoi(value().c_str());
     } else if (a == "--server") {
@@ -354,7 +439,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: load_test [--clients N] [--jobs N] [--workers N] "
-                   "[--slots N] [--max-rss-mb MB] [--server BIN] "
+                   "[--slots N] [--cancels N] [--max-rss-mb MB] "
+                   "[--server BIN] "
                    "[--worker BIN]\n");
       return a == "--help" ? 0 : 2;
     }
