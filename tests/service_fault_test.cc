@@ -440,4 +440,83 @@ TEST_F(ServiceFaultTest, WorkerPausedPastItsLeaseItsLateWritesAreRefused) {
   server->Stop();
 }
 
+// The coordinator killed with SIGKILL during a grid (a range test, then 4
+// trials on its bounds, two workers) while points flow, restarted on the
+// same store: every event the client had is there unchanged, the workers
+// reconnect by themselves, the grid finishes, and each seed's and trial's
+// curve is complete and in order.
+TEST_F(ServiceFaultTest, ServerKilledMidGridRestartsAndTheGridFinishes) {
+  std::unique_ptr<Process> server = StartServer();
+  ASSERT_TRUE(server->started());
+  std::unique_ptr<Process> worker_a = StartWorker("worker-a");
+  std::unique_ptr<Process> worker_b = StartWorker("worker-b");
+  auto stub = Connect();
+
+  lrtune::v1::SubmitJobRequest request;
+  lrtune::v1::GridSearchJob* grid = request.mutable_grid();
+  *grid->mutable_run() = OneSeedRangeTest().range_test().run();
+  grid->mutable_train()->set_steps(3000);
+  grid->mutable_range_test()->set_steps(150);
+  grid->mutable_range_test()->set_start_lr(1e-5);
+  grid->mutable_range_test()->set_end_lr(10);
+  auto* schedules = grid->mutable_grid()->add_axes()->mutable_schedules();
+  schedules->add_values()->set_kind(lrtune::v1::SCHEDULE_KIND_ONE_CYCLE);
+  schedules->add_values()->set_kind(lrtune::v1::SCHEDULE_KIND_COSINE);
+  grid->mutable_grid()
+      ->add_axes()
+      ->mutable_lr_bounds()
+      ->add_values()
+      ->mutable_recommended();
+  auto* seeds = grid->mutable_grid()->add_axes()->mutable_seeds();
+  seeds->add_values(1);
+  seeds->add_values(2);
+  grpc::ClientContext submit_context;
+  lrtune::v1::Job job;
+  grpc::Status submitted = stub->SubmitJob(&submit_context, request, &job);
+  ASSERT_TRUE(submitted.ok()) << submitted.error_message();
+
+  // Kill it once trials are streaming (points of the range test first).
+  std::atomic<int> points{0};
+  Watched before;
+  std::thread watcher([&] {
+    before = Watch(*stub, job.job_id(), 0, /*stop_after_points=*/0, &points);
+  });
+  const auto give_up = Clock::now() + std::chrono::seconds(60);
+  while (points < 150 + 400 && Clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  server->Kill();
+  watcher.join();
+  ASSERT_GE(points.load(), 550) << before.status.error_message();
+  server = StartServer();
+  ASSERT_TRUE(server->started());
+  stub = Connect();
+
+  Watched stored = Watch(*stub, job.job_id(), 0);
+  ASSERT_TRUE(stored.status.ok()) << stored.status.error_message();
+  ExpectSameEvents(before.events, stored.events);
+  ASSERT_FALSE(stored.events.empty());
+  EXPECT_EQ(stored.events.back().state_changed().state(),
+            lrtune::v1::JOB_STATE_SUCCEEDED)
+      << stored.events.back().ShortDebugString();
+  std::map<int, std::vector<int64_t>> curves;  // trial (-1: range test)
+  for (size_t i = 0; i < stored.events.size(); ++i) {
+    ASSERT_EQ(stored.events[i].seq(), i + 1);
+    if (!stored.events[i].has_point()) continue;
+    const lrtune::v1::Origin& o = stored.events[i].point().origin();
+    curves[o.has_trial_index() ? o.trial_index() : -1].push_back(
+        stored.events[i].point().point().step());
+  }
+  ASSERT_EQ(curves.size(), 5u);
+  for (const auto& [trial, steps] : curves) {
+    EXPECT_EQ(steps.size(), trial < 0 ? 150u : 3000u) << "trial " << trial;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      ASSERT_EQ(steps[i], static_cast<int64_t>(i)) << "trial " << trial;
+    }
+  }
+  EXPECT_EQ(worker_a->Stop(), 0);
+  EXPECT_EQ(worker_b->Stop(), 0);
+  server->Stop();
+}
+
 }  // namespace
