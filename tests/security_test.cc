@@ -129,6 +129,16 @@ void WithToken(grpc::ClientContext* context, const std::string& token) {
   }
 }
 
+std::string Flatten(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
 lrtune::v1::SubmitJobRequest RangeTestJob() {
   lrtune::v1::SubmitJobRequest request;
   lrtune::v1::RangeTestJob& job = *request.mutable_range_test();
@@ -174,6 +184,9 @@ class SecurityTest : public testing::Test {
   }
 
   void TearDown() override {
+    client_.reset();
+    hub_.reset();
+    channel_.reset();
     if (server_ > 0) {
       EXPECT_EQ(Stop(server_), 0) << ReadAll(log_);
     }
@@ -366,16 +379,44 @@ TEST_F(SecurityTest, HealthReportsServing) {
                       [&done](grpc::Status s) { done.set_value(s); });
     grpc::Status status = done.get_future().get();
     ASSERT_TRUE(status.ok()) << service << ": " << status.error_message();
-    std::vector<grpc::Slice> slices;
-    ASSERT_TRUE(response.Dump(&slices).ok());
-    std::string body;
-    for (const grpc::Slice& s : slices) {
-      body.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
     // HealthCheckResponse{status: SERVING (1)}.
-    EXPECT_EQ(body, std::string("\x08\x01", 2)) << service;
+    EXPECT_EQ(Flatten(response), std::string("\x08\x01", 2)) << service;
   }
 }
+
+#ifdef LRTUNE_HAVE_GRPC_REFLECTION
+TEST_F(SecurityTest, ReflectionListsTheServicesWithoutAToken) {
+  grpc::GenericStub generic(channel_);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  auto call = generic.PrepareCall(
+      &context,
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  // ServerReflectionRequest{list_services: ""}: field 7, length-delimited.
+  grpc::Slice slice(std::string("\x3a\x00", 2));
+  grpc::ByteBuffer request(&slice, 1), response;
+  call->WriteLast(request, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  call->Read(&response, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  const std::string body = Flatten(response);
+  EXPECT_NE(body.find("lrtune.v1.LrTune"), std::string::npos);
+  EXPECT_NE(body.find("lrtune.v1.WorkerHub"), std::string::npos);
+  EXPECT_NE(body.find("grpc.health.v1.Health"), std::string::npos);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+#endif
 
 // Reads one counter or gauge from a Prometheus page; -1 when absent.
 double Sample(const std::string& page, const std::string& name) {
@@ -547,6 +588,11 @@ TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
                 status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
         << status.error_code() << " " << status.error_message();
   }
+  // An open channel would hold the graceful shutdown for its 5 s.
+  tls_stub.reset();
+  plain_stub.reset();
+  tls.reset();
+  plain.reset();
   EXPECT_EQ(Stop(server), 0) << ReadAll(log);
   fs::remove_all(dir);
 }
@@ -583,6 +629,7 @@ TEST(SecurityListenTest, NonLoopbackNeedsTlsAndTokensOrInsecure) {
   EXPECT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
                                         std::chrono::seconds(20)))
       << ReadAll(log2);
+  channel.reset();
   EXPECT_EQ(Stop(insecure), 0);
   EXPECT_NE(ReadAll(log2).find("WARNING: --insecure"), std::string::npos);
   fs::remove_all(dir);
