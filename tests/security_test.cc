@@ -154,6 +154,9 @@ lrtune::v1::SubmitJobRequest RangeTestJob() {
 // A server with a tokens file and metrics, on loopback, per test.
 class SecurityTest : public testing::Test {
  protected:
+  // Flags added to the server's command line.
+  virtual std::vector<std::string> ExtraFlags() const { return {}; }
+
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
            ("lrtune_security_test_" + std::to_string(getpid()) + "_" +
@@ -168,11 +171,18 @@ class SecurityTest : public testing::Test {
     address_ = "127.0.0.1:" + std::to_string(FreePort());
     metrics_port_ = FreePort();
     log_ = dir_ / "server.log";
-    server_ = Spawn(
-        {LRTUNE_SERVER_BIN, "--listen", address_, "--db",
-         (dir_ / "jobs.db").string(), "--tokens-file", tokens_.string(),
-         "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port_)},
-        log_.string());
+    std::vector<std::string> args = {
+        LRTUNE_SERVER_BIN,
+        "--listen",
+        address_,
+        "--db",
+        (dir_ / "jobs.db").string(),
+        "--tokens-file",
+        tokens_.string(),
+        "--metrics-listen",
+        "127.0.0.1:" + std::to_string(metrics_port_)};
+    for (const std::string& flag : ExtraFlags()) args.push_back(flag);
+    server_ = Spawn(args, log_.string());
     ASSERT_GT(server_, 0);
     channel_ =
         grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
@@ -536,6 +546,45 @@ TEST_F(SecurityTest, MetricsAreValidPrometheusTextAndMoveWithAJob) {
   EXPECT_GE(samples, 10);
 }
 
+class SecurityShortLeaseTest : public SecurityTest {
+ protected:
+  std::vector<std::string> ExtraFlags() const override {
+    return {"--lease-ttl", "1s", "--sweep-interval", "200ms"};
+  }
+};
+
+TEST_F(SecurityShortLeaseTest, ALapsedLeaseMovesTheExpiryCounter) {
+  lrtune::v1::Job job;
+  ASSERT_TRUE(Submit(kAlice, &job).ok());
+  lrtune::v1::RegisterResponse registered;
+  ASSERT_TRUE(Register(kWorker, &registered).ok());
+  lrtune::v1::AcquireTaskRequest request;
+  request.set_worker_id(registered.worker_id());
+  request.mutable_wait()->set_seconds(5);
+  lrtune::v1::AcquireTaskResponse acquired;
+  grpc::ClientContext context;
+  SetDeadline(&context, 10);
+  WithToken(&context, kWorker);
+  ASSERT_TRUE(hub_->AcquireTask(&context, request, &acquired).ok());
+  ASSERT_TRUE(acquired.has_task());
+  EXPECT_EQ(Sample(Metrics(), "lrtune_lease_expiries_total"), 0);
+  // No heartbeat: the lease lapses after 1 s and the task is requeued.
+  double expiries = 0;
+  for (int i = 0; i < 50 && expiries < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    expiries = Sample(Metrics(), "lrtune_lease_expiries_total");
+  }
+  EXPECT_EQ(expiries, 1);
+  std::string page;
+  for (int i = 0; i < 30; ++i) {  // the sweeper requeues within 200 ms
+    page = Metrics();
+    if (Sample(page, "lrtune_queue_depth") == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(Sample(page, "lrtune_queue_depth"), 1) << page;
+  EXPECT_EQ(Sample(page, "lrtune_tasks_running"), 0);
+}
+
 // A server with TLS from a self-signed certificate made by `openssl`.
 TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
   const fs::path dir = fs::temp_directory_path() /
@@ -593,6 +642,37 @@ TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
   plain_stub.reset();
   tls.reset();
   plain.reset();
+  EXPECT_EQ(Stop(server), 0) << ReadAll(log);
+
+  // Mutual TLS: the same self-signed certificate is the client CA, so a
+  // client presenting it passes and one presenting none does not.
+  const std::string mtls_address = "127.0.0.1:" + std::to_string(FreePort());
+  server =
+      Spawn({LRTUNE_SERVER_BIN, "--listen", mtls_address, "--db",
+             (dir / "jobs.db").string(), "--tokens-file", tokens.string(),
+             "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", cert},
+            log.string());
+  ASSERT_GT(server, 0);
+  for (bool with_cert : {true, false}) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = ReadAll(cert);
+    if (with_cert) {
+      options.pem_cert_chain = ReadAll(cert);
+      options.pem_private_key = ReadAll(key);
+    }
+    auto channel =
+        grpc::CreateChannel(mtls_address, grpc::SslCredentials(options));
+    channel->WaitForConnected(std::chrono::system_clock::now() +
+                              std::chrono::seconds(with_cert ? 20 : 2));
+    auto stub = LrTune::NewStub(channel);
+    grpc::ClientContext context;
+    SetDeadline(&context, 3);
+    WithToken(&context, kAlice);
+    lrtune::v1::ListJobsResponse response;
+    grpc::Status status = stub->ListJobs(&context, {}, &response);
+    EXPECT_EQ(status.ok(), with_cert)
+        << with_cert << " " << status.error_message() << ReadAll(log);
+  }
   EXPECT_EQ(Stop(server), 0) << ReadAll(log);
   fs::remove_all(dir);
 }
