@@ -21,6 +21,9 @@ cmake -S . -B "$BUILD_DIR" -G Ninja ${CMAKE_ARGS:-}
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
 
+# Lock discipline: clang's -Wthread-safety over every file that locks.
+bash scripts/thread_safety.sh "$BUILD_DIR"
+
 # The fuzz targets (tests/fuzz/, a separate clang build): every seed and
 # crash reproducer, then FUZZ_SECONDS of fuzzing per target.
 FUZZ_SECONDS=${FUZZ_SECONDS:-45}
