@@ -70,7 +70,10 @@ void Metrics::OnTaskLeased(const v1::Task& task, absl::Time now) {
   lease.attempt_id = task.attempt_id();
   lease.started = now;
   lease.expires = FromProto(task.lease_expires_at());
-  lease.acked_seq = -1;
+  // A retried attempt may replay records an earlier one stored; the store
+  // ignores those, and so does the count.
+  lease.acked_seq =
+      task.resume().has_last_acked_seq() ? task.resume().last_acked_seq() : -1;
 }
 
 void Metrics::OnPointsReported(const v1::ReportPointsRequest& request,

@@ -53,16 +53,26 @@ TEST(Metrics, CountsNewPointsOnceAndTaskDurations) {
   EXPECT_EQ(metrics.points_ingested(), 5);
   metrics.OnTaskEnded("j-1-t0", 7, t0 + absl::Seconds(3));
 
+  // A retry replays from scratch: only what the store had not got counts.
+  v1::Task retry = LeasedTask("j-1-t1", 9, t0 + absl::Seconds(10));
+  retry.mutable_resume()->set_last_acked_seq(2);
+  metrics.OnTaskLeased(retry, t0);
+  report.set_task_id("j-1-t1");
+  report.set_attempt_id(9);
+  metrics.OnPointsReported(report, 4);
+  EXPECT_EQ(metrics.points_ingested(), 7);
+  metrics.OnTaskEnded("j-1-t1", 9, t0 + absl::Seconds(3));
+
   const std::string text = metrics.RenderPrometheus(t0 + absl::Seconds(4));
   ExpectValidExposition(text);
   EXPECT_NE(text.find("lrtune_jobs_submitted_total 1\n"), std::string::npos);
-  EXPECT_NE(text.find("lrtune_points_ingested_total 5\n"), std::string::npos);
+  EXPECT_NE(text.find("lrtune_points_ingested_total 7\n"), std::string::npos);
   EXPECT_NE(text.find("lrtune_workers 1\n"), std::string::npos);
   EXPECT_NE(text.find("lrtune_task_duration_seconds_bucket{le=\"1\"} 0\n"),
             std::string::npos);
-  EXPECT_NE(text.find("lrtune_task_duration_seconds_bucket{le=\"5\"} 1\n"),
+  EXPECT_NE(text.find("lrtune_task_duration_seconds_bucket{le=\"5\"} 2\n"),
             std::string::npos);
-  EXPECT_NE(text.find("lrtune_task_duration_seconds_count 1\n"),
+  EXPECT_NE(text.find("lrtune_task_duration_seconds_count 2\n"),
             std::string::npos);
   EXPECT_NE(text.find("lrtune_lease_expiries_total 0\n"), std::string::npos);
   // No gauge source: the store gauges are left out, not reported as 0.
