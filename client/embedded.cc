@@ -114,7 +114,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
       new EmbeddedService(std::move(state)));
   State& s = *service->state_;
 
-  LRTUNE_RETURN_IF_ERROR(MakeDirs(DirName(options.db_path)));
+  LRTUNE_RETURN_IF_ERROR(CreateParentDirs(options.db_path));
   const std::string lock_path = options.db_path + ".lock";
   s.lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (s.lock_fd < 0) {
@@ -140,6 +140,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   }
   s.store = std::move(*store);
   server::CoordinatorOptions copts;
+  // The worker polls instead of long-polling (see acquire_wait below), so
+  // it asks again soon after an empty answer.
+  copts.acquire_retry = absl::Milliseconds(50);
   s.coordinator = std::make_unique<server::Coordinator>(
       s.store.get(), server::SystemClock(), copts);
   CancelLeftovers(*s.coordinator, options.log);
@@ -180,8 +183,11 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   aopts.threads = options.threads;
   aopts.data_dir = options.data_dir;
   aopts.hostname = "embedded";
-  // Short polls: the agent notices Shutdown within this long.
-  aopts.acquire_wait = absl::Milliseconds(500);
+  // No long poll: cancelling a pending one at shutdown races in the
+  // server's AcquireReactor (Finish under its mutex, then OnDone deletes it
+  // on another thread: "Mutex unlocked when destroyed"). Plain polls every
+  // acquire_retry cost nothing on a unix socket.
+  aopts.acquire_wait = absl::ZeroDuration();
   engine::TuneAllocatorForTraining();
   s.agent = std::make_unique<worker::Agent>(
       aopts, worker::NewGrpcHubClient(s.target, ""));
@@ -228,6 +234,15 @@ void EmbeddedService::Shutdown() {
     close(s.lock_fd);  // releases the lock
     s.lock_fd = -1;
   }
+}
+
+std::string EmbeddedLogPath(const std::string& db_path) {
+  const std::string dir = DirName(db_path);
+  return dir.empty() ? "embedded.log" : absl::StrCat(dir, "/embedded.log");
+}
+
+absl::Status CreateParentDirs(const std::string& file) {
+  return MakeDirs(DirName(file));
 }
 
 std::string DefaultDbPath() {

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace lrtune::client {
@@ -69,6 +70,15 @@ class EmbeddedService {
 // The store of the embedded mode: $XDG_DATA_HOME/lrtune/jobs.db, else
 // $HOME/.local/share/lrtune/jobs.db, else ./lrtune-jobs.db.
 std::string DefaultDbPath();
+
+// Where `lrtune range-test` keeps the embedded service's log (the worker's,
+// gRPC's and LibTorch's stderr) for a store at `db_path`: embedded.log
+// beside it.
+std::string EmbeddedLogPath(const std::string& db_path);
+
+// Creates the directories above `file` (mode 0700 for new ones);
+// PermissionDenied naming the one that cannot be made.
+absl::Status CreateParentDirs(const std::string& file);
 
 // The devices an embedded worker trains on for a run asking for `device`
 // ("cpu", "cuda", "cuda:<i>", "auto" or empty): auto takes cuda:0 when

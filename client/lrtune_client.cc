@@ -137,8 +137,12 @@ absl::StatusOr<v1::Job> Client::RangeTest(const v1::RangeTestRequest& request,
     if (job_id.empty()) job_id = event.job_id();
     terminal = IsTerminal(event);
     if (on_event) on_event(event);
+    if (terminal) break;
   }
+  // The terminal event is the last one we take, whatever follows it.
+  if (terminal) context.TryCancel();
   const grpc::Status status = reader->Finish();
+  if (terminal) return GetJob(job_id);
   if (job_id.empty() ||
       (!status.ok() && status.error_code() != grpc::StatusCode::UNAVAILABLE)) {
     if (status.ok()) {
@@ -147,10 +151,8 @@ absl::StatusOr<v1::Job> Client::RangeTest(const v1::RangeTestRequest& request,
     }
     return FromGrpc(status, target_, "RangeTest", options_.rpc_deadline);
   }
-  if (!terminal) {
-    LRTUNE_RETURN_IF_ERROR(
-        Follow(job_id, &last_seq, on_event, sent.skip_points()));
-  }
+  LRTUNE_RETURN_IF_ERROR(
+      Follow(job_id, &last_seq, on_event, sent.skip_points()));
   return GetJob(job_id);
 }
 
@@ -176,9 +178,15 @@ absl::Status Client::Follow(const std::string& job_id, uint64_t* last_seq,
       last_progress = absl::Now();
       backoff = options_.initial_backoff;
       if (on_event) on_event(event);
+      if (terminal) break;
+    }
+    if (terminal) {
+      // The terminal event is the last one we take, whatever follows it.
+      context.TryCancel();
+      (void)reader->Finish();
+      return absl::OkStatus();
     }
     const grpc::Status status = reader->Finish();
-    if (terminal) return absl::OkStatus();
     // An OK end without the terminal event (a coordinator closing streams
     // as it stops) is a disconnect too.
     if (!status.ok() && status.error_code() != grpc::StatusCode::UNAVAILABLE) {

@@ -36,7 +36,8 @@ v1::JobEvent Event(uint64_t seq) {
   return e;
 }
 
-// Serves job "j1" (events 1..10). Each stream call follows the next entry
+// Serves job "j1" (events 1..10, terminal at 10; points after it when a
+// script step asks for them). Each stream call follows the next entry
 // of `script`: send events up to `until` (from after_seq + 1), then end
 // with `status`. Past the script's end: everything, OK. A test fake, so
 // the plain synchronous API.
@@ -198,6 +199,21 @@ TEST_F(ClientTest, RangeTestResumesWithWatchJobAfterAcceptance) {
   EXPECT_THAT(fake_.watch_after(), ElementsAre(3));
   ASSERT_EQ(fake_.range_test_request_ids().size(), 1u);
   EXPECT_THAT(fake_.range_test_request_ids()[0], StartsWith("cli-"));
+}
+
+// A coordinator may store points that arrive after a cancellation behind
+// the terminal event; the client stops at the terminal event.
+TEST_F(ClientTest, NothingAfterTheTerminalEventIsTaken) {
+  fake_.script = {{kLastSeq + 2, grpc::Status::OK},
+                  {kLastSeq + 2, grpc::Status::OK}};
+  Start();
+  absl::StatusOr<v1::Job> job = client_->RangeTest({}, Collect());
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(Seqs(), ElementsAre(1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
+  EXPECT_THAT(fake_.watch_after(), ElementsAre());
+  events_.clear();
+  ASSERT_TRUE(client_->WatchJob("j1", 8, Collect()).ok());
+  EXPECT_THAT(Seqs(), ElementsAre(9, 10));
 }
 
 TEST_F(ClientTest, RangeTestRefusedBeforeAcceptanceIsAnError) {

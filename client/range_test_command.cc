@@ -29,6 +29,7 @@
 #include "client/commands.h"
 #include "client/lrtune_client.h"
 #include "client/range_test_report.h"
+#include "client/stderr_redirect.h"
 #include "lrtune/v1/lrtune.pb.h"
 #ifdef LRTUNE_EMBEDDED
 #include "client/embedded.h"
@@ -417,6 +418,10 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
   }
   bool embedded_mode = false;
   std::string device_hint;  // where the embedded worker trains
+  // While the embedded service runs, fd 2 goes to its log file (the
+  // worker, gRPC and LibTorch write there) and `term` is the terminal.
+  std::unique_ptr<client::StderrRedirect> redirect;
+  std::ostream* term = &err;
 #ifdef LRTUNE_EMBEDDED
   std::unique_ptr<client::EmbeddedService> embedded;
   if (server.empty()) {
@@ -433,10 +438,19 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
     eopts.devices = *devices;
     device_hint = devices->front();
     eopts.threads = opts.threads;
-    eopts.log = &err;
+    if (&err == &std::cerr && client::CreateParentDirs(eopts.db_path).ok()) {
+      absl::StatusOr<std::unique_ptr<client::StderrRedirect>> r =
+          client::StderrRedirect::To(client::EmbeddedLogPath(eopts.db_path));
+      if (r.ok()) {
+        redirect = std::move(*r);
+        term = &redirect->original();
+      }
+    }
+    eopts.log = term;
     absl::StatusOr<std::unique_ptr<client::EmbeddedService>> started =
         client::EmbeddedService::Start(eopts);
     if (!started.ok()) {
+      redirect.reset();
       err << kCmd
           << "cannot start the embedded service: " << started.status().message()
           << "\n";
@@ -456,6 +470,7 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
   absl::StatusOr<std::unique_ptr<client::Client>> connected =
       client::Client::Connect(server, copts);
   if (!connected.ok()) {
+    redirect.reset();
     err << kCmd << connected.status().message() << "\n";
     return ExitCode(connected.status());
   }
@@ -477,15 +492,18 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
           });
         }
         report.Add(event);
-        if (progress) report.DrawProgress(err);
+        if (progress) report.DrawProgress(*term);
       });
   const double wall = absl::ToDoubleSeconds(absl::Now() - start);
-  if (progress) report.ClearProgress(err);
+  if (progress) report.ClearProgress(*term);
   const bool interrupted = interrupts != nullptr && interrupts->interrupted();
   interrupts.reset();
 #ifdef LRTUNE_EMBEDDED
   if (embedded != nullptr) embedded->Shutdown();
 #endif
+  const std::string log_hint =
+      redirect != nullptr ? " (log: " + redirect->path() + ")" : "";
+  redirect.reset();  // fd 2 is the terminal again
   if (!job.ok()) {
     err << kCmd
         << (job.status().code() == absl::StatusCode::kInvalidArgument
@@ -516,7 +534,7 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
     err << kCmd << "job " << job->job_id() << " "
         << (job->state() == v1::JOB_STATE_CANCELLED ? "was cancelled"
                                                     : "failed")
-        << ": " << job->failure() << "\n";
+        << ": " << job->failure() << log_hint << "\n";
     return kExitJobFailed;
   }
   return kExitOk;

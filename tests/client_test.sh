@@ -49,6 +49,9 @@ cat "$tmp/err" >&2
 cp "$tmp/out" "$tmp/embedded.json"
 check "embedded --json contract" json_ok "$tmp/embedded.json"
 check "embedded prints one line of JSON" test "$(lines "$tmp/out")" = 1
+check "embedded stderr is empty on success" test ! -s "$tmp/err"
+check "the worker's log goes to embedded.log" \
+  grep -q "lrtune-worker: registered" "$XDG_DATA_HOME/lrtune/embedded.log"
 check "the store is in XDG_DATA_HOME" test -s "$XDG_DATA_HOME/lrtune/jobs.db"
 check "the socket directory is removed" test -z "$(ls -A "$XDG_RUNTIME_DIR")"
 check "--csv header" test "$(head -1 "$tmp/curve.csv")" = \
@@ -71,6 +74,45 @@ check "second run is a new job" test "$($PY -c '
 import json, sys
 print(json.load(open(sys.argv[1]))["job_id"] != json.load(open(sys.argv[2]))["job_id"])' \
   "$tmp/out" "$tmp/embedded.json")" = True
+
+# Ctrl-C cancels the embedded job and exits 130.
+job_state() {
+  $PY -c '
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute(
+    "select state from jobs order by num desc limit 1").fetchone()[0])' \
+    "$XDG_DATA_HOME/lrtune/jobs.db"
+}
+wait_for_task() {
+  for _ in $(seq 300); do
+    grep -q "lrtune-worker: slot 0 (cpu): task" "$XDG_DATA_HOME/lrtune/embedded.log" \
+      2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
+"$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+check "a long embedded run starts" wait_for_task
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+check "Ctrl-C exits 130" test "$rc" = 130
+check "Ctrl-C says the job was cancelled" grep -q "interrupted; job .* cancelled" "$tmp/err"
+check "Ctrl-C leaves the job cancelled in the store" test "$(job_state)" = cancelled
+
+# A killed embedded run's job is cancelled by the next run, not resumed.
+rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
+"$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+check "another long embedded run starts" wait_for_task
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+check "the killed run's job is left running" test "$(job_state)" = running
+run range-test "${SMALL[@]}" --steps 20
+check "the next run succeeds" test "$rc" = 0
+check "the next run cancels the leftover" grep -q "cancelled job .* left unfinished" "$tmp/err"
 
 # --- usage errors: exit 2, one line naming the flag ---
 run range-test "${SMALL[@]}" --steps 0
@@ -134,7 +176,7 @@ sys.exit(not (a["min_lr"] == b["min_lr"] and a["max_lr"] == b["max_lr"]))' \
 check "remote mode leaves the local store alone" test "$($PY -c '
 import sqlite3, sys
 print(sqlite3.connect(sys.argv[1]).execute("select count(*) from jobs").fetchone()[0])' \
-  "$XDG_DATA_HOME/lrtune/jobs.db" 2>&1)" = 2
+  "$XDG_DATA_HOME/lrtune/jobs.db" 2>&1)" = 5
 
 LRTUNE_SERVER="127.0.0.1:$port" run range-test "${SMALL[@]}" --seeds 2
 check "human output via LRTUNE_SERVER exit 0" test "$rc" = 0
