@@ -1,6 +1,7 @@
 #include "server/grpc_services.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <deque>
 #include <optional>
@@ -16,8 +17,12 @@
 namespace lrtune::server {
 namespace {
 
-// One line on stderr: "<UTC time> <what>". Never given a token.
+std::atomic<bool> rpc_logging{false};
+
+// One line on stderr: "<UTC time> <what>", when SetRpcLogging(true).
+// Never given a token.
 void Log(absl::string_view what) {
+  if (!rpc_logging.load(std::memory_order_relaxed)) return;
   const std::string line =
       absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
                                     absl::UTCTimeZone()),
@@ -356,6 +361,8 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
 };
 
 }  // namespace
+
+void SetRpcLogging(bool on) { rpc_logging.store(on); }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;

@@ -32,6 +32,12 @@
 
 namespace lrtune::server {
 
+// Whether the services log one line per job submitted or cancelled,
+// worker registered, task leased or ended, and call refused, on stderr
+// (never a token). Off by default, so that in-process servers (tests, the
+// CLI's embedded mode) stay quiet; lrtune-server turns it on. Thread-safe.
+void SetRpcLogging(bool on);
+
 // The single conversion from absl::Status to grpc::Status (same codes).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 

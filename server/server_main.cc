@@ -222,6 +222,7 @@ int Run(const Options& options) {
                                                  &metrics);
     lrtune::server::WorkerHubService hub_service(&coordinator, auth.get(),
                                                  &metrics);
+    lrtune::server::SetRpcLogging(true);
     grpc::EnableDefaultHealthCheckService(true);
 #ifdef LRTUNE_HAVE_GRPC_REFLECTION
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
