@@ -97,6 +97,28 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts);
 int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
                  std::ostream& err, bool progress);
 
+// `lrtune jobs | get JOB | watch JOB | cancel JOB` against --server.
+struct JobCommandOptions {
+  std::string job_id;
+  std::string server;      // HOST:PORT; empty: $LRTUNE_SERVER (required)
+  std::string token_file;  // bearer token file; empty: no token
+  bool json = false;       // protobuf JSON (watch: one event per line)
+  uint64_t after_seq = 0;  // watch: events after this seq
+  std::string reason;      // cancel: recorded on the job
+  int limit = 20;          // jobs: at most this many, 1..500
+};
+struct JobCommands {
+  CLI::App* jobs = nullptr;
+  CLI::App* get = nullptr;
+  CLI::App* watch = nullptr;
+  CLI::App* cancel = nullptr;
+};
+JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts);
+// `cmd` is "jobs", "get", "watch" or "cancel". watch exits 3 when the job
+// failed or was cancelled.
+int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
+                  std::ostream& out, std::ostream& err, bool progress);
+
 }  // namespace lrtune
 
 #endif  // LRTUNE_CLIENT_COMMANDS_H_

@@ -17,9 +17,11 @@ int main(int argc, char** argv) {
   lrtune::ScheduleOptions schedule;
   lrtune::AnalyzeOptions analyze;
   lrtune::RangeTestOptions range_test;
+  lrtune::JobCommandOptions job_opts;
   CLI::App* schedule_cmd = lrtune::AddScheduleCommand(app, schedule);
   CLI::App* analyze_cmd = lrtune::AddAnalyzeCommand(app, analyze);
   CLI::App* range_test_cmd = lrtune::AddRangeTestCommand(app, range_test);
+  const lrtune::JobCommands job_cmds = lrtune::AddJobCommands(app, job_opts);
 
   try {
     app.parse(argc, argv);
@@ -42,6 +44,14 @@ int main(int argc, char** argv) {
   if (range_test_cmd->parsed()) {
     return lrtune::RunRangeTest(range_test, std::cout, std::cerr,
                                 /*progress=*/isatty(STDERR_FILENO) != 0);
+  }
+  for (CLI::App* cmd :
+       {job_cmds.jobs, job_cmds.get, job_cmds.watch, job_cmds.cancel}) {
+    if (cmd->parsed()) {
+      return lrtune::RunJobCommand(cmd->get_name(), job_opts, std::cout,
+                                   std::cerr,
+                                   /*progress=*/isatty(STDERR_FILENO) != 0);
+    }
   }
   return lrtune::kExitUsage;
 }

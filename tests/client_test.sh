@@ -185,6 +185,34 @@ check "human output has the bounds" grep -q "min_lr" "$tmp/out"
 check "no progress line when stderr is not a terminal" \
   test "$(grep -c $'\r' "$tmp/err")" = 0
 
+# jobs, get, watch, cancel on the same server.
+export LRTUNE_SERVER="127.0.0.1:$port"
+run jobs --json
+check "jobs exit 0" test "$rc" = 0
+job=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["job_id"])' "$tmp/out")
+check "jobs lists the remote jobs" test "$($PY -c '
+import json, sys
+print(len(json.load(open(sys.argv[1]))["jobs"]))' "$tmp/out")" = 2
+run get "$job"
+check "get exit 0" test "$rc" = 0
+check "get shows the bounds" grep -q "CLR bounds" "$tmp/out"
+run watch "$job" --after-seq 2 --json
+check "watch of a finished job exit 0" test "$rc" = 0
+check "watch --after-seq 2 starts at seq 3" test "$($PY -c '
+import json, sys
+print(json.loads(open(sys.argv[1]).readline())["seq"])' "$tmp/out")" = 3
+check "watch ends with the terminal event" \
+  grep -q '"state_changed":{"state":"JOB_STATE_SUCCEEDED"' <(tail -1 "$tmp/out")
+run cancel "$job"
+check "cancel of a succeeded job exits 2" test "$rc" = 2
+check "cancel says why" grep -q "already succeeded" "$tmp/err"
+run get nope
+check "get of an unknown job exits 2" test "$rc" = 2
+check "get of an unknown job says so" grep -q "nope not found" "$tmp/err"
+unset LRTUNE_SERVER
+run jobs
+check "jobs without a server exits 2" test "$rc" = 2
+
 stop_service
 
 finish
