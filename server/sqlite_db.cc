@@ -1,5 +1,7 @@
 #include "server/sqlite_db.h"
 
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -8,9 +10,28 @@
 namespace lrtune::server {
 
 absl::Status SqliteStatus(int rc, absl::string_view context,
-                          absl::string_view sqlite_message) {
+                          absl::string_view sqlite_message, int system_errno) {
   std::string message = absl::StrCat(context, ": ", sqlite_message, " (",
                                      sqlite3_errstr(rc), ")");
+  if (system_errno != 0) {
+    absl::StrAppend(&message, " [", std::strerror(system_errno), "]");
+  }
+  if (rc == SQLITE_IOERR_WRITE || rc == SQLITE_IOERR_FSYNC) {
+    // A short write is how a full disk or file size limit usually shows
+    // (SQLite records no errno for it).
+    absl::StrAppend(&message,
+                    ": the store could not write (disk full or failing?); "
+                    "nothing was written");
+  }
+  // An I/O error because the disk (or the file size limit) is full is a
+  // full store, not a transient outage: say so.
+  if ((rc & 0xff) == SQLITE_IOERR &&
+      (system_errno == ENOSPC || system_errno == EFBIG ||
+       system_errno == EDQUOT)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(context, ": the store's disk is full (",
+                     std::strerror(system_errno), "); nothing was written"));
+  }
   switch (rc & 0xff) {
     case SQLITE_FULL:
       return absl::ResourceExhaustedError(message);
@@ -58,7 +79,8 @@ absl::StatusOr<bool> SqliteStatement::Step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return SqliteStatus(rc, sqlite3_sql(stmt_), sqlite3_errmsg(db_));
+  return SqliteStatus(rc, sqlite3_sql(stmt_), sqlite3_errmsg(db_),
+                      sqlite3_system_errno(db_));
 }
 
 absl::Status SqliteStatement::Run() {
@@ -127,7 +149,8 @@ absl::Status SqliteDb::Exec(absl::string_view sql) {
   int rc = sqlite3_exec(db_, owned.c_str(), nullptr, nullptr, &error);
   if (rc == SQLITE_OK) return absl::OkStatus();
   absl::Status status =
-      SqliteStatus(rc, owned, error != nullptr ? error : sqlite3_errmsg(db_));
+      SqliteStatus(rc, owned, error != nullptr ? error : sqlite3_errmsg(db_),
+                   sqlite3_system_errno(db_));
   sqlite3_free(error);
   return status;
 }

@@ -25,9 +25,12 @@ namespace lrtune::server {
 // Maps a SQLite result code to a Status: SQLITE_FULL -> RESOURCE_EXHAUSTED,
 // SQLITE_CORRUPT/NOTADB -> DATA_LOSS, READONLY/BUSY/LOCKED/IOERR/CANTOPEN/
 // PERM -> UNAVAILABLE, CONSTRAINT -> ALREADY_EXISTS, anything else INTERNAL.
-// The message is "<context>: <sqlite message> (<result code name>)".
+// The message is "<context>: <sqlite message> (<result code name>)". An
+// IOERR whose `system_errno` (sqlite3_system_errno) is ENOSPC, EFBIG or
+// EDQUOT is a full disk: RESOURCE_EXHAUSTED "... the store's disk is full".
 absl::Status SqliteStatus(int rc, absl::string_view context,
-                          absl::string_view sqlite_message);
+                          absl::string_view sqlite_message,
+                          int system_errno = 0);
 
 // A borrowed, cached prepared statement. Resets itself and clears its
 // bindings when destroyed, so a half-read SELECT never keeps a read open.

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,6 +87,7 @@ class Process {
   Process& operator=(const Process&) = delete;
 
   bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   // SIGKILL, then reap: the process is gone when this returns.
   void Kill() {
@@ -516,6 +518,91 @@ TEST_F(ServiceFaultTest, ServerKilledMidGridRestartsAndTheGridFinishes) {
   }
   EXPECT_EQ(worker_a->Stop(), 0);
   EXPECT_EQ(worker_b->Stop(), 0);
+  server->Stop();
+}
+
+// The store's disk fills up (the server's file size limit, RLIMIT_FSIZE,
+// with SIGXFSZ ignored so writes fail with EFBIG as on a full disk): new
+// jobs are refused with RESOURCE_EXHAUSTED and a message saying so, never
+// acknowledged; what was acknowledged before stays readable, and the
+// server keeps serving.
+TEST_F(ServiceFaultTest, FullDiskRefusesNewWorkAndKeepsWhatItHas) {
+  // Ignored signals stay ignored across exec: the server inherits it.
+  struct sigaction ignore = {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction previous = {};
+  sigaction(SIGXFSZ, &ignore, &previous);
+  std::unique_ptr<Process> server = StartServer();
+  sigaction(SIGXFSZ, &previous, nullptr);
+  ASSERT_TRUE(server->started());
+  auto stub = Connect();
+
+  lrtune::v1::Job first;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->SubmitJob(&context, OneSeedRangeTest(), &first).ok());
+  }
+  // From now on no file of the server may grow past 1 MiB beyond the
+  // store's current size (the database or its write-ahead log).
+  uintmax_t size = 0;
+  for (const char* f : {"jobs.db", "jobs.db-wal"}) {
+    std::error_code error;
+    const uintmax_t s = std::filesystem::file_size(dir_ / f, error);
+    if (!error) size = std::max(size, s);
+  }
+  struct rlimit limit = {};
+  limit.rlim_cur = limit.rlim_max = size + (1 << 20);
+  ASSERT_EQ(prlimit(server->pid(), RLIMIT_FSIZE, &limit, nullptr), 0);
+
+  grpc::Status refused;
+  int accepted = 0;
+  lrtune::v1::SubmitJobRequest big = OneSeedRangeTest();
+  // 64 KiB of labels per request: the limit is reached within a few jobs.
+  lrtune::v1::InlineData* data = big.mutable_range_test()
+                                     ->mutable_run()
+                                     ->mutable_data()
+                                     ->mutable_inline_data();
+  data->add_x_shape(16384);
+  data->add_x_shape(1);
+  for (int i = 0; i < 16384; ++i) {
+    data->add_x(static_cast<float>(i));
+    data->add_y_labels(i % 2);
+  }
+  for (int i = 0; i < 64; ++i) {
+    grpc::ClientContext context;
+    lrtune::v1::Job job;
+    refused = stub->SubmitJob(&context, big, &job);
+    if (!refused.ok()) break;
+    ++accepted;
+  }
+  ASSERT_FALSE(refused.ok()) << "64 jobs fit under the limit";
+  // RESOURCE_EXHAUSTED when the OS says ENOSPC/EFBIG; a short write (how
+  // the limit usually shows) leaves SQLite no errno: UNAVAILABLE, naming
+  // the disk. Either way the job was not acknowledged.
+  EXPECT_TRUE(refused.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+              refused.error_code() == grpc::StatusCode::UNAVAILABLE)
+      << refused.error_message();
+  EXPECT_NE(refused.error_message().find("disk"), std::string::npos)
+      << refused.error_message();
+  {  // Nothing half-written: the refused jobs are not listed.
+    lrtune::v1::ListJobsRequest list;
+    list.set_page_size(1000);
+    lrtune::v1::ListJobsResponse jobs;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->ListJobs(&context, list, &jobs).ok());
+    EXPECT_EQ(jobs.jobs_size(), accepted + 1);
+  }
+
+  // The job acknowledged before is still there, and the server answers.
+  lrtune::v1::GetJobRequest get;
+  get.set_job_id(first.job_id());
+  lrtune::v1::Job again;
+  grpc::ClientContext context;
+  grpc::Status status = stub->GetJob(&context, get, &again);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(again.job_id(), first.job_id());
+  std::cerr << "full disk: " << accepted << " big jobs accepted, then "
+            << refused.error_message() << "\n";
   server->Stop();
 }
 
