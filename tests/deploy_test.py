@@ -1,0 +1,723 @@
+#!/usr/bin/env python3
+"""Checks deploy/ against itself and against the binaries it runs.
+
+No Docker engine or Kubernetes cluster runs here, so this checks what can
+be checked without one:
+
+- the Compose files pass `docker-compose config` (no daemon needed) and
+  reserve one distinct GPU per worker, keep the store on a named volume,
+  mount the secrets they name, and health-check every service;
+- the Kubernetes manifests parse and agree with each other (images,
+  probes, GPU limits, secrets, ports, NetworkPolicy labels);
+- every --flag that compose, Kubernetes and the Dockerfiles pass to
+  lrtune-server or lrtune-worker appears in that binary's --help, so a
+  flag renamed in the code and not in deploy/ fails here;
+- the Dockerfiles pin every base image, run as a non-root user and install
+  no build tools in their final stage;
+- scripts/local-cluster.sh starts the same topology on loopback, a range
+  test runs on it, and it stops (with LRTUNE_CLI_BIN).
+
+    LRTUNE_SERVER_BIN=build/server/lrtune-server \
+    LRTUNE_WORKER_BIN=build/worker/lrtune-worker \
+    LRTUNE_CLI_BIN=build/client/lrtune python3 tests/deploy_test.py
+
+The binaries may also be given as arguments: server worker [cli]. Without
+them the flag and local-cluster checks are skipped (ctest always passes
+them).
+"""
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEPLOY = os.path.join(REPO, "deploy")
+COMPOSE_DIR = os.path.join(DEPLOY, "compose")
+K8S_DIR = os.path.join(DEPLOY, "k8s")
+DOCKER_DIR = os.path.join(DEPLOY, "docker")
+
+BINS = {
+    "server": os.environ.get("LRTUNE_SERVER_BIN", ""),
+    "worker": os.environ.get("LRTUNE_WORKER_BIN", ""),
+    "cli": os.environ.get("LRTUNE_CLI_BIN", ""),
+}
+if __name__ == "__main__":  # before the skip decorators read BINS
+    for _key, _value in zip(("server", "worker", "cli"), sys.argv[1:4]):
+        BINS[_key] = _value
+
+# What an image may not install in its final stage.
+BUILD_TOOLS = re.compile(
+    r"(^|\s)(gcc(-\d+)?|g\+\+(-\d+)?|cpp|clang(-\d+)?|cmake|make|ninja-build|"
+    r"build-essential|golang(-go)?|cuda-toolkit\S*|cuda-nvcc\S*|\S+-dev)(\s|$)")
+
+
+def flags_of(args):
+    """The --flags in a command line (list of strings); --x=y gives --x."""
+    return {a.split("=", 1)[0] for a in args
+            if isinstance(a, str) and re.match(r"^--[a-z][a-z0-9-]*", a)}
+
+
+def arg_value(args, flag):
+    """The value after `flag` (or in `flag=value`); None when absent."""
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def port_of(address):
+    return int(address.rsplit(":", 1)[1])
+
+
+def help_flags(binary):
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True,
+                         timeout=60)
+    return set(re.findall(r"--[a-z][a-z0-9-]*", out.stdout + out.stderr))
+
+
+@functools.lru_cache(maxsize=None)
+def compose_config(*files):
+    """`docker-compose config` of the files, parsed; fails on an error."""
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        raise AssertionError("docker-compose not found: install Debian's "
+                             "docker-compose package (scripts/setup.sh)")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LRTUNE_", "COMPOSE_", "DOCKER_"))}
+    cmd = [exe]
+    for f in files:
+        cmd += ["-f", os.path.join(COMPOSE_DIR, f)]
+    out = subprocess.run(cmd + ["config"], capture_output=True, text=True,
+                         cwd=COMPOSE_DIR, env=env, timeout=120)
+    if out.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} config failed:\n{out.stderr}")
+    return yaml.safe_load(out.stdout)
+
+
+def is_worker(name):
+    return name.startswith("worker-")
+
+
+def gpu_reservations(service):
+    devices = (((service.get("deploy") or {}).get("resources") or {})
+               .get("reservations") or {}).get("devices") or []
+    return [d for d in devices if "gpu" in (d.get("capabilities") or [])]
+
+
+def active_services(config):
+    """Services `docker-compose up` starts (no profile given)."""
+    return {n: s for n, s in config["services"].items()
+            if not s.get("profiles")}
+
+
+class ComposeTest(unittest.TestCase):
+    VARIANTS = {
+        "4 GPUs": ("docker-compose.yml",),
+        "8 GPUs": ("docker-compose.yml", "docker-compose.gpus8.yml"),
+        "CPU": ("docker-compose.yml", "docker-compose.cpu.yml"),
+        "TLS": ("docker-compose.yml", "docker-compose.tls.yml"),
+    }
+
+    @classmethod
+    def setUpClass(cls):
+        cls.configs = {k: compose_config(*v) for k, v in cls.VARIANTS.items()}
+
+    def test_gpu_workers_hold_one_distinct_gpu_each(self):
+        for variant, want in (("4 GPUs", 4), ("8 GPUs", 8), ("TLS", 4)):
+            services = active_services(self.configs[variant])
+            workers = {n: s for n, s in services.items() if is_worker(n)}
+            self.assertEqual(len(workers), want, variant)
+            ids = []
+            for name, s in workers.items():
+                res = gpu_reservations(s)
+                self.assertEqual(len(res), 1, f"{variant} {name}")
+                self.assertEqual(res[0].get("driver"), "nvidia", name)
+                self.assertEqual(len(res[0].get("device_ids") or []), 1,
+                                 f"{variant} {name}: one device_id")
+                self.assertNotIn("count", res[0], name)
+                dev = res[0]["device_ids"][0]
+                self.assertEqual(name, f"worker-gpu{dev}",
+                                 f"{variant}: the name says which GPU")
+                # The container sees its one GPU as cuda:0.
+                self.assertEqual(arg_value(s["command"], "--devices"),
+                                 "cuda:0", name)
+                ids.append(dev)
+            self.assertEqual(sorted(ids, key=int),
+                             [str(i) for i in range(want)], variant)
+
+    def test_workers_agree_and_reach_the_coordinator(self):
+        for variant, config in self.configs.items():
+            services = active_services(config)
+            coord = services["coordinator"]
+            port = port_of(arg_value(coord["command"], "--listen"))
+            workers = {n: s for n, s in services.items() if is_worker(n)}
+            self.assertTrue(workers, variant)
+            ids = set()
+            for name, s in workers.items():
+                self.assertEqual(arg_value(s["command"], "--server"),
+                                 f"coordinator:{port}", f"{variant} {name}")
+                self.assertEqual(
+                    s["depends_on"]["coordinator"]["condition"],
+                    "service_healthy", name)
+                ids.add(arg_value(s["command"], "--worker-id"))
+                self.assertTrue(s.get("image"), name)
+            if variant != "CPU":
+                self.assertEqual(len(ids), len(workers),
+                                 f"{variant}: distinct --worker-id")
+                images = {s["image"] for s in workers.values()}
+                self.assertEqual(len(images), 1, f"{variant}: one image")
+                flagsets = {tuple(sorted(flags_of(s["command"])))
+                            for s in workers.values()}
+                self.assertEqual(len(flagsets), 1,
+                                 f"{variant}: the same flags on every worker")
+
+    def test_cpu_override_starts_no_gpu_worker(self):
+        services = active_services(self.configs["CPU"])
+        self.assertIn("worker-cpu", services)
+        self.assertEqual(
+            arg_value(services["worker-cpu"]["command"], "--devices"), "cpu")
+        for name, s in services.items():
+            self.assertEqual(gpu_reservations(s), [], name)
+        self.assertEqual(services["worker-cpu"]["build"]["dockerfile"],
+                         "deploy/docker/Dockerfile.worker-cpu")
+
+    def test_store_on_a_named_volume(self):
+        for variant, config in self.configs.items():
+            coord = config["services"]["coordinator"]
+            db = arg_value(coord["command"], "--db")
+            self.assertTrue(db, variant)
+            mounts = [v for v in coord.get("volumes", [])
+                      if os.path.dirname(db) == _target(v)]
+            self.assertEqual(len(mounts), 1, f"{variant}: a volume at {db}")
+            source = _source(mounts[0])
+            self.assertIn(source, config.get("volumes") or {},
+                          f"{variant}: {source} is a named volume")
+
+    def test_secrets_are_mounted_where_used(self):
+        for variant, config in self.configs.items():
+            declared = config.get("secrets") or {}
+            for name, s in active_services(config).items():
+                attached = {x["source"] if isinstance(x, dict) else x
+                            for x in s.get("secrets", [])}
+                for x in attached:
+                    self.assertIn(x, declared, f"{variant} {name}")
+                    self.assertIn("file", declared[x], x)
+                used = set(re.findall(
+                    r"/run/secrets/([^\s,=\"']+)",
+                    " ".join(s["command"] + s["healthcheck"]["test"])))
+                self.assertTrue(used <= attached,
+                                f"{variant} {name}: uses {used - attached} "
+                                "without mounting them")
+            for name, s in active_services(config).items():
+                for flag in ("--tokens-file", "--tls-cert", "--tls-key",
+                             "--token-file", "--tls-ca"):
+                    path = arg_value(s["command"], flag)
+                    if path is not None:
+                        self.assertTrue(path.startswith("/run/secrets/"),
+                                        f"{variant} {name}: {flag} {path}")
+                if name == "coordinator":
+                    self.assertTrue(arg_value(s["command"], "--tokens-file"),
+                                    f"{variant}: tokens are required")
+                else:
+                    self.assertTrue(arg_value(s["command"], "--token-file"),
+                                    f"{variant} {name}: a worker token")
+
+    def test_plaintext_stays_on_loopback_and_tls_is_complete(self):
+        for variant, config in self.configs.items():
+            services = active_services(config)
+            coord = services["coordinator"]["command"]
+            tls = arg_value(coord, "--tls-cert") is not None
+            self.assertEqual(tls, variant == "TLS", variant)
+            if tls:
+                self.assertNotIn("--insecure", coord, variant)
+                self.assertTrue(arg_value(coord, "--tls-key"), variant)
+                for name, s in services.items():
+                    if is_worker(name):
+                        self.assertTrue(arg_value(s["command"], "--tls-ca"),
+                                        f"{variant} {name} trusts the CA")
+                    self.assertIn("-tls", s["healthcheck"]["test"], name)
+            else:
+                # Plaintext: the gRPC port is published on the host's
+                # loopback only (unless LRTUNE_BIND says otherwise).
+                port = port_of(arg_value(coord, "--listen"))
+                for p in services["coordinator"]["ports"]:
+                    if int(p["target"] if isinstance(p, dict)
+                           else p.split(":")[-1].split("/")[0]) == port:
+                        published = (p.get("host_ip") if isinstance(p, dict)
+                                     else p)
+                        self.assertTrue(
+                            str(published).startswith("127.0.0.1"),
+                            f"{variant}: plaintext port published as {p}")
+
+    def test_every_service_restarts_and_is_health_checked(self):
+        for variant, config in self.configs.items():
+            for name, s in active_services(config).items():
+                self.assertIn(s.get("restart"), ("unless-stopped", "always"),
+                              f"{variant} {name}")
+                test = s.get("healthcheck", {}).get("test")
+                self.assertTrue(test and test[0] in ("CMD", "CMD-SHELL"),
+                                f"{variant} {name}: a healthcheck")
+                self.assertIn("grpc_health_probe", test[1], name)
+            coord = config["services"]["coordinator"]
+            port = port_of(arg_value(coord["command"], "--listen"))
+            probe = coord["healthcheck"]["test"]
+            self.assertIn(f"-addr=127.0.0.1:{port}", probe)
+            self.assertIn(port, [int(p["target"]) if isinstance(p, dict)
+                                 else port_of(p.split("/")[0])
+                                 for p in coord["ports"]])
+
+    def test_metrics_only_on_the_hosts_loopback(self):
+        for variant, config in self.configs.items():
+            coord = config["services"]["coordinator"]
+            metrics = arg_value(coord["command"], "--metrics-listen")
+            if metrics is None:
+                continue
+            mport = port_of(metrics)
+            for p in coord["ports"]:
+                target = (int(p["target"]) if isinstance(p, dict)
+                          else port_of(p.split("/")[0]))
+                if target == mport:
+                    published = p if isinstance(p, str) else p.get("host_ip")
+                    self.assertTrue(str(published).startswith("127.0.0.1"),
+                                    f"{variant}: metrics published as {p}")
+
+
+def _target(volume):
+    if isinstance(volume, dict):
+        return volume["target"]
+    return volume.split(":")[1]
+
+
+def _source(volume):
+    if isinstance(volume, dict):
+        return volume["source"]
+    return volume.split(":")[0]
+
+
+def load_k8s():
+    docs = []
+    for f in sorted(os.listdir(K8S_DIR)):
+        if f.endswith(".yaml") and f != "kustomization.yaml":
+            with open(os.path.join(K8S_DIR, f)) as fh:
+                docs += [(f, d) for d in yaml.safe_load_all(fh) if d]
+    return docs
+
+
+def containers_of(doc):
+    return doc["spec"]["template"]["spec"]["containers"]
+
+
+def matches(selector, labels):
+    return all(labels.get(k) == v
+               for k, v in (selector.get("matchLabels") or {}).items())
+
+
+class KubernetesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.docs = load_k8s()
+        cls.by_kind = {}
+        for f, d in cls.docs:
+            cls.by_kind.setdefault(d["kind"], []).append(d)
+        with open(os.path.join(K8S_DIR, "kustomization.yaml")) as fh:
+            cls.kustomization = yaml.safe_load(fh)
+        (cls.sts,) = cls.by_kind["StatefulSet"]
+        (cls.workers,) = cls.by_kind["Deployment"]
+        cls.coord = containers_of(cls.sts)[0]
+        cls.worker = containers_of(cls.workers)[0]
+        cls.port = port_of(arg_value(cls.coord["args"], "--listen"))
+
+    def test_kustomization_lists_existing_files(self):
+        for r in self.kustomization["resources"]:
+            self.assertTrue(os.path.exists(os.path.join(K8S_DIR, r)), r)
+        listed = set(self.kustomization["resources"])
+        for f, d in self.docs:
+            if d["kind"] != "Secret":  # secrets come from secretGenerator
+                self.assertIn(f, listed)
+
+    def test_images_are_pinned(self):
+        for f, d in self.docs:
+            if d["kind"] in ("StatefulSet", "Deployment"):
+                for c in containers_of(d):
+                    self.assertRegex(c["image"], r":[\w.-]+$|@sha256:", f)
+                    self.assertFalse(c["image"].endswith(":latest"), f)
+        for i in self.kustomization.get("images", []):
+            self.assertNotEqual(i.get("newTag", "latest"), "latest")
+
+    def test_coordinator_statefulset_keeps_its_store(self):
+        self.assertEqual(self.sts["spec"]["replicas"], 1)
+        claims = {c["metadata"]["name"]
+                  for c in self.sts["spec"]["volumeClaimTemplates"]}
+        db = arg_value(self.coord["args"], "--db")
+        mount = [m for m in self.coord["volumeMounts"]
+                 if m["mountPath"] == os.path.dirname(db)]
+        self.assertEqual(len(mount), 1, "a mount at the --db directory")
+        self.assertIn(mount[0]["name"], claims)
+        self.assertGreaterEqual(
+            self.sts["spec"]["template"]["spec"]
+            ["terminationGracePeriodSeconds"], 10)
+
+    def test_services_match_the_listen_port(self):
+        services = {s["metadata"]["name"]: s for s in self.by_kind["Service"]}
+        self.assertIn(self.sts["spec"]["serviceName"], services)
+        self.assertEqual(
+            services[self.sts["spec"]["serviceName"]]["spec"]["clusterIP"],
+            "None", "the governing Service is headless")
+        ports = {p["name"]: p["containerPort"] for p in self.coord["ports"]}
+        self.assertEqual(ports["grpc"], self.port)
+        labels = self.sts["spec"]["template"]["metadata"]["labels"]
+        server = arg_value(self.worker["args"], "--server")
+        host, wport = server.rsplit(":", 1)
+        self.assertIn(host, services, "workers dial a Service by name")
+        svc = services[host]["spec"]
+        self.assertTrue(all(labels.get(k) == v
+                            for k, v in svc["selector"].items()))
+        self.assertIn(int(wport), [p["port"] for p in svc["ports"]
+                                   if p["targetPort"] in ("grpc", self.port)])
+        metrics = arg_value(self.coord["args"], "--metrics-listen")
+        if metrics:
+            self.assertEqual(ports["metrics"], port_of(metrics))
+
+    def test_probes_check_grpc_health_on_the_listen_port(self):
+        for kind in ("livenessProbe", "readinessProbe"):
+            probe = self.coord.get(kind)
+            self.assertIsNotNone(probe, kind)
+            if "grpc" in probe:
+                self.assertEqual(probe["grpc"]["port"], self.port, kind)
+            else:
+                cmd = probe["exec"]["command"]
+                self.assertEqual(cmd[0], "grpc_health_probe", kind)
+                self.assertIn(f"-addr=127.0.0.1:{self.port}", cmd, kind)
+                for a in cmd:
+                    if a.startswith("-tls-ca-cert="):
+                        self.assertTrue(self._mounted(
+                            self.sts, self.coord, a.split("=", 1)[1]), a)
+
+    def test_workers_request_one_gpu_each(self):
+        res = self.worker["resources"]
+        self.assertEqual(str(res["limits"]["nvidia.com/gpu"]), "1")
+        self.assertEqual(arg_value(self.worker["args"], "--devices"),
+                         "cuda:0")
+
+    def test_every_container_has_requests_and_limits(self):
+        for f, d in self.docs:
+            if d["kind"] in ("StatefulSet", "Deployment"):
+                for c in containers_of(d):
+                    for k in ("requests", "limits"):
+                        self.assertIn("memory", c["resources"][k], f)
+                        self.assertIn("cpu", c["resources"][k], f)
+                    self.assertTrue(
+                        d["spec"]["template"]["spec"]["securityContext"]
+                        ["runAsNonRoot"], f)
+
+    def _mounted(self, workload, container, path):
+        """True when `path` is a key of a Secret mounted in the container,
+        and that Secret exists (generated and in the example file)."""
+        volumes = {v["name"]: v
+                   for v in workload["spec"]["template"]["spec"]["volumes"]}
+        generated = {g["name"]: g
+                     for g in self.kustomization["secretGenerator"]}
+        examples = {d["metadata"]["name"]: d
+                    for d in self.by_kind.get("Secret", [])}
+        for m in container["volumeMounts"]:
+            if os.path.dirname(path) != m["mountPath"]:
+                continue
+            secret = volumes[m["name"]].get("secret")
+            if secret is None:
+                return False
+            name, key = secret["secretName"], os.path.basename(path)
+            keys = [f.split("=", 1)[0] for f in generated[name]["files"]]
+            return (key in keys and
+                    key in examples[name].get("stringData", {}))
+        return False
+
+    def test_secret_files_in_args_are_mounted_secrets(self):
+        self.assertTrue(arg_value(self.coord["args"], "--tokens-file"))
+        self.assertTrue(arg_value(self.worker["args"], "--token-file"))
+        for d, c in ((self.sts, self.coord), (self.workers, self.worker)):
+            for flag in ("--tokens-file", "--tls-cert", "--tls-key",
+                         "--token-file", "--tls-ca", "--tls-client-ca"):
+                path = arg_value(c["args"], flag)
+                if path:
+                    self.assertTrue(self._mounted(d, c, path),
+                                    f"{flag} {path} is a mounted Secret key")
+
+    def test_secret_templates_hold_no_real_values(self):
+        for s in self.by_kind.get("Secret", []):
+            self.assertNotIn("data", s, "stringData placeholders only")
+            for key, value in s["stringData"].items():
+                for token in re.findall(r"\S{16,}", value):
+                    self.assertIn("REPLACE_ME", token, f"{key}: {token}")
+        for g in self.kustomization["secretGenerator"]:
+            for f in g["files"]:
+                self.assertTrue(f.split("=", 1)[1].startswith("secrets/"))
+        with open(os.path.join(K8S_DIR, "secrets", ".gitignore")) as fh:
+            self.assertIn("*", fh.read().split())
+
+    def test_network_policy_admits_workers_and_clients_only(self):
+        (policy,) = self.by_kind["NetworkPolicy"]
+        spec = policy["spec"]
+        coord_labels = self.sts["spec"]["template"]["metadata"]["labels"]
+        worker_labels = self.workers["spec"]["template"]["metadata"]["labels"]
+        self.assertTrue(matches(spec["podSelector"], coord_labels))
+        self.assertIn("Ingress", spec["policyTypes"])
+        grpc_rules = [r for r in spec["ingress"]
+                      if self.port in [p["port"] for p in r["ports"]]]
+        self.assertEqual(len(grpc_rules), 1)
+        peers = grpc_rules[0]["from"]
+        self.assertTrue(peers, "an empty from admits everyone")
+        for p in peers:
+            self.assertTrue(p.get("podSelector", {}).get("matchLabels"),
+                            f"{p}: label-selected pods only")
+        self.assertTrue(any(matches(p["podSelector"], worker_labels)
+                            and "namespaceSelector" not in p for p in peers),
+                        "workers are admitted")
+        self.assertTrue(any(not matches(p["podSelector"], worker_labels)
+                            for p in peers), "clients are admitted")
+        for r in spec["ingress"]:
+            self.assertTrue(r.get("from"), "no rule open to everyone")
+
+
+def read_dockerfile(path):
+    """(instruction, argument) pairs, continuation lines joined."""
+    with open(path) as fh:
+        lines = fh.read().splitlines()
+    out, buf = [], ""
+    for line in lines:
+        if not buf and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.lstrip().startswith("#"):
+            continue
+        buf += line.rstrip()
+        if buf.endswith("\\"):
+            buf = buf[:-1] + " "
+            continue
+        word, _, rest = buf.strip().partition(" ")
+        out.append((word.upper(), rest.strip()))
+        buf = ""
+    return out
+
+
+def stages(instructions):
+    """[(image, name, [(instr, arg), ...])] with global ARG defaults
+    substituted in the image; the first entry's image is None (globals)."""
+    result = [(None, None, [])]
+    defaults = {}
+    for word, arg in instructions:
+        if word == "FROM":
+            parts = arg.split()
+            image = [p for p in parts if not p.startswith("--")][0]
+            image = re.sub(r"\$\{(\w+)\}|\$(\w+)",
+                           lambda m: defaults.get(m.group(1) or m.group(2),
+                                                  "UNSET"), image)
+            name = parts[-1] if len(parts) >= 3 and \
+                parts[-2].upper() == "AS" else None
+            result.append((image, name, []))
+        else:
+            if word == "ARG" and len(result) == 1 and "=" in arg:
+                k, v = arg.split("=", 1)
+                defaults[k] = v
+            result[-1][2].append((word, arg))
+    return result
+
+
+DOCKERFILES = ["Dockerfile.server", "Dockerfile.worker-cpu",
+               "Dockerfile.worker-cuda"]
+
+
+class DockerfileTest(unittest.TestCase):
+    def test_every_from_is_pinned(self):
+        for f in DOCKERFILES:
+            st = stages(read_dockerfile(os.path.join(DOCKER_DIR, f)))
+            names = {n for _, n, _ in st if n}
+            for image, _, _ in st[1:]:
+                if image in names:
+                    continue
+                self.assertNotIn("UNSET", image, f"{f}: {image}")
+                self.assertRegex(image, r"^[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$",
+                                 f)
+                self.assertTrue(":" in image.split("/")[-1] or "@sha256:" in image,
+                                f"{f}: {image} has no tag")
+                tag = image.split("@")[0].rsplit(":", 1)[-1]
+                self.assertNotEqual(tag, "latest", f"{f}: {image}")
+                # A moving tag like "bookworm" or "12" is not a pin.
+                self.assertRegex(tag, r"\d{8}|\d+\.\d+\.\d+|@sha256",
+                                 f"{f}: {image}: a dated or x.y.z tag")
+
+    def test_final_stage_is_non_root_and_has_no_build_tools(self):
+        for f in DOCKERFILES:
+            st = stages(read_dockerfile(os.path.join(DOCKER_DIR, f)))
+            image, name, body = st[-1]
+            users = [a for w, a in body if w == "USER"]
+            self.assertTrue(users, f"{f}: the final stage sets USER")
+            self.assertNotIn(users[-1].split(":")[0], ("root", "0"), f)
+            for w, a in body:
+                if w == "RUN" and "apt-get install" in a:
+                    pkgs = a.split("apt-get install", 1)[1].split("&&")[0]
+                    m = BUILD_TOOLS.search(pkgs)
+                    self.assertIsNone(m, f"{f}: final stage installs "
+                                      f"{m and m.group(2)}")
+                if w == "COPY" and "--from=" in a:
+                    self.assertNotRegex(a, r"/usr/(bin|lib)/(gcc|g\+\+|cc1)")
+            self.assertIn("ENTRYPOINT", [w for w, _ in body], f)
+
+    def test_server_image_checks_grpc_health(self):
+        body = stages(read_dockerfile(
+            os.path.join(DOCKER_DIR, "Dockerfile.server")))[-1][2]
+        checks = [a for w, a in body if w == "HEALTHCHECK"]
+        self.assertEqual(len(checks), 1)
+        self.assertIn("grpc_health_probe", checks[0])
+        self.assertTrue(any(w == "COPY" and "grpc_health_probe" in a
+                            for w, a in body))
+
+    def test_cuda_image_verifies_libtorch(self):
+        with open(os.path.join(DOCKER_DIR, "Dockerfile.worker-cuda")) as fh:
+            text = fh.read()
+        self.assertIn("sha256sum -c", text)
+        self.assertRegex(text, r"ARG LIBTORCH_VERSION=\d+\.\d+\.\d+")
+        self.assertIn("nvidia/cuda:", text)
+        self.assertRegex(text, r"-runtime-")
+
+    def test_build_contexts_ignore_build_dirs(self):
+        for f in DOCKERFILES:
+            with open(os.path.join(DOCKER_DIR, f + ".dockerignore")) as fh:
+                self.assertIn("build*/", fh.read().split())
+
+    def test_compose_builds_existing_dockerfiles(self):
+        for files in ComposeTest.VARIANTS.values():
+            for name, s in compose_config(*files)["services"].items():
+                if "build" in s:
+                    path = os.path.join(s["build"]["context"],
+                                        s["build"]["dockerfile"])
+                    self.assertTrue(os.path.exists(path), f"{name}: {path}")
+
+
+# Flags deploy/ already passes that the security issue (issue 5) adds to
+# the binaries; the test fails once a binary has one, so that its entry is
+# removed here and the flag is checked like the others from then on.
+PENDING_FLAGS = {"worker": {"--tls-ca"}}
+
+
+def deploy_commands():
+    """{binary: [(where, args)]}: every command deploy/ gives a binary."""
+    cmds = {"server": [], "worker": []}
+    for variant, files in ComposeTest.VARIANTS.items():
+        for name, s in compose_config(*files)["services"].items():
+            role = "worker" if is_worker(name) else "server"
+            cmds[role].append((f"compose {variant} {name}", s["command"]))
+    for f, d in load_k8s():
+        if d["kind"] in ("StatefulSet", "Deployment"):
+            for c in containers_of(d):
+                role = "server" if "server" in c["image"] else "worker"
+                cmds[role].append((f"k8s {f}", c["args"]))
+    for f in DOCKERFILES:
+        body = stages(read_dockerfile(os.path.join(DOCKER_DIR, f)))[-1][2]
+        cmd = [a for w, a in body if w == "CMD"]
+        role = "server" if "server" in f else "worker"
+        cmds[role].append((f, yaml.safe_load(cmd[-1])))
+    return cmds
+
+
+@unittest.skipUnless(BINS["server"] and BINS["worker"],
+                     "LRTUNE_SERVER_BIN and LRTUNE_WORKER_BIN not set")
+class FlagsTest(unittest.TestCase):
+    def test_every_flag_deploy_uses_exists(self):
+        helps = {role: help_flags(BINS[role]) for role in ("server", "worker")}
+        self.assertIn("--listen", helps["server"])
+        self.assertIn("--server", helps["worker"])
+        for role, pending in PENDING_FLAGS.items():
+            landed = pending & helps[role]
+            self.assertFalse(landed, f"lrtune-{role} now has {landed}: "
+                             "remove them from PENDING_FLAGS")
+        missing = set()
+        for role, commands in deploy_commands().items():
+            for where, args in commands:
+                self.assertTrue(flags_of(args), where)
+                unknown = flags_of(args) - helps[role] - \
+                    PENDING_FLAGS.get(role, set())
+                missing |= {f"{where.split()[0]} {where.split()[-1]}: {flag} "
+                            f"is not in lrtune-{role} --help"
+                            for flag in unknown}
+        self.assertEqual(sorted(missing), [], "\n".join(sorted(missing)))
+
+
+@unittest.skipUnless(BINS["server"] and BINS["worker"],
+                     "LRTUNE_SERVER_BIN and LRTUNE_WORKER_BIN not set")
+class LocalClusterTest(unittest.TestCase):
+    def test_start_range_test_stop(self):
+        script = os.path.join(REPO, "scripts", "local-cluster.sh")
+        with tempfile.TemporaryDirectory() as tmp:
+            state = os.path.join(tmp, "cluster")
+            env = dict(os.environ, N="2", LRTUNE_CLUSTER_DIR=state,
+                       LRTUNE_SERVER_BIN=BINS["server"],
+                       LRTUNE_WORKER_BIN=BINS["worker"])
+            start = subprocess.run([script, "start"], env=env, timeout=120,
+                                   capture_output=True, text=True)
+            try:
+                self.assertEqual(start.returncode, 0, start.stderr)
+                cluster = {}
+                with open(os.path.join(state, "env")) as fh:
+                    for line in fh:
+                        k, eq, v = line.strip().partition("=")
+                        if eq and not k.startswith("export"):
+                            cluster[k] = v
+                self.assertEqual(start.stdout.strip(),
+                                 cluster["LRTUNE_SERVER"])
+                with open(os.path.join(state, "pids")) as fh:
+                    pids = [line.split() for line in fh]
+                self.assertEqual([r for r, _ in pids],
+                                 ["server", "worker-0", "worker-1"])
+                if "--tokens-file" in help_flags(BINS["server"]):
+                    self.assertTrue(cluster["LRTUNE_TOKEN_FILE"])
+                    mode = os.stat(cluster["LRTUNE_TOKENS_FILE"]).st_mode
+                    self.assertEqual(mode & 0o077, 0, "tokens file is 600")
+                if BINS["cli"]:
+                    self._range_test(cluster)
+            finally:
+                stop = subprocess.run([script, "stop"], env=env, timeout=60,
+                                      capture_output=True, text=True)
+            self.assertEqual(stop.returncode, 0, stop.stderr)
+            for _, pid in pids:
+                self.assertFalse(os.path.exists(f"/proc/{pid}") and
+                                 "zombie" not in _proc_state(pid),
+                                 f"pid {pid} still running")
+            self.assertFalse(os.path.exists(os.path.join(state, "pids")))
+
+    def _range_test(self, cluster):
+        args = [BINS["cli"], "range-test", "--server",
+                cluster["LRTUNE_SERVER"], "--model", "mlp", "--dataset",
+                "iris", "--steps", "40", "--seeds", "2", "--device", "cpu",
+                "--json"]
+        if cluster.get("LRTUNE_TOKEN_FILE"):
+            args += ["--token-file", cluster["LRTUNE_TOKEN_FILE"]]
+        if cluster.get("LRTUNE_TLS_CA"):
+            cli_help = subprocess.run([BINS["cli"], "range-test", "--help"],
+                                      capture_output=True, text=True).stdout
+            if "--tls-ca" not in cli_help:
+                return  # the CLI cannot dial a TLS coordinator yet
+            args += ["--tls-ca", cluster["LRTUNE_TLS_CA"]]
+        run = subprocess.run(args, capture_output=True, text=True,
+                             timeout=120, env=dict(os.environ,
+                                                   OMP_NUM_THREADS="1"))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn('"state":"succeeded"', run.stdout.replace(" ", ""))
+
+
+def _proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return fh.read()
+    except OSError:
+        return "zombie"
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1], verbosity=2)
