@@ -78,6 +78,9 @@ struct RangeTestOptions {
   std::string server;      // HOST:PORT; empty: $LRTUNE_SERVER, else embedded
   std::string token_file;  // bearer token file; empty: no token
   std::string db_path;     // embedded store; empty: DefaultDbPath()
+  // Not a flag: main sets it when stdout is a terminal (a text plot of the
+  // curve follows the summary).
+  bool terminal_plot = false;
 };
 
 CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts);

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
     return lrtune::RunAnalyze(analyze, std::cout, std::cerr);
   }
   if (range_test_cmd->parsed()) {
+    range_test.terminal_plot = isatty(STDOUT_FILENO) != 0;
     return lrtune::RunRangeTest(range_test, std::cout, std::cerr,
                                 /*progress=*/isatty(STDERR_FILENO) != 0);
   }

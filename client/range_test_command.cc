@@ -525,6 +525,10 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
     out << RangeTestJson(*job, report.points(), wall, device_hint) << "\n";
   } else if (job->state() == v1::JOB_STATE_SUCCEEDED) {
     out << RangeTestSummary(*job, report.points(), wall, device_hint);
+    if (opts.terminal_plot) {
+      const v1::Recommendation& rec = job->range_test_result().recommendation();
+      out << "\n" << report.TerminalPlot(rec.min_lr(), rec.max_lr());
+    }
   }
   if (job->state() != v1::JOB_STATE_SUCCEEDED) {
     if (interrupted) {

@@ -97,6 +97,62 @@ std::string RangeTestReport::CurveCsv() const {
   return csv;
 }
 
+std::string RangeTestReport::TerminalPlot(double min_lr, double max_lr,
+                                          int width, int height) const {
+  double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY;
+  std::vector<double> starts;
+  for (const auto& [key, p] : curve_) {
+    if (!(p.lr() > 0) || !std::isfinite(p.smoothed())) continue;
+    x_lo = std::min(x_lo, std::log10(p.lr()));
+    x_hi = std::max(x_hi, std::log10(p.lr()));
+    y_lo = std::min(y_lo, p.smoothed());
+    if (key.second == 0) starts.push_back(p.smoothed());
+  }
+  if (!(x_hi > x_lo) || starts.empty() || width < 8 || height < 3) return "";
+  const double y_hi = std::max(
+      1.25 * *std::max_element(starts.begin(), starts.end()), y_lo + 1e-12);
+  std::vector<std::string> rows(height, std::string(width, ' '));
+  auto column = [&](double lr) {
+    return static_cast<int>(
+        std::lround((std::log10(lr) - x_lo) / (x_hi - x_lo) * (width - 1)));
+  };
+  for (double bound : {min_lr, max_lr}) {
+    if (!(bound > 0)) continue;
+    const int c = column(bound);
+    if (c < 0 || c >= width) continue;
+    for (std::string& row : rows) row[c] = '|';
+  }
+  for (const auto& [key, p] : curve_) {
+    if (!(p.lr() > 0) || !std::isfinite(p.smoothed())) continue;
+    const int c = column(p.lr());
+    const double y = std::min(p.smoothed(), y_hi);
+    const int r = static_cast<int>(
+        std::lround((y_hi - y) / (y_hi - y_lo) * (height - 1)));
+    char& cell = rows[r][c];
+    const char mark = static_cast<char>('0' + key.first % 10);
+    cell = (cell == ' ' || cell == '|' || cell == mark) ? mark : '*';
+  }
+  std::string plot;
+  for (int r = 0; r < height; ++r) {
+    const double y = y_hi - (y_hi - y_lo) * r / (height - 1);
+    absl::StrAppend(&plot,
+                    r == 0 || r == height - 1 ? absl::StrFormat("%9.4g ", y)
+                                              : std::string(10, ' '),
+                    "|", rows[r], "\n");
+  }
+  const std::string left = absl::StrFormat("lr %.2g", std::pow(10, x_lo));
+  const std::string right = absl::StrFormat("%.2g", std::pow(10, x_hi));
+  absl::StrAppend(
+      &plot, std::string(10, ' '), "+", std::string(width, '-'), "\n",
+      std::string(11, ' '), left,
+      std::string(std::max<int>(
+                      1, width - static_cast<int>(left.size() + right.size())),
+                  ' '),
+      right, "\n", std::string(11, ' '),
+      "smoothed loss vs LR (log); | marks min_lr and max_lr\n");
+  return plot;
+}
+
 std::string RangeTestJson(const v1::Job& job, int64_t points,
                           double wall_seconds, const std::string& device_hint) {
   std::string json = absl::StrCat(

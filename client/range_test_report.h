@@ -47,6 +47,15 @@ class RangeTestReport {
   // non-finite losses (`lrtune analyze --csv` reads a one-seed file).
   std::string CurveCsv() const;
 
+  // The smoothed loss against log10(lr) as text, `width` x `height`
+  // characters of plot (each seed its digit, '*' where seeds overlap),
+  // with the bounds min_lr and max_lr marked by '|' columns and an axis
+  // below; the y range runs from the lowest smoothed loss to 1.25 x the
+  // starting one (a diverged tail is cut off at the top). Empty without
+  // points.
+  std::string TerminalPlot(double min_lr, double max_lr, int width = 64,
+                           int height = 14) const;
+
  private:
   const int64_t total_steps_;
   int64_t points_ = 0;
