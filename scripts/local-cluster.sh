@@ -51,7 +51,7 @@ stop_cluster() {
   [[ -f $PIDS ]] || { say "not running (no $PIDS)"; return 0; }
   local role pid left=()
   while read -r role pid; do
-    [[ $role == worker* ]] && alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
+    if [[ $role == worker* ]] && alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
   done <"$PIDS"
   while read -r role pid; do
     if [[ $role == worker* ]]; then
@@ -59,7 +59,7 @@ stop_cluster() {
     fi
   done <"$PIDS"
   while read -r role pid; do
-    [[ $role == server ]] && alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
+    if [[ $role == server ]] && alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
   done <"$PIDS"
   while read -r role pid; do
     for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
@@ -125,7 +125,7 @@ wait_for_line() {
 start_cluster() {
   [[ -x $SERVER_BIN ]] || die "no server binary at $SERVER_BIN (set LRTUNE_SERVER_BIN or BUILD_DIR)"
   [[ -x $WORKER_BIN ]] || die "no worker binary at $WORKER_BIN (set LRTUNE_WORKER_BIN or BUILD_DIR)"
-  [[ $N =~ ^[0-9]+$ ]] && ((N >= 1 && N <= 64)) || die "N must be 1..64, got $N"
+  if ! [[ $N =~ ^[0-9]+$ ]] || ((N < 1 || N > 64)); then die "N must be 1..64, got $N"; fi
   if [[ -f $PIDS ]]; then
     local role pid
     while read -r role pid; do
