@@ -3,7 +3,7 @@
 #
 #   bash scripts/test.sh            # installs packages first (needs root)
 #   BUILD_DIR=build-asan CMAKE_ARGS=-DLRTUNE_SANITIZE=ON bash scripts/test.sh
-#   FUZZ_SECONDS=0 bash scripts/test.sh   # without the fuzzing stage
+#   FUZZ_SECONDS=0 SANITIZE=0 bash scripts/test.sh   # only the main build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -23,6 +23,12 @@ ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
 
 # Lock discipline: clang's -Wthread-safety over every file that locks.
 bash scripts/thread_safety.sh "$BUILD_DIR"
+
+# AddressSanitizer + UBSan over the core, store and coordinator tests (a
+# second build without LibTorch). SANITIZE=0 skips it.
+if [[ ${SANITIZE:-1} != 0 ]]; then
+  bash scripts/sanitize.sh
+fi
 
 # The fuzz targets (tests/fuzz/, a separate clang build): every seed and
 # crash reproducer, then FUZZ_SECONDS of fuzzing per target.

@@ -318,12 +318,15 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
 
  private:
   void Try() {
+    bool cancelled;
     {
       absl::MutexLock lock(&mu_);
-      if (cancelled_) {
-        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
-        return;
-      }
+      cancelled = cancelled_;
+    }
+    // Never Finish under mu_: OnDone may delete this reactor at once.
+    if (cancelled) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+      return;
     }
     const uint64_t epoch = coordinator_->WorkEpoch();
     absl::StatusOr<v1::AcquireTaskResponse> result =

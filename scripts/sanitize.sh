@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The core, store, coordinator, proto and client-library tests under
+# AddressSanitizer + UBSan (a second build without LibTorch, so it stays
+# small). A leak, an out-of-bounds access or undefined behaviour fails it.
+#
+#   bash scripts/sanitize.sh            # build-asan/
+#
+# ThreadSanitizer is not run: Debian's Abseil is uninstrumented, so TSan
+# cannot see absl::Mutex (scripts/thread_safety.sh checks lock discipline
+# statically instead).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DLRTUNE_SANITIZE=ON \
+  -DLRTUNE_WITH_TORCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+TARGETS=(schedule_test schedule_params_test range_test_test suggestions_test
+         curve_csv_test recommendation_format_test grid_test proto_test
+         job_store_test lease_table_test grid_plan_test coordinator_test)
+if grep -q "lrtune_client_test" client/CMakeLists.txt 2>/dev/null; then
+  TARGETS+=(lrtune_client_test)
+fi
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${TARGETS[@]}"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+failed=0
+for t in "${TARGETS[@]}"; do
+  bin=$(find "$BUILD_DIR" -name "$t" -type f -perm -u+x | head -n 1)
+  if ! "$bin" --gtest_brief=1 >"$BUILD_DIR/$t.log" 2>&1; then
+    echo "sanitize: $t FAILED (log: $BUILD_DIR/$t.log)" >&2
+    tail -n 40 "$BUILD_DIR/$t.log" >&2
+    failed=1
+  else
+    echo "sanitize: $t ok"
+  fi
+done
+exit $failed
