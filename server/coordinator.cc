@@ -792,9 +792,16 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
     rows.push_back({EventType(e), e.SerializeAsString()});
   }
   absl::Time now;
-  LRTUNE_ASSIGN_OR_RETURN(
-      int64_t last, store_->AppendTaskEvents(task.id, task.attempt, first + 1,
-                                             rows, options_.lease_ttl, &now));
+  absl::StatusOr<int64_t> appended = store_->AppendTaskEvents(
+      task.id, task.attempt, first + 1, rows, options_.lease_ttl, &now);
+  if (absl::IsAborted(appended.status())) {
+    // Cancelled since the task was read: tell the worker to stop.
+    LRTUNE_RETURN_IF_ERROR(renew_only());
+    response.set_directive(v1::DIRECTIVE_CANCEL);
+    return response;
+  }
+  LRTUNE_RETURN_IF_ERROR(appended.status());
+  const int64_t last = *appended;
   leases_.Renew(task.id, task.attempt).IgnoreError();
   std::vector<v1::JobEvent> published(events.end() - new_count, events.end());
   for (int64_t i = 0; i < new_count; ++i) {
@@ -824,6 +831,15 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
     LRTUNE_ASSIGN_OR_RETURN(
         TaskRecord task, FencedTask(request.task_id(), request.attempt_id()));
     job_id = task.job_id;
+    if (task.cancel_requested) {
+      // The job was stopped while this attempt finished: it ends cancelled,
+      // and nothing is added after the job's terminal event.
+      LRTUNE_RETURN_IF_ERROR(store_->FailTask(
+          task.id, task.attempt, "cancelled: finished after the job stopped",
+          FailureKind::kCancelled));
+      leases_.Release(task.id, task.attempt).IgnoreError();
+      return v1::CompleteTaskResponse();
+    }
     if (request.final_seq() >= 0 && request.final_seq() + 1 > task.acked_seq) {
       return absl::FailedPreconditionError(
           absl::StrCat("final_seq ", request.final_seq(),

@@ -457,6 +457,25 @@ TEST_F(CoordinatorTest, CancelReachesTheNextHeartbeat) {
   ASSERT_TRUE(worker_->Heartbeat(&context, hb, &response).ok());
   ASSERT_EQ(response.directives_size(), 1);
   EXPECT_EQ(response.directives(0).directive(), v1::DIRECTIVE_CANCEL);
+
+  // Records and a result the worker sends before it notices are not stored:
+  // the job's terminal event stays its last.
+  v1::ReportPointsResponse late;
+  ASSERT_TRUE(Report(*task, 0, 5, &late).ok());
+  EXPECT_EQ(late.directive(), v1::DIRECTIVE_CANCEL);
+  EXPECT_EQ(late.acked_seq(), -1);
+  RunTask(*task, 0);  // CompleteTask: accepted, recorded as cancelled
+  v1::WatchJobRequest watch;
+  watch.set_job_id(job.job_id());
+  ClientContext watch_context;
+  SetDeadline(&watch_context, absl::Seconds(5));
+  auto reader = client_->WatchJob(&watch_context, watch);
+  grpc::Status watched;
+  std::vector<v1::JobEvent> events = ReadAll(reader.get(), &watched);
+  ASSERT_TRUE(watched.ok()) << watched.error_message();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().state_changed().state(), v1::JOB_STATE_CANCELLED);
+  for (const v1::JobEvent& e : events) EXPECT_FALSE(e.has_point());
 }
 
 TEST_F(CoordinatorTest, WorkerCallsAreFencedAndIdempotent) {

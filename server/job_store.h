@@ -287,7 +287,9 @@ class JobStore {
   // Those at or below the task's acked_seq are skipped (already stored); the
   // rest get the job's next seqs. Returns the job's last seq. Fenced as
   // above; INVALID_ARGUMENT when first_task_seq < 1 or leaves a gap
-  // (first_task_seq > acked_seq + 1). With `renew`, the lease is also
+  // (first_task_seq > acked_seq + 1); ABORTED once the task's job was
+  // cancelled or ended (nothing is stored after a job's terminal event).
+  // With `renew`, the lease is also
   // extended to now+renew in the same transaction (as RenewLease, including
   // its "lease expired" refusal). `stored_at`, when given, receives the
   // time stamped on the events (for publishing them live with the same).

@@ -176,6 +176,12 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
   absl::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
+  // The job was cancelled or ended (in the transaction that set this flag):
+  // nothing more may follow its terminal event.
+  if (task.cancel_requested) {
+    return absl::AbortedError(absl::StrCat(
+        "task ", task_id, ": its job was stopped; records not stored"));
+  }
   if (first_task_seq > task.acked_seq + 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "task ", task_id, ": events would leave a gap: first_task_seq ",
