@@ -16,7 +16,7 @@ set -euo pipefail
 DATA_DIR="${LRTUNE_DATA_DIR:-/usr/local/share/lrtune/datasets}"
 PACKAGES=(
   build-essential cmake ninja-build git pkg-config clang clang-format
-  libclang-rt-14-dev openssl
+  libclang-rt-14-dev openssl docker-compose
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev
   libcpp-httplib-dev libsqlite3-dev sqlite3
