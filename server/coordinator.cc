@@ -566,6 +566,7 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
       const v1::Capabilities& caps = it->second.capabilities;
       const std::string& device = caps.slots(request.slot()).device();
       offer.device = absl::StartsWith(device, "cuda") ? "cuda" : "cpu";
+      offer.slot_device = device;
       for (const v1::Device& d : caps.devices()) {
         if (d.name() == device) offer.memory_bytes = d.memory_bytes();
       }
@@ -614,13 +615,12 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
     v1::JobEvent started;
     trial.set_state(v1::TRIAL_STATE_RUNNING);
     *started.mutable_trial_started()->mutable_trial() = std::move(trial);
-    AttemptRecord attempt{task.id,
-                          lease->attempt,
-                          request.worker_id(),
-                          AttemptOutcome::kRunning,
-                          "",
-                          task.lease_started_at,
-                          absl::Time()};
+    AttemptRecord attempt;
+    attempt.task_id = task.id;
+    attempt.attempt = lease->attempt;
+    attempt.worker = request.worker_id();
+    attempt.device = task.lease_device;
+    attempt.started = task.lease_started_at;
     *started.mutable_trial_started()->mutable_attempt() =
         AttemptToProto(attempt);
     store_

@@ -82,6 +82,8 @@ ALTER TABLE task_attempts ADD COLUMN outcome TEXT NOT NULL DEFAULT 'failed';
 ALTER TABLE task_attempts ADD COLUMN started_us INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN device TEXT NOT NULL DEFAULT '';
 ALTER TABLE tasks ADD COLUMN min_memory INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN lease_device TEXT NOT NULL DEFAULT '';
+ALTER TABLE task_attempts ADD COLUMN device TEXT NOT NULL DEFAULT '';
 )sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);

@@ -119,6 +119,7 @@ struct TaskRecord {
   bool cancel_requested = false;
   bool held = false;            // waiting for ReleaseHeldTasks
   absl::Time lease_started_at;  // meaningful while leased
+  std::string lease_device;     // the leasing slot's device
   std::optional<std::string> result;
   std::vector<std::string> attempt_errors;  // "attempt N: reason", in order
 };
@@ -128,6 +129,7 @@ struct AttemptRecord {
   std::string task_id;
   int attempt = 0;
   std::string worker;
+  std::string device;  // the slot's device, e.g. "cuda:0" ("" if unknown)
   AttemptOutcome outcome = AttemptOutcome::kRunning;
   std::string reason;  // empty for running and succeeded attempts
   absl::Time started;
@@ -159,6 +161,7 @@ struct NewTask {
 struct SlotOffer {
   std::string device;  // "cpu" or "cuda"; "" leases any task (tests, tools)
   int64_t memory_bytes = 0;
+  std::string slot_device;  // the slot's own device ("cuda:1"), recorded
 };
 
 struct JobOptions {

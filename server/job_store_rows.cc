@@ -48,7 +48,7 @@ std::string EncodeAttemptEnded(const AttemptRecord& a, bool will_retry) {
   for (char& c : reason) {
     if (c == '\t') c = ' ';
   }
-  return absl::StrJoin({a.task_id, absl::StrCat(a.attempt), a.worker,
+  return absl::StrJoin({a.task_id, absl::StrCat(a.attempt), a.worker, a.device,
                         std::string(AttemptOutcomeName(a.outcome)),
                         std::string(will_retry ? "1" : "0"),
                         absl::StrCat(absl::ToUnixMicros(a.started)),
@@ -61,18 +61,19 @@ absl::StatusOr<std::pair<AttemptRecord, bool>> DecodeAttemptEnded(
   std::vector<absl::string_view> f = absl::StrSplit(payload, '\t');
   AttemptRecord a;
   int64_t started = 0, ended = 0;
-  if (f.size() != 8 || !absl::SimpleAtoi(f[1], &a.attempt) ||
-      !absl::SimpleAtoi(f[5], &started) || !absl::SimpleAtoi(f[6], &ended) ||
-      (f[4] != "0" && f[4] != "1")) {
+  if (f.size() != 9 || !absl::SimpleAtoi(f[1], &a.attempt) ||
+      !absl::SimpleAtoi(f[6], &started) || !absl::SimpleAtoi(f[7], &ended) ||
+      (f[5] != "0" && f[5] != "1")) {
     return absl::DataLossError("attempt_ended event payload is malformed");
   }
   a.task_id = std::string(f[0]);
   a.worker = std::string(f[2]);
-  LRTUNE_ASSIGN_OR_RETURN(a.outcome, ParseAttemptOutcome(f[3]));
+  a.device = std::string(f[3]);
+  LRTUNE_ASSIGN_OR_RETURN(a.outcome, ParseAttemptOutcome(f[4]));
   a.started = absl::FromUnixMicros(started);
   a.ended = absl::FromUnixMicros(ended);
-  a.reason = std::string(f[7]);
-  return std::make_pair(std::move(a), f[4] == "1");
+  a.reason = std::string(f[8]);
+  return std::make_pair(std::move(a), f[5] == "1");
 }
 
 bool IsTerminal(JobState state) {
@@ -128,6 +129,7 @@ absl::StatusOr<TaskRecord> TaskFromRow(const SqliteStatement& st) {
   if (!st.ColumnIsNull(11)) task.result = st.ColumnBlob(11);
   task.held = st.ColumnInt64(12) != 0;
   task.lease_started_at = absl::FromUnixMicros(st.ColumnInt64(13));
+  task.lease_device = st.ColumnText(14);
   return task;
 }
 

@@ -27,7 +27,7 @@ absl::StatusOr<JobRecord> JobFromRow(const SqliteStatement& st);
 inline constexpr absl::string_view kTaskColumns =
     "id, job_id, idx, spec, state, attempt, max_attempts, lease_worker, "
     "lease_expires_us, acked_seq, cancel_requested, result, held, "
-    "lease_started_us";
+    "lease_started_us, lease_device";
 
 // Reads a row selected with kTaskColumns (attempt_errors is left empty).
 absl::StatusOr<TaskRecord> TaskFromRow(const SqliteStatement& st);

@@ -119,11 +119,12 @@ absl::StatusOr<std::optional<TaskLease>> JobStore::LeaseNextTask(
         SqliteStatement st,
         db_->Prepare("UPDATE tasks SET state = 'leased', attempt = attempt + "
                      "1, lease_worker = ?, lease_expires_us = ?, "
-                     "lease_started_us = ? WHERE id = ?"));
+                     "lease_started_us = ?, lease_device = ? WHERE id = ?"));
     st.BindText(1, worker_id);
     st.BindInt64(2, absl::ToUnixMicros(expires));
     st.BindInt64(3, absl::ToUnixMicros(now));
-    st.BindText(4, task_id);
+    st.BindText(4, offer.slot_device);
+    st.BindText(5, task_id);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadTask(task_id));
@@ -276,8 +277,8 @@ absl::Status JobStore::InsertAttempt(const TaskRecord& task,
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
       db_->Prepare("INSERT INTO task_attempts (task_id, attempt, worker, "
-                   "reason, time_us, outcome, started_us) VALUES (?, ?, ?, "
-                   "?, ?, ?, ?)"));
+                   "reason, time_us, outcome, started_us, device) VALUES "
+                   "(?, ?, ?, ?, ?, ?, ?, ?)"));
   st.BindText(1, task.id);
   st.BindInt64(2, task.attempt);
   st.BindText(3, task.lease_worker);
@@ -285,6 +286,7 @@ absl::Status JobStore::InsertAttempt(const TaskRecord& task,
   st.BindInt64(5, absl::ToUnixMicros(clock_->Now()));
   st.BindText(6, AttemptOutcomeName(outcome));
   st.BindInt64(7, absl::ToUnixMicros(task.lease_started_at));
+  st.BindText(8, task.lease_device);
   return st.Run();
 }
 
@@ -317,10 +319,15 @@ absl::Status JobStore::EndAttempt(const TaskRecord& task,
   }
   LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(task.job_id));
   if (!IsTerminal(job.state)) {
-    AttemptRecord ended{
-        task.id,      task.attempt,        task.lease_worker,
-        outcome,      std::string(reason), task.lease_started_at,
-        clock_->Now()};
+    AttemptRecord ended;
+    ended.task_id = task.id;
+    ended.attempt = task.attempt;
+    ended.worker = task.lease_worker;
+    ended.device = task.lease_device;
+    ended.outcome = outcome;
+    ended.reason = std::string(reason);
+    ended.started = task.lease_started_at;
+    ended.ended = clock_->Now();
     LRTUNE_RETURN_IF_ERROR(
         AppendJobEvent(job.id, "", kAttemptEndedEventType,
                        EncodeAttemptEnded(ended, next == TaskState::kQueued))
@@ -509,7 +516,8 @@ absl::StatusOr<std::vector<AttemptRecord>> JobStore::ListAttempts(
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db_->Prepare("SELECT a.task_id, a.attempt, a.worker, a.outcome, "
-                     "a.reason, a.started_us, a.time_us FROM task_attempts a "
+                     "a.reason, a.started_us, a.time_us, a.device FROM "
+                     "task_attempts a "
                      "JOIN tasks t ON t.id = a.task_id WHERE t.job_id = ? "
                      "AND a.attempt > 0"));
     st.BindText(1, job_id);
@@ -523,13 +531,15 @@ absl::StatusOr<std::vector<AttemptRecord>> JobStore::ListAttempts(
       LRTUNE_ASSIGN_OR_RETURN(a.outcome, ParseAttemptOutcome(st.ColumnText(3)));
       a.reason = st.ColumnText(4);
       a.started = absl::FromUnixMicros(st.ColumnInt64(5));
+      a.device = st.ColumnText(7);
       a.ended = absl::FromUnixMicros(st.ColumnInt64(6));
     }
   }
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
-      db_->Prepare("SELECT id, attempt, lease_worker, lease_started_us FROM "
-                   "tasks WHERE job_id = ? AND state = 'leased'"));
+      db_->Prepare("SELECT id, attempt, lease_worker, lease_started_us, "
+                   "lease_device FROM tasks WHERE job_id = ? AND state = "
+                   "'leased'"));
   st.BindText(1, job_id);
   while (true) {
     LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -539,6 +549,7 @@ absl::StatusOr<std::vector<AttemptRecord>> JobStore::ListAttempts(
     a.attempt = static_cast<int>(st.ColumnInt64(1));
     a.worker = st.ColumnText(2);
     a.started = absl::FromUnixMicros(st.ColumnInt64(3));
+    a.device = st.ColumnText(4);
   }
   std::stable_sort(attempts.begin(), attempts.end(),
                    [](const AttemptRecord& a, const AttemptRecord& b) {

@@ -669,13 +669,20 @@ TEST_F(JobStoreTest, TasksGoOnlyToSlotsMeetingTheirDevice) {
                                              {"any", false, "", 0}},
                         JobOptions{});
   ASSERT_TRUE(job.ok()) << job.status();
-  const SlotOffer cpu{"cpu", 0}, small_gpu{"cuda", 16ll << 30},
-      big_gpu{"cuda", 80ll << 30};
+  const SlotOffer cpu{"cpu", 0, "cpu"},
+      small_gpu{"cuda", 16ll << 30, "cuda:0"},
+      big_gpu{"cuda", 80ll << 30, "cuda:1"};
   EXPECT_EQ((*store_->LeaseNextTask("w1", kTtl, cpu))->spec, "cpu");
   EXPECT_EQ((*store_->LeaseNextTask("w2", kTtl, small_gpu))->spec, "any");
   EXPECT_FALSE(store_->LeaseNextTask("w3", kTtl, small_gpu)->has_value());
   EXPECT_FALSE(store_->LeaseNextTask("w4", kTtl, cpu)->has_value());
   EXPECT_EQ((*store_->LeaseNextTask("w5", kTtl, big_gpu))->spec, "gpu");
+  // Each attempt records the slot's device.
+  auto attempts = store_->ListAttempts(job->id);
+  ASSERT_TRUE(attempts.ok());
+  std::set<std::string> devices;
+  for (const AttemptRecord& a : *attempts) devices.insert(a.device);
+  EXPECT_EQ(devices, (std::set<std::string>{"cpu", "cuda:0", "cuda:1"}));
 }
 
 }  // namespace

@@ -503,6 +503,7 @@ v1::TaskAttempt AttemptToProto(const AttemptRecord& a) {
   out.set_attempt_id(static_cast<uint64_t>(a.attempt));
   out.set_attempt_number(a.attempt);
   out.set_worker_id(a.worker);
+  out.set_device(a.device);
   auto stamp = [](absl::Time t, google::protobuf::Timestamp* ts) {
     const int64_t micros = absl::ToUnixMicros(t);
     ts->set_seconds(micros / 1000000);
