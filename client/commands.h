@@ -75,6 +75,7 @@ struct RangeTestOptions {
   std::string device = "auto";         // cpu|cuda|cuda:<i>|auto
   bool json = false;                   // one JSON object on stdout
   std::string csv_path;                // curve CSV; empty: none
+  std::string plot_path;               // SVG figure; empty: none
   std::string server;      // HOST:PORT; empty: $LRTUNE_SERVER, else embedded
   std::string token_file;  // bearer token file; empty: no token
   std::string db_path;     // embedded store; empty: DefaultDbPath()

@@ -380,6 +380,9 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
                 "recommendation, ...)");
   cmd->add_option("--csv", opts.csv_path,
                   "write the curve to FILE (seed,step,lr,loss,smoothed)");
+  cmd->add_option("--plot", opts.plot_path,
+                  "write the curve as an SVG figure to FILE.svg (log lr, raw "
+                  "and smoothed loss, the bounds band, the suggestions)");
   cmd->add_option("--server", opts.server,
                   "coordinator HOST:PORT (default $LRTUNE_SERVER; unset: "
                   "embedded)");
@@ -518,6 +521,18 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
     if (!csv.flush()) {
       err << kCmd << "cannot write --csv " << opts.csv_path << ": "
           << std::strerror(errno) << "\n";
+      return kExitUsage;
+    }
+  }
+  if (!opts.plot_path.empty()) {
+    const std::string svg =
+        report.Svg(job->range_test_result().recommendation(),
+                   absl::StrCat("LR range test ", job->job_id()));
+    std::ofstream plot(opts.plot_path);
+    plot << svg;
+    if (svg.empty() || !plot.flush()) {
+      err << kCmd << "cannot write --plot " << opts.plot_path << ": "
+          << (svg.empty() ? "no points to plot" : std::strerror(errno)) << "\n";
       return kExitUsage;
     }
   }

@@ -56,6 +56,15 @@ class RangeTestReport {
   std::string TerminalPlot(double min_lr, double max_lr, int width = 64,
                            int height = 14) const;
 
+  // The curve as an SVG document (range_test_svg.cc): loss against lr on a
+  // log axis, per seed the raw loss faint (polyline id "raw-<seed>") and
+  // the smoothed loss ("smoothed-<seed>"), the [min_lr, max_lr] band
+  // labelled (group "bounds"), each suggestion a labelled dashed line
+  // ("lr-steepest", "lr-valley", "lr-minimum", "lr-slide"), axes with a
+  // tick per decade and a legend. Empty without points.
+  std::string Svg(const v1::Recommendation& rec,
+                  const std::string& title) const;
+
  private:
   const int64_t total_steps_;
   int64_t points_ = 0;

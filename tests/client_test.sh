@@ -67,6 +67,29 @@ a = json.load(open(sys.argv[1]))["recommendation"]["min_lr"]
 b = json.load(open(sys.argv[2]))["min_lr"]
 sys.exit(not abs(a - b) <= 1e-9 * abs(a))' "$tmp/embedded.json" "$tmp/analyzed.json"
 
+# --plot: a well-formed SVG with the expected series.
+svg_ok() {
+  $PY - "$1" "$2" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+seeds = int(sys.argv[2])
+ids = {e.get("id") for e in root.iter() if e.get("id")}
+want = {"bounds", "axes"} | {f"raw-{s}" for s in range(seeds)} \
+    | {f"smoothed-{s}" for s in range(seeds)}
+assert root.tag == "{http://www.w3.org/2000/svg}svg", root.tag
+assert want <= ids, sorted(want - ids)
+assert any(i.startswith("lr-") for i in ids), "no suggestion marked"
+for line in root.iter("{http://www.w3.org/2000/svg}polyline"):
+    points = line.get("points").split()
+    assert len(points) >= 10, (line.get("id"), len(points))
+PY
+}
+run range-test "${SMALL[@]}" --steps 100 --seeds 2 --plot "$tmp/curve.svg"
+check "--plot exit 0" test "$rc" = 0
+check "--plot writes a well-formed SVG with raw and smoothed curves per seed, the bounds and the suggestions" \
+  svg_ok "$tmp/curve.svg" 2
+
 # A second run uses the same store: job ids differ, both are kept.
 run range-test "${SMALL[@]}" --steps 20 --json
 check "second embedded run exit 0" test "$rc" = 0
@@ -176,7 +199,7 @@ sys.exit(not (a["min_lr"] == b["min_lr"] and a["max_lr"] == b["max_lr"]))' \
 check "remote mode leaves the local store alone" test "$($PY -c '
 import sqlite3, sys
 print(sqlite3.connect(sys.argv[1]).execute("select count(*) from jobs").fetchone()[0])' \
-  "$XDG_DATA_HOME/lrtune/jobs.db" 2>&1)" = 5
+  "$XDG_DATA_HOME/lrtune/jobs.db" 2>&1)" = 6
 
 LRTUNE_SERVER="127.0.0.1:$port" run range-test "${SMALL[@]}" --seeds 2
 check "human output via LRTUNE_SERVER exit 0" test "$rc" = 0

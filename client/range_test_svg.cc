@@ -1,0 +1,183 @@
+// RangeTestReport::Svg: the range test as a figure for a report.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/range_test_report.h"
+
+namespace lrtune {
+namespace {
+
+constexpr double kWidth = 800, kHeight = 480;
+constexpr double kLeft = 70, kRight = 20, kTop = 40, kBottom = 50;
+constexpr double kPlotW = kWidth - kLeft - kRight;
+constexpr double kPlotH = kHeight - kTop - kBottom;
+
+// Seed colours (the Tableau 10 palette's first five, then again).
+const char* SeedColour(int seed) {
+  static const char* kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                   "#9467bd"};
+  return kColours[seed % 5];
+}
+
+std::string Number(double v) { return absl::StrFormat("%.3g", v); }
+
+}  // namespace
+
+std::string RangeTestReport::Svg(const v1::Recommendation& rec,
+                                 const std::string& title) const {
+  // Ranges: x over log10(lr) of every point; y from the lowest loss shown
+  // to 1.25 x the highest starting smoothed loss, so a diverged tail is
+  // clipped at the top instead of flattening the curve.
+  double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_start = 0;
+  for (const auto& [key, p] : curve_) {
+    if (!(p.lr() > 0)) continue;
+    x_lo = std::min(x_lo, std::log10(p.lr()));
+    x_hi = std::max(x_hi, std::log10(p.lr()));
+    if (std::isfinite(p.smoothed())) y_lo = std::min(y_lo, p.smoothed());
+    if (std::isfinite(p.loss())) y_lo = std::min(y_lo, p.loss());
+    if (key.second == 0 && std::isfinite(p.smoothed())) {
+      y_start = std::max(y_start, p.smoothed());
+    }
+  }
+  if (!(x_hi > x_lo) || !std::isfinite(y_lo)) return "";
+  const double y_hi = std::max(1.25 * y_start, y_lo + 1e-9);
+  auto x = [&](double lr) {
+    return kLeft + (std::log10(lr) - x_lo) / (x_hi - x_lo) * kPlotW;
+  };
+  auto y = [&](double loss) {
+    const double v = std::clamp(loss, y_lo, y_hi);
+    return kTop + (y_hi - v) / (y_hi - y_lo) * kPlotH;
+  };
+
+  std::string svg = absl::StrFormat(
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" "
+      "height=\"%g\" viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" "
+      "font-size=\"12\">\n"
+      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+      kWidth, kHeight, kWidth, kHeight);
+  absl::StrAppendFormat(
+      &svg, "<text x=\"%g\" y=\"24\" font-size=\"15\">%s</text>\n", kLeft,
+      title.empty() ? std::string("LR range test") : title);
+
+  // The recommended band, behind the curves.
+  if (rec.min_lr() > 0 && rec.max_lr() >= rec.min_lr()) {
+    const double a = x(rec.min_lr()), b = x(rec.max_lr());
+    absl::StrAppendFormat(
+        &svg,
+        "<g id=\"bounds\"><rect x=\"%.1f\" y=\"%g\" width=\"%.1f\" "
+        "height=\"%g\" fill=\"#2ca02c\" fill-opacity=\"0.12\"/>\n"
+        "<text x=\"%.1f\" y=\"%g\" fill=\"#2ca02c\">min_lr %s</text>\n"
+        "<text x=\"%.1f\" y=\"%g\" fill=\"#2ca02c\" "
+        "text-anchor=\"end\">max_lr %s</text></g>\n",
+        a, kTop, std::max(b - a, 1.0), kPlotH, a + 3, kTop + 14,
+        Number(rec.min_lr()), b - 3, kTop + 28, Number(rec.max_lr()));
+  }
+
+  // Axes: a tick per decade, five on the loss axis.
+  absl::StrAppendFormat(&svg,
+                        "<g id=\"axes\" stroke=\"#444\"><line x1=\"%g\" "
+                        "y1=\"%g\" x2=\"%g\" y2=\"%g\"/><line x1=\"%g\" "
+                        "y1=\"%g\" x2=\"%g\" y2=\"%g\"/></g>\n",
+                        kLeft, kTop + kPlotH, kLeft + kPlotW, kTop + kPlotH,
+                        kLeft, kTop, kLeft, kTop + kPlotH);
+  for (int d = static_cast<int>(std::ceil(x_lo));
+       d <= static_cast<int>(std::floor(x_hi)); ++d) {
+    const double px = x(std::pow(10.0, d));
+    absl::StrAppendFormat(
+        &svg,
+        "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#ddd\"/>"
+        "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">1e%d</text>\n",
+        px, kTop, px, kTop + kPlotH, px, kTop + kPlotH + 16, d);
+  }
+  for (int i = 0; i <= 4; ++i) {
+    const double v = y_lo + (y_hi - y_lo) * i / 4;
+    absl::StrAppendFormat(&svg,
+                          "<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%s"
+                          "</text>\n",
+                          kLeft - 6, y(v) + 4, Number(v));
+  }
+  absl::StrAppendFormat(
+      &svg,
+      "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">learning rate (log "
+      "scale)</text>\n<text x=\"16\" y=\"%g\" text-anchor=\"middle\" "
+      "transform=\"rotate(-90 16 %g)\">training loss</text>\n",
+      kLeft + kPlotW / 2, kHeight - 12, kTop + kPlotH / 2, kTop + kPlotH / 2);
+
+  // Per seed: the raw loss faint, the smoothed loss on top.
+  std::map<int32_t, std::string> raw, smoothed;
+  for (const auto& [key, p] : curve_) {
+    if (!(p.lr() > 0)) continue;
+    if (std::isfinite(p.loss())) {
+      absl::StrAppendFormat(&raw[key.first], "%.1f,%.1f ", x(p.lr()),
+                            y(p.loss()));
+    }
+    if (std::isfinite(p.smoothed())) {
+      absl::StrAppendFormat(&smoothed[key.first], "%.1f,%.1f ", x(p.lr()),
+                            y(p.smoothed()));
+    }
+  }
+  for (const auto& [seed, points] : raw) {
+    absl::StrAppendFormat(
+        &svg,
+        "<polyline id=\"raw-%d\" class=\"raw\" fill=\"none\" "
+        "stroke=\"%s\" stroke-opacity=\"0.3\" points=\"%s\"/>\n",
+        seed, SeedColour(seed), points);
+  }
+  for (const auto& [seed, points] : smoothed) {
+    absl::StrAppendFormat(
+        &svg,
+        "<polyline id=\"smoothed-%d\" class=\"smoothed\" fill=\"none\" "
+        "stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>\n",
+        seed, SeedColour(seed), points);
+  }
+
+  // The suggestions, each a dashed line with its name.
+  struct Mark {
+    const char* id;
+    const char* label;
+    bool has;
+    double lr;
+  };
+  const Mark marks[] = {
+      {"lr-steepest", "steepest", rec.has_lr_steepest(), rec.lr_steepest()},
+      {"lr-valley", "valley", rec.has_lr_valley(), rec.lr_valley()},
+      {"lr-minimum", "minimum/10", rec.has_lr_minimum(), rec.lr_minimum()},
+      {"lr-slide", "slide", rec.has_lr_slide(), rec.lr_slide()},
+  };
+  int row = 0;
+  for (const Mark& m : marks) {
+    if (!m.has || !(m.lr > 0)) continue;
+    const double px = x(m.lr);
+    if (px < kLeft || px > kLeft + kPlotW) continue;
+    absl::StrAppendFormat(
+        &svg,
+        "<g id=\"%s\"><line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" "
+        "stroke=\"#555\" stroke-dasharray=\"4 3\"/><text x=\"%.1f\" "
+        "y=\"%g\" fill=\"#555\">%s %s</text></g>\n",
+        m.id, px, kTop, px, kTop + kPlotH, px + 3,
+        kTop + kPlotH - 8 - 14 * row++, m.label, Number(m.lr));
+  }
+
+  // Legend: one entry per seed.
+  int entry = 0;
+  for (const auto& [seed, points] : smoothed) {
+    const double ly = kTop + 10 + 16 * entry++;
+    absl::StrAppendFormat(
+        &svg,
+        "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" "
+        "stroke-width=\"2\"/><text x=\"%g\" y=\"%g\">seed %d (smoothed; "
+        "raw faint)</text>\n",
+        kLeft + kPlotW - 210, ly, kLeft + kPlotW - 190, ly, SeedColour(seed),
+        kLeft + kPlotW - 185, ly + 4, seed);
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace lrtune
