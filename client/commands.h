@@ -110,12 +110,16 @@ struct JobCommandOptions {
   uint64_t after_seq = 0;  // watch: events after this seq
   std::string reason;      // cancel: recorded on the job
   int limit = 20;          // jobs: at most this many, 1..500
+  std::string spec_path;   // submit, grid: the job spec file
+  bool detach = false;     // submit, grid: print the id, do not follow
 };
 struct JobCommands {
   CLI::App* jobs = nullptr;
   CLI::App* get = nullptr;
   CLI::App* watch = nullptr;
   CLI::App* cancel = nullptr;
+  CLI::App* submit = nullptr;
+  CLI::App* grid = nullptr;
 };
 JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts);
 // `cmd` is "jobs", "get", "watch" or "cancel". watch exits 3 when the job

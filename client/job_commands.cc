@@ -4,8 +4,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <sstream>
+#include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
@@ -13,6 +17,8 @@
 #include "client/lrtune_client.h"
 #include "client/range_test_report.h"
 #include "google/protobuf/util/json_util.h"
+#include "nlohmann/json.hpp"
+#include "yaml-cpp/yaml.h"
 
 namespace lrtune {
 namespace {
@@ -91,6 +97,159 @@ int JobExit(const v1::Job& job) {
              : kExitOk;
 }
 
+// A scalar as JSON: true/false, a number when it reads as one, else a
+// string (protobuf's JSON parser takes enums by name and numbers as
+// numbers or strings).
+nlohmann::json ScalarToJson(const std::string& s) {
+  if (s == "true") return true;
+  if (s == "false") return false;
+  if (s == "null" || s == "~") return nullptr;
+  char* end = nullptr;
+  const long long i = std::strtoll(s.c_str(), &end, 10);
+  if (!s.empty() && end == s.c_str() + s.size()) return i;
+  const double d = std::strtod(s.c_str(), &end);
+  if (!s.empty() && end == s.c_str() + s.size()) return d;
+  return s;
+}
+
+nlohmann::json YamlToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& kv : node) {
+        out[kv.first.as<std::string>()] = YamlToJson(kv.second);
+      }
+      return out;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : node) out.push_back(YamlToJson(item));
+      return out;
+    }
+    case YAML::NodeType::Scalar:
+      return node.Tag() == "!" ? nlohmann::json(node.Scalar())
+                               : ScalarToJson(node.Scalar());
+    default:
+      return nullptr;
+  }
+}
+
+// A job spec file: a SubmitJobRequest in protobuf JSON (field names as in
+// the protos, snake_case or lowerCamelCase) or the same as YAML. Errors name
+// the file, and the line (YAML syntax) or the field (unknown names, wrong
+// types).
+absl::StatusOr<v1::SubmitJobRequest> ReadJobSpec(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError("--spec: cannot read '" + path + "'");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string json = text.str();
+  if (!absl::EndsWith(path, ".json")) {
+    try {
+      json = YamlToJson(YAML::Load(text.str())).dump();
+    } catch (const YAML::Exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("--spec %s: line %d, column %d: %s", path,
+                          e.mark.line + 1, e.mark.column + 1, e.msg));
+    }
+  }
+  v1::SubmitJobRequest request;
+  const auto status =
+      google::protobuf::util::JsonStringToMessage(json, &request);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--spec ", path, ": ", std::string(status.message())));
+  }
+  return request;
+}
+
+// Submits a spec file and, unless --detach, follows the job: a row per
+// trial as it finishes, then the ranking.
+int RunSubmit(const std::string& cmd, client::Client& client,
+              const JobCommandOptions& opts, std::ostream& out,
+              std::ostream& err, bool progress) {
+  absl::StatusOr<v1::SubmitJobRequest> request = ReadJobSpec(opts.spec_path);
+  if (!request.ok()) return Fail(cmd, request.status(), err);
+  if (cmd == "grid" && !request->has_grid()) {
+    return Fail(cmd,
+                absl::InvalidArgumentError(
+                    "--spec " + opts.spec_path +
+                    ": not a grid spec (its top-level key must be grid)"),
+                err);
+  }
+  absl::StatusOr<v1::Job> job = client.SubmitJob(*request);
+  if (!job.ok()) return Fail(cmd, job.status(), err);
+  if (opts.detach) {
+    out << (opts.json ? Json(*job) : job->job_id()) << "\n";
+    return kExitOk;
+  }
+  if (!opts.json) {
+    out << absl::StrFormat("job %s: %d tasks\n", job->job_id(),
+                           job->tasks_total());
+    if (job->has_grid()) {
+      out << absl::StrFormat("%-5s %-10s %9s %9s  %s\n", "TRIAL", "STATE",
+                             "VAL_LOSS", "VAL_ACC", "LABEL");
+    }
+  }
+  RangeTestReport report(0);
+  absl::StatusOr<v1::Job> done =
+      client.WatchJob(job->job_id(), 0, [&](const v1::JobEvent& event) {
+        if (opts.json) return;
+        report.Add(event);
+        if (progress) report.DrawProgress(err);
+        if (event.has_trial_finished()) {
+          if (progress) report.ClearProgress(err);
+          const v1::Trial& t = event.trial_finished().trial();
+          out << absl::StrFormat(
+                     "%-5d %-10s %9.4f %9s  %s\n", t.trial_index(), "done",
+                     t.final_eval().val_loss(),
+                     t.final_eval().has_val_accuracy()
+                         ? absl::StrFormat("%.4f",
+                                           t.final_eval().val_accuracy())
+                         : std::string("-"),
+                     t.label())
+              << std::flush;
+        } else if (event.has_recommendation() &&
+                   !event.recommendation().has_seed_index()) {
+          if (progress) report.ClearProgress(err);
+          const v1::Recommendation& r = event.recommendation().recommendation();
+          out << absl::StrFormat("range test: min_lr %.3g, max_lr %.3g\n",
+                                 r.min_lr(), r.max_lr())
+              << std::flush;
+        }
+      });
+  if (progress) report.ClearProgress(err);
+  if (!done.ok()) return Fail(cmd, done.status(), err);
+  absl::StatusOr<v1::Job> final_job = client.GetJob(job->job_id());
+  if (!final_job.ok()) return Fail(cmd, final_job.status(), err);
+  if (opts.json) {
+    out << Json(*final_job) << "\n";
+    return JobExit(*final_job);
+  }
+  if (final_job->has_grid()) {
+    out << "ranking:\n";
+    for (int index : final_job->grid_result().ranking()) {
+      for (const v1::Trial& t : final_job->trials()) {
+        if (t.trial_index() != index) continue;
+        out << absl::StrFormat("  %2d. trial %-3d %9.4f  %s\n", t.rank(), index,
+                               t.objective_value(), t.label());
+      }
+    }
+    for (const v1::Trial& t : final_job->trials()) {
+      if (t.state() == v1::TRIAL_STATE_FAILED) {
+        out << absl::StrFormat("  failed: trial %d (%s): %s\n", t.trial_index(),
+                               t.label(), t.failure());
+      }
+    }
+  }
+  out << absl::StrFormat(
+      "job %s: %s%s\n", final_job->job_id(), StateName(final_job->state()),
+      final_job->failure().empty() ? "" : ": " + final_job->failure());
+  return JobExit(*final_job);
+}
+
 }  // namespace
 
 JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
@@ -120,6 +279,22 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
   common(cmds.cancel);
   cmds.cancel->add_option("job", opts.job_id, "job id")->required();
   cmds.cancel->add_option("--reason", opts.reason, "recorded on the job");
+  for (CLI::App** cmd : {&cmds.submit, &cmds.grid}) {
+    const bool grid = cmd == &cmds.grid;
+    *cmd = app.add_subcommand(
+        grid ? "grid" : "submit",
+        grid ? "Run a grid search from a spec file (docs/cli.md): a row per "
+               "trial as it finishes, then the ranking; exit 3 if it fails."
+             : "Submit a job from a spec file (a range test or a grid) and "
+               "follow it; --detach prints its id and returns.");
+    common(*cmd);
+    (*cmd)
+        ->add_option("--spec", opts.spec_path,
+                     "FILE.json or FILE.yaml: a SubmitJobRequest "
+                     "(docs/examples/grid.yaml)")
+        ->required();
+    (*cmd)->add_flag("--detach", opts.detach, "print the job id and return");
+  }
   return cmds;
 }
 
@@ -129,6 +304,9 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
       Connect(opts, cmd, err);
   if (!connected.ok()) return Fail(cmd, connected.status(), err);
   client::Client& client = **connected;
+  if (cmd == "submit" || cmd == "grid") {
+    return RunSubmit(cmd, client, opts, out, err, progress);
+  }
 
   if (cmd == "jobs") {
     if (opts.limit < 1 || opts.limit > 500) {

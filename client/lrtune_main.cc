@@ -46,8 +46,8 @@ int main(int argc, char** argv) {
     return lrtune::RunRangeTest(range_test, std::cout, std::cerr,
                                 /*progress=*/isatty(STDERR_FILENO) != 0);
   }
-  for (CLI::App* cmd :
-       {job_cmds.jobs, job_cmds.get, job_cmds.watch, job_cmds.cancel}) {
+  for (CLI::App* cmd : {job_cmds.jobs, job_cmds.get, job_cmds.watch,
+                        job_cmds.cancel, job_cmds.submit, job_cmds.grid}) {
     if (cmd->parsed()) {
       return lrtune::RunJobCommand(cmd->get_name(), job_opts, std::cout,
                                    std::cerr,

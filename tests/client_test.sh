@@ -13,6 +13,7 @@ SERVER_BIN=$2
 WORKER_BIN=$3
 # shellcheck source=tests/testlib.sh
 source "$(dirname "$0")/testlib.sh"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 unset LRTUNE_SERVER
 export XDG_DATA_HOME="$tmp/xdg"
 export XDG_RUNTIME_DIR="$tmp/run"  # where the embedded socket goes
@@ -232,6 +233,34 @@ check "cancel says why" grep -q "already succeeded" "$tmp/err"
 run get nope
 check "get of an unknown job exits 2" test "$rc" = 2
 check "get of an unknown job says so" grep -q "nope not found" "$tmp/err"
+# grid and submit: the example spec (YAML), a JSON spec, bad specs.
+run grid --spec "$ROOT/docs/examples/grid.yaml"
+check "grid exit 0" test "$rc" = 0
+cat "$tmp/err" >&2
+check "grid prints the range test's bounds" grep -q "^range test: min_lr" "$tmp/out"
+check "grid prints a row per trial" test "$(grep -c "^[0-9]* *done " "$tmp/out")" = 6
+check "grid prints the ranking, 6 trials" test "$(grep -c "^ *[0-9]*\. trial" "$tmp/out")" = 6
+check "grid ends succeeded" grep -q "succeeded$" "$tmp/out"
+printf '{"range_test": {"run": {"data": {"name": "spirals"}, "model": {"hidden": [8]}}, "range_test": {"steps": 30}}}' >"$tmp/rt.json"
+run submit --spec "$tmp/rt.json" --detach
+check "submit --detach exit 0" test "$rc" = 0
+check "submit --detach prints the job id" grep -q "^j-" "$tmp/out"
+printf 'grid:\n  run: {data: {name: spirals}}\n  grid: [unclosed\n' >"$tmp/bad.yaml"
+run grid --spec "$tmp/bad.yaml"
+check "malformed YAML exits 2" test "$rc" = 2
+check "malformed YAML names the line" grep -q "bad.yaml: line [0-9]*, column" "$tmp/err"
+printf 'grid:\n  grid:\n    axis: []\n' >"$tmp/unknown.yaml"
+run grid --spec "$tmp/unknown.yaml"
+check "an unknown field exits 2" test "$rc" = 2
+check "an unknown field is named" grep -q "axis" "$tmp/err"
+printf '{"range_test": {}}' >"$tmp/notgrid.json"
+run grid --spec "$tmp/notgrid.json"
+check "grid of a range test spec exits 2" test "$rc" = 2
+printf 'grid:\n  run: {data: {name: spirals}}\n  train: {steps: 10}\n  grid: {axes: [{seeds: {values: [1, 1]}}]}\n' >"$tmp/dup.yaml"
+run grid --spec "$tmp/dup.yaml"
+check "a grid the server refuses exits 2" test "$rc" = 2
+check "the server's message names the field" grep -q "grid.grid.axes\[0\].values\[1\] repeats" "$tmp/err"
+
 unset LRTUNE_SERVER
 run jobs
 check "jobs without a server exits 2" test "$rc" = 2
