@@ -336,6 +336,14 @@ TEST_F(SecurityTest, AClientSeesAndCancelsOnlyItsOwnJobs) {
   request.set_job_id(job.job_id());
   grpc::Status cancelled = client_->CancelJob(&context, request, &read);
   EXPECT_TRUE(cancelled.ok()) << cancelled.error_message();
+  // The log names the job and its owner.
+  const std::string log = ReadAll(log_);
+  EXPECT_NE(log.find("job " + job.job_id() + " submitted by alice"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("job " + job.job_id() + " cancelled by alice"),
+            std::string::npos)
+      << log;
 }
 
 TEST_F(SecurityTest, SighupRotatesATokenWithoutARestart) {
@@ -585,6 +593,16 @@ TEST_F(SecurityShortLeaseTest, ALapsedLeaseMovesTheExpiryCounter) {
   EXPECT_EQ(Sample(page, "lrtune_tasks_running"), 0);
 }
 
+// A self-signed certificate for localhost and 127.0.0.1 (its own CA).
+bool MakeCertificate(const std::string& cert, const std::string& key) {
+  const std::string openssl =
+      std::string(LRTUNE_OPENSSL_BIN) +
+      " req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " 2>/dev/null";
+  return std::system(openssl.c_str()) == 0;
+}
+
 // A server with TLS from a self-signed certificate made by `openssl`.
 TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
   const fs::path dir = fs::temp_directory_path() /
@@ -592,13 +610,7 @@ TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
   fs::create_directories(dir);
   const std::string cert = (dir / "cert.pem").string();
   const std::string key = (dir / "key.pem").string();
-  const std::string openssl =
-      std::string(LRTUNE_OPENSSL_BIN) +
-      " req -x509 -newkey rsa:2048 -nodes "
-      "-days 1 -subj /CN=localhost -addext "
-      "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
-      key + " -out " + cert + " 2>/dev/null";
-  ASSERT_EQ(std::system(openssl.c_str()), 0) << openssl;
+  ASSERT_TRUE(MakeCertificate(cert, key));
   const fs::path tokens = dir / "tokens";
   WriteTokens(tokens, std::string("client alice ") + kAlice + "\n");
   const std::string address = "127.0.0.1:" + std::to_string(FreePort());
@@ -714,5 +726,75 @@ TEST(SecurityListenTest, NonLoopbackNeedsTlsAndTokensOrInsecure) {
   EXPECT_NE(ReadAll(log2).find("WARNING: --insecure"), std::string::npos);
   fs::remove_all(dir);
 }
+
+#ifdef LRTUNE_WORKER_BIN
+// The whole path secured: a real worker with a worker token dials the TLS
+// coordinator with --tls-ca, and a client's range test runs to success.
+TEST(SecurityWorkerTest, AWorkerOverTlsWithATokenRunsARangeTest) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("lrtune_security_worker_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string cert = (dir / "cert.pem").string();
+  const std::string key = (dir / "key.pem").string();
+  ASSERT_TRUE(MakeCertificate(cert, key));
+  const fs::path tokens = dir / "tokens";
+  WriteTokens(tokens, std::string("client alice ") + kAlice + "\n" +
+                          "worker gpu-1 " + kWorker + "\n");
+  const fs::path worker_token = dir / "worker_token";
+  WriteTokens(worker_token, std::string(kWorker) + "\n");
+  const std::string address = "127.0.0.1:" + std::to_string(FreePort());
+  const fs::path log = dir / "server.log";
+  pid_t server = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                        (dir / "jobs.db").string(), "--tokens-file",
+                        tokens.string(), "--tls-cert", cert, "--tls-key", key},
+                       log.string());
+  ASSERT_GT(server, 0);
+  const fs::path worker_log = dir / "worker.log";
+  pid_t worker = Spawn({LRTUNE_WORKER_BIN, "--server", address, "--tls-ca",
+                        cert, "--token-file", worker_token.string(),
+                        "--devices", "cpu", "--slots", "1", "--threads", "1"},
+                       worker_log.string());
+  ASSERT_GT(worker, 0);
+
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadAll(cert);
+  auto channel = grpc::CreateChannel(address, grpc::SslCredentials(ssl));
+  ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
+                                        std::chrono::seconds(20)));
+  auto stub = LrTune::NewStub(channel);
+  lrtune::v1::RangeTestRequest request;
+  lrtune::v1::RunSpec& run = *request.mutable_run();
+  run.mutable_model()->set_kind(lrtune::v1::MODEL_KIND_MLP);
+  run.mutable_model()->add_hidden(16);
+  run.mutable_data()->set_name("spirals");
+  run.set_batch_size(64);
+  run.mutable_device()->set_device("cpu");
+  run.mutable_device()->set_threads(1);
+  request.mutable_range_test()->set_steps(40);
+  request.mutable_range_test()->set_start_lr(1e-5);
+  request.mutable_range_test()->set_end_lr(10);
+  request.mutable_range_test()->add_seeds(1);
+  request.set_skip_points(true);
+  grpc::ClientContext context;
+  SetDeadline(&context, 90);
+  WithToken(&context, kAlice);
+  auto reader = stub->RangeTest(&context, request);
+  lrtune::v1::JobEvent event;
+  lrtune::v1::JobState state = lrtune::v1::JOB_STATE_UNSPECIFIED;
+  while (reader->Read(&event)) {
+    if (event.has_state_changed()) state = event.state_changed().state();
+  }
+  grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(state, lrtune::v1::JOB_STATE_SUCCEEDED)
+      << ReadAll(log) << ReadAll(worker_log);
+  EXPECT_EQ(ReadAll(worker_log).find(kWorker), std::string::npos);
+  EXPECT_EQ(Stop(worker), 0) << ReadAll(worker_log);
+  stub.reset();
+  channel.reset();
+  EXPECT_EQ(Stop(server), 0) << ReadAll(log);
+  fs::remove_all(dir);
+}
+#endif
 
 }  // namespace

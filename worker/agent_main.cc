@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   lrtune::worker::AgentOptions options;
   std::string devices = "cpu";
   std::string token_file;
+  std::string tls_ca_file;
   CLI::App app{"lrtune-worker: runs lrtune training tasks for a coordinator"};
   app.add_option("--server", options.server, "Coordinator address HOST:PORT")
       ->required();
@@ -55,6 +56,10 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", token_file,
                  "File holding the bearer token (empty: no token)")
       ->capture_default_str();
+  app.add_option("--tls-ca", tls_ca_file,
+                 "PEM CA certificates to verify the coordinator's TLS "
+                 "certificate with (empty: plaintext)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<std::vector<std::string>> parsed =
@@ -74,6 +79,21 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::getline(in, token);
+    // A file written on Windows or by `echo` may end the line with '\r'.
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) {
+      token.pop_back();
+    }
+  }
+  std::string tls_ca;
+  if (!tls_ca_file.empty()) {
+    std::ifstream in(tls_ca_file);
+    std::stringstream pem;
+    if (!in || !(pem << in.rdbuf())) {
+      std::fprintf(stderr, "lrtune-worker: cannot read --tls-ca %s\n",
+                   tls_ca_file.c_str());
+      return 2;
+    }
+    tls_ca = pem.str();
   }
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) == 0) options.hostname = host;
@@ -94,7 +114,7 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &action, nullptr);
 
   lrtune::worker::Agent agent(
-      options, lrtune::worker::NewGrpcHubClient(options.server, token));
+      options, lrtune::worker::NewGrpcHubClient(options.server, token, tls_ca));
   std::thread signal_thread([&] {
     char byte = 0;
     while (read(g_signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {

@@ -31,13 +31,20 @@ constexpr int kMaxReconnectBackoffMs = 1000;
 // how long destroying the client takes.
 constexpr std::chrono::milliseconds kWatchSlice(200);
 
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& target) {
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& target,
+                                          const std::string& tls_ca_pem) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               kInitialReconnectBackoffMs);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  if (!tls_ca_pem.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = tls_ca_pem;
+    credentials = grpc::SslCredentials(ssl);
+  }
+  return grpc::CreateCustomChannel(target, credentials, args);
 }
 
 absl::Status FromGrpc(const grpc::Status& s) {
@@ -48,8 +55,9 @@ absl::Status FromGrpc(const grpc::Status& s) {
 
 class GrpcHubClient final : public HubClient {
  public:
-  GrpcHubClient(const std::string& target, std::string token)
-      : channel_(NewChannel(target)),
+  GrpcHubClient(const std::string& target, std::string token,
+                const std::string& tls_ca_pem)
+      : channel_(NewChannel(target, tls_ca_pem)),
         stub_(v1::WorkerHub::NewStub(channel_)),
         token_(std::move(token)),
         watcher_([this] { WatchConnection(); }) {}
@@ -149,8 +157,9 @@ class GrpcHubClient final : public HubClient {
 }  // namespace
 
 std::unique_ptr<HubClient> NewGrpcHubClient(const std::string& target,
-                                            const std::string& token) {
-  return std::make_unique<GrpcHubClient>(target, token);
+                                            const std::string& token,
+                                            const std::string& tls_ca_pem) {
+  return std::make_unique<GrpcHubClient>(target, token, tls_ca_pem);
 }
 
 }  // namespace lrtune::worker

@@ -44,15 +44,17 @@ class HubClient {
   virtual void CancelWaits() {}
 };
 
-// A client over an insecure gRPC channel to `target` ("host:port"). A
-// non-empty `token` is sent as "authorization: Bearer <token>" on every
-// call. Every call has a deadline (AcquireTask: its wait plus 10 s; others
-// 10 s). Calls fail fast with UNAVAILABLE while the coordinator is away
-// (the caller backs off); meanwhile a thread of the client keeps the
-// channel reconnecting at least once a second, so a restarted coordinator
-// is found again within about a second.
+// A client over a gRPC channel to `target` ("host:port"): plaintext, or TLS
+// when `tls_ca_pem` (PEM certificates the coordinator's certificate must
+// chain to) is not empty. A non-empty `token` is sent as
+// "authorization: Bearer <token>" on every call. Every call has a deadline
+// (AcquireTask: its wait plus 10 s; others 10 s). Calls fail fast with
+// UNAVAILABLE while the coordinator is away (the caller backs off); meanwhile a
+// thread of the client keeps the channel reconnecting at least once a second,
+// so a restarted coordinator is found again within about a second.
 std::unique_ptr<HubClient> NewGrpcHubClient(const std::string& target,
-                                            const std::string& token);
+                                            const std::string& token,
+                                            const std::string& tls_ca_pem = "");
 
 }  // namespace lrtune::worker
 
