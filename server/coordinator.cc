@@ -795,9 +795,12 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
   absl::StatusOr<int64_t> appended = store_->AppendTaskEvents(
       task.id, task.attempt, first + 1, rows, options_.lease_ttl, &now);
   if (absl::IsAborted(appended.status())) {
-    // Cancelled since the task was read: tell the worker to stop.
+    // The job was stopped: the records are acknowledged and dropped (the
+    // job's log ended with its terminal event), so the worker stops without
+    // resending them.
     LRTUNE_RETURN_IF_ERROR(renew_only());
     response.set_directive(v1::DIRECTIVE_CANCEL);
+    response.set_acked_seq(first + request.records_size() - 1);
     return response;
   }
   LRTUNE_RETURN_IF_ERROR(appended.status());

@@ -291,7 +291,8 @@ class JobStore {
   // rest get the job's next seqs. Returns the job's last seq. Fenced as
   // above; INVALID_ARGUMENT when first_task_seq < 1 or leaves a gap
   // (first_task_seq > acked_seq + 1); ABORTED once the task's job was
-  // cancelled or ended (nothing is stored after a job's terminal event).
+  // cancelled or ended: the records are acknowledged (acked_seq moves on)
+  // but not stored, as nothing follows a job's terminal event.
   // With `renew`, the lease is also
   // extended to now+renew in the same transaction (as RenewLease, including
   // its "lease expired" refusal). `stored_at`, when given, receives the

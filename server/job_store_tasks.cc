@@ -180,8 +180,20 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
   // The job was cancelled or ended (in the transaction that set this flag):
   // nothing more may follow its terminal event.
   if (task.cancel_requested) {
+    // Acknowledged and dropped: the acknowledgement moves on (so every
+    // later answer agrees and the worker need not resend), no event is
+    // added after the job's terminal one.
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("UPDATE tasks SET acked_seq = MAX(acked_seq, ?) "
+                     "WHERE id = ?"));
+    st.BindInt64(1, first_task_seq + static_cast<int64_t>(events.size()) - 1);
+    st.BindText(2, task_id);
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+    LRTUNE_RETURN_IF_ERROR(txn.Commit());
     return absl::AbortedError(absl::StrCat(
-        "task ", task_id, ": its job was stopped; records not stored"));
+        "task ", task_id,
+        ": its job was stopped; records acknowledged, not stored"));
   }
   if (first_task_seq > task.acked_seq + 1) {
     return absl::InvalidArgumentError(absl::StrCat(

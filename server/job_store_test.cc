@@ -669,8 +669,7 @@ TEST_F(JobStoreTest, TasksGoOnlyToSlotsMeetingTheirDevice) {
                                              {"any", false, "", 0}},
                         JobOptions{});
   ASSERT_TRUE(job.ok()) << job.status();
-  const SlotOffer cpu{"cpu", 0, "cpu"},
-      small_gpu{"cuda", 16ll << 30, "cuda:0"},
+  const SlotOffer cpu{"cpu", 0, "cpu"}, small_gpu{"cuda", 16ll << 30, "cuda:0"},
       big_gpu{"cuda", 80ll << 30, "cuda:1"};
   EXPECT_EQ((*store_->LeaseNextTask("w1", kTtl, cpu))->spec, "cpu");
   EXPECT_EQ((*store_->LeaseNextTask("w2", kTtl, small_gpu))->spec, "any");
