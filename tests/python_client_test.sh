@@ -50,10 +50,11 @@ check "the server listens" grep -q "listening" "$tmp/server.log"
 worker_pid=$!
 
 start=$(date +%s.%N)
-LRTUNE_TEST_SERVER="127.0.0.1:$port" LRTUNE_GEN_DIR="$tmp/gen" \
+# unittest takes a file path only relative to the working directory.
+(cd "$ROOT/client/python" &&
+  LRTUNE_TEST_SERVER="127.0.0.1:$port" LRTUNE_GEN_DIR="$tmp/gen" \
   PYTHONPATH="$ROOT/client/python" \
-  $PY -m unittest -v "$ROOT/client/python/tests/test_client.py" \
-  >"$tmp/unittest.log" 2>&1
+  $PY -m unittest -v tests/test_client.py) >"$tmp/unittest.log" 2>&1
 rc=$?
 echo "python client tests: $(echo "$(date +%s.%N) - $start" | bc) s"
 check "the Python client tests pass" test "$rc" = 0
