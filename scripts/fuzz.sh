@@ -17,10 +17,15 @@ if [[ ${#TARGETS[@]} -eq 0 ]]; then
   TARGETS=(curve_csv schedule job_json submit_job)
 fi
 
-CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja \
-  -DLRTUNE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" \
-  --target "${TARGETS[@]/#/fuzz_}" >/dev/null
+mkdir -p "$BUILD_DIR"
+if ! { CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja \
+         -DLRTUNE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+       cmake --build "$BUILD_DIR" -j"$(nproc)" \
+         --target "${TARGETS[@]/#/fuzz_}"; } >"$BUILD_DIR/build.log" 2>&1; then
+  echo "fuzz: building the targets failed (tail of $BUILD_DIR/build.log):" >&2
+  tail -n 30 "$BUILD_DIR/build.log" >&2
+  exit 1
+fi
 mkdir -p "$OUT"
 
 failed=0

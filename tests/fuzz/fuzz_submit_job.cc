@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "lrtune/v1/lrtune.pb.h"
 #include "server/grid_plan.h"
