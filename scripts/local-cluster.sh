@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The compose topology (deploy/compose/docker-compose.yml) as real processes
 # on loopback: one lrtune-server and N lrtune-worker agents on the CPU, with
-# a tokens file and, when the binaries support it, TLS from a test CA made
-# on the fly with openssl.
+# a tokens file and TLS from a test CA made on the fly with openssl (as in
+# compose, TLS and tokens are on unless the binaries lack the flags or
+# TLS=0).
 #
 #   scripts/local-cluster.sh                 # run in the foreground; Ctrl-C stops
 #   N=2 scripts/local-cluster.sh start       # start in the background, then
@@ -14,17 +15,22 @@
 #   N                   workers [2]
 #   PORT                coordinator port on 127.0.0.1 [0: a free one]
 #   THREADS             --threads per worker [1]
-#   TLS                 auto | 0 [auto: TLS when both binaries have the flags]
+#   TLS                 auto | 1 | 0 [auto: TLS when both binaries have the
+#                       flags; 1: fail without them; 0: plaintext]
 #   LRTUNE_CLUSTER_DIR  state: logs, pid file, env file, CA, tokens, db
 #                       [.cache/local-cluster in the repository]
-#   LRTUNE_SERVER_BIN, LRTUNE_WORKER_BIN   the binaries
+#   LRTUNE_SERVER_BIN, LRTUNE_WORKER_BIN, LRTUNE_HEALTH_BIN   the binaries
 #                       [$BUILD_DIR/server/lrtune-server, $BUILD_DIR/worker/
-#                       lrtune-worker; BUILD_DIR defaults to build]
+#                       lrtune-worker, $BUILD_DIR/server/lrtune-health;
+#                       BUILD_DIR defaults to build]. lrtune-health is
+#                       optional: when there, `start` also checks that the
+#                       coordinator answers SERVING through the CA, as the
+#                       compose health check does.
 #
 # `start` returns once every worker has registered (exit 1 with the logs'
 # tails otherwise) and writes $LRTUNE_CLUSTER_DIR/env:
 #   LRTUNE_SERVER=127.0.0.1:PORT  LRTUNE_TOKEN_FILE (a client token)
-#   LRTUNE_ADMIN_TOKEN_FILE  LRTUNE_TLS_CA (empty without TLS)
+#   LRTUNE_ADMIN_TOKEN_FILE  LRTUNE_TLS_CA (the CA's PEM; empty without TLS)
 #   LRTUNE_TOKENS_FILE  LRTUNE_METRICS (host:port)  LRTUNE_SERVER_PID
 # and $LRTUNE_CLUSTER_DIR/pids ("<role> <pid>" lines). `stop` sends SIGTERM
 # to exactly those pids (workers first), SIGKILL after 10 s.
@@ -38,6 +44,7 @@ DIR=${LRTUNE_CLUSTER_DIR:-$REPO/.cache/local-cluster}
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 SERVER_BIN=${LRTUNE_SERVER_BIN:-$BUILD_DIR/server/lrtune-server}
 WORKER_BIN=${LRTUNE_WORKER_BIN:-$BUILD_DIR/worker/lrtune-worker}
+HEALTH_BIN=${LRTUNE_HEALTH_BIN:-$BUILD_DIR/server/lrtune-health}
 PIDS=$DIR/pids
 
 say() { echo "local-cluster: $*" >&2; }
@@ -126,6 +133,7 @@ start_cluster() {
   [[ -x $SERVER_BIN ]] || die "no server binary at $SERVER_BIN (set LRTUNE_SERVER_BIN or BUILD_DIR)"
   [[ -x $WORKER_BIN ]] || die "no worker binary at $WORKER_BIN (set LRTUNE_WORKER_BIN or BUILD_DIR)"
   if ! [[ $N =~ ^[0-9]+$ ]] || ((N < 1 || N > 64)); then die "N must be 1..64, got $N"; fi
+  [[ $TLS == auto || $TLS == 1 || $TLS == 0 ]] || die "TLS must be auto, 1 or 0, got $TLS"
   if [[ -f $PIDS ]]; then
     local role pid
     while read -r role pid; do
@@ -149,6 +157,8 @@ start_cluster() {
     worker_auth+=(--tls-ca "$DIR/tls/ca.pem")
     tls_ca=$DIR/tls/ca.pem
     mode="TLS + $mode"
+  elif [[ $TLS == 1 ]]; then
+    die "TLS=1, but the server lacks --tls-cert or the worker --tls-ca"
   elif [[ $TLS != 0 ]]; then
     say "no TLS: the server lacks --tls-cert or the worker --tls-ca"
   fi
@@ -172,6 +182,15 @@ start_cluster() {
   fi
   # The certificate names localhost; 127.0.0.1 is in its SANs too.
   local address=127.0.0.1:$port
+  if [[ -x $HEALTH_BIN ]]; then
+    local health=(--addr "$address" --timeout 5)
+    [[ -n $tls_ca ]] && health+=(--tls-ca "$tls_ca")
+    if ! "$HEALTH_BIN" "${health[@]}" >"$DIR/health.log" 2>&1; then
+      cat "$DIR/health.log" >&2
+      stop_cluster
+      die "the coordinator is not SERVING through lrtune-health (above)"
+    fi
+  fi
 
   local i
   for ((i = 0; i < N; i++)); do
@@ -225,6 +244,6 @@ case "${1:-run}" in
     stop_cluster
     exit 1
     ;;
-  -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
   *) die "usage: $0 [run|start|stop|status]" ;;
 esac

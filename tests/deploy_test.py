@@ -6,28 +6,36 @@ be checked without one:
 
 - the Compose files pass `docker-compose config` (no daemon needed) and
   reserve one distinct GPU per worker, keep the store on a named volume,
-  mount the secrets they name, and health-check every service;
-- the Kubernetes manifests parse and agree with each other (images,
-  probes, GPU limits, secrets, ports, NetworkPolicy labels);
+  run TLS and tokens everywhere, mount the secrets they name, and
+  health-check every service with lrtune-health over TLS;
+- the Kubernetes manifests parse, build with `kubectl kustomize` when
+  kubectl is there, and agree with each other (images, TLS, exec probes
+  through lrtune-health, GPU limits, secrets, ports, NetworkPolicy labels);
 - every --flag that compose, Kubernetes and the Dockerfiles pass to
-  lrtune-server or lrtune-worker appears in that binary's --help, so a
-  flag renamed in the code and not in deploy/ fails here;
-- the Dockerfiles pin every base image, run as a non-root user and install
-  no build tools in their final stage;
-- scripts/local-cluster.sh starts the same topology on loopback, a range
-  test runs on it, and it stops (with LRTUNE_CLI_BIN).
+  lrtune-server, lrtune-worker or lrtune-health appears in that binary's
+  --help, so a flag renamed in the code and not in deploy/ fails here;
+- the Dockerfiles pin every base image, build no probe in a Go stage, run
+  as a non-root user, install no build tools in their final stage, and
+  ship lrtune-health where a health check runs it;
+- scripts/local-cluster.sh starts the same topology on loopback with TLS
+  from a CA made on the fly, lrtune-health finds it SERVING through that
+  CA, a range test runs on it (with LRTUNE_CLI_BIN, once the CLI dials
+  TLS), and it stops.
 
     LRTUNE_SERVER_BIN=build/server/lrtune-server \
     LRTUNE_WORKER_BIN=build/worker/lrtune-worker \
+    LRTUNE_HEALTH_BIN=build/server/lrtune-health \
     LRTUNE_CLI_BIN=build/client/lrtune python3 tests/deploy_test.py
 
-The binaries may also be given as arguments: server worker [cli]. Without
-them the flag and local-cluster checks are skipped (ctest always passes
-them).
+The binaries may also be given as arguments: server worker health [cli].
+Without them the flag and local-cluster checks are skipped (ctest always
+passes them).
 """
+import contextlib
 import functools
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -45,11 +53,16 @@ DOCKER_DIR = os.path.join(DEPLOY, "docker")
 BINS = {
     "server": os.environ.get("LRTUNE_SERVER_BIN", ""),
     "worker": os.environ.get("LRTUNE_WORKER_BIN", ""),
+    "health": os.environ.get("LRTUNE_HEALTH_BIN", ""),
     "cli": os.environ.get("LRTUNE_CLI_BIN", ""),
 }
 if __name__ == "__main__":  # before the skip decorators read BINS
-    for _key, _value in zip(("server", "worker", "cli"), sys.argv[1:4]):
+    for _key, _value in zip(("server", "worker", "health", "cli"),
+                            sys.argv[1:5]):
         BINS[_key] = _value
+
+# The health client every health check and exec probe runs (no Go binary).
+HEALTH = "lrtune-health"
 
 # What an image may not install in its final stage.
 BUILD_TOOLS = re.compile(
@@ -118,12 +131,38 @@ def active_services(config):
             if not s.get("profiles")}
 
 
+def health_args(command):
+    """The arguments of the lrtune-health call in a health check or probe
+    command (["CMD", ...], ["CMD-SHELL", "..."], an exec list or a shell
+    string); None when it does not run lrtune-health."""
+    if isinstance(command, str):
+        words = shlex.split(command)
+    elif command and command[0] == "CMD-SHELL":
+        words = shlex.split(command[1])
+    else:
+        words = [w for w in command if w != "CMD"]
+    for i, w in enumerate(words):
+        if os.path.basename(w) == HEALTH:
+            rest = words[i + 1:]
+            for j, r in enumerate(rest):  # up to "||", ";" or "&&"
+                if r in ("||", "&&", ";"):
+                    return rest[:j]
+            return rest
+    return None
+
+
+def seconds(duration):
+    """Compose durations ("5s", "1m30s", "500ms") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(duration))
+    return sum(float(n) * units[u] for n, u in parts)
+
+
 class ComposeTest(unittest.TestCase):
     VARIANTS = {
         "4 GPUs": ("docker-compose.yml",),
         "8 GPUs": ("docker-compose.yml", "docker-compose.gpus8.yml"),
         "CPU": ("docker-compose.yml", "docker-compose.cpu.yml"),
-        "TLS": ("docker-compose.yml", "docker-compose.tls.yml"),
     }
 
     @classmethod
@@ -131,7 +170,7 @@ class ComposeTest(unittest.TestCase):
         cls.configs = {k: compose_config(*v) for k, v in cls.VARIANTS.items()}
 
     def test_gpu_workers_hold_one_distinct_gpu_each(self):
-        for variant, want in (("4 GPUs", 4), ("8 GPUs", 8), ("TLS", 4)):
+        for variant, want in (("4 GPUs", 4), ("8 GPUs", 8)):
             services = active_services(self.configs[variant])
             workers = {n: s for n, s in services.items() if is_worker(n)}
             self.assertEqual(len(workers), want, variant)
@@ -230,32 +269,51 @@ class ComposeTest(unittest.TestCase):
                     self.assertTrue(arg_value(s["command"], "--token-file"),
                                     f"{variant} {name}: a worker token")
 
-    def test_plaintext_stays_on_loopback_and_tls_is_complete(self):
+    def test_tls_and_tokens_everywhere(self):
         for variant, config in self.configs.items():
             services = active_services(config)
             coord = services["coordinator"]["command"]
-            tls = arg_value(coord, "--tls-cert") is not None
-            self.assertEqual(tls, variant == "TLS", variant)
-            if tls:
-                self.assertNotIn("--insecure", coord, variant)
-                self.assertTrue(arg_value(coord, "--tls-key"), variant)
-                for name, s in services.items():
-                    if is_worker(name):
-                        self.assertTrue(arg_value(s["command"], "--tls-ca"),
-                                        f"{variant} {name} trusts the CA")
-                    self.assertIn("-tls", s["healthcheck"]["test"], name)
-            else:
-                # Plaintext: the gRPC port is published on the host's
-                # loopback only (unless LRTUNE_BIND says otherwise).
-                port = port_of(arg_value(coord, "--listen"))
-                for p in services["coordinator"]["ports"]:
-                    if int(p["target"] if isinstance(p, dict)
-                           else p.split(":")[-1].split("/")[0]) == port:
-                        published = (p.get("host_ip") if isinstance(p, dict)
-                                     else p)
-                        self.assertTrue(
-                            str(published).startswith("127.0.0.1"),
-                            f"{variant}: plaintext port published as {p}")
+            self.assertNotIn("--insecure", coord, variant)
+            for flag in ("--tokens-file", "--tls-cert", "--tls-key"):
+                self.assertTrue(arg_value(coord, flag), f"{variant}: {flag}")
+            for name, s in services.items():
+                if is_worker(name):
+                    for flag in ("--token-file", "--tls-ca"):
+                        self.assertTrue(arg_value(s["command"], flag),
+                                        f"{variant} {name}: {flag}")
+
+    def test_health_checks_dial_tls_like_their_service(self):
+        for variant, config in self.configs.items():
+            services = active_services(config)
+            coord = services["coordinator"]
+            port = port_of(arg_value(coord["command"], "--listen"))
+            dialed = set()
+            for name, s in services.items():
+                probe = health_args(s["healthcheck"]["test"])
+                self.assertIsNotNone(probe, f"{variant} {name}: {HEALTH}")
+                ca = arg_value(probe, "--tls-ca")
+                self.assertTrue(ca and ca.startswith("/run/secrets/"),
+                                f"{variant} {name}: TLS health check")
+                # The probe answers before compose gives up on it, so its
+                # own one-line reason reaches `docker inspect`.
+                timeout = float(arg_value(probe, "--timeout") or 5)
+                self.assertLess(timeout, seconds(s["healthcheck"]["timeout"]),
+                                f"{variant} {name}: --timeout")
+                if is_worker(name):
+                    # What the worker dials, trusting what the worker trusts.
+                    self.assertEqual(arg_value(probe, "--addr"),
+                                     arg_value(s["command"], "--server"),
+                                     f"{variant} {name}")
+                    self.assertEqual(ca, arg_value(s["command"], "--tls-ca"),
+                                     f"{variant} {name}")
+                    dialed.add(arg_value(s["command"], "--server")
+                               .rsplit(":", 1)[0])
+            probe = health_args(coord["healthcheck"]["test"])
+            self.assertEqual(arg_value(probe, "--addr"), f"127.0.0.1:{port}",
+                             variant)
+            # The name the certificate must carry for the workers.
+            self.assertEqual({arg_value(probe, "--tls-server-name")}, dialed,
+                             f"{variant}: --tls-server-name")
 
     def test_every_service_restarts_and_is_health_checked(self):
         for variant, config in self.configs.items():
@@ -265,11 +323,9 @@ class ComposeTest(unittest.TestCase):
                 test = s.get("healthcheck", {}).get("test")
                 self.assertTrue(test and test[0] in ("CMD", "CMD-SHELL"),
                                 f"{variant} {name}: a healthcheck")
-                self.assertIn("grpc_health_probe", test[1], name)
+                self.assertIsNotNone(health_args(test), name)
             coord = config["services"]["coordinator"]
             port = port_of(arg_value(coord["command"], "--listen"))
-            probe = coord["healthcheck"]["test"]
-            self.assertIn(f"-addr=127.0.0.1:{port}", probe)
             self.assertIn(port, [int(p["target"]) if isinstance(p, dict)
                                  else port_of(p.split("/")[0])
                                  for p in coord["ports"]])
@@ -387,19 +443,74 @@ class KubernetesTest(unittest.TestCase):
             self.assertEqual(ports["metrics"], port_of(metrics))
 
     def test_probes_check_grpc_health_on_the_listen_port(self):
-        for kind in ("livenessProbe", "readinessProbe"):
+        tls = arg_value(self.coord["args"], "--tls-cert") is not None
+        server = arg_value(self.worker["args"], "--server")
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
             probe = self.coord.get(kind)
             self.assertIsNotNone(probe, kind)
             if "grpc" in probe:
+                # Kubernetes' own gRPC probe cannot dial TLS.
+                self.assertFalse(tls, f"{kind}: a grpc probe on a TLS port")
                 self.assertEqual(probe["grpc"]["port"], self.port, kind)
-            else:
-                cmd = probe["exec"]["command"]
-                self.assertEqual(cmd[0], "grpc_health_probe", kind)
-                self.assertIn(f"-addr=127.0.0.1:{self.port}", cmd, kind)
-                for a in cmd:
-                    if a.startswith("-tls-ca-cert="):
-                        self.assertTrue(self._mounted(
-                            self.sts, self.coord, a.split("=", 1)[1]), a)
+                continue
+            args = health_args(probe["exec"]["command"])
+            self.assertIsNotNone(args, f"{kind} runs {HEALTH}")
+            self.assertEqual(arg_value(args, "--addr"),
+                             f"127.0.0.1:{self.port}", kind)
+            ca = arg_value(args, "--tls-ca")
+            self.assertEqual(ca is not None, tls, f"{kind}: TLS as served")
+            if ca:
+                self.assertTrue(self._mounted(self.sts, self.coord, ca), ca)
+                # The name the workers dial, which the certificate carries.
+                self.assertEqual(arg_value(args, "--tls-server-name"),
+                                 server.rsplit(":", 1)[0], kind)
+            timeout = float(arg_value(args, "--timeout") or 5)
+            self.assertLess(timeout, probe.get("timeoutSeconds", 1), kind)
+
+    def test_tls_and_tokens_everywhere(self):
+        self.assertNotIn("--insecure", self.coord["args"])
+        for flag in ("--tokens-file", "--tls-cert", "--tls-key"):
+            self.assertTrue(arg_value(self.coord["args"], flag), flag)
+        for flag in ("--token-file", "--tls-ca"):
+            self.assertTrue(arg_value(self.worker["args"], flag), flag)
+        # The workers get the CA, never the server's key.
+        key = arg_value(self.coord["args"], "--tls-key")
+        volumes = self.workers["spec"]["template"]["spec"]["volumes"]
+        key_secret = [v["secret"]["secretName"] for v in
+                      self.sts["spec"]["template"]["spec"]["volumes"]
+                      for m in self.coord["volumeMounts"]
+                      if m["name"] == v["name"] and "secret" in v
+                      and m["mountPath"] == os.path.dirname(key)]
+        self.assertEqual(len(key_secret), 1)
+        self.assertNotIn(key_secret[0],
+                         [v.get("secret", {}).get("secretName")
+                          for v in volumes])
+
+    @unittest.skipUnless(shutil.which("kubectl"), "kubectl not found")
+    def test_kustomize_builds_with_placeholder_secrets(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = os.path.join(tmp, "k8s")
+            shutil.copytree(K8S_DIR, copy)
+            for g in self.kustomization["secretGenerator"]:
+                for f in g["files"]:
+                    with open(os.path.join(copy, f.split("=", 1)[1]),
+                              "w") as fh:
+                        fh.write("placeholder\n")
+            out = subprocess.run(["kubectl", "kustomize", copy],
+                                 capture_output=True, text=True, timeout=120)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            built = [d for d in yaml.safe_load_all(out.stdout) if d]
+        kinds = sorted(d["kind"] for d in built)
+        self.assertEqual(kinds.count("Secret"),
+                         len(self.kustomization["secretGenerator"]))
+        for d in built:
+            if d["kind"] != "Namespace":
+                self.assertEqual(d["metadata"].get("namespace"), "lrtune",
+                                 d["metadata"]["name"])
+            if d["kind"] in ("StatefulSet", "Deployment"):
+                for c in containers_of(d):
+                    self.assertTrue(c["image"].startswith(
+                        "registry.example.com/"), c["image"])
 
     def test_workers_request_one_gpu_each(self):
         res = self.worker["resources"]
@@ -533,6 +644,36 @@ DOCKERFILES = ["Dockerfile.server", "Dockerfile.worker-cpu",
                "Dockerfile.worker-cuda"]
 
 
+def expand_env(text, body):
+    """`text` with $VAR and ${VAR} replaced by the stage's ENV values."""
+    env = {}
+    for w, a in body:
+        if w == "ENV" and "=" in a.split()[0]:
+            for word in shlex.split(a):
+                k, _, v = word.partition("=")
+                env[k] = v
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)",
+                  lambda m: env.get(m.group(1) or m.group(2), m.group(0)),
+                  text)
+
+
+def images_with_health():
+    """The Dockerfiles whose final stage puts lrtune-health on the PATH,
+    copied from a stage that builds it."""
+    result = set()
+    for f in DOCKERFILES:
+        st = stages(read_dockerfile(os.path.join(DOCKER_DIR, f)))
+        builds = {name for _, name, body in st[1:] for w, a in body
+                  if w == "RUN" and re.search(r"--target [^&]*\b" + HEALTH,
+                                              a)}
+        for w, a in st[-1][2]:
+            m = re.match(r"--from=(\S+)\s+\S*/" + HEALTH +
+                         r"\s+/usr/(local/)?bin/(" + HEALTH + r")?$", a)
+            if w == "COPY" and m and m.group(1) in builds:
+                result.add(f)
+    return result
+
+
 class DockerfileTest(unittest.TestCase):
     def test_every_from_is_pinned(self):
         for f in DOCKERFILES:
@@ -574,9 +715,74 @@ class DockerfileTest(unittest.TestCase):
             os.path.join(DOCKER_DIR, "Dockerfile.server")))[-1][2]
         checks = [a for w, a in body if w == "HEALTHCHECK"]
         self.assertEqual(len(checks), 1)
-        self.assertIn("grpc_health_probe", checks[0])
-        self.assertTrue(any(w == "COPY" and "grpc_health_probe" in a
-                            for w, a in body))
+        args = health_args(expand_env(checks[0], body))
+        self.assertIsNotNone(args, f"the HEALTHCHECK runs {HEALTH}")
+        self.assertEqual(port_of(arg_value(args, "--addr")), 50051)
+        self.assertIn("Dockerfile.server", images_with_health())
+        # The default CMD is honest: TLS and tokens, and the health check
+        # dials what the CMD serves.
+        cmd = yaml.safe_load([a for w, a in body if w == "CMD"][-1])
+        self.assertNotIn("--insecure", cmd)
+        for flag in ("--tokens-file", "--tls-cert", "--tls-key"):
+            self.assertTrue(arg_value(cmd, flag), flag)
+        self.assertEqual(port_of(arg_value(cmd, "--listen")),
+                         port_of(arg_value(args, "--addr")))
+        self.assertTrue(arg_value(args, "--tls-ca"),
+                        "the HEALTHCHECK dials TLS, as the CMD serves")
+
+    def test_worker_images_dial_tls_by_default(self):
+        for f in ("Dockerfile.worker-cpu", "Dockerfile.worker-cuda"):
+            body = stages(read_dockerfile(os.path.join(DOCKER_DIR, f)))[-1][2]
+            cmd = yaml.safe_load([a for w, a in body if w == "CMD"][-1])
+            for flag in ("--token-file", "--tls-ca"):
+                self.assertTrue(arg_value(cmd, flag), f"{f}: {flag}")
+
+    def test_no_go_stage_and_no_downloaded_probe(self):
+        for f in DOCKERFILES:
+            path = os.path.join(DOCKER_DIR, f)
+            with open(path) as fh:
+                text = fh.read()
+            for image, _, body in stages(read_dockerfile(path))[1:]:
+                self.assertNotRegex(image, r"^(golang|\S+/golang)[:@]", f)
+                for w, a in body:
+                    if w == "RUN":
+                        self.assertNotRegex(a, r"\bgo (install|build|get)\b",
+                                            f)
+            self.assertNotIn("grpc_health_probe", text, f)
+            self.assertNotIn("grpc-health-probe", text, f)
+        with open(os.path.join(DOCKER_DIR, "versions.env")) as fh:
+            text = fh.read()
+        self.assertNotRegex(text, r"(?m)^(GO_|GRPC_HEALTH_PROBE)",
+                            "versions.env")
+
+    def test_every_health_check_runs_a_binary_its_image_ships(self):
+        """Compose health checks and Kubernetes exec probes run lrtune-health
+        from the image; that image's Dockerfile builds and copies it."""
+        shipped = images_with_health()
+        dockerfile_of = {}  # image (name:tag) -> Dockerfile
+        for files in ComposeTest.VARIANTS.values():
+            for s in compose_config(*files)["services"].values():
+                if "build" in s:
+                    dockerfile_of[s["image"]] = \
+                        os.path.basename(s["build"]["dockerfile"])
+        users = []
+        for files in ComposeTest.VARIANTS.values():
+            for name, s in active_services(compose_config(*files)).items():
+                if health_args(s["healthcheck"]["test"]) is not None:
+                    users.append((name, s["image"]))
+        for f, d in load_k8s():
+            if d["kind"] in ("StatefulSet", "Deployment"):
+                for c in containers_of(d):
+                    for kind in ("startupProbe", "livenessProbe",
+                                 "readinessProbe"):
+                        cmd = ((c.get(kind) or {}).get("exec") or {}) \
+                            .get("command")
+                        if cmd and health_args(cmd) is not None:
+                            users.append((f"{f} {kind}", c["image"]))
+        self.assertTrue(users)
+        for where, image in users:
+            self.assertIn(image, dockerfile_of, where)
+            self.assertIn(dockerfile_of[image], shipped, f"{where}: {image}")
 
     def test_cuda_image_verifies_libtorch(self):
         with open(os.path.join(DOCKER_DIR, "Dockerfile.worker-cuda")) as fh:
@@ -607,32 +813,50 @@ PENDING_FLAGS = {}
 
 
 def deploy_commands():
-    """{binary: [(where, args)]}: every command deploy/ gives a binary."""
-    cmds = {"server": [], "worker": []}
+    """{binary: [(where, args)]}: every command deploy/ gives a binary,
+    health checks and probes included."""
+    cmds = {"server": [], "worker": [], "health": []}
     for variant, files in ComposeTest.VARIANTS.items():
         for name, s in compose_config(*files)["services"].items():
             role = "worker" if is_worker(name) else "server"
             cmds[role].append((f"compose {variant} {name}", s["command"]))
+            probe = health_args(s["healthcheck"]["test"])
+            if probe is not None:
+                cmds["health"].append(
+                    (f"compose {variant} {name}-healthcheck", probe))
     for f, d in load_k8s():
         if d["kind"] in ("StatefulSet", "Deployment"):
             for c in containers_of(d):
                 role = "server" if "server" in c["image"] else "worker"
                 cmds[role].append((f"k8s {f}", c["args"]))
+                for kind in ("startupProbe", "livenessProbe",
+                             "readinessProbe"):
+                    cmd = (c.get(kind) or {}).get("exec", {}).get("command")
+                    if cmd and health_args(cmd) is not None:
+                        cmds["health"].append((f"k8s {f} {kind}",
+                                               health_args(cmd)))
     for f in DOCKERFILES:
         body = stages(read_dockerfile(os.path.join(DOCKER_DIR, f)))[-1][2]
         cmd = [a for w, a in body if w == "CMD"]
         role = "server" if "server" in f else "worker"
         cmds[role].append((f, yaml.safe_load(cmd[-1])))
+        for w, a in body:
+            if w == "HEALTHCHECK":
+                cmds["health"].append((f"{f} HEALTHCHECK",
+                                       health_args(expand_env(a, body))))
     return cmds
 
 
-@unittest.skipUnless(BINS["server"] and BINS["worker"],
-                     "LRTUNE_SERVER_BIN and LRTUNE_WORKER_BIN not set")
+@unittest.skipUnless(BINS["server"] and BINS["worker"] and BINS["health"],
+                     "LRTUNE_SERVER_BIN, LRTUNE_WORKER_BIN and "
+                     "LRTUNE_HEALTH_BIN not set")
 class FlagsTest(unittest.TestCase):
     def test_every_flag_deploy_uses_exists(self):
-        helps = {role: help_flags(BINS[role]) for role in ("server", "worker")}
+        helps = {role: help_flags(BINS[role])
+                 for role in ("server", "worker", "health")}
         self.assertIn("--listen", helps["server"])
         self.assertIn("--server", helps["worker"])
+        self.assertIn("--tls-ca", helps["health"])
         for role, pending in PENDING_FLAGS.items():
             landed = pending & helps[role]
             self.assertFalse(landed, f"lrtune-{role} now has {landed}: "
@@ -652,15 +876,22 @@ class FlagsTest(unittest.TestCase):
 @unittest.skipUnless(BINS["server"] and BINS["worker"],
                      "LRTUNE_SERVER_BIN and LRTUNE_WORKER_BIN not set")
 class LocalClusterTest(unittest.TestCase):
-    def test_start_range_test_stop(self):
-        script = os.path.join(REPO, "scripts", "local-cluster.sh")
+    SCRIPT = os.path.join(REPO, "scripts", "local-cluster.sh")
+
+    @contextlib.contextmanager
+    def cluster(self, **extra_env):
+        """Starts local-cluster.sh with 2 workers; yields its env file as a
+        dict; stops it and checks that every pid is gone."""
         with tempfile.TemporaryDirectory() as tmp:
             state = os.path.join(tmp, "cluster")
             env = dict(os.environ, N="2", LRTUNE_CLUSTER_DIR=state,
                        LRTUNE_SERVER_BIN=BINS["server"],
-                       LRTUNE_WORKER_BIN=BINS["worker"])
-            start = subprocess.run([script, "start"], env=env, timeout=120,
-                                   capture_output=True, text=True)
+                       LRTUNE_WORKER_BIN=BINS["worker"],
+                       LRTUNE_HEALTH_BIN=BINS["health"] or "/nonexistent",
+                       **extra_env)
+            start = subprocess.run([self.SCRIPT, "start"], env=env,
+                                   timeout=120, capture_output=True, text=True)
+            pids = []
             try:
                 self.assertEqual(start.returncode, 0, start.stderr)
                 cluster = {}
@@ -675,15 +906,11 @@ class LocalClusterTest(unittest.TestCase):
                     pids = [line.split() for line in fh]
                 self.assertEqual([r for r, _ in pids],
                                  ["server", "worker-0", "worker-1"])
-                if "--tokens-file" in help_flags(BINS["server"]):
-                    self.assertTrue(cluster["LRTUNE_TOKEN_FILE"])
-                    mode = os.stat(cluster["LRTUNE_TOKENS_FILE"]).st_mode
-                    self.assertEqual(mode & 0o077, 0, "tokens file is 600")
-                if BINS["cli"]:
-                    self._range_test(cluster)
+                yield cluster
             finally:
-                stop = subprocess.run([script, "stop"], env=env, timeout=60,
-                                      capture_output=True, text=True)
+                stop = subprocess.run([self.SCRIPT, "stop"], env=env,
+                                      timeout=60, capture_output=True,
+                                      text=True)
             self.assertEqual(stop.returncode, 0, stop.stderr)
             for _, pid in pids:
                 self.assertFalse(os.path.exists(f"/proc/{pid}") and
@@ -691,24 +918,64 @@ class LocalClusterTest(unittest.TestCase):
                                  f"pid {pid} still running")
             self.assertFalse(os.path.exists(os.path.join(state, "pids")))
 
-    def _range_test(self, cluster):
-        args = [BINS["cli"], "range-test", "--server",
-                cluster["LRTUNE_SERVER"], "--model", "mlp", "--dataset",
-                "iris", "--steps", "40", "--seeds", "2", "--device", "cpu",
-                "--json"]
-        if cluster.get("LRTUNE_TOKEN_FILE"):
-            args += ["--token-file", cluster["LRTUNE_TOKEN_FILE"]]
-        if cluster.get("LRTUNE_TLS_CA"):
-            cli_help = subprocess.run([BINS["cli"], "range-test", "--help"],
-                                      capture_output=True, text=True).stdout
-            if "--tls-ca" not in cli_help:
-                return  # the CLI cannot dial a TLS coordinator yet
-            args += ["--tls-ca", cluster["LRTUNE_TLS_CA"]]
-        run = subprocess.run(args, capture_output=True, text=True,
-                             timeout=120, env=dict(os.environ,
-                                                   OMP_NUM_THREADS="1"))
-        self.assertEqual(run.returncode, 0, run.stderr)
-        self.assertIn('"state":"succeeded"', run.stdout.replace(" ", ""))
+    def tls_expected(self):
+        return ("--tls-cert" in help_flags(BINS["server"]) and
+                "--tls-ca" in help_flags(BINS["worker"]))
+
+    def test_tls_and_tokens_by_default_and_healthy(self):
+        with self.cluster() as cluster:
+            if "--tokens-file" in help_flags(BINS["server"]):
+                self.assertTrue(cluster["LRTUNE_TOKEN_FILE"])
+                mode = os.stat(cluster["LRTUNE_TOKENS_FILE"]).st_mode
+                self.assertEqual(mode & 0o077, 0, "tokens file is 600")
+            if not self.tls_expected():
+                return
+            ca = cluster["LRTUNE_TLS_CA"]
+            self.assertTrue(ca and os.path.exists(ca), "a CA made on the fly")
+            if not BINS["health"]:
+                return
+            probe = [BINS["health"], "--addr", cluster["LRTUNE_SERVER"]]
+            ok = subprocess.run(probe + ["--tls-ca", ca], capture_output=True,
+                                text=True, timeout=30)
+            self.assertEqual(ok.returncode, 0, ok.stderr)
+            plain = subprocess.run(probe, capture_output=True, text=True,
+                                   timeout=30)
+            self.assertEqual(plain.returncode, 3, "plaintext is refused")
+
+    def test_tls_required_fails_without_the_flags(self):
+        if self.tls_expected():
+            self.skipTest("both binaries have the TLS flags")
+        with tempfile.TemporaryDirectory() as tmp:
+            run = subprocess.run(
+                [self.SCRIPT, "start"], capture_output=True, text=True,
+                timeout=60, env=dict(os.environ, TLS="1",
+                                     LRTUNE_CLUSTER_DIR=tmp,
+                                     LRTUNE_SERVER_BIN=BINS["server"],
+                                     LRTUNE_WORKER_BIN=BINS["worker"]))
+            self.assertEqual(run.returncode, 1)
+            self.assertIn("TLS=1", run.stderr)
+
+    @unittest.skipUnless(BINS["cli"], "LRTUNE_CLI_BIN not set")
+    def test_range_test(self):
+        cli_help = subprocess.run([BINS["cli"], "range-test", "--help"],
+                                  capture_output=True, text=True).stdout
+        # Until the CLI dials TLS, the range test runs on a plaintext
+        # cluster (tokens still on); TLS itself is checked above.
+        extra = {} if "--tls-ca" in cli_help else {"TLS": "0"}
+        with self.cluster(**extra) as cluster:
+            args = [BINS["cli"], "range-test", "--server",
+                    cluster["LRTUNE_SERVER"], "--model", "mlp", "--dataset",
+                    "iris", "--steps", "40", "--seeds", "2", "--device",
+                    "cpu", "--json"]
+            if cluster.get("LRTUNE_TOKEN_FILE"):
+                args += ["--token-file", cluster["LRTUNE_TOKEN_FILE"]]
+            if cluster.get("LRTUNE_TLS_CA"):
+                args += ["--tls-ca", cluster["LRTUNE_TLS_CA"]]
+            run = subprocess.run(args, capture_output=True, text=True,
+                                 timeout=120, env=dict(os.environ,
+                                                       OMP_NUM_THREADS="1"))
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertIn('"state":"succeeded"', run.stdout.replace(" ", ""))
 
 
 def _proc_state(pid):
