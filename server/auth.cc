@@ -140,7 +140,7 @@ absl::Status TokenAuthenticator::Reload() {
   absl::StatusOr<TokenTable> table = TokenTable::Load(path_);
   if (!table.ok()) return table.status();
   auto fresh = std::make_shared<const TokenTable>(*std::move(table));
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   table_ = std::move(fresh);
   return absl::OkStatus();
 }
@@ -151,7 +151,7 @@ size_t TokenAuthenticator::size() {
 }
 
 std::shared_ptr<const TokenTable> TokenAuthenticator::Table() {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   return table_;
 }
 

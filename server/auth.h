@@ -23,7 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "core/sync.h"
 #include "grpcpp/grpcpp.h"
 
 namespace lrtune::server {
@@ -104,7 +104,7 @@ class TokenAuthenticator final : public Authenticator {
   std::shared_ptr<const TokenTable> Table();
 
   const std::string path_;
-  absl::Mutex mu_;
+  lrtune::Mutex mu_;
   std::shared_ptr<const TokenTable> table_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -8,9 +8,9 @@
 #define LRTUNE_SERVER_CLOCK_H_
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/sync.h"
 
 namespace lrtune::server {
 
@@ -36,20 +36,20 @@ class FakeClock final : public Clock {
  public:
   explicit FakeClock(absl::Time start) : now_(start) {}
   absl::Time Now() override {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     return now_;
   }
   void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     now_ += d;
   }
   void Set(absl::Time t) {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     now_ = t;
   }
 
  private:
-  absl::Mutex mu_;
+  lrtune::Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -136,19 +136,19 @@ Coordinator::~Coordinator() {
 }
 
 bool Coordinator::WaitsStopped() {
-  absl::MutexLock lock(&wait_mu_);
+  lrtune::MutexLock lock(&wait_mu_);
   return stop_waiting_;
 }
 
 uint64_t Coordinator::WorkEpoch() {
-  absl::MutexLock lock(&wait_mu_);
+  lrtune::MutexLock lock(&wait_mu_);
   return work_epoch_;
 }
 
 void Coordinator::WhenWorkMayExist(uint64_t epoch, absl::Time deadline,
                                    std::function<void()> fn) {
   {
-    absl::MutexLock lock(&wait_mu_);
+    lrtune::MutexLock lock(&wait_mu_);
     // Wall time, as the gRPC call's own deadline (not clock_, which tests
     // may fake).
     if (!stop_waiting_ && epoch == work_epoch_ && absl::Now() < deadline) {
@@ -162,7 +162,7 @@ void Coordinator::WhenWorkMayExist(uint64_t epoch, absl::Time deadline,
 void Coordinator::WakeWaiters() {
   std::vector<Waiter> woken;
   {
-    absl::MutexLock lock(&wait_mu_);
+    lrtune::MutexLock lock(&wait_mu_);
     woken.swap(waiters_);
   }
   for (Waiter& w : woken) runner_.Post(std::move(w.fn));
@@ -170,7 +170,7 @@ void Coordinator::WakeWaiters() {
 
 void Coordinator::SignalWork() {
   {
-    absl::MutexLock lock(&wait_mu_);
+    lrtune::MutexLock lock(&wait_mu_);
     ++work_epoch_;
   }
   WakeWaiters();
@@ -178,7 +178,7 @@ void Coordinator::SignalWork() {
 
 void Coordinator::StopWaiting() {
   {
-    absl::MutexLock lock(&wait_mu_);
+    lrtune::MutexLock lock(&wait_mu_);
     stop_waiting_ = true;
   }
   WakeWaiters();
@@ -281,7 +281,7 @@ absl::Status Coordinator::FillGrid(const JobRecord& record, v1::Job& job) {
 absl::StatusOr<Coordinator::JobLayout> Coordinator::Layout(
     const std::string& job_id) {
   {
-    absl::MutexLock lock(&layout_mu_);
+    lrtune::MutexLock lock(&layout_mu_);
     auto it = layouts_.find(job_id);
     if (it != layouts_.end()) return it->second;
   }
@@ -305,7 +305,7 @@ absl::StatusOr<Coordinator::JobLayout> Coordinator::Layout(
     layout.spec.mutable_run()->mutable_data()->clear_inline_data();
     layout.spec.mutable_run()->mutable_model()->clear_torchscript();
   }
-  absl::MutexLock lock(&layout_mu_);
+  lrtune::MutexLock lock(&layout_mu_);
   layouts_.emplace(job_id, layout);
   return layout;
 }
@@ -337,7 +337,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
                                                       : options_.max_attempts;
   // One submission at a time, so that the request_id check and the queued
   // count below cannot race another submission.
-  absl::MutexLock lock(&submit_mu_);
+  lrtune::MutexLock lock(&submit_mu_);
   // Two indexed lookups, whatever the owner's history.
   if (!request.request_id().empty()) {
     LRTUNE_ASSIGN_OR_RETURN(
@@ -515,7 +515,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(
     id = absl::StrFormat("w-%016x", absl::Uniform<uint64_t>(gen));
   }
   {
-    absl::MutexLock lock(&workers_mu_);
+    lrtune::MutexLock lock(&workers_mu_);
     WorkerInfo& info = workers_[id];
     info.capabilities = caps;
     info.slot_leases.resize(caps.slots_size());
@@ -533,7 +533,7 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
     return absl::InvalidArgumentError("worker_id is required");
   }
   {
-    absl::MutexLock lock(&workers_mu_);
+    lrtune::MutexLock lock(&workers_mu_);
     auto it = workers_.find(request.worker_id());
     if (it == workers_.end()) {
       return absl::NotFoundError(
@@ -560,7 +560,7 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
   // The slot's device decides which tasks it may take.
   SlotOffer offer;
   {
-    absl::MutexLock lock(&workers_mu_);
+    lrtune::MutexLock lock(&workers_mu_);
     auto it = workers_.find(request.worker_id());
     if (it != workers_.end()) {
       const v1::Capabilities& caps = it->second.capabilities;
@@ -581,7 +581,7 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
     return response;
   }
   {
-    absl::MutexLock lock(&workers_mu_);
+    lrtune::MutexLock lock(&workers_mu_);
     auto it = workers_.find(request.worker_id());
     if (it != workers_.end()) {
       it->second.slot_leases[request.slot()] = {lease->task_id, lease->attempt};
@@ -641,7 +641,7 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
 absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
     const v1::HeartbeatRequest& request) {
   {
-    absl::MutexLock lock(&workers_mu_);
+    lrtune::MutexLock lock(&workers_mu_);
     if (workers_.count(request.worker_id()) == 0) {
       return absl::NotFoundError(
           absl::StrCat("worker ", request.worker_id(),
@@ -720,7 +720,7 @@ absl::Status Coordinator::AppendEvents(
 
 absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
     const v1::ReportPointsRequest& request) {
-  absl::MutexLock lock(&append_mu_);
+  lrtune::MutexLock lock(&append_mu_);
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task,
                           FencedTask(request.task_id(), request.attempt_id()));
   if (request.records_size() > options_.max_report_records) {
@@ -821,7 +821,7 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
     const v1::CompleteTaskRequest& request) {
   std::string job_id;
   {
-    absl::MutexLock lock(&append_mu_);
+    lrtune::MutexLock lock(&append_mu_);
     if (request.task_id().empty()) {
       return absl::InvalidArgumentError("task_id is required");
     }
@@ -949,7 +949,7 @@ absl::StatusOr<v1::FailTaskResponse> Coordinator::FailTask(
   LRTUNE_RETURN_IF_ERROR(store_->FailTask(task.id, task.attempt, reason, kind));
   leases_.Release(task.id, task.attempt).IgnoreError();
   {
-    absl::MutexLock lock(&append_mu_);
+    lrtune::MutexLock lock(&append_mu_);
     LRTUNE_RETURN_IF_ERROR(AdvanceGrid(task.job_id));
   }
   SignalWork();  // requeued, or a parallel slot freed
@@ -970,7 +970,7 @@ absl::Status Coordinator::SweepOnce() {
   {
     // Long polls whose time is up answer "no task".
     const absl::Time wall = absl::Now();
-    absl::MutexLock lock(&wait_mu_);
+    lrtune::MutexLock lock(&wait_mu_);
     auto keep =
         std::partition(waiters_.begin(), waiters_.end(),
                        [wall](const Waiter& w) { return w.deadline > wall; });
@@ -983,7 +983,7 @@ absl::Status Coordinator::SweepOnce() {
   // how a grid left half-advanced by a crash gets moved on after a restart.
   LRTUNE_ASSIGN_OR_RETURN(std::vector<std::string> grids,
                           store_->ListJobIds("grid", JobState::kRunning));
-  absl::MutexLock lock(&append_mu_);
+  lrtune::MutexLock lock(&append_mu_);
   for (const std::string& id : grids) {
     LRTUNE_RETURN_IF_ERROR(AdvanceGrid(id));
   }
@@ -1139,17 +1139,17 @@ absl::Status Coordinator::AdvanceGrid(const std::string& job_id) {
 }
 
 void Coordinator::StartSweeper() {
-  absl::MutexLock lock(&sweep_mu_);
+  lrtune::MutexLock lock(&sweep_mu_);
   if (sweeping_) return;
   sweeping_ = true;
   sweeper_ = std::thread([this] {
-    absl::MutexLock lock(&sweep_mu_);
+    lrtune::MutexLock lock(&sweep_mu_);
     while (sweeping_) {
       sweep_mu_.Unlock();
       SweepOnce().IgnoreError();  // a failed sweep is retried next interval
       sweep_mu_.Lock();
       sweep_mu_.AwaitWithTimeout(
-          absl::Condition(
+          lrtune::Condition(
               +[](bool* running) { return !*running; }, &sweeping_),
           options_.sweep_interval);
     }
@@ -1158,7 +1158,7 @@ void Coordinator::StartSweeper() {
 
 void Coordinator::StopSweeper() {
   {
-    absl::MutexLock lock(&sweep_mu_);
+    lrtune::MutexLock lock(&sweep_mu_);
     if (!sweeping_) return;
     sweeping_ = false;
   }

@@ -29,9 +29,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "core/sync.h"
 #include "lrtune/v1/jobs.pb.h"
 #include "lrtune/v1/lrtune.pb.h"
 #include "lrtune/v1/worker.pb.h"
@@ -185,22 +184,22 @@ class Coordinator {
   // Serializes appends and completions, so that the seqs of published
   // events are known and a job's aggregate is computed once. The store
   // serializes every write anyway.
-  absl::Mutex append_mu_;
+  lrtune::Mutex append_mu_;
 
-  absl::Mutex submit_mu_;  // see SubmitJob
+  lrtune::Mutex submit_mu_;  // see SubmitJob
 
-  absl::Mutex wait_mu_;
+  lrtune::Mutex wait_mu_;
   uint64_t work_epoch_ ABSL_GUARDED_BY(wait_mu_) = 0;
   bool stop_waiting_ ABSL_GUARDED_BY(wait_mu_) = false;
   std::vector<Waiter> waiters_ ABSL_GUARDED_BY(wait_mu_);
 
-  absl::Mutex layout_mu_;
+  lrtune::Mutex layout_mu_;
   std::map<std::string, JobLayout> layouts_ ABSL_GUARDED_BY(layout_mu_);
 
-  absl::Mutex workers_mu_;
+  lrtune::Mutex workers_mu_;
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(workers_mu_);
 
-  absl::Mutex sweep_mu_;
+  lrtune::Mutex sweep_mu_;
   bool sweeping_ ABSL_GUARDED_BY(sweep_mu_) = false;
   std::thread sweeper_;
 };

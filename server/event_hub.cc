@@ -5,12 +5,12 @@
 namespace lrtune::server {
 
 void EventHub::Subscribe(const std::string& job_id, EventSink* sink) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   sinks_[job_id].insert(sink);
 }
 
 void EventHub::Unsubscribe(const std::string& job_id, EventSink* sink) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   auto it = sinks_.find(job_id);
   if (it == sinks_.end()) return;
   it->second.erase(sink);
@@ -20,7 +20,7 @@ void EventHub::Unsubscribe(const std::string& job_id, EventSink* sink) {
 void EventHub::Publish(const std::string& job_id,
                        const std::vector<v1::JobEvent>& events,
                        int64_t last_seq) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   auto it = sinks_.find(job_id);
   if (it == sinks_.end()) return;
   for (EventSink* sink : it->second) sink->OnEvents(events, last_seq);
@@ -30,14 +30,14 @@ BackgroundRunner::BackgroundRunner() : thread_([this] { Loop(); }) {}
 
 BackgroundRunner::~BackgroundRunner() {
   {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     stopping_ = true;
   }
   thread_.join();
 }
 
 void BackgroundRunner::Post(std::function<void()> fn) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   queue_.push_back(std::move(fn));
 }
 
@@ -45,8 +45,8 @@ void BackgroundRunner::Loop() {
   for (;;) {
     std::function<void()> fn;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &BackgroundRunner::HasWork));
+      lrtune::MutexLock lock(&mu_);
+      mu_.Await(lrtune::Condition(this, &BackgroundRunner::HasWork));
       if (queue_.empty()) return;  // stopping, nothing left
       fn = std::move(queue_.front());
       queue_.pop_front();

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "core/sync.h"
 #include "lrtune/v1/jobs.pb.h"
 
 namespace lrtune::server {
@@ -54,7 +54,7 @@ class EventHub {
                const std::vector<v1::JobEvent>& events, int64_t last_seq);
 
  private:
-  absl::Mutex mu_;
+  lrtune::Mutex mu_;
   std::map<std::string, std::set<EventSink*>> sinks_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -75,7 +75,7 @@ class BackgroundRunner {
     return stopping_ || !queue_.empty();
   }
 
-  absl::Mutex mu_;
+  lrtune::Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

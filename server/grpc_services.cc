@@ -10,9 +10,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/sync.h"
 
 namespace lrtune::server {
 namespace {
@@ -84,7 +84,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent>,
 
   void Start() {
     coordinator_->hub()->Subscribe(job_id_, this);
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     more_in_store_ = true;
     ScheduleReadLocked();
   }
@@ -93,7 +93,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent>,
                 int64_t last_seq) override {
     Action action;
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       if (finished_) return;
       latest_ = std::max(latest_, last_seq);
       for (const v1::JobEvent& e : events) {
@@ -114,7 +114,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent>,
   void OnWriteDone(bool ok) override {
     Action action;
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       writing_ = false;
       if (!ok) {
         FinishLocked(
@@ -130,7 +130,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent>,
   void OnCancel() override {
     Action action;
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       FinishLocked(
           grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
       action = NextActionLocked();
@@ -214,7 +214,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent>,
     int64_t from;
     int room;
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       from = enqueued_;
       room = kWatchQueueLimit - static_cast<int>(queue_.size());
     }
@@ -222,7 +222,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent>,
         coordinator_->ReadEvents(job_id_, from, std::max(room, 1));
     Action action;
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       read_pending_ = false;
       if (!events.ok()) {
         FinishLocked(ToGrpcStatus(events.status()));
@@ -241,7 +241,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent>,
   void Unref() {
     bool last;
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       last = --refs_ == 0;
     }
     if (last) delete this;
@@ -251,7 +251,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent>,
   const std::string job_id_;
   const bool skip_points_;
 
-  absl::Mutex mu_;
+  lrtune::Mutex mu_;
   int refs_ ABSL_GUARDED_BY(mu_) = 1;        // gRPC's, dropped in OnDone
   int64_t enqueued_ ABSL_GUARDED_BY(mu_);    // highest seq taken in
   int64_t latest_ ABSL_GUARDED_BY(mu_) = 0;  // highest seq known stored
@@ -308,7 +308,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
 
   void OnCancel() override {
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       cancelled_ = true;
     }
     coordinator_->WakeWaiters();  // so that this call finishes now
@@ -320,7 +320,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
   void Try() {
     bool cancelled;
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       cancelled = cancelled_;
     }
     // Never Finish under mu_: OnDone may delete this reactor at once.
@@ -359,7 +359,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
   Metrics* const metrics_;  // may be null
   bool long_poll_ = false;
   absl::Time deadline_;
-  absl::Mutex mu_;
+  lrtune::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -122,7 +122,7 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(
   LRTUNE_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys = ON"));
   std::unique_ptr<JobStore> store(new JobStore(std::move(db), clock));
   {
-    absl::MutexLock lock(&store->mu_);
+    lrtune::MutexLock lock(&store->mu_);
     LRTUNE_RETURN_IF_ERROR(store->Migrate());
   }
   return store;
@@ -184,7 +184,7 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
     return absl::InvalidArgumentError(
         absl::StrCat("max_attempts must be >= 1, got ", max_attempts));
   }
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   std::string job_id =
       absl::StrFormat("j-%016x", absl::Uniform<uint64_t>(bitgen_));
   int64_t now = absl::ToUnixMicros(clock_->Now());
@@ -229,7 +229,7 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
 }
 
 absl::StatusOr<JobRecord> JobStore::GetJob(absl::string_view job_id) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   return ReadJob(job_id);
 }
 
@@ -256,7 +256,7 @@ absl::StatusOr<JobPage> JobStore::ListJobs(absl::string_view owner,
   if (!page_token.empty()) {
     LRTUNE_ASSIGN_OR_RETURN(before, DecodePageToken(page_token));
   }
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
       db_->Prepare(absl::StrCat(
@@ -289,7 +289,7 @@ absl::StatusOr<JobPage> JobStore::ListJobs(absl::string_view owner,
 
 absl::Status JobStore::SetJobResult(absl::string_view job_id,
                                     absl::string_view result) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
@@ -306,7 +306,7 @@ absl::Status JobStore::SetJobResult(absl::string_view job_id,
 
 absl::StatusOr<int64_t> JobStore::AppendJobEvents(
     absl::string_view job_id, const std::vector<Event>& events) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(job_id));
   if (IsTerminal(job.state)) {
@@ -330,7 +330,7 @@ absl::Status JobStore::FinishJob(absl::string_view job_id, JobState state,
     return absl::InvalidArgumentError(absl::StrCat(
         "FinishJob needs a terminal state, got ", JobStateName(state)));
   }
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(job_id));
   if (IsTerminal(job.state)) return absl::OkStatus();  // a repeat
@@ -353,7 +353,7 @@ absl::Status JobStore::FinishJob(absl::string_view job_id, JobState state,
 
 absl::StatusOr<std::optional<JobRecord>> JobStore::FindByRequestId(
     absl::string_view owner, absl::string_view request_id) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
       db_->Prepare(absl::StrCat("SELECT ", kJobColumns,
@@ -369,7 +369,7 @@ absl::StatusOr<std::optional<JobRecord>> JobStore::FindByRequestId(
 
 absl::StatusOr<int64_t> JobStore::CountJobs(absl::string_view owner,
                                             JobState state) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
       db_->Prepare("SELECT COUNT(*) FROM jobs WHERE owner = ? AND state = ?"));
@@ -381,7 +381,7 @@ absl::StatusOr<int64_t> JobStore::CountJobs(absl::string_view owner,
 
 absl::StatusOr<std::vector<std::string>> JobStore::ListJobIds(
     absl::string_view kind, JobState state) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
       db_->Prepare(
@@ -447,7 +447,7 @@ absl::StatusOr<std::vector<StoredEvent>> JobStore::ReadEvents(
     return absl::InvalidArgumentError(
         absl::StrCat("limit must be >= 1, got ", limit));
   }
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_RETURN_IF_ERROR(ReadJob(job_id).status());
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,

@@ -59,13 +59,13 @@ absl::StatusOr<TaskRecord> JobStore::ReadFencedTask(absl::string_view task_id,
 }
 
 absl::StatusOr<TaskRecord> JobStore::GetTask(absl::string_view task_id) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   return ReadTask(task_id);
 }
 
 absl::StatusOr<std::vector<TaskRecord>> JobStore::ListTasks(
     absl::string_view job_id) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_RETURN_IF_ERROR(ReadJob(job_id).status());
   std::vector<std::string> ids;
   {
@@ -92,7 +92,7 @@ absl::StatusOr<std::optional<TaskLease>> JobStore::LeaseNextTask(
   if (ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("lease ttl must be positive");
   }
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   std::string task_id;
   {
@@ -143,7 +143,7 @@ absl::StatusOr<LeaseRenewal> JobStore::RenewLease(absl::string_view task_id,
   if (ttl <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("lease ttl must be positive");
   }
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
   absl::Time now = clock_->Now();
@@ -174,7 +174,7 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
     return absl::InvalidArgumentError(
         absl::StrCat("first_task_seq must be >= 1, got ", first_task_seq));
   }
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
   // The job was cancelled or ended (in the transaction that set this flag):
@@ -253,7 +253,7 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
 
 absl::Status JobStore::CompleteTask(absl::string_view task_id, int attempt,
                                     absl::string_view result) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
   LRTUNE_RETURN_IF_ERROR(InsertAttempt(task, AttemptOutcome::kSucceeded, ""));
@@ -275,7 +275,7 @@ absl::Status JobStore::FailTask(absl::string_view task_id, int attempt,
   AttemptOutcome outcome = AttemptOutcome::kFailed;
   if (kind == FailureKind::kReleased) outcome = AttemptOutcome::kReleased;
   if (kind == FailureKind::kCancelled) outcome = AttemptOutcome::kCancelled;
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
   LRTUNE_RETURN_IF_ERROR(
@@ -429,7 +429,7 @@ absl::Status JobStore::StopJobTasks(absl::string_view job_id) {
 
 absl::StatusOr<std::vector<ExpiredLease>> JobStore::ExpireLeases(
     absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   std::vector<std::string> ids;
   {
@@ -463,7 +463,7 @@ absl::StatusOr<std::vector<ExpiredLease>> JobStore::ExpireLeases(
 absl::StatusOr<int> JobStore::ReleaseHeldTasks(
     absl::string_view job_id, const std::vector<HeldTaskUpdate>& updates,
     const std::vector<Event>& events) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(job_id));
   if (IsTerminal(job.state)) return 0;
@@ -521,7 +521,7 @@ absl::StatusOr<int> JobStore::ReleaseHeldTasks(
 
 absl::StatusOr<std::vector<AttemptRecord>> JobStore::ListAttempts(
     absl::string_view job_id) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_RETURN_IF_ERROR(ReadJob(job_id).status());
   std::vector<AttemptRecord> attempts;
   {
@@ -572,7 +572,7 @@ absl::StatusOr<std::vector<AttemptRecord>> JobStore::ListAttempts(
 
 absl::Status JobStore::CancelJob(absl::string_view job_id,
                                  absl::string_view owner) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   absl::StatusOr<JobRecord> job = ReadJob(job_id);
   if (!job.ok()) return job.status();
@@ -591,7 +591,7 @@ absl::Status JobStore::CancelJob(absl::string_view job_id,
 }
 
 absl::StatusOr<std::vector<CancelTarget>> JobStore::TasksToCancel() {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
       db_->Prepare("SELECT id, attempt, lease_worker FROM tasks "

@@ -30,7 +30,7 @@ absl::StatusOr<Lease> LeaseTable::Grant(absl::string_view task_id,
                         absl::FormatDuration(ttl)));
   }
   const absl::Time now = clock_->Now();
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   auto it = leases_.find(task_id);
   if (it != leases_.end() && it->second.attempt >= attempt) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -54,7 +54,7 @@ absl::StatusOr<Lease> LeaseTable::Grant(absl::string_view task_id,
 absl::StatusOr<Lease> LeaseTable::Renew(absl::string_view task_id,
                                         int attempt) {
   const absl::Time now = clock_->Now();
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   auto it = leases_.find(task_id);
   if (it == leases_.end()) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -81,7 +81,7 @@ absl::StatusOr<Lease> LeaseTable::Renew(absl::string_view task_id,
 }
 
 absl::Status LeaseTable::Release(absl::string_view task_id, int attempt) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   auto it = leases_.find(task_id);
   if (it == leases_.end()) {
     return absl::NotFoundError(
@@ -99,7 +99,7 @@ absl::Status LeaseTable::Release(absl::string_view task_id, int attempt) {
 
 std::vector<Lease> LeaseTable::Expired(absl::Time now) {
   std::vector<Lease> expired;
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (it->second.expires_at <= now) {
       expired.push_back(std::move(it->second));
@@ -113,7 +113,7 @@ std::vector<Lease> LeaseTable::Expired(absl::Time now) {
 
 std::vector<Lease> LeaseTable::LeasesOf(absl::string_view worker_id) const {
   std::vector<Lease> held;
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   // A scan: a coordinator holds at most a few thousand leases.
   for (const auto& [task_id, lease] : leases_) {
     if (lease.worker_id == worker_id) held.push_back(lease);
@@ -122,7 +122,7 @@ std::vector<Lease> LeaseTable::LeasesOf(absl::string_view worker_id) const {
 }
 
 absl::Status LeaseTable::MarkCancel(absl::string_view task_id) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   auto it = leases_.find(task_id);
   if (it == leases_.end()) {
     return absl::NotFoundError(
@@ -133,14 +133,14 @@ absl::Status LeaseTable::MarkCancel(absl::string_view task_id) {
 }
 
 std::optional<Lease> LeaseTable::Get(absl::string_view task_id) const {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   auto it = leases_.find(task_id);
   if (it == leases_.end()) return std::nullopt;
   return it->second;
 }
 
 size_t LeaseTable::size() const {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   return leases_.size();
 }
 

@@ -34,8 +34,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/sync.h"
 #include "server/clock.h"
 
 namespace lrtune::server {
@@ -103,7 +103,7 @@ class LeaseTable {
 
  private:
   Clock* const clock_;
-  mutable absl::Mutex mu_;
+  mutable lrtune::Mutex mu_;
   std::map<std::string, Lease, std::less<>> leases_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -49,7 +49,7 @@ absl::StatusOr<TaskGauges> CountTasks(JobStore* store) {
 }
 
 void Metrics::SetTaskGauges(std::function<absl::StatusOr<TaskGauges>()> fn) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   task_gauges_ = std::move(fn);
 }
 
@@ -59,12 +59,12 @@ void Metrics::OnAuthFailure(bool permission_denied) {
 
 void Metrics::OnWorkerCall(const std::string& worker_id, absl::Time now) {
   if (worker_id.empty()) return;
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   workers_[worker_id] = now;
 }
 
 void Metrics::OnTaskLeased(const v1::Task& task, absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   ExpireLeasesLocked(now);
   Lease& lease = leases_[task.task_id()];
   lease.attempt_id = task.attempt_id();
@@ -80,7 +80,7 @@ void Metrics::OnPointsReported(const v1::ReportPointsRequest& request,
                                int64_t acked_seq) {
   int64_t fresh = 0;
   {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     int64_t counted = -1;
     auto it = leases_.find(request.task_id());
     if (it != leases_.end() && it->second.attempt_id == request.attempt_id()) {
@@ -102,7 +102,7 @@ void Metrics::OnPointsReported(const v1::ReportPointsRequest& request,
 void Metrics::OnHeartbeat(const v1::HeartbeatRequest& request,
                           const v1::HeartbeatResponse& response,
                           absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   workers_[request.worker_id()] = now;
   for (const v1::TaskDirective& d : response.directives()) {
     auto it = leases_.find(d.task_id());
@@ -124,7 +124,7 @@ void Metrics::OnHeartbeat(const v1::HeartbeatRequest& request,
 
 void Metrics::OnTaskEnded(const std::string& task_id, uint64_t attempt_id,
                           absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   auto it = leases_.find(task_id);
   if (it == leases_.end() || it->second.attempt_id != attempt_id) return;
   if (it->second.started != absl::InfiniteFuture()) {
@@ -159,7 +159,7 @@ void Metrics::ObserveLocked(absl::Duration d) {
 std::string Metrics::RenderPrometheus(absl::Time now) {
   std::function<absl::StatusOr<TaskGauges>()> gauges_fn;
   {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     gauges_fn = task_gauges_;
   }
   // Read outside mu_: the store may be slow and the edge must not wait.
@@ -189,7 +189,7 @@ std::string Metrics::RenderPrometheus(absl::Time now) {
                  "Tasks leased to a worker.", (*gauges)->running);
   }
 
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   ExpireLeasesLocked(now);
   AppendMetric(&out, "lrtune_lease_expiries_total", "counter",
                "Task leases that lapsed without a heartbeat (the task is "

@@ -27,8 +27,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/sync.h"
 #include "lrtune/v1/worker.pb.h"
 #include "server/job_store.h"
 
@@ -98,7 +98,7 @@ class Metrics {
   std::atomic<int64_t> unauthenticated_{0};
   std::atomic<int64_t> permission_denied_{0};
 
-  absl::Mutex mu_;
+  lrtune::Mutex mu_;
   std::function<absl::StatusOr<TaskGauges>()> task_gauges_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> workers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);  // by task id
