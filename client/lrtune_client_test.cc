@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "core/sync.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -53,7 +53,7 @@ class FakeLrTune final : public v1::LrTune::Service {
                          const v1::RangeTestRequest* request,
                          grpc::ServerWriter<v1::JobEvent>* writer) override {
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       range_test_request_ids_.push_back(request->request_id());
     }
     return Stream(0, writer);
@@ -65,7 +65,7 @@ class FakeLrTune final : public v1::LrTune::Service {
       return grpc::Status(grpc::StatusCode::NOT_FOUND, "no job nope");
     }
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       watch_after_.push_back(request->after_seq());
     }
     return Stream(request->after_seq(), writer);
@@ -75,7 +75,7 @@ class FakeLrTune final : public v1::LrTune::Service {
                       v1::Job* response) override {
     auto it = context->client_metadata().find("authorization");
     if (it != context->client_metadata().end()) {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       authorization_ = std::string(it->second.data(), it->second.size());
     }
     response->set_job_id(request->job_id());
@@ -91,15 +91,15 @@ class FakeLrTune final : public v1::LrTune::Service {
   }
 
   std::vector<uint64_t> watch_after() {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     return watch_after_;
   }
   std::vector<std::string> range_test_request_ids() {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     return range_test_request_ids_;
   }
   std::string authorization() {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     return authorization_;
   }
 
@@ -107,7 +107,7 @@ class FakeLrTune final : public v1::LrTune::Service {
   grpc::Status Stream(uint64_t after, grpc::ServerWriter<v1::JobEvent>* w) {
     Step step{kLastSeq, grpc::Status::OK};
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       if (next_ < script.size()) step = script[next_++];
     }
     for (uint64_t seq = after + 1; seq <= step.until; ++seq) {
@@ -116,7 +116,7 @@ class FakeLrTune final : public v1::LrTune::Service {
     return step.status;
   }
 
-  absl::Mutex mu_;
+  lrtune::Mutex mu_;
   size_t next_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<uint64_t> watch_after_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> range_test_request_ids_ ABSL_GUARDED_BY(mu_);

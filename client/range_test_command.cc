@@ -24,12 +24,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/commands.h"
 #include "client/lrtune_client.h"
 #include "client/range_test_report.h"
 #include "client/stderr_redirect.h"
+#include "core/sync.h"
 #include "lrtune/v1/lrtune.pb.h"
 #ifdef LRTUNE_EMBEDDED
 #include "client/embedded.h"
@@ -143,7 +143,7 @@ class Interrupts {
       while (read(fds_[0], &byte, 1) < 0 && errno == EINTR) {
       }
       if (byte != 's') return;
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       interrupted_ = true;
       if (on_interrupt_) on_interrupt_();
     });
@@ -160,12 +160,12 @@ class Interrupts {
   }
   // Runs `f` on an interrupt (now, if one came already).
   void OnInterrupt(std::function<void()> f) {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     on_interrupt_ = std::move(f);
     if (interrupted_) on_interrupt_();
   }
   bool interrupted() {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     return interrupted_;
   }
 
@@ -175,7 +175,7 @@ class Interrupts {
   struct sigaction old_int_ = {};
   struct sigaction old_term_ = {};
   std::thread thread_;
-  absl::Mutex mu_;
+  lrtune::Mutex mu_;
   bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> on_interrupt_ ABSL_GUARDED_BY(mu_);
 };

@@ -68,19 +68,19 @@ absl::StatusOr<std::vector<std::string>> ParseDevices(const std::string& list) {
 
 Agent::Agent(AgentOptions options, std::unique_ptr<HubClient> hub)
     : options_(std::move(options)), hub_(std::move(hub)) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   worker_id_ = options_.worker_id;
 }
 
 Agent::~Agent() = default;
 
 std::string Agent::worker_id() const {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   return worker_id_;
 }
 
 int64_t Agent::registrations() const {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   return registrations_;
 }
 
@@ -92,7 +92,7 @@ void Agent::Shutdown() {
   if (stop_.HasBeenNotified()) return;
   stop_.Notify();
   hub_->CancelWaits();
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   for (auto& [id, running] : running_) running->cancel.Cancel();
 }
 
@@ -123,7 +123,7 @@ absl::Status Agent::RegisterWithRetry() {
   while (!stop_.HasBeenNotified()) {
     absl::StatusOr<v1::RegisterResponse> r = hub_->Register(request);
     if (r.ok()) {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       worker_id_ = r->worker_id();
       ++registrations_;
       const absl::Duration hb = FromProto(r->heartbeat_interval());
@@ -143,7 +143,7 @@ absl::Status Agent::RegisterWithRetry() {
 }
 
 absl::Status Agent::Reregister(int64_t seen) {
-  absl::MutexLock lock(&register_mu_);
+  lrtune::MutexLock lock(&register_mu_);
   if (registrations() != seen) return absl::OkStatus();  // another thread did
   Log(absl::StrCat("the coordinator does not know worker ", worker_id(),
                    " (it restarted?); registering again"));
@@ -220,7 +220,7 @@ void Agent::HeartbeatLoop() {
   while (true) {
     absl::Duration interval;
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       interval = heartbeat_interval_;  // a new Register may change it
     }
     if (!resend && SleepOrStop(interval)) return;
@@ -231,7 +231,7 @@ void Agent::HeartbeatLoop() {
     request.set_worker_id(worker_id());
     std::vector<std::shared_ptr<Running>> tasks;
     {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       for (auto& [id, running] : running_) {
         if (running->abandoned) continue;
         tasks.push_back(running);
@@ -301,7 +301,7 @@ void Agent::RunTask(int slot, const v1::Task& task) {
   running->task_id = task.task_id();
   running->attempt_id = task.attempt_id();
   {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     running_[task.task_id()] = running;
     if (stop_.HasBeenNotified()) running->cancel.Cancel();
   }
@@ -431,7 +431,7 @@ void Agent::RunTask(int slot, const v1::Task& task) {
   FinalFlush(reporter, *running, buffer);
   Finish(task, *running, buffer, run_status,
          run_status.ok() ? &complete : nullptr);
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   running_.erase(task.task_id());
 }
 

@@ -28,9 +28,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "core/sync.h"
 #include "lrtune/v1/worker.pb.h"
 #include "worker/engine.h"
 #include "worker/hub_client.h"
@@ -105,11 +104,11 @@ class Agent {
 
   const AgentOptions options_;
   const std::unique_ptr<HubClient> hub_;
-  absl::Notification stop_;
+  lrtune::Notification stop_;
   // Held across a re-registration, so that only one thread registers.
-  absl::Mutex register_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  lrtune::Mutex register_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 
-  mutable absl::Mutex mu_;
+  mutable lrtune::Mutex mu_;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   int64_t registrations_ ABSL_GUARDED_BY(mu_) = 0;  // successful Registers
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(2);

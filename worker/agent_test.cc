@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "core/sync.h"
 #include "gtest/gtest.h"
 
 namespace lrtune::worker {
@@ -42,7 +42,7 @@ class FakeHub final : public HubClient {
  public:
   absl::StatusOr<v1::RegisterResponse> Register(
       const v1::RegisterRequest& request) override {
-    absl::MutexLock lock(&mu);
+    lrtune::MutexLock lock(&mu);
     registered = request;
     register_ids.push_back(request.worker_id());
     forgotten = false;
@@ -53,12 +53,13 @@ class FakeHub final : public HubClient {
   }
   absl::StatusOr<v1::AcquireTaskResponse> AcquireTask(
       const v1::AcquireTaskRequest& request) override {
-    absl::MutexLock lock(&mu);
+    lrtune::MutexLock lock(&mu);
     if (forgotten) return NotRegistered();
     EXPECT_EQ(request.worker_id(), "w-1");
     ++acquires;
     if (long_poll) {  // a long poll with no task, until CancelWaits
-      mu.AwaitWithTimeout(absl::Condition(&waits_cancelled), absl::Seconds(10));
+      mu.AwaitWithTimeout(lrtune::Condition(&waits_cancelled),
+                          absl::Seconds(10));
       return absl::CancelledError("cancelled");
     }
     v1::AcquireTaskResponse r;
@@ -72,7 +73,7 @@ class FakeHub final : public HubClient {
   }
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
       const v1::HeartbeatRequest& request) override {
-    absl::MutexLock lock(&mu);
+    lrtune::MutexLock lock(&mu);
     if (forgotten) return NotRegistered();
     EXPECT_EQ(request.worker_id(), "w-1");
     ++heartbeats;
@@ -90,7 +91,7 @@ class FakeHub final : public HubClient {
   }
   absl::StatusOr<v1::ReportPointsResponse> ReportPoints(
       const v1::ReportPointsRequest& request) override {
-    absl::MutexLock lock(&mu);
+    lrtune::MutexLock lock(&mu);
     if (unavailable_reports > 0) {
       --unavailable_reports;
       return absl::UnavailableError("coordinator away");
@@ -112,28 +113,28 @@ class FakeHub final : public HubClient {
   }
   absl::StatusOr<v1::CompleteTaskResponse> CompleteTask(
       const v1::CompleteTaskRequest& request) override {
-    absl::MutexLock lock(&mu);
+    lrtune::MutexLock lock(&mu);
     completed.push_back(request);
     return v1::CompleteTaskResponse{};
   }
   absl::StatusOr<v1::FailTaskResponse> FailTask(
       const v1::FailTaskRequest& request) override {
-    absl::MutexLock lock(&mu);
+    lrtune::MutexLock lock(&mu);
     failed.push_back(request);
     return v1::FailTaskResponse{};
   }
 
   void CancelWaits() override {
-    absl::MutexLock lock(&mu);
+    lrtune::MutexLock lock(&mu);
     waits_cancelled = true;
   }
 
   bool Done() {
-    absl::MutexLock lock(&mu);
+    lrtune::MutexLock lock(&mu);
     return !completed.empty() || !failed.empty();
   }
 
-  absl::Mutex mu;
+  lrtune::Mutex mu;
   v1::RegisterRequest registered;
   std::vector<v1::Task> tasks;
   v1::Directive heartbeat_directive = v1::DIRECTIVE_CONTINUE;
@@ -192,7 +193,7 @@ TEST(Agent, RunsARangeTestAndCompletesWithEveryRecord) {
   hub->unavailable_reports = 3;  // the coordinator is away at first
   Harness h(hub);
   ASSERT_TRUE(h.WaitDone());
-  absl::MutexLock lock(&hub->mu);
+  lrtune::MutexLock lock(&hub->mu);
   ASSERT_EQ(hub->completed.size(), 1u);
   const v1::CompleteTaskRequest& c = hub->completed[0];
   EXPECT_EQ(c.task_id(), "job-t3");
@@ -219,7 +220,7 @@ TEST(Agent, ResumeDoesNotResendAcknowledgedRecords) {
   for (int i = 0; i < 10; ++i) hub->steps.push_back(i);
   Harness h(hub);
   ASSERT_TRUE(h.WaitDone());
-  absl::MutexLock lock(&hub->mu);
+  lrtune::MutexLock lock(&hub->mu);
   ASSERT_FALSE(hub->first_seqs.empty());
   EXPECT_EQ(hub->first_seqs[0], 10);
   ASSERT_EQ(hub->completed.size(), 1u);
@@ -234,7 +235,7 @@ TEST(Agent, CancelDirectiveStopsTheRunAndFailsAsCancelled) {
   hub->heartbeat_directive = v1::DIRECTIVE_CANCEL;
   Harness h(hub);
   ASSERT_TRUE(h.WaitDone());
-  absl::MutexLock lock(&hub->mu);
+  lrtune::MutexLock lock(&hub->mu);
   ASSERT_EQ(hub->failed.size(), 1u);
   EXPECT_EQ(hub->failed[0].kind(), v1::FAILURE_KIND_CANCELLED);
   EXPECT_EQ(hub->failed[0].code(),
@@ -249,13 +250,13 @@ TEST(Agent, AbandonDirectiveSendsNothingMore) {
   Harness h(hub);
   for (int i = 0; i < 100; ++i) {
     {
-      absl::MutexLock lock(&hub->mu);
+      lrtune::MutexLock lock(&hub->mu);
       if (hub->heartbeats >= 5) break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  absl::MutexLock lock(&hub->mu);
+  lrtune::MutexLock lock(&hub->mu);
   EXPECT_TRUE(hub->failed.empty());
   EXPECT_TRUE(hub->completed.empty());
   EXPECT_GE(hub->heartbeats, 5);
@@ -267,7 +268,7 @@ TEST(Agent, ShutdownReleasesTheRunningTask) {
   auto h = std::make_unique<Harness>(hub);
   for (int i = 0; i < 200; ++i) {
     {
-      absl::MutexLock lock(&hub->mu);
+      lrtune::MutexLock lock(&hub->mu);
       if (hub->stored >= 20) break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -276,7 +277,7 @@ TEST(Agent, ShutdownReleasesTheRunningTask) {
   h->thread.join();
   EXPECT_TRUE(h->run_status.ok()) << h->run_status;
   {
-    absl::MutexLock lock(&hub->mu);
+    lrtune::MutexLock lock(&hub->mu);
     ASSERT_EQ(hub->failed.size(), 1u);
     EXPECT_EQ(hub->failed[0].kind(), v1::FAILURE_KIND_RELEASED);
   }
@@ -290,7 +291,7 @@ TEST(Agent, RegistersAgainWithTheSameIdWhenTheCoordinatorForgetsIt) {
   auto wait_for = [&](auto done) {
     for (int i = 0; i < 500; ++i) {
       {
-        absl::MutexLock lock(&hub->mu);
+        lrtune::MutexLock lock(&hub->mu);
         if (done()) return true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -300,7 +301,7 @@ TEST(Agent, RegistersAgainWithTheSameIdWhenTheCoordinatorForgetsIt) {
   ASSERT_TRUE(wait_for([&] { return hub->stored >= 20; }));
   int64_t stored_at_restart = 0;
   {
-    absl::MutexLock lock(&hub->mu);
+    lrtune::MutexLock lock(&hub->mu);
     hub->forgotten = true;  // heartbeats now get NOT_FOUND
     stored_at_restart = hub->stored;
   }
@@ -314,7 +315,7 @@ TEST(Agent, RegistersAgainWithTheSameIdWhenTheCoordinatorForgetsIt) {
   h->thread.join();
   EXPECT_TRUE(h->run_status.ok()) << h->run_status;
   {
-    absl::MutexLock lock(&hub->mu);
+    lrtune::MutexLock lock(&hub->mu);
     ASSERT_GE(hub->register_ids.size(), 2u);
     EXPECT_EQ(hub->register_ids[0], "");
     for (size_t i = 1; i < hub->register_ids.size(); ++i) {
@@ -334,7 +335,7 @@ TEST(Agent, ReportsNotRegisteredAreRetriedAfterRegisteringAgain) {
   hub->forget_at_stored = 49;
   Harness h(hub);
   ASSERT_TRUE(h.WaitDone());
-  absl::MutexLock lock(&hub->mu);
+  lrtune::MutexLock lock(&hub->mu);
   EXPECT_GE(hub->register_ids.size(), 2u);
   ASSERT_EQ(hub->completed.size(), 1u) << "the task was abandoned";
   EXPECT_EQ(hub->completed[0].final_seq(), 299);
@@ -348,7 +349,7 @@ TEST(Agent, ShutdownCancelsALongPoll) {
   auto h = std::make_unique<Harness>(hub);
   for (int i = 0; i < 200; ++i) {
     {
-      absl::MutexLock lock(&hub->mu);
+      lrtune::MutexLock lock(&hub->mu);
       if (hub->acquires > 0) break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -6,8 +6,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "core/sync.h"
 #include "grpcpp/grpcpp.h"
 #include "lrtune/v1/worker.grpc.pb.h"
 #include "worker/hub_client.h"
@@ -98,7 +97,7 @@ class GrpcHubClient final : public HubClient {
   }
 
   void CancelWaits() override {
-    absl::MutexLock lock(&mu_);
+    lrtune::MutexLock lock(&mu_);
     waits_cancelled_ = true;
     for (grpc::ClientContext* context : waits_) context->TryCancel();
   }
@@ -115,14 +114,14 @@ class GrpcHubClient final : public HubClient {
       context.AddMetadata("authorization", "Bearer " + token_);
     }
     if (cancellable) {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       if (waits_cancelled_) return absl::CancelledError("worker stopping");
       waits_.insert(&context);
     }
     Resp response;
     grpc::Status status = (stub_.get()->*method)(&context, request, &response);
     if (cancellable) {
-      absl::MutexLock lock(&mu_);
+      lrtune::MutexLock lock(&mu_);
       waits_.erase(&context);
     }
     if (!status.ok()) return FromGrpc(status);
@@ -147,10 +146,10 @@ class GrpcHubClient final : public HubClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::WorkerHub::Stub> stub_;
   const std::string token_;
-  absl::Mutex mu_;
+  lrtune::Mutex mu_;
   bool waits_cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::set<grpc::ClientContext*> waits_ ABSL_GUARDED_BY(mu_);  // in flight
-  absl::Notification stop_;
+  lrtune::Notification stop_;
   std::thread watcher_;  // last: starts once the rest is built
 };
 

@@ -14,7 +14,7 @@ RecordBuffer::RecordBuffer(int64_t last_acked_seq)
     : acked_(std::max<int64_t>(last_acked_seq, -1)), first_kept_(acked_ + 1) {}
 
 int64_t RecordBuffer::Add(v1::TaskRecord record) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   const int64_t seq = next_seq_++;
   if (seq <= acked_) return seq;  // stored by an earlier attempt
   record.set_seq(seq);
@@ -23,7 +23,7 @@ int64_t RecordBuffer::Add(v1::TaskRecord record) {
 }
 
 std::vector<v1::TaskRecord> RecordBuffer::PendingBatch(size_t max) const {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   std::vector<v1::TaskRecord> batch;
   for (const v1::TaskRecord& r : records_) {
     if (batch.size() >= max) break;
@@ -33,7 +33,7 @@ std::vector<v1::TaskRecord> RecordBuffer::PendingBatch(size_t max) const {
 }
 
 absl::Status RecordBuffer::Acknowledge(int64_t acked_seq) {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   if (acked_seq + 1 < first_kept_) {
     return absl::DataLossError(absl::StrCat(
         "coordinator asks to resend from seq ", acked_seq + 1,
@@ -50,32 +50,32 @@ absl::Status RecordBuffer::Acknowledge(int64_t acked_seq) {
 }
 
 void RecordBuffer::Close() {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   closed_ = true;
 }
 
 bool RecordBuffer::WaitForWork(size_t min_pending,
                                absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   auto ready = [this, min_pending]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return closed_ || records_.size() >= min_pending;
   };
-  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  mu_.AwaitWithTimeout(lrtune::Condition(&ready), timeout);
   return closed_;
 }
 
 int64_t RecordBuffer::last_seq() const {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   return next_seq_ - 1;
 }
 
 int64_t RecordBuffer::acked_seq() const {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   return acked_;
 }
 
 size_t RecordBuffer::pending() const {
-  absl::MutexLock lock(&mu_);
+  lrtune::MutexLock lock(&mu_);
   return records_.size();
 }
 

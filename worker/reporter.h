@@ -25,8 +25,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/sync.h"
 #include "lrtune/v1/worker.pb.h"
 #include "worker/hub_client.h"
 
@@ -65,7 +65,7 @@ class RecordBuffer {
   size_t pending() const;     // records not yet acknowledged
 
  private:
-  mutable absl::Mutex mu_;
+  mutable lrtune::Mutex mu_;
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t acked_ ABSL_GUARDED_BY(mu_);
   // Kept records in seq order; front().seq() >= first_kept_.
