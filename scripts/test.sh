@@ -3,7 +3,7 @@
 #
 #   bash scripts/test.sh            # installs packages first (needs root)
 #   BUILD_DIR=build-asan CMAKE_ARGS=-DLRTUNE_SANITIZE=ON bash scripts/test.sh
-#   FUZZ_SECONDS=0 SANITIZE=0 bash scripts/test.sh   # only the main build
+#   FUZZ_SECONDS=0 SANITIZE=0 TSAN=0 bash scripts/test.sh   # only the main build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -28,6 +28,12 @@ bash scripts/thread_safety.sh "$BUILD_DIR"
 # second build without LibTorch). SANITIZE=0 skips it.
 if [[ ${SANITIZE:-1} != 0 ]]; then
   bash scripts/sanitize.sh
+fi
+
+# ThreadSanitizer over the server's concurrency tests (a third build, clang,
+# without LibTorch; scripts/tsan.sh). TSAN=0 skips it.
+if [[ ${TSAN:-1} != 0 ]]; then
+  bash scripts/tsan.sh
 fi
 
 # The fuzz targets (tests/fuzz/, a separate clang build): every seed and

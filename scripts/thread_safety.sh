@@ -6,8 +6,9 @@
 #
 #   bash scripts/thread_safety.sh [BUILD_DIR]
 #
-# ThreadSanitizer is not used: Debian's Abseil is not instrumented, so TSan
-# cannot see absl::Mutex and reports every guarded access as a race.
+# The locks are lrtune::Mutex (core/sync.h), annotated like absl::Mutex.
+# scripts/tsan.sh checks at run time what this checks at compile time: the
+# server's concurrency tests under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-${BUILD_DIR:-build}}
