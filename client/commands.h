@@ -53,10 +53,21 @@ struct AnalyzeOptions {
   bool json = false;
 };
 
+// How a command reaches a coordinator (client/cli_session.h reads them).
+struct ServerFlags {
+  std::string server;      // HOST:PORT; empty: $LRTUNE_SERVER, else embedded
+  std::string token_file;  // bearer token file; empty: no token
+  std::string tls_ca;      // PEM CA bundle; empty: $LRTUNE_TLS_CA, else
+                           // plaintext
+  std::string tls_server_name;  // certificate name override; empty: the host
+};
+
 // `lrtune range-test`. Unset optionals take the server's defaults (written
 // in proto/lrtune/v1/spec.proto).
 struct RangeTestOptions {
   std::string model = "mlp";  // mlp|cnn|resnet20 or a TorchScript FILE.pt
+  // A built-in name, or a scikit-learn style CSV file (plain or .gz) sent
+  // inline with the request.
   std::string dataset = "fashion-mnist";
   std::string hidden;  // MLP widths "256,256"; empty: 256,256
   int threads = 0;     // CPU threads; 0: all cores (worker's setting)
@@ -76,9 +87,8 @@ struct RangeTestOptions {
   bool json = false;                   // one JSON object on stdout
   std::string csv_path;                // curve CSV; empty: none
   std::string plot_path;               // SVG figure; empty: none
-  std::string server;      // HOST:PORT; empty: $LRTUNE_SERVER, else embedded
-  std::string token_file;  // bearer token file; empty: no token
-  std::string db_path;     // embedded store; empty: DefaultDbPath()
+  ServerFlags remote;
+  std::string db_path;  // embedded store; empty: DefaultDbPath()
   // Not a flag: main sets it when stdout is a terminal (a text plot of the
   // curve follows the summary).
   bool terminal_plot = false;
@@ -93,25 +103,29 @@ int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
                std::ostream& err);
 
 // The request the flags describe; InvalidArgument naming the flag and the
-// rule ("--steps must be in [2, 1000000], got 0"). Reads --model FILE.pt.
+// rule ("--steps must be in [2, 1000000], got 0"). Reads --model FILE.pt
+// and --dataset FILE.csv[.gz] (a file over `max_message_bytes` once in the
+// request is InvalidArgument saying the limit).
 absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
-    const RangeTestOptions& opts);
+    const RangeTestOptions& opts, int64_t max_message_bytes = 64 << 20);
 CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts);
 // `progress`: draw a progress line on `err` (a terminal).
 int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
                  std::ostream& err, bool progress);
 
-// `lrtune jobs | get JOB | watch JOB | cancel JOB` against --server.
+// `lrtune jobs | get JOB | watch JOB | cancel JOB` against --server;
+// `submit` and `grid` against --server or the embedded service.
 struct JobCommandOptions {
   std::string job_id;
-  std::string server;      // HOST:PORT; empty: $LRTUNE_SERVER (required)
-  std::string token_file;  // bearer token file; empty: no token
+  ServerFlags remote;      // jobs..cancel: a server is required
   bool json = false;       // protobuf JSON (watch: one event per line)
   uint64_t after_seq = 0;  // watch: events after this seq
   std::string reason;      // cancel: recorded on the job
   int limit = 20;          // jobs: at most this many, 1..500
   std::string spec_path;   // submit, grid: the job spec file
   bool detach = false;     // submit, grid: print the id, do not follow
+  std::string plot_path;   // grid, submit, get: SVG of a grid; empty: none
+  std::string db_path;     // submit, grid embedded: the store; empty: default
 };
 struct JobCommands {
   CLI::App* jobs = nullptr;
@@ -122,8 +136,8 @@ struct JobCommands {
   CLI::App* grid = nullptr;
 };
 JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts);
-// `cmd` is "jobs", "get", "watch" or "cancel". watch exits 3 when the job
-// failed or was cancelled.
+// `cmd` is "jobs", "get", "watch", "cancel", "submit" or "grid". watch,
+// submit and grid exit 3 when the job failed or was cancelled.
 int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
                   std::ostream& out, std::ostream& err, bool progress);
 

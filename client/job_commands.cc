@@ -1,7 +1,10 @@
 // `lrtune jobs`, `get JOB`, `watch JOB`, `cancel JOB`: thin commands over
 // the client library for jobs on a coordinator (--server or LRTUNE_SERVER;
-// an embedded job ends with the `range-test` that ran it).
+// an embedded job ends with the command that ran it). `submit` and `grid`
+// run on --server or, without one, on the embedded service.
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -13,7 +16,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "client/cli_session.h"
 #include "client/commands.h"
+#include "client/grid_plot.h"
 #include "client/lrtune_client.h"
 #include "client/range_test_report.h"
 #include "google/protobuf/util/json_util.h"
@@ -22,25 +27,6 @@
 
 namespace lrtune {
 namespace {
-
-int ExitCodeOf(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kFailedPrecondition:
-      return kExitUsage;
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kResourceExhausted:
-      return kExitUnreachable;
-    default:
-      return kExitInternal;
-  }
-}
 
 std::string Json(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
@@ -58,30 +44,19 @@ std::string StateName(v1::JobState state) {
   return absl::AsciiStrToLower(name);
 }
 
-// The client for opts, or an exit code after one line on `err`.
+// The client of --server (or LRTUNE_SERVER), which these commands need.
 absl::StatusOr<std::unique_ptr<client::Client>> Connect(
-    const JobCommandOptions& opts, const std::string& cmd, std::ostream& err) {
-  std::string server = opts.server;
-  if (server.empty()) {
-    const char* env = std::getenv("LRTUNE_SERVER");
-    if (env != nullptr) server = env;
-  }
+    const JobCommandOptions& opts) {
+  const std::string server = ResolveServer(opts.remote);
   if (server.empty()) {
     return absl::InvalidArgumentError(
         "--server HOST:PORT (or LRTUNE_SERVER) is required: embedded jobs "
-        "end with the range-test that ran them");
+        "end with the range-test or grid that ran them");
   }
-  client::ClientOptions copts;
-  if (!opts.token_file.empty()) {
-    std::ifstream in(opts.token_file);
-    std::string token;
-    if (!in || !std::getline(in, token)) {
-      return absl::InvalidArgumentError("--token-file: cannot read '" +
-                                        opts.token_file + "'");
-    }
-    copts.token = std::string(absl::StripAsciiWhitespace(token));
-  }
-  return client::Client::Connect(server, copts);
+  absl::StatusOr<client::ClientOptions> options =
+      RemoteClientOptions(opts.remote);
+  if (!options.ok()) return options.status();
+  return client::Client::Connect(server, *options);
 }
 
 int Fail(const std::string& cmd, const absl::Status& status,
@@ -167,9 +142,28 @@ absl::StatusOr<v1::SubmitJobRequest> ReadJobSpec(const std::string& path) {
 
 // Submits a spec file and, unless --detach, follows the job: a row per
 // trial as it finishes, then the ranking.
-int RunSubmit(const std::string& cmd, client::Client& client,
-              const JobCommandOptions& opts, std::ostream& out,
-              std::ostream& err, bool progress) {
+// Writes a grid's figure to --plot; false after one line on `err`.
+bool WritePlot(const std::string& cmd, const JobCommandOptions& opts,
+               const GridPlot& plot, const v1::Job& job, std::ostream& err) {
+  const std::string svg = plot.Svg(job, "grid search " + job.job_id());
+  std::ofstream file(opts.plot_path);
+  file << svg;
+  if (svg.empty() || !file.flush()) {
+    err << "lrtune " << cmd << ": cannot write --plot " << opts.plot_path
+        << ": "
+        << (svg.empty() ? "no trial has a training point to plot"
+                        : std::strerror(errno))
+        << "\n";
+    return false;
+  }
+  return true;
+}
+
+// Submits a spec file to --server or, without one, to an embedded service
+// (client/cli_session.h) and, unless --detach, follows the job: a row per
+// trial as it finishes, then the ranking.
+int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
+              std::ostream& out, std::ostream& err, bool progress) {
   absl::StatusOr<v1::SubmitJobRequest> request = ReadJobSpec(opts.spec_path);
   if (!request.ok()) return Fail(cmd, request.status(), err);
   if (cmd == "grid" && !request->has_grid()) {
@@ -179,6 +173,33 @@ int RunSubmit(const std::string& cmd, client::Client& client,
                     ": not a grid spec (its top-level key must be grid)"),
                 err);
   }
+  if (!opts.plot_path.empty() && !request->has_grid()) {
+    return Fail(cmd,
+                absl::InvalidArgumentError(
+                    "--plot draws grids; for a range test use lrtune "
+                    "range-test --plot"),
+                err);
+  }
+  if (opts.detach && ResolveServer(opts.remote).empty()) {
+    return Fail(cmd,
+                absl::InvalidArgumentError(
+                    "--detach needs --server HOST:PORT (or LRTUNE_SERVER): an "
+                    "embedded job ends with this command"),
+                err);
+  }
+  const v1::RunSpec& run =
+      request->has_grid() ? request->grid().run() : request->range_test().run();
+  EmbeddedSettings settings;
+  settings.device = run.device().device().empty() ? std::string("auto")
+                                                  : run.device().device();
+  settings.threads = run.device().threads();
+  settings.db_path = opts.db_path;
+  absl::StatusOr<std::unique_ptr<Session>> opened =
+      Session::Open(opts.remote, settings, err);
+  if (!opened.ok()) return Fail(cmd, opened.status(), err);
+  Session& session = **opened;
+  client::Client& client = session.client();
+  std::ostream& term = session.term();
   absl::StatusOr<v1::Job> job = client.SubmitJob(*request);
   if (!job.ok()) return Fail(cmd, job.status(), err);
   if (opts.detach) {
@@ -193,14 +214,17 @@ int RunSubmit(const std::string& cmd, client::Client& client,
                              "VAL_LOSS", "VAL_ACC", "LABEL");
     }
   }
+  session.CancelOnInterrupt(job->job_id());
   RangeTestReport report(0);
+  GridPlot plot;
   absl::StatusOr<v1::Job> done =
       client.WatchJob(job->job_id(), 0, [&](const v1::JobEvent& event) {
+        plot.Add(event);
         if (opts.json) return;
         report.Add(event);
-        if (progress) report.DrawProgress(err);
+        if (progress) report.DrawProgress(term);
         if (event.has_trial_finished()) {
-          if (progress) report.ClearProgress(err);
+          if (progress) report.ClearProgress(term);
           const v1::Trial& t = event.trial_finished().trial();
           out << absl::StrFormat(
                      "%-5d %-10s %9.4f %9s  %s\n", t.trial_index(), "done",
@@ -213,17 +237,26 @@ int RunSubmit(const std::string& cmd, client::Client& client,
               << std::flush;
         } else if (event.has_recommendation() &&
                    !event.recommendation().has_seed_index()) {
-          if (progress) report.ClearProgress(err);
+          if (progress) report.ClearProgress(term);
           const v1::Recommendation& r = event.recommendation().recommendation();
           out << absl::StrFormat("range test: min_lr %.3g, max_lr %.3g\n",
                                  r.min_lr(), r.max_lr())
               << std::flush;
         }
       });
-  if (progress) report.ClearProgress(err);
-  if (!done.ok()) return Fail(cmd, done.status(), err);
-  absl::StatusOr<v1::Job> final_job = client.GetJob(job->job_id());
+  if (progress) report.ClearProgress(term);
+  absl::StatusOr<v1::Job> final_job =
+      done.ok() ? client.GetJob(job->job_id()) : done;
+  session.Stop();  // fd 2 is the terminal again
   if (!final_job.ok()) return Fail(cmd, final_job.status(), err);
+  if (session.interrupted() && final_job->state() == v1::JOB_STATE_CANCELLED) {
+    err << "lrtune " << cmd << ": interrupted; job " << final_job->job_id()
+        << " cancelled\n";
+    return 130;
+  }
+  if (!opts.plot_path.empty() && !WritePlot(cmd, opts, plot, *final_job, err)) {
+    return kExitUsage;
+  }
   if (opts.json) {
     out << Json(*final_job) << "\n";
     return JobExit(*final_job);
@@ -244,9 +277,11 @@ int RunSubmit(const std::string& cmd, client::Client& client,
       }
     }
   }
-  out << absl::StrFormat(
-      "job %s: %s%s\n", final_job->job_id(), StateName(final_job->state()),
-      final_job->failure().empty() ? "" : ": " + final_job->failure());
+  out << absl::StrFormat("job %s: %s%s\n", final_job->job_id(),
+                         StateName(final_job->state()),
+                         final_job->failure().empty()
+                             ? ""
+                             : ": " + final_job->failure() + session.LogHint());
   return JobExit(*final_job);
 }
 
@@ -254,11 +289,8 @@ int RunSubmit(const std::string& cmd, client::Client& client,
 
 JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
   JobCommands cmds;
-  auto common = [&opts](CLI::App* cmd) {
-    cmd->add_option("--server", opts.server,
-                    "coordinator HOST:PORT (default $LRTUNE_SERVER)");
-    cmd->add_option("--token-file", opts.token_file,
-                    "file whose first line is the bearer token");
+  auto common = [&opts](CLI::App* cmd, bool embedded_default = false) {
+    AddServerFlags(cmd, opts.remote, embedded_default);
     cmd->add_flag("--json", opts.json, "print protobuf JSON");
   };
   cmds.jobs = app.add_subcommand("jobs", "List your jobs, newest first.");
@@ -267,6 +299,9 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
   cmds.get = app.add_subcommand("get", "Print a job and its result.");
   common(cmds.get);
   cmds.get->add_option("job", opts.job_id, "job id")->required();
+  cmds.get->add_option("--plot", opts.plot_path,
+                       "a grid: write its trials' curves as an SVG figure to "
+                       "FILE.svg (a running grid is followed to its end)");
   cmds.watch = app.add_subcommand(
       "watch",
       "Follow a job's events until it ends (resuming after disconnects); "
@@ -284,29 +319,40 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
     *cmd = app.add_subcommand(
         grid ? "grid" : "submit",
         grid ? "Run a grid search from a spec file (docs/cli.md): a row per "
-               "trial as it finishes, then the ranking; exit 3 if it fails."
+               "trial as it finishes, then the ranking; exit 3 if it fails.\n"
+               "Without --server (and LRTUNE_SERVER) it runs embedded, like "
+               "range-test."
              : "Submit a job from a spec file (a range test or a grid) and "
-               "follow it; --detach prints its id and returns.");
-    common(*cmd);
+               "follow it; --detach prints its id and returns (with "
+               "--server).\nWithout --server (and LRTUNE_SERVER) it runs "
+               "embedded, like range-test.");
+    common(*cmd, /*embedded_default=*/true);
     (*cmd)
         ->add_option("--spec", opts.spec_path,
                      "FILE.json or FILE.yaml: a SubmitJobRequest "
                      "(docs/examples/grid.yaml)")
         ->required();
-    (*cmd)->add_flag("--detach", opts.detach, "print the job id and return");
+    (*cmd)->add_flag("--detach", opts.detach,
+                     "print the job id and return (with --server)");
+    (*cmd)->add_option("--plot", opts.plot_path,
+                       "write the grid's trials as an SVG figure to FILE.svg "
+                       "(smoothed training loss per trial, validation loss, "
+                       "ranks; the best highlighted)");
+    (*cmd)->add_option("--db", opts.db_path,
+                       "embedded mode's job store (default "
+                       "$XDG_DATA_HOME/lrtune/jobs.db)");
   }
   return cmds;
 }
 
 int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
                   std::ostream& out, std::ostream& err, bool progress) {
-  absl::StatusOr<std::unique_ptr<client::Client>> connected =
-      Connect(opts, cmd, err);
+  if (cmd == "submit" || cmd == "grid") {
+    return RunSubmit(cmd, opts, out, err, progress);
+  }
+  absl::StatusOr<std::unique_ptr<client::Client>> connected = Connect(opts);
   if (!connected.ok()) return Fail(cmd, connected.status(), err);
   client::Client& client = **connected;
-  if (cmd == "submit" || cmd == "grid") {
-    return RunSubmit(cmd, client, opts, out, err, progress);
-  }
 
   if (cmd == "jobs") {
     if (opts.limit < 1 || opts.limit > 500) {
@@ -337,6 +383,22 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
   if (cmd == "get") {
     absl::StatusOr<v1::Job> job = client.GetJob(opts.job_id);
     if (!job.ok()) return Fail(cmd, job.status(), err);
+    if (!opts.plot_path.empty()) {
+      if (!job->has_grid()) {
+        return Fail(cmd,
+                    absl::InvalidArgumentError(
+                        "--plot draws grids; " + opts.job_id +
+                        " is a range test (lrtune range-test --plot)"),
+                    err);
+      }
+      // The curves are in the job's events: read them all again.
+      GridPlot plot;
+      absl::StatusOr<v1::Job> replayed = client.WatchJob(
+          opts.job_id, 0, [&](const v1::JobEvent& e) { plot.Add(e); });
+      if (!replayed.ok()) return Fail(cmd, replayed.status(), err);
+      if (!WritePlot(cmd, opts, plot, *replayed, err)) return kExitUsage;
+      *job = *std::move(replayed);
+    }
     if (opts.json) {
       out << Json(*job) << "\n";
     } else if (job->has_range_test()) {

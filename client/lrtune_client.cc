@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -22,13 +23,31 @@ struct Client::Stubs {
 
 namespace {
 
+// gRPC's words for a TLS connection that could not be set up: the
+// server's certificate is not signed by the CA, does not name the target,
+// or the server does not speak TLS.
+bool IsTlsFailure(absl::string_view message) {
+  return absl::StrContains(message, "andshake") ||
+         absl::StrContains(message, "SSL") ||
+         absl::StrContains(message, "ssl") ||
+         absl::StrContains(message, "certificate");
+}
+
 // The one place a grpc::Status becomes an absl::Status (same codes).
 absl::Status FromGrpc(const grpc::Status& s, const std::string& target,
-                      absl::string_view rpc, absl::Duration deadline) {
+                      absl::string_view rpc, const ClientOptions& options) {
   if (s.ok()) return absl::OkStatus();
   const auto code = static_cast<absl::StatusCode>(s.error_code());
+  const absl::Duration deadline = options.rpc_deadline;
   switch (s.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
+      if (!options.tls_ca_pem.empty() && IsTlsFailure(s.error_message())) {
+        return absl::Status(
+            code, absl::StrCat("server ", target,
+                               " unreachable: TLS handshake failed (check "
+                               "--tls-ca and --tls-server-name): ",
+                               s.error_message()));
+      }
       return absl::Status(
           code,
           absl::StrCat("server ", target, " unreachable: ", s.error_message()));
@@ -83,9 +102,21 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(
                   std::max(options.max_backoff, absl::Milliseconds(100)))));
-  // TODO(security issue): grpc::SslCredentials when a CA file is given.
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  if (!options.tls_ca_pem.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_ca_pem;
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  } else if (!options.tls_server_name.empty()) {
+    return absl::InvalidArgumentError(
+        "a TLS server name needs a CA (--tls-ca or LRTUNE_TLS_CA)");
+  }
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(target, credentials, args);
   return FromChannel(std::move(channel), target, options);
 }
 
@@ -149,7 +180,7 @@ absl::StatusOr<v1::Job> Client::RangeTest(const v1::RangeTestRequest& request,
       return absl::InternalError(
           "RangeTest: the stream ended before the job was accepted");
     }
-    return FromGrpc(status, target_, "RangeTest", options_.rpc_deadline);
+    return FromGrpc(status, target_, "RangeTest", options_);
   }
   LRTUNE_RETURN_IF_ERROR(
       Follow(job_id, &last_seq, on_event, sent.skip_points()));
@@ -190,7 +221,7 @@ absl::Status Client::Follow(const std::string& job_id, uint64_t* last_seq,
     // An OK end without the terminal event (a coordinator closing streams
     // as it stops) is a disconnect too.
     if (!status.ok() && status.error_code() != grpc::StatusCode::UNAVAILABLE) {
-      return FromGrpc(status, target_, "WatchJob", options_.rpc_deadline);
+      return FromGrpc(status, target_, "WatchJob", options_);
     }
     if (absl::Now() - last_progress > options_.reconnect_timeout) {
       return absl::UnavailableError(absl::StrCat(
@@ -219,8 +250,7 @@ absl::StatusOr<v1::Job> Client::SubmitJob(const v1::SubmitJobRequest& request) {
   Prepare(context, options_, /*unary=*/true);
   v1::Job job;
   grpc::Status status = stubs_->lrtune->SubmitJob(&context, request, &job);
-  LRTUNE_RETURN_IF_ERROR(
-      FromGrpc(status, target_, "SubmitJob", options_.rpc_deadline));
+  LRTUNE_RETURN_IF_ERROR(FromGrpc(status, target_, "SubmitJob", options_));
   return job;
 }
 
@@ -231,8 +261,7 @@ absl::StatusOr<v1::Job> Client::GetJob(const std::string& job_id) {
   request.set_job_id(job_id);
   v1::Job job;
   grpc::Status status = stubs_->lrtune->GetJob(&context, request, &job);
-  LRTUNE_RETURN_IF_ERROR(
-      FromGrpc(status, target_, "GetJob", options_.rpc_deadline));
+  LRTUNE_RETURN_IF_ERROR(FromGrpc(status, target_, "GetJob", options_));
   return job;
 }
 
@@ -242,8 +271,7 @@ absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(
   Prepare(context, options_, /*unary=*/true);
   v1::ListJobsResponse response;
   grpc::Status status = stubs_->lrtune->ListJobs(&context, request, &response);
-  LRTUNE_RETURN_IF_ERROR(
-      FromGrpc(status, target_, "ListJobs", options_.rpc_deadline));
+  LRTUNE_RETURN_IF_ERROR(FromGrpc(status, target_, "ListJobs", options_));
   return response;
 }
 
@@ -256,8 +284,7 @@ absl::StatusOr<v1::Job> Client::CancelJob(const std::string& job_id,
   request.set_reason(reason);
   v1::Job job;
   grpc::Status status = stubs_->lrtune->CancelJob(&context, request, &job);
-  LRTUNE_RETURN_IF_ERROR(
-      FromGrpc(status, target_, "CancelJob", options_.rpc_deadline));
+  LRTUNE_RETURN_IF_ERROR(FromGrpc(status, target_, "CancelJob", options_));
   return job;
 }
 

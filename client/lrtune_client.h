@@ -11,6 +11,8 @@
 // Errors keep gRPC's code; the message says what failed in words a user can
 // act on:
 //   UNAVAILABLE        "server 127.0.0.1:7070 unreachable: <gRPC's reason>"
+//                      (over TLS a failed handshake says so and names
+//                      --tls-ca and --tls-server-name)
 //   DEADLINE_EXCEEDED  "server ... did not answer GetJob within 30s"
 //   INVALID_ARGUMENT   the server's message as is, naming the field path
 //                      ("run.batch_size must be >= 1, got 0")
@@ -51,9 +53,14 @@ struct ClientOptions {
   absl::Duration max_backoff = absl::Seconds(5);             // default 5 s
   absl::Duration reconnect_timeout = absl::Minutes(2);       // default 2 min
   // Sent as "authorization: Bearer <token>" on every call; empty: none.
-  // TODO(security issue): TLS (CA file, client certificate) goes here too;
-  // today the channel is insecure.
   std::string token;
+  // PEM CA certificates the server's certificate must chain to; non-empty:
+  // the channel is TLS (grpc::SslCredentials), empty: plaintext.
+  std::string tls_ca_pem;
+  // With TLS: the name checked against the server's certificate instead of
+  // the host of `target` (for an address the certificate does not list).
+  // Empty: the target's host.
+  std::string tls_server_name;
   // Largest message sent or received (a TorchScript model or inline data
   // travels in one request).
   int max_message_bytes = 64 << 20;  // default 64 MiB

@@ -1,7 +1,6 @@
 // `lrtune range-test`: flags -> a RangeTestRequest, sent to --server or to
 // an embedded coordinator and worker (client/embedded.h); the events become
 // a progress line, and the job the recommendation (JSON or text) and CSV.
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,11 +12,9 @@
 #include <functional>
 #include <memory>
 #include <sstream>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -25,14 +22,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "client/cli_session.h"
 #include "client/commands.h"
 #include "client/lrtune_client.h"
 #include "client/range_test_report.h"
-#include "client/stderr_redirect.h"
-#include "core/sync.h"
 #include "lrtune/v1/lrtune.pb.h"
-#ifdef LRTUNE_EMBEDDED
-#include "client/embedded.h"
+#ifdef LRTUNE_DATASET_FILES
+#include "worker/dataset_files.h"
 #endif
 
 namespace lrtune {
@@ -102,88 +98,59 @@ std::string WithFlag(absl::string_view message) {
   return std::string(message);
 }
 
-int ExitCode(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kAlreadyExists:
-      return kExitUsage;
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kResourceExhausted:
-      return kExitUnreachable;
-    default:
-      return kExitInternal;
-  }
+// `--dataset` names a file (not a built-in data set) when it has a '/',
+// ends in .csv or .csv.gz, or an existing file has that name.
+bool IsDatasetFile(const std::string& value) {
+  return absl::StrContains(value, '/') || absl::EndsWith(value, ".csv") ||
+         absl::EndsWith(value, ".csv.gz") || access(value.c_str(), F_OK) == 0;
 }
 
-// Ctrl-C while an embedded job runs cancels it (nobody else would). The
-// handler only writes to a pipe; a thread of ours does the rest, as in
-// lrtune-worker (LibTorch may own threads that would take a sigwait).
-class Interrupts {
- public:
-  Interrupts() {
-    if (pipe(fds_) != 0) return;
-    write_fd_ = fds_[1];
-    struct sigaction action = {};
-    action.sa_handler = [](int) {
-      static volatile sig_atomic_t count = 0;
-      if (++count > 1) _exit(130);  // a second Ctrl-C: leave at once
-      const char byte = 's';
-      (void)!write(write_fd_, &byte, 1);
-    };
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &old_int_);
-    sigaction(SIGTERM, &action, &old_term_);
-    thread_ = std::thread([this] {
-      char byte = 0;
-      while (read(fds_[0], &byte, 1) < 0 && errno == EINTR) {
-      }
-      if (byte != 's') return;
-      lrtune::MutexLock lock(&mu_);
-      interrupted_ = true;
-      if (on_interrupt_) on_interrupt_();
-    });
+// A scikit-learn style CSV file as the request's inline data: x float32
+// [N, cols], y int64 class labels. Limits are the engine's (spec.proto).
+absl::Status SetInlineDataset(const std::string& path, v1::DataSpec& data) {
+#ifdef LRTUNE_DATASET_FILES
+  absl::StatusOr<engine::CsvTable> table = engine::ReadSklearnCsv(path);
+  if (!table.ok()) {
+    return Invalid(
+        absl::StrCat("--dataset ", path, ": ", table.status().message()));
   }
-  ~Interrupts() {
-    if (!thread_.joinable()) return;
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-    const char done = 'x';
-    (void)!write(fds_[1], &done, 1);
-    thread_.join();
-    close(fds_[0]);
-    close(fds_[1]);
+  constexpr int64_t kMaxSamples = int64_t{1} << 20;
+  constexpr int64_t kMaxValues = int64_t{1} << 24;
+  if (table->rows < 10) {
+    return Invalid(absl::StrCat("--dataset ", path,
+                                ": needs at least 10 rows, got ", table->rows));
   }
-  // Runs `f` on an interrupt (now, if one came already).
-  void OnInterrupt(std::function<void()> f) {
-    lrtune::MutexLock lock(&mu_);
-    on_interrupt_ = std::move(f);
-    if (interrupted_) on_interrupt_();
+  if (table->rows > kMaxSamples || table->rows * table->cols > kMaxValues) {
+    return Invalid(
+        absl::StrCat("--dataset ", path, ": ", table->rows, " rows x ",
+                     table->cols, " features is over the engine's limit of ",
+                     kMaxSamples, " samples and ", kMaxValues, " values"));
   }
-  bool interrupted() {
-    lrtune::MutexLock lock(&mu_);
-    return interrupted_;
+  for (int64_t i = 0; i < table->rows; ++i) {
+    if (table->labels[i] < 0) {
+      return Invalid(absl::StrCat("--dataset ", path, ": row ", i + 1,
+                                  " has a negative class label ",
+                                  table->labels[i]));
+    }
   }
-
- private:
-  static inline int write_fd_ = -1;
-  int fds_[2] = {-1, -1};
-  struct sigaction old_int_ = {};
-  struct sigaction old_term_ = {};
-  std::thread thread_;
-  lrtune::Mutex mu_;
-  bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
-  std::function<void()> on_interrupt_ ABSL_GUARDED_BY(mu_);
-};
+  v1::InlineData& in = *data.mutable_inline_data();
+  in.add_x_shape(table->rows);
+  in.add_x_shape(table->cols);
+  in.mutable_x()->Assign(table->x.begin(), table->x.end());
+  in.mutable_y_labels()->Assign(table->labels.begin(), table->labels.end());
+  return absl::OkStatus();
+#else
+  (void)data;
+  return Invalid(absl::StrCat("--dataset ", path,
+                              ": this lrtune was built without worker/ "
+                              "(the CSV reader); use a named data set"));
+#endif
+}
 
 }  // namespace
 
 absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
-    const RangeTestOptions& o) {
+    const RangeTestOptions& o, int64_t max_message_bytes) {
   v1::RangeTestRequest request;
   v1::RunSpec& run = *request.mutable_run();
   v1::RangeTestSpec& rt = *request.mutable_range_test();
@@ -225,12 +192,16 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
       return Invalid("--hidden: at most 16 layers");
     }
   }
-  if (!OneOf(o.dataset, Datasets())) {
+  if (OneOf(o.dataset, Datasets())) {
+    run.mutable_data()->set_name(o.dataset);
+  } else if (IsDatasetFile(o.dataset)) {
+    absl::Status read = SetInlineDataset(o.dataset, *run.mutable_data());
+    if (!read.ok()) return read;
+  } else {
     return Invalid(absl::StrCat("--dataset must be one of ",
-                                absl::StrJoin(Datasets(), ", "), "; got '",
-                                o.dataset, "'"));
+                                absl::StrJoin(Datasets(), ", "),
+                                " or a FILE.csv[.gz]; got '", o.dataset, "'"));
   }
-  run.mutable_data()->set_name(o.dataset);
   if (o.subset < 0) return Invalid("--subset must be >= 0" + Got(o.subset));
   run.mutable_data()->set_subset(o.subset);
 
@@ -321,6 +292,18 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
     }
     rt.mutable_analysis()->set_divergence_factor(*o.diverge);
   }
+  // Leave room for gRPC's framing under the server's limit.
+  const int64_t bytes = static_cast<int64_t>(request.ByteSizeLong());
+  if (bytes > max_message_bytes - 4096) {
+    const std::string what = run.data().has_inline_data()
+                                 ? absl::StrCat("--dataset ", o.dataset)
+                                 : absl::StrCat("--model ", o.model);
+    return Invalid(absl::StrCat(what, ": the request would be ",
+                                bytes / (1 << 20),
+                                " MiB, over the server's message limit of ",
+                                max_message_bytes / (1 << 20),
+                                " MiB (use a smaller file or fewer rows)"));
+  }
   return request;
 }
 
@@ -336,8 +319,10 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
   cmd->add_option("--model", opts.model,
                   "mlp|cnn|resnet20, or a TorchScript FILE.pt (default mlp)");
   cmd->add_option("--dataset", opts.dataset,
-                  "fashion-mnist|digits|iris|wine|breast-cancer|spirals|blobs "
-                  "(default fashion-mnist)");
+                  "fashion-mnist|digits|iris|wine|breast-cancer|spirals|blobs, "
+                  "or FILE.csv[.gz]: features then an integer class label per "
+                  "row, optional header, sent with the request (default "
+                  "fashion-mnist)");
   cmd->add_option("--hidden", opts.hidden,
                   "MLP hidden widths, e.g. 256,256 (default 256,256)");
   cmd->add_option("--threads", opts.threads,
@@ -383,11 +368,7 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
   cmd->add_option("--plot", opts.plot_path,
                   "write the curve as an SVG figure to FILE.svg (log lr, raw "
                   "and smoothed loss, the bounds band, the suggestions)");
-  cmd->add_option("--server", opts.server,
-                  "coordinator HOST:PORT (default $LRTUNE_SERVER; unset: "
-                  "embedded)");
-  cmd->add_option("--token-file", opts.token_file,
-                  "file whose first line is the bearer token (with --server)");
+  AddServerFlags(cmd, opts.remote, /*embedded_default=*/true);
   cmd->add_option("--db", opts.db_path,
                   "embedded mode's job store (default "
                   "$XDG_DATA_HOME/lrtune/jobs.db)");
@@ -397,123 +378,49 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
 int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
                  std::ostream& err, bool progress) {
   constexpr const char* kCmd = "lrtune range-test: ";
-  absl::StatusOr<v1::RangeTestRequest> request = BuildRangeTestRequest(opts);
+  absl::StatusOr<v1::RangeTestRequest> request =
+      BuildRangeTestRequest(opts, client::ClientOptions().max_message_bytes);
   if (!request.ok()) {
     err << kCmd << request.status().message() << "\n";
     return kExitUsage;
   }
-  client::ClientOptions copts;
-  if (!opts.token_file.empty()) {
-    std::string token;
-    if (absl::Status st = ReadFile(opts.token_file, "--token-file", &token);
-        !st.ok()) {
-      err << kCmd << st.message() << "\n";
-      return kExitUsage;
-    }
-    copts.token = std::string(
-        absl::StripAsciiWhitespace(token.substr(0, token.find('\n'))));
+  EmbeddedSettings settings;
+  settings.device = opts.device;
+  settings.threads = opts.threads;
+  settings.db_path = opts.db_path;
+  absl::StatusOr<std::unique_ptr<Session>> opened =
+      Session::Open(opts.remote, settings, err);
+  if (!opened.ok()) {
+    err << kCmd << opened.status().message() << "\n";
+    return ExitCodeOf(opened.status());
   }
-
-  std::string server = opts.server;
-  if (server.empty()) {
-    const char* env = std::getenv("LRTUNE_SERVER");
-    if (env != nullptr) server = env;
-  }
-  bool embedded_mode = false;
-  std::string device_hint;  // where the embedded worker trains
-  // While the embedded service runs, fd 2 goes to its log file (the
-  // worker, gRPC and LibTorch write there) and `term` is the terminal.
-  std::unique_ptr<client::StderrRedirect> redirect;
-  std::ostream* term = &err;
-#ifdef LRTUNE_EMBEDDED
-  std::unique_ptr<client::EmbeddedService> embedded;
-  if (server.empty()) {
-    embedded_mode = true;
-    absl::StatusOr<std::vector<std::string>> devices =
-        client::EmbeddedDevices(opts.device);
-    if (!devices.ok()) {
-      err << kCmd << devices.status().message() << "\n";
-      return kExitUsage;
-    }
-    client::EmbeddedOptions eopts;
-    eopts.db_path =
-        opts.db_path.empty() ? client::DefaultDbPath() : opts.db_path;
-    eopts.devices = *devices;
-    device_hint = devices->front();
-    eopts.threads = opts.threads;
-    if (&err == &std::cerr && client::CreateParentDirs(eopts.db_path).ok()) {
-      absl::StatusOr<std::unique_ptr<client::StderrRedirect>> r =
-          client::StderrRedirect::To(client::EmbeddedLogPath(eopts.db_path));
-      if (r.ok()) {
-        redirect = std::move(*r);
-        term = &redirect->original();
-      }
-    }
-    eopts.log = term;
-    absl::StatusOr<std::unique_ptr<client::EmbeddedService>> started =
-        client::EmbeddedService::Start(eopts);
-    if (!started.ok()) {
-      redirect.reset();
-      err << kCmd
-          << "cannot start the embedded service: " << started.status().message()
-          << "\n";
-      return kExitInternal;
-    }
-    embedded = std::move(*started);
-    server = embedded->target();
-  }
-#else
-  if (server.empty()) {
-    err << kCmd
-        << "this lrtune was built without the training engine: give "
-           "--server HOST:PORT (or LRTUNE_SERVER)\n";
-    return kExitUsage;
-  }
-#endif
-  absl::StatusOr<std::unique_ptr<client::Client>> connected =
-      client::Client::Connect(server, copts);
-  if (!connected.ok()) {
-    redirect.reset();
-    err << kCmd << connected.status().message() << "\n";
-    return ExitCode(connected.status());
-  }
-  client::Client& client = **connected;
+  Session& session = **opened;
+  client::Client& client = session.client();
+  std::ostream* term = &session.term();
 
   const int64_t steps =
       request->range_test().has_steps() ? request->range_test().steps() : 100;
   RangeTestReport report(steps * request->range_test().seeds_size());
-  std::unique_ptr<Interrupts> interrupts;
-  if (embedded_mode) interrupts = std::make_unique<Interrupts>();
-
   const absl::Time start = absl::Now();
   absl::StatusOr<v1::Job> job =
       client.RangeTest(*request, [&](const v1::JobEvent& event) {
-        if (event.has_accepted() && interrupts != nullptr) {
-          const std::string job_id = event.job_id();
-          interrupts->OnInterrupt([&client, job_id] {
-            (void)client.CancelJob(job_id, "interrupted (Ctrl-C)");
-          });
-        }
+        if (event.has_accepted()) session.CancelOnInterrupt(event.job_id());
         report.Add(event);
         if (progress) report.DrawProgress(*term);
       });
   const double wall = absl::ToDoubleSeconds(absl::Now() - start);
   if (progress) report.ClearProgress(*term);
-  const bool interrupted = interrupts != nullptr && interrupts->interrupted();
-  interrupts.reset();
-#ifdef LRTUNE_EMBEDDED
-  if (embedded != nullptr) embedded->Shutdown();
-#endif
-  const std::string log_hint =
-      redirect != nullptr ? " (log: " + redirect->path() + ")" : "";
-  redirect.reset();  // fd 2 is the terminal again
+  session.Stop();  // fd 2 is the terminal again
+  const bool interrupted = session.interrupted();
+  const std::string log_hint = session.LogHint();
+  const std::string device_hint = session.device_hint();
   if (!job.ok()) {
     err << kCmd
         << (job.status().code() == absl::StatusCode::kInvalidArgument
                 ? WithFlag(job.status().message())
                 : std::string(job.status().message()))
         << "\n";
-    return ExitCode(job.status());
+    return ExitCodeOf(job.status());
   }
   if (!opts.csv_path.empty()) {
     std::ofstream csv(opts.csv_path);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/range_test_report.h"
+#include "client/svg_util.h"
 
 namespace lrtune {
 namespace {
@@ -17,14 +18,11 @@ constexpr double kLeft = 70, kRight = 20, kTop = 40, kBottom = 50;
 constexpr double kPlotW = kWidth - kLeft - kRight;
 constexpr double kPlotH = kHeight - kTop - kBottom;
 
-// Seed colours (the Tableau 10 palette's first five, then again).
-const char* SeedColour(int seed) {
-  static const char* kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
-                                   "#9467bd"};
-  return kColours[seed % 5];
-}
+constexpr svg::Frame kFrame{kLeft, kTop, kPlotW, kPlotH};
 
-std::string Number(double v) { return absl::StrFormat("%.3g", v); }
+const char* SeedColour(int seed) { return svg::Colour(seed % 5); }
+
+using svg::Number;
 
 }  // namespace
 
@@ -54,16 +52,10 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
     return kTop + (y_hi - v) / (y_hi - y_lo) * kPlotH;
   };
 
-  std::string svg = absl::StrFormat(
-      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" "
-      "height=\"%g\" viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" "
-      "font-size=\"12\">\n"
-      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-      kWidth, kHeight, kWidth, kHeight);
+  std::string svg = svg::Header(kWidth, kHeight);
   absl::StrAppendFormat(
       &svg, "<text x=\"%g\" y=\"24\" font-size=\"15\">%s</text>\n", kLeft,
-      title.empty() ? std::string("LR range test") : title);
+      svg::Escape(title.empty() ? std::string("LR range test") : title));
 
   // The recommended band, behind the curves.
   if (rec.min_lr() > 0 && rec.max_lr() >= rec.min_lr()) {
@@ -80,12 +72,7 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
   }
 
   // Axes: a tick per decade, five on the loss axis.
-  absl::StrAppendFormat(&svg,
-                        "<g id=\"axes\" stroke=\"#444\"><line x1=\"%g\" "
-                        "y1=\"%g\" x2=\"%g\" y2=\"%g\"/><line x1=\"%g\" "
-                        "y1=\"%g\" x2=\"%g\" y2=\"%g\"/></g>\n",
-                        kLeft, kTop + kPlotH, kLeft + kPlotW, kTop + kPlotH,
-                        kLeft, kTop, kLeft, kTop + kPlotH);
+  svg += svg::Axes(kFrame);
   for (int d = static_cast<int>(std::ceil(x_lo));
        d <= static_cast<int>(std::floor(x_hi)); ++d) {
     const double px = x(std::pow(10.0, d));
@@ -102,12 +89,8 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
                           "</text>\n",
                           kLeft - 6, y(v) + 4, Number(v));
   }
-  absl::StrAppendFormat(
-      &svg,
-      "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">learning rate (log "
-      "scale)</text>\n<text x=\"16\" y=\"%g\" text-anchor=\"middle\" "
-      "transform=\"rotate(-90 16 %g)\">training loss</text>\n",
-      kLeft + kPlotW / 2, kHeight - 12, kTop + kPlotH / 2, kTop + kPlotH / 2);
+  svg += svg::AxisTitles(kFrame, kHeight, "learning rate (log scale)",
+                         "training loss");
 
   // Per seed: the raw loss faint, the smoothed loss on top.
   std::map<int32_t, std::string> raw, smoothed;

@@ -3,7 +3,9 @@
 # default (coordinator and worker inside the CLI's process), the same run
 # against a real lrtune-server and lrtune-worker (--server, LRTUNE_SERVER),
 # the --json contract, the --csv curve, and the exit codes (2 bad flag,
-# 4 unreachable). Every run has its own XDG_DATA_HOME.
+# 4 unreachable); --dataset FILE.csv[.gz]; `lrtune grid` and `submit`
+# embedded and remote, and their --plot. Every run has its own
+# XDG_DATA_HOME. (TLS: tests/client_tls_test.sh.)
 #
 #   bash tests/client_test.sh path/to/lrtune path/to/lrtune-server \
 #     path/to/lrtune-worker
@@ -147,6 +149,33 @@ run range-test --dataset nope
 check "--dataset nope exits 2" test "$rc" = 2
 check "--dataset nope names the flag and value" grep -q -- "--dataset must be one of .*'nope'" "$tmp/err"
 check "--dataset nope is one line" test "$(lines "$tmp/err")" = 1
+check "--dataset nope mentions FILE.csv" grep -q "FILE.csv" "$tmp/err"
+NO_DATA=(--model mlp --hidden 32 --threads 1)
+run range-test "${NO_DATA[@]}" --dataset "$tmp/missing.csv"
+check "--dataset missing.csv exits 2" test "$rc" = 2
+check "--dataset missing.csv names the flag and the file" \
+  grep -q -- "--dataset $tmp/missing.csv: .*missing.csv" "$tmp/err"
+check "--dataset missing.csv is one line" test "$(lines "$tmp/err")" = 1
+printf '1,2,0\n3,4,1\n5,x,0\n' >"$tmp/bad.csv"
+run range-test "${NO_DATA[@]}" --dataset "$tmp/bad.csv"
+check "a malformed --dataset file exits 2" test "$rc" = 2
+check "a malformed --dataset file is named" grep -q -- "--dataset $tmp/bad.csv" "$tmp/err"
+printf '1,2,0\n3,4,1\n' >"$tmp/short.csv"
+run range-test "${NO_DATA[@]}" --dataset "$tmp/short.csv"
+check "a --dataset file of 2 rows exits 2" test "$rc" = 2
+check "a --dataset file of 2 rows says the minimum" grep -q "at least 10 rows" "$tmp/err"
+# 1 Mi rows x 16 features: within the engine's limits, over 64 MiB.
+$PY -c '
+import sys
+row = ",".join(["0.5"] * 16) + ",1\n"
+with open(sys.argv[1], "w") as f:
+    for _ in range(64):
+        f.write(row * 16384)' "$tmp/big.csv"
+run range-test "${NO_DATA[@]}" --dataset "$tmp/big.csv"
+check "a --dataset file over the message limit exits 2" test "$rc" = 2
+check "a --dataset file over the limit says the limit" \
+  grep -q -- "--dataset $tmp/big.csv: .*over the server's message limit of 64 MiB" "$tmp/err"
+rm -f "$tmp/big.csv"
 run range-test --steps 3 --steps 4
 check "a flag given twice exits 2" test "$rc" = 2
 run range-test --optimizer lbfgs
@@ -233,6 +262,28 @@ check "cancel says why" grep -q "already succeeded" "$tmp/err"
 run get nope
 check "get of an unknown job exits 2" test "$rc" = 2
 check "get of an unknown job says so" grep -q "nope not found" "$tmp/err"
+# A grid's --plot: well-formed XML, one path per trial, the best marked,
+# a legend entry per trial.
+grid_svg_ok() {
+  $PY - "$1" "$2" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse(sys.argv[1]).getroot()
+trials = int(sys.argv[2])
+assert root.tag == ns + "svg", root.tag
+paths = [p for p in root.iter(ns + "path") if "trial" in p.get("class", "")]
+assert len(paths) == trials, (len(paths), trials)
+best = [p for p in paths if "best" in p.get("class").split()]
+assert len(best) == 1, len(best)
+for p in paths:
+    assert p.get("d").startswith("M") and p.get("d").count("L") >= 2, p.get("id")
+legend = [t for t in root.find(ns + "g[@id='legend']").iter(ns + "text")]
+assert len(legend) == trials + 1, len(legend)
+assert any("(best)" in (t.text or "") for t in legend)
+PY
+}
+
 # grid and submit: the example spec (YAML), a JSON spec, bad specs.
 run grid --spec "$ROOT/docs/examples/grid.yaml"
 check "grid exit 0" test "$rc" = 0
@@ -241,6 +292,13 @@ check "grid prints the range test's bounds" grep -q "^range test: min_lr" "$tmp/
 check "grid prints a row per trial" test "$(grep -c "^[0-9]* *done " "$tmp/out")" = 6
 check "grid prints the ranking, 6 trials" test "$(grep -c "^ *[0-9]*\. trial" "$tmp/out")" = 6
 check "grid ends succeeded" grep -q "succeeded$" "$tmp/out"
+grid_job=$(sed -n 's/^job \([^:]*\): .* tasks$/\1/p' "$tmp/out")
+run get "$grid_job" --plot "$tmp/remote_grid.svg"
+check "get GRID --plot exit 0" test "$rc" = 0
+cat "$tmp/err" >&2
+check "get GRID --plot draws one curve per trial" grid_svg_ok "$tmp/remote_grid.svg" 6
+run get "$job" --plot "$tmp/rt.svg"
+check "get RANGE_TEST --plot exits 2" test "$rc" = 2
 printf '{"range_test": {"run": {"data": {"name": "spirals"}, "model": {"hidden": [8]}}, "range_test": {"steps": 30}}}' >"$tmp/rt.json"
 run submit --spec "$tmp/rt.json" --detach
 check "submit --detach exit 0" test "$rc" = 0
@@ -266,5 +324,80 @@ run jobs
 check "jobs without a server exits 2" test "$rc" = 2
 
 stop_service
+
+# --- embedded grid and submit: the same commands without --server ---
+cat >"$tmp/small_grid.yaml" <<'YAML'
+grid:
+  run:
+    model: {kind: MODEL_KIND_MLP, hidden: [16]}
+    data: {name: spirals}
+    device: {device: cpu, threads: 1}
+  train: {schedule: {kind: SCHEDULE_KIND_ONE_CYCLE}, steps: 30}
+  range_test: {steps: 40}
+  grid:
+    axes:
+      - schedules:
+          values: [{kind: SCHEDULE_KIND_ONE_CYCLE}, {kind: SCHEDULE_KIND_COSINE}]
+      - lr_bounds: {values: [{recommended: {}}]}
+      - seeds: {values: [0, 1]}
+    objective: {metric: OBJECTIVE_METRIC_VAL_LOSS}
+YAML
+run grid --spec "$tmp/small_grid.yaml" --plot "$tmp/grid.svg"
+check "embedded grid exit 0" test "$rc" = 0
+cat "$tmp/err" >&2
+check "embedded grid prints a row per trial" test "$(grep -c "^[0-9]* *done " "$tmp/out")" = 4
+check "embedded grid prints the ranking, 4 trials" \
+  test "$(grep -c "^ *[0-9]*\. trial" "$tmp/out")" = 4
+check "embedded grid ends succeeded" grep -q "succeeded$" "$tmp/out"
+check "embedded grid --plot draws one curve per trial" grid_svg_ok "$tmp/grid.svg" 4
+run grid --spec "$tmp/small_grid.yaml" --json
+check "embedded grid --json exit 0" test "$rc" = 0
+check "embedded grid --json has the ranking" $PY -c '
+import json, sys
+job = json.load(open(sys.argv[1]))
+assert job["state"] == "JOB_STATE_SUCCEEDED", job["state"]
+assert len(job["grid_result"]["ranking"]) == 4, job["grid_result"]
+assert sorted(t["rank"] for t in job["trials"]) == [1, 2, 3, 4]' "$tmp/out"
+run submit --spec "$tmp/rt.json"
+check "embedded submit of a range test exit 0" test "$rc" = 0
+check "embedded submit ends succeeded" grep -q "succeeded$" "$tmp/out"
+run submit --spec "$tmp/rt.json" --detach
+check "embedded submit --detach exits 2" test "$rc" = 2
+check "embedded --detach says it needs --server" grep -q -- "--detach needs --server" "$tmp/err"
+run grid --spec "$tmp/rt.json" --plot "$tmp/x.svg"
+check "grid of a range test spec exits 2 embedded too" test "$rc" = 2
+
+# --- --dataset FILE: a CSV in scikit-learn's layout, plain and gzipped ---
+SK=/usr/local/share/lrtune/datasets/sklearn
+cp "$SK/iris.csv" "$tmp/iris.csv"
+gzip -c "$SK/iris.csv" >"$tmp/iris.csv.gz"
+FILE_RUN=(--model mlp --hidden 16 --threads 1 --steps 100 --batch-size 16 --start-lr 1e-4
+  --json)
+run range-test "${FILE_RUN[@]}" --dataset "$tmp/iris.csv"
+check "--dataset FILE.csv exit 0" test "$rc" = 0
+cat "$tmp/err" >&2
+check "--dataset FILE.csv --json contract" json_ok "$tmp/out"
+cp "$tmp/out" "$tmp/iris_plain.json"
+run range-test "${FILE_RUN[@]}" --dataset "$tmp/iris.csv.gz"
+check "--dataset FILE.csv.gz exit 0" test "$rc" = 0
+check "plain and gzipped files give the same bounds" $PY -c '
+import json, sys
+a = json.load(open(sys.argv[1]))["recommendation"]
+b = json.load(open(sys.argv[2]))["recommendation"]
+sys.exit(not (a["min_lr"] == b["min_lr"] and a["max_lr"] == b["max_lr"]))' \
+  "$tmp/out" "$tmp/iris_plain.json"
+# A headerless file of our own, named without a '/' in the working dir.
+$PY -c '
+import math, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(200):
+        c = i % 2
+        a = i * 0.1
+        f.write(f"{math.cos(a) * (1 + c)},{math.sin(a) * (1 + c)},{c}\n")' "$tmp/rings.csv"
+abs_bin=$(readlink -f "$BIN")
+(cd "$tmp" && "$abs_bin" range-test "${FILE_RUN[@]}" --dataset rings.csv >"$tmp/out" 2>"$tmp/err")
+rc=$?
+check "--dataset rings.csv (no header, cwd) exit 0" test "$rc" = 0
+cat "$tmp/err" >&2
 
 finish
