@@ -1,5 +1,6 @@
 // The `lrtune` subcommands: `schedule` and `analyze` (no server),
-// `range-test` (a coordinator at --server, or an embedded one).
+// `range-test`, `grid` and `submit` (a coordinator at --server, or an
+// embedded one), `jobs`, `get`, `watch`, `cancel` (--server).
 //
 // Each command registers its flags on the CLI11 app (read once, in main,
 // into an Options struct) and runs from the filled struct:

@@ -259,5 +259,15 @@ TEST(ClientUnreachableTest, NamesTheServer) {
   EXPECT_TRUE(absl::IsInvalidArgument(Client::Connect("", options).status()));
 }
 
+// A certificate name to check means TLS, which needs a CA (the TLS path
+// itself runs against a real server in tests/client_tls_test.sh).
+TEST(ClientTlsTest, AServerNameWithoutACaIsRefused) {
+  ClientOptions options;
+  options.tls_server_name = "lrtune.internal";
+  absl::StatusOr<std::unique_ptr<Client>> client =
+      Client::Connect("127.0.0.1:1", options);
+  EXPECT_TRUE(absl::IsInvalidArgument(client.status())) << client.status();
+}
+
 }  // namespace
 }  // namespace lrtune::client

@@ -358,6 +358,18 @@ job = json.load(open(sys.argv[1]))
 assert job["state"] == "JOB_STATE_SUCCEEDED", job["state"]
 assert len(job["grid_result"]["ranking"]) == 4, job["grid_result"]
 assert sorted(t["rank"] for t in job["trials"]) == [1, 2, 3, 4]' "$tmp/out"
+# Ctrl-C cancels an embedded grid as it does a range test.
+sed 's/steps: 30}$/steps: 1000000}/' "$tmp/small_grid.yaml" >"$tmp/long_grid.yaml"
+rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
+"$BIN" grid --spec "$tmp/long_grid.yaml" >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+check "a long embedded grid starts" wait_for_task
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+check "Ctrl-C on an embedded grid exits 130" test "$rc" = 130
+check "Ctrl-C says the grid was cancelled" grep -q "interrupted; job .* cancelled" "$tmp/err"
+check "Ctrl-C leaves the grid cancelled in the store" test "$(job_state)" = cancelled
 run submit --spec "$tmp/rt.json"
 check "embedded submit of a range test exit 0" test "$rc" = 0
 check "embedded submit ends succeeded" grep -q "succeeded$" "$tmp/out"
