@@ -201,7 +201,10 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
   client::Client& client = session.client();
   std::ostream& term = session.term();
   absl::StatusOr<v1::Job> job = client.SubmitJob(*request);
-  if (!job.ok()) return Fail(cmd, job.status(), err);
+  if (!job.ok()) {
+    session.Stop();  // the message goes to the terminal, not the log
+    return Fail(cmd, job.status(), err);
+  }
   if (opts.detach) {
     out << (opts.json ? Json(*job) : job->job_id()) << "\n";
     return kExitOk;

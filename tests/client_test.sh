@@ -378,6 +378,10 @@ check "embedded submit --detach exits 2" test "$rc" = 2
 check "embedded --detach says it needs --server" grep -q -- "--detach needs --server" "$tmp/err"
 run grid --spec "$tmp/rt.json" --plot "$tmp/x.svg"
 check "grid of a range test spec exits 2 embedded too" test "$rc" = 2
+run grid --spec "$tmp/dup.yaml"
+check "a grid the embedded service refuses exits 2" test "$rc" = 2
+check "the embedded service's message reaches the terminal" \
+  grep -q "grid.grid.axes\[0\].values\[1\] repeats" "$tmp/err"
 
 # --- --dataset FILE: a CSV in scikit-learn's layout, plain and gzipped ---
 SK=/usr/local/share/lrtune/datasets/sklearn
