@@ -73,6 +73,17 @@ assert d["points"] >= 10, d' "$tmp/out"
 check "the worker dialled over TLS and ran the task" \
   grep -q "lrtune-worker: registered" "$tmp/worker.log"
 
+# A CSV file of our own travels inline in the request, over TLS.
+run range-test --model mlp --hidden 16 --threads 1 --steps 100 --batch-size 16 \
+  --start-lr 1e-4 --dataset /usr/local/share/lrtune/datasets/sklearn/iris.csv \
+  "${S[@]}" --tls-ca "$tmp/ca.pem" --token-file "$tmp/tok" --json
+check "range-test --dataset FILE.csv over TLS exits 0" test "$rc" = 0
+cat "$tmp/err" >&2
+check "the remote worker trained on the file" $PY -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["state"] == "succeeded" and d["points"] == 100, d' "$tmp/out"
+
 # LRTUNE_TLS_CA stands for the flag; jobs/get/cancel take them too.
 LRTUNE_TLS_CA="$tmp/ca.pem" run jobs "${S[@]}" --token-file "$tmp/tok" --json
 check "jobs with LRTUNE_TLS_CA exits 0" test "$rc" = 0
