@@ -43,6 +43,19 @@ class EmaSmoother {
   double value() const;
   int64_t count() const { return count_; }
 
+  // The running sums, to continue a series later (checkpoints).
+  struct State {
+    double avg = 0.0;
+    double beta_pow = 1.0;
+    int64_t count = 0;
+  };
+  State state() const { return {avg_, beta_pow_, count_}; }
+  void Restore(const State& s) {
+    avg_ = s.avg;
+    beta_pow_ = s.beta_pow;
+    count_ = s.count;
+  }
+
  private:
   double beta_;
   double avg_ = 0.0;

@@ -112,6 +112,7 @@ absl::StatusOr<v1::Trial> TrialOf(const v1::GridSearchJob& grid,
     *trial.mutable_best_eval() = result.best_eval();
     trial.set_steps(result.steps());
     trial.set_train_seconds(result.train_seconds());
+    trial.set_resumed_from_step(result.resumed_from());
     std::optional<double> value = ObjectiveValue(grid, result);
     if (value.has_value()) trial.set_objective_value(*value);
   }
@@ -610,6 +611,10 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
     *t->mutable_run() = trial.run();
     *t->mutable_train() = trial.train();
     t->set_trial_index(trial.trial_index());
+    // The same name for every attempt: a worker that sees the file an
+    // earlier attempt left resumes from it.
+    out->mutable_resume()->set_checkpoint_key(
+        absl::StrCat(lease->task_id, ".ckpt"));
     // Announce the start; a lost announcement (crash right here) loses no
     // result, so it is not part of the lease's transaction.
     v1::JobEvent started;

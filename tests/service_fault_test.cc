@@ -158,12 +158,24 @@ class ServiceFaultTest : public testing::Test {
                                  "200ms"},
         (dir_ / "server.log").string());
   }
-  std::unique_ptr<Process> StartWorker(const std::string& id) {
-    return std::make_unique<Process>(
-        std::vector<std::string>{LRTUNE_WORKER_BIN, "--server", address_,
-                                 "--devices", "cpu", "--slots", "1",
-                                 "--threads", "1", "--worker-id", id},
-        (dir_ / (id + ".log")).string());
+  // `checkpoint_dir`: the worker's --checkpoint-dir (empty: none).
+  std::unique_ptr<Process> StartWorker(const std::string& id,
+                                       const std::string& checkpoint_dir = "") {
+    std::vector<std::string> args = {LRTUNE_WORKER_BIN,
+                                     "--server",
+                                     address_,
+                                     "--devices",
+                                     "cpu",
+                                     "--slots",
+                                     "1",
+                                     "--threads",
+                                     "1",
+                                     "--worker-id",
+                                     id};
+    if (!checkpoint_dir.empty()) {
+      args.insert(args.end(), {"--checkpoint-dir", checkpoint_dir});
+    }
+    return std::make_unique<Process>(args, (dir_ / (id + ".log")).string());
   }
 
   // A stub on a fresh channel, once the server accepts connections.
@@ -324,6 +336,107 @@ TEST_F(ServiceFaultTest, WorkerKilledMidTaskAnotherWorkerFinishesIt) {
   std::cerr << "worker-kill test took "
             << std::chrono::duration<double>(Clock::now() - start).count()
             << " s\n";
+}
+
+// A grid trial's worker is SIGKILLed mid-training; the worker that takes
+// the task over sees the same --checkpoint-dir and resumes from the last
+// checkpoint (an epoch end) instead of step 0: the trial reports where it
+// resumed, the curve is complete and gap-free, and the checkpoint is gone
+// once the trial succeeded.
+TEST_F(ServiceFaultTest, WorkerKilledMidTrialTheNextResumesFromItsCheckpoint) {
+  const auto start = Clock::now();
+  const std::string checkpoints = (dir_ / "checkpoints").string();
+  std::unique_ptr<Process> server = StartServer();
+  ASSERT_TRUE(server->started());
+  std::unique_ptr<Process> worker_a = StartWorker("worker-a", checkpoints);
+  ASSERT_TRUE(worker_a->started());
+  auto stub = Connect();
+
+  constexpr int64_t kTrialSteps = 2500;
+  lrtune::v1::SubmitJobRequest request;
+  lrtune::v1::GridSearchJob* grid = request.mutable_grid();
+  *grid->mutable_run() = OneSeedRangeTest().range_test().run();
+  // Epochs of 150 steps (a checkpoint each), longer than the reports lag
+  // behind training, so the checkpoint before the newest is always stored.
+  grid->mutable_run()->mutable_data()->set_synthetic_samples(12000);
+  grid->mutable_train()->set_steps(kTrialSteps);
+  grid->mutable_train()->mutable_schedule()->set_kind(
+      lrtune::v1::SCHEDULE_KIND_COSINE);
+  lrtune::v1::LrBoundsValue* bounds = grid->mutable_grid()
+                                          ->add_axes()
+                                          ->mutable_lr_bounds()
+                                          ->add_values()
+                                          ->mutable_explicit_bounds();
+  bounds->set_min_lr(1e-3);
+  bounds->set_max_lr(5e-2);
+  grpc::ClientContext submit_context;
+  lrtune::v1::Job job;
+  grpc::Status submitted = stub->SubmitJob(&submit_context, request, &job);
+  ASSERT_TRUE(submitted.ok()) << submitted.error_message();
+
+  // Worker A is alone, so it holds the trial; past a few epochs (and their
+  // checkpoints) B joins and A dies.
+  Watched before = Watch(*stub, job.job_id(), 0, /*stop_after_points=*/600);
+  ASSERT_GE(before.events.size(), 600u) << before.status.error_message();
+  std::unique_ptr<Process> worker_b = StartWorker("worker-b", checkpoints);
+  ASSERT_TRUE(worker_b->started());
+  worker_a->Kill();
+  const std::string checkpoint = checkpoints + "/" + job.job_id() + "-t0.ckpt";
+  EXPECT_TRUE(std::filesystem::exists(checkpoint))
+      << "no checkpoint at " << checkpoint;
+
+  Watched rest = Watch(*stub, job.job_id(), before.events.back().seq());
+  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
+  std::vector<lrtune::v1::JobEvent> seen = before.events;
+  seen.insert(seen.end(), rest.events.begin(), rest.events.end());
+  Watched stored = Watch(*stub, job.job_id(), 0);
+  ASSERT_TRUE(stored.status.ok()) << stored.status.error_message();
+  ExpectSameEvents(seen, stored.events);
+  ASSERT_FALSE(stored.events.empty());
+  EXPECT_EQ(stored.events.back().state_changed().state(),
+            lrtune::v1::JOB_STATE_SUCCEEDED)
+      << stored.events.back().ShortDebugString();
+  std::vector<int64_t> steps;
+  std::vector<int64_t> evaluated;  // steps of the epoch-end evaluations
+  for (size_t i = 0; i < stored.events.size(); ++i) {
+    ASSERT_EQ(stored.events[i].seq(), i + 1) << "a gap or a duplicate";
+    if (stored.events[i].has_point()) {
+      steps.push_back(stored.events[i].point().point().step());
+    }
+    if (stored.events[i].has_evaluation()) {
+      evaluated.push_back(stored.events[i].evaluation().evaluation().step());
+    }
+  }
+  ASSERT_EQ(steps.size(), static_cast<size_t>(kTrialSteps));
+  for (size_t i = 0; i < steps.size(); ++i) {
+    ASSERT_EQ(steps[i], static_cast<int64_t>(i)) << "curve point " << i;
+  }
+  for (size_t i = 1; i < evaluated.size(); ++i) {
+    ASSERT_LT(evaluated[i - 1], evaluated[i]) << "an evaluation repeated";
+  }
+
+  // B resumed, from a step A reached, not from 0.
+  const std::string b_log = worker_b->Log();
+  EXPECT_NE(b_log.find("resumed at step"), std::string::npos)
+      << "worker B log:\n"
+      << b_log;
+  grpc::ClientContext get_context;
+  lrtune::v1::GetJobRequest get;
+  get.set_job_id(job.job_id());
+  lrtune::v1::Job done;
+  ASSERT_TRUE(stub->GetJob(&get_context, get, &done).ok());
+  ASSERT_EQ(done.trials_size(), 1);
+  EXPECT_GT(done.trials(0).resumed_from_step(), 0);
+  EXPECT_LT(done.trials(0).resumed_from_step(), kTrialSteps);
+  EXPECT_EQ(done.trials(0).steps(), kTrialSteps);
+  EXPECT_FALSE(std::filesystem::exists(checkpoint))
+      << "the checkpoint of a finished trial is left behind";
+  EXPECT_EQ(worker_b->Stop(), 0);
+  server->Stop();
+  std::cerr << "trial resume test took "
+            << std::chrono::duration<double>(Clock::now() - start).count()
+            << " s; resumed at step " << done.trials(0).resumed_from_step()
+            << "\n";
 }
 
 // Kills the coordinator after 300 points of a one-seed range test, keeps

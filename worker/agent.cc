@@ -296,6 +296,15 @@ void Agent::FinalFlush(TaskReporter& reporter, Running& running,
   }
 }
 
+std::string Agent::CheckpointPath(const v1::Task& task) const {
+  const std::string& key = task.resume().checkpoint_key();
+  if (options_.checkpoint_dir.empty() || key.empty() ||
+      key.find('/') != std::string::npos || key == "." || key == "..") {
+    return "";
+  }
+  return (std::filesystem::path(options_.checkpoint_dir) / key).string();
+}
+
 void Agent::RunTask(int slot, const v1::Task& task) {
   auto running = std::make_shared<Running>();
   running->task_id = task.task_id();
@@ -404,22 +413,41 @@ void Agent::RunTask(int slot, const v1::Task& task) {
       if (job->device.threads == 0 && options_.threads > 0) {
         job->device.threads = std::max(1, options_.threads / options_.slots);
       }
-      if (!options_.checkpoint_dir.empty() &&
-          !task.resume().checkpoint_key().empty()) {
-        // Records are renumbered from 0 by every attempt, so a run resumed
-        // from a checkpoint would skip seqs: start each attempt afresh.
-        std::filesystem::path path =
-            std::filesystem::path(options_.checkpoint_dir) /
-            task.resume().checkpoint_key();
-        std::error_code ignored;
-        std::filesystem::remove(path, ignored);
-        spec->checkpoint_path = path.string();
+      std::string checkpoint = CheckpointPath(task);
+      if (!checkpoint.empty()) {
+        // A checkpoint left by an earlier attempt (here, or on a worker
+        // sharing the directory) is restored when the coordinator has
+        // every record that preceded it; the numbering continues there.
+        spec->checkpoint_path = checkpoint;
+        spec->max_restored_records = buffer.acked_seq() + 1;
+        callbacks.on_restore = [&](int64_t step, int64_t records) {
+          absl::Status s = buffer.ResumeAt(records);
+          Log(absl::StrCat("task ", task.task_id(), ": resumed at step ", step,
+                           ", record ", records, s.ok() ? "" : "; ",
+                           s.ok() ? "" : s.ToString()));
+        };
+        callbacks.on_progress = [&](const std::string& line) {
+          if (absl::StartsWith(line, "not restoring") ||
+              absl::StartsWith(line, "restored")) {
+            Log(absl::StrCat("task ", task.task_id(), ": ", line));
+          }
+        };
       }
       absl::StatusOr<engine::TrainResult> result =
           engine::RunTraining(*job, *spec, callbacks, &running->cancel);
       run_status = result.status();
       if (result.ok()) {
         *complete.mutable_trial() = TrainResultToProto(*result);
+      }
+      if (!checkpoint.empty() && (result.ok() || running->cancel_directive ||
+                                  FailureKindFor(run_status, false, false) ==
+                                      v1::FAILURE_KIND_PERMANENT)) {
+        // No attempt will follow. Kept otherwise (the worker stops, gives
+        // the task up, or the run failed and will be retried).
+        std::error_code ignored;
+        std::filesystem::remove(checkpoint, ignored);
+        std::filesystem::remove(checkpoint + engine::kPreviousCheckpointSuffix,
+                                ignored);
       }
     }
   } else {

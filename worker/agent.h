@@ -90,6 +90,9 @@ class Agent {
   int64_t registrations() const;
   void SlotLoop(int slot);
   void HeartbeatLoop();
+  // Where the task's checkpoint lives: --checkpoint-dir / the key the
+  // coordinator gives (the same for every attempt); empty: none.
+  std::string CheckpointPath(const v1::Task& task) const;
   void RunTask(int slot, const v1::Task& task);
   // Sends every buffered record, retrying transient errors, until done,
   // abandoned, or (when shutting down) after one try.

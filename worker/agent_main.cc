@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -51,7 +52,12 @@ int main(int argc, char** argv) {
                  "engine's default)")
       ->capture_default_str();
   app.add_option("--checkpoint-dir", options.checkpoint_dir,
-                 "Directory for training checkpoints (empty: none)")
+                 "Directory for grid trials' checkpoints, written at every "
+                 "epoch end (empty: none). A trial whose worker dies resumes "
+                 "from its last checkpoint on any worker that sees the same "
+                 "directory (share it: a volume on one host, a "
+                 "ReadWriteMany volume on Kubernetes); elsewhere it starts "
+                 "over from step 0")
       ->capture_default_str();
   app.add_option("--token-file", token_file,
                  "File holding the bearer token (empty: no token)")
@@ -70,6 +76,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.devices = *parsed;
+  if (!options.checkpoint_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(options.checkpoint_dir, error);
+    if (error || !std::filesystem::is_directory(options.checkpoint_dir)) {
+      std::fprintf(stderr,
+                   "lrtune-worker: --checkpoint-dir %s is not a directory "
+                   "this worker can create: %s\n",
+                   options.checkpoint_dir.c_str(),
+                   error ? error.message().c_str() : "not a directory");
+      return 2;
+    }
+  }
   std::string token;
   if (!token_file.empty()) {
     std::ifstream in(token_file);

@@ -219,19 +219,81 @@ absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job, const TrainSpec& spec,
   }
   TrainResult result;
   result.device = DeviceName(setup.device);
+  // The loop's state, all of it saved with a checkpoint.
   int64_t first = 0;
-  const std::string& ckpt = spec.checkpoint_path;
-  if (!ckpt.empty() && FileExists(ckpt)) {
-    LRTUNE_ASSIGN_OR_RETURN(first, trainer->RestoreCheckpoint(ckpt));
-    result.resumed_from = first;
-    if (cb.on_progress) {
-      cb.on_progress(absl::StrCat("restored ", ckpt, " at step ", first));
-    }
-  }
+  int64_t records = 0;  // points and evaluations emitted
   EmaSmoother smoother(0.98);
-  std::deque<PendingPoint> pending;
   double loss_sum = 0.0;
   int64_t loss_count = 0;
+  bool have_eval = false;
+  double elapsed_before = 0.0;  // seconds trained before the restored step
+  const std::string& ckpt = spec.checkpoint_path;
+  // The newest checkpoint, else the one before it (SaveCheckpoint keeps it):
+  // the first that the caller's stored records reach.
+  bool skipped = false;
+  for (const std::string& candidate :
+       {ckpt, ckpt + kPreviousCheckpointSuffix}) {
+    if (ckpt.empty() || !FileExists(candidate)) continue;
+    LRTUNE_ASSIGN_OR_RETURN(Trainer::CheckpointState saved,
+                            Trainer::ReadCheckpointState(candidate));
+    auto it = saved.values.find("records");
+    const int64_t saved_records =
+        it == saved.values.end() ? -1 : static_cast<int64_t>(it->second);
+    if (spec.max_restored_records >= 0 &&
+        (saved_records < 0 || saved_records > spec.max_restored_records)) {
+      if (cb.on_progress) {
+        cb.on_progress(absl::StrCat("not restoring ", candidate, " (step ",
+                                    saved.step, "): it follows ", saved_records,
+                                    " records and only ",
+                                    spec.max_restored_records, " are stored"));
+      }
+      skipped = true;
+      continue;
+    }
+    LRTUNE_ASSIGN_OR_RETURN(saved, trainer->RestoreCheckpoint(candidate));
+    auto value = [&saved](const char* name) {
+      auto v = saved.values.find(name);
+      return v == saved.values.end() ? 0.0 : v->second;
+    };
+    first = saved.step;
+    records = std::max<int64_t>(saved_records, 0);
+    if (saved.values.count("ema_beta_pow") > 0) {
+      smoother.Restore({value("ema_avg"), value("ema_beta_pow"),
+                        static_cast<int64_t>(value("ema_count"))});
+    }
+    loss_sum = value("loss_sum");
+    loss_count = static_cast<int64_t>(value("loss_count"));
+    elapsed_before = value("elapsed_s");
+    have_eval = value("have_eval") != 0.0;
+    auto eval = [&value](const std::string& prefix) {
+      auto v = [&](const char* field) {
+        return value((prefix + field).c_str());
+      };
+      return Evaluation{0,
+                        static_cast<int64_t>(v("step")),
+                        static_cast<int64_t>(v("epoch")),
+                        v("lr"),
+                        v("train_loss"),
+                        v("val_loss"),
+                        v("val_accuracy")};
+    };
+    if (have_eval) {
+      result.final_eval = eval("final.");
+      result.best_eval = eval("best.");
+    }
+    result.resumed_from = first;
+    if (cb.on_progress) {
+      cb.on_progress(absl::StrCat("restored ", candidate, " at step ", first,
+                                  " (", records, " records before it)"));
+    }
+    if (cb.on_restore) cb.on_restore(first, records);
+    skipped = false;
+    break;
+  }
+  if (skipped && cb.on_progress) {
+    cb.on_progress("not restoring any checkpoint: training from step 0");
+  }
+  std::deque<PendingPoint> pending;
   absl::Status failure;
   auto drain = [&](bool flush) {
     for (double loss : trainer->TakeLosses(flush)) {
@@ -247,26 +309,52 @@ absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job, const TrainSpec& spec,
       loss_sum += loss;
       ++loss_count;
       const double smoothed = smoother.Add(loss);
-      if (cb.on_point && p.step % spec.point_every == 0) {
-        cb.on_point({0, p.step, p.lr, p.momentum, loss, smoothed, p.elapsed});
+      if (p.step % spec.point_every == 0) {
+        ++records;
+        if (cb.on_point) {
+          cb.on_point({0, p.step, p.lr, p.momentum, loss, smoothed, p.elapsed});
+        }
       }
     }
     return failure;
   };
-  bool have_eval = false;
   const Clock::time_point start = Clock::now();
+  // Everything the loop needs to continue at `step` as if never stopped.
+  auto save = [&](int64_t step) {
+    Trainer::CheckpointState state;
+    state.step = step;
+    const EmaSmoother::State ema = smoother.state();
+    state.values = {{"records", static_cast<double>(records)},
+                    {"ema_avg", ema.avg},
+                    {"ema_beta_pow", ema.beta_pow},
+                    {"ema_count", static_cast<double>(ema.count)},
+                    {"loss_sum", loss_sum},
+                    {"loss_count", static_cast<double>(loss_count)},
+                    {"elapsed_s", elapsed_before + Seconds(start)},
+                    {"have_eval", have_eval ? 1.0 : 0.0}};
+    for (const auto& [prefix, e] : {std::pair<std::string, const Evaluation*>{
+                                        "final.", &result.final_eval},
+                                    {"best.", &result.best_eval}}) {
+      state.values[prefix + "step"] = static_cast<double>(e->step);
+      state.values[prefix + "epoch"] = static_cast<double>(e->epoch);
+      state.values[prefix + "lr"] = e->lr;
+      state.values[prefix + "train_loss"] = e->train_loss;
+      state.values[prefix + "val_loss"] = e->val_loss;
+      state.values[prefix + "val_accuracy"] = e->val_accuracy;
+    }
+    return trainer->SaveCheckpoint(ckpt, state);
+  };
   for (int64_t t = first; t < total; ++t) {
     if (cancel != nullptr && cancel->cancelled()) {
       LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
-      if (!ckpt.empty())
-        LRTUNE_RETURN_IF_ERROR(trainer->SaveCheckpoint(ckpt, t));
+      if (!ckpt.empty()) LRTUNE_RETURN_IF_ERROR(save(t));
       return absl::CancelledError(
           absl::StrCat("training cancelled at step ", t));
     }
     const double lr = schedule.Lr(t);
     const std::optional<double> momentum = schedule.Momentum(t);
     trainer->Step(t, lr, momentum);
-    pending.push_back({t, lr, momentum, Seconds(start)});
+    pending.push_back({t, lr, momentum, elapsed_before + Seconds(start)});
     LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/false));
     const int64_t done = t + 1;
     const bool epoch_end = done % spe == 0 || done == total;
@@ -283,6 +371,7 @@ absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job, const TrainSpec& spec,
                     e.accuracy};
       loss_sum = 0.0;
       loss_count = 0;
+      ++records;
       if (cb.on_evaluation) cb.on_evaluation(ev);
       result.final_eval = ev;
       if (!have_eval || ev.val_loss < result.best_eval.val_loss) {
@@ -294,7 +383,7 @@ absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job, const TrainSpec& spec,
         spec.checkpoint_every > 0 && done % spec.checkpoint_every == 0;
     if (!ckpt.empty() && (epoch_end || periodic)) {
       LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
-      LRTUNE_RETURN_IF_ERROR(trainer->SaveCheckpoint(ckpt, done));
+      LRTUNE_RETURN_IF_ERROR(save(done));
     }
   }
   LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));

@@ -133,6 +133,11 @@ struct RangeTestSpec {
   int64_t eval_samples = 512;
 };
 
+// A new checkpoint replaces the one before, which stays under this suffix
+// (checkpoint_path + ".prev"): a run restores the newest of the two that
+// TrainSpec::max_restored_records allows.
+inline constexpr char kPreviousCheckpointSuffix[] = ".prev";
+
 struct TrainSpec {
   ScheduleSpec schedule;
   // Budget: exactly one of epochs and steps is > 0.
@@ -143,8 +148,18 @@ struct TrainSpec {
   // Checkpoint file: restored when it exists (the run continues at its
   // step), written at every epoch end, every `checkpoint_every` steps (0 =
   // epoch ends only) and on cancellation. Empty = no checkpoints.
+  //
+  // A checkpoint saves the whole state of the run, so a resumed run emits
+  // exactly the records (points and evaluations, smoothed values included)
+  // the uninterrupted run would have emitted from that step on; it also
+  // saves how many records came before it (Callbacks::on_restore).
   std::string checkpoint_path;
   int64_t checkpoint_every = 0;
+  // Restore only a checkpoint preceded by at most this many records (-1: any
+  // checkpoint). A worker sets it to the number of records the coordinator
+  // has stored: restoring a later checkpoint would leave a gap in the curve,
+  // so the run starts from step 0 instead (and replays what is stored).
+  int64_t max_restored_records = -1;
 };
 
 struct StepPoint {
@@ -173,6 +188,10 @@ struct Callbacks {
   std::function<void(const Evaluation&)> on_evaluation;
   // Free-form progress lines ("loaded fashion-mnist: 60000 x [1, 28, 28]").
   std::function<void(const std::string&)> on_progress;
+  // Training restored a checkpoint: it continues at `step`, and `records`
+  // points and evaluations came before it (the next record is number
+  // `records`, counting from 0). Called before any record.
+  std::function<void(int64_t step, int64_t records)> on_restore;
 };
 
 // Cooperative cancellation, checked before every step. Thread-safe.

@@ -92,6 +92,11 @@ absl::Status ValidateTrain(const TrainSpec& s) {
   if (s.checkpoint_every < 0) {
     return absl::InvalidArgumentError("train.checkpoint_every must be >= 0");
   }
+  if (s.max_restored_records < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("train.max_restored_records must be >= -1, got ",
+                     s.max_restored_records));
+  }
   return absl::OkStatus();
 }
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 
 namespace lrtune::engine {
@@ -348,6 +349,102 @@ TEST(EngineTest, CheckpointResumesExactly) {
   EXPECT_EQ(resumed->steps, 30);
   EXPECT_EQ(resumed->final_eval.val_loss, whole->final_eval.val_loss);
   std::remove(spec.checkpoint_path.c_str());
+}
+
+// Every record a run emits, as text (the elapsed times aside).
+struct RecordLog {
+  std::vector<std::string> lines;
+  int64_t restored_step = -1;
+  int64_t restored_records = -1;
+  Callbacks callbacks() {
+    Callbacks cb;
+    cb.on_point = [this](const StepPoint& p) {
+      lines.push_back(absl::StrFormat("point %d lr=%.17g loss=%.17g s=%.17g",
+                                      p.step, p.lr, p.loss, p.smoothed));
+    };
+    cb.on_evaluation = [this](const Evaluation& e) {
+      lines.push_back(absl::StrFormat(
+          "eval %d epoch=%d train=%.17g val=%.17g acc=%.17g", e.step, e.epoch,
+          e.train_loss, e.val_loss, e.val_accuracy));
+    };
+    cb.on_restore = [this](int64_t step, int64_t records) {
+      restored_step = step;
+      restored_records = records;
+    };
+    return cb;
+  }
+};
+
+// A run stopped mid epoch and resumed from its checkpoint emits exactly the
+// records the uninterrupted run emits from there on (smoothed losses and the
+// epoch's mean training loss included), numbered where the first part
+// stopped.
+TEST(EngineTest, ResumedRunContinuesTheRecordStream) {
+  JobSpec job = SmallJob("blobs");
+  job.optimizer.momentum = 0.9;
+  TrainSpec spec = ConstantLr(0.05, 40);  // epochs of 16 steps: evals too
+  spec.point_every = 3;
+  RecordLog whole;
+  absl::StatusOr<TrainResult> whole_result =
+      RunTraining(job, spec, whole.callbacks());
+  ASSERT_TRUE(whole_result.ok()) << whole_result.status();
+
+  spec.checkpoint_path =
+      testing::TempDir() + "/engine_test_stream_" + std::to_string(::getpid());
+  std::remove(spec.checkpoint_path.c_str());
+  CancellationToken cancel;
+  RecordLog first;
+  Callbacks cb = first.callbacks();
+  cb.on_point = [&, inner = cb.on_point](const StepPoint& p) {
+    inner(p);
+    if (p.step == 21) cancel.Cancel();
+  };
+  EXPECT_EQ(RunTraining(job, spec, cb, &cancel).status().code(),
+            absl::StatusCode::kCancelled);
+
+  RecordLog resumed;
+  absl::StatusOr<TrainResult> r = RunTraining(job, spec, resumed.callbacks());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->resumed_from, 22);
+  EXPECT_EQ(resumed.restored_step, 22);
+  ASSERT_EQ(resumed.restored_records, static_cast<int64_t>(first.lines.size()));
+  std::vector<std::string> joined = first.lines;
+  joined.insert(joined.end(), resumed.lines.begin(), resumed.lines.end());
+  EXPECT_EQ(joined, whole.lines);
+
+  // The checkpoint now holds the end of the run (step 40) and the one before
+  // it the end of epoch 2 (step 32). With fewer records stored than the
+  // newest follows, the run resumes from the one before; with fewer than
+  // both follow, it starts over and emits the whole stream.
+  const int64_t all = static_cast<int64_t>(whole.lines.size());
+  spec.max_restored_records = all - 1;
+  RecordLog previous;
+  r = RunTraining(job, spec, previous.callbacks());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->resumed_from, 32);
+  ASSERT_GT(previous.restored_records, 0);
+  joined.assign(whole.lines.begin(),
+                whole.lines.begin() + previous.restored_records);
+  joined.insert(joined.end(), previous.lines.begin(), previous.lines.end());
+  EXPECT_EQ(joined, whole.lines);
+
+  spec.max_restored_records = previous.restored_records - 1;
+  RecordLog afresh;
+  r = RunTraining(job, spec, afresh.callbacks());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->resumed_from, 0);
+  EXPECT_EQ(afresh.restored_step, -1);
+  EXPECT_EQ(afresh.lines, whole.lines);
+  spec.max_restored_records = all;
+  RecordLog at_end;
+  r = RunTraining(job, spec, at_end.callbacks());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->resumed_from, 40);
+  EXPECT_EQ(at_end.restored_records, all);
+  EXPECT_TRUE(at_end.lines.empty());
+  EXPECT_EQ(r->final_eval.val_loss, whole_result->final_eval.val_loss);
+  std::remove(spec.checkpoint_path.c_str());
+  std::remove((spec.checkpoint_path + kPreviousCheckpointSuffix).c_str());
 }
 
 TEST(EngineTest, EpochBudgetEvaluatesEveryEpoch) {

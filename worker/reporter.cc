@@ -22,6 +22,17 @@ int64_t RecordBuffer::Add(v1::TaskRecord record) {
   return seq;
 }
 
+absl::Status RecordBuffer::ResumeAt(int64_t next_seq) {
+  lrtune::MutexLock lock(&mu_);
+  if (next_seq_ != 0 || next_seq < 0 || next_seq > acked_ + 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot number records from ", next_seq, ": ", next_seq_,
+                     " records made, ", acked_ + 1, " stored"));
+  }
+  next_seq_ = next_seq;
+  return absl::OkStatus();
+}
+
 std::vector<v1::TaskRecord> RecordBuffer::PendingBatch(size_t max) const {
   lrtune::MutexLock lock(&mu_);
   std::vector<v1::TaskRecord> batch;

@@ -9,9 +9,11 @@
 //   absl::Status s = reporter.Flush();     // on the reporting thread
 //
 // Sequence numbers: records are numbered from 0 in the order the run
-// produces them. A new attempt replays from scratch, so records at or below
-// the coordinator's acknowledged seq (ResumeInfo.last_acked_seq) are
-// numbered but not kept: they are stored already. A response whose acked_seq
+// produces them. A new attempt replays from scratch, or from a checkpoint
+// (ResumeAt: numbering continues where the checkpoint was taken), so
+// records at or below the coordinator's acknowledged seq
+// (ResumeInfo.last_acked_seq) are numbered but not kept: they are stored
+// already. A response whose acked_seq
 // is below what was sent ("resend from acked_seq + 1") rewinds the buffer.
 #ifndef LRTUNE_WORKER_REPORTER_H_
 #define LRTUNE_WORKER_REPORTER_H_
@@ -44,6 +46,12 @@ class RecordBuffer {
   // Numbers `record` with the next seq (overwriting its seq) and keeps it
   // unless that seq is already acknowledged. Returns the seq.
   int64_t Add(v1::TaskRecord record);
+
+  // The run resumed from a checkpoint that `next_seq` records preceded: its
+  // next record is numbered `next_seq`. Only before the first Add, and only
+  // up to the acknowledged seq + 1 (a later start would leave a gap):
+  // FailedPrecondition otherwise.
+  absl::Status ResumeAt(int64_t next_seq);
 
   // Up to `max` unacknowledged records, lowest seq first (copies).
   std::vector<v1::TaskRecord> PendingBatch(size_t max) const;

@@ -100,6 +100,20 @@ TEST(RecordBuffer, ResumeSkipsRecordsTheCoordinatorHas) {
   EXPECT_EQ(buffer.last_seq(), 7);
 }
 
+TEST(RecordBuffer, ResumedFromACheckpointNumberingContinuesThere) {
+  RecordBuffer buffer(/*last_acked_seq=*/9);
+  // A checkpoint 12 records in would leave seqs 10 and 11 out.
+  EXPECT_EQ(buffer.ResumeAt(12).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(buffer.ResumeAt(6).ok());
+  for (int i = 6; i < 12; ++i) EXPECT_EQ(buffer.Add(Point(i)), i);
+  std::vector<v1::TaskRecord> batch = buffer.PendingBatch(10);
+  ASSERT_EQ(batch.size(), 2u);  // 6..9 are stored already
+  EXPECT_EQ(batch[0].seq(), 10);
+  EXPECT_EQ(batch[0].point().step(), 10);
+  // Once records are made, the numbering is fixed.
+  EXPECT_EQ(buffer.ResumeAt(0).code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(RecordBuffer, RewindBelowDroppedRecordsIsDataLoss) {
   RecordBuffer buffer;
   for (int i = 0; i < 4; ++i) buffer.Add(Point(i));

@@ -2,9 +2,14 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/version.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <functional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -320,12 +325,45 @@ EvalResult Trainer::Evaluate(int64_t max_samples) {
   return r;
 }
 
-absl::Status Trainer::SaveCheckpoint(const std::string& path, int64_t step) {
+namespace {
+
+void WriteState(const Trainer::CheckpointState& state,
+                torch::serialize::OutputArchive& archive) {
+  archive.write("step", torch::tensor(static_cast<int64_t>(state.step)));
+  torch::serialize::OutputArchive run;
+  for (const auto& [name, value] : state.values) {
+    run.write(name, torch::tensor(value, torch::kFloat64));
+  }
+  archive.write("run", run);
+}
+
+Trainer::CheckpointState ReadState(torch::serialize::InputArchive& archive) {
+  Trainer::CheckpointState state;
+  torch::Tensor step;
+  archive.read("step", step);
+  state.step = step.item<int64_t>();
+  torch::serialize::InputArchive run;
+  if (archive.try_read("run", run)) {  // absent in older checkpoints
+    for (const std::string& name : run.keys()) {
+      torch::Tensor value;
+      run.read(name, value);
+      state.values[name] = value.item<double>();
+    }
+  }
+  return state;
+}
+
+}  // namespace
+
+absl::Status Trainer::SaveCheckpoint(const std::string& path,
+                                     const CheckpointState& state) {
   Impl& s = *impl_;
-  const std::string tmp = path + ".tmp";
+  const std::string tmp =
+      absl::StrCat(path, ".tmp.", ::getpid(), ".",
+                   std::hash<std::thread::id>()(std::this_thread::get_id()));
   try {
     torch::serialize::OutputArchive archive;
-    archive.write("step", torch::tensor(static_cast<int64_t>(step)));
+    WriteState(state, archive);
     for (auto& [name, t] : s.model.State()) {
       archive.write("model." + name, t.detach().cpu());
     }
@@ -334,22 +372,44 @@ absl::Status Trainer::SaveCheckpoint(const std::string& path, int64_t step) {
     archive.write("optimizer", opt);
     archive.save_to(tmp);
   } catch (const std::exception& e) {
+    std::remove(tmp.c_str());
     return absl::InternalError(
         absl::StrCat("writing checkpoint ", tmp, ": ", ExceptionMessage(e)));
   }
+  // The previous checkpoint stays as the fallback; a crash between the
+  // renames leaves it and the temporary file, never a torn checkpoint.
+  const std::string previous = path + kPreviousCheckpointSuffix;
+  if (std::rename(path.c_str(), previous.c_str()) != 0 && errno != ENOENT) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat("renaming ", path, " to ", previous,
+                                            ": ", std::strerror(errno)));
+  }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
     return absl::InternalError(absl::StrCat("renaming ", tmp, " to ", path));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> Trainer::RestoreCheckpoint(const std::string& path) {
+absl::StatusOr<Trainer::CheckpointState> Trainer::ReadCheckpointState(
+    const std::string& path) {
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path, torch::kCPU);
+    return ReadState(archive);
+  } catch (const std::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat("checkpoint ", path, ": ", ExceptionMessage(e)));
+  }
+}
+
+absl::StatusOr<Trainer::CheckpointState> Trainer::RestoreCheckpoint(
+    const std::string& path) {
   Impl& s = *impl_;
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path, s.device);
-    torch::Tensor step;
-    archive.read("step", step);
+    CheckpointState state = ReadState(archive);
     torch::NoGradGuard no_grad;
     for (auto& [name, t] : s.model.State()) {
       torch::Tensor saved;
@@ -363,7 +423,7 @@ absl::StatusOr<int64_t> Trainer::RestoreCheckpoint(const std::string& path) {
     torch::serialize::InputArchive opt;
     archive.read("optimizer", opt);
     s.optimizer->load(opt);
-    return step.item<int64_t>();
+    return state;
   } catch (const std::exception& e) {
     return absl::DataLossError(
         absl::StrCat("checkpoint ", path, ": ", ExceptionMessage(e)));

@@ -11,6 +11,7 @@
 #ifndef LRTUNE_WORKER_TRAINER_H_
 #define LRTUNE_WORKER_TRAINER_H_
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,12 +57,27 @@ class Trainer {
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   int64_t batch_size() const { return batch_; }
 
-  // Writes model state, optimizer state and `step` to `path` (atomically:
-  // a temporary file renamed over it). Internal on I/O errors.
-  absl::Status SaveCheckpoint(const std::string& path, int64_t step);
-  // Restores a checkpoint written by SaveCheckpoint; returns its step.
+  // What a checkpoint holds besides the model and optimizer: the step to
+  // continue at and named values of the loop around the trainer (records
+  // emitted, smoother state, ...), exact for integers up to 2^53.
+  struct CheckpointState {
+    int64_t step = 0;
+    std::map<std::string, double> values;
+  };
+
+  // Writes model state, optimizer state and `state` to `path` (atomically:
+  // a temporary file of this process renamed over it, so two writers of
+  // one path never mix). The checkpoint it replaces becomes
+  // path + kPreviousCheckpointSuffix (engine.h). Internal on I/O errors.
+  absl::Status SaveCheckpoint(const std::string& path,
+                              const CheckpointState& state);
+  // Reads only the state of a checkpoint (to decide whether to restore it).
+  // DataLoss if it is not a checkpoint.
+  static absl::StatusOr<CheckpointState> ReadCheckpointState(
+      const std::string& path);
+  // Restores a checkpoint written by SaveCheckpoint; returns its state.
   // DataLoss if it does not match this model.
-  absl::StatusOr<int64_t> RestoreCheckpoint(const std::string& path);
+  absl::StatusOr<CheckpointState> RestoreCheckpoint(const std::string& path);
 
  private:
   struct Impl;
