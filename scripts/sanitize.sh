@@ -5,9 +5,8 @@
 #
 #   bash scripts/sanitize.sh            # build-asan/
 #
-# ThreadSanitizer is not run: Debian's Abseil is uninstrumented, so TSan
-# cannot see absl::Mutex (scripts/thread_safety.sh checks lock discipline
-# statically instead).
+# ThreadSanitizer is a separate build (scripts/tsan.sh): the two cannot be
+# combined in one binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}

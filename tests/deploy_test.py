@@ -240,6 +240,28 @@ class ComposeTest(unittest.TestCase):
             self.assertIn(source, config.get("volumes") or {},
                           f"{variant}: {source} is a named volume")
 
+    def test_workers_share_one_checkpoint_volume(self):
+        # A trial resumes from its checkpoint only on a worker that sees the
+        # file its dead worker wrote: every worker mounts the same named
+        # volume over its --checkpoint-dir.
+        for variant, config in self.configs.items():
+            workers = {n: s for n, s in active_services(config).items()
+                       if n != "coordinator"}
+            sources = set()
+            for name, s in workers.items():
+                ckpt = arg_value(s["command"], "--checkpoint-dir")
+                self.assertTrue(ckpt, f"{variant} {name}: --checkpoint-dir")
+                mounts = [v for v in s.get("volumes", [])
+                          if ckpt == _target(v)
+                          or ckpt.startswith(_target(v).rstrip("/") + "/")]
+                self.assertEqual(len(mounts), 1,
+                                 f"{variant} {name}: a volume over {ckpt}")
+                sources.add(_source(mounts[0]))
+            self.assertEqual(len(sources), 1,
+                             f"{variant}: one volume for all: {sources}")
+            self.assertIn(sources.pop(), config.get("volumes") or {},
+                          f"{variant}: a named volume")
+
     def test_secrets_are_mounted_where_used(self):
         for variant, config in self.configs.items():
             declared = config.get("secrets") or {}
