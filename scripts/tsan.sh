@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The server's concurrency tests under ThreadSanitizer: the lease table
-# (concurrent renews, grants and sweeps), the job store (concurrent
+# The server's concurrency tests under ThreadSanitizer: the coordinator
+# driven from many threads without gRPC (clients submitting, cancelling and
+# reading while workers lease through the long poll, report, heartbeat and
+# complete, and the sweeper runs: coordinator_concurrency_test), the lease
+# table (concurrent renews, grants and sweeps), the job store (concurrent
 # appends) and core/sync.h's own test. A separate clang build without
 # LibTorch (build-tsan/) of only those targets; a data race or a
 # lock-order inversion fails it. auth_test and metrics_test run on one
@@ -12,7 +15,8 @@
 # pthread, which TSan intercepts. Debian's Abseil, protobuf and gRPC are
 # not instrumented, so TSan cannot see their synchronization.
 #
-# coordinator_test is left out: it drives the coordinator through an
+# coordinator_test is left out (coordinator_concurrency_test covers the
+# coordinator's own locks): it drives the coordinator through an
 # in-process gRPC server, and TSan reports some 3,500 races in it, all in
 # gRPC's own hand-offs (message buffers, reactors, protobuf parsing and
 # absl's deadlock graph, passed between gRPC threads under gRPC's
@@ -26,7 +30,8 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DLRTUNE_WITH_TORCH=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
   -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
-TARGETS=(sync_test lease_table_test job_store_test)
+TARGETS=(sync_test lease_table_test job_store_test
+  coordinator_concurrency_test)
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${TARGETS[@]}"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 failed=0
