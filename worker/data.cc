@@ -254,8 +254,12 @@ absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
   }
   if (standardise) {
     torch::Tensor mean = train.x.mean(0, /*keepdim=*/true);
-    torch::Tensor std =
-        train.x.std(0, /*unbiased=*/false, /*keepdim=*/true).clamp_min(1e-6);
+    // A feature constant over the training split (digits' border pixels)
+    // keeps scale 1, as scikit-learn's StandardScaler does: dividing by a
+    // clamped ~0 std would turn a validation sample's stray nonzero into
+    // ~1e6 and its loss into hundreds.
+    torch::Tensor std = train.x.std(0, /*unbiased=*/false, /*keepdim=*/true);
+    std = torch::where(std < 1e-6, torch::ones_like(std), std);
     train.x = (train.x - mean) / std;
     val.x = (val.x - mean) / std;
   }
