@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "client/svg_util.h"
 
 namespace lrtune {
@@ -15,8 +17,38 @@ namespace {
 
 constexpr double kPlotWidth = 620, kPlotHeight = 390;
 constexpr double kLeft = 70, kTop = 40, kBottom = 50;
-constexpr double kLegendWidth = 420;
 constexpr double kLegendRow = 16;
+// Rough width of a character of the figure's 12 px sans-serif text (bold
+// included), to size the legend so that no label runs off the figure.
+constexpr double kCharWidth = 7;
+
+// The words ("schedule=cosine") that every label has, in the first label's
+// order; the legend shows them once and each trial's other words.
+std::vector<std::string> CommonWords(const std::vector<std::string>& labels) {
+  std::vector<std::string> common;
+  if (labels.size() < 2) return common;
+  for (absl::string_view w :
+       absl::StrSplit(labels[0], ' ', absl::SkipEmpty())) {
+    bool everywhere = true;
+    for (const std::string& l : labels) {
+      std::vector<absl::string_view> words =
+          absl::StrSplit(l, ' ', absl::SkipEmpty());
+      everywhere =
+          everywhere && std::find(words.begin(), words.end(), w) != words.end();
+    }
+    if (everywhere) common.emplace_back(w);
+  }
+  return common;
+}
+
+std::string WithoutWords(const std::string& label,
+                         const std::vector<std::string>& drop) {
+  std::vector<absl::string_view> kept;
+  for (absl::string_view w : absl::StrSplit(label, ' ', absl::SkipEmpty())) {
+    if (std::find(drop.begin(), drop.end(), w) == drop.end()) kept.push_back(w);
+  }
+  return absl::StrJoin(kept, " ");
+}
 
 // About five round tick values covering [lo, hi].
 std::vector<double> Ticks(double lo, double hi) {
@@ -82,10 +114,23 @@ std::string GridPlot::Svg(const v1::Job& job, const std::string& title) const {
     y_start = std::max(y_start, points.begin()->second);
   }
   const double y_hi = std::max(1.25 * y_start, y_lo + 1e-9);
-  const int legend_rows = std::max(job.trials_size(), trials());
+  std::vector<std::string> labels;
+  for (const v1::Trial& t : job.trials()) labels.push_back(t.label());
+  const std::vector<std::string> common = CommonWords(labels);
+  const std::string common_line =
+      common.empty() ? "" : absl::StrCat("all: ", absl::StrJoin(common, " "));
+  size_t longest = std::max<size_t>(common_line.size(), 20);
+  for (const v1::Trial& t : job.trials()) {
+    // "12. trial 34: " and " (best)" around the label.
+    longest =
+        std::max(longest, WithoutWords(t.label(), common).size() + 16 + 7);
+  }
+  const double legend_width = 24 + kCharWidth * static_cast<double>(longest);
+  const int legend_rows =
+      std::max(job.trials_size(), trials()) + (common.empty() ? 0 : 1);
   const double height = std::max(kTop + kPlotHeight + kBottom,
                                  kTop + 24 + kLegendRow * legend_rows + 20);
-  const double width = kLeft + kPlotWidth + 20 + kLegendWidth;
+  const double width = kLeft + kPlotWidth + 20 + legend_width + 10;
   const svg::Frame frame{kLeft, kTop, kPlotWidth, kPlotHeight};
   auto x = [&](double step) { return kLeft + step / x_hi * kPlotWidth; };
   auto y = [&](double loss) {
@@ -177,6 +222,11 @@ std::string GridPlot::Svg(const v1::Job& job, const std::string& title) const {
                         "font-weight=\"bold\">rank, trial, label</text>\n",
                         lx, kTop + 4);
   double ly = kTop + 24;
+  if (!common_line.empty()) {
+    absl::StrAppendFormat(&svg, "<text x=\"%g\" y=\"%g\">%s</text>\n", lx, ly,
+                          svg::Escape(common_line));
+    ly += kLegendRow;
+  }
   for (const v1::Trial* t : legend) {
     const int32_t index = t->trial_index();
     const bool best = is_best(index);
@@ -190,7 +240,8 @@ std::string GridPlot::Svg(const v1::Job& job, const std::string& title) const {
         "%s%s</text>\n",
         lx, ly - 4, lx + 18, ly - 4, svg::Colour(index), best ? "3.5" : "1.5",
         lx + 24, ly, best ? " font-weight=\"bold\"" : "", svg::Escape(rank),
-        index, svg::Escape(t->label()), best ? " (best)" : "");
+        index, svg::Escape(WithoutWords(t->label(), common)),
+        best ? " (best)" : "");
     ly += kLegendRow;
   }
   svg += "</g>\n</svg>\n";
