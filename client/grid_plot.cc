@@ -223,8 +223,9 @@ std::string GridPlot::Svg(const v1::Job& job, const std::string& title) const {
                         lx, kTop + 4);
   double ly = kTop + 24;
   if (!common_line.empty()) {
-    absl::StrAppendFormat(&svg, "<text x=\"%g\" y=\"%g\">%s</text>\n", lx, ly,
-                          svg::Escape(common_line));
+    absl::StrAppendFormat(
+        &svg, "<text class=\"common\" x=\"%g\" y=\"%g\">%s</text>\n", lx, ly,
+        svg::Escape(common_line));
     ly += kLegendRow;
   }
   for (const v1::Trial* t : legend) {
@@ -236,7 +237,8 @@ std::string GridPlot::Svg(const v1::Job& job, const std::string& title) const {
     absl::StrAppendFormat(
         &svg,
         "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" "
-        "stroke-width=\"%s\"/><text x=\"%g\" y=\"%g\"%s>%s trial %d: "
+        "stroke-width=\"%s\"/><text class=\"entry\" x=\"%g\" y=\"%g\"%s>%s "
+        "trial %d: "
         "%s%s</text>\n",
         lx, ly - 4, lx + 18, ly - 4, svg::Colour(index), best ? "3.5" : "1.5",
         lx + 24, ly, best ? " font-weight=\"bold\"" : "", svg::Escape(rank),

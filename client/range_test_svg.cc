@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "client/range_test_report.h"
 #include "client/svg_util.h"
+#include "core/suggestions.h"
 
 namespace lrtune {
 namespace {
@@ -21,6 +22,11 @@ constexpr double kPlotH = kHeight - kTop - kBottom;
 constexpr svg::Frame kFrame{kLeft, kTop, kPlotW, kPlotH};
 
 const char* SeedColour(int seed) { return svg::Colour(seed % 5); }
+
+// The analysis' defaults (core/range_test.h): the smoothing of the drawn
+// curve and where it stops.
+constexpr double kSmoothingBeta = 0.98;
+constexpr double kDivergenceFactor = 4.0;
 
 using svg::Number;
 
@@ -92,17 +98,44 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
   svg += svg::AxisTitles(kFrame, kHeight, "learning rate (log scale)",
                          "training loss");
 
-  // Per seed: the raw loss faint, the smoothed loss on top.
+  // Per seed: the raw loss faint, and on top the curve the analysis reads
+  // its positions from (core/suggestions.h: a 5-point running median, then
+  // the EMA forwards and backwards, so features are not drawn ~50 points
+  // late as with the causal EMA). It stops where the causal EMA exceeds 4x
+  // its best (the default divergence rule): the backward pass would
+  // otherwise carry the explosion back into the curve before it.
   std::map<int32_t, std::string> raw, smoothed;
+  std::map<int32_t, std::vector<std::pair<double, double>>> kept;  // lr, loss
+  std::map<int32_t, double> best;
+  std::map<int32_t, bool> stopped;
   for (const auto& [key, p] : curve_) {
     if (!(p.lr() > 0)) continue;
     if (std::isfinite(p.loss())) {
       absl::StrAppendFormat(&raw[key.first], "%.1f,%.1f ", x(p.lr()),
                             y(p.loss()));
     }
-    if (std::isfinite(p.smoothed())) {
-      absl::StrAppendFormat(&smoothed[key.first], "%.1f,%.1f ", x(p.lr()),
-                            y(p.smoothed()));
+    bool& stop = stopped[key.first];
+    if (stop || !std::isfinite(p.loss()) || !std::isfinite(p.smoothed())) {
+      stop = true;
+      continue;
+    }
+    auto [it, first] = best.emplace(key.first, p.smoothed());
+    if (!first && p.smoothed() > 0 && it->second > 0 &&
+        p.smoothed() > kDivergenceFactor * it->second) {
+      stop = true;
+      continue;
+    }
+    it->second = std::min(it->second, p.smoothed());
+    kept[key.first].emplace_back(p.lr(), p.loss());
+  }
+  for (const auto& [seed, points] : kept) {
+    std::vector<double> losses;
+    for (const auto& [lr, loss] : points) losses.push_back(loss);
+    const std::vector<double> z =
+        SmoothZeroLag(RunningMedian(losses, 2), kSmoothingBeta);
+    for (size_t i = 0; i < points.size(); ++i) {
+      absl::StrAppendFormat(&smoothed[seed], "%.1f,%.1f ", x(points[i].first),
+                            y(z[i]));
     }
   }
   for (const auto& [seed, points] : raw) {
@@ -147,18 +180,31 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
         kTop + kPlotH - 8 - 14 * row++, m.label, Number(m.lr));
   }
 
-  // Legend: one entry per seed.
-  int entry = 0;
-  for (const auto& [seed, points] : smoothed) {
-    const double ly = kTop + 10 + 16 * entry++;
-    absl::StrAppendFormat(
-        &svg,
-        "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" "
-        "stroke-width=\"2\"/><text x=\"%g\" y=\"%g\">seed %d (smoothed; "
-        "raw faint)</text>\n",
-        kLeft + kPlotW - 210, ly, kLeft + kPlotW - 190, ly, SeedColour(seed),
-        kLeft + kPlotW - 185, ly + 4, seed);
+  // Legend: in the header row, right-aligned, one swatch per seed (the
+  // plot's corners hold the band's and the suggestions' labels).
+  std::string legend;
+  double lx = kLeft + kPlotW;
+  auto entry = [&](const std::string& text, const char* colour, double stroke) {
+    lx -= 7 * static_cast<double>(text.size());
+    absl::StrAppendFormat(&legend, "<text x=\"%g\" y=\"24\">%s</text>", lx,
+                          text);
+    if (colour != nullptr) {
+      lx -= 24;
+      absl::StrAppendFormat(&legend,
+                            "<line x1=\"%g\" y1=\"20\" x2=\"%g\" y2=\"20\" "
+                            "stroke=\"%s\" stroke-width=\"%g\"/>",
+                            lx, lx + 18, colour, stroke);
+    }
+    lx -= 12;
+  };
+  entry("raw", "#999", 1);
+  entry("smoothed", "#444", 2);
+  if (smoothed.size() > 1 && smoothed.size() <= 6) {
+    for (auto it = smoothed.rbegin(); it != smoothed.rend(); ++it) {
+      entry(absl::StrCat("seed ", it->first), SeedColour(it->first), 2);
+    }
   }
+  absl::StrAppendFormat(&svg, "<g id=\"legend\">%s</g>\n", legend);
   svg += "</svg>\n";
   return svg;
 }
