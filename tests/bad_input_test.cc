@@ -3,56 +3,31 @@
 // status code and a message naming the field, and afterwards the server
 // still serves. Cases are SubmitJobRequests in protobuf text format, so
 // the table reads as what a client sends.
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
-
-extern char** environ;
+#include "test_process.h"
 
 namespace {
 
 namespace v1 = lrtune::v1;
 using grpc::StatusCode;
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-pid_t Spawn(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const std::string& a : args)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-    return -1;
-  }
-  return pid;
-}
+using lrtune::testing::FreePort;
+using lrtune::testing::MakeTempDir;
+using lrtune::testing::Process;
 
 // Runs a command to its end; returns its exit status and its output.
 int RunCommand(const std::string& command, std::string* output) {
@@ -191,13 +166,12 @@ const Case kCases[] = {
 class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("lrtune_bad_input_" + std::to_string(getpid()));
-    std::filesystem::create_directories(dir_);
+    dir_ = MakeTempDir("lrtune_bad_input");
     address_ = "127.0.0.1:" + std::to_string(FreePort());
-    server_ = Spawn({LRTUNE_SERVER_BIN, "--listen", address_, "--db",
-                     (dir_ / "jobs.db").string()});
-    ASSERT_GT(server_, 0);
+    server_.emplace(std::vector<std::string>{LRTUNE_SERVER_BIN, "--listen",
+                                             address_, "--db",
+                                             (dir_ / "jobs.db").string()});
+    ASSERT_TRUE(server_->started());
     auto channel =
         grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
@@ -206,10 +180,7 @@ class BadInputTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (server_ > 0) {
-      kill(server_, SIGTERM);
-      waitpid(server_, nullptr, 0);
-    }
+    if (server_) server_->Stop();
     std::filesystem::remove_all(dir_);
   }
 
@@ -222,7 +193,7 @@ class BadInputTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   std::string address_;
-  pid_t server_ = -1;
+  std::optional<Process> server_;
   std::unique_ptr<v1::LrTune::Stub> stub_;
 };
 
@@ -296,7 +267,8 @@ TEST_F(BadInputTest, EveryBadRequestGetsItsStatusAndTheServerCarriesOn) {
   v1::JobEvent event;
   EXPECT_FALSE(reader->Read(&event));
   EXPECT_EQ(reader->Finish().error_code(), StatusCode::OUT_OF_RANGE);
-  EXPECT_EQ(waitpid(server_, nullptr, WNOHANG), 0) << "the server exited";
+  EXPECT_EQ(server_->Wait(std::chrono::milliseconds(0)), -1)
+      << "the server exited";
 }
 
 // Files a user hands the tools: the engine's JSON jobs and TorchScript

@@ -17,14 +17,6 @@
 // stored it), and the coordinator's peak RSS. Used by ctest with a short
 // configuration and as the load benchmark (bench/README.md) with a long
 // one.
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -42,13 +34,15 @@
 
 #include "grpcpp/grpcpp.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
-
-extern char** environ;
+#include "test_process.h"
 
 namespace {
 
 namespace v1 = lrtune::v1;
 using Clock = std::chrono::steady_clock;
+using lrtune::testing::FreePort;
+using lrtune::testing::MakeTempDir;
+using lrtune::testing::Process;
 
 struct Options {
   int clients = 32;
@@ -61,46 +55,8 @@ struct Options {
   std::string worker_bin = LRTUNE_WORKER_BIN;
 };
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<char*> argv;
-  for (const std::string& a : args)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 2, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) !=
-      0) {
-    pid = -1;
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-void Stop(pid_t pid) {
-  if (pid <= 0) return;
-  kill(pid, SIGTERM);
-  for (int i = 0; i < 100; ++i) {
-    if (waitpid(pid, nullptr, WNOHANG) == pid) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-}
+// How long a child has to exit on SIGTERM at the end before it is killed.
+constexpr std::chrono::seconds kStopWithin(10);
 
 // Peak resident set of a process, in MiB (VmHWM), or -1.
 double PeakRssMb(pid_t pid) {
@@ -313,20 +269,19 @@ void RunJob(v1::LrTune::Stub& stub, const v1::SubmitJobRequest& request,
 }
 
 int Main(const Options& opt) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("lrtune_load_" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
+  const std::filesystem::path dir = MakeTempDir("lrtune_load");
   const std::string address = "127.0.0.1:" + std::to_string(FreePort());
-  const pid_t server = Spawn(
+  Process server(
       {opt.server_bin, "--listen", address, "--db", (dir / "jobs.db").string()},
       (dir / "server.log").string());
-  std::vector<pid_t> workers;
+  std::vector<Process> workers;
   for (int i = 0; i < opt.workers; ++i) {
-    workers.push_back(Spawn(
-        {opt.worker_bin, "--server", address, "--devices", "cpu", "--slots",
-         std::to_string(opt.slots), "--threads", std::to_string(opt.slots),
-         "--worker-id", "load-w" + std::to_string(i)},
-        (dir / ("worker" + std::to_string(i) + ".log")).string()));
+    workers.emplace_back(
+        std::vector<std::string>{
+            opt.worker_bin, "--server", address, "--devices", "cpu", "--slots",
+            std::to_string(opt.slots), "--threads", std::to_string(opt.slots),
+            "--worker-id", "load-w" + std::to_string(i)},
+        (dir / ("worker" + std::to_string(i) + ".log")).string());
   }
   auto channel =
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
@@ -367,9 +322,9 @@ int Main(const Options& opt) {
   canceller.join();
   const double seconds =
       std::chrono::duration<double>(Clock::now() - start).count();
-  const double rss = PeakRssMb(server);
-  for (pid_t w : workers) Stop(w);
-  Stop(server);
+  const double rss = PeakRssMb(server.pid());
+  for (Process& w : workers) w.Stop(kStopWithin);
+  server.Stop(kStopWithin);
 
   const int expected = opt.clients * opt.jobs;
   std::printf(

@@ -6,20 +6,15 @@
 // health reports SERVING; a plaintext client cannot talk to a TLS server;
 // a non-loopback address without TLS and tokens is refused unless
 // --insecure.
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -33,12 +28,15 @@
 #include "httplib.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
 #include "lrtune/v1/worker.grpc.pb.h"
-
-extern char** environ;
+#include "test_process.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using lrtune::testing::FreePort;
+using lrtune::testing::MakeTempDir;
+using lrtune::testing::Process;
+using lrtune::testing::ReadFile;
 using lrtune::v1::LrTune;
 using lrtune::v1::WorkerHub;
 
@@ -47,68 +45,8 @@ const char kBob[] = "bob-token-bbbbbbbbbbbbbb";
 const char kWorker[] = "worker-token-wwwwwwwwwww";
 const char kAdmin[] = "admin-token-oooooooooooo";
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// Starts `args` with stderr appended to `log` (when not empty).
-pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<char*> argv;
-  for (const std::string& a : args) {
-    argv.push_back(const_cast<char*>(a.c_str()));
-  }
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (!log.empty()) {
-    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
-  }
-  pid_t pid = 0;
-  const int rc =
-      posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
-}
-
-// The exit status once `pid` ends within `within`; -1 if it is still
-// running.
-int WaitExit(pid_t pid, std::chrono::milliseconds within) {
-  const auto deadline = std::chrono::steady_clock::now() + within;
-  do {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  } while (std::chrono::steady_clock::now() < deadline);
-  return -1;
-}
-
-int Stop(pid_t pid) {
-  kill(pid, SIGTERM);
-  int rc = WaitExit(pid, std::chrono::seconds(20));
-  if (rc == -1) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-  return rc;
-}
-
-std::string ReadAll(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+// How long a server has to exit on SIGTERM: part of what the tests check.
+constexpr std::chrono::seconds kStopWithin(20);
 
 void WriteTokens(const fs::path& path, const std::string& text) {
   // Written beside and renamed, as an operator's tool would.
@@ -158,11 +96,9 @@ class SecurityTest : public testing::Test {
   virtual std::vector<std::string> ExtraFlags() const { return {}; }
 
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("lrtune_security_test_" + std::to_string(getpid()) + "_" +
-            testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = MakeTempDir(
+        std::string("lrtune_security_test_") +
+        testing::UnitTest::GetInstance()->current_test_info()->name());
     tokens_ = dir_ / "tokens";
     WriteTokens(tokens_, std::string("# role name token\n") + "client alice " +
                              kAlice + "\n" + "client bob " + kBob + "\n" +
@@ -182,13 +118,13 @@ class SecurityTest : public testing::Test {
         "--metrics-listen",
         "127.0.0.1:" + std::to_string(metrics_port_)};
     for (const std::string& flag : ExtraFlags()) args.push_back(flag);
-    server_ = Spawn(args, log_.string());
-    ASSERT_GT(server_, 0);
+    server_.emplace(args, log_.string());
+    ASSERT_TRUE(server_->started());
     channel_ =
         grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     ASSERT_TRUE(channel_->WaitForConnected(std::chrono::system_clock::now() +
                                            std::chrono::seconds(20)))
-        << ReadAll(log_);
+        << ReadFile(log_);
     client_ = LrTune::NewStub(channel_);
     hub_ = WorkerHub::NewStub(channel_);
   }
@@ -197,11 +133,11 @@ class SecurityTest : public testing::Test {
     client_.reset();
     hub_.reset();
     channel_.reset();
-    if (server_ > 0) {
-      EXPECT_EQ(Stop(server_), 0) << ReadAll(log_);
+    if (server_ && server_->started()) {
+      EXPECT_EQ(server_->Stop(kStopWithin), 0) << ReadFile(log_);
     }
     // No token's text may reach the log.
-    const std::string log = ReadAll(log_);
+    const std::string log = ReadFile(log_);
     for (const char* token : {kAlice, kBob, kWorker, kAdmin}) {
       EXPECT_EQ(log.find(token), std::string::npos) << "token in the log";
     }
@@ -257,7 +193,7 @@ class SecurityTest : public testing::Test {
   fs::path dir_, tokens_, log_;
   std::string address_;
   int metrics_port_ = 0;
-  pid_t server_ = -1;
+  std::optional<Process> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<LrTune::Stub> client_;
   std::unique_ptr<WorkerHub::Stub> hub_;
@@ -337,7 +273,7 @@ TEST_F(SecurityTest, AClientSeesAndCancelsOnlyItsOwnJobs) {
   grpc::Status cancelled = client_->CancelJob(&context, request, &read);
   EXPECT_TRUE(cancelled.ok()) << cancelled.error_message();
   // The log names the job and its owner.
-  const std::string log = ReadAll(log_);
+  const std::string log = ReadFile(log_);
   EXPECT_NE(log.find("job " + job.job_id() + " submitted by alice"),
             std::string::npos)
       << log;
@@ -353,14 +289,14 @@ TEST_F(SecurityTest, SighupRotatesATokenWithoutARestart) {
   EXPECT_EQ(ListJobs(rotated).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   WriteTokens(tokens_, std::string("client alice ") + rotated + "\n" +
                            "client bob " + kBob + "\n");
-  ASSERT_EQ(kill(server_, SIGHUP), 0);
+  ASSERT_TRUE(server_->Signal(SIGHUP));
   // The server polls its signal flag every 100 ms.
   bool swapped = false;
   for (int i = 0; i < 50 && !swapped; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     swapped = ListJobs(rotated).ok();
   }
-  ASSERT_TRUE(swapped) << ReadAll(log_);
+  ASSERT_TRUE(swapped) << ReadFile(log_);
   EXPECT_EQ(ListJobs(kAlice).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(ListJobs(kAdmin).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   // Same name, same owner: the new token reads the job the old one made.
@@ -368,13 +304,13 @@ TEST_F(SecurityTest, SighupRotatesATokenWithoutARestart) {
   EXPECT_TRUE(GetJob(rotated, job.job_id(), &read).ok());
   // A broken file keeps the tokens in force.
   WriteTokens(tokens_, "client alice short\n");
-  ASSERT_EQ(kill(server_, SIGHUP), 0);
+  ASSERT_TRUE(server_->Signal(SIGHUP));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_TRUE(ListJobs(rotated).ok());
-  EXPECT_NE(ReadAll(log_).find("keeping the previous 2 tokens"),
+  EXPECT_NE(ReadFile(log_).find("keeping the previous 2 tokens"),
             std::string::npos)
-      << ReadAll(log_);
-  EXPECT_EQ(WaitExit(server_, std::chrono::milliseconds(1)), -1);
+      << ReadFile(log_);
+  EXPECT_EQ(server_->Wait(std::chrono::milliseconds(1)), -1);
 }
 
 TEST_F(SecurityTest, HealthReportsServing) {
@@ -605,9 +541,7 @@ bool MakeCertificate(const std::string& cert, const std::string& key) {
 
 // A server with TLS from a self-signed certificate made by `openssl`.
 TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("lrtune_security_tls_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = MakeTempDir("lrtune_security_tls");
   const std::string cert = (dir / "cert.pem").string();
   const std::string key = (dir / "key.pem").string();
   ASSERT_TRUE(MakeCertificate(cert, key));
@@ -615,18 +549,18 @@ TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
   WriteTokens(tokens, std::string("client alice ") + kAlice + "\n");
   const std::string address = "127.0.0.1:" + std::to_string(FreePort());
   const fs::path log = dir / "server.log";
-  pid_t server = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
-                        (dir / "jobs.db").string(), "--tokens-file",
-                        tokens.string(), "--tls-cert", cert, "--tls-key", key},
-                       log.string());
-  ASSERT_GT(server, 0);
+  Process server({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                  (dir / "jobs.db").string(), "--tokens-file", tokens.string(),
+                  "--tls-cert", cert, "--tls-key", key},
+                 log.string());
+  ASSERT_TRUE(server.started());
 
   grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = ReadAll(cert);
+  ssl.pem_root_certs = ReadFile(cert);
   auto tls = grpc::CreateChannel(address, grpc::SslCredentials(ssl));
   ASSERT_TRUE(tls->WaitForConnected(std::chrono::system_clock::now() +
                                     std::chrono::seconds(20)))
-      << ReadAll(log);
+      << ReadFile(log);
   auto tls_stub = LrTune::NewStub(tls);
   {
     grpc::ClientContext context;
@@ -654,23 +588,23 @@ TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
   plain_stub.reset();
   tls.reset();
   plain.reset();
-  EXPECT_EQ(Stop(server), 0) << ReadAll(log);
+  EXPECT_EQ(server.Stop(kStopWithin), 0) << ReadFile(log);
 
   // Mutual TLS: the same self-signed certificate is the client CA, so a
   // client presenting it passes and one presenting none does not.
   const std::string mtls_address = "127.0.0.1:" + std::to_string(FreePort());
   server =
-      Spawn({LRTUNE_SERVER_BIN, "--listen", mtls_address, "--db",
-             (dir / "jobs.db").string(), "--tokens-file", tokens.string(),
-             "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", cert},
-            log.string());
-  ASSERT_GT(server, 0);
+      Process({LRTUNE_SERVER_BIN, "--listen", mtls_address, "--db",
+               (dir / "jobs.db").string(), "--tokens-file", tokens.string(),
+               "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", cert},
+              log.string());
+  ASSERT_TRUE(server.started());
   for (bool with_cert : {true, false}) {
     grpc::SslCredentialsOptions options;
-    options.pem_root_certs = ReadAll(cert);
+    options.pem_root_certs = ReadFile(cert);
     if (with_cert) {
-      options.pem_cert_chain = ReadAll(cert);
-      options.pem_private_key = ReadAll(key);
+      options.pem_cert_chain = ReadFile(cert);
+      options.pem_private_key = ReadFile(key);
     }
     auto channel =
         grpc::CreateChannel(mtls_address, grpc::SslCredentials(options));
@@ -683,27 +617,25 @@ TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
     lrtune::v1::ListJobsResponse response;
     grpc::Status status = stub->ListJobs(&context, {}, &response);
     EXPECT_EQ(status.ok(), with_cert)
-        << with_cert << " " << status.error_message() << ReadAll(log);
+        << with_cert << " " << status.error_message() << ReadFile(log);
   }
-  EXPECT_EQ(Stop(server), 0) << ReadAll(log);
+  EXPECT_EQ(server.Stop(kStopWithin), 0) << ReadFile(log);
   fs::remove_all(dir);
 }
 
 TEST(SecurityListenTest, NonLoopbackNeedsTlsAndTokensOrInsecure) {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("lrtune_security_listen_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = MakeTempDir("lrtune_security_listen");
   const std::string address = "0.0.0.0:" + std::to_string(FreePort());
   const fs::path log = dir / "refused.log";
-  pid_t refused = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
-                         (dir / "jobs.db").string()},
-                        log.string());
-  ASSERT_GT(refused, 0);
-  const int rc = WaitExit(refused, std::chrono::seconds(10));
+  Process refused({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                   (dir / "jobs.db").string()},
+                  log.string());
+  ASSERT_TRUE(refused.started());
+  const int rc = refused.Wait(std::chrono::seconds(10));
   EXPECT_NE(rc, -1) << "still running";
-  if (rc == -1) Stop(refused);
+  if (rc == -1) refused.Stop(kStopWithin);
   EXPECT_NE(rc, 0);
-  const std::string message = ReadAll(log);
+  const std::string message = ReadFile(log);
   EXPECT_NE(message.find("refusing to listen on " + address), std::string::npos)
       << message;
   EXPECT_NE(message.find("--insecure"), std::string::npos) << message;
@@ -711,19 +643,19 @@ TEST(SecurityListenTest, NonLoopbackNeedsTlsAndTokensOrInsecure) {
 
   // With --insecure it starts (and says so).
   const fs::path log2 = dir / "insecure.log";
-  pid_t insecure = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
-                          (dir / "jobs.db").string(), "--insecure"},
-                         log2.string());
-  ASSERT_GT(insecure, 0);
+  Process insecure({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                    (dir / "jobs.db").string(), "--insecure"},
+                   log2.string());
+  ASSERT_TRUE(insecure.started());
   auto channel =
       grpc::CreateChannel("127.0.0.1:" + address.substr(address.rfind(':') + 1),
                           grpc::InsecureChannelCredentials());
   EXPECT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
                                         std::chrono::seconds(20)))
-      << ReadAll(log2);
+      << ReadFile(log2);
   channel.reset();
-  EXPECT_EQ(Stop(insecure), 0);
-  EXPECT_NE(ReadAll(log2).find("WARNING: --insecure"), std::string::npos);
+  EXPECT_EQ(insecure.Stop(kStopWithin), 0);
+  EXPECT_NE(ReadFile(log2).find("WARNING: --insecure"), std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -731,9 +663,7 @@ TEST(SecurityListenTest, NonLoopbackNeedsTlsAndTokensOrInsecure) {
 // The whole path secured: a real worker with a worker token dials the TLS
 // coordinator with --tls-ca, and a client's range test runs to success.
 TEST(SecurityWorkerTest, AWorkerOverTlsWithATokenRunsARangeTest) {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("lrtune_security_worker_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = MakeTempDir("lrtune_security_worker");
   const std::string cert = (dir / "cert.pem").string();
   const std::string key = (dir / "key.pem").string();
   ASSERT_TRUE(MakeCertificate(cert, key));
@@ -744,20 +674,20 @@ TEST(SecurityWorkerTest, AWorkerOverTlsWithATokenRunsARangeTest) {
   WriteTokens(worker_token, std::string(kWorker) + "\n");
   const std::string address = "127.0.0.1:" + std::to_string(FreePort());
   const fs::path log = dir / "server.log";
-  pid_t server = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
-                        (dir / "jobs.db").string(), "--tokens-file",
-                        tokens.string(), "--tls-cert", cert, "--tls-key", key},
-                       log.string());
-  ASSERT_GT(server, 0);
+  Process server({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                  (dir / "jobs.db").string(), "--tokens-file", tokens.string(),
+                  "--tls-cert", cert, "--tls-key", key},
+                 log.string());
+  ASSERT_TRUE(server.started());
   const fs::path worker_log = dir / "worker.log";
-  pid_t worker = Spawn({LRTUNE_WORKER_BIN, "--server", address, "--tls-ca",
-                        cert, "--token-file", worker_token.string(),
-                        "--devices", "cpu", "--slots", "1", "--threads", "1"},
-                       worker_log.string());
-  ASSERT_GT(worker, 0);
+  Process worker({LRTUNE_WORKER_BIN, "--server", address, "--tls-ca", cert,
+                  "--token-file", worker_token.string(), "--devices", "cpu",
+                  "--slots", "1", "--threads", "1"},
+                 worker_log.string());
+  ASSERT_TRUE(worker.started());
 
   grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = ReadAll(cert);
+  ssl.pem_root_certs = ReadFile(cert);
   auto channel = grpc::CreateChannel(address, grpc::SslCredentials(ssl));
   ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
                                         std::chrono::seconds(20)));
@@ -787,12 +717,12 @@ TEST(SecurityWorkerTest, AWorkerOverTlsWithATokenRunsARangeTest) {
   grpc::Status status = reader->Finish();
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(state, lrtune::v1::JOB_STATE_SUCCEEDED)
-      << ReadAll(log) << ReadAll(worker_log);
-  EXPECT_EQ(ReadAll(worker_log).find(kWorker), std::string::npos);
-  EXPECT_EQ(Stop(worker), 0) << ReadAll(worker_log);
+      << ReadFile(log) << ReadFile(worker_log);
+  EXPECT_EQ(ReadFile(worker_log).find(kWorker), std::string::npos);
+  EXPECT_EQ(worker.Stop(kStopWithin), 0) << ReadFile(worker_log);
   stub.reset();
   channel.reset();
-  EXPECT_EQ(Stop(server), 0) << ReadAll(log);
+  EXPECT_EQ(server.Stop(kStopWithin), 0) << ReadFile(log);
   fs::remove_all(dir);
 }
 #endif

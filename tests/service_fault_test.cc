@@ -12,24 +12,16 @@
 // In both, the job succeeds, every event the client received before the
 // fault is stored with the same seq and content, and the stored curve is
 // gap-free: steps 0..n-1 once each, in order. Each test takes 10-30 s.
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,108 +29,27 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
-
-extern char** environ;
+#include "test_process.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using lrtune::testing::FreePort;
+using lrtune::testing::MakeTempDir;
+using lrtune::testing::Process;
 
 // Steps of the range test: long enough (several seconds on one CPU
 // thread) that a fault lands mid-task, short enough to keep the test fast.
 // The LR ramp stays low, so the run never diverges and makes every step.
 constexpr int64_t kSteps = 12000;
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// A child process with its stderr in a log file; SIGKILLed when it goes out
-// of scope still running, so a failed assertion leaves no process behind.
-class Process {
- public:
-  Process(const std::vector<std::string>& args, const std::string& log)
-      : log_(log) {
-    std::vector<char*> argv;
-    for (const std::string& a : args) {
-      argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) !=
-        0) {
-      pid_ = -1;
-    }
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Process() { Kill(); }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  bool started() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
-
-  // SIGKILL, then reap: the process is gone when this returns.
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  void Signal(int signal) {
-    if (pid_ > 0) kill(pid_, signal);
-  }
-
-  // SIGTERM; returns the exit status (-1: still running after 30 s, then
-  // killed).
-  int Stop() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 300; ++i) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    Kill();
-    return -1;
-  }
-
-  std::string Log() const {
-    std::ifstream in(log_);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::string log_;
-};
-
 // One temporary directory, a port and the command lines of the binaries.
 class ServiceFaultTest : public testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("lrtune_service_fault_test_" + std::to_string(getpid()) + "_" +
-            testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = MakeTempDir(
+        std::string("lrtune_service_fault_test_") +
+        testing::UnitTest::GetInstance()->current_test_info()->name());
     address_ = "127.0.0.1:" + std::to_string(FreePort());
   }
   void TearDown() override {

@@ -4,81 +4,33 @@
 // curve per seed is gap-free from step 0, both per-seed and the aggregate
 // recommendations arrive, the job succeeds, and the worker exits 0 on
 // SIGTERM. (2) A 12-trial grid after a range test on two workers.
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
-
-extern char** environ;
+#include "test_process.h"
 
 namespace {
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-pid_t Spawn(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const std::string& a : args)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-    return -1;
-  }
-  return pid;
-}
-
-// Sends SIGTERM and returns the exit status (-1: killed after 30 s).
-int Stop(pid_t pid) {
-  kill(pid, SIGTERM);
-  for (int i = 0; i < 300; ++i) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  return -1;
-}
+using lrtune::testing::FreePort;
+using lrtune::testing::MakeTempDir;
+using lrtune::testing::Process;
 
 TEST(WorkerAgentEndToEnd, TwoSeedRangeTestCompletes) {
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() /
-      ("lrtune_worker_agent_test_" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
+  const std::filesystem::path dir = MakeTempDir("lrtune_worker_agent_test");
   const std::string address = "127.0.0.1:" + std::to_string(FreePort());
-  pid_t server = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
-                        (dir / "jobs.db").string()});
-  ASSERT_GT(server, 0);
-  pid_t worker = Spawn({LRTUNE_WORKER_BIN, "--server", address, "--devices",
-                        "cpu", "--slots", "1", "--threads", "1"});
-  ASSERT_GT(worker, 0);
+  Process server({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                  (dir / "jobs.db").string()});
+  ASSERT_TRUE(server.started());
+  Process worker({LRTUNE_WORKER_BIN, "--server", address, "--devices", "cpu",
+                  "--slots", "1", "--threads", "1"});
+  ASSERT_TRUE(worker.started());
 
   auto channel =
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
@@ -144,8 +96,8 @@ TEST(WorkerAgentEndToEnd, TwoSeedRangeTestCompletes) {
     }
   }
 
-  EXPECT_EQ(Stop(worker), 0);
-  Stop(server);
+  EXPECT_EQ(worker.Stop(), 0);
+  server.Stop();
   std::filesystem::remove_all(dir);
 }
 
@@ -154,20 +106,17 @@ TEST(WorkerAgentEndToEnd, TwoSeedRangeTestCompletes) {
 // runs, each trial's curve is gap-free, both workers take part, and the
 // grid ends ranked.
 TEST(WorkerAgentEndToEnd, TwelveTrialGridOnTwoWorkers) {
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() /
-      ("lrtune_worker_agent_grid_" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
+  const std::filesystem::path dir = MakeTempDir("lrtune_worker_agent_grid");
   const std::string address = "127.0.0.1:" + std::to_string(FreePort());
-  pid_t server = Spawn({LRTUNE_SERVER_BIN, "--listen", address, "--db",
-                        (dir / "jobs.db").string()});
-  ASSERT_GT(server, 0);
-  std::vector<pid_t> workers;
+  Process server({LRTUNE_SERVER_BIN, "--listen", address, "--db",
+                  (dir / "jobs.db").string()});
+  ASSERT_TRUE(server.started());
+  std::vector<Process> workers;
   for (const char* id : {"wa", "wb"}) {
-    workers.push_back(
-        Spawn({LRTUNE_WORKER_BIN, "--server", address, "--devices", "cpu",
-               "--slots", "1", "--threads", "1", "--worker-id", id}));
-    ASSERT_GT(workers.back(), 0);
+    workers.emplace_back(std::vector<std::string>{
+        LRTUNE_WORKER_BIN, "--server", address, "--devices", "cpu", "--slots",
+        "1", "--threads", "1", "--worker-id", id});
+    ASSERT_TRUE(workers.back().started());
   }
   auto channel =
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
@@ -281,8 +230,8 @@ TEST(WorkerAgentEndToEnd, TwelveTrialGridOnTwoWorkers) {
     EXPECT_TRUE(w == "wa" || w == "wb") << w;
   }
 
-  for (pid_t w : workers) EXPECT_EQ(Stop(w), 0);
-  Stop(server);
+  for (Process& w : workers) EXPECT_EQ(w.Stop(), 0);
+  server.Stop();
   std::filesystem::remove_all(dir);
 }
 
