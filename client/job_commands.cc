@@ -19,11 +19,10 @@
 #include "client/cli_session.h"
 #include "client/commands.h"
 #include "client/grid_plot.h"
+#include "client/job_spec.h"
 #include "client/lrtune_client.h"
 #include "client/range_test_report.h"
 #include "google/protobuf/util/json_util.h"
-#include "nlohmann/json.hpp"
-#include "yaml-cpp/yaml.h"
 
 namespace lrtune {
 namespace {
@@ -72,76 +71,6 @@ int JobExit(const v1::Job& job) {
              : kExitOk;
 }
 
-// A scalar as JSON: true/false, a number when it reads as one, else a
-// string (protobuf's JSON parser takes enums by name and numbers as
-// numbers or strings).
-nlohmann::json ScalarToJson(const std::string& s) {
-  if (s == "true") return true;
-  if (s == "false") return false;
-  if (s == "null" || s == "~") return nullptr;
-  char* end = nullptr;
-  const long long i = std::strtoll(s.c_str(), &end, 10);
-  if (!s.empty() && end == s.c_str() + s.size()) return i;
-  const double d = std::strtod(s.c_str(), &end);
-  if (!s.empty() && end == s.c_str() + s.size()) return d;
-  return s;
-}
-
-nlohmann::json YamlToJson(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map: {
-      nlohmann::json out = nlohmann::json::object();
-      for (const auto& kv : node) {
-        out[kv.first.as<std::string>()] = YamlToJson(kv.second);
-      }
-      return out;
-    }
-    case YAML::NodeType::Sequence: {
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& item : node) out.push_back(YamlToJson(item));
-      return out;
-    }
-    case YAML::NodeType::Scalar:
-      return node.Tag() == "!" ? nlohmann::json(node.Scalar())
-                               : ScalarToJson(node.Scalar());
-    default:
-      return nullptr;
-  }
-}
-
-// A job spec file: a SubmitJobRequest in protobuf JSON (field names as in
-// the protos, snake_case or lowerCamelCase) or the same as YAML. Errors name
-// the file, and the line (YAML syntax) or the field (unknown names, wrong
-// types).
-absl::StatusOr<v1::SubmitJobRequest> ReadJobSpec(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::InvalidArgumentError("--spec: cannot read '" + path + "'");
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string json = text.str();
-  if (!absl::EndsWith(path, ".json")) {
-    try {
-      json = YamlToJson(YAML::Load(text.str())).dump();
-    } catch (const YAML::Exception& e) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("--spec %s: line %d, column %d: %s", path,
-                          e.mark.line + 1, e.mark.column + 1, e.msg));
-    }
-  }
-  v1::SubmitJobRequest request;
-  const auto status =
-      google::protobuf::util::JsonStringToMessage(json, &request);
-  if (!status.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--spec ", path, ": ", std::string(status.message())));
-  }
-  return request;
-}
-
-// Submits a spec file and, unless --detach, follows the job: a row per
-// trial as it finishes, then the ranking.
 // Writes a grid's figure to --plot; false after one line on `err`.
 bool WritePlot(const std::string& cmd, const JobCommandOptions& opts,
                const GridPlot& plot, const v1::Job& job, std::ostream& err) {

@@ -14,6 +14,7 @@
 #include "lrtune/v1/lrtune.pb.h"
 #include "server/grid_plan.h"
 #include "server/spec_convert.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
@@ -24,13 +25,7 @@ class Quiet final : public google::protobuf::io::ErrorCollector {
   void AddError(int, int, const std::string&) override {}
 };
 
-void Check(const absl::Status& status) {
-  if (status.ok() || absl::IsInvalidArgument(status) ||
-      absl::IsResourceExhausted(status)) {
-    return;
-  }
-  std::abort();
-}
+using lrtune::fuzz::CheckAcceptedOrRefused;
 
 }  // namespace
 
@@ -46,17 +41,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lrtune::server::SpecLimits limits;
   limits.max_trials = 64;  // keeps one input's expansion small
   const absl::Status valid = lrtune::server::ValidateSubmitJob(request, limits);
-  Check(valid);
+  CheckAcceptedOrRefused(valid);
   if (!valid.ok() || !request.has_grid()) return 0;
   auto trials = lrtune::server::PlanGrid(request.grid(), limits);
-  Check(trials.status());
+  CheckAcceptedOrRefused(trials.status());
   if (!trials.ok()) return 0;
   lrtune::v1::Recommendation rec;
   rec.set_min_lr(1e-3);
   rec.set_max_lr(1e-1);
   for (lrtune::server::PlannedTrial& t : *trials) {
     if (!t.needs_bounds) continue;
-    Check(lrtune::server::FillRecommendedBounds(request.grid(), rec, t.trial));
+    CheckAcceptedOrRefused(
+        lrtune::server::FillRecommendedBounds(request.grid(), rec, t.trial));
   }
   return 0;
 }
