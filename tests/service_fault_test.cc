@@ -205,6 +205,20 @@ void ExpectSameEvents(const std::vector<lrtune::v1::JobEvent>& seen,
   }
 }
 
+// Follows the job from where `before` stopped to its end, as a client
+// whose stream broke resumes it, then reads the whole stored log: every
+// event the client saw must be there, unchanged. Returns the stored log.
+Watched FollowToTheEnd(lrtune::v1::LrTune::Stub& stub,
+                       const std::string& job_id, const Watched& before) {
+  Watched rest = Watch(stub, job_id, before.events.back().seq());
+  EXPECT_TRUE(rest.status.ok()) << rest.status.error_message();
+  std::vector<lrtune::v1::JobEvent> seen = before.events;
+  seen.insert(seen.end(), rest.events.begin(), rest.events.end());
+  Watched stored = Watch(stub, job_id, 0);
+  if (stored.status.ok()) ExpectSameEvents(seen, stored.events);
+  return stored;
+}
+
 TEST_F(ServiceFaultTest, WorkerKilledMidTaskAnotherWorkerFinishesIt) {
   const auto start = Clock::now();
   std::unique_ptr<Process> server = StartServer();
@@ -227,15 +241,9 @@ TEST_F(ServiceFaultTest, WorkerKilledMidTaskAnotherWorkerFinishesIt) {
   worker_a->Kill();
 
   // Follow the job to its end, resuming where the first watch stopped.
-  Watched rest = Watch(*stub, job.job_id(), before.events.back().seq());
-  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
-  std::vector<lrtune::v1::JobEvent> seen = before.events;
-  seen.insert(seen.end(), rest.events.begin(), rest.events.end());
-
-  Watched stored = Watch(*stub, job.job_id(), 0);
+  Watched stored = FollowToTheEnd(*stub, job.job_id(), before);
   ASSERT_TRUE(stored.status.ok()) << stored.status.error_message();
   ExpectCompleteLog(stored.events);
-  ExpectSameEvents(seen, stored.events);
 
   // The task really moved: B ran a second attempt of it.
   const std::string b_log = worker_b->Log();
@@ -296,13 +304,8 @@ TEST_F(ServiceFaultTest, WorkerKilledMidTrialTheNextResumesFromItsCheckpoint) {
   EXPECT_TRUE(std::filesystem::exists(checkpoint))
       << "no checkpoint at " << checkpoint;
 
-  Watched rest = Watch(*stub, job.job_id(), before.events.back().seq());
-  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
-  std::vector<lrtune::v1::JobEvent> seen = before.events;
-  seen.insert(seen.end(), rest.events.begin(), rest.events.end());
-  Watched stored = Watch(*stub, job.job_id(), 0);
+  Watched stored = FollowToTheEnd(*stub, job.job_id(), before);
   ASSERT_TRUE(stored.status.ok()) << stored.status.error_message();
-  ExpectSameEvents(seen, stored.events);
   ASSERT_FALSE(stored.events.empty());
   EXPECT_EQ(stored.events.back().state_changed().state(),
             lrtune::v1::JOB_STATE_SUCCEEDED)
@@ -447,14 +450,9 @@ TEST_F(ServiceFaultTest, WorkerPausedPastItsLeaseItsLateWritesAreRefused) {
   std::this_thread::sleep_for(std::chrono::seconds(4));
   worker_a->Signal(SIGCONT);
 
-  Watched rest = Watch(*stub, job.job_id(), before.events.back().seq());
-  ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
-  std::vector<lrtune::v1::JobEvent> seen = before.events;
-  seen.insert(seen.end(), rest.events.begin(), rest.events.end());
-  Watched stored = Watch(*stub, job.job_id(), 0);
+  Watched stored = FollowToTheEnd(*stub, job.job_id(), before);
   ASSERT_TRUE(stored.status.ok()) << stored.status.error_message();
   ExpectCompleteLog(stored.events);
-  ExpectSameEvents(seen, stored.events);
 
   const std::string a_log = worker_a->Log();
   EXPECT_NE(a_log.find("abandon"), std::string::npos) << "worker A log:\n"
