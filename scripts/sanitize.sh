@@ -18,18 +18,6 @@ TARGETS=(schedule_test schedule_params_test range_test_test suggestions_test
 if grep -q "lrtune_client_test" client/CMakeLists.txt 2>/dev/null; then
   TARGETS+=(lrtune_client_test)
 fi
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${TARGETS[@]}"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-failed=0
-for t in "${TARGETS[@]}"; do
-  bin=$(find "$BUILD_DIR" -name "$t" -type f -perm -u+x | head -n 1)
-  if ! "$bin" --gtest_brief=1 >"$BUILD_DIR/$t.log" 2>&1; then
-    echo "sanitize: $t FAILED (log: $BUILD_DIR/$t.log)" >&2
-    tail -n 40 "$BUILD_DIR/$t.log" >&2
-    failed=1
-  else
-    echo "sanitize: $t ok"
-  fi
-done
-exit $failed
+exec bash scripts/run_gtests.sh sanitize "$BUILD_DIR" "${TARGETS[@]}"

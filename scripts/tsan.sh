@@ -32,17 +32,5 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DLRTUNE_WITH_TORCH=OFF \
   -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
 TARGETS=(sync_test lease_table_test job_store_test
   coordinator_concurrency_test)
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${TARGETS[@]}"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-failed=0
-for t in "${TARGETS[@]}"; do
-  bin=$(find "$BUILD_DIR" -name "$t" -type f -perm -u+x | head -n 1)
-  if ! "$bin" --gtest_brief=1 >"$BUILD_DIR/$t.log" 2>&1; then
-    echo "tsan: $t FAILED (log: $BUILD_DIR/$t.log)" >&2
-    tail -n 60 "$BUILD_DIR/$t.log" >&2
-    failed=1
-  else
-    echo "tsan: $t ok"
-  fi
-done
-exit $failed
+exec bash scripts/run_gtests.sh tsan "$BUILD_DIR" "${TARGETS[@]}"
