@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "client/range_test_report.h"
 #include "client/svg_util.h"
-#include "core/suggestions.h"
+#include "core/range_test.h"
 
 namespace lrtune {
 namespace {
@@ -22,11 +22,6 @@ constexpr double kPlotH = kHeight - kTop - kBottom;
 constexpr svg::Frame kFrame{kLeft, kTop, kPlotW, kPlotH};
 
 const char* SeedColour(int seed) { return svg::Colour(seed % 5); }
-
-// The analysis' defaults (core/range_test.h): the smoothing of the drawn
-// curve and where it stops.
-constexpr double kSmoothingBeta = 0.98;
-constexpr double kDivergenceFactor = 4.0;
 
 using svg::Number;
 
@@ -99,41 +94,24 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
                          "training loss");
 
   // Per seed: the raw loss faint, and on top the curve the analysis reads
-  // its positions from (core/suggestions.h: a 5-point running median, then
-  // the EMA forwards and backwards, so features are not drawn ~50 points
-  // late as with the causal EMA). It stops where the causal EMA exceeds 4x
-  // its best (the default divergence rule): the backward pass would
-  // otherwise carry the explosion back into the curve before it.
+  // its positions from (core's PositionCurve: up to divergence, spikes
+  // removed, zero-lag smoothing, so features are not drawn ~50 points late
+  // as with the causal EMA).
   std::map<int32_t, std::string> raw, smoothed;
   std::map<int32_t, std::vector<std::pair<double, double>>> kept;  // lr, loss
-  std::map<int32_t, double> best;
-  std::map<int32_t, bool> stopped;
   for (const auto& [key, p] : curve_) {
     if (!(p.lr() > 0)) continue;
     if (std::isfinite(p.loss())) {
       absl::StrAppendFormat(&raw[key.first], "%.1f,%.1f ", x(p.lr()),
                             y(p.loss()));
     }
-    bool& stop = stopped[key.first];
-    if (stop || !std::isfinite(p.loss()) || !std::isfinite(p.smoothed())) {
-      stop = true;
-      continue;
-    }
-    auto [it, first] = best.emplace(key.first, p.smoothed());
-    if (!first && p.smoothed() > 0 && it->second > 0 &&
-        p.smoothed() > kDivergenceFactor * it->second) {
-      stop = true;
-      continue;
-    }
-    it->second = std::min(it->second, p.smoothed());
     kept[key.first].emplace_back(p.lr(), p.loss());
   }
   for (const auto& [seed, points] : kept) {
     std::vector<double> losses;
     for (const auto& [lr, loss] : points) losses.push_back(loss);
-    const std::vector<double> z =
-        SmoothZeroLag(RunningMedian(losses, 2), kSmoothingBeta);
-    for (size_t i = 0; i < points.size(); ++i) {
+    const std::vector<double> z = PositionCurve(losses, AnalysisOptions{});
+    for (size_t i = 0; i < z.size(); ++i) {
       absl::StrAppendFormat(&smoothed[seed], "%.1f,%.1f ", x(points[i].first),
                             y(z[i]));
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <map>
 #include <utility>
 
@@ -32,6 +33,10 @@ constexpr double kTooNoisyDecades = 0.5;
 constexpr int kSpikeHalfWidth = 2;
 // A drop smaller than this share of the loss's magnitude is rounding.
 constexpr double kRoundingFraction = 1e-9;
+
+std::vector<double> ZeroLagOf(const std::vector<double>& losses, double beta) {
+  return SmoothZeroLag(RunningMedian(losses, kSpikeHalfWidth), beta);
+}
 
 absl::Status ValidateOptions(const AnalysisOptions& o) {
   if (!(o.smoothing_beta >= 0.0 && o.smoothing_beta < 1.0)) {
@@ -261,8 +266,7 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
   }
   // Positions are read from the zero-lag curve (the causal one is late),
   // after a 5-point running median has removed isolated spikes.
-  const std::vector<double> z = SmoothZeroLag(
-      RunningMedian(losses, kSpikeHalfWidth), options.smoothing_beta);
+  const std::vector<double> z = ZeroLagOf(losses, options.smoothing_beta);
   auto lr_at = [&lrs](const absl::StatusOr<int64_t>& idx) {
     return idx.ok() ? lrs[static_cast<size_t>(*idx)] : kNaN;
   };
@@ -276,6 +280,17 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
   FillBounds(lrs, z, EstimateNoise(losses), r);
   FillOneCycle(r);
   return r;
+}
+
+std::vector<double> PositionCurve(const std::vector<double>& losses,
+                                  const AnalysisOptions& options) {
+  DivergenceMonitor monitor(options.smoothing_beta, options.divergence_factor);
+  size_t used = 0;
+  while (used < losses.size() && !monitor.Add(losses[used])) ++used;
+  return ZeroLagOf(
+      std::vector<double>(losses.begin(),
+                          losses.begin() + static_cast<std::ptrdiff_t>(used)),
+      options.smoothing_beta);
 }
 
 absl::StatusOr<Recommendation> AggregateSeeds(

@@ -149,6 +149,15 @@ struct Recommendation {
 absl::StatusOr<Recommendation> AnalyzeCurve(
     const std::vector<CurvePoint>& points, const AnalysisOptions& options);
 
+// The curve AnalyzeCurve reads the suggestions' positions from, one value
+// per loss: the losses up to (not including) the first point where
+// DivergenceMonitor(options' beta and factor) says the curve diverged, a
+// 5-point running median to remove isolated spikes, then the zero-lag EMA
+// (SmoothZeroLag), so features are not ~1/(1 - beta) points late. Shorter
+// than `losses` when the curve diverged. For plots of what was analyzed.
+std::vector<double> PositionCurve(const std::vector<double>& losses,
+                                  const AnalysisOptions& options);
+
 // Combines per-seed recommendations: each LR is the median in log space
 // (over the seeds that have one; the bounds are then clamped to the same
 // [3, 10] ratio as one curve's), spread_decades the largest log10(max/min)

@@ -129,6 +129,23 @@ TEST(AnalyzeCurveTest, CleanUCurveSuggestionsLandOnTheTrueFeatures) {
   EXPECT_FALSE(std::isnan(r.lr_slide));
 }
 
+// PositionCurve is the curve the suggestions were read from: it ends where
+// the analysis stopped and its minimum is the minimum suggestion's point.
+TEST(PositionCurveTest, IsWhatTheAnalysisRead) {
+  const auto points = MakeCurve(UCurve, 100, 0.05, 5);
+  const Recommendation r = Analyze(points);
+  std::vector<double> losses;
+  for (const CurvePoint& p : points) losses.push_back(p.loss);
+  const std::vector<double> z = PositionCurve(losses, AnalysisOptions{});
+  ASSERT_EQ(static_cast<int64_t>(z.size()), r.points_used);
+  ASSERT_LT(r.points_used, static_cast<int64_t>(points.size()));
+  EXPECT_EQ(std::min_element(z.begin(), z.end()) - z.begin(),
+            IndexOf(points, r.lr_minimum * 10));
+  // A curve that never diverges is used whole.
+  losses.resize(static_cast<size_t>(kTrueMinimum));
+  EXPECT_EQ(PositionCurve(losses, AnalysisOptions{}).size(), losses.size());
+}
+
 TEST(AnalyzeCurveTest, SeededNoiseMovesSuggestionsLittle) {
   const auto points = MakeCurve(UCurve, 100, 0.1, 7);
   const Recommendation r = Analyze(points);
