@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <functional>
 
 #include "absl/status/status.h"
@@ -24,6 +25,30 @@ absl::Status CheckSameSize(const std::vector<double>& lrs,
     }
   }
   return absl::OkStatus();
+}
+
+// numpy.gradient with unit spacing: central inside, one-sided at the ends.
+// Needs at least 2 values.
+double UnitGradient(const std::vector<double>& v, size_t i) {
+  const size_t n = v.size();
+  if (i == 0) return v[1] - v[0];
+  if (i == n - 1) return v[n - 1] - v[n - 2];
+  return (v[i + 1] - v[i - 1]) / 2.0;
+}
+
+// Keeps [head, n - tail) of a recorded curve; empty if fewer than `least`
+// points remain.
+AnchorCurve Slice(const std::vector<double>& lrs,
+                  const std::vector<double>& smoothed, size_t head, size_t tail,
+                  size_t least) {
+  AnchorCurve out;
+  if (smoothed.size() < head + tail + least) return out;
+  out.lrs.assign(
+      lrs.begin() + static_cast<std::ptrdiff_t>(head),
+      lrs.begin() + static_cast<std::ptrdiff_t>(smoothed.size() - tail));
+  out.losses.assign(smoothed.begin() + static_cast<std::ptrdiff_t>(head),
+                    smoothed.end() - static_cast<std::ptrdiff_t>(tail));
+  return out;
 }
 
 }  // namespace
@@ -81,16 +106,8 @@ absl::StatusOr<int64_t> ComputeSlideIndex(const std::vector<double>& losses,
         absl::StrCat("slide: needs at least lr_diff + 1 = ", lr_diff + 1,
                      " points, got ", n));
   }
-  // numpy.gradient with unit spacing: central inside, one-sided at the ends.
-  auto gradient = [&losses, n](int64_t i) {
-    if (i == 0) return losses[1] - losses[0];
-    if (i == n - 1) {
-      return losses[static_cast<size_t>(n - 1)] -
-             losses[static_cast<size_t>(n - 2)];
-    }
-    return (losses[static_cast<size_t>(i + 1)] -
-            losses[static_cast<size_t>(i - 1)]) /
-           2.0;
+  auto gradient = [&losses](int64_t i) {
+    return UnitGradient(losses, static_cast<size_t>(i));
   };
   int64_t right = n - 1;
   int64_t left = right - lr_diff;
@@ -159,6 +176,55 @@ absl::StatusOr<int64_t> ComputeSteepestIndex(const std::vector<double>& lrs,
     }
   }
   return best;
+}
+
+AnchorCurve FastaiRecorderCurve(const std::vector<double>& lrs,
+                                const std::vector<double>& losses,
+                                int64_t num_it) {
+  std::vector<double> smoothed;
+  double avg = 0.0, beta_pow = 1.0, best = 0.0;
+  constexpr double kBeta = 0.98;
+  for (size_t i = 0; i < losses.size() && i < lrs.size(); ++i) {
+    if (!std::isfinite(losses[i])) break;
+    avg = kBeta * avg + (1.0 - kBeta) * losses[i];
+    beta_pow *= kBeta;
+    const double s = avg / (1.0 - beta_pow);
+    smoothed.push_back(s);
+    best = i == 0 ? s : std::min(best, s);
+    if (s > 4.0 * best) break;
+  }
+  const size_t head = static_cast<size_t>(std::max<int64_t>(num_it, 0) / 10);
+  return Slice(lrs, smoothed, head, 5, 1);
+}
+
+AnchorCurve LrFinderCurve(const std::vector<double>& lrs,
+                          const std::vector<double>& losses) {
+  std::vector<double> smoothed;
+  double best = 0.0;
+  constexpr double kSmoothF = 0.05;
+  for (size_t i = 0; i < losses.size() && i < lrs.size(); ++i) {
+    if (!std::isfinite(losses[i])) break;
+    const double s =
+        i == 0 ? losses[i]
+               : kSmoothF * losses[i] + (1.0 - kSmoothF) * smoothed.back();
+    best = i == 0 ? s : std::min(best, s);
+    smoothed.push_back(s);
+    if (s > 5.0 * best) break;
+  }
+  return Slice(lrs, smoothed, 10, 5, 2);
+}
+
+absl::StatusOr<int64_t> ComputeLrFinderSteepestIndex(
+    const std::vector<double>& losses) {
+  if (losses.size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lr-finder steepest: needs at least 2 points, got ", losses.size()));
+  }
+  size_t best = 0;
+  for (size_t i = 1; i < losses.size(); ++i) {
+    if (UnitGradient(losses, i) < UnitGradient(losses, best)) best = i;
+  }
+  return static_cast<int64_t>(best);
 }
 
 std::vector<double> RunningMedian(const std::vector<double>& values,

@@ -59,6 +59,38 @@ absl::StatusOr<int64_t> ComputeSteepestIndex(const std::vector<double>& lrs,
                                              const std::vector<double>& losses,
                                              int64_t skip_head);
 
+// The curve an anchor tool's suggestions read, recorded from the same raw
+// losses: its smoothing, where it stops, and the slice it keeps.
+struct AnchorCurve {
+  std::vector<double> lrs;
+  std::vector<double> losses;  // smoothed as the tool smooths
+};
+
+// fastai's `lr_find`: the recorder's bias-corrected EMA (beta 0.98) of the
+// losses; the test stops after the first point whose smoothed loss exceeds
+// 4 x the best so far (that point is recorded) or before a non-finite loss;
+// then the suggestion functions see [num_it / 10, n - 5) of what was
+// recorded. `num_it` is the test's planned step count (fastai's default is
+// 100). Empty when fewer than num_it / 10 + 6 points remain. lrs and losses
+// must have the same size.
+AnchorCurve FastaiRecorderCurve(const std::vector<double>& lrs,
+                                const std::vector<double>& losses,
+                                int64_t num_it);
+
+// torch-lr-finder's `range_test` + `plot(suggest_lr=True)`: the first loss
+// raw, then s_i = 0.05 L_i + 0.95 s_{i-1} (no bias correction); the test
+// stops after the first point with s > 5 x the best so far (recorded) or
+// before a non-finite loss; the suggestion reads [10, n - 5). Empty when
+// fewer than 2 points remain.
+AnchorCurve LrFinderCurve(const std::vector<double>& lrs,
+                          const std::vector<double>& losses);
+
+// torch-lr-finder's suggestion: argmin of numpy.gradient(losses) (unit
+// spacing: index steps, not ln lr), first on ties. InvalidArgument on fewer
+// than 2 points.
+absl::StatusOr<int64_t> ComputeLrFinderSteepestIndex(
+    const std::vector<double>& losses);
+
 // Centred running median over 2 x half_width + 1 points (fewer at the two
 // ends): removes isolated spikes (a bad batch) without moving a smooth
 // curve's features. half_width = 0 returns the input.

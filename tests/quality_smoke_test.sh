@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The advice-quality study in small (bench/quality/): one tiny setting through
+# every stage of quality_study, then report.py. Checks that each stage writes
+# what the next reads, that rules land inside the range test's span, that a
+# second run trains nothing again, and that bad usage is refused.
+#
+#   bash tests/quality_smoke_test.sh path/to/quality_study
+set -u
+BIN=$1
+# shellcheck source=tests/testlib.sh
+source "$(dirname "$0")/testlib.sh"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SET=$ROOT/bench/quality/settings_smoke.json
+OUT=$tmp/results
+
+mkdir -p "$OUT"
+run --settings "$SET" --out "$OUT" --stage curves
+check "curves stage exits 0" test "$rc" = 0
+check "one curve line" test "$(cat "$OUT"/curves-*.jsonl | wc -l)" = 1
+check "three seeds of 120 points" $PY -c "
+import json, sys
+j = json.loads(open(sys.argv[1]).read())
+assert len(j['seeds']) == 3 and all(len(s['lr']) == 120 for s in j['seeds'])
+" "$OUT/curves-0.jsonl"
+
+# Two shards share the grid and the advice.
+"$BIN" --settings "$SET" --out "$OUT" --stage train --shard 0/2 2>"$tmp/e0" &
+p0=$!
+"$BIN" --settings "$SET" --out "$OUT" --stage train --shard 1/2 2>"$tmp/e1"
+rc1=$?
+wait $p0
+rc0=$?
+check "both shards exit 0" test "$rc0$rc1" = 00
+# 3 grid points x 3 seeds x (1cycle + CLR) = 18 oracle runs, plus the rules'.
+check "at least the 18 oracle runs" test "$(cat "$OUT"/runs-*.jsonl | wc -l)" -ge 18
+check "no run trained twice" test \
+  "$(cat "$OUT"/runs-*.jsonl | $PY -c 'import json,sys; k=[json.loads(l)["key"] for l in sys.stdin]; print(len(k)-len(set(k)))')" = 0
+check "advice for lrtune and the four classic rules" test \
+  "$($PY -c 'import json,sys; print(len({json.loads(l)["rule"] for l in open(sys.argv[1])}))' "$OUT/advice.jsonl")" = 5
+check "lrtune's max_lr inside the ramp" $PY -c "
+import json, sys
+for l in open(sys.argv[1]):
+    a = json.loads(l)
+    if a['rule'] == 'lrtune':
+        assert all(1e-5 <= v <= 10 for v in a['max_lr']), a
+        d = a['detail']
+        assert min(d['per_seed_max_lr']) <= d['max_lr'] <= max(d['per_seed_max_lr']), d
+" "$OUT/advice.jsonl"
+
+before=$(cat "$OUT"/runs-*.jsonl | wc -l)
+run --settings "$SET" --out "$OUT" --stage train
+check "a second run trains nothing again" test \
+  "$(cat "$OUT"/runs-*.jsonl | wc -l)" = "$before"
+
+$PY "$ROOT/bench/quality/report.py" "$SET" "$OUT" >"$tmp/report.md"
+check "report exits 0" test $? = 0
+check "report has the setting's row with an oracle and a gap" grep -qE \
+  '^\| mlp32-digits-sgdm-b64 \| choose \| 2 \| [0-9.e-]+ (\(edge\) )?\| [0-9.]+ \| [0-9.e-]+ \| -?[0-9.]+ \|' \
+  "$tmp/report.md"
+check "report summarises the gaps" grep -q '^- all: 1 rows; lrtune gap max' "$tmp/report.md"
+
+run --settings "$SET" --out "$OUT" --stage nope
+check "a bad stage exits 2" test "$rc" = 2
+check "and names the flag" grep -q -- '--stage must be' "$tmp/err"
+run --settings "$tmp/missing.json" --out "$OUT" --stage curves
+check "a missing settings file exits 1 naming it" test "$rc" = 1
+check "and names the file" grep -q 'missing.json' "$tmp/err"
+finish
