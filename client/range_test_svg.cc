@@ -95,8 +95,8 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
 
   // Per seed: the raw loss faint, and on top the curve the analysis reads
   // its positions from (core's PositionCurve: up to divergence, spikes
-  // removed, zero-lag smoothing, so features are not drawn ~50 points late
-  // as with the causal EMA).
+  // removed, zero-lag smoothing a tenth of a decade wide, so features are
+  // not drawn ~50 points late as with the causal EMA).
   std::map<int32_t, std::string> raw, smoothed;
   std::map<int32_t, std::vector<std::pair<double, double>>> kept;  // lr, loss
   for (const auto& [key, p] : curve_) {
@@ -108,9 +108,12 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
     kept[key.first].emplace_back(p.lr(), p.loss());
   }
   for (const auto& [seed, points] : kept) {
-    std::vector<double> losses;
-    for (const auto& [lr, loss] : points) losses.push_back(loss);
-    const std::vector<double> z = PositionCurve(losses, AnalysisOptions{});
+    std::vector<double> lrs, losses;
+    for (const auto& [lr, loss] : points) {
+      lrs.push_back(lr);
+      losses.push_back(loss);
+    }
+    const std::vector<double> z = PositionCurve(lrs, losses, AnalysisOptions{});
     for (size_t i = 0; i < z.size(); ++i) {
       absl::StrAppendFormat(&smoothed[seed], "%.1f,%.1f ", x(points[i].first),
                             y(z[i]));

@@ -33,9 +33,30 @@ constexpr double kTooNoisyDecades = 0.5;
 constexpr int kSpikeHalfWidth = 2;
 // A drop smaller than this share of the loss's magnitude is rounding.
 constexpr double kRoundingFraction = 1e-9;
+// Divergence by return (docs/analysis.md section 1): once the smoothed loss
+// has dropped by at least kReturnMinDrop of its starting level, it has
+// diverged when it climbs back kReturnFraction of the way to that level.
+constexpr double kReturnMinDrop = 0.1;
+constexpr double kReturnFraction = 0.9;
+// The zero-lag smoothing spans this many decades of LR, whatever the number
+// of points per decade (docs/analysis.md section 2).
+constexpr double kPositionSmoothingDecades = 0.1;
 
-std::vector<double> ZeroLagOf(const std::vector<double>& losses, double beta) {
-  return SmoothZeroLag(RunningMedian(losses, kSpikeHalfWidth), beta);
+// The zero-lag EMA's beta for a curve over lrs: a span 1 / (1 - beta) of
+// kPositionSmoothingDecades x the points per decade (at least one point).
+double PositionBeta(const std::vector<double>& lrs) {
+  if (lrs.size() < 2) return 0.0;
+  const double decades = std::log10(lrs.back() / lrs.front());
+  if (!(decades > 0.0)) return 0.0;
+  const double per_decade = static_cast<double>(lrs.size() - 1) / decades;
+  const double span = std::max(1.0, kPositionSmoothingDecades * per_decade);
+  return 1.0 - 1.0 / span;
+}
+
+std::vector<double> ZeroLagOf(const std::vector<double>& lrs,
+                              const std::vector<double>& losses) {
+  return SmoothZeroLag(RunningMedian(losses, kSpikeHalfWidth),
+                       PositionBeta(lrs));
 }
 
 absl::Status ValidateOptions(const AnalysisOptions& o) {
@@ -192,11 +213,17 @@ bool DivergenceMonitor::Add(double loss) {
     return false;
   }
   best_ = std::min(best_, s);
+  const double drop = first_ - best_;
   if (best_ > 0.0) {
     diverged_ = s > factor_ * best_;
   } else {
-    const double drop = first_ - best_;
     diverged_ = drop > 0.0 && s - best_ > (factor_ - 1.0) * drop;
+  }
+  // Back at its starting level: a network knocked to chance (Adam's curves
+  // return to ln 10 = 2.30, below 4 x their best) has diverged too.
+  if (drop > kReturnMinDrop * std::abs(first_) &&
+      s - best_ >= kReturnFraction * drop) {
+    diverged_ = true;
   }
   return diverged_;
 }
@@ -266,7 +293,7 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
   }
   // Positions are read from the zero-lag curve (the causal one is late),
   // after a 5-point running median has removed isolated spikes.
-  const std::vector<double> z = ZeroLagOf(losses, options.smoothing_beta);
+  const std::vector<double> z = ZeroLagOf(lrs, losses);
   auto lr_at = [&lrs](const absl::StatusOr<int64_t>& idx) {
     return idx.ok() ? lrs[static_cast<size_t>(*idx)] : kNaN;
   };
@@ -279,18 +306,22 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
 
   FillBounds(lrs, z, EstimateNoise(losses), r);
   FillOneCycle(r);
+  r.max_lr_low = r.max_lr_high = r.max_lr;
   return r;
 }
 
-std::vector<double> PositionCurve(const std::vector<double>& losses,
+std::vector<double> PositionCurve(const std::vector<double>& lrs,
+                                  const std::vector<double>& losses,
                                   const AnalysisOptions& options) {
   DivergenceMonitor monitor(options.smoothing_beta, options.divergence_factor);
   size_t used = 0;
-  while (used < losses.size() && !monitor.Add(losses[used])) ++used;
-  return ZeroLagOf(
-      std::vector<double>(losses.begin(),
-                          losses.begin() + static_cast<std::ptrdiff_t>(used)),
-      options.smoothing_beta);
+  const size_t n = std::min(lrs.size(), losses.size());
+  while (used < n && !monitor.Add(losses[used])) ++used;
+  const auto end = [used](const std::vector<double>& v) {
+    return v.begin() + static_cast<std::ptrdiff_t>(used);
+  };
+  return ZeroLagOf(std::vector<double>(lrs.begin(), end(lrs)),
+                   std::vector<double>(losses.begin(), end(losses)));
 }
 
 absl::StatusOr<Recommendation> AggregateSeeds(
@@ -350,6 +381,12 @@ absl::StatusOr<Recommendation> AggregateSeeds(
   FillOneCycle(out);
   out.spread_decades = std::max(spread(&Recommendation::min_lr),
                                 spread(&Recommendation::max_lr));
+  for (const Recommendation& r : per_seed) {
+    if (!(r.max_lr > 0.0)) continue;
+    out.max_lr_low =
+        out.max_lr_low > 0.0 ? std::min(out.max_lr_low, r.max_lr) : r.max_lr;
+    out.max_lr_high = std::max(out.max_lr_high, r.max_lr);
+  }
 
   // Merge warnings by code, in first-seen order.
   std::vector<std::string> order;

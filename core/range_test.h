@@ -71,6 +71,10 @@ class EmaSmoother {
 //    diverged once s - best > (factor - 1) x (first - best), first being the
 //    first smoothed value, i.e. once the loss has risen above its best by
 //    (factor - 1) times the drop it made, which only uses differences;
+//  - whatever the sign, once the loss has dropped by more than 10% of
+//    |first| and climbed back 90% of the way to first
+//    (s - best >= 0.9 (first - best)): a network knocked back to its
+//    starting level (chance) has diverged, whatever its ratio to best;
 //  - at the first non-finite loss, whatever best is.
 class DivergenceMonitor {
  public:
@@ -91,7 +95,10 @@ class DivergenceMonitor {
 };
 
 struct AnalysisOptions {
-  double smoothing_beta = 0.98;     // EMA beta in [0, 1)
+  // Causal EMA beta in [0, 1): divergence and Recommendation::smoothed.
+  // Positions are read from a zero-lag curve whose width follows the points
+  // per decade instead (PositionCurve).
+  double smoothing_beta = 0.98;
   double divergence_factor = 4.0;   // > 1
   double skip_head_fraction = 0.1;  // steepest: skip this share of points
   // Iterations per epoch for the stepsize; 0 = unknown (stepsize_epochs is
@@ -136,6 +143,10 @@ struct Recommendation {
   // Spread across seeds in decades (max over the bounds of the
   // log10 range); 0 for a single seed.
   double spread_decades = 0.0;
+  // The interval max_lr comes from: the smallest and largest of the seeds'
+  // max_lr (one curve: both max_lr; 0 without a recommendation).
+  double max_lr_low = 0.0;
+  double max_lr_high = 0.0;
   int seeds = 1;
   std::vector<AnalysisWarning> warnings;
   // Causal, bias-corrected EMA of every input point (NaN after divergence).
@@ -153,9 +164,12 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
 // per loss: the losses up to (not including) the first point where
 // DivergenceMonitor(options' beta and factor) says the curve diverged, a
 // 5-point running median to remove isolated spikes, then the zero-lag EMA
-// (SmoothZeroLag), so features are not ~1/(1 - beta) points late. Shorter
-// than `losses` when the curve diverged. For plots of what was analyzed.
-std::vector<double> PositionCurve(const std::vector<double>& losses,
+// (SmoothZeroLag) whose span is a tenth of a decade of LR (its beta follows
+// the points per decade of `lrs`, not smoothing_beta), so features are
+// neither late nor smeared. Shorter than `losses` when the curve diverged.
+// lrs[i] is the LR of losses[i]. For plots of what was analyzed.
+std::vector<double> PositionCurve(const std::vector<double>& lrs,
+                                  const std::vector<double>& losses,
                                   const AnalysisOptions& options);
 
 // Combines per-seed recommendations: each LR is the median in log space

@@ -72,8 +72,10 @@ TEST(EmaSmootherTest, BiasCorrectedAndSkipsNonFinite) {
 }
 
 TEST(DivergenceMonitorTest, FactorTimesBestForPositiveLosses) {
+  // Starts at 10 so that the loss stays far below its starting level (the
+  // return rule, tested below, would otherwise fire at 2.0 too).
   DivergenceMonitor m(0.0, 4.0);  // beta 0: smoothed == raw
-  EXPECT_FALSE(m.Add(1.0));
+  EXPECT_FALSE(m.Add(10.0));
   EXPECT_FALSE(m.Add(0.5));
   EXPECT_FALSE(m.Add(2.0));  // 2.0 == 4 x 0.5 is not above it
   EXPECT_TRUE(m.Add(2.01));
@@ -82,13 +84,37 @@ TEST(DivergenceMonitorTest, FactorTimesBestForPositiveLosses) {
 
 TEST(DivergenceMonitorTest, NegativeLossesUseTheDropNotARatio) {
   // fastai's rule (s > 4 x best) fires at once on negative losses; here the
-  // loss must rise above its best by 3x the drop it made (-1 -> -3: 2).
+  // loss must rise above its best by 3x the drop it made (-100 -> -100.5:
+  // 0.5). The drop is under 10% of |first|, so the return rule is off.
   DivergenceMonitor m(0.0, 4.0);
-  EXPECT_FALSE(m.Add(-1.0));
-  EXPECT_FALSE(m.Add(-2.0));
-  EXPECT_FALSE(m.Add(-3.0));
-  EXPECT_FALSE(m.Add(2.9));  // best + 5.9 <= best + 6
-  EXPECT_TRUE(m.Add(3.1));
+  EXPECT_FALSE(m.Add(-100.0));
+  EXPECT_FALSE(m.Add(-100.5));
+  EXPECT_FALSE(m.Add(-99.01));  // best + 1.49 <= best + 1.5
+  EXPECT_TRUE(m.Add(-98.99));
+}
+
+// A loss that climbs back to its starting level has diverged, whatever its
+// ratio to the best. Study row mlp-fmnist-adam-b128 (docs/analysis.md): Adam
+// knocked the MLP back to chance (2.30) at lr ~0.06, below 4 x its best
+// (0.6), so the 4x rule never fired and 2 of 3 seeds ran on to lr 10.
+TEST(DivergenceMonitorTest, ReturnToTheStartingLevelDiverges) {
+  DivergenceMonitor m(0.0, 4.0);
+  EXPECT_FALSE(m.Add(2.30));
+  EXPECT_FALSE(m.Add(0.60));  // dropped 1.70
+  EXPECT_FALSE(m.Add(2.10));  // back 1.50 < 0.9 x 1.70 = 1.53
+  EXPECT_TRUE(m.Add(2.14));   // back 1.54: at its starting level
+  // Negative losses: -1 -> -3 is a drop of 2; back 1.8 of it diverges.
+  DivergenceMonitor n(0.0, 4.0);
+  EXPECT_FALSE(n.Add(-1.0));
+  EXPECT_FALSE(n.Add(-3.0));
+  EXPECT_FALSE(n.Add(-1.3));
+  EXPECT_TRUE(n.Add(-1.1));
+  // A start whose noise makes a drop under 10% of the level is not a
+  // return: the plateau at the start of every range test.
+  DivergenceMonitor p(0.0, 4.0);
+  EXPECT_FALSE(p.Add(2.30));
+  EXPECT_FALSE(p.Add(2.10));
+  EXPECT_FALSE(p.Add(2.31));
 }
 
 TEST(DivergenceMonitorTest, FirstNonFiniteLossDiverges) {
@@ -123,6 +149,8 @@ TEST(AnalyzeCurveTest, CleanUCurveSuggestionsLandOnTheTrueFeatures) {
   EXPECT_GE(r.max_lr / r.min_lr, 3.0 - 1e-12);
   EXPECT_LE(r.max_lr / r.min_lr, 10.0 + 1e-12);
   EXPECT_DOUBLE_EQ(r.one_cycle.max_lr, r.max_lr);
+  EXPECT_DOUBLE_EQ(r.max_lr_low, r.max_lr);  // one curve: no interval
+  EXPECT_DOUBLE_EQ(r.max_lr_high, r.max_lr);
   EXPECT_DOUBLE_EQ(r.one_cycle.div_factor, r.max_lr / r.min_lr);
   EXPECT_EQ(r.one_cycle.base_momentum, 0.85);
   EXPECT_EQ(r.one_cycle.max_momentum, 0.95);
@@ -134,16 +162,20 @@ TEST(AnalyzeCurveTest, CleanUCurveSuggestionsLandOnTheTrueFeatures) {
 TEST(PositionCurveTest, IsWhatTheAnalysisRead) {
   const auto points = MakeCurve(UCurve, 100, 0.05, 5);
   const Recommendation r = Analyze(points);
-  std::vector<double> losses;
-  for (const CurvePoint& p : points) losses.push_back(p.loss);
-  const std::vector<double> z = PositionCurve(losses, AnalysisOptions{});
+  std::vector<double> lrs, losses;
+  for (const CurvePoint& p : points) {
+    lrs.push_back(p.lr);
+    losses.push_back(p.loss);
+  }
+  const std::vector<double> z = PositionCurve(lrs, losses, AnalysisOptions{});
   ASSERT_EQ(static_cast<int64_t>(z.size()), r.points_used);
   ASSERT_LT(r.points_used, static_cast<int64_t>(points.size()));
   EXPECT_EQ(std::min_element(z.begin(), z.end()) - z.begin(),
             IndexOf(points, r.lr_minimum * 10));
   // A curve that never diverges is used whole.
   losses.resize(static_cast<size_t>(kTrueMinimum));
-  EXPECT_EQ(PositionCurve(losses, AnalysisOptions{}).size(), losses.size());
+  EXPECT_EQ(PositionCurve(lrs, losses, AnalysisOptions{}).size(),
+            losses.size());
 }
 
 TEST(AnalyzeCurveTest, SeededNoiseMovesSuggestionsLittle) {
@@ -319,6 +351,8 @@ TEST(AggregateSeedsTest, MedianInLogSpaceAndSpreadInDecades) {
   EXPECT_DOUBLE_EQ(r->min_lr, 1.5e-3);
   EXPECT_NEAR(r->lr_valley, 1e-2, 1e-15);  // even count: geometric mean
   EXPECT_NEAR(r->spread_decades, std::log10(2.0), 1e-12);
+  EXPECT_DOUBLE_EQ(r->max_lr_low, 0.9e-2);  // the interval across seeds
+  EXPECT_DOUBLE_EQ(r->max_lr_high, 1.2e-2);
   EXPECT_EQ(r->seeds, 3);
   ASSERT_EQ(r->warnings.size(), 1u);
   EXPECT_EQ(r->warnings[0].code, "never_diverged");

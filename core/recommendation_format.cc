@@ -78,6 +78,8 @@ std::string RecommendationToJson(const Recommendation& rec) {
                       ",\"points_used\":", rec.points_used,
                       ",\"seeds\":", rec.seeds,
                       ",\"spread_decades\":", JsonNumber(rec.spread_decades),
+                      ",\"max_lr_low\":", JsonNumber(rec.max_lr_low),
+                      ",\"max_lr_high\":", JsonNumber(rec.max_lr_high),
                       ",\"warnings\":[", absl::StrJoin(warnings, ","), "]}");
 }
 
@@ -117,8 +119,9 @@ std::string FormatRecommendation(const Recommendation& rec) {
           ? absl::StrFormat("; first divergence at point %d", rec.diverged_at)
           : absl::StrFormat("diverged at point %d", rec.diverged_at));
   if (rec.seeds > 1) {
-    absl::StrAppendFormat(&out, "  seeds           %d, spread %.2f decades\n",
-                          rec.seeds, rec.spread_decades);
+    absl::StrAppendFormat(
+        &out, "  seeds           %d, spread %.2f decades, max_lr %s..%s\n",
+        rec.seeds, rec.spread_decades, Lr(rec.max_lr_low), Lr(rec.max_lr_high));
   }
   for (const AnalysisWarning& w : rec.warnings) {
     absl::StrAppend(&out, "  warning         [", w.code, "] ", w.message, "\n");

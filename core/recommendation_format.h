@@ -19,9 +19,9 @@ namespace lrtune {
 // A compact JSON object with the keys min_lr, max_lr, stepsize_iterations,
 // stepsize_epochs, lr_steepest, lr_valley, lr_minimum, lr_slide,
 // one_cycle{max_lr, div_factor, final_div_factor, pct_start, base_momentum,
-// max_momentum}, diverged_at, points_used, seeds, spread_decades and
-// warnings[{code, message}]. Numbers round-trip exactly; a non-finite value
-// (a suggestion the curve does not give) is null.
+// max_momentum}, diverged_at, points_used, seeds, spread_decades, max_lr_low,
+// max_lr_high and warnings[{code, message}]. Numbers round-trip exactly; a
+// non-finite value (a suggestion the curve does not give) is null.
 std::string RecommendationToJson(const Recommendation& rec);
 
 // A few lines, one fact each, indented by two spaces.

@@ -25,6 +25,8 @@ Recommendation Sample() {
   r.points_used = 181;
   r.seeds = 3;
   r.spread_decades = 0.25;
+  r.max_lr_low = 0.08;
+  r.max_lr_high = 0.125;
   r.warnings.push_back({"too_noisy", "seeds \"disagree\"\nby 0.7 decades"});
   return r;
 }
@@ -39,6 +41,8 @@ TEST(RecommendationFormatTest, JsonParsesAndRoundTripsNumbers) {
   EXPECT_EQ(j["one_cycle"]["div_factor"].get<double>(), 3);
   EXPECT_EQ(j["diverged_at"].get<int64_t>(), 181);
   EXPECT_EQ(j["seeds"].get<int>(), 3);
+  EXPECT_EQ(j["max_lr_low"].get<double>(), 0.08);
+  EXPECT_EQ(j["max_lr_high"].get<double>(), 0.125);
   ASSERT_EQ(j["warnings"].size(), 1u);
   EXPECT_EQ(j["warnings"][0]["message"].get<std::string>(),
             "seeds \"disagree\"\nby 0.7 decades");
@@ -56,7 +60,9 @@ TEST(RecommendationFormatTest, TextNamesBoundsSeedsAndWarnings) {
   const std::string text = FormatRecommendation(Sample());
   EXPECT_NE(text.find("min_lr 0.0333   max_lr 0.1"), std::string::npos) << text;
   EXPECT_NE(text.find("slide -"), std::string::npos) << text;
-  EXPECT_NE(text.find("3, spread 0.25 decades"), std::string::npos) << text;
+  EXPECT_NE(text.find("3, spread 0.25 decades, max_lr 0.08..0.125"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("[too_noisy]"), std::string::npos) << text;
 }
 

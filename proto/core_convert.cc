@@ -112,6 +112,8 @@ v1::Recommendation RecommendationToProto(const Recommendation& rec) {
   if (rec.diverged_at >= 0) out.set_diverged_at(rec.diverged_at);
   out.set_points_used(rec.points_used);
   out.set_spread_decades(rec.spread_decades);
+  out.set_max_lr_low(rec.max_lr_low);
+  out.set_max_lr_high(rec.max_lr_high);
   out.set_seeds(rec.seeds);
   for (const AnalysisWarning& w : rec.warnings) {
     v1::AnalysisWarning& pw = *out.add_warnings();
@@ -144,6 +146,8 @@ Recommendation RecommendationFromProto(const v1::Recommendation& rec) {
   out.diverged_at = rec.has_diverged_at() ? rec.diverged_at() : -1;
   out.points_used = rec.points_used();
   out.spread_decades = rec.spread_decades();
+  out.max_lr_low = rec.max_lr_low();
+  out.max_lr_high = rec.max_lr_high();
   out.seeds = rec.seeds() > 0 ? rec.seeds() : 1;
   for (const v1::AnalysisWarning& w : rec.warnings()) {
     out.warnings.push_back({w.code(), w.message()});

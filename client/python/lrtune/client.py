@@ -78,7 +78,9 @@ class RangeTestResult:
     see warnings). suggestions maps "steepest", "valley", "minimum", "slide"
     to an LR (absent: the curve gives none). one_cycle holds OneCycleLR's
     max_lr, div_factor, final_div_factor, pct_start, base_momentum,
-    max_momentum. warnings are (code, message) pairs. job is the final
+    max_momentum. max_lr_interval is (smallest, largest) of the seeds'
+    max_lr and spread_decades the seeds' spread: how much to trust max_lr.
+    warnings are (code, message) pairs. job is the final
     lrtune.v1.Job proto; recommendation the aggregate Recommendation proto.
     """
     job_id: str
@@ -88,6 +90,8 @@ class RangeTestResult:
     stepsize_epochs: float
     suggestions: Dict[str, float]
     one_cycle: Dict[str, float]
+    max_lr_interval: tuple
+    spread_decades: float
     warnings: List[tuple]
     points: int
     recommendation: Any
@@ -108,6 +112,8 @@ def _result_from(job) -> RangeTestResult:
         stepsize_iterations=rec.stepsize_iterations,
         stepsize_epochs=rec.stepsize_epochs, suggestions=suggestions,
         one_cycle=one_cycle,
+        max_lr_interval=(rec.max_lr_low, rec.max_lr_high),
+        spread_decades=rec.spread_decades,
         warnings=[(w.code, w.message) for w in rec.warnings],
         points=job.range_test_result.steps_run, recommendation=rec, job=job)
 

@@ -60,6 +60,8 @@ class LiveServerTest(unittest.TestCase):
         self.assertLessEqual(result.min_lr, result.max_lr)
         self.assertGreater(result.max_lr, 0, result.warnings)
         self.assertEqual(result.one_cycle["max_lr"], result.max_lr)
+        # One seed: the interval is the point itself.
+        self.assertEqual(result.max_lr_interval, (result.max_lr, result.max_lr))
         self.assertEqual(result.job.state, jobs_pb2.JOB_STATE_SUCCEEDED)
         self.assertEqual(result.points, 60)
 
