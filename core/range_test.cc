@@ -23,7 +23,9 @@ constexpr int kSlideWindow = 15;
 constexpr double kSlideThreshold = 0.005;
 // CLR bounds, as fractions of the descent depth D (docs/analysis.md).
 constexpr double kClearDropFraction = 0.10;  // min_lr: dropped by 10% of D
-constexpr double kPlateauFraction = 0.05;    // max_lr: within 5% of D of min
+constexpr double kPlateauFraction = 0.05;    // the floor: within 5% of D of min
+// max_lr is at most the last LR before divergence divided by this.
+constexpr double kDivergenceMargin = 10.0;
 constexpr double kMinBoundsRatio = 3.0;
 constexpr double kMaxBoundsRatio = 10.0;
 // A curve whose per-step noise exceeds this share of D gets "noisy_curve".
@@ -166,10 +168,17 @@ void FillBounds(const std::vector<double>& lrs, const std::vector<double>& z,
   }
   size_t i_base = i_peak;
   while (z[i_base] > z[i_peak] - kClearDropFraction * depth) ++i_base;
-  size_t i_max = i_base;
-  while (z[i_max] > z[i_min] + kPlateauFraction * depth) ++i_max;
+  // max_lr: the right end of the loss's floor (the last point of the run
+  // from the minimum that stays within 5% of D above it), capped at a tenth
+  // of the last LR before divergence. bench/quality shows why: the floor's
+  // left end (the rule before) was 0.5 decade low on average, 1.3 under
+  // Adam; the right end alone overshoots where accuracy falls off a cliff
+  // past the floor (cnn-fmnist-sgdm-b128).
+  const double floor_level = z[i_min] + kPlateauFraction * depth;
+  size_t i_right = i_min;
+  while (i_right + 1 < z.size() && z[i_right + 1] <= floor_level) ++i_right;
   r.min_lr = lrs[i_base];
-  r.max_lr = lrs[i_max];
+  r.max_lr = std::min(lrs[i_right], lrs.back() / kDivergenceMargin);
   ClampBoundsRatio(r);
   if (noise > kNoisyCurveFraction * depth) {
     AddWarning(r, "noisy_curve",

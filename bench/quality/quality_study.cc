@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <set>
@@ -69,9 +70,9 @@ constexpr char kUsage[] =
 
 // Flags, read once in main.
 struct Options {
-  std::string settings;     // required
-  std::string out;          // required
-  std::string stage;          // required
+  std::string settings;        // required
+  std::string out;             // required
+  std::string stage;           // required
   std::set<std::string> only;  // empty: all settings
   int shard = 0;
   int shards = 1;
@@ -80,7 +81,7 @@ struct Options {
 
 struct Setting {
   std::string id;
-  engine::EngineJob job;       // kind range_test: model, data, optimizer
+  engine::EngineJob job;         // kind range_test: model, data, optimizer
   std::vector<int64_t> budgets;  // epochs
   double grid_lo = 0.0, grid_hi = 0.0;
   int grid_points = 13;
@@ -145,10 +146,11 @@ absl::StatusOr<std::vector<Setting>> LoadSettings(const std::string& path) {
   for (const json& s : doc["settings"]) {
     Setting st;
     st.id = s.at("id").get<std::string>();
-    absl::StatusOr<engine::EngineJob> job = engine::ParseJobJson(s.at("job").dump());
+    absl::StatusOr<engine::EngineJob> job =
+        engine::ParseJobJson(s.at("job").dump());
     if (!job.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": setting ", st.id, ": ", job.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": setting ", st.id, ": ", job.status().message()));
     }
     st.job = *job;
     st.budgets = s.at("budgets").get<std::vector<int64_t>>();
@@ -188,7 +190,8 @@ absl::Status RecordCurves(const Setting& s, int threads, std::ostream& out) {
   std::vector<uint64_t> seeds = spec.seeds;
   if (seeds.empty()) seeds.push_back(job.seed);
   for (size_t i = 0; i < r.curves.size(); ++i) {
-    json c = {{"seed", seeds[i]}, {"lr", json::array()}, {"loss", json::array()}};
+    json c = {
+        {"seed", seeds[i]}, {"lr", json::array()}, {"loss", json::array()}};
     for (const CurvePoint& p : r.curves[i]) {
       c["lr"].push_back(p.lr);
       c["loss"].push_back(std::isfinite(p.loss) ? json(p.loss) : json(nullptr));
@@ -243,8 +246,7 @@ struct Advice {
   json detail;  // what the rule saw (spread, warnings)
 };
 
-double LrAt(const lrtune::AnchorCurve& c,
-            const absl::StatusOr<int64_t>& idx) {
+double LrAt(const lrtune::AnchorCurve& c, const absl::StatusOr<int64_t>& idx) {
   return idx.ok() ? c.lrs[static_cast<size_t>(*idx)] : std::nan("");
 }
 
@@ -268,8 +270,8 @@ absl::StatusOr<std::vector<Advice>> ComputeAdvice(const Setting& s,
     const lrtune::AnchorCurve fa =
         lrtune::FastaiRecorderCurve(sc.lrs, sc.losses, c.steps);
     valley.max_lr.push_back(LrAt(fa, lrtune::ComputeValleyIndex(fa.losses)));
-    minimum.max_lr.push_back(
-        LrAt(fa, lrtune::ComputeMinimumIndex(fa.losses)) / 10.0);
+    minimum.max_lr.push_back(LrAt(fa, lrtune::ComputeMinimumIndex(fa.losses)) /
+                             10.0);
     steep.max_lr.push_back(
         LrAt(fa, lrtune::ComputeSteepIndex(fa.lrs, fa.losses)));
     const lrtune::AnchorCurve lf = lrtune::LrFinderCurve(sc.lrs, sc.losses);
@@ -289,8 +291,8 @@ absl::StatusOr<std::vector<Advice>> ComputeAdvice(const Setting& s,
     detail["per_seed_max_lr"].push_back(r.max_lr);
     detail["per_seed_min_lr"].push_back(r.min_lr);
   }
-  Advice one_cycle{"lrtune", "one_cycle", std::vector<double>(n, agg.max_lr),
-                   {}, detail};
+  Advice one_cycle{
+      "lrtune", "one_cycle", std::vector<double>(n, agg.max_lr), {}, detail};
   Advice clr{"lrtune", "triangular", std::vector<double>(n, agg.max_lr),
              std::vector<double>(n, agg.min_lr), detail};
   std::vector<Advice> out = {one_cycle, valley, minimum, steep, finder};
@@ -325,9 +327,9 @@ json Train(const Setting& s, const Run& run, int64_t iters_per_epoch,
   train.epochs = run.epochs;
   train.point_every = 1 << 30;
   train.schedule = ScheduleFor(s, run, run.epochs * iters_per_epoch);
-  json out = {{"key", run.Key()},           {"setting", run.setting},
-              {"schedule", run.schedule},   {"max_lr", run.max_lr},
-              {"min_lr", run.min_lr},       {"epochs", run.epochs},
+  json out = {{"key", run.Key()},         {"setting", run.setting},
+              {"schedule", run.schedule}, {"max_lr", run.max_lr},
+              {"min_lr", run.min_lr},     {"epochs", run.epochs},
               {"seed", run.seed}};
   absl::StatusOr<engine::TrainResult> r = engine::RunTraining(job, train, {});
   if (r.ok()) {
@@ -349,7 +351,8 @@ bool Pick(const Options& o, const Setting& s) {
 }
 
 int Fail(const absl::Status& st) {
-  std::fprintf(stderr, "quality_study: %s\n", std::string(st.message()).c_str());
+  std::fprintf(stderr, "quality_study: %s\n",
+               std::string(st.message()).c_str());
   return 1;
 }
 
@@ -419,7 +422,8 @@ int Main(const Options& o) {
           for (size_t i = 0; i < seeds.size() && i < a.max_lr.size(); ++i) {
             const double max_lr = a.max_lr[i];
             const double min_lr = a.min_lr.empty() ? 0.0 : a.min_lr[i];
-            if (!(max_lr > 0.0) || (a.schedule == "triangular" && !(min_lr > 0.0))) {
+            if (!(max_lr > 0.0) ||
+                (a.schedule == "triangular" && !(min_lr > 0.0))) {
               continue;  // the rule gave nothing; the report counts it
             }
             add(s, {s.id, a.schedule, max_lr, min_lr, b, seeds[i]});
@@ -435,32 +439,34 @@ int Main(const Options& o) {
   for (const json& j : ReadShardFiles(o.out, "runs")) {
     done.insert(j.at("key").get<std::string>());
   }
+  // A run belongs to the shard its key hashes to, so shards that start at
+  // different times (and so see different `done` sets) never split the
+  // same run or skip one.
   std::vector<size_t> pending;
   std::set<std::string> seen;
   for (size_t i = 0; i < runs.size(); ++i) {
     const std::string key = runs[i].Key();
     if (done.count(key) > 0 || !seen.insert(key).second) continue;
+    if (std::hash<std::string>{}(key) % static_cast<size_t>(o.shards) !=
+        static_cast<size_t>(o.shard)) {
+      continue;
+    }
     pending.push_back(i);
   }
   std::ofstream out(absl::StrCat(o.out, "/runs-", o.shard, ".jsonl"),
                     std::ios::app);
-  size_t mine = 0;
-  for (size_t k = static_cast<size_t>(o.shard); k < pending.size();
-       k += static_cast<size_t>(o.shards)) {
-    ++mine;
-  }
   size_t count = 0;
-  for (size_t k = static_cast<size_t>(o.shard); k < pending.size();
-       k += static_cast<size_t>(o.shards)) {
+  for (size_t k = 0; k < pending.size(); ++k) {
     const Run& run = runs[pending[k]];
     const Setting& s = *run_setting[pending[k]];
     json r = Train(s, run, curves.at(s.id).iters_per_epoch, o.threads);
     out << r.dump() << "\n" << std::flush;
-    std::fprintf(stderr, "[%zu/%zu] %s acc %s\n", ++count, mine,
-                 run.Key().c_str(),
-                 r.contains("val_accuracy")
-                     ? absl::StrFormat("%.4f", r["val_accuracy"].get<double>()).c_str()
-                     : "-");
+    std::fprintf(
+        stderr, "[%zu/%zu] %s acc %s\n", ++count, pending.size(),
+        run.Key().c_str(),
+        r.contains("val_accuracy")
+            ? absl::StrFormat("%.4f", r["val_accuracy"].get<double>()).c_str()
+            : "-");
   }
   return 0;
 }
