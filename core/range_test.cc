@@ -353,7 +353,8 @@ absl::StatusOr<Recommendation> AggregateSeeds(
         logs.size() % 2 == 1 ? logs[mid] : 0.5 * (logs[mid - 1] + logs[mid]);
     return std::exp(m);
   };
-  auto spread = [&per_seed](double Recommendation::*field) {
+  // Smallest and largest positive, finite value across seeds; NaN if none.
+  auto range = [&per_seed](double Recommendation::*field) {
     double lo = kNaN, hi = kNaN;
     for (const Recommendation& r : per_seed) {
       const double v = r.*field;
@@ -361,6 +362,10 @@ absl::StatusOr<Recommendation> AggregateSeeds(
       lo = std::isnan(lo) ? v : std::min(lo, v);
       hi = std::isnan(hi) ? v : std::max(hi, v);
     }
+    return std::make_pair(lo, hi);
+  };
+  auto spread = [&range](double Recommendation::*field) {
+    const auto [lo, hi] = range(field);
     return std::isnan(lo) ? 0.0 : std::log10(hi / lo);
   };
 
@@ -390,11 +395,9 @@ absl::StatusOr<Recommendation> AggregateSeeds(
   FillOneCycle(out);
   out.spread_decades = std::max(spread(&Recommendation::min_lr),
                                 spread(&Recommendation::max_lr));
-  for (const Recommendation& r : per_seed) {
-    if (!(r.max_lr > 0.0)) continue;
-    out.max_lr_low =
-        out.max_lr_low > 0.0 ? std::min(out.max_lr_low, r.max_lr) : r.max_lr;
-    out.max_lr_high = std::max(out.max_lr_high, r.max_lr);
+  if (const auto [lo, hi] = range(&Recommendation::max_lr); !std::isnan(lo)) {
+    out.max_lr_low = lo;
+    out.max_lr_high = hi;
   }
 
   // Merge warnings by code, in first-seen order.

@@ -198,8 +198,6 @@ def main():
                         ("choose", lambda r: r["split"] == "choose"),
                         ("holdout", lambda r: r["split"] == "holdout")):
         print("- " + summary([r for r in rows if pick(r)], label))
-    if "--json" in os.environ.get("REPORT_FLAGS", ""):
-        json.dump(rows, sys.stderr)
 
 
 if __name__ == "__main__":
