@@ -24,6 +24,7 @@
 #include "server/job_store.h"
 #include "worker/agent.h"
 #include "worker/engine.h"
+#include "worker/engine_loader.h"
 #include "worker/hub_client.h"
 
 namespace lrtune::client {
@@ -141,8 +142,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   s.store = std::move(*store);
   server::CoordinatorOptions copts;
   // The worker polls instead of long-polling (see acquire_wait below), so
-  // it asks again soon after an empty answer.
-  copts.acquire_retry = absl::Milliseconds(50);
+  // it asks again soon after an empty answer (a poll on the unix socket
+  // costs ~0.1 ms; the job waits at most 10 ms for its worker).
+  copts.acquire_retry = absl::Milliseconds(10);
   s.coordinator = std::make_unique<server::Coordinator>(
       s.store.get(), server::SystemClock(), copts);
   CancelLeftovers(*s.coordinator, options.log);
@@ -188,6 +190,10 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   // on another thread: "Mutex unlocked when destroyed"). Plain polls every
   // acquire_retry cost nothing on a unix socket.
   aopts.acquire_wait = absl::ZeroDuration();
+  // LibTorch (~0.7 s of the process here): loaded now, not at exec, and not
+  // on a thread beside the store and server, which then stall on the
+  // dynamic loader's lock for as long.
+  LRTUNE_RETURN_IF_ERROR(engine::LoadTorchEngine());
   engine::TuneAllocatorForTraining();
   s.agent = std::make_unique<worker::Agent>(
       aopts, worker::NewGrpcHubClient(s.target, ""));

@@ -14,7 +14,8 @@
 // unfinished (it was killed), so they are not resumed by this one.
 //
 // This header is torch- and server-free; the .cc links the coordinator and
-// the worker agent (and so LibTorch).
+// the worker agent, whose engine opens LibTorch in Start
+// (worker/engine_loader.h), not when the process starts.
 #ifndef LRTUNE_CLIENT_EMBEDDED_H_
 #define LRTUNE_CLIENT_EMBEDDED_H_
 
@@ -42,9 +43,11 @@ struct EmbeddedOptions {
 
 class EmbeddedService {
  public:
-  // Opens the store, serves on a fresh unix socket and starts the worker.
-  // Errors: the store cannot be created or opened (the message names the
-  // path), the socket cannot be served (Internal), bad options
+  // Opens the store, serves on a fresh unix socket, loads the training
+  // engine (LibTorch) and starts the worker. Errors: the store
+  // cannot be created or opened (the message names the path), the socket
+  // cannot be served (Internal), the engine cannot be loaded
+  // (FailedPrecondition naming the paths tried), bad options
   // (InvalidArgument).
   static absl::StatusOr<std::unique_ptr<EmbeddedService>> Start(
       const EmbeddedOptions& options);

@@ -93,6 +93,23 @@ check "--plot exit 0" test "$rc" = 0
 check "--plot writes a well-formed SVG with raw and smoothed curves per seed, the bounds and the suggestions" \
   svg_ok "$tmp/curve.svg" 2
 
+# Commands that train nothing never load LibTorch: the engine is a module
+# opened when the embedded service first trains (worker/engine_loader.h).
+LD_DEBUG=files run schedule --kind cosine --t-max 10 --steps 3
+check "lrtune schedule exit 0" test "$rc" = 0
+check "lrtune schedule loads neither LibTorch nor the engine module" \
+  bash -c "! grep -E -q 'libtorch_cpu|lrtune_torch_engine' '$tmp/err'"
+LD_DEBUG=files run range-test "${SMALL[@]}" --steps 20
+check "lrtune range-test loads the engine module" \
+  grep -q "lrtune_torch_engine.so" "$tmp/err"
+LRTUNE_TORCH_ENGINE=$tmp/nope.so run range-test "${SMALL[@]}" --steps 20
+check "a missing engine module exits 1" test "$rc" = 1
+check "a missing engine module is named, with the places tried" grep -q \
+  "cannot load the training engine lrtune_torch_engine.so; tried $tmp/nope.so (not there)" \
+  "$tmp/err"
+check "a missing engine module's error says how to fix it" \
+  grep -q "Set LRTUNE_TORCH_ENGINE" "$tmp/err"
+
 # A second run uses the same store: job ids differ, both are kept.
 run range-test "${SMALL[@]}" --steps 20 --json
 check "second embedded run exit 0" test "$rc" = 0

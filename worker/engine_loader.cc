@@ -1,0 +1,136 @@
+// engine.h's training functions for processes that link the engine's
+// torch-free half only: they open lrtune_torch_engine.so on first use.
+#include "worker/engine_loader.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "worker/engine.h"
+#include "worker/engine_plugin.h"
+
+#ifndef LRTUNE_ENGINE_CUDA
+#define LRTUNE_ENGINE_CUDA 1  // unknown: ask the module
+#endif
+
+namespace lrtune::engine {
+namespace {
+
+using internal::EngineApi;
+
+// The directory of this executable, "" when /proc is not there.
+std::string ExecutableDir() {
+  char buf[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  std::string path(buf, static_cast<size_t>(n));
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash);
+}
+
+std::vector<std::string> CandidatePaths() {
+  const char* env = std::getenv("LRTUNE_TORCH_ENGINE");
+  if (env != nullptr && env[0] != '\0') return {env};
+  std::vector<std::string> paths;
+  const std::string dir = ExecutableDir();
+  if (!dir.empty()) {
+    paths.push_back(absl::StrCat(dir, "/", internal::kEngineModuleName));
+    paths.push_back(
+        absl::StrCat(dir, "/../lib/lrtune/", internal::kEngineModuleName));
+  }
+#ifdef LRTUNE_TORCH_ENGINE_BUILD_PATH
+  paths.push_back(LRTUNE_TORCH_ENGINE_BUILD_PATH);
+#endif
+  return paths;
+}
+
+struct Loaded {
+  const EngineApi* api = nullptr;
+  absl::Status status;
+};
+
+const Loaded& Load() {
+  static const Loaded* loaded = [] {
+    auto* l = new Loaded;
+    std::vector<std::string> tried;
+    for (const std::string& path : CandidatePaths()) {
+      if (access(path.c_str(), R_OK) != 0) {
+        tried.push_back(absl::StrCat(path, " (not there)"));
+        continue;
+      }
+      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (handle == nullptr) {
+        const char* why = dlerror();
+        tried.push_back(
+            absl::StrCat(path, " (", why ? why : "dlopen failed", ")"));
+        continue;
+      }
+      using Entry = const EngineApi* (*)();
+      auto entry =
+          reinterpret_cast<Entry>(dlsym(handle, internal::kEngineApiSymbol));
+      const EngineApi* api = entry == nullptr ? nullptr : entry();
+      if (api == nullptr || !internal::ApiMatches(*api)) {
+        tried.push_back(absl::StrCat(
+            path, " (built from another lrtune: rebuild it with this one)"));
+        continue;  // the handle stays open: its code may already be running
+      }
+      l->api = api;
+      return l;
+    }
+    l->status = absl::FailedPreconditionError(absl::StrCat(
+        "cannot load the training engine ", internal::kEngineModuleName,
+        "; tried ", absl::StrJoin(tried, ", "),
+        ". Set LRTUNE_TORCH_ENGINE to its path, or build the target "
+        "lrtune_torch_engine"));
+    return l;
+  }();
+  return *loaded;
+}
+
+}  // namespace
+
+absl::Status LoadTorchEngine() { return Load().status; }
+
+absl::StatusOr<RangeTestResult> RunRangeTest(const JobSpec& job,
+                                             const RangeTestSpec& spec,
+                                             const Callbacks& callbacks,
+                                             const CancellationToken* cancel) {
+  const Loaded& l = Load();
+  if (l.api == nullptr) return l.status;
+  return l.api->run_range_test(job, spec, callbacks, cancel);
+}
+
+absl::StatusOr<TrainResult> RunTraining(const JobSpec& job,
+                                        const TrainSpec& spec,
+                                        const Callbacks& callbacks,
+                                        const CancellationToken* cancel) {
+  const Loaded& l = Load();
+  if (l.api == nullptr) return l.status;
+  return l.api->run_training(job, spec, callbacks, cancel);
+}
+
+std::string TorchVersion() {
+  const Loaded& l = Load();
+  if (l.api == nullptr) return "unavailable (the engine module did not load)";
+  return l.api->torch_version();
+}
+
+DeviceInfo DescribeDevice(const std::string& device) {
+  // The CPU needs nothing from LibTorch (engine.cc describes it by name),
+  // and neither does a GPU when the module was built without CUDA.
+  if (device.rfind("cuda", 0) != 0 || !LRTUNE_ENGINE_CUDA) {
+    return DeviceInfo{device, "", 0, ""};
+  }
+  const Loaded& l = Load();
+  if (l.api == nullptr) return DeviceInfo{device, "", 0, ""};
+  return l.api->describe_device(device);
+}
+
+}  // namespace lrtune::engine
