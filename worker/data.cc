@@ -1,10 +1,17 @@
 // Datasets as in-memory tensors: Fashion-MNIST, scikit-learn's tables,
-// seeded synthetic sets and inline tensors from a client.
+// seeded synthetic sets and inline tensors from a client. The decoded
+// Fashion-MNIST and scikit-learn arrays go to the data cache
+// (data_cache.h), so a later process maps them instead of decoding again.
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <functional>
+#include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "worker/data_cache.h"
 #include "worker/dataset_files.h"
 #include "worker/torch_internal.h"
 
@@ -19,8 +26,104 @@ struct Split {
   torch::Tensor x, y;
 };
 
+c10::ScalarType TorchType(CacheDType t) {
+  switch (t) {
+    case CacheDType::kFloat32:
+      return torch::kFloat32;
+    case CacheDType::kInt64:
+      return torch::kInt64;
+    case CacheDType::kUInt8:
+      return torch::kUInt8;
+  }
+  return torch::kUInt8;
+}
+
+CacheDType CacheType(c10::ScalarType t) {
+  return t == torch::kFloat32 ? CacheDType::kFloat32
+         : t == torch::kInt64 ? CacheDType::kInt64
+                              : CacheDType::kUInt8;
+}
+
+// The cached arrays "x" and "y" as tensors over the entry's mapping (which
+// they keep alive), or nullopt if the entry lacks them or their types.
+std::optional<Split> SplitFromEntry(std::shared_ptr<const CacheEntry> entry,
+                                    CacheDType x_type, CacheDType y_type) {
+  const CacheArrayView* x = entry->Find("x");
+  const CacheArrayView* y = entry->Find("y");
+  if (x == nullptr || y == nullptr || x->dtype != x_type ||
+      y->dtype != y_type || x->shape.empty() || y->shape.empty() ||
+      x->shape[0] != y->shape[0]) {
+    return std::nullopt;
+  }
+  auto wrap = [&entry](const CacheArrayView& a) {
+    // The mapping is read-only: nothing below writes a dataset's tensors in
+    // place (standardising makes new ones).
+    return torch::from_blob(
+        const_cast<void*>(a.data), a.shape, [entry](void*) {},
+        torch::TensorOptions().dtype(TorchType(a.dtype)));
+  };
+  return Split{wrap(*x), wrap(*y)};
+}
+
+// `decode` run through the data cache: the arrays of a hit, else decoded
+// and stored for the next process. The cache is an optimisation: when it is
+// off, unwritable or its files are damaged, the data is decoded as usual.
+absl::StatusOr<Split> Cached(
+    const CacheKey& key, CacheDType x_type, CacheDType y_type,
+    const std::function<absl::StatusOr<Split>()>& decode) {
+  const std::string dir = DataCacheDir();
+  if (!dir.empty()) {
+    absl::StatusOr<std::shared_ptr<const CacheEntry>> hit =
+        LookupDataCache(dir, key);
+    if (hit.ok()) {
+      if (std::optional<Split> s = SplitFromEntry(*hit, x_type, y_type)) {
+        return *s;
+      }
+    }
+  }
+  absl::StatusOr<Split> s = decode();
+  if (!s.ok() || dir.empty()) return s;
+  torch::Tensor x = s->x.contiguous(), y = s->y.contiguous();
+  auto in = [](const char* name, const torch::Tensor& t) {
+    return CacheArrayIn{name, CacheType(t.scalar_type()), t.sizes().vec(),
+                        t.data_ptr(), t.nbytes()};
+  };
+  // Best effort: a failed store (read-only home, full disk) costs the next
+  // process a decode, nothing else.
+  (void)StoreDataCache(dir, key, {in("x", x), in("y", y)});
+  return Split{x, y};
+}
+
+Split Head(const Split& s, int64_t limit) {
+  if (limit <= 0 || limit >= s.x.size(0)) return s;
+  return {s.x.narrow(0, 0, limit), s.y.narrow(0, 0, limit)};
+}
+
+absl::StatusOr<Split> DecodeFashion(const std::string& dir, const char* prefix,
+                                    int64_t limit);
+
+// Fashion-MNIST's `prefix` split (train, t10k), standardised, its first
+// `limit` samples (0: all), through the data cache.
 absl::StatusOr<Split> ReadFashion(const std::string& dir, const char* prefix,
                                   int64_t limit) {
+  const CacheKey key{
+      absl::StrFormat("fashion-mnist %s v1: x float32 [N,1,H,W] = "
+                      "(pixel/255 - %.4f) / %.4f, y int64",
+                      prefix, kFashionMean, kFashionStd),
+      {absl::StrCat(dir, "/", prefix, "-images-idx3-ubyte.gz"),
+       absl::StrCat(dir, "/", prefix, "-labels-idx1-ubyte.gz")}};
+  absl::StatusOr<Split> all = Cached(
+      key, CacheDType::kFloat32, CacheDType::kInt64,
+      // Decode all of it for the cache, only the head without one.
+      [&] {
+        return DecodeFashion(dir, prefix, DataCacheDir().empty() ? limit : 0);
+      });
+  if (!all.ok()) return all.status();
+  return Head(*all, limit);
+}
+
+absl::StatusOr<Split> DecodeFashion(const std::string& dir, const char* prefix,
+                                    int64_t limit) {
   absl::StatusOr<IdxArray> images =
       ReadIdx(absl::StrCat(dir, "/", prefix, "-images-idx3-ubyte.gz"));
   if (!images.ok()) return images.status();
@@ -204,12 +307,21 @@ absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
   } else if (const char* file = SklearnFile(spec.name)) {
     absl::StatusOr<std::string> dir = FindDatasetDir(spec.data_dir, "sklearn");
     if (!dir.ok()) return dir.status();
-    absl::StatusOr<CsvTable> t = ReadSklearnCsv(absl::StrCat(*dir, "/", file));
-    if (!t.ok()) return t.status();
-    train.x = torch::from_blob(t->x.data(), {t->rows, t->cols}, torch::kFloat32)
-                  .clone();
-    train.y =
-        torch::from_blob(t->labels.data(), {t->rows}, torch::kInt64).clone();
+    const std::string path = absl::StrCat(*dir, "/", file);
+    absl::StatusOr<Split> table = Cached(
+        {"sklearn-csv v1: x float32 [rows,cols], y int64 labels", {path}},
+        CacheDType::kFloat32, CacheDType::kInt64,
+        [&]() -> absl::StatusOr<Split> {
+          absl::StatusOr<CsvTable> t = ReadSklearnCsv(path);
+          if (!t.ok()) return t.status();
+          return Split{
+              torch::from_blob(t->x.data(), {t->rows, t->cols}, torch::kFloat32)
+                  .clone(),
+              torch::from_blob(t->labels.data(), {t->rows}, torch::kInt64)
+                  .clone()};
+        });
+    if (!table.ok()) return table.status();
+    train = *table;
     standardise = true;
   } else if (spec.name == "spirals" || spec.name == "blobs" ||
              spec.name == "linear") {
