@@ -118,6 +118,27 @@ absl::StatusOr<Setup> Prepare(const JobSpec& job, const Callbacks& cb) {
   return s;
 }
 
+// Packed seeds' parameters are capped at this many values (1 GiB of float32
+// parameters, and as much again per optimizer state).
+constexpr int64_t kMaxPackedParameters = int64_t{1} << 28;
+
+// Whether a range test's seeds train packed into one model: asked for
+// (spec.pack_seeds), more than one seed, a model that packs (mlp, cnn), no
+// validation metric (evaluation is per model), and parameters that fit.
+absl::StatusOr<bool> PackSeeds(const JobSpec& job, const RangeTestSpec& spec,
+                               const Setup& setup,
+                               const std::vector<uint64_t>& seeds) {
+  if (!spec.pack_seeds || seeds.size() < 2 || !internal::CanPack(job.model) ||
+      spec.eval_every > 0) {
+    return false;
+  }
+  LRTUNE_ASSIGN_OR_RETURN(std::unique_ptr<internal::Model> one,
+                          internal::BuildModel(job.model, setup.data, job.loss,
+                                               seeds[0], setup.device));
+  return internal::ParameterCount(*one) * static_cast<int64_t>(seeds.size()) <=
+         kMaxPackedParameters;
+}
+
 absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
                                               const RangeTestSpec& spec,
                                               const Callbacks& cb,
@@ -131,49 +152,81 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
   if (seeds.empty()) seeds.push_back(job.seed);
   RangeTestResult result;
   result.device = DeviceName(setup.device);
-  for (size_t si = 0; si < seeds.size(); ++si) {
-    const int seed_index = static_cast<int>(si);
-    LRTUNE_ASSIGN_OR_RETURN(
-        std::unique_ptr<internal::Model> model,
-        internal::BuildModel(job.model, setup.data, job.loss, seeds[si],
-                             setup.device));
+  // The seeds run one after another, or packed into one model (all at
+  // once) when PackSeeds says they may.
+  std::vector<std::vector<uint64_t>> groups;
+  LRTUNE_ASSIGN_OR_RETURN(const bool pack, PackSeeds(job, spec, setup, seeds));
+  if (pack) {
+    groups.push_back(seeds);
+    if (cb.on_progress) {
+      cb.on_progress(absl::StrCat("packing ", seeds.size(),
+                                  " seeds into one batched model"));
+    }
+  } else {
+    for (uint64_t seed : seeds) groups.push_back({seed});
+  }
+  int base = 0;  // seed index of the group's first member
+  for (const std::vector<uint64_t>& group : groups) {
+    const int k = static_cast<int>(group.size());
+    std::unique_ptr<internal::Model> model;
+    if (pack) {
+      LRTUNE_ASSIGN_OR_RETURN(
+          model, internal::BuildPackedModel(job.model, setup.data, job.loss,
+                                            group, setup.device));
+    } else {
+      LRTUNE_ASSIGN_OR_RETURN(
+          model, internal::BuildModel(job.model, setup.data, job.loss, group[0],
+                                      setup.device));
+    }
     LRTUNE_ASSIGN_OR_RETURN(
         std::unique_ptr<Trainer> trainer,
-        Trainer::Create(job, setup.data, *model, seeds[si], setup.device));
-    DivergenceMonitor monitor(spec.analysis.smoothing_beta,
-                              spec.analysis.divergence_factor);
-    std::vector<CurvePoint> curve;
+        Trainer::Create(job, setup.data, *model, group, setup.device));
+    std::vector<DivergenceMonitor> monitors(
+        k, DivergenceMonitor(spec.analysis.smoothing_beta,
+                             spec.analysis.divergence_factor));
+    std::vector<std::vector<CurvePoint>> curves(k);
+    std::vector<bool> diverged(k, false);
+    int live = k;  // members not diverged
     std::deque<PendingPoint> pending;
-    bool diverged = false;
     auto drain = [&](bool flush) {
-      for (double loss : trainer->TakeLosses(flush)) {
+      const std::vector<double> losses = trainer->TakeLosses(flush);
+      for (size_t i = 0; i < losses.size(); i += k) {
         PendingPoint p = pending.front();
         pending.pop_front();
-        if (diverged) continue;  // ran past divergence (CUDA chunking)
-        diverged = monitor.Add(loss);
-        curve.push_back({p.step, p.lr, loss});
-        if (cb.on_point) {
-          cb.on_point({seed_index, p.step, p.lr, p.momentum, loss,
-                       monitor.smoothed(), p.elapsed});
+        for (int m = 0; m < k; ++m) {
+          // Past divergence (another member still runs, or CUDA chunking).
+          if (diverged[m]) continue;
+          const double loss = losses[i + m];
+          if (monitors[m].Add(loss)) {
+            diverged[m] = true;
+            --live;
+          }
+          curves[m].push_back({p.step, p.lr, loss});
+          if (cb.on_point) {
+            cb.on_point({base + m, p.step, p.lr, p.momentum, loss,
+                         monitors[m].smoothed(), p.elapsed});
+          }
         }
       }
     };
     const Clock::time_point start = Clock::now();
-    for (int64_t t = 0; t < spec.steps && !diverged; ++t) {
+    for (int64_t t = 0; t < spec.steps && live > 0; ++t) {
       if (cancel != nullptr && cancel->cancelled()) {
-        return absl::CancelledError(absl::StrCat(
-            "range test cancelled at step ", t, " of seed ", seeds[si]));
+        return absl::CancelledError(
+            absl::StrCat("range test cancelled at step ", t, " of seed ",
+                         k == 1 ? absl::StrCat(group[0])
+                                : absl::StrCat(group.size(), " packed")));
       }
       const double lr = ramp.Lr(t);
       const std::optional<double> momentum = ramp.Momentum(t);
       trainer->Step(t, lr, momentum);
       pending.push_back({t, lr, momentum, Seconds(start)});
-      ++result.steps_run;
+      result.steps_run += live;
       drain(/*flush=*/false);
-      if (spec.eval_every > 0 && (t + 1) % spec.eval_every == 0 && !diverged) {
+      if (spec.eval_every > 0 && (t + 1) % spec.eval_every == 0 &&
+          live > 0) {  // never packed (PackSeeds)
         internal::EvalResult e = trainer->Evaluate(spec.eval_samples);
-        Evaluation ev{seed_index,   t + 1,  0,         lr,
-                      std::nan(""), e.loss, e.accuracy};
+        Evaluation ev{base, t + 1, 0, lr, std::nan(""), e.loss, e.accuracy};
         result.evaluations.push_back(ev);
         if (cb.on_evaluation) cb.on_evaluation(ev);
       }
@@ -184,9 +237,13 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
     if (options.iters_per_epoch == 0) {
       options.iters_per_epoch = trainer->steps_per_epoch();
     }
-    LRTUNE_ASSIGN_OR_RETURN(Recommendation rec, AnalyzeCurve(curve, options));
-    result.per_seed.push_back(std::move(rec));
-    result.curves.push_back(std::move(curve));
+    for (int m = 0; m < k; ++m) {
+      LRTUNE_ASSIGN_OR_RETURN(Recommendation rec,
+                              AnalyzeCurve(curves[m], options));
+      result.per_seed.push_back(std::move(rec));
+      result.curves.push_back(std::move(curves[m]));
+    }
+    base += k;
   }
   LRTUNE_ASSIGN_OR_RETURN(result.recommendation,
                           AggregateSeeds(result.per_seed));
@@ -209,7 +266,7 @@ absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job, const TrainSpec& spec,
                                                job.seed, setup.device));
   LRTUNE_ASSIGN_OR_RETURN(
       std::unique_ptr<Trainer> trainer,
-      Trainer::Create(job, setup.data, *model, job.seed, setup.device));
+      Trainer::Create(job, setup.data, *model, {job.seed}, setup.device));
   const int64_t spe = trainer->steps_per_epoch();
   const int64_t total = spec.steps > 0 ? spec.steps : spec.epochs * spe;
   if (schedule.length() > 0 && schedule.length() < total) {

@@ -234,6 +234,7 @@ absl::Status ParseRangeTest(const json& j, RangeTestSpec* s) {
   LRTUNE_RETURN_IF_ERROR(r.Get("seeds", &s->seeds));
   LRTUNE_RETURN_IF_ERROR(r.Get("eval_every", &s->eval_every));
   LRTUNE_RETURN_IF_ERROR(r.Get("eval_samples", &s->eval_samples));
+  LRTUNE_RETURN_IF_ERROR(r.Get("pack_seeds", &s->pack_seeds));
   return r.Finish();
 }
 

@@ -60,6 +60,10 @@ class Model {
   virtual void SetTraining(bool on) = 0;
   // Whether the forward pass may be captured in a CUDA graph.
   virtual bool graph_capturable() const = 0;
+  // How many models train as one (packed_models.cc): 1, or K for a packed
+  // model, whose Forward takes the members' batches one after another,
+  // [K * B, ...sample], and returns [K, B, out].
+  virtual int64_t members() const { return 1; }
 };
 
 // Builds the model of `spec` for `data` with weights initialised from
@@ -75,6 +79,22 @@ absl::StatusOr<std::unique_ptr<Model>> BuildModel(const ModelSpec& spec,
 // The loss of `output` against `target` (mean over the batch).
 torch::Tensor ComputeLoss(LossKind loss, const torch::Tensor& output,
                           const torch::Tensor& target);
+
+// Packing: the K seeds of a range test as one batched model, each member
+// initialised as BuildModel(seed_k) and trained on its own batches, so that
+// its curve equals the unpacked run's within float tolerance. Batched
+// matmul over stacked weights for mlp, grouped convolution for cnn; on a
+// small model one packed step costs little more than one unpacked step,
+// since the per-op overhead is paid once.
+bool CanPack(const ModelSpec& spec);  // mlp, cnn
+absl::StatusOr<std::unique_ptr<Model>> BuildPackedModel(
+    const ModelSpec& spec, const Dataset& data, LossKind loss,
+    const std::vector<uint64_t>& seeds, const torch::Device& device);
+// Each member's loss, [K], of a packed output [K, B, out] against targets
+// [K * B] (labels) or [K * B, k].
+torch::Tensor MemberLosses(LossKind loss, const torch::Tensor& output,
+                           const torch::Tensor& target);
+int64_t ParameterCount(Model& model);
 
 }  // namespace lrtune::engine::internal
 

@@ -99,16 +99,17 @@ struct Trainer::Impl {
   const Dataset& data;
   Model& model;
   torch::Device device;
-  uint64_t seed;
+  std::vector<uint64_t> seeds;  // one per member of the model
+  int64_t k = 1;                // members
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::vector<torch::Tensor> params;
   bool on_cuda = false;
 
   int64_t epoch = -1;
-  torch::Tensor perm;         // this epoch's permutation, on the device
+  torch::Tensor perm;         // this epoch's permutations, [K, N], on device
   torch::Tensor xb, yb;       // batch buffers (static inputs of the graph)
   std::vector<double> ready;  // losses read, not yet taken
-  torch::Tensor loss_buf;     // CUDA: per-step losses of the current chunk
+  torch::Tensor loss_buf;     // CUDA: per-step losses of the chunk, [32, K]
   int64_t buffered = 0;
 
 #ifdef LRTUNE_WITH_CUDA
@@ -117,17 +118,23 @@ struct Trainer::Impl {
 #endif
 
   Impl(const JobSpec& j, const Dataset& d, Model& m, torch::Device dev,
-       uint64_t s)
-      : job(j), data(d), model(m), device(dev), seed(s) {}
+       std::vector<uint64_t> s)
+      : job(j),
+        data(d),
+        model(m),
+        device(dev),
+        seeds(std::move(s)),
+        k(static_cast<int64_t>(seeds.size())) {}
 
   // CUDA: copies the buffered per-step losses to the host (one sync) and
   // appends them to `ready`, in step order.
   void ReadBufferedLosses() {
     if (buffered == 0) return;
-    torch::Tensor host =
-        loss_buf.narrow(0, 0, buffered).to(torch::kCPU, torch::kFloat64);
+    torch::Tensor host = loss_buf.narrow(0, 0, buffered)
+                             .to(torch::kCPU, torch::kFloat64)
+                             .contiguous();
     const double* v = host.data_ptr<double>();
-    ready.insert(ready.end(), v, v + buffered);
+    ready.insert(ready.end(), v, v + buffered * k);
     buffered = 0;
   }
 
@@ -171,24 +178,40 @@ struct Trainer::Impl {
 #ifdef LRTUNE_WITH_CUDA
     Bf16Autocast autocast(job.device.bf16);
 #endif
-    torch::Tensor out = model.Forward(xb);
-    return ComputeLoss(job.loss, out.to(torch::kFloat32), yb);
+    torch::Tensor out = model.Forward(xb).to(torch::kFloat32);
+    if (k == 1) return ComputeLoss(job.loss, out, yb);
+    return MemberLosses(job.loss, out, yb);  // [K]
+  }
+
+  // A packed model's members' losses are independent: the sum's gradient
+  // is each member's own.
+  void Backward(const torch::Tensor& loss) {
+    if (k == 1) {
+      loss.backward();
+    } else {
+      loss.sum().backward();
+    }
   }
 
   void LoadBatch(int64_t step) {
-    const int64_t spe = data.train_size() / xb.size(0);
+    const int64_t spe = data.train_size() / (xb.size(0) / k);
     const int64_t e = step / spe;
     if (e != epoch) {
       // One generator per (seed, epoch): the order of any epoch is known
       // without replaying the earlier ones, so a restored run continues
       // exactly where it stopped.
-      torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
-          seed * 1000003ULL + static_cast<uint64_t>(e));
-      perm = torch::randperm(data.train_size(), gen).to(device);
+      std::vector<torch::Tensor> perms;
+      for (uint64_t seed : seeds) {
+        torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
+            seed * 1000003ULL + static_cast<uint64_t>(e));
+        perms.push_back(torch::randperm(data.train_size(), gen));
+      }
+      perm = torch::stack(perms).to(device);
       epoch = e;
     }
-    const int64_t b = xb.size(0);
-    torch::Tensor idx = perm.narrow(0, (step % spe) * b, b);
+    const int64_t b = xb.size(0) / k;
+    // Member m's batch goes to rows [m b, (m + 1) b).
+    torch::Tensor idx = perm.narrow(1, (step % spe) * b, b).reshape({-1});
     torch::index_select_out(xb, data.train_x, 0, idx);
     torch::index_select_out(yb, data.train_y, 0, idx);
   }
@@ -206,13 +229,13 @@ struct Trainer::Impl {
       c10::cuda::CUDAStreamGuard guard(side);
       for (int i = 0; i < 3; ++i) {  // warm up kernels and the allocator
         ZeroGradToNone();
-        ForwardLoss().backward();
+        Backward(ForwardLoss());
       }
       ZeroGradToNone();
       graph = std::make_unique<at::cuda::CUDAGraph>();
       graph->capture_begin();
       static_loss = ForwardLoss();
-      static_loss.backward();
+      Backward(static_loss);
       graph->capture_end();
     }
     torch::cuda::synchronize();
@@ -224,9 +247,16 @@ Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Trainer::~Trainer() = default;
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
-    const JobSpec& job, const Dataset& data, Model& model, uint64_t seed,
-    const torch::Device& device) {
-  auto impl = std::make_unique<Impl>(job, data, model, device, seed);
+    const JobSpec& job, const Dataset& data, Model& model,
+    std::vector<uint64_t> seeds, const torch::Device& device) {
+  if (static_cast<int64_t>(seeds.size()) != model.members()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trainer: ", seeds.size(), " seeds for a model of ",
+                     model.members(), " members"));
+  }
+  auto impl =
+      std::make_unique<Impl>(job, data, model, device, std::move(seeds));
+  const int64_t k = impl->k;
   impl->params = model.Parameters();
   impl->on_cuda = device.is_cuda();
   try {
@@ -236,19 +266,20 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
         absl::StrCat("optimizer: ", e.what_without_backtrace()));
   }
   const int64_t b = std::min<int64_t>(job.batch_size, data.train_size());
-  std::vector<int64_t> xshape = {b};
+  std::vector<int64_t> xshape = {k * b};
   xshape.insert(xshape.end(), data.sample_shape.begin(),
                 data.sample_shape.end());
   impl->xb = torch::empty(xshape, data.train_x.options());
   std::vector<int64_t> yshape = data.train_y.sizes().vec();
-  yshape[0] = b;
+  yshape[0] = k * b;
   impl->yb = torch::empty(yshape, data.train_y.options());
   if (impl->on_cuda) {
     impl->loss_buf = torch::empty(
-        {kLossChunk}, torch::TensorOptions(device).dtype(torch::kFloat32));
+        {kLossChunk, k}, torch::TensorOptions(device).dtype(torch::kFloat32));
   }
   std::unique_ptr<Trainer> t(new Trainer(std::move(impl)));
   t->batch_ = b;
+  t->members_ = k;
   t->steps_per_epoch_ = data.train_size() / b;
   return t;
 }
@@ -268,14 +299,21 @@ void Trainer::Step(int64_t step, double lr, std::optional<double> momentum) {
   if (!loss.defined()) {
     s.ZeroGradToNone();
     loss = s.ForwardLoss();
-    loss.backward();
+    s.Backward(loss);
   }
   s.optimizer->step();
   if (!s.on_cuda) {
-    s.ready.push_back(loss.item<double>());
+    if (s.k == 1) {
+      s.ready.push_back(loss.item<double>());
+    } else {
+      torch::Tensor host = loss.detach().to(torch::kFloat64).contiguous();
+      const double* v = host.data_ptr<double>();
+      s.ready.insert(s.ready.end(), v, v + s.k);
+    }
     return;
   }
-  s.loss_buf[s.buffered++].copy_(loss.detach(), /*non_blocking=*/true);
+  s.loss_buf[s.buffered++].copy_(loss.detach().reshape({s.k}),
+                                 /*non_blocking=*/true);
   // A full chunk moves to `ready` (one host sync); the caller takes it.
   if (s.buffered == kLossChunk) s.ReadBufferedLosses();
 }
@@ -290,6 +328,7 @@ std::vector<double> Trainer::TakeLosses(bool flush) {
 
 EvalResult Trainer::Evaluate(int64_t max_samples) {
   Impl& s = *impl_;
+  TORCH_CHECK(s.k == 1, "Trainer::Evaluate: not for a packed model");
   torch::NoGradGuard no_grad;
   s.model.SetTraining(false);
   int64_t n = s.data.val_x.size(0);

@@ -3,7 +3,7 @@
 // without a host sync per step on CUDA, evaluation and checkpoints.
 //
 //   LRTUNE_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(job, data, *model,
-//                                                         seed, device));
+//                                                         {seed}, device));
 //   trainer->Step(t, schedule.Lr(t), schedule.Momentum(t));
 //   for (double loss : trainer->TakeLosses(/*flush=*/false)) ...
 //
@@ -32,10 +32,13 @@ class Trainer {
   static constexpr int64_t kLossChunk = 32;
 
   // Builds the optimizer for `model` (which must outlive the Trainer) and
-  // the batch buffers. InvalidArgument for options LibTorch rejects.
+  // the batch buffers. `seeds` orders the batches, one per member of the
+  // model (Model::members(): 1 unless packed); each member sees the batches
+  // an unpacked run of its seed would. InvalidArgument for options LibTorch
+  // rejects or a seed count that is not the model's.
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(
-      const JobSpec& job, const Dataset& data, Model& model, uint64_t seed,
-      const torch::Device& device);
+      const JobSpec& job, const Dataset& data, Model& model,
+      std::vector<uint64_t> seeds, const torch::Device& device);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
@@ -45,17 +48,19 @@ class Trainer {
   // (beta1 for Adam-style optimizers). Throws c10::Error on LibTorch errors.
   void Step(int64_t step, double lr, std::optional<double> momentum);
 
-  // Returns the losses of steps run since the last call, in order. On CPU
-  // every step's loss is available at once; on CUDA they arrive in chunks of
-  // kLossChunk, or all of them when `flush` (one host sync).
+  // Returns the losses of steps run since the last call, in order, members()
+  // per step (member m of step i at i * members() + m). On CPU every step's
+  // losses are available at once; on CUDA they arrive in chunks of
+  // kLossChunk steps, or all of them when `flush` (one host sync).
   std::vector<double> TakeLosses(bool flush);
 
   // Loss and accuracy over the first `max_samples` validation samples (0 =
-  // all), in eval mode and without gradients.
+  // all), in eval mode and without gradients. Not for a packed model.
   EvalResult Evaluate(int64_t max_samples);
 
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
-  int64_t batch_size() const { return batch_; }
+  int64_t batch_size() const { return batch_; }  // per member
+  int64_t members() const { return members_; }
 
   // What a checkpoint holds besides the model and optimizer: the step to
   // continue at and named values of the loop around the trainer (records
@@ -85,6 +90,7 @@ class Trainer {
   std::unique_ptr<Impl> impl_;
   int64_t steps_per_epoch_ = 0;
   int64_t batch_ = 0;
+  int64_t members_ = 1;
 };
 
 }  // namespace lrtune::engine::internal
