@@ -81,6 +81,7 @@ struct RangeTestOptions {
   std::optional<int64_t> steps;        // per seed; unset: 100
   std::string ramp = "exp";            // exp|linear
   int seeds = 1;                       // seeds 0..K-1
+  bool no_pack = false;                // one model per seed, not packed
   std::optional<double> smoothing;     // EMA beta; unset 0.98
   std::optional<double> diverge;       // unset: 4
   int64_t subset = 0;                  // training samples; 0: all

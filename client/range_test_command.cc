@@ -280,6 +280,7 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
     return Invalid("--seeds must be in [1, 64]" + Got(o.seeds));
   }
   for (int s = 0; s < o.seeds; ++s) rt.add_seeds(static_cast<uint64_t>(s));
+  if (o.no_pack) rt.set_pack_seeds(false);
   if (o.smoothing) {
     if (!(*o.smoothing >= 0 && *o.smoothing < 1)) {
       return Invalid("--smoothing must be in [0, 1)" + Got(*o.smoothing));
@@ -351,7 +352,11 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
                "steps per seed, 2..1000000 (default 100)");
   cmd->add_option("--ramp", opts.ramp, "LR ramp exp|linear (default exp)");
   cmd->add_option("--seeds", opts.seeds,
-                  "K curves with seeds 0..K-1, aggregated (default 1)");
+                  "K curves with seeds 0..K-1, aggregated (default 1); an "
+                  "mlp's or cnn's seeds train packed into one batched model");
+  cmd->add_flag("--no-pack", opts.no_pack,
+                "train the seeds one model after another, not packed (the "
+                "curves agree within float tolerance; packed is faster)");
   optional_double("--smoothing", opts.smoothing,
                   "EMA beta of the loss smoothing in [0,1) (default 0.98)");
   optional_double("--diverge", opts.diverge,

@@ -45,8 +45,15 @@ absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
   v1::RangeTestResult out;
   std::vector<Recommendation> per_seed;
   for (const v1::RangeTestTaskResult& r : results) {
-    per_seed.push_back(RecommendationFromProto(r.recommendation()));
-    *out.add_per_seed() = r.recommendation();
+    if (r.per_seed_size() > 0) {  // a task of packed seeds
+      for (const v1::Recommendation& seed : r.per_seed()) {
+        per_seed.push_back(RecommendationFromProto(seed));
+        *out.add_per_seed() = seed;
+      }
+    } else {
+      per_seed.push_back(RecommendationFromProto(r.recommendation()));
+      *out.add_per_seed() = r.recommendation();
+    }
     out.set_steps_run(out.steps_run() + r.steps_run());
     out.set_train_seconds(out.train_seconds() + r.train_seconds());
   }
@@ -300,7 +307,7 @@ absl::StatusOr<Coordinator::JobLayout> Coordinator::Layout(
       v1::RangeTestJob range;
       *range.mutable_run() = layout.spec.run();
       *range.mutable_range_test() = layout.spec.range_test();
-      layout.range_tasks = static_cast<int>(RangeTestSeeds(range).size());
+      layout.range_tasks = RangeTestTaskCount(range);
     }
     // Big client payloads are not needed to rank or label trials.
     layout.spec.mutable_run()->mutable_data()->clear_inline_data();
@@ -880,10 +887,15 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
       return absl::DataLossError(
           absl::StrCat("task ", task.id, ": stored spec does not parse"));
     }
-    std::vector<v1::JobEvent> events(1);
-    events[0].mutable_recommendation()->set_seed_index(spec.seed_index());
-    *events[0].mutable_recommendation()->mutable_recommendation() =
-        request.range_test().recommendation();
+    // One recommendation event per seed the task ran.
+    std::vector<v1::JobEvent> events;
+    const v1::RangeTestTaskResult& done = request.range_test();
+    for (int i = 0; i < std::max(1, done.per_seed_size()); ++i) {
+      v1::JobEvent& e = events.emplace_back();
+      e.mutable_recommendation()->set_seed_index(spec.seed_index() + i);
+      *e.mutable_recommendation()->mutable_recommendation() =
+          done.per_seed_size() > 0 ? done.per_seed(i) : done.recommendation();
+    }
 
     // Is this the job's last seed? Then aggregate before the job succeeds.
     LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,

@@ -43,6 +43,7 @@ v1::SubmitJobRequest RangeTestRequest() {
   job.mutable_range_test()->set_end_lr(1.0);
   job.mutable_range_test()->set_steps(kPoints);
   for (int s = 0; s < kSeeds; ++s) job.mutable_range_test()->add_seeds(s + 1);
+  job.mutable_range_test()->set_pack_seeds(false);  // one task per seed
   return request;
 }
 

@@ -88,6 +88,8 @@ class CoordinatorTest : public ::testing::Test {
     job.mutable_range_test()->set_steps(100);
     job.mutable_range_test()->add_seeds(7);
     job.mutable_range_test()->add_seeds(8);
+    // One task per seed (TwoPackedSeedsRunAsOneTask: packed).
+    job.mutable_range_test()->set_pack_seeds(false);
     return job;
   }
 
@@ -274,6 +276,95 @@ TEST_F(CoordinatorTest, TwoSeedRangeTestStreamsAndAggregates) {
   EXPECT_EQ(job.last_seq(), events.back().seq());
   EXPECT_EQ(job.range_test_result().per_seed_size(), 2);
   EXPECT_EQ(job.range_test_result().recommendation().seeds(), 2);
+}
+
+// An mlp's seeds run packed: one task holding every seed, whose points
+// carry each seed's index and whose result has a recommendation per seed.
+TEST_F(CoordinatorTest, TwoPackedSeedsRunAsOneTask) {
+  StartServer();
+  v1::RangeTestJob job = TwoSeedJob();
+  job.mutable_range_test()->clear_pack_seeds();
+  const std::string job_id = Submit(job).job_id();
+  const std::string id = Register("w1");
+  std::optional<v1::Task> task = Acquire(id);
+  ASSERT_TRUE(task.has_value());
+  const v1::RangeTestTask& rt = task->range_test();
+  ASSERT_EQ(rt.range_test().seeds_size(), 2);
+  EXPECT_EQ(rt.range_test().seeds(1), 8u);
+  EXPECT_EQ(rt.seed_index(), 0);
+  EXPECT_FALSE(Acquire(id, absl::Milliseconds(50)).has_value())
+      << "the seeds' task is the job's only one";
+
+  v1::ReportPointsRequest report;
+  report.set_task_id(task->task_id());
+  report.set_attempt_id(task->attempt_id());
+  for (int i = 0; i < 4; ++i) {  // steps 0, 0, 1, 1 of seeds 0, 1, 0, 1
+    v1::TaskRecord* r = report.add_records();
+    r->set_seq(i);
+    r->mutable_point()->set_seed_index(i % 2);
+    r->mutable_point()->set_step(i / 2);
+    r->mutable_point()->set_lr(1e-5 * (i / 2 + 1));
+    r->mutable_point()->set_loss(2.0);
+  }
+  v1::ReportPointsResponse reported;
+  {
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    ASSERT_TRUE(worker_->ReportPoints(&context, report, &reported).ok());
+  }
+  v1::CompleteTaskRequest complete;
+  complete.set_task_id(task->task_id());
+  complete.set_attempt_id(task->attempt_id());
+  complete.set_final_seq(3);
+  v1::RangeTestTaskResult& result = *complete.mutable_range_test();
+  for (int s = 0; s < 2; ++s) {
+    v1::Recommendation* rec = result.add_per_seed();
+    rec->set_min_lr(1e-3 * (s + 1));
+    rec->set_max_lr(1e-2 * (s + 1));
+    rec->set_stepsize_iterations(400);
+    rec->set_lr_valley(3e-3 * (s + 1));
+    rec->set_points_used(2);
+    rec->set_seeds(1);
+  }
+  *result.mutable_recommendation() = result.per_seed(0);
+  result.set_steps_run(4);
+  {
+    v1::CompleteTaskResponse response;
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    grpc::Status status = worker_->CompleteTask(&context, complete, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  v1::WatchJobRequest watch;
+  watch.set_job_id(job_id);
+  ClientContext context;
+  SetDeadline(&context, absl::Seconds(5));
+  auto reader = client_->WatchJob(&context, watch);
+  grpc::Status status;
+  std::vector<v1::JobEvent> events = ReadAll(reader.get(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<int> point_seeds;
+  std::vector<v1::RecommendationEvent> recs;
+  for (const v1::JobEvent& e : events) {
+    if (e.has_point()) point_seeds.push_back(e.point().origin().seed_index());
+    if (e.has_recommendation()) recs.push_back(e.recommendation());
+  }
+  EXPECT_EQ(point_seeds, (std::vector<int>{0, 1, 0, 1}));
+  ASSERT_EQ(recs.size(), 3u);  // each seed, then the aggregate
+  EXPECT_EQ(recs[0].seed_index(), 0);
+  EXPECT_EQ(recs[1].seed_index(), 1);
+  EXPECT_DOUBLE_EQ(recs[1].recommendation().max_lr(), 2e-2);
+  EXPECT_FALSE(recs[2].has_seed_index());
+  EXPECT_EQ(recs[2].recommendation().seeds(), 2);
+
+  v1::GetJobRequest get;
+  get.set_job_id(job_id);
+  v1::Job got;
+  ClientContext get_context;
+  ASSERT_TRUE(client_->GetJob(&get_context, get, &got).ok());
+  EXPECT_EQ(got.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(got.range_test_result().per_seed_size(), 2);
 }
 
 TEST_F(CoordinatorTest, WatchJobResumesAfterSeq) {

@@ -339,9 +339,31 @@ std::vector<uint64_t> RangeTestSeeds(const v1::RangeTestJob& job) {
   return {job.range_test().seeds().begin(), job.range_test().seeds().end()};
 }
 
+bool PacksSeeds(const v1::RangeTestJob& job) {
+  const v1::RangeTestSpec& rt = job.range_test();
+  const v1::ModelKind kind = job.run().model().kind();
+  return rt.seeds_size() > 1 && rt.eval_every() == 0 &&
+         (!rt.has_pack_seeds() || rt.pack_seeds()) &&
+         (kind == v1::MODEL_KIND_UNSPECIFIED || kind == v1::MODEL_KIND_MLP ||
+          kind == v1::MODEL_KIND_CNN);
+}
+
+int RangeTestTaskCount(const v1::RangeTestJob& job) {
+  return PacksSeeds(job) ? 1 : static_cast<int>(RangeTestSeeds(job).size());
+}
+
 std::vector<std::string> RangeTestTaskSpecs(const v1::RangeTestJob& job) {
   std::vector<std::string> specs;
   const std::vector<uint64_t> seeds = RangeTestSeeds(job);
+  if (PacksSeeds(job)) {
+    v1::RangeTestTask task;
+    *task.mutable_run() = job.run();
+    task.mutable_run()->set_seed(seeds[0]);
+    *task.mutable_range_test() = job.range_test();
+    task.set_seed_index(0);
+    specs.push_back(task.SerializeAsString());
+    return specs;
+  }
   for (size_t i = 0; i < seeds.size(); ++i) {
     v1::RangeTestTask task;
     *task.mutable_run() = job.run();

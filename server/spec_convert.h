@@ -56,8 +56,16 @@ absl::Status ValidateSubmitJob(const v1::SubmitJobRequest& request,
 // The seeds a range test runs: its seeds, or {run.seed} when empty.
 std::vector<uint64_t> RangeTestSeeds(const v1::RangeTestJob& job);
 
-// One serialized v1::RangeTestTask per seed, in seed order.
+// Whether a range test's seeds run as one task, packed into one batched
+// model by the worker's engine (engine.h, RangeTestSpec::pack_seeds): more
+// than one seed, an mlp or cnn, no eval_every, pack_seeds unset or true.
+bool PacksSeeds(const v1::RangeTestJob& job);
+
+// The serialized v1::RangeTestTasks of a range test, in seed order: one
+// holding every seed when PacksSeeds, else one per seed.
 std::vector<std::string> RangeTestTaskSpecs(const v1::RangeTestJob& job);
+// How many tasks RangeTestTaskSpecs makes.
+int RangeTestTaskCount(const v1::RangeTestJob& job);
 
 // Store <-> API job states.
 v1::JobState JobStateToProto(JobState state);

@@ -362,15 +362,17 @@ void Agent::RunTask(int slot, const v1::Task& task) {
   if (task.has_range_test()) {
     const v1::RangeTestTask& rt = task.range_test();
     const int seed_index = rt.seed_index();
+    // The engine numbers the task's seeds from 0; the job's index of the
+    // task's first seed is seed_index.
     callbacks.on_point = [&, seed_index](const engine::StepPoint& p) {
       running->step = p.step + 1;
       v1::TaskRecord r;
-      *r.mutable_point() = CurvePointToProto(p, seed_index);
+      *r.mutable_point() = CurvePointToProto(p, seed_index + p.seed_index);
       buffer.Add(std::move(r));
     };
     callbacks.on_evaluation = [&, seed_index](const engine::Evaluation& e) {
       v1::TaskRecord r;
-      *r.mutable_evaluation() = EvaluationToProto(e, seed_index);
+      *r.mutable_evaluation() = EvaluationToProto(e, seed_index + e.seed_index);
       buffer.Add(std::move(r));
     };
     absl::StatusOr<engine::JobSpec> job = RunSpecFromProto(rt.run());
@@ -383,7 +385,7 @@ void Agent::RunTask(int slot, const v1::Task& task) {
       if (job->device.threads == 0 && options_.threads > 0) {
         job->device.threads = std::max(1, options_.threads / options_.slots);
       }
-      spec->seeds = {job->seed};
+      if (spec->seeds.empty()) spec->seeds = {job->seed};
       absl::StatusOr<engine::RangeTestResult> result =
           engine::RunRangeTest(*job, *spec, callbacks, &running->cancel);
       run_status = result.status();

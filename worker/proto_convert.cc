@@ -318,6 +318,7 @@ absl::StatusOr<engine::RangeTestSpec> RangeTestSpecFromProto(
         AtLeast("range_test.eval_samples", p.eval_samples(), 1));
     s.eval_samples = p.eval_samples();
   }
+  if (p.has_pack_seeds()) s.pack_seeds = p.pack_seeds();
   LRTUNE_RETURN_IF_ERROR(engine::ValidateRangeTest(s));
   return s;
 }
@@ -416,6 +417,7 @@ v1::RangeTestSpec RangeTestSpecToProto(const engine::RangeTestSpec& s) {
   for (uint64_t seed : s.seeds) p.add_seeds(seed);
   p.set_eval_every(s.eval_every);
   p.set_eval_samples(s.eval_samples);
+  p.set_pack_seeds(s.pack_seeds);
   return p;
 }
 
@@ -472,9 +474,15 @@ engine::Evaluation EvaluationFromProto(const v1::Evaluation& p) {
 v1::RangeTestTaskResult RangeTestResultToProto(
     const engine::RangeTestResult& result) {
   v1::RangeTestTaskResult p;
-  // A task runs one seed: its own curve's recommendation.
+  // The first seed's curve's recommendation, and every seed's when the task
+  // ran several (packed).
   *p.mutable_recommendation() = RecommendationToProto(
       result.per_seed.empty() ? result.recommendation : result.per_seed[0]);
+  if (result.per_seed.size() > 1) {
+    for (const Recommendation& r : result.per_seed) {
+      *p.add_per_seed() = RecommendationToProto(r);
+    }
+  }
   p.set_steps_run(result.steps_run);
   p.set_train_seconds(result.train_seconds);
   p.set_device(result.device);
