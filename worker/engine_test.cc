@@ -3,11 +3,16 @@
 // TorchScript modules, and the errors (bad module, bad tensors, cancel, NaN).
 #include "worker/engine.h"
 
+#include <sys/stat.h>
 #include <torch/script.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_format.h"
@@ -143,6 +148,81 @@ TEST(EngineTest, RangeTestOnFashionMnist) {
   EXPECT_GT(rc.stepsize_iterations, 0);
   EXPECT_TRUE(rc.warnings.empty()) << rc.warnings[0].message;
   EXPECT_FALSE(r->evaluations.empty());
+}
+
+// The decoded-data cache end to end: the first run stores the table, the
+// second maps it (same curve, entry untouched), a changed source is decoded
+// again (another curve, entry replaced), and a damaged entry is a miss.
+TEST(EngineTest, DataCacheServesTheNextRunAndNoticesAChangedSource) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(testing::TempDir()) /
+                        absl::StrFormat("engine_cache_test_%d", getpid());
+  fs::remove_all(root);
+  fs::create_directories(root / "data" / "sklearn");
+  const fs::path csv = root / "data" / "sklearn" / "iris.csv";
+  fs::copy_file("/usr/local/share/lrtune/datasets/sklearn/iris.csv", csv);
+  const fs::path cache = root / "cache";
+  ASSERT_EQ(setenv("LRTUNE_CACHE_DIR", cache.c_str(), 1), 0);
+
+  JobSpec job = SmallJob("iris");
+  job.data.data_dir = (root / "data").string();
+  RangeTestSpec spec;
+  spec.start_lr = 1e-3;
+  spec.end_lr = 1.0;
+  spec.steps = 15;
+  auto curve = [&] {
+    absl::StatusOr<RangeTestResult> r = RunRangeTest(job, spec, {});
+    EXPECT_TRUE(r.ok()) << r.status();
+    std::vector<double> losses;
+    if (r.ok()) {
+      for (const CurvePoint& p : r->curves[0]) losses.push_back(p.loss);
+    }
+    return losses;
+  };
+  auto entries = [&] {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::directory_iterator(cache)) {
+      if (e.path().extension() == ".lrtcache") out.push_back(e.path());
+    }
+    return out;
+  };
+  auto inode = [](const fs::path& p) {
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
+  };
+
+  const std::vector<double> first = curve();
+  ASSERT_EQ(entries().size(), 1u) << "the first run stores the table";
+  const fs::path entry = entries()[0];
+  const auto stored = inode(entry);
+  EXPECT_EQ(curve(), first) << "the cached table is the decoded one";
+  EXPECT_EQ(inode(entry), stored) << "a hit does not store again";
+
+  // Same size, one value changed: only the content hash can tell.
+  std::string text;
+  {
+    std::ifstream in(csv);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const size_t at = text.find("5.1");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 3, "9.9");
+  {
+    std::ofstream out(csv, std::ios::trunc);
+    out << text;
+  }
+  const std::vector<double> changed = curve();
+  EXPECT_NE(changed, first) << "a changed source must be decoded again";
+  EXPECT_NE(inode(entry), stored) << "and its entry replaced";
+
+  fs::resize_file(entry, fs::file_size(entry) / 2);  // a damaged entry
+  EXPECT_EQ(curve(), changed);
+  EXPECT_EQ(curve(), changed);  // stored again, then served
+
+  ASSERT_EQ(setenv("LRTUNE_CACHE_DIR", "off", 1), 0);
+  EXPECT_EQ(curve(), changed) << "with the cache off, the same data";
+  unsetenv("LRTUNE_CACHE_DIR");
+  fs::remove_all(root);
 }
 
 TEST(EngineTest, SameSeedSameCurveBitForBit) {
