@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/spec_convert.h"
 
 namespace lrtune::server {
 namespace {
@@ -258,6 +259,50 @@ TEST(RankByObjective, AccuracyHigherLossLowerTiesByIndex) {
   g.mutable_grid()->mutable_objective()->set_metric(
       v1::OBJECTIVE_METRIC_VAL_ACCURACY);
   EXPECT_EQ(ObjectiveValue(g, r), std::nullopt);  // no accuracy reported
+}
+
+// Which range tests' seeds become one packed task (spec_convert.h).
+TEST(PacksSeedsTest, SmallModelsAndCudaPackBigCpuMlpsKeepATaskPerSeed) {
+  v1::RangeTestJob job;
+  job.mutable_range_test()->add_seeds(1);
+  job.mutable_range_test()->add_seeds(2);
+  job.mutable_run()->mutable_model()->add_hidden(32);  // fashion: 25k
+  EXPECT_TRUE(PacksSeeds(job));
+  std::vector<std::string> specs = RangeTestTaskSpecs(job);
+  ASSERT_EQ(specs.size(), 1u);
+  EXPECT_EQ(RangeTestTaskCount(job), 1);
+  v1::RangeTestTask task;
+  ASSERT_TRUE(task.ParseFromString(specs[0]));
+  EXPECT_EQ(task.range_test().seeds_size(), 2);
+  EXPECT_EQ(task.run().seed(), 1u);
+  EXPECT_EQ(task.seed_index(), 0);
+
+  v1::RangeTestJob big = job;  // 784-256-256-10: 270k parameters
+  big.mutable_run()->mutable_model()->clear_hidden();
+  EXPECT_FALSE(PacksSeeds(big));
+  EXPECT_EQ(RangeTestTaskSpecs(big).size(), 2u);
+  EXPECT_EQ(RangeTestTaskCount(big), 2);
+  big.mutable_run()->mutable_data()->set_name("digits");  // 64-256-256: 84k
+  EXPECT_TRUE(PacksSeeds(big));
+  big.mutable_run()->mutable_data()->set_name("fashion-mnist");
+  big.mutable_run()->mutable_device()->set_device("cuda:1");
+  EXPECT_TRUE(PacksSeeds(big));
+
+  v1::RangeTestJob other = job;
+  other.mutable_run()->mutable_model()->set_kind(v1::MODEL_KIND_CNN);
+  EXPECT_TRUE(PacksSeeds(other));
+  other.mutable_run()->mutable_model()->set_kind(v1::MODEL_KIND_RESNET20);
+  EXPECT_FALSE(PacksSeeds(other)) << "batch norm does not pack";
+  other = job;
+  other.mutable_range_test()->set_eval_every(10);
+  EXPECT_FALSE(PacksSeeds(other)) << "evaluation is per model";
+  other = job;
+  other.mutable_range_test()->set_pack_seeds(false);
+  EXPECT_FALSE(PacksSeeds(other));
+  other = job;
+  other.mutable_range_test()->clear_seeds();
+  EXPECT_FALSE(PacksSeeds(other));
+  EXPECT_EQ(RangeTestTaskSpecs(other).size(), 1u);
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
 #include "server/spec_convert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <set>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 
@@ -339,13 +343,80 @@ std::vector<uint64_t> RangeTestSeeds(const v1::RangeTestJob& job) {
   return {job.range_test().seeds().begin(), job.range_test().seeds().end()};
 }
 
+namespace {
+
+// An MLP's parameter count on its data: the input width and classes of the
+// built-in data sets and of inline tensors; nullopt where unknown.
+std::optional<int64_t> MlpParameters(const v1::RunSpec& run) {
+  const v1::DataSpec& d = run.data();
+  int64_t in = 0, out = 0;
+  if (d.has_inline_data()) {
+    in = 1;
+    for (int i = 1; i < d.inline_data().x_shape_size(); ++i) {
+      in *= std::max<int64_t>(1, d.inline_data().x_shape(i));
+    }
+    out = 10;  // labels unknown here: a typical head
+  } else {
+    const std::string name = d.name().empty() ? "fashion-mnist" : d.name();
+    const int64_t classes =
+        d.has_synthetic_classes() ? d.synthetic_classes() : 3;
+    const int64_t features =
+        d.has_synthetic_features() ? d.synthetic_features() : 8;
+    if (name == "fashion-mnist") {
+      in = 784, out = 10;
+    } else if (name == "digits") {
+      in = 64, out = 10;
+    } else if (name == "iris") {
+      in = 4, out = 3;
+    } else if (name == "wine") {
+      in = 13, out = 3;
+    } else if (name == "breast-cancer") {
+      in = 30, out = 2;
+    } else if (name == "spirals") {
+      in = 2, out = classes;
+    } else if (name == "blobs") {
+      in = features, out = classes;
+    } else if (name == "linear") {
+      in = features, out = 1;
+    } else {
+      return std::nullopt;
+    }
+  }
+  std::vector<int64_t> widths = {in};
+  if (run.model().hidden_size() == 0) {
+    widths.insert(widths.end(), {256, 256});
+  } else {
+    widths.insert(widths.end(), run.model().hidden().begin(),
+                  run.model().hidden().end());
+  }
+  widths.push_back(out);
+  int64_t n = 0;
+  for (size_t i = 0; i + 1 < widths.size(); ++i) {
+    n += widths[i] * widths[i + 1] + widths[i + 1];
+  }
+  return n;
+}
+
+}  // namespace
+
 bool PacksSeeds(const v1::RangeTestJob& job) {
   const v1::RangeTestSpec& rt = job.range_test();
   const v1::ModelKind kind = job.run().model().kind();
-  return rt.seeds_size() > 1 && rt.eval_every() == 0 &&
-         (!rt.has_pack_seeds() || rt.pack_seeds()) &&
-         (kind == v1::MODEL_KIND_UNSPECIFIED || kind == v1::MODEL_KIND_MLP ||
-          kind == v1::MODEL_KIND_CNN);
+  if (rt.seeds_size() < 2 || rt.eval_every() > 0 ||
+      (rt.has_pack_seeds() && !rt.pack_seeds())) {
+    return false;
+  }
+  if (kind == v1::MODEL_KIND_CNN) return true;  // ~30k parameters
+  if (kind != v1::MODEL_KIND_UNSPECIFIED && kind != v1::MODEL_KIND_MLP) {
+    return false;
+  }
+  // A worker's CPU packs only small models (the engine's PackSeeds): a big
+  // MLP not bound to CUDA keeps one task per seed, which several workers
+  // run at once.
+  const std::string& device = job.run().device().device();
+  if (absl::StartsWith(device, "cuda")) return true;
+  const std::optional<int64_t> n = MlpParameters(job.run());
+  return n.has_value() && *n <= kCpuMaxPackedMlpParameters;
 }
 
 int RangeTestTaskCount(const v1::RangeTestJob& job) {

@@ -58,7 +58,11 @@ std::vector<uint64_t> RangeTestSeeds(const v1::RangeTestJob& job);
 
 // Whether a range test's seeds run as one task, packed into one batched
 // model by the worker's engine (engine.h, RangeTestSpec::pack_seeds): more
-// than one seed, an mlp or cnn, no eval_every, pack_seeds unset or true.
+// than one seed, no eval_every, pack_seeds unset or true, and a cnn, or an
+// mlp on a cuda device or of at most kCpuMaxPackedMlpParameters (the
+// engine packs no bigger model on a CPU, where K packed steps cost what K
+// separate ones do, and separate tasks can run on several workers).
+inline constexpr int64_t kCpuMaxPackedMlpParameters = 100000;
 bool PacksSeeds(const v1::RangeTestJob& job);
 
 // The serialized v1::RangeTestTasks of a range test, in seed order: one

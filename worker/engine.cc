@@ -121,10 +121,16 @@ absl::StatusOr<Setup> Prepare(const JobSpec& job, const Callbacks& cb) {
 // Packed seeds' parameters are capped at this many values (1 GiB of float32
 // parameters, and as much again per optimizer state).
 constexpr int64_t kMaxPackedParameters = int64_t{1} << 28;
+// On the CPU a model's step is compute-bound beyond about this many
+// parameters, and K packed steps cost what K separate ones do: the MLP
+// 784-32-10 (25k) is ~10% faster packed, the MLP 784-256-256-10 (270k) ~5%
+// slower (bench/whole_process.md).
+constexpr int64_t kCpuMaxPackedModelParameters = 100000;
 
 // Whether a range test's seeds train packed into one model: asked for
 // (spec.pack_seeds), more than one seed, a model that packs (mlp, cnn), no
-// validation metric (evaluation is per model), and parameters that fit.
+// validation metric (evaluation is per model), and parameters that fit (on
+// the CPU: a small model).
 absl::StatusOr<bool> PackSeeds(const JobSpec& job, const RangeTestSpec& spec,
                                const Setup& setup,
                                const std::vector<uint64_t>& seeds) {
@@ -135,8 +141,11 @@ absl::StatusOr<bool> PackSeeds(const JobSpec& job, const RangeTestSpec& spec,
   LRTUNE_ASSIGN_OR_RETURN(std::unique_ptr<internal::Model> one,
                           internal::BuildModel(job.model, setup.data, job.loss,
                                                seeds[0], setup.device));
-  return internal::ParameterCount(*one) * static_cast<int64_t>(seeds.size()) <=
-         kMaxPackedParameters;
+  const int64_t n = internal::ParameterCount(*one);
+  if (!setup.device.is_cuda() && n > kCpuMaxPackedModelParameters) {
+    return false;
+  }
+  return n * static_cast<int64_t>(seeds.size()) <= kMaxPackedParameters;
 }
 
 absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,

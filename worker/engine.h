@@ -131,10 +131,10 @@ struct RangeTestSpec {
   // steps evaluate the first `eval_samples` validation samples; 0 = off.
   int64_t eval_every = 0;
   int64_t eval_samples = 512;
-  // Train the seeds packed into one batched model (mlp and cnn, no
-  // eval_every, parameters that fit: engine.cc's PackSeeds): the curves
-  // equal unpacked runs' within float tolerance, for a fraction of the cost.
-  // False: one model after another.
+  // Train the seeds packed into one batched model where that is faster (mlp
+  // and cnn, no eval_every, parameters that fit; on the CPU only models of
+  // at most 100k parameters: engine.cc's PackSeeds): the curves equal
+  // unpacked runs' within float tolerance. False: one model after another.
   bool pack_seeds = true;
 };
 
