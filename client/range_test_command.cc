@@ -352,11 +352,12 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
                "steps per seed, 2..1000000 (default 100)");
   cmd->add_option("--ramp", opts.ramp, "LR ramp exp|linear (default exp)");
   cmd->add_option("--seeds", opts.seeds,
-                  "K curves with seeds 0..K-1, aggregated (default 1); an "
-                  "mlp's or cnn's seeds train packed into one batched model");
+                  "K curves with seeds 0..K-1, aggregated (default 1); the "
+                  "seeds of a cnn, of an mlp of <= 100k parameters, or of "
+                  "any mlp on CUDA train packed into one batched model");
   cmd->add_flag("--no-pack", opts.no_pack,
-                "train the seeds one model after another, not packed (the "
-                "curves agree within float tolerance; packed is faster)");
+                "train the seeds one model after another (the curves agree "
+                "with packed ones within float tolerance)");
   optional_double("--smoothing", opts.smoothing,
                   "EMA beta of the loss smoothing in [0,1) (default 0.98)");
   optional_double("--diverge", opts.diverge,
