@@ -24,13 +24,18 @@ struct Options {
   int64_t subset = 0;  // training samples; 0 = all 60000
   bool cuda_graph = false;
   bool bf16 = false;
+  int seeds = 1;         // K curves, packed unless no_pack
+  bool no_pack = false;  // RangeTestSpec::pack_seeds = false
 };
 
 int Usage(const std::string& msg) {
   std::fprintf(stderr,
                "%s\nusage: engine_bench --model tiny_mlp|mlp|cnn --device "
                "cpu|cuda --threads N --steps S --batch B [--warmup W] "
-               "[--subset N] [--cuda-graph] [--bf16]\n",
+               "[--subset N] [--cuda-graph] [--bf16] [--seeds K] "
+               "[--no-pack]\n"
+               "steps_per_s counts every seed's steps: with --seeds K it is "
+               "K seeds' throughput\n",
                msg.c_str());
   return 2;
 }
@@ -62,6 +67,11 @@ int main(int argc, char** argv) {
       o.cuda_graph = true;
     } else if (a == "--bf16") {
       o.bf16 = true;
+    } else if (a == "--seeds") {
+      o.seeds = std::atoi(next().c_str());
+      if (o.seeds < 1 || o.seeds > 64) return Usage("--seeds must be 1..64");
+    } else if (a == "--no-pack") {
+      o.no_pack = true;
     } else {
       return Usage("unknown flag " + a);
     }
@@ -89,6 +99,8 @@ int main(int argc, char** argv) {
   spec.start_lr = 1e-3;
   spec.end_lr = 5e-2;
   spec.analysis.divergence_factor = 1e9;
+  for (int s = 0; s < o.seeds; ++s) spec.seeds.push_back(s);
+  spec.pack_seeds = !o.no_pack;
   Callbacks none;
   if (o.warmup >= 2) {
     spec.steps = o.warmup;
@@ -115,6 +127,8 @@ int main(int argc, char** argv) {
       {"steps_per_s", r->steps_run / r->train_seconds},
       {"cuda_graph", o.cuda_graph},
       {"bf16", o.bf16},
+      {"seeds", o.seeds},
+      {"packed", !o.no_pack && o.seeds > 1},
       {"torch", TorchVersion()},
   };
   std::printf("%s\n", out.dump().c_str());

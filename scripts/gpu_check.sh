@@ -127,6 +127,36 @@ row "MLP, CUDA graph" mlp --cuda-graph
 row "CNN, CUDA graph" cnn --cuda-graph
 row "CNN, bf16 autocast" cnn --bf16
 
+# Packed seeds (worker/packed_models.cc): K = 32 range-test curves of one
+# model as one batched model, against one curve; steps/s counts all K.
+log "packing"
+: >"$WORK/pack.md"
+pack_row() {  # pack_row LABEL MODEL FLAGS...
+  local label=$1 model=$2
+  shift 2
+  local one k32
+  one=$(timeout 120 "$BENCH" --model "$model" --device cuda --steps "$STEPS" \
+        --batch 128 "$@" 2>>"$WORK/bench.err" | tail -1)
+  k32=$(timeout 300 "$BENCH" --model "$model" --device cuda --steps "$STEPS" \
+        --batch 128 --seeds 32 "$@" 2>>"$WORK/bench.err" | tail -1)
+  $PY - "$label" "$one" "$k32" <<'PYEOF' | tee -a "$WORK/pack.md"
+import json, sys
+label, one, k32 = sys.argv[1:]
+def rate(line):
+    try:
+        return json.loads(line)["steps_per_s"]
+    except Exception:
+        return float("nan")
+a, b = rate(one), rate(k32)
+print(f"| {label} | {a:.0f} | {b:.0f} | {b / a:.1f}x |")
+PYEOF
+}
+pack_row "tiny MLP 784-32-10" tiny_mlp
+pack_row "MLP 784-256-256-10" mlp
+pack_row "CNN" cnn
+pack_row "tiny MLP, CUDA graph" tiny_mlp --cuda-graph
+pack_row "MLP, CUDA graph" mlp --cuda-graph
+
 {
   echo "GPU check, $(date -u +%F): $(cat "$WORK/gpu.txt")"
   echo "PyTorch $($PY -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)'), $STEPS steps per run"
@@ -136,6 +166,13 @@ row "CNN, bf16 autocast" cnn --bf16
   echo "| run | lrtune engine | PyTorch DataLoader loop | PyTorch data-on-device loop | engine / DataLoader | engine / on-device |"
   echo "|---|---|---|---|---|---|"
   cat "$WORK/rows.md"
+  echo
+  echo "Packed seeds: one curve against K = 32 packed curves of the same model;"
+  echo "seed-steps/s (target: 10x one curve's throughput)."
+  echo
+  echo "| model | 1 curve | 32 packed | gain |"
+  echo "|---|---|---|---|"
+  cat "$WORK/pack.md"
   echo
   cat "$OUT/range_tests.md"
 } >"$OUT/gpu_table.md"
