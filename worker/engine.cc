@@ -127,25 +127,20 @@ constexpr int64_t kMaxPackedParameters = int64_t{1} << 28;
 // slower (bench/whole_process.md).
 constexpr int64_t kCpuMaxPackedModelParameters = 100000;
 
-// Whether a range test's seeds train packed into one model: asked for
-// (spec.pack_seeds), more than one seed, a model that packs (mlp, cnn), no
-// validation metric (evaluation is per model), and parameters that fit (on
-// the CPU: a small model).
-absl::StatusOr<bool> PackSeeds(const JobSpec& job, const RangeTestSpec& spec,
-                               const Setup& setup,
-                               const std::vector<uint64_t>& seeds) {
-  if (!spec.pack_seeds || seeds.size() < 2 || !internal::CanPack(job.model) ||
+// Whether a range test's `seeds` train packed into one model, `first`
+// being the first seed's: asked for (spec.pack_seeds), more than one seed, a
+// model that packs (mlp, cnn), no validation metric (evaluation is per
+// model), and parameters that fit (on the CPU: a small model).
+bool PackSeeds(const JobSpec& job, const RangeTestSpec& spec,
+               const torch::Device& device, size_t seeds,
+               internal::Model& first) {
+  if (!spec.pack_seeds || seeds < 2 || !internal::CanPack(job.model) ||
       spec.eval_every > 0) {
     return false;
   }
-  LRTUNE_ASSIGN_OR_RETURN(std::unique_ptr<internal::Model> one,
-                          internal::BuildModel(job.model, setup.data, job.loss,
-                                               seeds[0], setup.device));
-  const int64_t n = internal::ParameterCount(*one);
-  if (!setup.device.is_cuda() && n > kCpuMaxPackedModelParameters) {
-    return false;
-  }
-  return n * static_cast<int64_t>(seeds.size()) <= kMaxPackedParameters;
+  const int64_t n = internal::ParameterCount(first);
+  if (!device.is_cuda() && n > kCpuMaxPackedModelParameters) return false;
+  return n * static_cast<int64_t>(seeds) <= kMaxPackedParameters;
 }
 
 absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
@@ -161,10 +156,17 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
   if (seeds.empty()) seeds.push_back(job.seed);
   RangeTestResult result;
   result.device = DeviceName(setup.device);
+  auto build = [&](uint64_t seed) {
+    return internal::BuildModel(job.model, setup.data, job.loss, seed,
+                                setup.device);
+  };
   // The seeds run one after another, or packed into one model (all at
-  // once) when PackSeeds says they may.
+  // once) when PackSeeds says they may. The first seed's model is built
+  // once, for both.
+  LRTUNE_ASSIGN_OR_RETURN(std::unique_ptr<internal::Model> first,
+                          build(seeds[0]));
+  const bool pack = PackSeeds(job, spec, setup.device, seeds.size(), *first);
   std::vector<std::vector<uint64_t>> groups;
-  LRTUNE_ASSIGN_OR_RETURN(const bool pack, PackSeeds(job, spec, setup, seeds));
   if (pack) {
     groups.push_back(seeds);
     if (cb.on_progress) {
@@ -179,13 +181,18 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
     const int k = static_cast<int>(group.size());
     std::unique_ptr<internal::Model> model;
     if (pack) {
-      LRTUNE_ASSIGN_OR_RETURN(
-          model, internal::BuildPackedModel(job.model, setup.data, job.loss,
-                                            group, setup.device));
+      std::vector<std::unique_ptr<internal::Model>> members;
+      members.push_back(std::move(first));
+      for (int m = 1; m < k; ++m) {
+        LRTUNE_ASSIGN_OR_RETURN(std::unique_ptr<internal::Model> member,
+                                build(group[m]));
+        members.push_back(std::move(member));
+      }
+      LRTUNE_ASSIGN_OR_RETURN(model, internal::PackModels(job.model, members));
+    } else if (first != nullptr) {
+      model = std::move(first);  // group 0
     } else {
-      LRTUNE_ASSIGN_OR_RETURN(
-          model, internal::BuildModel(job.model, setup.data, job.loss, group[0],
-                                      setup.device));
+      LRTUNE_ASSIGN_OR_RETURN(model, build(group[0]));
     }
     LRTUNE_ASSIGN_OR_RETURN(
         std::unique_ptr<Trainer> trainer,
@@ -194,8 +201,7 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
         k, DivergenceMonitor(spec.analysis.smoothing_beta,
                              spec.analysis.divergence_factor));
     std::vector<std::vector<CurvePoint>> curves(k);
-    std::vector<bool> diverged(k, false);
-    int live = k;  // members not diverged
+    int live = k;  // members whose monitor has not said diverged
     std::deque<PendingPoint> pending;
     auto drain = [&](bool flush) {
       const std::vector<double> losses = trainer->TakeLosses(flush);
@@ -204,12 +210,9 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
         pending.pop_front();
         for (int m = 0; m < k; ++m) {
           // Past divergence (another member still runs, or CUDA chunking).
-          if (diverged[m]) continue;
+          if (monitors[m].diverged()) continue;
           const double loss = losses[i + m];
-          if (monitors[m].Add(loss)) {
-            diverged[m] = true;
-            --live;
-          }
+          if (monitors[m].Add(loss)) --live;
           curves[m].push_back({p.step, p.lr, loss});
           if (cb.on_point) {
             cb.on_point({base + m, p.step, p.lr, p.momentum, loss,
@@ -222,9 +225,9 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
     for (int64_t t = 0; t < spec.steps && live > 0; ++t) {
       if (cancel != nullptr && cancel->cancelled()) {
         return absl::CancelledError(
-            absl::StrCat("range test cancelled at step ", t, " of seed ",
-                         k == 1 ? absl::StrCat(group[0])
-                                : absl::StrCat(group.size(), " packed")));
+            absl::StrCat("range test cancelled at step ", t, " of ",
+                         k == 1 ? absl::StrCat("seed ", group[0])
+                                : absl::StrCat(k, " packed seeds")));
       }
       const double lr = ramp.Lr(t);
       const std::optional<double> momentum = ramp.Momentum(t);

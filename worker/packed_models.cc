@@ -11,7 +11,8 @@
 namespace lrtune::engine::internal {
 namespace {
 
-// Stacks the tensor named `name` of every member: [K, ...].
+// Stacks the tensor named `name` of every member: [K, ...], a copy
+// without gradient history.
 torch::Tensor Stack(const std::vector<std::unique_ptr<Model>>& members,
                     const std::string& name) {
   std::vector<torch::Tensor> parts;
@@ -20,7 +21,7 @@ torch::Tensor Stack(const std::vector<std::unique_ptr<Model>>& members,
       if (n == name) parts.push_back(t.detach());
     }
   }
-  return torch::stack(parts).contiguous().requires_grad_(true);
+  return torch::stack(parts);
 }
 
 // Input layout: [K * B, ...sample], member k's batch in rows [kB, (k+1)B).
@@ -41,25 +42,22 @@ class PackedModel : public Model {
 
  protected:
   explicit PackedModel(int64_t k) : k_(k) {}
+  // Registers `value` (laid out as given) as the trainable parameter `name`.
+  torch::Tensor AddParam(const std::string& name, const torch::Tensor& value) {
+    torch::Tensor p = value.contiguous().requires_grad_(true);
+    params_.emplace_back(name, p);
+    return p;
+  }
   // The members' Linear layer `name`: weights [K, in, out] (transposed, so
   // that bmm and its backward read them without a copy: on the CPU that
   // halves the step) and biases [K, 1, out].
   std::pair<torch::Tensor, torch::Tensor> AddLinear(
       const std::vector<std::unique_ptr<Model>>& members,
       const std::string& name) {
-    torch::Tensor w = Stack(members, name + ".weight")
-                          .detach()
-                          .transpose(1, 2)
-                          .contiguous()
-                          .requires_grad_(true);
-    torch::Tensor b = Stack(members, name + ".bias")
-                          .detach()
-                          .unsqueeze(1)
-                          .contiguous()
-                          .requires_grad_(true);
-    params_.emplace_back(name + ".weight", w);
-    params_.emplace_back(name + ".bias", b);
-    return {w, b};
+    return {
+        AddParam(name + ".weight",
+                 Stack(members, name + ".weight").transpose(1, 2)),
+        AddParam(name + ".bias", Stack(members, name + ".bias").unsqueeze(1))};
   }
   // One Linear layer per member: x [K, B, in] -> [K, B, out].
   static torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w,
@@ -103,13 +101,11 @@ class PackedCnn final : public PackedModel {
       : PackedModel(static_cast<int64_t>(members.size())) {
     // [K, out, in, kh, kw] -> [K * out, in, kh, kw]: group k is member k.
     auto conv = [&](const std::string& name) {
-      torch::Tensor w = Stack(members, name + ".weight");
-      w = w.detach().flatten(0, 1).contiguous().requires_grad_(true);
-      params_.emplace_back(name + ".weight", w);
-      torch::Tensor b = Stack(members, name + ".bias");
-      b = b.detach().flatten(0, 1).contiguous().requires_grad_(true);
-      params_.emplace_back(name + ".bias", b);
-      return std::make_pair(w, b);
+      return std::make_pair(
+          AddParam(name + ".weight",
+                   Stack(members, name + ".weight").flatten(0, 1)),
+          AddParam(name + ".bias",
+                   Stack(members, name + ".bias").flatten(0, 1)));
     };
     std::tie(w1_, b1_) = conv("conv1");
     std::tie(w2_, b2_) = conv("conv2");
@@ -142,23 +138,15 @@ bool CanPack(const ModelSpec& spec) {
   return spec.kind == ModelKind::kMlp || spec.kind == ModelKind::kCnn;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> BuildPackedModel(
-    const ModelSpec& spec, const Dataset& data, LossKind loss,
-    const std::vector<uint64_t>& seeds, const torch::Device& device) {
+absl::StatusOr<std::unique_ptr<Model>> PackModels(
+    const ModelSpec& spec, const std::vector<std::unique_ptr<Model>>& members) {
   if (!CanPack(spec)) {
     return absl::InvalidArgumentError(
         absl::StrCat("model.kind ", ModelKindName(spec.kind),
                      " cannot be packed (mlp and cnn can)"));
   }
-  if (seeds.empty()) {
-    return absl::InvalidArgumentError("packing needs at least one seed");
-  }
-  std::vector<std::unique_ptr<Model>> members;
-  for (uint64_t seed : seeds) {
-    absl::StatusOr<std::unique_ptr<Model>> m =
-        BuildModel(spec, data, loss, seed, device);
-    if (!m.ok()) return m.status();
-    members.push_back(*std::move(m));
+  if (members.empty()) {
+    return absl::InvalidArgumentError("packing needs at least one model");
   }
   torch::NoGradGuard no_grad;
   if (spec.kind == ModelKind::kMlp) {

@@ -81,15 +81,16 @@ torch::Tensor ComputeLoss(LossKind loss, const torch::Tensor& output,
                           const torch::Tensor& target);
 
 // Packing: the K seeds of a range test as one batched model, each member
-// initialised as BuildModel(seed_k) and trained on its own batches, so that
-// its curve equals the unpacked run's within float tolerance. Batched
-// matmul over stacked weights for mlp, grouped convolution for cnn; on a
-// small model one packed step costs little more than one unpacked step,
-// since the per-op overhead is paid once.
+// starting from the weights BuildModel(seed_k) gave it and trained on its
+// own batches, so that its curve equals the unpacked run's within float
+// tolerance. Batched matmul over stacked weights for mlp, grouped
+// convolution for cnn. The per-op overhead is paid once per step for all K;
+// the arithmetic is K models' (engine.cc's PackSeeds says when it pays).
 bool CanPack(const ModelSpec& spec);  // mlp, cnn
-absl::StatusOr<std::unique_ptr<Model>> BuildPackedModel(
-    const ModelSpec& spec, const Dataset& data, LossKind loss,
-    const std::vector<uint64_t>& seeds, const torch::Device& device);
+// Packs `members`, built by BuildModel from `spec` (at least one), into one
+// model; their tensors are copied. InvalidArgument if `spec` cannot pack.
+absl::StatusOr<std::unique_ptr<Model>> PackModels(
+    const ModelSpec& spec, const std::vector<std::unique_ptr<Model>>& members);
 // Each member's loss, [K], of a packed output [K, B, out] against targets
 // [K * B] (labels) or [K * B, k].
 torch::Tensor MemberLosses(LossKind loss, const torch::Tensor& output,

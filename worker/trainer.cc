@@ -279,7 +279,6 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   }
   std::unique_ptr<Trainer> t(new Trainer(std::move(impl)));
   t->batch_ = b;
-  t->members_ = k;
   t->steps_per_epoch_ = data.train_size() / b;
   return t;
 }

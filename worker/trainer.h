@@ -48,10 +48,10 @@ class Trainer {
   // (beta1 for Adam-style optimizers). Throws c10::Error on LibTorch errors.
   void Step(int64_t step, double lr, std::optional<double> momentum);
 
-  // Returns the losses of steps run since the last call, in order, members()
-  // per step (member m of step i at i * members() + m). On CPU every step's
-  // losses are available at once; on CUDA they arrive in chunks of
-  // kLossChunk steps, or all of them when `flush` (one host sync).
+  // Returns the losses of steps run since the last call, in order, K =
+  // Model::members() per step (member m of step i at i * K + m). On CPU
+  // every step's losses are available at once; on CUDA they arrive in
+  // chunks of kLossChunk steps, or all of them when `flush` (one host sync).
   std::vector<double> TakeLosses(bool flush);
 
   // Loss and accuracy over the first `max_samples` validation samples (0 =
@@ -60,7 +60,6 @@ class Trainer {
 
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   int64_t batch_size() const { return batch_; }  // per member
-  int64_t members() const { return members_; }
 
   // What a checkpoint holds besides the model and optimizer: the step to
   // continue at and named values of the loop around the trainer (records
@@ -90,7 +89,6 @@ class Trainer {
   std::unique_ptr<Impl> impl_;
   int64_t steps_per_epoch_ = 0;
   int64_t batch_ = 0;
-  int64_t members_ = 1;
 };
 
 }  // namespace lrtune::engine::internal
