@@ -48,14 +48,14 @@ CacheDType CacheType(c10::ScalarType t) {
 // they keep alive), or nullopt if the entry lacks them or their types.
 std::optional<Split> SplitFromEntry(std::shared_ptr<const CacheEntry> entry,
                                     CacheDType x_type, CacheDType y_type) {
-  const CacheArrayView* x = entry->Find("x");
-  const CacheArrayView* y = entry->Find("y");
+  const CacheArray* x = entry->Find("x");
+  const CacheArray* y = entry->Find("y");
   if (x == nullptr || y == nullptr || x->dtype != x_type ||
       y->dtype != y_type || x->shape.empty() || y->shape.empty() ||
       x->shape[0] != y->shape[0]) {
     return std::nullopt;
   }
-  auto wrap = [&entry](const CacheArrayView& a) {
+  auto wrap = [&entry](const CacheArray& a) {
     // The mapping is read-only: nothing below writes a dataset's tensors in
     // place (standardising makes new ones).
     return torch::from_blob(
@@ -85,8 +85,8 @@ absl::StatusOr<Split> Cached(
   if (!s.ok() || dir.empty()) return s;
   torch::Tensor x = s->x.contiguous(), y = s->y.contiguous();
   auto in = [](const char* name, const torch::Tensor& t) {
-    return CacheArrayIn{name, CacheType(t.scalar_type()), t.sizes().vec(),
-                        t.data_ptr(), t.nbytes()};
+    return CacheArray{name, CacheType(t.scalar_type()), t.sizes().vec(),
+                      t.data_ptr(), t.nbytes()};
   };
   // Best effort: a failed store (read-only home, full disk) costs the next
   // process a decode, nothing else.

@@ -348,8 +348,8 @@ CacheEntry::~CacheEntry() {
   if (map_ != nullptr) ::munmap(map_, map_size_);
 }
 
-const CacheArrayView* CacheEntry::Find(const std::string& name) const {
-  for (const CacheArrayView& a : arrays_) {
+const CacheArray* CacheEntry::Find(const std::string& name) const {
+  for (const CacheArray& a : arrays_) {
     if (a.name == name) return &a;
   }
   return nullptr;
@@ -448,7 +448,7 @@ absl::StatusOr<std::shared_ptr<const CacheEntry>> LookupDataCache(
   const uint32_t num_arrays = r.U32();
   if (!r.ok() || num_arrays > meta_size) return Miss(path, "bad array table");
   for (uint32_t i = 0; i < num_arrays; ++i) {
-    CacheArrayView a;
+    CacheArray a;
     a.name = r.String();
     a.dtype = static_cast<CacheDType>(r.U32());
     const uint32_t ndims = r.U32();
@@ -485,12 +485,12 @@ absl::StatusOr<std::shared_ptr<const CacheEntry>> LookupDataCache(
 }
 
 absl::Status StoreDataCache(const std::string& dir, const CacheKey& key,
-                            const std::vector<CacheArrayIn>& arrays) {
+                            const std::vector<CacheArray>& arrays) {
   if (dir.empty()) {
     return absl::InvalidArgumentError("the data cache directory is empty");
   }
   for (size_t i = 0; i < arrays.size(); ++i) {
-    const CacheArrayIn& a = arrays[i];
+    const CacheArray& a = arrays[i];
     if (!SizeMatches(a.dtype, a.shape, a.bytes)) {
       return absl::InvalidArgumentError(
           absl::StrCat("cache array ", a.name, ": ", a.bytes,
@@ -531,7 +531,7 @@ absl::Status StoreDataCache(const std::string& dir, const CacheKey& key,
     }
     PutU32(m, static_cast<uint32_t>(arrays.size()));
     for (size_t i = 0; i < arrays.size(); ++i) {
-      const CacheArrayIn& a = arrays[i];
+      const CacheArray& a = arrays[i];
       PutString(m, a.name);
       PutU32(m, static_cast<uint32_t>(a.dtype));
       PutU32(m, static_cast<uint32_t>(a.shape.size()));

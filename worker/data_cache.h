@@ -48,18 +48,11 @@ enum class CacheDType : uint32_t { kFloat32 = 1, kInt64 = 2, kUInt8 = 3 };
 // Bytes per element of `dtype`; 0 for a value outside the enum.
 size_t CacheDTypeSize(CacheDType dtype);
 
-// A cached array: row-major `shape`, `bytes` = product(shape) * dtype size,
-// `data` 64-byte aligned, read-only, valid while its CacheEntry lives.
-struct CacheArrayView {
-  std::string name;
-  CacheDType dtype = CacheDType::kUInt8;
-  std::vector<int64_t> shape;
-  const void* data = nullptr;
-  size_t bytes = 0;
-};
-
-// An array to store. `data` (the caller's) is only read during the call.
-struct CacheArrayIn {
+// An array: row-major `shape`, `bytes` = product(shape) * dtype size. One
+// that StoreDataCache is given points at the caller's data, only read
+// during the call; one that CacheEntry::Find returns points into the
+// mapping: 64-byte aligned, read-only, valid while its CacheEntry lives.
+struct CacheArray {
   std::string name;
   CacheDType dtype = CacheDType::kUInt8;
   std::vector<int64_t> shape;
@@ -88,9 +81,9 @@ class CacheEntry {
   ~CacheEntry();  // unmaps the file
 
   // The array called `name`, or nullptr if the entry has none.
-  const CacheArrayView* Find(const std::string& name) const;
+  const CacheArray* Find(const std::string& name) const;
   // Every array, in the order they were stored.
-  const std::vector<CacheArrayView>& arrays() const { return arrays_; }
+  const std::vector<CacheArray>& arrays() const { return arrays_; }
   // The entry's file.
   const std::string& path() const { return path_; }
 
@@ -104,7 +97,7 @@ class CacheEntry {
   std::string path_;
   void* map_;
   size_t map_size_;
-  std::vector<CacheArrayView> arrays_;
+  std::vector<CacheArray> arrays_;
 };
 
 // The cache directory: $LRTUNE_CACHE_DIR if set and non-empty ("off" or "0"
@@ -131,7 +124,7 @@ absl::StatusOr<std::shared_ptr<const CacheEntry>> LookupDataCache(
 // shape, or a repeated name; a source that cannot be read or a file that
 // cannot be written is an error naming the path.
 absl::Status StoreDataCache(const std::string& dir, const CacheKey& key,
-                            const std::vector<CacheArrayIn>& arrays);
+                            const std::vector<CacheArray>& arrays);
 
 // The 64-bit content hash the cache keys sources by (a multiply/rotate hash
 // over 8-byte words, four lanes; not cryptographic). Exposed for tests.

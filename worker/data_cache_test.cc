@@ -93,7 +93,7 @@ class DataCacheTest : public ::testing::Test {
   std::vector<float> x_;
   std::vector<int64_t> y_;
   std::vector<uint8_t> raw_;
-  std::vector<CacheArrayIn> arrays_;
+  std::vector<CacheArray> arrays_;
 };
 
 TEST_F(DataCacheTest, StoreThenLookupReturnsIdenticalArrays) {
@@ -106,8 +106,8 @@ TEST_F(DataCacheTest, StoreThenLookupReturnsIdenticalArrays) {
   EXPECT_NE(e.path().find(".lrtcache"), std::string::npos);
   ASSERT_EQ(e.arrays().size(), arrays_.size());
   for (size_t i = 0; i < arrays_.size(); ++i) {
-    const CacheArrayIn& in = arrays_[i];
-    const CacheArrayView* out = e.Find(in.name);
+    const CacheArray& in = arrays_[i];
+    const CacheArray* out = e.Find(in.name);
     ASSERT_NE(out, nullptr) << in.name;
     EXPECT_EQ(out, &e.arrays()[i]) << "stored order kept";
     EXPECT_EQ(out->name, in.name);
@@ -132,7 +132,7 @@ TEST_F(DataCacheTest, EntryOutlivesItsFileAndItsReplacement) {
   std::shared_ptr<const CacheEntry> held = *hit;
   // A new store renames over the file; the old mapping stays readable.
   std::vector<float> x2(x_.size(), 9.0f);
-  std::vector<CacheArrayIn> other = arrays_;
+  std::vector<CacheArray> other = arrays_;
   other[0].data = x2.data();
   ASSERT_TRUE(StoreDataCache(dir_, key_, other).ok());
   EXPECT_EQ(std::memcmp(held->Find("x")->data, x_.data(), x_.size() * 4), 0);
@@ -274,7 +274,7 @@ TEST_F(DataCacheTest, MissingSourceNamesTheFile) {
 }
 
 TEST_F(DataCacheTest, StoreRejectsInconsistentArrays) {
-  std::vector<CacheArrayIn> bad = arrays_;
+  std::vector<CacheArray> bad = arrays_;
   bad[0].bytes -= 4;
   absl::Status st = StoreDataCache(dir_, key_, bad);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
@@ -310,7 +310,7 @@ TEST_F(DataCacheTest, ConcurrentStoresAreAtomic) {
     threads.emplace_back([&, w] {
       std::vector<float> x(kN, static_cast<float>(w));
       std::vector<int64_t> y(kN / 2, w);
-      const std::vector<CacheArrayIn> arrays = {
+      const std::vector<CacheArray> arrays = {
           {"x", CacheDType::kFloat32, {int64_t{kN}}, x.data(), kN * 4},
           {"y", CacheDType::kInt64, {int64_t{kN / 2}}, y.data(), kN * 4},
       };
@@ -323,8 +323,8 @@ TEST_F(DataCacheTest, ConcurrentStoresAreAtomic) {
   }
   // Fails on a torn entry, or one mixing two writers' arrays.
   auto check = [&](const CacheEntry& e) -> testing::AssertionResult {
-    const CacheArrayView* x = e.Find("x");
-    const CacheArrayView* y = e.Find("y");
+    const CacheArray* x = e.Find("x");
+    const CacheArray* y = e.Find("y");
     if (x == nullptr || y == nullptr) {
       return testing::AssertionFailure() << "an array is missing";
     }
