@@ -48,6 +48,7 @@ seconds() {
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc
 }
+hidden_of() { [[ $1 == mlp ]] && echo 256,256 || echo 32; }  # MLP widths
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 lrtune_rt() { "$LRTUNE" range-test "${COMMON[@]}" "$@"; }
 pytorch_rt() {
@@ -75,8 +76,7 @@ echo
 echo "| model | seeds | lrtune | lrtune, no data cache | PyTorch | PyTorch / lrtune |"
 echo "|---|---:|---:|---:|---:|---:|"
 for model in tiny_mlp mlp; do
-  hidden=32
-  [[ $model == mlp ]] && hidden=256,256
+  hidden=$(hidden_of "$model")
   for k in 1 3; do
     l=() c=() p=()
     for ((i = 0; i < REPEAT; i++)); do
@@ -97,8 +97,7 @@ if [[ $WHOLE_ONLY == 0 ]]; then
   echo "| model | seeds | packed | unpacked | packed / one seed |"
   echo "|---|---:|---:|---:|---:|"
   for model in tiny_mlp mlp; do
-    hidden=32
-    [[ $model == mlp ]] && hidden=256,256
+    hidden=$(hidden_of "$model")
     one=
     for k in $SEEDS; do
       pk=() up=()
