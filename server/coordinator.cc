@@ -38,6 +38,14 @@ absl::Status StaleAttempt(const TaskRecord& task, uint64_t attempt_id) {
                    ", current ", task.attempt));
 }
 
+// The recommendations of the seeds a range-test task ran, in seed order:
+// per_seed for a task of packed seeds, else its one recommendation.
+std::vector<v1::Recommendation> TaskSeedRecommendations(
+    const v1::RangeTestTaskResult& r) {
+  if (r.per_seed_size() == 0) return {r.recommendation()};
+  return {r.per_seed().begin(), r.per_seed().end()};
+}
+
 // Aggregates a range test's per-seed results (index = seed_index) into the
 // job's result, with ready-to-use schedules.
 absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
@@ -45,14 +53,9 @@ absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
   v1::RangeTestResult out;
   std::vector<Recommendation> per_seed;
   for (const v1::RangeTestTaskResult& r : results) {
-    if (r.per_seed_size() > 0) {  // a task of packed seeds
-      for (const v1::Recommendation& seed : r.per_seed()) {
-        per_seed.push_back(RecommendationFromProto(seed));
-        *out.add_per_seed() = seed;
-      }
-    } else {
-      per_seed.push_back(RecommendationFromProto(r.recommendation()));
-      *out.add_per_seed() = r.recommendation();
+    for (const v1::Recommendation& seed : TaskSeedRecommendations(r)) {
+      per_seed.push_back(RecommendationFromProto(seed));
+      *out.add_per_seed() = seed;
     }
     out.set_steps_run(out.steps_run() + r.steps_run());
     out.set_train_seconds(out.train_seconds() + r.train_seconds());
@@ -889,12 +892,13 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
     }
     // One recommendation event per seed the task ran.
     std::vector<v1::JobEvent> events;
-    const v1::RangeTestTaskResult& done = request.range_test();
-    for (int i = 0; i < std::max(1, done.per_seed_size()); ++i) {
-      v1::JobEvent& e = events.emplace_back();
-      e.mutable_recommendation()->set_seed_index(spec.seed_index() + i);
-      *e.mutable_recommendation()->mutable_recommendation() =
-          done.per_seed_size() > 0 ? done.per_seed(i) : done.recommendation();
+    int seed_index = spec.seed_index();
+    for (v1::Recommendation& seed :
+         TaskSeedRecommendations(request.range_test())) {
+      v1::RecommendationEvent& e =
+          *events.emplace_back().mutable_recommendation();
+      e.set_seed_index(seed_index++);
+      *e.mutable_recommendation() = std::move(seed);
     }
 
     // Is this the job's last seed? Then aggregate before the job succeeds.
