@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 #include "core/suggestions.h"
 
 namespace lrtune {

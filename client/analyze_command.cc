@@ -7,7 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "core/curve_csv.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 #include "core/recommendation_format.h"
 
 namespace lrtune {

@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "client/range_test_report.h"
 #include "client/svg_util.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 
 namespace lrtune {
 namespace {

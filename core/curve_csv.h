@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 
 namespace lrtune {
 

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 
 namespace lrtune {
 

@@ -3,7 +3,7 @@
 // Four of them reproduce fastai's suggestion functions index for index
 // (`valley`, `slide`, `minimum`, `steep`; checked against golden vectors from
 // scripts/gen_golden_analysis.py); the others are lrtune's own pieces that
-// AnalyzeCurve (core/range_test.h) assembles:
+// AnalyzeCurve (core/curve_analysis.h) assembles:
 //
 //   LRTUNE_ASSIGN_OR_RETURN(int64_t i, ComputeValleyIndex(smoothed_losses));
 //   double lr = lrs[i];

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 #include "core/status_macros.h"
 #include "proto/core_convert.h"
 

@@ -21,7 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 #include "lrtune/v1/jobs.pb.h"
 #include "lrtune/v1/lrtune.pb.h"
 #include "lrtune/v1/worker.pb.h"

@@ -828,12 +828,6 @@ class DockerfileTest(unittest.TestCase):
                     self.assertTrue(os.path.exists(path), f"{name}: {path}")
 
 
-# Flags deploy/ already passes that the security issue (issue 5) adds to
-# the binaries; the test fails once a binary has one, so that its entry is
-# removed here and the flag is checked like the others from then on.
-PENDING_FLAGS = {}
-
-
 def deploy_commands():
     """{binary: [(where, args)]}: every command deploy/ gives a binary,
     health checks and probes included."""
@@ -879,16 +873,11 @@ class FlagsTest(unittest.TestCase):
         self.assertIn("--listen", helps["server"])
         self.assertIn("--server", helps["worker"])
         self.assertIn("--tls-ca", helps["health"])
-        for role, pending in PENDING_FLAGS.items():
-            landed = pending & helps[role]
-            self.assertFalse(landed, f"lrtune-{role} now has {landed}: "
-                             "remove them from PENDING_FLAGS")
         missing = set()
         for role, commands in deploy_commands().items():
             for where, args in commands:
                 self.assertTrue(flags_of(args), where)
-                unknown = flags_of(args) - helps[role] - \
-                    PENDING_FLAGS.get(role, set())
+                unknown = flags_of(args) - helps[role]
                 missing |= {f"{where.split()[0]} {where.split()[-1]}: {flag} "
                             f"is not in lrtune-{role} --help"
                             for flag in unknown}

@@ -31,7 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 #include "core/schedule.h"
 
 namespace lrtune::engine {

@@ -21,7 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 #include "core/schedule.h"
 #include "lrtune/v1/results.pb.h"
 #include "lrtune/v1/schedule.pb.h"

@@ -38,7 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 #include "core/schedule.h"
 #include "core/status_macros.h"
 #include "core/suggestions.h"

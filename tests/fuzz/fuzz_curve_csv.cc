@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/curve_csv.h"
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 
 namespace {
 

@@ -11,8 +11,8 @@
 // The rules (and where they differ from fastai, torch-lr-finder and
 // Lightning) are in shared/reference/lr-methods.md section 2 and
 // docs/analysis.md. Every function here is pure and thread-compatible.
-#ifndef LRTUNE_CORE_RANGE_TEST_H_
-#define LRTUNE_CORE_RANGE_TEST_H_
+#ifndef LRTUNE_CORE_CURVE_ANALYSIS_H_
+#define LRTUNE_CORE_CURVE_ANALYSIS_H_
 
 #include <cstdint>
 #include <limits>
@@ -185,4 +185,4 @@ absl::StatusOr<Recommendation> AggregateSeeds(
 
 }  // namespace lrtune
 
-#endif  // LRTUNE_CORE_RANGE_TEST_H_
+#endif  // LRTUNE_CORE_CURVE_ANALYSIS_H_

@@ -1,4 +1,4 @@
-#include "core/range_test.h"
+#include "core/curve_analysis.h"
 
 #include <algorithm>
 #include <cmath>
