@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
-#include "core/curve_csv.h"
 #include "core/curve_analysis.h"
+#include "core/curve_csv.h"
 #include "core/recommendation_format.h"
 
 namespace lrtune {

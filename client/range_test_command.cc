@@ -26,7 +26,10 @@
 #include "client/commands.h"
 #include "client/lrtune_client.h"
 #include "client/range_test_report.h"
+#include "core/spec.h"
+#include "core/status_macros.h"
 #include "lrtune/v1/lrtune.pb.h"
+#include "proto/core_convert.h"
 #ifdef LRTUNE_DATASET_FILES
 #include "worker/dataset_files.h"
 #endif
@@ -34,15 +37,19 @@
 namespace lrtune {
 namespace {
 
-const std::vector<std::string>& Datasets() {
-  static const auto* names =
-      new std::vector<std::string>{"fashion-mnist", "digits",  "iris", "wine",
-                                   "breast-cancer", "spirals", "blobs"};
-  return *names;
+// The built-in data sets --dataset takes: the classification ones (the CLI
+// trains with cross_entropy).
+std::string CliDatasetNames(absl::string_view separator) {
+  std::vector<std::string> names;
+  for (const DatasetInfo& d : Datasets()) {
+    if (d.classes >= 0) names.push_back(d.name);
+  }
+  return absl::StrJoin(names, separator);
 }
 
-bool OneOf(const std::string& v, const std::vector<std::string>& names) {
-  return std::find(names.begin(), names.end(), v) != names.end();
+bool IsCliDataset(const std::string& name) {
+  const DatasetInfo* d = FindDataset(name);
+  return d != nullptr && d->classes >= 0;
 }
 
 absl::Status Invalid(const std::string& message) {
@@ -62,40 +69,67 @@ absl::Status ReadFile(const std::string& path, const std::string& flag,
   return absl::OkStatus();
 }
 
-template <typename T>
-std::string Got(const T& v) {
-  return absl::StrCat(", got ", v);
-}
+// The spec fields range-test's flags set, by their path in a request: the
+// one table behind the CLI's names for the core rules' fields and behind
+// the flag a server's error is about.
+constexpr std::pair<absl::string_view, absl::string_view> kFlagOfPath[] = {
+    {"run.model.kind", "--model"},
+    {"run.model.hidden", "--hidden"},
+    {"run.model.torchscript", "--model"},
+    {"run.data.name", "--dataset"},
+    {"run.data.subset", "--subset"},
+    {"run.optimizer.kind", "--optimizer"},
+    {"run.optimizer.momentum", "--momentum"},
+    {"run.optimizer.weight_decay", "--weight-decay"},
+    {"run.batch_size", "--batch-size"},
+    {"run.device.threads", "--threads"},
+    {"run.device.device", "--device"},
+    {"range_test.start_lr", "--start-lr"},
+    {"range_test.end_lr", "--end-lr"},
+    {"range_test.steps", "--steps"},
+    {"range_test.seeds", "--seeds"},
+    {"range_test.shape", "--ramp"},
+    {"range_test.analysis.smoothing_beta", "--smoothing"},
+    {"range_test.analysis.divergence_factor", "--diverge"},
+};
 
-// The server names fields by their path; the user knows the flags.
+// A server's message names fields by their path; the user knows the flags.
 std::string WithFlag(absl::string_view message) {
-  static const auto* flags =
-      new std::vector<std::pair<std::string, std::string>>{
-          {"run.model.hidden", "--hidden"},
-          {"run.model.torchscript", "--model"},
-          {"run.model", "--model"},
-          {"run.data.subset", "--subset"},
-          {"run.data", "--dataset"},
-          {"run.optimizer.momentum", "--momentum"},
-          {"run.optimizer.weight_decay", "--weight-decay"},
-          {"run.optimizer", "--optimizer"},
-          {"run.batch_size", "--batch-size"},
-          {"run.device.threads", "--threads"},
-          {"run.device", "--device"},
-          {"range_test.start_lr", "--start-lr"},
-          {"range_test.end_lr", "--end-lr"},
-          {"range_test.steps", "--steps"},
-          {"range_test.seeds", "--seeds"},
-          {"range_test.shape", "--ramp"},
-          {"range_test.analysis.smoothing_beta", "--smoothing"},
-          {"range_test.analysis.divergence_factor", "--diverge"},
-      };
-  for (const auto& [path, flag] : *flags) {
+  for (const auto& [path, flag] : kFlagOfPath) {
     if (absl::StrContains(message, path)) {
       return absl::StrCat(message, " (", flag, ")");
     }
   }
   return std::string(message);
+}
+
+// The CLI's names for a request's fields, `prefix` being the message's
+// path ("run.", "range_test."): the flag that sets a field (its elements
+// too: seeds[2] is --seeds); an inline --dataset FILE's fields as the
+// file's rows and labels; any other field by its request path.
+FieldNamer CliNames(const std::string& dataset, std::string prefix) {
+  return [dataset, prefix = std::move(prefix)](absl::string_view path) {
+    const std::string full = absl::StrCat(prefix, path);
+    absl::string_view rest = full;
+    if (absl::ConsumePrefix(&rest, "run.data.inline_data")) {
+      absl::ConsumePrefix(&rest, ".");
+      int64_t row = 0;
+      if (absl::ConsumePrefix(&rest, "y_labels[") &&
+          absl::ConsumeSuffix(&rest, "]") && absl::SimpleAtoi(rest, &row)) {
+        return absl::StrCat("--dataset ", dataset, ": row ", row + 1,
+                            "'s label");
+      }
+      if (rest.empty() || rest == "x_shape[0]") {
+        return absl::StrCat("--dataset ", dataset);
+      }
+      return absl::StrCat("--dataset ", dataset, " (", rest, ")");
+    }
+    const std::string field = full.substr(0, full.find('['));
+    for (const auto& [p, flag] : kFlagOfPath) {
+      if (field == p) return std::string(flag);
+    }
+    return full;
+  };
 }
 
 // `--dataset` names a file (not a built-in data set) when it has a '/',
@@ -106,7 +140,7 @@ bool IsDatasetFile(const std::string& value) {
 }
 
 // A scikit-learn style CSV file as the request's inline data: x float32
-// [N, cols], y int64 class labels. Limits are the engine's (spec.proto).
+// [N, cols], y int64 class labels.
 absl::Status SetInlineDataset(const std::string& path, v1::DataSpec& data) {
 #ifdef LRTUNE_DATASET_FILES
   absl::StatusOr<engine::CsvTable> table = engine::ReadSklearnCsv(path);
@@ -114,25 +148,8 @@ absl::Status SetInlineDataset(const std::string& path, v1::DataSpec& data) {
     return Invalid(
         absl::StrCat("--dataset ", path, ": ", table.status().message()));
   }
-  constexpr int64_t kMaxSamples = int64_t{1} << 20;
-  constexpr int64_t kMaxValues = int64_t{1} << 24;
-  if (table->rows < 10) {
-    return Invalid(absl::StrCat("--dataset ", path,
-                                ": needs at least 10 rows, got ", table->rows));
-  }
-  if (table->rows > kMaxSamples || table->rows * table->cols > kMaxValues) {
-    return Invalid(
-        absl::StrCat("--dataset ", path, ": ", table->rows, " rows x ",
-                     table->cols, " features is over the engine's limit of ",
-                     kMaxSamples, " samples and ", kMaxValues, " values"));
-  }
-  for (int64_t i = 0; i < table->rows; ++i) {
-    if (table->labels[i] < 0) {
-      return Invalid(absl::StrCat("--dataset ", path, ": row ", i + 1,
-                                  " has a negative class label ",
-                                  table->labels[i]));
-    }
-  }
+  // Its rows, labels and size are checked by core's rules with the
+  // request (BuildRangeTestRequest), naming the file.
   v1::InlineData& in = *data.mutable_inline_data();
   in.add_x_shape(table->rows);
   in.add_x_shape(table->cols);
@@ -154,13 +171,14 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
   v1::RangeTestRequest request;
   v1::RunSpec& run = *request.mutable_run();
   v1::RangeTestSpec& rt = *request.mutable_range_test();
+  const FieldNamer run_names = CliNames(o.dataset, "run.");
+  const FieldNamer range_names = CliNames(o.dataset, "range_test.");
 
-  if (o.model == "mlp") {
-    run.mutable_model()->set_kind(v1::MODEL_KIND_MLP);
-  } else if (o.model == "cnn") {
-    run.mutable_model()->set_kind(v1::MODEL_KIND_CNN);
-  } else if (o.model == "resnet20") {
-    run.mutable_model()->set_kind(v1::MODEL_KIND_RESNET20);
+  // Flags -> the request, parsing names and files; every range rule is
+  // core's (core/spec.h), checked on the whole request below.
+  absl::StatusOr<ModelKind> kind = ParseModelKind(o.model, run_names);
+  if (kind.ok() && *kind != ModelKind::kTorchScript) {
+    run.mutable_model()->set_kind(ModelKindToProto(*kind));
   } else if (absl::EndsWith(o.model, ".pt") ||
              access(o.model.c_str(), F_OK) == 0) {
     run.mutable_model()->set_kind(v1::MODEL_KIND_TORCHSCRIPT);
@@ -169,9 +187,10 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
     if (!read.ok()) return read;
     run.mutable_model()->set_torchscript(std::move(bytes));
   } else {
-    return Invalid(absl::StrCat(
-        "--model must be mlp, cnn, resnet20 or a TorchScript FILE.pt, got '",
-        o.model, "'"));
+    return Invalid(
+        absl::StrCat("--model must be mlp, cnn, resnet20 or a "
+                     "TorchScript FILE.pt, got '",
+                     o.model, "'"));
   }
   if (!o.hidden.empty()) {
     if (run.model().kind() != v1::MODEL_KIND_MLP) {
@@ -179,120 +198,59 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
     }
     for (absl::string_view part : absl::StrSplit(o.hidden, ',')) {
       int64_t width = 0;
-      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &width) ||
-          width < 1 || width > 65536) {
-        return Invalid(absl::StrCat(
-            "--hidden must be widths in [1, 65536] separated by commas "
-            "(e.g. 256,256), got '",
-            o.hidden, "'"));
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &width)) {
+        return Invalid(
+            absl::StrCat("--hidden must be integer widths separated by commas "
+                         "(e.g. 256,256), got '",
+                         o.hidden, "'"));
       }
       run.mutable_model()->add_hidden(width);
     }
-    if (run.model().hidden_size() > 16) {
-      return Invalid("--hidden: at most 16 layers");
-    }
   }
-  if (OneOf(o.dataset, Datasets())) {
+  if (IsCliDataset(o.dataset)) {
     run.mutable_data()->set_name(o.dataset);
   } else if (IsDatasetFile(o.dataset)) {
     absl::Status read = SetInlineDataset(o.dataset, *run.mutable_data());
     if (!read.ok()) return read;
   } else {
     return Invalid(absl::StrCat("--dataset must be one of ",
-                                absl::StrJoin(Datasets(), ", "),
+                                CliDatasetNames(", "),
                                 " or a FILE.csv[.gz]; got '", o.dataset, "'"));
   }
-  if (o.subset < 0) return Invalid("--subset must be >= 0" + Got(o.subset));
   run.mutable_data()->set_subset(o.subset);
 
   v1::OptimizerSpec& opt = *run.mutable_optimizer();
-  if (o.optimizer == "sgd") {
-    opt.set_kind(v1::OPTIMIZER_KIND_SGD);
-  } else if (o.optimizer == "adam") {
-    opt.set_kind(v1::OPTIMIZER_KIND_ADAM);
-  } else if (o.optimizer == "adamw") {
-    opt.set_kind(v1::OPTIMIZER_KIND_ADAMW);
-  } else if (o.optimizer == "rmsprop") {
-    opt.set_kind(v1::OPTIMIZER_KIND_RMSPROP);
-  } else {
-    return Invalid(
-        absl::StrCat("--optimizer must be sgd, adam, adamw or rmsprop, got '",
-                     o.optimizer, "'"));
-  }
-  if (o.momentum) {
-    if (!(*o.momentum >= 0) || !std::isfinite(*o.momentum)) {
-      return Invalid("--momentum must be >= 0" + Got(*o.momentum));
-    }
-    opt.set_momentum(*o.momentum);
-  }
-  if (o.weight_decay) {
-    if (!(*o.weight_decay >= 0) || !std::isfinite(*o.weight_decay)) {
-      return Invalid("--weight-decay must be >= 0" + Got(*o.weight_decay));
-    }
-    opt.set_weight_decay(*o.weight_decay);
-  }
-  if (o.batch_size) {
-    if (*o.batch_size < 1) {
-      return Invalid("--batch-size must be >= 1" + Got(*o.batch_size));
-    }
-    run.set_batch_size(*o.batch_size);
-  }
-  if (o.threads < 0 || o.threads > 256) {
-    return Invalid("--threads must be in [0, 256]" + Got(o.threads));
-  }
+  absl::StatusOr<OptimizerKind> optimizer =
+      ParseOptimizerKind(o.optimizer, run_names);
+  if (!optimizer.ok()) return optimizer.status();
+  opt.set_kind(OptimizerKindToProto(*optimizer));
+  if (o.momentum) opt.set_momentum(*o.momentum);
+  if (o.weight_decay) opt.set_weight_decay(*o.weight_decay);
+  if (o.batch_size) run.set_batch_size(*o.batch_size);
   run.mutable_device()->set_threads(o.threads);
-  if (!(o.device == "cpu" || o.device == "cuda" || o.device == "auto" ||
-        absl::StartsWith(o.device, "cuda:"))) {
-    return Invalid(absl::StrCat(
-        "--device must be cpu, cuda, cuda:<i> or auto, got '", o.device, "'"));
-  }
   run.mutable_device()->set_device(o.device);
 
-  if (o.start_lr) {
-    if (!(*o.start_lr > 0) || !std::isfinite(*o.start_lr)) {
-      return Invalid("--start-lr must be finite and > 0" + Got(*o.start_lr));
-    }
-    rt.set_start_lr(*o.start_lr);
+  if (o.start_lr) rt.set_start_lr(*o.start_lr);
+  if (o.end_lr) rt.set_end_lr(*o.end_lr);
+  if (o.steps) rt.set_steps(*o.steps);
+  absl::StatusOr<RampShape> ramp = ParseRampShape(o.ramp, range_names);
+  if (!ramp.ok()) return ramp.status();
+  rt.set_shape(RampToProto(*ramp));
+  if (o.seeds < 1) {
+    return Invalid(absl::StrCat("--seeds must be >= 1, got ", o.seeds));
   }
-  if (o.end_lr) {
-    const double start = o.start_lr.value_or(1e-7);
-    if (!(*o.end_lr > start) || !std::isfinite(*o.end_lr)) {
-      return Invalid(absl::StrCat("--end-lr must be finite and > the start LR ",
-                                  start, Got(*o.end_lr)));
-    }
-    rt.set_end_lr(*o.end_lr);
+  // (Bounded so that a huge K costs nothing; core's rule refuses K > 64.)
+  for (int s = 0; s < std::min(o.seeds, 100000); ++s) {
+    rt.add_seeds(static_cast<uint64_t>(s));
   }
-  if (o.steps) {
-    if (*o.steps < 2 || *o.steps > 1000000) {
-      return Invalid("--steps must be in [2, 1000000]" + Got(*o.steps));
-    }
-    rt.set_steps(*o.steps);
-  }
-  if (o.ramp == "exp") {
-    rt.set_shape(v1::RAMP_SHAPE_EXP);
-  } else if (o.ramp == "linear") {
-    rt.set_shape(v1::RAMP_SHAPE_LINEAR);
-  } else {
-    return Invalid(
-        absl::StrCat("--ramp must be exp or linear, got '", o.ramp, "'"));
-  }
-  if (o.seeds < 1 || o.seeds > 64) {
-    return Invalid("--seeds must be in [1, 64]" + Got(o.seeds));
-  }
-  for (int s = 0; s < o.seeds; ++s) rt.add_seeds(static_cast<uint64_t>(s));
   if (o.no_pack) rt.set_pack_seeds(false);
-  if (o.smoothing) {
-    if (!(*o.smoothing >= 0 && *o.smoothing < 1)) {
-      return Invalid("--smoothing must be in [0, 1)" + Got(*o.smoothing));
-    }
-    rt.mutable_analysis()->set_smoothing_beta(*o.smoothing);
-  }
-  if (o.diverge) {
-    if (!(*o.diverge > 1) || !std::isfinite(*o.diverge)) {
-      return Invalid("--diverge must be > 1" + Got(*o.diverge));
-    }
-    rt.mutable_analysis()->set_divergence_factor(*o.diverge);
-  }
+  if (o.smoothing) rt.mutable_analysis()->set_smoothing_beta(*o.smoothing);
+  if (o.diverge) rt.mutable_analysis()->set_divergence_factor(*o.diverge);
+
+  // The rules the coordinator and the engine apply, in the flags' names.
+  LRTUNE_RETURN_IF_ERROR(RunSpecFromProto(run, run_names).status());
+  LRTUNE_RETURN_IF_ERROR(RangeTestSpecFromProto(rt, range_names).status());
+
   // Leave room for gRPC's framing under the server's limit.
   const int64_t bytes = static_cast<int64_t>(request.ByteSizeLong());
   if (bytes > max_message_bytes - 4096) {
@@ -320,16 +278,16 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
   cmd->add_option("--model", opts.model,
                   "mlp|cnn|resnet20, or a TorchScript FILE.pt (default mlp)");
   cmd->add_option("--dataset", opts.dataset,
-                  "fashion-mnist|digits|iris|wine|breast-cancer|spirals|blobs, "
-                  "or FILE.csv[.gz]: features then an integer class label per "
-                  "row, optional header, sent with the request (default "
-                  "fashion-mnist)");
+                  absl::StrCat(CliDatasetNames("|"),
+                               ", or FILE.csv[.gz]: features then an integer "
+                               "class label per row, optional header, sent "
+                               "with the request (default fashion-mnist)"));
   cmd->add_option("--hidden", opts.hidden,
                   "MLP hidden widths, e.g. 256,256 (default 256,256)");
   cmd->add_option("--threads", opts.threads,
                   "CPU threads for training (default 0: all cores)");
   cmd->add_option("--optimizer", opts.optimizer,
-                  "sgd|adam|adamw|rmsprop (default sgd)");
+                  absl::StrCat(OptimizerKindNames("|"), " (default sgd)"));
   auto optional_double = [&](const char* flag, std::optional<double>& field,
                              const char* help) {
     cmd->add_option_function<double>(

@@ -61,32 +61,6 @@ std::vector<double> ZeroLagOf(const std::vector<double>& lrs,
                        PositionBeta(lrs));
 }
 
-absl::Status ValidateOptions(const AnalysisOptions& o) {
-  if (!(o.smoothing_beta >= 0.0 && o.smoothing_beta < 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "smoothing_beta must be in [0, 1), got ", o.smoothing_beta));
-  }
-  if (!(std::isfinite(o.divergence_factor) && o.divergence_factor > 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "divergence_factor must be finite and > 1, got ", o.divergence_factor));
-  }
-  if (!(o.skip_head_fraction >= 0.0 && o.skip_head_fraction < 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "skip_head_fraction must be in [0, 1), got ", o.skip_head_fraction));
-  }
-  if (o.iters_per_epoch < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "iters_per_epoch must be >= 0 (0 = unknown), got ", o.iters_per_epoch));
-  }
-  if (o.stepsize_k < 2 || o.stepsize_k > 10) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "stepsize_k must be in [2, 10] (Smith: 2-10 epochs per half cycle), "
-        "got ",
-        o.stepsize_k));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidatePoints(const std::vector<CurvePoint>& points) {
   if (points.empty()) {
     return absl::InvalidArgumentError(
@@ -239,7 +213,7 @@ bool DivergenceMonitor::Add(double loss) {
 
 absl::StatusOr<Recommendation> AnalyzeCurve(
     const std::vector<CurvePoint>& points, const AnalysisOptions& options) {
-  LRTUNE_RETURN_IF_ERROR(ValidateOptions(options));
+  LRTUNE_RETURN_IF_ERROR(ValidateAnalysisOptions(options, PrefixNames("")));
   LRTUNE_RETURN_IF_ERROR(ValidatePoints(points));
   Recommendation r;
   const int64_t n = static_cast<int64_t>(points.size());
@@ -427,6 +401,75 @@ absl::StatusOr<Recommendation> AggregateSeeds(
                    "train at the median",
                    out.spread_decades, per_seed.size(), kTooNoisyDecades));
   }
+  return out;
+}
+
+absl::Status ValidateAnalysisOptions(const AnalysisOptions& o,
+                                     const FieldNamer& names) {
+  if (!(o.smoothing_beta >= 0.0 && o.smoothing_beta < 1.0)) {
+    return FieldError(
+        names, "smoothing_beta",
+        absl::StrCat("must be in [0, 1), got ", o.smoothing_beta));
+  }
+  if (!(std::isfinite(o.divergence_factor) && o.divergence_factor > 1.0)) {
+    return FieldError(
+        names, "divergence_factor",
+        absl::StrCat("must be finite and > 1, got ", o.divergence_factor));
+  }
+  if (!(o.skip_head_fraction >= 0.0 && o.skip_head_fraction < 0.5)) {
+    return FieldError(
+        names, "skip_head_fraction",
+        absl::StrCat("must be in [0, 0.5), got ", o.skip_head_fraction));
+  }
+  if (o.iters_per_epoch < 0) {
+    return FieldError(
+        names, "iters_per_epoch",
+        absl::StrCat("must be >= 0 (0 = unknown), got ", o.iters_per_epoch));
+  }
+  if (o.stepsize_k < 2 || o.stepsize_k > 10) {
+    return FieldError(names, "stepsize_k",
+                      absl::StrCat("must be in [2, 10] (Smith: 2-10 epochs "
+                                   "per half cycle), got ",
+                                   o.stepsize_k));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<RecommendedSchedules> RecommendSchedules(
+    const Recommendation& rec) {
+  const int64_t stepsize = rec.stepsize_iterations;
+  if (!(rec.min_lr > 0) || !(rec.max_lr >= rec.min_lr) || stepsize < 1) {
+    return std::nullopt;
+  }
+  RecommendedSchedules out;
+  out.total_steps = 8 * stepsize;
+  ScheduleSpec& tri = out.triangular;
+  tri.kind = ScheduleKind::kTriangular;
+  tri.base_lr = rec.min_lr;
+  tri.max_lr = rec.max_lr;
+  tri.step_size_up = stepsize;
+  const OneCycleSettings& s = rec.one_cycle;
+  ScheduleSpec& oc = out.one_cycle;
+  oc = ScheduleSpec::OneCycle(s.max_lr > 0 ? s.max_lr : rec.max_lr,
+                              out.total_steps);
+  if (s.div_factor > 0) oc.div_factor = s.div_factor;
+  if (s.final_div_factor > 0) oc.final_div_factor = s.final_div_factor;
+  if (s.pct_start > 0 && s.pct_start < 1) oc.pct_start = s.pct_start;
+  if (s.max_momentum > 0 && s.max_momentum >= s.base_momentum) {
+    oc.base_momentum = s.base_momentum;
+    oc.max_momentum = s.max_momentum;
+  }
+  ScheduleSpec& sgdr = out.sgdr;
+  sgdr.kind = ScheduleKind::kSgdr;
+  sgdr.base_lr = rec.max_lr;
+  sgdr.eta_min = rec.min_lr;
+  sgdr.t0 = 2 * stepsize;
+  sgdr.t_mult = 2;
+  ScheduleSpec& rex = out.rex;
+  rex.kind = ScheduleKind::kRex;
+  rex.base_lr = rec.max_lr;
+  rex.eta_min = 0;
+  rex.total_steps = out.total_steps;
   return out;
 }
 

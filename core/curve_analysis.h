@@ -16,10 +16,14 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/field_names.h"
+#include "core/schedule.h"
 
 namespace lrtune {
 
@@ -153,6 +157,12 @@ struct Recommendation {
   std::vector<double> smoothed;
 };
 
+// Checks the options' ranges (smoothing_beta in [0, 1), divergence_factor
+// > 1, skip_head_fraction in [0, 0.5), iters_per_epoch >= 0, stepsize_k in
+// [2, 10]); `names` names the fields (field_names.h).
+absl::Status ValidateAnalysisOptions(const AnalysisOptions& options,
+                                     const FieldNamer& names);
+
 // Analyzes one curve. InvalidArgument if the curve is empty, an lr is not
 // finite and positive or not greater than the previous point's, or options
 // are out of range (naming the field). Where the loss never decreased,
@@ -182,6 +192,23 @@ std::vector<double> PositionCurve(const std::vector<double>& lrs,
 // and smoothed empty (a per-curve fact). InvalidArgument on an empty list.
 absl::StatusOr<Recommendation> AggregateSeeds(
     const std::vector<Recommendation>& per_seed);
+
+// The ready-to-use schedules of a recommendation (results.proto
+// RecommendedSchedules), over four CLR cycles: total_steps = 8 x
+// stepsize_iterations. triangular: min_lr to max_lr, step_size_up =
+// stepsize; one_cycle: the OneCycleSettings; sgdr: max_lr down to min_lr,
+// t0 = 2 x stepsize, t_mult 2; rex: max_lr down to 0.
+struct RecommendedSchedules {
+  int64_t total_steps = 0;
+  ScheduleSpec triangular;
+  ScheduleSpec one_cycle;
+  ScheduleSpec sgdr;
+  ScheduleSpec rex;
+};
+// nullopt when there is no recommendation (min_lr 0) or the stepsize is
+// unknown (< 1).
+std::optional<RecommendedSchedules> RecommendSchedules(
+    const Recommendation& rec);
 
 }  // namespace lrtune
 

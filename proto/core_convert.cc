@@ -222,4 +222,314 @@ v1::ScheduleSpec ScheduleSpecToProto(const ScheduleSpec& s) {
   return p;
 }
 
+// --- Specs -------------------------------------------------------------
+
+namespace {
+
+// Enum values a newer client may send that this build does not know.
+template <typename E>
+absl::Status UnknownEnum(const FieldNamer& names, absl::string_view path,
+                         E value) {
+  return FieldError(
+      names, path,
+      absl::StrCat("is not a known value: ", static_cast<int>(value)));
+}
+
+absl::StatusOr<ModelKind> ModelKindFromProto(v1::ModelKind k,
+                                             const FieldNamer& names) {
+  switch (k) {
+    case v1::MODEL_KIND_UNSPECIFIED:
+    case v1::MODEL_KIND_MLP:
+      return ModelKind::kMlp;
+    case v1::MODEL_KIND_CNN:
+      return ModelKind::kCnn;
+    case v1::MODEL_KIND_RESNET20:
+      return ModelKind::kResnet20;
+    case v1::MODEL_KIND_TORCHSCRIPT:
+      return ModelKind::kTorchScript;
+    default:
+      return UnknownEnum(names, "model.kind", k);
+  }
+}
+
+absl::StatusOr<OptimizerKind> OptimizerKindFromProto(v1::OptimizerKind k,
+                                                     const FieldNamer& names) {
+  switch (k) {
+    case v1::OPTIMIZER_KIND_UNSPECIFIED:
+    case v1::OPTIMIZER_KIND_SGD:
+      return OptimizerKind::kSgd;
+    case v1::OPTIMIZER_KIND_ADAM:
+      return OptimizerKind::kAdam;
+    case v1::OPTIMIZER_KIND_ADAMW:
+      return OptimizerKind::kAdamW;
+    case v1::OPTIMIZER_KIND_RMSPROP:
+      return OptimizerKind::kRmsProp;
+    default:
+      return UnknownEnum(names, "optimizer.kind", k);
+  }
+}
+
+void DataFromProto(const v1::DataSpec& d, DataSpec& out) {
+  if (d.has_inline_data()) {
+    const v1::InlineData& in = d.inline_data();
+    out.name = "inline";
+    out.x_shape.assign(in.x_shape().begin(), in.x_shape().end());
+    out.x.assign(in.x().begin(), in.x().end());
+    out.y_labels.assign(in.y_labels().begin(), in.y_labels().end());
+    out.y_targets.assign(in.y_targets().begin(), in.y_targets().end());
+    if (in.has_y_target_width()) out.y_target_width = in.y_target_width();
+  } else if (d.source_case() == v1::DataSpec::kName) {
+    out.name = d.name();
+  }
+  out.subset = d.subset();
+  out.validation_subset = d.validation_subset();
+  if (d.has_validation_fraction()) {
+    out.validation_fraction = d.validation_fraction();
+  }
+  out.split_seed = d.split_seed();
+  if (d.has_synthetic_samples()) out.synthetic_samples = d.synthetic_samples();
+  if (d.has_synthetic_classes()) out.synthetic_classes = d.synthetic_classes();
+  if (d.has_synthetic_features()) {
+    out.synthetic_features = d.synthetic_features();
+  }
+}
+
+}  // namespace
+
+v1::ModelKind ModelKindToProto(ModelKind k) {
+  switch (k) {
+    case ModelKind::kMlp:
+      return v1::MODEL_KIND_MLP;
+    case ModelKind::kCnn:
+      return v1::MODEL_KIND_CNN;
+    case ModelKind::kResnet20:
+      return v1::MODEL_KIND_RESNET20;
+    case ModelKind::kTorchScript:
+      return v1::MODEL_KIND_TORCHSCRIPT;
+  }
+  return v1::MODEL_KIND_UNSPECIFIED;
+}
+
+v1::OptimizerKind OptimizerKindToProto(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::kSgd:
+      return v1::OPTIMIZER_KIND_SGD;
+    case OptimizerKind::kAdam:
+      return v1::OPTIMIZER_KIND_ADAM;
+    case OptimizerKind::kAdamW:
+      return v1::OPTIMIZER_KIND_ADAMW;
+    case OptimizerKind::kRmsProp:
+      return v1::OPTIMIZER_KIND_RMSPROP;
+  }
+  return v1::OPTIMIZER_KIND_UNSPECIFIED;
+}
+
+absl::StatusOr<JobSpec> RunSpecFromProto(const v1::RunSpec& run,
+                                         const FieldNamer& names) {
+  JobSpec job;
+  const v1::ModelSpec& m = run.model();
+  LRTUNE_ASSIGN_OR_RETURN(job.model.kind, ModelKindFromProto(m.kind(), names));
+  if (m.hidden_size() > 0)
+    job.model.hidden.assign(m.hidden().begin(), m.hidden().end());
+  job.model.torchscript = m.torchscript();
+  DataFromProto(run.data(), job.data);
+  const v1::OptimizerSpec& o = run.optimizer();
+  LRTUNE_ASSIGN_OR_RETURN(job.optimizer.kind,
+                          OptimizerKindFromProto(o.kind(), names));
+  if (o.has_momentum()) job.optimizer.momentum = o.momentum();
+  if (o.has_nesterov()) job.optimizer.nesterov = o.nesterov();
+  if (o.has_weight_decay()) job.optimizer.weight_decay = o.weight_decay();
+  if (o.has_beta1()) job.optimizer.beta1 = o.beta1();
+  if (o.has_beta2()) job.optimizer.beta2 = o.beta2();
+  if (o.has_eps()) job.optimizer.eps = o.eps();
+  if (o.has_alpha()) job.optimizer.alpha = o.alpha();
+  switch (run.loss()) {
+    case v1::LOSS_KIND_UNSPECIFIED:
+    case v1::LOSS_KIND_CROSS_ENTROPY:
+      job.loss = LossKind::kCrossEntropy;
+      break;
+    case v1::LOSS_KIND_MSE:
+      job.loss = LossKind::kMse;
+      break;
+    default:
+      return UnknownEnum(names, "loss", run.loss());
+  }
+  if (run.has_batch_size()) job.batch_size = run.batch_size();
+  job.seed = run.seed();
+  const v1::DeviceOptions& d = run.device();
+  job.device.device = d.device().empty() ? "auto" : d.device();
+  job.device.threads = d.threads();
+  job.device.cuda_graph = d.cuda_graph();
+  job.device.bf16 = d.bf16();
+  job.device.min_device_memory_bytes = d.min_device_memory_bytes();
+  LRTUNE_RETURN_IF_ERROR(ValidateJob(job, names));
+  return job;
+}
+
+absl::StatusOr<JobSpec> RunSpecFromProto(const v1::RunSpec& run) {
+  return RunSpecFromProto(run, PrefixNames("run."));
+}
+
+absl::StatusOr<RangeTestSpec> RangeTestSpecFromProto(const v1::RangeTestSpec& p,
+                                                     const FieldNamer& names) {
+  RangeTestSpec s;
+  if (p.has_start_lr()) s.start_lr = p.start_lr();
+  if (p.has_end_lr()) s.end_lr = p.end_lr();
+  if (p.has_steps()) s.steps = p.steps();
+  LRTUNE_ASSIGN_OR_RETURN(s.shape, RampFromProto(p.shape(), names("shape")));
+  const v1::AnalysisOptions& a = p.analysis();
+  if (a.has_smoothing_beta()) s.analysis.smoothing_beta = a.smoothing_beta();
+  if (a.has_divergence_factor()) {
+    s.analysis.divergence_factor = a.divergence_factor();
+  }
+  if (a.has_skip_head_fraction()) {
+    s.analysis.skip_head_fraction = a.skip_head_fraction();
+  }
+  if (a.has_iters_per_epoch()) s.analysis.iters_per_epoch = a.iters_per_epoch();
+  if (a.has_stepsize_k()) s.analysis.stepsize_k = a.stepsize_k();
+  s.seeds.assign(p.seeds().begin(), p.seeds().end());
+  s.eval_every = p.eval_every();
+  if (p.has_eval_samples()) s.eval_samples = p.eval_samples();
+  if (p.has_pack_seeds()) s.pack_seeds = p.pack_seeds();
+  LRTUNE_RETURN_IF_ERROR(ValidateRangeTest(s, names));
+  return s;
+}
+
+absl::StatusOr<RangeTestSpec> RangeTestSpecFromProto(
+    const v1::RangeTestSpec& spec) {
+  return RangeTestSpecFromProto(spec, PrefixNames("range_test."));
+}
+
+absl::StatusOr<TrainSpec> TrainSpecFromProto(const v1::TrainSpec& p,
+                                             const FieldNamer& names) {
+  TrainSpec s;
+  LRTUNE_ASSIGN_OR_RETURN(
+      s.schedule, ScheduleSpecFromProto(p.schedule(), names("schedule")));
+  // The budget is a oneof: a set value of 0 is an error of its own field
+  // (core sees "no budget" otherwise).
+  switch (p.budget_case()) {
+    case v1::TrainSpec::kEpochs:
+      if (p.epochs() < 1) {
+        return FieldError(names, "epochs",
+                          absl::StrCat("must be >= 1, got ", p.epochs()));
+      }
+      s.epochs = p.epochs();
+      break;
+    case v1::TrainSpec::kSteps:
+      if (p.steps() < 1) {
+        return FieldError(names, "steps",
+                          absl::StrCat("must be >= 1, got ", p.steps()));
+      }
+      s.steps = p.steps();
+      break;
+    default:
+      break;
+  }
+  if (p.has_point_every()) s.point_every = p.point_every();
+  if (p.eval_every_steps() != 0) {
+    return FieldError(
+        names, "eval_every_steps",
+        absl::StrCat("must be 0 (other cadences are reserved), got ",
+                     p.eval_every_steps()));
+  }
+  s.checkpoint_every = p.checkpoint_every();
+  LRTUNE_RETURN_IF_ERROR(ValidateTrain(s, names));
+  return s;
+}
+
+absl::StatusOr<TrainSpec> TrainSpecFromProto(const v1::TrainSpec& spec) {
+  return TrainSpecFromProto(spec, PrefixNames("train."));
+}
+
+v1::RunSpec RunSpecToProto(const JobSpec& job) {
+  v1::RunSpec p;
+  v1::ModelSpec& m = *p.mutable_model();
+  m.set_kind(ModelKindToProto(job.model.kind));
+  for (int64_t w : job.model.hidden) m.add_hidden(w);
+  m.set_torchscript(job.model.torchscript);
+  const DataSpec& d = job.data;
+  v1::DataSpec& pd = *p.mutable_data();
+  if (d.name == "inline") {
+    v1::InlineData& in = *pd.mutable_inline_data();
+    for (int64_t v : d.x_shape) in.add_x_shape(v);
+    in.mutable_x()->Add(d.x.begin(), d.x.end());
+    in.mutable_y_labels()->Add(d.y_labels.begin(), d.y_labels.end());
+    in.mutable_y_targets()->Add(d.y_targets.begin(), d.y_targets.end());
+    in.set_y_target_width(d.y_target_width);
+  } else {
+    pd.set_name(d.name);
+  }
+  pd.set_subset(d.subset);
+  pd.set_validation_subset(d.validation_subset);
+  pd.set_validation_fraction(d.validation_fraction);
+  pd.set_split_seed(d.split_seed);
+  pd.set_synthetic_samples(d.synthetic_samples);
+  pd.set_synthetic_classes(d.synthetic_classes);
+  pd.set_synthetic_features(d.synthetic_features);
+  const OptimizerSpec& o = job.optimizer;
+  v1::OptimizerSpec& po = *p.mutable_optimizer();
+  po.set_kind(OptimizerKindToProto(o.kind));
+  po.set_momentum(o.momentum);
+  po.set_nesterov(o.nesterov);
+  po.set_weight_decay(o.weight_decay);
+  po.set_beta1(o.beta1);
+  po.set_beta2(o.beta2);
+  po.set_eps(o.eps);
+  po.set_alpha(o.alpha);
+  p.set_loss(job.loss == LossKind::kMse ? v1::LOSS_KIND_MSE
+                                        : v1::LOSS_KIND_CROSS_ENTROPY);
+  p.set_batch_size(job.batch_size);
+  p.set_seed(job.seed);
+  v1::DeviceOptions& pdev = *p.mutable_device();
+  pdev.set_device(job.device.device);
+  pdev.set_threads(job.device.threads);
+  pdev.set_cuda_graph(job.device.cuda_graph);
+  pdev.set_bf16(job.device.bf16);
+  pdev.set_min_device_memory_bytes(job.device.min_device_memory_bytes);
+  return p;
+}
+
+v1::RangeTestSpec RangeTestSpecToProto(const RangeTestSpec& s) {
+  v1::RangeTestSpec p;
+  p.set_start_lr(s.start_lr);
+  p.set_end_lr(s.end_lr);
+  p.set_steps(s.steps);
+  p.set_shape(RampToProto(s.shape));
+  v1::AnalysisOptions& a = *p.mutable_analysis();
+  a.set_smoothing_beta(s.analysis.smoothing_beta);
+  a.set_divergence_factor(s.analysis.divergence_factor);
+  a.set_skip_head_fraction(s.analysis.skip_head_fraction);
+  a.set_iters_per_epoch(s.analysis.iters_per_epoch);
+  a.set_stepsize_k(s.analysis.stepsize_k);
+  for (uint64_t seed : s.seeds) p.add_seeds(seed);
+  p.set_eval_every(s.eval_every);
+  p.set_eval_samples(s.eval_samples);
+  p.set_pack_seeds(s.pack_seeds);
+  return p;
+}
+
+v1::TrainSpec TrainSpecToProto(const TrainSpec& s) {
+  v1::TrainSpec p;
+  *p.mutable_schedule() = ScheduleSpecToProto(s.schedule);
+  if (s.epochs > 0) {
+    p.set_epochs(s.epochs);
+  } else {
+    p.set_steps(s.steps);
+  }
+  p.set_point_every(s.point_every);
+  p.set_checkpoint_every(s.checkpoint_every);
+  return p;
+}
+
+v1::RecommendedSchedules RecommendedSchedulesToProto(
+    const RecommendedSchedules& s) {
+  v1::RecommendedSchedules p;
+  p.set_total_steps(s.total_steps);
+  *p.mutable_triangular() = ScheduleSpecToProto(s.triangular);
+  *p.mutable_one_cycle() = ScheduleSpecToProto(s.one_cycle);
+  *p.mutable_sgdr() = ScheduleSpecToProto(s.sgdr);
+  *p.mutable_rex() = ScheduleSpecToProto(s.rex);
+  return p;
+}
+
 }  // namespace lrtune

@@ -1,9 +1,16 @@
-// Conversions between core's values (recommendations, schedules) and their
-// lrtune.v1 messages, shared by the coordinator (which aggregates seeds and
-// fills grid trials' schedules) and the worker agent.
+// The one converter between core's values (the spec model, schedules,
+// recommendations) and their lrtune.v1 messages: the coordinator validates
+// requests with it, the worker agent turns tasks into engine runs with it,
+// the CLI checks its flags with it.
 //
+//   LRTUNE_ASSIGN_OR_RETURN(JobSpec job, RunSpecFromProto(task.run()));
 //   v1::Recommendation p = RecommendationToProto(rec);
 //   Recommendation back = RecommendationFromProto(p);  // == rec
+//
+// Spec conversions (proto -> core) apply the defaults documented on every
+// `optional` field and then run core/spec.h's validators: an error names
+// the field through `names` (by default the proto path from the request:
+// "run.batch_size must be >= 1, got 0").
 //
 // A suggestion a curve does not give is NaN in core and an unset optional in
 // the proto; diverged_at -1 is unset. Pure functions; thread-compatible.
@@ -14,8 +21,10 @@
 #include "absl/strings/string_view.h"
 #include "core/curve_analysis.h"
 #include "core/schedule.h"
+#include "core/spec.h"
 #include "lrtune/v1/results.pb.h"
 #include "lrtune/v1/schedule.pb.h"
+#include "lrtune/v1/spec.pb.h"
 
 namespace lrtune {
 
@@ -36,6 +45,38 @@ v1::ScheduleSpec ScheduleSpecToProto(const ScheduleSpec& spec);
 absl::StatusOr<RampShape> RampFromProto(v1::RampShape shape,
                                         absl::string_view path);
 v1::RampShape RampToProto(RampShape shape);
+
+// --- Specs: proto -> core (validated) ------------------------------------
+
+// A RunSpec; names default to "run." + the path. data_dir stays empty (the
+// worker's configuration).
+absl::StatusOr<JobSpec> RunSpecFromProto(const v1::RunSpec& run,
+                                         const FieldNamer& names);
+absl::StatusOr<JobSpec> RunSpecFromProto(const v1::RunSpec& run);
+// A RangeTestSpec; names default to "range_test." + the path.
+absl::StatusOr<RangeTestSpec> RangeTestSpecFromProto(
+    const v1::RangeTestSpec& spec, const FieldNamer& names);
+absl::StatusOr<RangeTestSpec> RangeTestSpecFromProto(
+    const v1::RangeTestSpec& spec);
+// A TrainSpec; names default to "train." + the path. checkpoint_path stays
+// empty (the worker chooses it); the schedule is checked by Schedule::Create.
+absl::StatusOr<TrainSpec> TrainSpecFromProto(const v1::TrainSpec& spec,
+                                             const FieldNamer& names);
+absl::StatusOr<TrainSpec> TrainSpecFromProto(const v1::TrainSpec& spec);
+
+// --- Specs: core -> proto (every value set explicitly) --------------------
+// Inverse of the above for valid values: X -> proto -> X is the identity.
+
+v1::RunSpec RunSpecToProto(const JobSpec& job);
+v1::RangeTestSpec RangeTestSpecToProto(const RangeTestSpec& spec);
+v1::TrainSpec TrainSpecToProto(const TrainSpec& spec);
+
+v1::ModelKind ModelKindToProto(ModelKind kind);
+v1::OptimizerKind OptimizerKindToProto(OptimizerKind kind);
+
+// The ready-to-use schedules (core/curve_analysis.h RecommendSchedules).
+v1::RecommendedSchedules RecommendedSchedulesToProto(
+    const RecommendedSchedules& schedules);
 
 }  // namespace lrtune
 

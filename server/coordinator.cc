@@ -62,10 +62,10 @@ absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
   }
   LRTUNE_ASSIGN_OR_RETURN(Recommendation aggregate, AggregateSeeds(per_seed));
   *out.mutable_recommendation() = RecommendationToProto(aggregate);
-  std::optional<v1::RecommendedSchedules> schedules =
-      RecommendedSchedulesFor(out.recommendation());
-  if (schedules.has_value()) {
-    *out.mutable_recommendation()->mutable_schedules() = *std::move(schedules);
+  if (std::optional<RecommendedSchedules> schedules =
+          RecommendSchedules(aggregate)) {
+    *out.mutable_recommendation()->mutable_schedules() =
+        RecommendedSchedulesToProto(*schedules);
   }
   return out;
 }

@@ -361,48 +361,17 @@ absl::Status CompleteSchedule(const v1::ScheduleSpec& merged,
 }  // namespace
 
 int64_t StepsPerEpoch(const v1::RunSpec& run) {
-  const v1::DataSpec& d = run.data();
-  int64_t n = 0;
-  bool official_split = false;
-  if (d.has_inline_data()) {
-    n = d.inline_data().x_shape_size() > 0 ? d.inline_data().x_shape(0) : 0;
-  } else {
-    const std::string name = d.name().empty() ? "fashion-mnist" : d.name();
-    static const std::map<std::string, int64_t> kSizes = {
-        {"fashion-mnist", 60000},
-        {"digits", 1797},
-        {"iris", 150},
-        {"wine", 178},
-        {"breast-cancer", 569}};
-    auto it = kSizes.find(name);
-    if (it != kSizes.end()) {
-      n = it->second;
-    } else if (name == "spirals" || name == "blobs" || name == "linear") {
-      n = d.has_synthetic_samples() ? d.synthetic_samples() : 1024;
-    }
-    official_split = name == "fashion-mnist";
-  }
-  if (n <= 0) return 0;
-  int64_t train = n;
-  if (!official_split) {
-    const double frac =
-        d.has_validation_fraction() ? d.validation_fraction() : 0.2;
-    train = n - static_cast<int64_t>(std::floor(static_cast<double>(n) * frac));
-  }
-  if (d.subset() > 0 && d.subset() < train) train = d.subset();
-  if (train <= 0) return 0;
-  const int64_t batch =
-      std::min<int64_t>(run.has_batch_size() ? run.batch_size() : 128, train);
-  return batch > 0 ? train / batch : 0;
+  absl::StatusOr<JobSpec> job = RunSpecFromProto(run);
+  return job.ok() ? ::lrtune::StepsPerEpoch(*job) : 0;
 }
 
 absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
     const v1::GridSearchJob& grid, const SpecLimits& limits) {
-  LRTUNE_RETURN_IF_ERROR(ValidateRunSpec(grid.run(), "grid.run", limits));
+  LRTUNE_RETURN_IF_ERROR(ValidateRunSpec(grid.run(), "grid.run"));
   LRTUNE_RETURN_IF_ERROR(CheckTrainSpec(grid.train()));
   if (grid.has_range_test()) {
     LRTUNE_RETURN_IF_ERROR(
-        ValidateRangeTestSpec(grid.range_test(), "grid.range_test", limits));
+        ValidateRangeTestSpec(grid.range_test(), "grid.range_test"));
   }
   const v1::GridSpec& spec = grid.grid();
   if (spec.axes_size() < 1 || spec.axes_size() > kMaxAxes) {
@@ -579,8 +548,7 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
     t.set_label(absl::StrJoin(label, " "));
     const std::string where =
         absl::StrCat("grid: trial ", index, " (", t.label(), ")");
-    LRTUNE_RETURN_IF_ERROR(
-        Prefixed(where, ValidateRunSpec(t.run(), "run", limits)));
+    LRTUNE_RETURN_IF_ERROR(Prefixed(where, ValidateRunSpec(t.run(), "run")));
     const int64_t per_epoch = StepsPerEpoch(t.run());
     int64_t steps = 0;
     if (t.train().has_steps()) {

@@ -58,8 +58,9 @@ absl::Status FillRecommendedBounds(const v1::GridSearchJob& grid,
                                    const v1::Recommendation& recommendation,
                                    v1::Trial& trial);
 
-// Optimizer steps per epoch of `run` (floor(train samples / batch), as the
-// engine counts them: worker/data.cc's splits), or 0 when unknown.
+// Optimizer steps per epoch of `run` (core/spec.h's StepsPerEpoch: floor(
+// train samples / batch), as the engine splits the data), or 0 when unknown
+// or `run` is invalid.
 int64_t StepsPerEpoch(const v1::RunSpec& run);
 
 // The metric a grid ranks by (unset: val_accuracy, or val_loss for mse).

@@ -21,7 +21,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/curve_analysis.h"
 #include "lrtune/v1/jobs.pb.h"
 #include "lrtune/v1/lrtune.pb.h"
 #include "lrtune/v1/worker.pb.h"
@@ -29,23 +28,21 @@
 
 namespace lrtune::server {
 
+// The service's own limits; a spec's (seeds, inline data, torchscript
+// bytes) are core/spec.h's, the same for every caller.
 struct SpecLimits {
-  int max_seeds = 64;                          // per range test
-  int64_t max_torchscript_bytes = 64ll << 20;  // run.model.torchscript
-  int64_t max_inline_floats = 16ll << 20;      // run.data.inline_data
-  int64_t max_inline_samples = 1ll << 20;      // run.data.inline_data
-  int max_attempts_limit = 10;                 // SubmitJob.max_attempts
-  int max_queued_jobs_per_owner = 100;         // SubmitJob: RESOURCE_EXHAUSTED
-  int64_t max_trials = 256;                    // grid.max_trials
+  int max_attempts_limit = 10;          // SubmitJob.max_attempts
+  int max_queued_jobs_per_owner = 100;  // SubmitJob: RESOURCE_EXHAUSTED
+  int64_t max_trials = 256;             // grid.max_trials
 };
 
-// Checks every field of a range test's run and ramp. `run_path` and
-// `range_path` prefix the field names in errors ("run", "range_test").
-absl::Status ValidateRunSpec(const v1::RunSpec& run, absl::string_view path,
-                             const SpecLimits& limits);
+// Checks a run's or a range test's every field: converts it to the spec
+// model (proto/core_convert.h) and runs the validators the worker's engine
+// runs (core/spec.h). `path` names the message in errors ("run",
+// "grid.range_test").
+absl::Status ValidateRunSpec(const v1::RunSpec& run, absl::string_view path);
 absl::Status ValidateRangeTestSpec(const v1::RangeTestSpec& spec,
-                                   absl::string_view path,
-                                   const SpecLimits& limits);
+                                   absl::string_view path);
 
 // Checks a request: spec set, max_attempts in 1..limit, a range test's
 // parts. A grid's parts are checked by PlanGrid (grid_plan.h), which
@@ -57,12 +54,8 @@ absl::Status ValidateSubmitJob(const v1::SubmitJobRequest& request,
 std::vector<uint64_t> RangeTestSeeds(const v1::RangeTestJob& job);
 
 // Whether a range test's seeds run as one task, packed into one batched
-// model by the worker's engine (engine.h, RangeTestSpec::pack_seeds): more
-// than one seed, no eval_every, pack_seeds unset or true, and a cnn, or an
-// mlp on a cuda device or of at most kCpuMaxPackedMlpParameters (the
-// engine packs no bigger model on a CPU, where K packed steps cost what K
-// separate ones do, and separate tasks can run on several workers).
-inline constexpr int64_t kCpuMaxPackedMlpParameters = 100000;
+// model by the worker's engine: core/spec.h's ExpectPackedSeeds (a bigger
+// model keeps one task per seed, which several workers run at once).
 bool PacksSeeds(const v1::RangeTestJob& job);
 
 // The serialized v1::RangeTestTasks of a range test, in seed order: one
@@ -74,13 +67,6 @@ int RangeTestTaskCount(const v1::RangeTestJob& job);
 // Store <-> API job states.
 v1::JobState JobStateToProto(JobState state);
 absl::StatusOr<JobState> JobStateFromProto(v1::JobState state);
-
-// The ready-to-use schedules of an aggregate recommendation (results.proto
-// RecommendedSchedules): triangular, one_cycle, sgdr and rex over
-// 8 x stepsize_iterations steps. Unset (empty) when min_lr is 0 or the
-// stepsize is unknown.
-std::optional<v1::RecommendedSchedules> RecommendedSchedulesFor(
-    const v1::Recommendation& rec);
 
 // The store's event type of a JobEvent ("point", "recommendation", ...);
 // the payload is the serialized JobEvent (without seq, job_id, time).

@@ -153,22 +153,11 @@ torch::Generator MakeGenerator(uint64_t seed) {
   return at::make_generator<at::CPUGeneratorImpl>(seed);
 }
 
-// Synthetic sets, generated on the CPU from `seed`.
-absl::StatusOr<Split> Synthetic(const DataSpec& spec) {
+// Synthetic sets, generated on the CPU from `seed`. The spec is valid
+// (ValidateJob, core/spec.h).
+Split Synthetic(const DataSpec& spec) {
   const int64_t n = spec.synthetic_samples, k = spec.synthetic_classes,
                 f = spec.synthetic_features;
-  if (n < 10) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.synthetic_samples must be >= 10, got ", n));
-  }
-  if (spec.name != "linear" && k < 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.synthetic_classes must be >= 2, got ", k));
-  }
-  if (spec.name != "spirals" && (f < 1 || f > 4096)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.synthetic_features must be in [1, 4096], got ", f));
-  }
   torch::Generator gen = MakeGenerator(spec.split_seed + 7919);
   if (spec.name == "spirals") {
     torch::Tensor y = torch::arange(n, torch::kInt64).remainder(k);
@@ -191,103 +180,32 @@ absl::StatusOr<Split> Synthetic(const DataSpec& spec) {
   return Split{x, y};
 }
 
-absl::StatusOr<Split> Inline(const DataSpec& spec) {
-  const auto& shape = spec.x_shape;
-  if (shape.empty() || shape[0] < 1) {
-    return absl::InvalidArgumentError(
-        "data.x_shape must be [N, ...] with N >= 1");
-  }
-  int64_t numel = 1;
-  for (int64_t d : shape) {
-    if (d < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("data.x_shape dimensions must be >= 1, got ", d));
-    }
-    numel *= d;
-    if (numel > kMaxInlineElements) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "data.x must hold at most ", kMaxInlineElements, " values"));
-    }
-  }
-  const int64_t n = shape[0];
-  if (n > kMaxInlineSamples) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.x_shape[0] must be <= ", kMaxInlineSamples, ", got ", n));
-  }
-  if (static_cast<int64_t>(spec.x.size()) != numel) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.x has ", spec.x.size(), " values but x_shape needs ", numel));
-  }
-  for (float v : spec.x) {
-    if (!std::isfinite(v)) {
-      return absl::InvalidArgumentError("data.x values must be finite");
-    }
-  }
-  torch::Tensor x = torch::from_blob(const_cast<float*>(spec.x.data()), shape,
-                                     torch::kFloat32)
+// The client's tensors; ValidateJob (core/spec.h) checked their shapes,
+// sizes and values.
+Split Inline(const DataSpec& spec) {
+  const int64_t n = spec.x_shape[0];
+  torch::Tensor x = torch::from_blob(const_cast<float*>(spec.x.data()),
+                                     spec.x_shape, torch::kFloat32)
                         .clone();
-  const bool has_labels = !spec.y_labels.empty();
-  const bool has_targets = !spec.y_targets.empty();
-  if (has_labels == has_targets) {
-    return absl::InvalidArgumentError(
-        "data: give exactly one of y_labels and y_targets");
-  }
-  if (has_labels) {
-    if (static_cast<int64_t>(spec.y_labels.size()) != n) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("data.y_labels has ", spec.y_labels.size(),
-                       " values, expected N = ", n));
-    }
-    for (int64_t v : spec.y_labels) {
-      if (v < 0 || v > 100000) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("data.y_labels must be in [0, 100000], got ", v));
-      }
-    }
+  if (!spec.y_labels.empty()) {
     torch::Tensor y =
         torch::from_blob(const_cast<int64_t*>(spec.y_labels.data()), {n},
                          torch::kInt64)
             .clone();
     return Split{x, y};
   }
-  const int64_t k = spec.y_target_width;
-  if (k < 1 || static_cast<int64_t>(spec.y_targets.size()) != n * k) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.y_targets has ", spec.y_targets.size(),
-                     " values, expected N * y_target_width = ", n, " * ", k));
-  }
-  for (float v : spec.y_targets) {
-    if (!std::isfinite(v)) {
-      return absl::InvalidArgumentError("data.y_targets must be finite");
-    }
-  }
   torch::Tensor y = torch::from_blob(const_cast<float*>(spec.y_targets.data()),
-                                     {n, k}, torch::kFloat32)
+                                     {n, spec.y_target_width}, torch::kFloat32)
                         .clone();
   return Split{x, y};
-}
-
-const char* SklearnFile(const std::string& name) {
-  if (name == "digits") return "digits.csv.gz";
-  if (name == "iris") return "iris.csv";
-  if (name == "wine") return "wine_data.csv";
-  if (name == "breast-cancer") return "breast_cancer.csv";
-  return nullptr;
 }
 
 }  // namespace
 
 absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
                                     const torch::Device& device) {
-  if (spec.subset < 0 || spec.validation_subset < 0) {
-    return absl::InvalidArgumentError(
-        "data.subset and data.validation_subset must be >= 0 (0 = all)");
-  }
-  if (!(spec.validation_fraction >= 0.0 && spec.validation_fraction <= 0.9)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.validation_fraction must be in [0, 0.9], got ",
-                     spec.validation_fraction));
-  }
+  // The spec passed ValidateJob (engine.cc's Prepare).
+  const DatasetInfo* info = FindDataset(spec.name);
   Dataset d;
   d.name = spec.name;
   Split train, val;
@@ -304,7 +222,8 @@ absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
     train = *tr;
     val = *te;
     official_split = true;
-  } else if (const char* file = SklearnFile(spec.name)) {
+  } else if (info != nullptr && info->sklearn_file != nullptr) {
+    const char* file = info->sklearn_file;
     absl::StatusOr<std::string> dir = FindDatasetDir(spec.data_dir, "sklearn");
     if (!dir.ok()) return dir.status();
     const std::string path = absl::StrCat(*dir, "/", file);
@@ -325,19 +244,13 @@ absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
     standardise = true;
   } else if (spec.name == "spirals" || spec.name == "blobs" ||
              spec.name == "linear") {
-    absl::StatusOr<Split> s = Synthetic(spec);
-    if (!s.ok()) return s.status();
-    train = *s;
+    train = Synthetic(spec);
     standardise = spec.name != "spirals";
   } else if (spec.name == "inline") {
-    absl::StatusOr<Split> s = Inline(spec);
-    if (!s.ok()) return s.status();
-    train = *s;
+    train = Inline(spec);
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.name must be one of fashion-mnist, digits, iris, wine, "
-        "breast-cancer, spirals, blobs, linear, inline; got \"",
-        spec.name, "\""));
+    return absl::InternalError(absl::StrCat(
+        "data.name \"", spec.name, "\" passed ValidateJob but has no loader"));
   }
   if (!official_split) {
     // Deterministic split from split_seed, independent of the job's seed.

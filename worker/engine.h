@@ -33,139 +33,29 @@
 #include "absl/status/statusor.h"
 #include "core/curve_analysis.h"
 #include "core/schedule.h"
+#include "core/spec.h"
 
 namespace lrtune::engine {
 
-enum class ModelKind { kMlp, kCnn, kResnet20, kTorchScript };
-enum class LossKind { kCrossEntropy, kMse };
-enum class OptimizerKind { kSgd, kAdam, kAdamW, kRmsProp };
-
-struct ModelSpec {
-  ModelKind kind = ModelKind::kMlp;
-  // mlp: hidden layer widths (ReLU between); {32} is the tiny MLP. The input
-  // size is the product of the data's per-sample shape.
-  std::vector<int64_t> hidden = {256, 256};
-  // torchscript: the bytes written by torch.jit.save (Python or C++). The
-  // module's forward takes a float batch [N, ...sample shape] and returns
-  // [N, classes] (cross_entropy) or the targets' shape (mse).
-  std::string torchscript;
-};
-
-// Data limits for inline tensors given by a client.
-inline constexpr int64_t kMaxInlineElements = 16 << 20;  // floats in x
-inline constexpr int64_t kMaxInlineSamples = 1 << 20;
-
-struct DataSpec {
-  // "fashion-mnist", "digits", "iris", "wine", "breast-cancer", "spirals",
-  // "blobs", "linear" (regression) or "inline".
-  std::string name = "fashion-mnist";
-  // Train on the first `subset` samples of the training split; 0 = all.
-  int64_t subset = 0;
-  // Validate on the first `validation_subset` samples of the validation
-  // split; 0 = all.
-  int64_t validation_subset = 0;
-  // Share of samples held out for validation where the dataset has no
-  // official split (sklearn, synthetic, inline), in [0, 0.9]. The split is a
-  // permutation seeded by `split_seed`, so it does not depend on the job seed.
-  double validation_fraction = 0.2;
-  uint64_t split_seed = 0;
-  // spirals, blobs, linear: number of samples (>= 10) and of classes
-  // (spirals, blobs: >= 2) or features (blobs, linear: >= 1).
-  int64_t synthetic_samples = 1024;
-  int64_t synthetic_classes = 3;
-  int64_t synthetic_features = 8;
-  // Directory holding fashion-mnist/ and sklearn/; empty = $LRTUNE_DATA_DIR,
-  // else /usr/local/share/lrtune/datasets (fashion-mnist also
-  // /usr/share/datasets/fashion-mnist).
-  std::string data_dir;
-  // inline: x is float32 of shape x_shape ([N, ...]); y is either int64
-  // labels (y_labels, N values, >= 0) or float32 targets (y_targets, N * k
-  // values, shape [N] or [N, k] by y_target_width k).
-  std::vector<int64_t> x_shape;
-  std::vector<float> x;
-  std::vector<int64_t> y_labels;
-  std::vector<float> y_targets;
-  int64_t y_target_width = 1;
-};
-
-struct OptimizerSpec {
-  OptimizerKind kind = OptimizerKind::kSgd;
-  double momentum = 0.0;  // sgd, rmsprop; >= 0 (the schedule may override)
-  bool nesterov = false;  // sgd; requires momentum > 0
-  double weight_decay = 0.0;
-  double beta1 = 0.9;  // adam, adamw (the schedule's momentum overrides)
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double alpha = 0.99;  // rmsprop smoothing constant
-};
-
-struct DeviceOptions {
-  std::string device = "cpu";  // "cpu", "cuda", "cuda:<i>" or "auto"
-  int threads = 0;             // CPU intra-op threads; 0 = leave as is
-  bool cuda_graph = false;     // CUDA only, built-in models only
-  bool bf16 = false;           // CUDA only: bf16 autocast of forward + loss
-};
-
-// What every job has: model, data, optimizer, loss, batch, seed, device.
-struct JobSpec {
-  ModelSpec model;
-  DataSpec data;
-  OptimizerSpec optimizer;
-  LossKind loss = LossKind::kCrossEntropy;
-  int64_t batch_size = 128;  // >= 1; capped at the training set's size
-  uint64_t seed = 0;         // model init and batch order
-  DeviceOptions device;
-};
-
-struct RangeTestSpec {
-  double start_lr = 1e-7;
-  double end_lr = 10.0;
-  int64_t steps = 100;  // >= 2
-  RampShape shape = RampShape::kExp;
-  // Smoothing beta and divergence factor are read from here, as is
-  // iters_per_epoch (0: filled in from the data).
-  AnalysisOptions analysis;
-  // One curve per seed; empty = {job.seed}.
-  std::vector<uint64_t> seeds;
-  // Validation-metric mode (Smith's accuracy vs LR): every `eval_every`
-  // steps evaluate the first `eval_samples` validation samples; 0 = off.
-  int64_t eval_every = 0;
-  int64_t eval_samples = 512;
-  // Train the seeds packed into one batched model where that is faster (mlp
-  // and cnn, no eval_every, parameters that fit; on the CPU only models of
-  // at most 100k parameters: engine.cc's PackSeeds): the curves equal
-  // unpacked runs' within float tolerance. False: one model after another.
-  bool pack_seeds = true;
-};
+// The specs (JobSpec, RangeTestSpec, TrainSpec and their parts), their
+// validators and the kind names are core's spec model (core/spec.h): the
+// engine runs them as they are, and checks them with the same rules the
+// coordinator and the CLI apply.
+using ::lrtune::DataSpec;
+using ::lrtune::DeviceOptions;
+using ::lrtune::JobSpec;
+using ::lrtune::LossKind;
+using ::lrtune::ModelKind;
+using ::lrtune::ModelSpec;
+using ::lrtune::OptimizerKind;
+using ::lrtune::OptimizerSpec;
+using ::lrtune::RangeTestSpec;
+using ::lrtune::TrainSpec;
 
 // A new checkpoint replaces the one before, which stays under this suffix
 // (checkpoint_path + ".prev"): a run restores the newest of the two that
 // TrainSpec::max_restored_records allows.
 inline constexpr char kPreviousCheckpointSuffix[] = ".prev";
-
-struct TrainSpec {
-  ScheduleSpec schedule;
-  // Budget: exactly one of epochs and steps is > 0.
-  int64_t epochs = 0;
-  int64_t steps = 0;
-  int64_t point_every = 1;  // emit a StepPoint every k steps (>= 1)
-  // Evaluate at the end of every epoch (and at the end of the run).
-  // Checkpoint file: restored when it exists (the run continues at its
-  // step), written at every epoch end, every `checkpoint_every` steps (0 =
-  // epoch ends only) and on cancellation. Empty = no checkpoints.
-  //
-  // A checkpoint saves the whole state of the run, so a resumed run emits
-  // exactly the records (points and evaluations, smoothed values included)
-  // the uninterrupted run would have emitted from that step on; it also
-  // saves how many records came before it (Callbacks::on_restore).
-  std::string checkpoint_path;
-  int64_t checkpoint_every = 0;
-  // Restore only a checkpoint preceded by at most this many records (-1: any
-  // checkpoint). A worker sets it to the number of records the coordinator
-  // has stored: restoring a later checkpoint would leave a gap in the curve,
-  // so the run starts from step 0 instead (and replays what is stored).
-  int64_t max_restored_records = -1;
-};
 
 struct StepPoint {
   int seed_index = 0;  // range test: index into the seeds; training: 0
@@ -228,12 +118,6 @@ struct TrainResult {
   std::string device;
 };
 
-// Validates a job (and the run's spec). InvalidArgument names the field and
-// the rule, e.g. "batch_size must be >= 1, got 0".
-absl::Status ValidateJob(const JobSpec& job);
-absl::Status ValidateRangeTest(const RangeTestSpec& spec);
-absl::Status ValidateTrain(const TrainSpec& spec);
-
 // Runs an LR range test per seed: a fresh model, the ramp from start_lr to
 // end_lr, one StepPoint per step, stop at divergence (the first non-finite
 // loss or smoothed > factor x best). On CUDA losses are read in chunks of 32
@@ -248,15 +132,6 @@ absl::StatusOr<RangeTestResult> RunRangeTest(
 absl::StatusOr<TrainResult> RunTraining(
     const JobSpec& job, const TrainSpec& spec, const Callbacks& callbacks,
     const CancellationToken* cancel = nullptr);
-
-// "mlp", "cnn", "resnet20", "torchscript"; and the parsers (InvalidArgument
-// naming the value and the valid names).
-const char* ModelKindName(ModelKind kind);
-const char* LossKindName(LossKind kind);
-const char* OptimizerKindName(OptimizerKind kind);
-absl::StatusOr<ModelKind> ParseModelKind(const std::string& name);
-absl::StatusOr<LossKind> ParseLossKind(const std::string& name);
-absl::StatusOr<OptimizerKind> ParseOptimizerKind(const std::string& name);
 
 // Keeps freed tensor memory in the process (glibc: mmap threshold 256 MiB,
 // trim threshold 1 GiB) so the per-step allocations of autograd reuse heap

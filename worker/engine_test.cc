@@ -408,9 +408,9 @@ TEST(EngineTest, BadTorchScriptModulesGiveErrors) {
 
 JobSpec InlineJob() {
   JobSpec job = SmallJob("inline");
-  job.data.x_shape = {6, 2};
-  job.data.x = {0, 0, 0, 1, 1, 0, 1, 1, 2, 2, 3, 3};
-  job.data.y_labels = {0, 1, 1, 0, 1, 0};
+  job.data.x_shape = {10, 2};  // N >= 10 (core/spec.h)
+  job.data.x = {0, 0, 0, 1, 1, 0, 1, 1, 2, 2, 3, 3, 0, 2, 2, 0, 1, 3, 3, 1};
+  job.data.y_labels = {0, 1, 1, 0, 1, 0, 0, 1, 1, 0};
   job.data.validation_fraction = 0.0;
   return job;
 }
@@ -424,7 +424,8 @@ TEST(EngineTest, InlineTensorsTrainAndBadTensorsGiveErrors) {
   job.data.x.pop_back();
   r = RunTraining(job, ConstantLr(0.1, 5), {});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("data.x has 11 values"),
+  EXPECT_NE(r.status().message().find(
+                "data.x must hold product(x_shape) = 20 values, got 19"),
             std::string::npos);
 
   job = InlineJob();

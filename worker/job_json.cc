@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "core/recommendation_format.h"
 #include "core/schedule_params.h"
 #include "core/status_macros.h"
@@ -151,7 +152,7 @@ absl::Status ParseModel(const json& j, const std::string& base_dir,
   LRTUNE_RETURN_IF_ERROR(r.Check());
   std::string kind = ModelKindName(m->kind);
   LRTUNE_RETURN_IF_ERROR(r.Get("kind", &kind));
-  LRTUNE_ASSIGN_OR_RETURN(m->kind, ParseModelKind(kind));
+  LRTUNE_ASSIGN_OR_RETURN(m->kind, ParseModelKind(kind, PrefixNames("")));
   LRTUNE_RETURN_IF_ERROR(r.Get("hidden", &m->hidden));
   std::string path;
   LRTUNE_RETURN_IF_ERROR(r.Get("torchscript_path", &path));
@@ -194,7 +195,7 @@ absl::Status ParseOptimizer(const json& j, OptimizerSpec* o) {
   LRTUNE_RETURN_IF_ERROR(r.Check());
   std::string kind = OptimizerKindName(o->kind);
   LRTUNE_RETURN_IF_ERROR(r.Get("kind", &kind));
-  LRTUNE_ASSIGN_OR_RETURN(o->kind, ParseOptimizerKind(kind));
+  LRTUNE_ASSIGN_OR_RETURN(o->kind, ParseOptimizerKind(kind, PrefixNames("")));
   LRTUNE_RETURN_IF_ERROR(r.Get("momentum", &o->momentum));
   LRTUNE_RETURN_IF_ERROR(r.Get("nesterov", &o->nesterov));
   LRTUNE_RETURN_IF_ERROR(r.Get("weight_decay", &o->weight_decay));
@@ -221,13 +222,10 @@ absl::Status ParseRangeTest(const json& j, RangeTestSpec* s) {
   LRTUNE_RETURN_IF_ERROR(r.Get("start_lr", &s->start_lr));
   LRTUNE_RETURN_IF_ERROR(r.Get("end_lr", &s->end_lr));
   LRTUNE_RETURN_IF_ERROR(r.Get("steps", &s->steps));
-  std::string shape = s->shape == RampShape::kExp ? "exp" : "linear";
+  std::string shape = RampShapeName(s->shape);
   LRTUNE_RETURN_IF_ERROR(r.Get("shape", &shape));
-  if (shape != "exp" && shape != "linear") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "range_test.shape must be exp or linear, got \"", shape, "\""));
-  }
-  s->shape = shape == "exp" ? RampShape::kExp : RampShape::kLinear;
+  LRTUNE_ASSIGN_OR_RETURN(s->shape,
+                          ParseRampShape(shape, PrefixNames("range_test.")));
   LRTUNE_RETURN_IF_ERROR(r.Get("smoothing_beta", &s->analysis.smoothing_beta));
   LRTUNE_RETURN_IF_ERROR(
       r.Get("divergence_factor", &s->analysis.divergence_factor));
@@ -303,7 +301,7 @@ absl::StatusOr<EngineJob> ParseJobJson(const std::string& text,
   }
   std::string loss = LossKindName(s.loss);
   LRTUNE_RETURN_IF_ERROR(r.Get("loss", &loss));
-  LRTUNE_ASSIGN_OR_RETURN(s.loss, ParseLossKind(loss));
+  LRTUNE_ASSIGN_OR_RETURN(s.loss, ParseLossKind(loss, PrefixNames("")));
   LRTUNE_RETURN_IF_ERROR(r.Get("batch_size", &s.batch_size));
   LRTUNE_RETURN_IF_ERROR(r.Get("seed", &s.seed));
   if (const json* v = r.Find("device")) {
@@ -318,7 +316,12 @@ absl::StatusOr<EngineJob> ParseJobJson(const std::string& text,
   LRTUNE_RETURN_IF_ERROR(r.Finish());
   LRTUNE_RETURN_IF_ERROR(ValidateJob(s));
   if (job.kind == EngineJob::Kind::kRangeTest) {
-    LRTUNE_RETURN_IF_ERROR(ValidateRangeTest(job.range_test));
+    // The file holds the analysis options on range_test itself.
+    LRTUNE_RETURN_IF_ERROR(
+        ValidateRangeTest(job.range_test, [](absl::string_view path) {
+          absl::ConsumePrefix(&path, "analysis.");
+          return absl::StrCat("range_test.", path);
+        }));
   } else {
     LRTUNE_RETURN_IF_ERROR(ValidateTrain(job.train));
   }

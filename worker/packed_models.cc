@@ -134,13 +134,9 @@ class PackedCnn final : public PackedModel {
 
 }  // namespace
 
-bool CanPack(const ModelSpec& spec) {
-  return spec.kind == ModelKind::kMlp || spec.kind == ModelKind::kCnn;
-}
-
 absl::StatusOr<std::unique_ptr<Model>> PackModels(
     const ModelSpec& spec, const std::vector<std::unique_ptr<Model>>& members) {
-  if (!CanPack(spec)) {
+  if (spec.kind != ModelKind::kMlp && spec.kind != ModelKind::kCnn) {
     return absl::InvalidArgumentError(
         absl::StrCat("model.kind ", ModelKindName(spec.kind),
                      " cannot be packed (mlp and cnn can)"));

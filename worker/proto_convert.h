@@ -1,19 +1,13 @@
-// Conversions between the lrtune.v1 API messages and the engine's plain
-// structs, in both directions. Torch-free and gRPC-free (protobuf only), so
-// the coordinator can reuse the result conversions.
+// The engine's results (points, evaluations, range-test and training
+// results; worker/engine.h) as lrtune.v1 messages, and evaluations back.
+// Torch-free and gRPC-free (protobuf only). Specs convert with
+// proto/core_convert.h, the converter the coordinator and the CLI use too.
 //
-//   LRTUNE_ASSIGN_OR_RETURN(engine::JobSpec job, RunSpecFromProto(task.run()));
 //   *record.mutable_point() = CurvePointToProto(point, task_seed_index);
 //
-// Spec conversions (proto -> engine) apply the defaults documented on every
-// `optional` field, check the ranges the protos state and run the engine's
-// validators; errors are InvalidArgument naming the proto field path and the
-// rule ("run.batch_size must be >= 1, got 0", "train.schedule.t0 must be >=
-// 1, got 0"). Result conversions (engine -> proto) never fail: NaN
-// suggestions and evaluation metrics become unset optional fields, and
-// diverged_at < 0 becomes unset, as results.proto documents.
-//
-// All functions are pure and thread-safe.
+// Result conversions never fail: NaN suggestions and evaluation metrics
+// become unset optional fields, and diverged_at < 0 becomes unset, as
+// results.proto documents. All functions are pure and thread-safe.
 #ifndef LRTUNE_WORKER_PROTO_CONVERT_H_
 #define LRTUNE_WORKER_PROTO_CONVERT_H_
 
@@ -31,31 +25,6 @@
 #include "worker/engine.h"
 
 namespace lrtune::worker {
-
-// --- Specs: proto -> engine (validated) -------------------------------------
-
-// A RunSpec; field paths start with "run.". data_dir stays empty (the
-// worker's configuration). min_device_memory_bytes is the coordinator's
-// business and is not carried.
-absl::StatusOr<engine::JobSpec> RunSpecFromProto(const v1::RunSpec& run);
-
-// A RangeTestSpec; paths start with "range_test.".
-absl::StatusOr<engine::RangeTestSpec> RangeTestSpecFromProto(
-    const v1::RangeTestSpec& spec);
-
-// A TrainSpec; paths start with "train.". checkpoint_path stays empty (the
-// worker chooses it).
-absl::StatusOr<engine::TrainSpec> TrainSpecFromProto(const v1::TrainSpec& spec);
-
-// Schedules convert with proto/core_convert.h (ScheduleSpecFromProto).
-
-// --- Specs: engine -> proto (every value set explicitly) --------------------
-// Inverse of the above for values the engine accepts: X -> proto -> X is the
-// identity.
-
-v1::RunSpec RunSpecToProto(const engine::JobSpec& job);
-v1::RangeTestSpec RangeTestSpecToProto(const engine::RangeTestSpec& spec);
-v1::TrainSpec TrainSpecToProto(const engine::TrainSpec& spec);
 
 // --- Results: engine -> proto ------------------------------------------------
 

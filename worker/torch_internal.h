@@ -44,8 +44,8 @@ struct Dataset {
 };
 
 // Loads (or generates) the dataset of `spec` onto `device`: standardised
-// features, deterministic split, subsets applied. Errors: InvalidArgument
-// (bad spec, naming the field), NotFound / DataLoss (files).
+// features, deterministic split, subsets applied. `spec` must have passed
+// ValidateJob (core/spec.h). Errors: NotFound / DataLoss (files).
 absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
                                     const torch::Device& device);
 
@@ -86,7 +86,6 @@ torch::Tensor ComputeLoss(LossKind loss, const torch::Tensor& output,
 // tolerance. Batched matmul over stacked weights for mlp, grouped
 // convolution for cnn. The per-op overhead is paid once per step for all K;
 // the arithmetic is K models' (engine.cc's PackSeeds says when it pays).
-bool CanPack(const ModelSpec& spec);  // mlp, cnn
 // Packs `members`, built by BuildModel from `spec` (at least one), into one
 // model; their tensors are copied. InvalidArgument if `spec` cannot pack.
 absl::StatusOr<std::unique_ptr<Model>> PackModels(

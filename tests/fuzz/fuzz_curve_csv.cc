@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/curve_csv.h"
 #include "core/curve_analysis.h"
+#include "core/curve_csv.h"
 
 namespace {
 

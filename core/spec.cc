@@ -1,0 +1,538 @@
+// The spec model's rules, the data-set table and the names; see spec.h.
+#include "core/spec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/status_macros.h"
+
+namespace lrtune {
+namespace {
+
+// --- The rules' shapes ---------------------------------------------------
+
+absl::Status AtLeast(const FieldNamer& names, absl::string_view path, int64_t v,
+                     int64_t lo) {
+  if (v >= lo) return absl::OkStatus();
+  return FieldError(names, path, absl::StrCat("must be >= ", lo, ", got ", v));
+}
+
+absl::Status InClosed(const FieldNamer& names, absl::string_view path, double v,
+                      double lo, double hi) {
+  if (v >= lo && v <= hi) return absl::OkStatus();
+  return FieldError(names, path,
+                    absl::StrCat("must be in [", lo, ", ", hi, "], got ", v));
+}
+
+absl::Status InHalfOpen(const FieldNamer& names, absl::string_view path,
+                        double v, double lo, double hi) {
+  if (v >= lo && v < hi) return absl::OkStatus();
+  return FieldError(names, path,
+                    absl::StrCat("must be in [", lo, ", ", hi, "), got ", v));
+}
+
+absl::Status Positive(const FieldNamer& names, absl::string_view path,
+                      double v) {
+  if (std::isfinite(v) && v > 0) return absl::OkStatus();
+  return FieldError(names, path,
+                    absl::StrCat("must be finite and > 0, got ", v));
+}
+
+// A sibling field's name as a rule mentions it: the last part of its name
+// ("start_lr" for "range_test.start_lr", "--start-lr" for a flag).
+std::string Sibling(const FieldNamer& names, absl::string_view path) {
+  const std::string name = names(path);
+  const size_t dot = name.rfind('.');
+  return dot == std::string::npos ? name : name.substr(dot + 1);
+}
+
+template <typename Kind, size_t N>
+std::string JoinNames(const Kind (&kinds)[N], const char* (*name)(Kind),
+                      absl::string_view separator) {
+  std::vector<std::string> out;
+  for (Kind k : kinds) out.push_back(name(k));
+  return absl::StrJoin(out, separator);
+}
+
+template <typename Kind, size_t N>
+absl::StatusOr<Kind> ParseKind(const Kind (&kinds)[N],
+                               const char* (*name)(Kind), absl::string_view v,
+                               const FieldNamer& names,
+                               absl::string_view path) {
+  for (Kind k : kinds) {
+    if (v == name(k)) return k;
+  }
+  return FieldError(
+      names, path,
+      absl::StrCat("must be one of ", JoinNames(kinds, name, ", "), "; got \"",
+                   v, "\""));
+}
+
+constexpr ModelKind kModelKinds[] = {ModelKind::kMlp, ModelKind::kCnn,
+                                     ModelKind::kResnet20,
+                                     ModelKind::kTorchScript};
+constexpr LossKind kLossKinds[] = {LossKind::kCrossEntropy, LossKind::kMse};
+constexpr OptimizerKind kOptimizerKinds[] = {
+    OptimizerKind::kSgd, OptimizerKind::kAdam, OptimizerKind::kAdamW,
+    OptimizerKind::kRmsProp};
+constexpr RampShape kRampShapes[] = {RampShape::kExp, RampShape::kLinear};
+
+// The built-in data sets (worker/data.cc loads them).
+constexpr DatasetInfo kDatasets[] = {
+    {"fashion-mnist", "Zalando's 28x28 clothing images, 10 classes", 70000, 784,
+     10, true, nullptr},
+    {"digits", "scikit-learn's 8x8 digits, 10 classes", 1797, 64, 10, false,
+     "digits.csv.gz"},
+    {"iris", "scikit-learn's iris, 4 features, 3 classes", 150, 4, 3, false,
+     "iris.csv"},
+    {"wine", "scikit-learn's wine, 13 features, 3 classes", 178, 13, 3, false,
+     "wine_data.csv"},
+    {"breast-cancer", "scikit-learn's breast cancer, 30 features, 2 classes",
+     569, 30, 2, false, "breast_cancer.csv"},
+    {"spirals", "synthetic 2-d spirals, synthetic_classes arms", 0, 2, 0, false,
+     nullptr},
+    {"blobs", "synthetic Gaussian blobs", 0, 0, 0, false, nullptr},
+    {"linear", "synthetic linear regression (mse)", 0, 0, -1, false, nullptr},
+};
+// Fashion-MNIST's official split: the first 60000 samples train.
+constexpr int64_t kFashionTrainSamples = 60000;
+
+absl::Status ValidateInline(const DataSpec& d, const FieldNamer& names) {
+  const FieldNamer in = Nested(names, "data.inline_data.");
+  if (d.x_shape.size() < 2 || d.x_shape.size() > 5) {
+    return FieldError(
+        in, "x_shape",
+        absl::StrCat("must have 2..5 dims, got ", d.x_shape.size()));
+  }
+  int64_t product = 1;
+  for (size_t i = 0; i < d.x_shape.size(); ++i) {
+    LRTUNE_RETURN_IF_ERROR(
+        AtLeast(in, absl::StrCat("x_shape[", i, "]"), d.x_shape[i], 1));
+    if (product > kMaxInlineValues / d.x_shape[i]) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(names("data.inline_data"), " holds more than ",
+                       kMaxInlineValues, " values"));
+    }
+    product *= d.x_shape[i];
+  }
+  const int64_t n = d.x_shape[0];
+  if (n < 10) {
+    return FieldError(
+        in, "x_shape[0]",
+        absl::StrCat("must hold at least 10 rows (samples), got ", n));
+  }
+  if (static_cast<int64_t>(d.x.size()) != product) {
+    return FieldError(in, "x",
+                      absl::StrCat("must hold product(x_shape) = ", product,
+                                   " values, got ", d.x.size()));
+  }
+  if (n > kMaxInlineSamples) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(names("data.inline_data"), " holds more than ",
+                     kMaxInlineSamples, " samples"));
+  }
+  for (size_t i = 0; i < d.x.size(); ++i) {
+    if (!std::isfinite(d.x[i])) {
+      return FieldError(in, absl::StrCat("x[", i, "]"),
+                        absl::StrCat("must be finite, got ", d.x[i]));
+    }
+  }
+  if (d.y_labels.empty() == d.y_targets.empty()) {
+    return FieldError(in, "y_labels",
+                      "and y_targets: exactly one must be non-empty");
+  }
+  if (!d.y_labels.empty()) {
+    if (static_cast<int64_t>(d.y_labels.size()) != n) {
+      return FieldError(
+          in, "y_labels",
+          absl::StrCat("must hold ", n, " labels, got ", d.y_labels.size()));
+    }
+    for (size_t i = 0; i < d.y_labels.size(); ++i) {
+      if (d.y_labels[i] < 0 || d.y_labels[i] > kMaxLabel) {
+        return FieldError(in, absl::StrCat("y_labels[", i, "]"),
+                          absl::StrCat("must be in [0, ", kMaxLabel, "], got ",
+                                       d.y_labels[i]));
+      }
+    }
+    return absl::OkStatus();
+  }
+  LRTUNE_RETURN_IF_ERROR(AtLeast(in, "y_target_width", d.y_target_width, 1));
+  if (static_cast<int64_t>(d.y_targets.size()) != n * d.y_target_width) {
+    return FieldError(
+        in, "y_targets",
+        absl::StrCat("must hold N x y_target_width = ", n * d.y_target_width,
+                     " values, got ", d.y_targets.size()));
+  }
+  for (size_t i = 0; i < d.y_targets.size(); ++i) {
+    if (!std::isfinite(d.y_targets[i])) {
+      return FieldError(in, absl::StrCat("y_targets[", i, "]"),
+                        absl::StrCat("must be finite, got ", d.y_targets[i]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateData(const DataSpec& d, const FieldNamer& names) {
+  if (d.name != "inline" && FindDataset(d.name) == nullptr) {
+    return FieldError(names, "data.name",
+                      absl::StrCat("must be one of ", DatasetNames(", "),
+                                   "; got \"", d.name, "\""));
+  }
+  LRTUNE_RETURN_IF_ERROR(AtLeast(names, "data.subset", d.subset, 0));
+  LRTUNE_RETURN_IF_ERROR(
+      AtLeast(names, "data.validation_subset", d.validation_subset, 0));
+  LRTUNE_RETURN_IF_ERROR(InClosed(names, "data.validation_fraction",
+                                  d.validation_fraction, 0.0, 0.9));
+  LRTUNE_RETURN_IF_ERROR(
+      AtLeast(names, "data.synthetic_samples", d.synthetic_samples, 10));
+  LRTUNE_RETURN_IF_ERROR(
+      AtLeast(names, "data.synthetic_classes", d.synthetic_classes, 2));
+  if (d.synthetic_features < 1 || d.synthetic_features > 4096) {
+    return FieldError(
+        names, "data.synthetic_features",
+        absl::StrCat("must be in [1, 4096], got ", d.synthetic_features));
+  }
+  if (d.name == "inline") return ValidateInline(d, names);
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModel(const ModelSpec& m, const FieldNamer& names) {
+  if (m.hidden.size() > static_cast<size_t>(kMaxHiddenLayers)) {
+    return FieldError(names, "model.hidden",
+                      absl::StrCat("must have at most ", kMaxHiddenLayers,
+                                   " layers, got ", m.hidden.size()));
+  }
+  for (size_t i = 0; i < m.hidden.size(); ++i) {
+    if (m.hidden[i] < 1 || m.hidden[i] > kMaxHiddenWidth) {
+      return FieldError(names, absl::StrCat("model.hidden[", i, "]"),
+                        absl::StrCat("must be in [1, ", kMaxHiddenWidth,
+                                     "], got ", m.hidden[i]));
+    }
+  }
+  if (static_cast<int64_t>(m.torchscript.size()) > kMaxTorchScriptBytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(names("model.torchscript"), " is ", m.torchscript.size(),
+                     " bytes, over the limit of ", kMaxTorchScriptBytes));
+  }
+  const bool script = m.kind == ModelKind::kTorchScript;
+  if (script && m.torchscript.empty()) {
+    return FieldError(names, "model.torchscript",
+                      "is required for kind torchscript");
+  }
+  if (!script && !m.torchscript.empty()) {
+    return FieldError(names, "model.torchscript",
+                      "must be empty unless kind is torchscript");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateOptimizer(const OptimizerSpec& o,
+                               const FieldNamer& names) {
+  const FieldNamer opt = Nested(names, "optimizer.");
+  LRTUNE_RETURN_IF_ERROR(InClosed(opt, "momentum", o.momentum, 0.0, 1.0));
+  LRTUNE_RETURN_IF_ERROR(
+      InClosed(opt, "weight_decay", o.weight_decay, 0.0, 1.0));
+  LRTUNE_RETURN_IF_ERROR(InHalfOpen(opt, "beta1", o.beta1, 0.0, 1.0));
+  LRTUNE_RETURN_IF_ERROR(InHalfOpen(opt, "beta2", o.beta2, 0.0, 1.0));
+  LRTUNE_RETURN_IF_ERROR(InHalfOpen(opt, "alpha", o.alpha, 0.0, 1.0));
+  LRTUNE_RETURN_IF_ERROR(Positive(opt, "eps", o.eps));
+  if (o.nesterov && (o.kind != OptimizerKind::kSgd || !(o.momentum > 0))) {
+    return FieldError(opt, "nesterov",
+                      "requires optimizer sgd with momentum > 0");
+  }
+  return absl::OkStatus();
+}
+
+bool IsDeviceName(const std::string& d) {
+  if (d == "cpu" || d == "cuda" || d == "auto") return true;
+  int index = 0;
+  return absl::StartsWith(d, "cuda:") && d.size() > 5 &&
+         d.find_first_not_of("0123456789", 5) == std::string::npos &&
+         absl::SimpleAtoi(d.substr(5), &index);
+}
+
+absl::Status ValidateDevice(const JobSpec& job, const FieldNamer& names) {
+  const DeviceOptions& d = job.device;
+  const FieldNamer dev = Nested(names, "device.");
+  if (!IsDeviceName(d.device)) {
+    return FieldError(
+        dev, "device",
+        absl::StrCat("must be cpu, cuda, cuda:<i> or auto, got \"", d.device,
+                     "\""));
+  }
+  if (d.threads < 0 || d.threads > kMaxThreads) {
+    return FieldError(
+        dev, "threads",
+        absl::StrCat("must be in [0, ", kMaxThreads, "], got ", d.threads));
+  }
+  LRTUNE_RETURN_IF_ERROR(
+      AtLeast(dev, "min_device_memory_bytes", d.min_device_memory_bytes, 0));
+  if (d.cuda_graph && job.model.kind == ModelKind::kTorchScript) {
+    return FieldError(dev, "cuda_graph",
+                      "is only supported for built-in models");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// --- Names ---------------------------------------------------------------
+
+const char* ModelKindName(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kMlp:
+      return "mlp";
+    case ModelKind::kCnn:
+      return "cnn";
+    case ModelKind::kResnet20:
+      return "resnet20";
+    case ModelKind::kTorchScript:
+      return "torchscript";
+  }
+  return "?";
+}
+
+const char* LossKindName(LossKind kind) {
+  return kind == LossKind::kCrossEntropy ? "cross_entropy" : "mse";
+}
+
+const char* OptimizerKindName(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::kSgd:
+      return "sgd";
+    case OptimizerKind::kAdam:
+      return "adam";
+    case OptimizerKind::kAdamW:
+      return "adamw";
+    case OptimizerKind::kRmsProp:
+      return "rmsprop";
+  }
+  return "?";
+}
+
+const char* RampShapeName(RampShape shape) {
+  return shape == RampShape::kExp ? "exp" : "linear";
+}
+
+absl::StatusOr<ModelKind> ParseModelKind(absl::string_view name,
+                                         const FieldNamer& names) {
+  return ParseKind(kModelKinds, ModelKindName, name, names, "model.kind");
+}
+
+absl::StatusOr<LossKind> ParseLossKind(absl::string_view name,
+                                       const FieldNamer& names) {
+  return ParseKind(kLossKinds, LossKindName, name, names, "loss");
+}
+
+absl::StatusOr<OptimizerKind> ParseOptimizerKind(absl::string_view name,
+                                                 const FieldNamer& names) {
+  return ParseKind(kOptimizerKinds, OptimizerKindName, name, names,
+                   "optimizer.kind");
+}
+
+absl::StatusOr<RampShape> ParseRampShape(absl::string_view name,
+                                         const FieldNamer& names) {
+  return ParseKind(kRampShapes, RampShapeName, name, names, "shape");
+}
+
+std::string ModelKindNames(absl::string_view separator) {
+  return JoinNames(kModelKinds, ModelKindName, separator);
+}
+
+std::string LossKindNames(absl::string_view separator) {
+  return JoinNames(kLossKinds, LossKindName, separator);
+}
+
+std::string OptimizerKindNames(absl::string_view separator) {
+  return JoinNames(kOptimizerKinds, OptimizerKindName, separator);
+}
+
+// --- Data sets -----------------------------------------------------------
+
+absl::Span<const DatasetInfo> Datasets() { return kDatasets; }
+
+const DatasetInfo* FindDataset(absl::string_view name) {
+  for (const DatasetInfo& d : kDatasets) {
+    if (name == d.name) return &d;
+  }
+  return nullptr;
+}
+
+std::string DatasetNames(absl::string_view separator) {
+  std::vector<std::string> names;
+  for (const DatasetInfo& d : kDatasets) names.push_back(d.name);
+  return absl::StrJoin(names, separator);
+}
+
+std::optional<int64_t> TrainSamples(const DataSpec& data) {
+  int64_t n = 0;
+  bool official_split = false;
+  if (data.name == "inline") {
+    if (data.x_shape.empty()) return std::nullopt;
+    n = data.x_shape[0];
+  } else {
+    const DatasetInfo* info = FindDataset(data.name);
+    if (info == nullptr) return std::nullopt;
+    n = info->samples > 0 ? info->samples : data.synthetic_samples;
+    official_split = info->official_split;
+  }
+  int64_t train = n;
+  if (official_split) {
+    train = kFashionTrainSamples;
+  } else {
+    // As the engine splits: floor(n x fraction) samples validate.
+    train = n - static_cast<int64_t>(std::floor(static_cast<double>(n) *
+                                                data.validation_fraction));
+  }
+  if (data.subset > 0 && data.subset < train) train = data.subset;
+  return train;
+}
+
+std::optional<int64_t> InputWidth(const DataSpec& data) {
+  if (data.name == "inline") {
+    if (data.x_shape.size() < 2) return std::nullopt;
+    int64_t w = 1;
+    for (size_t i = 1; i < data.x_shape.size(); ++i) w *= data.x_shape[i];
+    return w;
+  }
+  const DatasetInfo* info = FindDataset(data.name);
+  if (info == nullptr) return std::nullopt;
+  return info->features > 0 ? info->features : data.synthetic_features;
+}
+
+std::optional<int64_t> OutputWidth(const DataSpec& data) {
+  if (data.name == "inline") {
+    if (!data.y_targets.empty()) return data.y_target_width;
+    if (data.y_labels.empty()) return std::nullopt;
+    return *std::max_element(data.y_labels.begin(), data.y_labels.end()) + 1;
+  }
+  const DatasetInfo* info = FindDataset(data.name);
+  if (info == nullptr) return std::nullopt;
+  if (info->classes < 0) return 1;
+  return info->classes > 0 ? info->classes : data.synthetic_classes;
+}
+
+int64_t StepsPerEpoch(const JobSpec& job) {
+  const std::optional<int64_t> train = TrainSamples(job.data);
+  if (!train.has_value() || *train <= 0 || job.batch_size < 1) return 0;
+  return *train / std::min(job.batch_size, *train);
+}
+
+std::optional<int64_t> MlpParameterCount(const JobSpec& job) {
+  if (job.model.kind != ModelKind::kMlp) return std::nullopt;
+  const std::optional<int64_t> in = InputWidth(job.data);
+  const std::optional<int64_t> out = OutputWidth(job.data);
+  if (!in.has_value() || !out.has_value()) return std::nullopt;
+  std::vector<int64_t> widths = {*in};
+  widths.insert(widths.end(), job.model.hidden.begin(), job.model.hidden.end());
+  widths.push_back(*out);
+  int64_t n = 0;
+  for (size_t i = 0; i + 1 < widths.size(); ++i) {
+    n += widths[i] * widths[i + 1] + widths[i + 1];
+  }
+  return n;
+}
+
+bool MayPackSeeds(const JobSpec& job, const RangeTestSpec& spec) {
+  return spec.pack_seeds && spec.seeds.size() >= 2 && spec.eval_every == 0 &&
+         (job.model.kind == ModelKind::kMlp ||
+          job.model.kind == ModelKind::kCnn);
+}
+
+bool ExpectPackedSeeds(const JobSpec& job, const RangeTestSpec& spec) {
+  if (!MayPackSeeds(job, spec)) return false;
+  if (job.model.kind == ModelKind::kCnn) return true;  // ~30k parameters
+  if (absl::StartsWith(job.device.device, "cuda")) return true;
+  const std::optional<int64_t> n = MlpParameterCount(job);
+  return n.has_value() && *n <= kCpuMaxPackedParameters;
+}
+
+// --- Validators ----------------------------------------------------------
+
+absl::Status ValidateJob(const JobSpec& job, const FieldNamer& names) {
+  LRTUNE_RETURN_IF_ERROR(ValidateModel(job.model, names));
+  LRTUNE_RETURN_IF_ERROR(ValidateData(job.data, names));
+  LRTUNE_RETURN_IF_ERROR(ValidateOptimizer(job.optimizer, names));
+  LRTUNE_RETURN_IF_ERROR(AtLeast(names, "batch_size", job.batch_size, 1));
+  return ValidateDevice(job, names);
+}
+
+absl::Status ValidateRangeTest(const RangeTestSpec& s,
+                               const FieldNamer& names) {
+  LRTUNE_RETURN_IF_ERROR(Positive(names, "start_lr", s.start_lr));
+  if (!std::isfinite(s.end_lr)) {
+    return FieldError(names, "end_lr",
+                      absl::StrCat("must be finite, got ", s.end_lr));
+  }
+  if (!(s.end_lr > s.start_lr)) {
+    return FieldError(
+        names, "end_lr",
+        absl::StrCat("(", s.end_lr, ") must be > ", Sibling(names, "start_lr"),
+                     " (", s.start_lr, ")"));
+  }
+  if (s.steps < 2 || s.steps > kMaxRangeTestSteps) {
+    return FieldError(names, "steps",
+                      absl::StrCat("must be in [2, ", kMaxRangeTestSteps,
+                                   "], got ", s.steps));
+  }
+  LRTUNE_RETURN_IF_ERROR(
+      ValidateAnalysisOptions(s.analysis, Nested(names, "analysis.")));
+  if (s.seeds.size() > static_cast<size_t>(kMaxSeeds)) {
+    return FieldError(names, "seeds",
+                      absl::StrCat("must hold at most ", kMaxSeeds,
+                                   " seeds, got ", s.seeds.size()));
+  }
+  std::set<uint64_t> seen;
+  for (size_t i = 0; i < s.seeds.size(); ++i) {
+    if (!seen.insert(s.seeds[i]).second) {
+      return FieldError(
+          names, absl::StrCat("seeds[", i, "]"),
+          absl::StrCat("must be distinct; ", s.seeds[i], " repeats"));
+    }
+  }
+  LRTUNE_RETURN_IF_ERROR(AtLeast(names, "eval_every", s.eval_every, 0));
+  return AtLeast(names, "eval_samples", s.eval_samples, 1);
+}
+
+absl::Status ValidateTrain(const TrainSpec& s, const FieldNamer& names) {
+  LRTUNE_RETURN_IF_ERROR(AtLeast(names, "epochs", s.epochs, 0));
+  LRTUNE_RETURN_IF_ERROR(AtLeast(names, "steps", s.steps, 0));
+  if ((s.epochs > 0) == (s.steps > 0)) {
+    return FieldError(names, "budget",
+                      "needs exactly one of epochs and steps > 0");
+  }
+  LRTUNE_RETURN_IF_ERROR(AtLeast(names, "point_every", s.point_every, 1));
+  LRTUNE_RETURN_IF_ERROR(
+      AtLeast(names, "checkpoint_every", s.checkpoint_every, 0));
+  return AtLeast(names, "max_restored_records", s.max_restored_records, -1);
+}
+
+FieldNamer EngineJobNames() {
+  return [](absl::string_view path) {
+    constexpr absl::string_view kInline = "data.inline_data.";
+    if (absl::StartsWith(path, kInline)) {
+      return absl::StrCat("data.", path.substr(kInline.size()));
+    }
+    if (path == "data.inline_data") return std::string("data");
+    return std::string(path);
+  };
+}
+
+absl::Status ValidateJob(const JobSpec& job) {
+  return ValidateJob(job, EngineJobNames());
+}
+
+absl::Status ValidateRangeTest(const RangeTestSpec& spec) {
+  return ValidateRangeTest(spec, PrefixNames("range_test."));
+}
+
+absl::Status ValidateTrain(const TrainSpec& spec) {
+  return ValidateTrain(spec, PrefixNames("train."));
+}
+
+}  // namespace lrtune

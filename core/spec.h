@@ -1,0 +1,265 @@
+// The spec model: what a range test or a training run is, and the one place
+// its rules live. Torch-free and protobuf-free.
+//
+// The engine runs these structs; proto/core_convert.h converts the API's
+// messages to them; the coordinator validates a request by converting it and
+// running the validators below, the worker runs the same validators, and the
+// CLI checks its flags with them. A rule is written once, here, and names
+// its field through a FieldNamer (field_names.h), so each caller reads it in
+// its own vocabulary:
+//
+//   JobSpec job;  job.batch_size = 0;
+//   ValidateJob(job, PrefixNames("run."));  // "run.batch_size must be >= 1,
+//                                           // got 0"
+//   ValidateJob(job, CliNames());           // "--batch-size must be ..."
+//
+// Field paths are the API's (spec.proto), relative to the message: a job's
+// fields as in RunSpec ("batch_size", "data.inline_data.x"), a range test's
+// as in RangeTestSpec ("end_lr", "analysis.smoothing_beta"), a run's as in
+// TrainSpec ("point_every"). Size limits fail RESOURCE_EXHAUSTED, every
+// other rule INVALID_ARGUMENT. Every function is pure and thread-safe.
+#ifndef LRTUNE_CORE_SPEC_H_
+#define LRTUNE_CORE_SPEC_H_
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "core/curve_analysis.h"
+#include "core/field_names.h"
+#include "core/schedule.h"
+
+namespace lrtune {
+
+// --- Limits --------------------------------------------------------------
+
+inline constexpr int kMaxSeeds = 64;               // per range test
+inline constexpr int kMaxHiddenLayers = 16;        // model.hidden
+inline constexpr int64_t kMaxHiddenWidth = 65536;  // model.hidden[i]
+inline constexpr int64_t kMaxTorchScriptBytes = 64ll
+                                                << 20;   // model.torchscript
+inline constexpr int64_t kMaxInlineValues = 16ll << 20;  // floats in x
+inline constexpr int64_t kMaxInlineSamples = 1ll << 20;  // x_shape[0]
+inline constexpr int64_t kMaxLabel = 100000;             // y_labels[i]
+inline constexpr int kMaxThreads = 256;                  // device.threads
+inline constexpr int64_t kMaxRangeTestSteps = 1000000;   // range test steps
+// Seeds are packed into one model on a CPU only up to this many parameters
+// per seed: beyond it K packed steps cost what K separate ones do.
+inline constexpr int64_t kCpuMaxPackedParameters = 100000;
+
+// --- Names ---------------------------------------------------------------
+
+enum class ModelKind { kMlp, kCnn, kResnet20, kTorchScript };
+enum class LossKind { kCrossEntropy, kMse };
+enum class OptimizerKind { kSgd, kAdam, kAdamW, kRmsProp };
+
+// "mlp", "cnn", "resnet20", "torchscript"; "cross_entropy", "mse"; "sgd",
+// "adam", "adamw", "rmsprop". The parsers fail INVALID_ARGUMENT naming the
+// field (model.kind, loss, optimizer.kind) and every valid name.
+const char* ModelKindName(ModelKind kind);
+const char* LossKindName(LossKind kind);
+const char* OptimizerKindName(OptimizerKind kind);
+const char* RampShapeName(RampShape shape);  // "exp", "linear"
+absl::StatusOr<ModelKind> ParseModelKind(absl::string_view name,
+                                         const FieldNamer& names);
+absl::StatusOr<LossKind> ParseLossKind(absl::string_view name,
+                                       const FieldNamer& names);
+absl::StatusOr<OptimizerKind> ParseOptimizerKind(absl::string_view name,
+                                                 const FieldNamer& names);
+absl::StatusOr<RampShape> ParseRampShape(absl::string_view name,
+                                         const FieldNamer& names);
+// "mlp|cnn|resnet20|torchscript" and the like, for --help and errors.
+std::string ModelKindNames(absl::string_view separator);
+std::string LossKindNames(absl::string_view separator);
+std::string OptimizerKindNames(absl::string_view separator);
+
+// --- Specs -------------------------------------------------------------
+
+struct ModelSpec {
+  ModelKind kind = ModelKind::kMlp;
+  // mlp: hidden layer widths (ReLU between); {32} is the tiny MLP. The input
+  // size is the product of the data's per-sample shape.
+  std::vector<int64_t> hidden = {256, 256};
+  // torchscript: the bytes written by torch.jit.save (Python or C++). The
+  // module's forward takes a float batch [N, ...sample shape] and returns
+  // [N, classes] (cross_entropy) or the targets' shape (mse).
+  std::string torchscript;
+};
+
+struct DataSpec {
+  // A name in Datasets() (below), or "inline" for the tensors x / y.
+  std::string name = "fashion-mnist";
+  // Train on the first `subset` samples of the training split; 0 = all.
+  int64_t subset = 0;
+  // Validate on the first `validation_subset` samples of the validation
+  // split; 0 = all.
+  int64_t validation_subset = 0;
+  // Share of samples held out for validation where the dataset has no
+  // official split (sklearn, synthetic, inline), in [0, 0.9]. The split is a
+  // permutation seeded by `split_seed`, so it does not depend on the job seed.
+  double validation_fraction = 0.2;
+  uint64_t split_seed = 0;
+  // spirals, blobs, linear: number of samples (>= 10) and of classes
+  // (spirals, blobs: >= 2) or features (blobs, linear: >= 1).
+  int64_t synthetic_samples = 1024;
+  int64_t synthetic_classes = 3;
+  int64_t synthetic_features = 8;
+  // Directory holding fashion-mnist/ and sklearn/; empty = $LRTUNE_DATA_DIR,
+  // else /usr/local/share/lrtune/datasets (fashion-mnist also
+  // /usr/share/datasets/fashion-mnist).
+  std::string data_dir;
+  // inline: x is float32 of shape x_shape ([N, ...]); y is either int64
+  // labels (y_labels, N values, >= 0) or float32 targets (y_targets, N * k
+  // values, shape [N] or [N, k] by y_target_width k).
+  std::vector<int64_t> x_shape;
+  std::vector<float> x;
+  std::vector<int64_t> y_labels;
+  std::vector<float> y_targets;
+  int64_t y_target_width = 1;
+};
+
+struct OptimizerSpec {
+  OptimizerKind kind = OptimizerKind::kSgd;
+  double momentum = 0.0;  // sgd, rmsprop; >= 0 (the schedule may override)
+  bool nesterov = false;  // sgd; requires momentum > 0
+  double weight_decay = 0.0;
+  double beta1 = 0.9;  // adam, adamw (the schedule's momentum overrides)
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double alpha = 0.99;  // rmsprop smoothing constant
+};
+
+struct DeviceOptions {
+  std::string device = "cpu";  // "cpu", "cuda", "cuda:<i>" or "auto"
+  int threads = 0;             // CPU intra-op threads; 0 = leave as is
+  bool cuda_graph = false;     // CUDA only, built-in models only
+  bool bf16 = false;           // CUDA only: bf16 autocast of forward + loss
+  // A coordinator leases the job only to a device with at least this much
+  // memory (0: any); the engine does not read it.
+  int64_t min_device_memory_bytes = 0;
+};
+
+// What every job has: model, data, optimizer, loss, batch, seed, device.
+struct JobSpec {
+  ModelSpec model;
+  DataSpec data;
+  OptimizerSpec optimizer;
+  LossKind loss = LossKind::kCrossEntropy;
+  int64_t batch_size = 128;  // >= 1; capped at the training set's size
+  uint64_t seed = 0;         // model init and batch order
+  DeviceOptions device;
+};
+
+struct RangeTestSpec {
+  double start_lr = 1e-7;
+  double end_lr = 10.0;
+  int64_t steps = 100;  // >= 2
+  RampShape shape = RampShape::kExp;
+  // Smoothing beta and divergence factor are read from here, as is
+  // iters_per_epoch (0: filled in from the data).
+  AnalysisOptions analysis;
+  // One curve per seed; empty = {job.seed}.
+  std::vector<uint64_t> seeds;
+  // Validation-metric mode (Smith's accuracy vs LR): every `eval_every`
+  // steps evaluate the first `eval_samples` validation samples; 0 = off.
+  int64_t eval_every = 0;
+  int64_t eval_samples = 512;
+  // Train the seeds packed into one batched model where that is faster (mlp
+  // and cnn, no eval_every, parameters that fit; on the CPU only models of
+  // at most kCpuMaxPackedParameters: MayPackSeeds): the curves equal
+  // unpacked runs' within float tolerance. False: one model after another.
+  bool pack_seeds = true;
+};
+
+struct TrainSpec {
+  ScheduleSpec schedule;
+  // Budget: exactly one of epochs and steps is > 0.
+  int64_t epochs = 0;
+  int64_t steps = 0;
+  int64_t point_every = 1;  // emit a StepPoint every k steps (>= 1)
+  // Evaluate at the end of every epoch (and at the end of the run).
+  // Checkpoint file: restored when it exists (the run continues at its
+  // step), written at every epoch end, every `checkpoint_every` steps (0 =
+  // epoch ends only) and on cancellation. Empty = no checkpoints.
+  //
+  // A checkpoint saves the whole state of the run, so a resumed run emits
+  // exactly the records (points and evaluations, smoothed values included)
+  // the uninterrupted run would have emitted from that step on; it also
+  // saves how many records came before it (Callbacks::on_restore).
+  std::string checkpoint_path;
+  int64_t checkpoint_every = 0;
+  // Restore only a checkpoint preceded by at most this many records (-1: any
+  // checkpoint). A worker sets it to the number of records the coordinator
+  // has stored: restoring a later checkpoint would leave a gap in the curve,
+  // so the run starts from step 0 instead (and replays what is stored).
+  int64_t max_restored_records = -1;
+};
+
+// --- Data sets -----------------------------------------------------------
+
+// A built-in data set. Sizes are the whole set (the engine splits it);
+// 0 means "from the DataSpec" (the synthetic sets' samples, classes and
+// features).
+struct DatasetInfo {
+  const char* name;
+  const char* summary;       // one line for --help
+  int64_t samples;           // 0: synthetic_samples
+  int64_t features;          // per sample, flattened; 0: synthetic_features
+  int64_t classes;           // 0: synthetic_classes; -1: regression (1 target)
+  bool official_split;       // train/test files (fashion-mnist); else a split
+  const char* sklearn_file;  // scikit-learn's CSV under sklearn/, or null
+};
+absl::Span<const DatasetInfo> Datasets();
+const DatasetInfo* FindDataset(absl::string_view name);  // null: not built in
+// "fashion-mnist, digits, ..., linear" (separator ", ") or with "|".
+std::string DatasetNames(absl::string_view separator);
+
+// The training samples a job's data gives after the validation split and
+// the subset, and its input and output widths (an MLP's first and last
+// layer); nullopt where only the data can tell (inline labels, torchscript).
+std::optional<int64_t> TrainSamples(const DataSpec& data);
+std::optional<int64_t> InputWidth(const DataSpec& data);
+std::optional<int64_t> OutputWidth(const DataSpec& data);
+// Optimizer steps per epoch: train samples / min(batch_size, samples), 0
+// where the size is unknown.
+int64_t StepsPerEpoch(const JobSpec& job);
+// An MLP's parameter count (weights and biases), nullopt where a width is
+// unknown or the model is not an mlp.
+std::optional<int64_t> MlpParameterCount(const JobSpec& job);
+
+// Whether a range test's seeds may train packed into one batched model:
+// more than one seed, pack_seeds, no eval_every, an mlp or a cnn. The
+// engine packs them when also the built model fits (engine.cc).
+bool MayPackSeeds(const JobSpec& job, const RangeTestSpec& spec);
+// What a coordinator expects the engine to do, before any model exists:
+// MayPackSeeds, and a cnn, or an mlp on CUDA or of at most
+// kCpuMaxPackedParameters.
+bool ExpectPackedSeeds(const JobSpec& job, const RangeTestSpec& spec);
+
+// --- Validators ----------------------------------------------------------
+
+// Check every rule of a spec. `names` names the fields (field_names.h); the
+// overloads without it use the engine's names: a job's fields as paths
+// ("batch_size", "data.x"), a range test's under "range_test.", a run's
+// under "train.".
+absl::Status ValidateJob(const JobSpec& job, const FieldNamer& names);
+absl::Status ValidateRangeTest(const RangeTestSpec& spec,
+                               const FieldNamer& names);
+absl::Status ValidateTrain(const TrainSpec& spec, const FieldNamer& names);
+absl::Status ValidateJob(const JobSpec& job);
+absl::Status ValidateRangeTest(const RangeTestSpec& spec);
+absl::Status ValidateTrain(const TrainSpec& spec);
+
+// The engine's names for a job's fields: paths, with the inline data's
+// fields on `data` itself ("data.x", as DataSpec holds them).
+FieldNamer EngineJobNames();
+
+}  // namespace lrtune
+
+#endif  // LRTUNE_CORE_SPEC_H_
