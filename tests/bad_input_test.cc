@@ -331,4 +331,65 @@ TEST_F(BadInputTest, BadFilesAreRefusedWithAClearLine) {
   }
 }
 
+// One rule, one message: the same bad range test refused by the CLI (its
+// flags), by the coordinator (a SubmitJob over gRPC) and by the engine (a
+// JSON job) states the same rule, each naming the field in its caller's
+// vocabulary. The rules live once, in core/spec.h.
+TEST_F(BadInputTest, OneBadSpecGivesOneRuleInTheCliTheCoordinatorAndTheEngine) {
+  struct OneRule {
+    std::string cli_flags;    // lrtune range-test ...
+    std::string request;      // SubmitJobRequest, text format
+    std::string engine_json;  // lrtune-engine --job
+    std::string cli_name, rpc_name, engine_name;
+    std::string rule;
+  };
+  const std::vector<OneRule> cases = {
+      {"--smoothing 1.5", RT("analysis { smoothing_beta: 1.5 }"),
+       R"("range_test": {"smoothing_beta": 1.5})", "--smoothing",
+       "range_test.analysis.smoothing_beta", "range_test.smoothing_beta",
+       "must be in [0, 1), got 1.5"},
+      {"--steps 1", RT("steps: 1"), R"("range_test": {"steps": 1})", "--steps",
+       "range_test.steps", "range_test.steps",
+       "must be in [2, 1000000], got 1"},
+      {"--batch-size 0", RUNX("batch_size: 0"), R"("batch_size": 0)",
+       "--batch-size", "run.batch_size", "batch_size", "must be >= 1, got 0"},
+      {"--momentum 2", RUNX("optimizer { momentum: 2 }"),
+       R"("optimizer": {"momentum": 2})", "--momentum",
+       "run.optimizer.momentum", "optimizer.momentum",
+       "must be in [0, 1], got 2"},
+  };
+  int n = 0;
+  for (const OneRule& c : cases) {
+    SCOPED_TRACE(c.rule);
+    std::string cli;
+    EXPECT_EQ(
+        RunCommand("XDG_DATA_HOME=" + dir_.string() + " " + LRTUNE_CLI_BIN +
+                       " range-test --dataset spirals " + c.cli_flags,
+                   &cli),
+        2)
+        << cli;
+    EXPECT_NE(cli.find(c.cli_name + " " + c.rule), std::string::npos) << cli;
+
+    v1::SubmitJobRequest request;
+    ASSERT_TRUE(
+        google::protobuf::TextFormat::ParseFromString(c.request, &request));
+    v1::Job job;
+    const grpc::Status status = Submit(request, &job);
+    EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(), c.rpc_name + " " + c.rule);
+
+    const std::string path =
+        (dir_ / ("job" + std::to_string(n++) + ".json")).string();
+    std::ofstream(path) << R"({"kind": "range_test", "data": {"name": )"
+                        << R"("spirals"}, )" << c.engine_json << "}";
+    std::string engine;
+    EXPECT_EQ(
+        RunCommand(std::string(LRTUNE_ENGINE_BIN) + " --job " + path, &engine),
+        1)
+        << engine;
+    EXPECT_NE(engine.find(c.engine_name + " " + c.rule), std::string::npos)
+        << engine;
+  }
+}
+
 }  // namespace
