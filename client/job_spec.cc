@@ -5,11 +5,17 @@
 #include <sstream>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "core/schedule.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
+#include "proto/core_convert.h"
 #include "yaml-cpp/yaml.h"
 
 namespace lrtune {
@@ -58,19 +64,112 @@ nlohmann::json YamlToJson(const YAML::Node& node, int depth) {
   }
 }
 
+// The proto enum value a spec file's name stands for: the proto's own name
+// (MODEL_KIND_MLP), or the CLI's lowercase one (mlp, one_cycle,
+// cross_entropy, val_loss): the enum's prefix (MODEL_KIND_) and the name in
+// capitals, '-' read as '_'. A schedule kind is read by core's parser
+// first, so its aliases (1cycle, multistep, cyclic) work as on the CLI.
+const google::protobuf::EnumValueDescriptor* EnumValueOf(
+    const google::protobuf::EnumDescriptor& e, const std::string& name) {
+  if (const auto* v = e.FindValueByName(name)) return v;
+  if (e.full_name() == v1::ScheduleKind_descriptor()->full_name()) {
+    absl::StatusOr<ScheduleKind> kind = ParseScheduleKind(name);
+    if (!kind.ok()) return nullptr;
+    return e.FindValueByNumber(ScheduleKindToProto(*kind));
+  }
+  absl::string_view prefix = e.value(0)->name();  // <PREFIX>UNSPECIFIED
+  if (!absl::ConsumeSuffix(&prefix, "UNSPECIFIED") || name.empty()) {
+    return nullptr;
+  }
+  std::string upper = absl::AsciiStrToUpper(name);
+  absl::StrReplaceAll({{"-", "_"}}, &upper);
+  return e.FindValueByName(absl::StrCat(prefix, upper));
+}
+
+// The lowercase names a spec file may give for `e`'s values: mlp, cnn, ...
+std::string EnumNames(const google::protobuf::EnumDescriptor& e) {
+  absl::string_view prefix = e.value(0)->name();
+  absl::ConsumeSuffix(&prefix, "UNSPECIFIED");
+  std::vector<std::string> names;
+  for (int i = 1; i < e.value_count(); ++i) {
+    absl::string_view n = e.value(i)->name();
+    absl::ConsumePrefix(&n, prefix);
+    names.push_back(absl::AsciiStrToLower(n));
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+// Rewrites every enum given by a lowercase name in `j` (a `d` message) to
+// the proto's name, so protobuf's JSON parser reads it. InvalidArgument
+// names the field path, the value and the valid names.
+absl::Status CanonicalEnums(nlohmann::json& j,
+                            const google::protobuf::Descriptor& d,
+                            const std::string& path) {
+  if (!j.is_object()) return absl::OkStatus();
+  for (auto& [key, value] : j.items()) {
+    const google::protobuf::FieldDescriptor* f = d.FindFieldByName(key);
+    if (f == nullptr) f = d.FindFieldByCamelcaseName(key);
+    if (f == nullptr) continue;  // protobuf names the unknown field
+    const std::string field = path.empty() ? key : absl::StrCat(path, ".", key);
+    auto one = [&](nlohmann::json& v) -> absl::Status {
+      if (f->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+        return CanonicalEnums(v, *f->message_type(), field);
+      }
+      if (f->type() != google::protobuf::FieldDescriptor::TYPE_ENUM ||
+          !v.is_string()) {
+        return absl::OkStatus();
+      }
+      const auto* e = EnumValueOf(*f->enum_type(), v.get<std::string>());
+      if (e == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, " must be one of ", EnumNames(*f->enum_type()),
+                         "; got \"", v.get<std::string>(), "\""));
+      }
+      v = e->name();
+      return absl::OkStatus();
+    };
+    if (value.is_array()) {
+      for (nlohmann::json& v : value) {
+        absl::Status s = one(v);
+        if (!s.ok()) return s;
+      }
+    } else {
+      absl::Status s = one(value);
+      if (!s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::SubmitJobRequest> ParseJobSpec(absl::string_view text,
                                                   bool json,
                                                   const std::string& name) {
   std::string json_text(text);
-  if (!json) {
+  nlohmann::json tree;
+  if (json) {
+    // Malformed JSON goes to protobuf's parser as it is, which says where.
+    tree =
+        nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  } else {
     try {
-      json_text = YamlToJson(YAML::Load(json_text), 0).dump();
+      tree = YamlToJson(YAML::Load(json_text), 0);
     } catch (const YAML::Exception& e) {
       return absl::InvalidArgumentError(
           absl::StrFormat("%s: line %d, column %d: %s", name, e.mark.line + 1,
                           e.mark.column + 1, e.msg));
+    }
+  }
+  if (!tree.is_discarded()) {
+    absl::Status names = CanonicalEnums(
+        tree, *v1::SubmitJobRequest::descriptor(), std::string());
+    if (!names.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": ", names.message()));
+    }
+    try {
+      json_text = tree.dump();
     } catch (const nlohmann::json::exception& e) {
       // dump() refuses strings that are not UTF-8.
       return absl::InvalidArgumentError(

@@ -21,9 +21,10 @@ namespace lrtune {
 inline constexpr int kMaxSpecDepth = 64;
 
 // Parses `text` (protobuf JSON when `json`, else YAML: field names as in
-// the protos, enums by name). InvalidArgument names `name` and the line
-// and column (YAML syntax), the field (unknown names, wrong types), or the
-// rule (nesting, text that is not UTF-8).
+// the protos; enums by the proto's name, MODEL_KIND_MLP, or the CLI's,
+// mlp: kind: one_cycle, loss: cross_entropy, metric: val_loss). InvalidArgument
+// names `name` and the line and column (YAML syntax), the field (unknown names,
+// wrong types), or the rule (nesting, text that is not UTF-8).
 absl::StatusOr<v1::SubmitJobRequest> ParseJobSpec(absl::string_view text,
                                                   bool json,
                                                   const std::string& name);

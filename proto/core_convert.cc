@@ -156,6 +156,10 @@ Recommendation RecommendationFromProto(const v1::Recommendation& rec) {
   return out;
 }
 
+v1::ScheduleKind ScheduleKindToProto(ScheduleKind kind) {
+  return static_cast<v1::ScheduleKind>(static_cast<int>(kind) + 1);
+}
+
 absl::StatusOr<RampShape> RampFromProto(v1::RampShape s,
                                         absl::string_view path) {
   switch (s) {
@@ -186,7 +190,7 @@ absl::StatusOr<ScheduleSpec> ScheduleSpecFromProto(const v1::ScheduleSpec& spec,
 
 v1::ScheduleSpec ScheduleSpecToProto(const ScheduleSpec& s) {
   v1::ScheduleSpec p;
-  p.set_kind(static_cast<v1::ScheduleKind>(static_cast<int>(s.kind) + 1));
+  p.set_kind(ScheduleKindToProto(s.kind));
   p.set_base_lr(s.base_lr);
   if (!std::isnan(s.max_lr)) p.set_max_lr(s.max_lr);
   p.set_total_steps(s.total_steps);

@@ -41,6 +41,9 @@ absl::StatusOr<ScheduleSpec> ScheduleSpecFromProto(const v1::ScheduleSpec& spec,
 // gives s back for any valid s.
 v1::ScheduleSpec ScheduleSpecToProto(const ScheduleSpec& spec);
 
+// Core's schedule kind as the proto's (SCHEDULE_KIND_<NAME>).
+v1::ScheduleKind ScheduleKindToProto(ScheduleKind kind);
+
 // The range test's ramp shape; `path` names the field in errors.
 absl::StatusOr<RampShape> RampFromProto(v1::RampShape shape,
                                         absl::string_view path);

@@ -307,7 +307,8 @@ assert any("(best)" in (t.text or "") for t in legend)
 PY
 }
 
-# grid and submit: the example spec (YAML), a JSON spec, bad specs.
+# grid and submit: the example spec (YAML, the CLI's enum names), a JSON
+# spec, bad specs.
 run grid --spec "$ROOT/docs/examples/grid.yaml"
 check "grid exit 0" test "$rc" = 0
 cat "$tmp/err" >&2
@@ -322,7 +323,7 @@ cat "$tmp/err" >&2
 check "get GRID --plot draws one curve per trial" grid_svg_ok "$tmp/remote_grid.svg" 6
 run get "$job" --plot "$tmp/rt.svg"
 check "get RANGE_TEST --plot exits 2" test "$rc" = 2
-printf '{"range_test": {"run": {"data": {"name": "spirals"}, "model": {"hidden": [8]}}, "range_test": {"steps": 30}}}' >"$tmp/rt.json"
+printf '{"range_test": {"run": {"data": {"name": "spirals"}, "model": {"kind": "mlp", "hidden": [8]}, "optimizer": {"kind": "adamw"}}, "range_test": {"steps": 30, "shape": "linear"}}}' >"$tmp/rt.json"
 run submit --spec "$tmp/rt.json" --detach
 check "submit --detach exit 0" test "$rc" = 0
 check "submit --detach prints the job id" grep -q "^j-" "$tmp/out"
@@ -334,6 +335,11 @@ printf 'grid:\n  grid:\n    axis: []\n' >"$tmp/unknown.yaml"
 run grid --spec "$tmp/unknown.yaml"
 check "an unknown field exits 2" test "$rc" = 2
 check "an unknown field is named" grep -q "axis" "$tmp/err"
+printf 'grid:\n  run: {model: {kind: mlpp}}\n' >"$tmp/badname.yaml"
+run grid --spec "$tmp/badname.yaml"
+check "an unknown enum name exits 2" test "$rc" = 2
+check "an unknown enum name lists the names" \
+  grep -q 'grid.run.model.kind must be one of mlp, cnn, resnet20, torchscript; got "mlpp"' "$tmp/err"
 printf '{"range_test": {}}' >"$tmp/notgrid.json"
 run grid --spec "$tmp/notgrid.json"
 check "grid of a range test spec exits 2" test "$rc" = 2

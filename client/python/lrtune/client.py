@@ -27,16 +27,21 @@ from lrtune.v1 import jobs_pb2, lrtune_pb2, lrtune_pb2_grpc, schedule_pb2, spec_
 _MAX_MESSAGE = 64 << 20  # the server's default request limit
 _RESUME_ATTEMPTS = 8     # UNAVAILABLE retries in a row before giving up
 
-_MODELS = {"mlp": spec_pb2.MODEL_KIND_MLP, "cnn": spec_pb2.MODEL_KIND_CNN,
-           "resnet20": spec_pb2.MODEL_KIND_RESNET20}
-_LOSSES = {"cross_entropy": spec_pb2.LOSS_KIND_CROSS_ENTROPY,
-           "mse": spec_pb2.LOSS_KIND_MSE}
-_OPTIMIZERS = {"sgd": spec_pb2.OPTIMIZER_KIND_SGD,
-               "adam": spec_pb2.OPTIMIZER_KIND_ADAM,
-               "adamw": spec_pb2.OPTIMIZER_KIND_ADAMW,
-               "rmsprop": spec_pb2.OPTIMIZER_KIND_RMSPROP}
-_RAMPS = {"exp": schedule_pb2.RAMP_SHAPE_EXP,
-          "linear": schedule_pb2.RAMP_SHAPE_LINEAR}
+
+def _lowercase_names(enum) -> Dict[str, int]:
+    """An enum's values by the CLI's names, as spec files take them
+    (client/job_spec.cc): MODEL_KIND_MLP is "mlp", LOSS_KIND_CROSS_ENTROPY
+    "cross_entropy"; the UNSPECIFIED value has none."""
+    values = enum.DESCRIPTOR.values
+    prefix = values[0].name[:-len("UNSPECIFIED")]
+    return {v.name[len(prefix):].lower(): v.number for v in values[1:]}
+
+
+_MODELS = {k: v for k, v in _lowercase_names(spec_pb2.ModelKind).items()
+           if k != "torchscript"}  # range_test_module sends TorchScript
+_LOSSES = _lowercase_names(spec_pb2.LossKind)
+_OPTIMIZERS = _lowercase_names(spec_pb2.OptimizerKind)
+_RAMPS = _lowercase_names(schedule_pb2.RampShape)
 
 
 class LrtuneError(Exception):
