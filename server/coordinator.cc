@@ -11,6 +11,7 @@
 #include "core/curve_analysis.h"
 #include "core/status_macros.h"
 #include "proto/core_convert.h"
+#include "proto/status_details.h"
 
 namespace lrtune::server {
 namespace {
@@ -547,9 +548,7 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
     lrtune::MutexLock lock(&workers_mu_);
     auto it = workers_.find(request.worker_id());
     if (it == workers_.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("worker ", request.worker_id(),
-                       " is not registered; Register first"));
+      return WorkerNotRegisteredError(request.worker_id());
     }
     const int slots = static_cast<int>(it->second.slot_leases.size());
     if (request.slot() < 0 || request.slot() >= slots) {
@@ -658,9 +657,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
   {
     lrtune::MutexLock lock(&workers_mu_);
     if (workers_.count(request.worker_id()) == 0) {
-      return absl::NotFoundError(
-          absl::StrCat("worker ", request.worker_id(),
-                       " is not registered; Register first"));
+      return WorkerNotRegisteredError(request.worker_id());
     }
   }
   v1::HeartbeatResponse response;

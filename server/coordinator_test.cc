@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
 #include "lrtune/v1/worker.grpc.pb.h"
+#include "proto/status_details.h"
 #include "server/grpc_services.h"
 #include "server/job_store.h"
 
@@ -578,8 +579,14 @@ TEST_F(CoordinatorTest, WorkerCallsAreFencedAndIdempotent) {
     request.set_worker_id("nobody");
     v1::AcquireTaskResponse response;
     ClientContext context;
-    EXPECT_EQ(worker_->AcquireTask(&context, request, &response).error_code(),
-              StatusCode::NOT_FOUND);
+    const grpc::Status status =
+        worker_->AcquireTask(&context, request, &response);
+    EXPECT_EQ(status.error_code(), StatusCode::NOT_FOUND);
+    // The fact travels in the status details, not only in the text.
+    absl::Status received(absl::StatusCode::kNotFound, status.error_message());
+    EXPECT_FALSE(IsWorkerNotRegistered(received));
+    AddStatusDetails(status.error_details(), received);
+    EXPECT_TRUE(IsWorkerNotRegistered(received)) << status.error_message();
   }
   const std::string id = Register("w1");
   std::optional<v1::Task> task = Acquire(id);

@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/sync.h"
+#include "proto/status_details.h"
 
 namespace lrtune::server {
 namespace {
@@ -370,7 +371,7 @@ void SetRpcLogging(bool on) { rpc_logging.store(on); }
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+                      std::string(status.message()), StatusDetailsOf(status));
 }
 
 absl::StatusOr<std::string> LrTuneService::Authorize(

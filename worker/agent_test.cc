@@ -10,6 +10,7 @@
 
 #include "core/sync.h"
 #include "gtest/gtest.h"
+#include "proto/status_details.h"
 
 namespace lrtune::worker {
 namespace {
@@ -34,9 +35,7 @@ v1::Task RangeTask(int64_t steps, int seed_index) {
   return task;
 }
 
-absl::Status NotRegistered() {
-  return absl::NotFoundError("worker w-1 is not registered; Register first");
-}
+absl::Status NotRegistered() { return WorkerNotRegisteredError("w-1"); }
 
 class FakeHub final : public HubClient {
  public:

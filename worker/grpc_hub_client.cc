@@ -9,6 +9,7 @@
 #include "core/sync.h"
 #include "grpcpp/grpcpp.h"
 #include "lrtune/v1/worker.grpc.pb.h"
+#include "proto/status_details.h"
 #include "worker/hub_client.h"
 
 namespace lrtune::worker {
@@ -48,8 +49,10 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& target,
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      s.error_message());
+  absl::Status out(static_cast<absl::StatusCode>(s.error_code()),
+                   s.error_message());
+  AddStatusDetails(s.error_details(), out);  // e.g. WorkerNotRegistered
+  return out;
 }
 
 class GrpcHubClient final : public HubClient {

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "proto/status_details.h"
 
 namespace lrtune::worker {
 
@@ -148,8 +148,7 @@ bool IsTransient(const absl::Status& status) {
 }
 
 bool IsNotRegistered(const absl::Status& status) {
-  return absl::IsNotFound(status) &&
-         absl::StrContains(status.message(), "is not registered");
+  return IsWorkerNotRegistered(status);
 }
 
 }  // namespace lrtune::worker

@@ -144,11 +144,10 @@ class TaskReporter {
 bool IsTransient(const absl::Status& status);
 
 // Whether the coordinator does not know this worker: it restarted and lost
-// its registry of workers (NOT_FOUND "worker ... is not registered"). The
-// caller registers again with the same worker_id and retries the call.
-// Heartbeat and AcquireTask answer NOT_FOUND for nothing else; the task
-// calls (ReportPoints, CompleteTask, FailTask) use NOT_FOUND for an unknown
-// task too, which ends the attempt, so the message tells the two apart.
+// its registry of workers (NOT_FOUND with a WorkerNotRegistered in the
+// status details: proto/status_details.h). The caller registers again with
+// the same worker_id and retries the call. A NOT_FOUND without it (an
+// unknown task) ends the attempt.
 bool IsNotRegistered(const absl::Status& status);
 
 }  // namespace lrtune::worker
