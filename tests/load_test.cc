@@ -34,6 +34,7 @@
 
 #include "grpcpp/grpcpp.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
+#include "small_run.h"
 #include "test_process.h"
 
 namespace {
@@ -71,13 +72,8 @@ double PeakRssMb(pid_t pid) {
 }
 
 v1::RunSpec TinyRun() {
-  v1::RunSpec run;
-  run.mutable_model()->add_hidden(8);
-  run.mutable_data()->set_name("spirals");
+  v1::RunSpec run = lrtune::testing::SmallRun(8, 32);
   run.mutable_data()->set_synthetic_samples(256);
-  run.set_batch_size(32);
-  run.mutable_device()->set_device("cpu");
-  run.mutable_device()->set_threads(1);
   return run;
 }
 

@@ -28,6 +28,7 @@
 #include "httplib.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
 #include "lrtune/v1/worker.grpc.pb.h"
+#include "small_run.h"
 #include "test_process.h"
 
 namespace {
@@ -693,17 +694,8 @@ TEST(SecurityWorkerTest, AWorkerOverTlsWithATokenRunsARangeTest) {
                                         std::chrono::seconds(20)));
   auto stub = LrTune::NewStub(channel);
   lrtune::v1::RangeTestRequest request;
-  lrtune::v1::RunSpec& run = *request.mutable_run();
-  run.mutable_model()->set_kind(lrtune::v1::MODEL_KIND_MLP);
-  run.mutable_model()->add_hidden(16);
-  run.mutable_data()->set_name("spirals");
-  run.set_batch_size(64);
-  run.mutable_device()->set_device("cpu");
-  run.mutable_device()->set_threads(1);
-  request.mutable_range_test()->set_steps(40);
-  request.mutable_range_test()->set_start_lr(1e-5);
-  request.mutable_range_test()->set_end_lr(10);
-  request.mutable_range_test()->add_seeds(1);
+  *request.mutable_run() = lrtune::testing::SmallRun(16);
+  *request.mutable_range_test() = lrtune::testing::Ramp(40, 1e-5, 10, {1});
   request.set_skip_points(true);
   grpc::ClientContext context;
   SetDeadline(&context, 90);

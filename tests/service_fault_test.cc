@@ -29,6 +29,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
+#include "small_run.h"
 #include "test_process.h"
 
 namespace {
@@ -107,19 +108,10 @@ class ServiceFaultTest : public testing::Test {
 
 lrtune::v1::SubmitJobRequest OneSeedRangeTest() {
   lrtune::v1::SubmitJobRequest request;
-  lrtune::v1::RunSpec& run = *request.mutable_range_test()->mutable_run();
-  run.mutable_model()->set_kind(lrtune::v1::MODEL_KIND_MLP);
-  run.mutable_model()->add_hidden(32);
-  run.mutable_data()->set_name("spirals");
-  run.set_batch_size(64);
-  run.mutable_device()->set_device("cpu");
-  run.mutable_device()->set_threads(1);
-  lrtune::v1::RangeTestSpec& rt =
-      *request.mutable_range_test()->mutable_range_test();
-  rt.set_steps(kSteps);
-  rt.set_start_lr(1e-5);
-  rt.set_end_lr(1e-3);
-  rt.add_seeds(1);  // one task, so the worker that holds it is known
+  *request.mutable_range_test()->mutable_run() = lrtune::testing::SmallRun(32);
+  // One seed: one task, so the worker that holds it is known.
+  *request.mutable_range_test()->mutable_range_test() =
+      lrtune::testing::Ramp(kSteps, 1e-5, 1e-3, {1});
   return request;
 }
 

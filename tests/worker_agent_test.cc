@@ -14,6 +14,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
+#include "small_run.h"
 #include "test_process.h"
 
 namespace {
@@ -39,19 +40,8 @@ TEST(WorkerAgentEndToEnd, TwoSeedRangeTestCompletes) {
   auto stub = lrtune::v1::LrTune::NewStub(channel);
 
   lrtune::v1::RangeTestRequest request;
-  lrtune::v1::RunSpec& run = *request.mutable_run();
-  run.mutable_model()->set_kind(lrtune::v1::MODEL_KIND_MLP);
-  run.mutable_model()->add_hidden(32);
-  run.mutable_data()->set_name("spirals");
-  run.set_batch_size(64);
-  run.mutable_device()->set_device("cpu");
-  run.mutable_device()->set_threads(1);
-  lrtune::v1::RangeTestSpec& rt = *request.mutable_range_test();
-  rt.set_steps(60);
-  rt.set_start_lr(1e-5);
-  rt.set_end_lr(10);
-  rt.add_seeds(1);
-  rt.add_seeds(2);
+  *request.mutable_run() = lrtune::testing::SmallRun(32);
+  *request.mutable_range_test() = lrtune::testing::Ramp(60, 1e-5, 10, {1, 2});
 
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
@@ -127,15 +117,10 @@ TEST(WorkerAgentEndToEnd, TwelveTrialGridOnTwoWorkers) {
   lrtune::v1::SubmitJobRequest request;
   lrtune::v1::GridSearchJob& grid = *request.mutable_grid();
   lrtune::v1::RunSpec& run = *grid.mutable_run();
-  run.mutable_model()->add_hidden(32);
-  run.mutable_data()->set_name("spirals");  // 819 train samples
-  run.set_batch_size(64);                   // 12 steps per epoch
+  run = lrtune::testing::SmallRun(32, 64);  // 819 / 64: 12 steps per epoch
   run.mutable_optimizer()->set_momentum(0.9);
-  run.mutable_device()->set_device("cpu");
-  run.mutable_device()->set_threads(1);
-  grid.mutable_range_test()->set_steps(150);  // bounds ~0.02..0.2
-  grid.mutable_range_test()->set_start_lr(1e-5);
-  grid.mutable_range_test()->set_end_lr(10);
+  // Bounds ~0.02..0.2.
+  *grid.mutable_range_test() = lrtune::testing::Ramp(150, 1e-5, 10, {});
   auto* schedules = grid.mutable_grid()->add_axes()->mutable_schedules();
   for (auto kind : {lrtune::v1::SCHEDULE_KIND_ONE_CYCLE,
                     lrtune::v1::SCHEDULE_KIND_TRIANGULAR,

@@ -11,6 +11,7 @@
 #include "core/sync.h"
 #include "gtest/gtest.h"
 #include "proto/status_details.h"
+#include "tests/small_run.h"
 
 namespace lrtune::worker {
 namespace {
@@ -22,15 +23,11 @@ v1::Task RangeTask(int64_t steps, int seed_index) {
   task.set_attempt_id(5);
   task.set_attempt_number(1);
   v1::RangeTestTask& rt = *task.mutable_range_test();
-  rt.mutable_run()->mutable_model()->add_hidden(16);
-  rt.mutable_run()->mutable_data()->set_name("spirals");
+  *rt.mutable_run() = testing::SmallRun(16, 32);
   rt.mutable_run()->mutable_data()->set_synthetic_samples(256);
-  rt.mutable_run()->set_batch_size(32);
   rt.mutable_run()->set_seed(7);
-  rt.mutable_run()->mutable_device()->set_threads(1);
-  rt.mutable_range_test()->set_steps(steps);
-  rt.mutable_range_test()->set_start_lr(1e-4);
-  rt.mutable_range_test()->set_end_lr(1e-3);  // no divergence: every step
+  // No divergence: every step is a point.
+  *rt.mutable_range_test() = testing::Ramp(steps, 1e-4, 1e-3, {});
   rt.set_seed_index(seed_index);
   return task;
 }
