@@ -143,57 +143,8 @@ Coordinator::Coordinator(JobStore* store, Clock* clock,
       leases_(clock) {}
 
 Coordinator::~Coordinator() {
-  StopWaiting();
+  signal_.Stop();
   StopSweeper();
-}
-
-bool Coordinator::WaitsStopped() {
-  lrtune::MutexLock lock(&wait_mu_);
-  return stop_waiting_;
-}
-
-uint64_t Coordinator::WorkEpoch() {
-  lrtune::MutexLock lock(&wait_mu_);
-  return work_epoch_;
-}
-
-void Coordinator::WhenWorkMayExist(uint64_t epoch, absl::Time deadline,
-                                   std::function<void()> fn) {
-  {
-    lrtune::MutexLock lock(&wait_mu_);
-    // Wall time, as the gRPC call's own deadline (not clock_, which tests
-    // may fake).
-    if (!stop_waiting_ && epoch == work_epoch_ && absl::Now() < deadline) {
-      waiters_.push_back({deadline, std::move(fn)});
-      return;
-    }
-  }
-  runner_.Post(std::move(fn));
-}
-
-void Coordinator::WakeWaiters() {
-  std::vector<Waiter> woken;
-  {
-    lrtune::MutexLock lock(&wait_mu_);
-    woken.swap(waiters_);
-  }
-  for (Waiter& w : woken) runner_.Post(std::move(w.fn));
-}
-
-void Coordinator::SignalWork() {
-  {
-    lrtune::MutexLock lock(&wait_mu_);
-    ++work_epoch_;
-  }
-  WakeWaiters();
-}
-
-void Coordinator::StopWaiting() {
-  {
-    lrtune::MutexLock lock(&wait_mu_);
-    stop_waiting_ = true;
-  }
-  WakeWaiters();
 }
 
 absl::StatusOr<v1::Job> Coordinator::BuildJob(const JobRecord& record) {
@@ -978,34 +929,47 @@ absl::StatusOr<v1::FailTaskResponse> Coordinator::FailTask(
   return response;
 }
 
-absl::Status Coordinator::SweepOnce() {
+absl::StatusOr<Coordinator::SweepReport> Coordinator::SweepOnce() {
+  SweepReport report;
   const absl::Time now = clock_->Now();
   LRTUNE_ASSIGN_OR_RETURN(std::vector<ExpiredLease> expired,
                           store_->ExpireLeases(now));
   leases_.Expired(now);
+  report.expired_leases = static_cast<int>(expired.size());
   for (const ExpiredLease& e : expired) NotifyJob(e.job_id);
   if (!expired.empty()) SignalWork();
+  signal_.ExpireWaiters(absl::Now());  // long polls whose time is up
+
+  std::set<std::string> grids;
   {
-    // Long polls whose time is up answer "no task".
-    const absl::Time wall = absl::Now();
-    lrtune::MutexLock lock(&wait_mu_);
-    auto keep =
-        std::partition(waiters_.begin(), waiters_.end(),
-                       [wall](const Waiter& w) { return w.deadline > wall; });
-    for (auto it = keep; it != waiters_.end(); ++it) {
-      runner_.Post(std::move(it->fn));
+    lrtune::MutexLock lock(&sweep_grids_mu_);
+    if (!swept_all_grids_) {
+      LRTUNE_ASSIGN_OR_RETURN(std::vector<std::string> running,
+                              store_->ListJobIds("grid", JobState::kRunning));
+      grids_to_advance_.insert(running.begin(), running.end());
+      swept_all_grids_ = true;
     }
-    waiters_.erase(keep, waiters_.end());
+    // AdvanceGrid passes over a job that is not a grid.
+    for (const ExpiredLease& e : expired) grids_to_advance_.insert(e.job_id);
+    grids.swap(grids_to_advance_);
   }
-  // Every running grid, not only those with an expired lease: this is also
-  // how a grid left half-advanced by a crash gets moved on after a restart.
-  LRTUNE_ASSIGN_OR_RETURN(std::vector<std::string> grids,
-                          store_->ListJobIds("grid", JobState::kRunning));
-  lrtune::MutexLock lock(&append_mu_);
-  for (const std::string& id : grids) {
-    LRTUNE_RETURN_IF_ERROR(AdvanceGrid(id));
+  if (grids.empty()) return report;
+  absl::Status failed;
+  {
+    lrtune::MutexLock lock(&append_mu_);
+    for (const std::string& id : grids) {
+      absl::Status s = AdvanceGrid(id);
+      if (s.ok()) {
+        ++report.grids_advanced;
+        continue;
+      }
+      failed.Update(s);
+      lrtune::MutexLock retry(&sweep_grids_mu_);
+      grids_to_advance_.insert(id);  // the next sweep tries again
+    }
   }
-  return absl::OkStatus();
+  if (!failed.ok()) return failed;
+  return report;
 }
 
 absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::TrialFinishedEvents(
@@ -1164,7 +1128,7 @@ void Coordinator::StartSweeper() {
     lrtune::MutexLock lock(&sweep_mu_);
     while (sweeping_) {
       sweep_mu_.Unlock();
-      SweepOnce().IgnoreError();  // a failed sweep is retried next interval
+      SweepOnce().status().IgnoreError();  // retried next interval
       sweep_mu_.Lock();
       sweep_mu_.AwaitWithTimeout(
           lrtune::Condition(

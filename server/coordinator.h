@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -40,6 +41,7 @@
 #include "server/job_store.h"
 #include "server/lease_table.h"
 #include "server/spec_convert.h"
+#include "server/work_signal.h"
 
 namespace lrtune::server {
 
@@ -93,24 +95,22 @@ class Coordinator {
   absl::StatusOr<v1::FailTaskResponse> FailTask(
       const v1::FailTaskRequest& request);
 
-  // --- AcquireTask's long poll ---
-  // A counter that moves whenever a task may have become leasable (a job
-  // submitted, a task requeued or released, a parallel slot freed). Read
-  // it before a failed AcquireTask and pass it to WhenWorkMayExist.
-  uint64_t WorkEpoch();
-  // Runs `fn` once on the background runner: when the epoch moves past
-  // `epoch` (at once if it already has), at `deadline` (checked every
-  // sweep_interval), or when StopWaiting / WakeWaiters is called.
-  void WhenWorkMayExist(uint64_t epoch, absl::Time deadline,
-                        std::function<void()> fn);
-  // Runs every pending `fn` now (a watcher-side cancellation uses it).
-  void WakeWaiters();
-  // Shutdown: wakes every waiter, and later waits return at once.
-  void StopWaiting();
-  bool WaitsStopped();
+  // AcquireTask's long poll: the epoch that moves whenever a task may have
+  // become leasable (a job submitted, a task requeued or released, a
+  // parallel slot freed), and the calls waiting on it.
+  WorkSignal* work_signal() { return &signal_; }
 
   // Requeues (or fails) tasks whose lease lapsed; what the sweeper runs.
-  absl::Status SweepOnce();
+  // Moves on the grids that may need it: every running grid on the first
+  // sweep (one left half-advanced by a crash), then only those whose lease
+  // expired (a trial may have failed for good) and those a sweep could not
+  // advance; completions and failures advance their own grid. So a sweep
+  // takes the ingest lock (append_mu_) only when it has grids to move.
+  struct SweepReport {
+    int expired_leases = 0;
+    int grids_advanced = 0;
+  };
+  absl::StatusOr<SweepReport> SweepOnce();
   // Starts / stops the thread calling SweepOnce every sweep_interval.
   void StartSweeper();
   void StopSweeper();
@@ -161,12 +161,7 @@ class Coordinator {
   // as planned.
   absl::StatusOr<v1::Job> AcceptedJob(const JobRecord& record);
 
-  void SignalWork();  // moves the epoch and wakes the waiters
-
-  struct Waiter {
-    absl::Time deadline;
-    std::function<void()> fn;
-  };
+  void SignalWork() { signal_.Signal(); }
 
   struct WorkerInfo {
     v1::Capabilities capabilities;
@@ -180,6 +175,7 @@ class Coordinator {
   LeaseTable leases_;
   EventHub hub_;
   BackgroundRunner runner_;
+  WorkSignal signal_{&runner_};
 
   // Serializes appends and completions, so that the seqs of published
   // events are known and a job's aggregate is computed once. The store
@@ -187,11 +183,6 @@ class Coordinator {
   lrtune::Mutex append_mu_;
 
   lrtune::Mutex submit_mu_;  // see SubmitJob
-
-  lrtune::Mutex wait_mu_;
-  uint64_t work_epoch_ ABSL_GUARDED_BY(wait_mu_) = 0;
-  bool stop_waiting_ ABSL_GUARDED_BY(wait_mu_) = false;
-  std::vector<Waiter> waiters_ ABSL_GUARDED_BY(wait_mu_);
 
   lrtune::Mutex layout_mu_;
   std::map<std::string, JobLayout> layouts_ ABSL_GUARDED_BY(layout_mu_);
@@ -202,6 +193,11 @@ class Coordinator {
   lrtune::Mutex sweep_mu_;
   bool sweeping_ ABSL_GUARDED_BY(sweep_mu_) = false;
   std::thread sweeper_;
+  // SweepOnce's grids: whether the first sweep listed every running grid,
+  // and the ones left to advance.
+  lrtune::Mutex sweep_grids_mu_;
+  bool swept_all_grids_ ABSL_GUARDED_BY(sweep_grids_mu_) = false;
+  std::set<std::string> grids_to_advance_ ABSL_GUARDED_BY(sweep_grids_mu_);
 };
 
 }  // namespace lrtune::server

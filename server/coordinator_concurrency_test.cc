@@ -92,7 +92,7 @@ class CoordinatorConcurrencyTest : public ::testing::Test {
     ASSERT_TRUE(registered.ok()) << registered.status();
     const std::string worker = registered->worker_id();
     while (!done.load()) {
-      const uint64_t epoch = coordinator_->WorkEpoch();
+      const uint64_t epoch = coordinator_->work_signal()->Epoch();
       v1::AcquireTaskRequest acquire;
       acquire.set_worker_id(worker);
       absl::StatusOr<v1::AcquireTaskResponse> got =
@@ -101,9 +101,9 @@ class CoordinatorConcurrencyTest : public ::testing::Test {
       if (!got->has_task()) {
         // The long poll: woken on the background runner.
         Notification woken;
-        coordinator_->WhenWorkMayExist(epoch,
-                                       absl::Now() + absl::Milliseconds(50),
-                                       [&woken] { woken.Notify(); });
+        coordinator_->work_signal()->WhenWorkMayExist(
+            epoch, absl::Now() + absl::Milliseconds(50),
+            [&woken] { woken.Notify(); });
         woken.WaitForNotification();
         continue;
       }
@@ -216,7 +216,7 @@ TEST_F(CoordinatorConcurrencyTest, ClientsWorkersAndSweeperTogether) {
   }
   for (std::thread& t : clients) t.join();
   done = true;
-  coordinator_->WakeWaiters();
+  coordinator_->work_signal()->WakeAll();
   for (std::thread& t : workers) t.join();
 
   int succeeded = 0;

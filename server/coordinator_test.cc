@@ -20,6 +20,7 @@
 #include "lrtune/v1/lrtune.grpc.pb.h"
 #include "lrtune/v1/worker.grpc.pb.h"
 #include "proto/status_details.h"
+#include "server/clock.h"
 #include "server/grpc_services.h"
 #include "server/job_store.h"
 
@@ -45,19 +46,22 @@ class CoordinatorTest : public ::testing::Test {
     }
   }
 
-  void StartServer(absl::Duration lease_ttl = absl::Seconds(10)) {
+  // With `fake`, the store and the coordinator read time from it and no
+  // sweeper runs: a test moves time and calls SweepOnce itself.
+  void StartServer(absl::Duration lease_ttl = absl::Seconds(10),
+                   FakeClock* fake = nullptr) {
+    Clock* clock = fake != nullptr ? static_cast<Clock*>(fake) : SystemClock();
     db_path_ = absl::StrCat(
         ::testing::TempDir(), "/coordinator_test_", getpid(), "_",
         ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".db");
     std::remove(db_path_.c_str());
-    auto store = JobStore::Open(db_path_, SystemClock());
+    auto store = JobStore::Open(db_path_, clock);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     CoordinatorOptions options;
     options.lease_ttl = lease_ttl;
     options.sweep_interval = absl::Milliseconds(20);
-    coordinator_ =
-        std::make_unique<Coordinator>(store_.get(), SystemClock(), options);
+    coordinator_ = std::make_unique<Coordinator>(store_.get(), clock, options);
     lrtune_service_ =
         std::make_unique<LrTuneService>(coordinator_.get(), &auth_);
     hub_service_ = std::make_unique<WorkerHubService>(coordinator_.get());
@@ -70,7 +74,7 @@ class CoordinatorTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port, 0);
-    coordinator_->StartSweeper();
+    if (fake == nullptr) coordinator_->StartSweeper();
     auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
                                        grpc::InsecureChannelCredentials());
     client_ = v1::LrTune::NewStub(channel);
@@ -479,7 +483,8 @@ TEST_F(CoordinatorTest, SlowWatcherCatchesUpFromTheStore) {
 }
 
 TEST_F(CoordinatorTest, StaleAttemptIsRefusedAfterRegrant) {
-  StartServer(absl::Milliseconds(200));
+  FakeClock clock(absl::Now());
+  StartServer(absl::Seconds(10), &clock);
   v1::RangeTestJob spec = TwoSeedJob();
   spec.mutable_range_test()->clear_seeds();
   v1::Job job = Submit(spec);
@@ -488,7 +493,12 @@ TEST_F(CoordinatorTest, StaleAttemptIsRefusedAfterRegrant) {
   v1::ReportPointsResponse response;
   ASSERT_TRUE(Report(*zombie, 0, 3, &response).ok());
 
-  // w1 stops heartbeating; the sweeper requeues the task and w2 gets it.
+  // w1 stops heartbeating past its lease; a sweep requeues the task and w2
+  // gets it.
+  clock.Advance(absl::Seconds(11));
+  absl::StatusOr<Coordinator::SweepReport> swept = coordinator_->SweepOnce();
+  ASSERT_TRUE(swept.ok()) << swept.status();
+  EXPECT_EQ(swept->expired_leases, 1);
   std::optional<v1::Task> fresh = Acquire(Register("w2"), absl::Seconds(5));
   ASSERT_TRUE(fresh.has_value());
   EXPECT_EQ(fresh->task_id(), zombie->task_id());
@@ -927,6 +937,49 @@ TEST_F(CoordinatorTest, AcquireLongPollAnswersWhenWorkArrives) {
   EXPECT_EQ(too_long.error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(too_long.error_message().find("wait must be in [0s, 30s]"),
             std::string::npos);
+}
+
+// The sweeper takes the ingest lock only for grids that may need moving on:
+// all running grids once (recovery after a crash), then a grid whose lease
+// expired; otherwise a sweep leaves every grid alone.
+TEST_F(CoordinatorTest,
+       SweepsAdvanceEveryGridOnceThenOnlyThoseWithExpiredLeases) {
+  FakeClock clock(absl::Now());
+  StartServer(absl::Seconds(10), &clock);
+  v1::SubmitJobRequest request;
+  v1::GridSearchJob* grid = request.mutable_grid();
+  grid->mutable_run()->mutable_data()->set_name("spirals");
+  grid->mutable_train()->set_steps(40);
+  grid->mutable_range_test()->set_steps(50);
+  grid->mutable_grid()->add_axes()->mutable_schedules()->add_values()->set_kind(
+      v1::SCHEDULE_KIND_COSINE);
+  grid->mutable_grid()
+      ->add_axes()
+      ->mutable_lr_bounds()
+      ->add_values()
+      ->mutable_recommended();
+  v1::Job job;
+  {
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    ASSERT_TRUE(client_->SubmitJob(&context, request, &job).ok());
+  }
+  std::optional<v1::Task> seed = Acquire(Register("w1"));  // grid running
+  ASSERT_TRUE(seed.has_value() && seed->has_range_test());
+
+  auto sweep = [&] {
+    absl::StatusOr<Coordinator::SweepReport> r = coordinator_->SweepOnce();
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : Coordinator::SweepReport{-1, -1};
+  };
+  EXPECT_EQ(sweep().grids_advanced, 1);  // the first sweep: every grid
+  EXPECT_EQ(sweep().grids_advanced, 0);
+  EXPECT_EQ(sweep().grids_advanced, 0);
+  clock.Advance(absl::Seconds(11));  // the seed's lease lapses
+  const Coordinator::SweepReport expired = sweep();
+  EXPECT_EQ(expired.expired_leases, 1);
+  EXPECT_EQ(expired.grids_advanced, 1);
+  EXPECT_EQ(sweep().grids_advanced, 0);
 }
 
 }  // namespace

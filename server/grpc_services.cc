@@ -312,7 +312,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
       lrtune::MutexLock lock(&mu_);
       cancelled_ = true;
     }
-    coordinator_->WakeWaiters();  // so that this call finishes now
+    coordinator_->work_signal()->WakeAll();  // so that this call finishes now
   }
 
   void OnDone() override { delete this; }
@@ -329,7 +329,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
       return;
     }
-    const uint64_t epoch = coordinator_->WorkEpoch();
+    const uint64_t epoch = coordinator_->work_signal()->Epoch();
     absl::StatusOr<v1::AcquireTaskResponse> result =
         coordinator_->AcquireTask(*request_);
     if (!result.ok()) {
@@ -337,7 +337,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
       return;
     }
     if (result->has_task() || !long_poll_ || absl::Now() >= deadline_ ||
-        coordinator_->WaitsStopped()) {
+        coordinator_->work_signal()->stopped()) {
       *response_ = *std::move(result);
       // A long poll that ran out may ask again at once.
       if (long_poll_ && !response_->has_task()) response_->clear_retry_after();
@@ -351,7 +351,8 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
       Finish(grpc::Status::OK);
       return;
     }
-    coordinator_->WhenWorkMayExist(epoch, deadline_, [this] { Try(); });
+    coordinator_->work_signal()->WhenWorkMayExist(epoch, deadline_,
+                                                  [this] { Try(); });
   }
 
   Coordinator* const coordinator_;

@@ -269,7 +269,7 @@ int Run(const Options& options) {
     }
     std::cerr << "lrtune-server: signal " << g_signal << ", shutting down\n";
     if (health != nullptr) health->Shutdown();  // probes: NOT_SERVING
-    coordinator.StopWaiting();  // long polls answer now, not in 30 s
+    coordinator.work_signal()->Stop();  // long polls answer now, not in 30 s
     server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
     coordinator.StopSweeper();
     metrics_http.Stop();
