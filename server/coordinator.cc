@@ -1,3 +1,10 @@
+// The coordinator's client API (SubmitJob .. ReadEvents), its worker hub
+// (Register .. FailTask) and the sweeper; the grid driver is grid_driver.cc,
+// the long poll work_signal.cc, a range test's aggregate
+// range_test_results.cc. At ~900 lines it is over the house's ~600: the
+// client API and the worker hub share the job store's write path under one
+// ingest lock (append_mu_), and parting them into files with a lock each is
+// the next step of issue 14.
 #include "server/coordinator.h"
 
 #include <algorithm>
@@ -12,6 +19,7 @@
 #include "core/status_macros.h"
 #include "proto/core_convert.h"
 #include "proto/status_details.h"
+#include "server/range_test_results.h"
 
 namespace lrtune::server {
 namespace {
@@ -39,38 +47,6 @@ absl::Status StaleAttempt(const TaskRecord& task, uint64_t attempt_id) {
                    ", current ", task.attempt));
 }
 
-// The recommendations of the seeds a range-test task ran, in seed order:
-// per_seed for a task of packed seeds, else its one recommendation.
-std::vector<v1::Recommendation> TaskSeedRecommendations(
-    const v1::RangeTestTaskResult& r) {
-  if (r.per_seed_size() == 0) return {r.recommendation()};
-  return {r.per_seed().begin(), r.per_seed().end()};
-}
-
-// Aggregates a range test's per-seed results (index = seed_index) into the
-// job's result, with ready-to-use schedules.
-absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
-    const std::vector<v1::RangeTestTaskResult>& results) {
-  v1::RangeTestResult out;
-  std::vector<Recommendation> per_seed;
-  for (const v1::RangeTestTaskResult& r : results) {
-    for (const v1::Recommendation& seed : TaskSeedRecommendations(r)) {
-      per_seed.push_back(RecommendationFromProto(seed));
-      *out.add_per_seed() = seed;
-    }
-    out.set_steps_run(out.steps_run() + r.steps_run());
-    out.set_train_seconds(out.train_seconds() + r.train_seconds());
-  }
-  LRTUNE_ASSIGN_OR_RETURN(Recommendation aggregate, AggregateSeeds(per_seed));
-  *out.mutable_recommendation() = RecommendationToProto(aggregate);
-  if (std::optional<RecommendedSchedules> schedules =
-          RecommendSchedules(aggregate)) {
-    *out.mutable_recommendation()->mutable_schedules() =
-        RecommendedSchedulesToProto(*schedules);
-  }
-  return out;
-}
-
 // Where a task may run: run.device.device "cpu" -> cpu slots; "cuda" or
 // "cuda:<i>" -> CUDA slots; "auto" or unset -> any slot. A memory
 // requirement needs a CUDA slot reporting that much (CPU slots report none).
@@ -86,51 +62,6 @@ NewTask OnDevice(const v1::RunSpec& run, NewTask task) {
     task.min_memory = run.device().min_device_memory_bytes();
   }
   return task;
-}
-
-v1::TrialState TrialStateOf(const TaskRecord& task) {
-  switch (task.state) {
-    case TaskState::kQueued:
-      return v1::TRIAL_STATE_PENDING;
-    case TaskState::kLeased:
-      return v1::TRIAL_STATE_RUNNING;
-    case TaskState::kSucceeded:
-      return v1::TRIAL_STATE_SUCCEEDED;
-    case TaskState::kFailed:
-      return v1::TRIAL_STATE_FAILED;
-    case TaskState::kCancelled:
-      return v1::TRIAL_STATE_CANCELLED;
-  }
-  return v1::TRIAL_STATE_UNSPECIFIED;
-}
-
-// A trial as stored (its spec) with its task's state, result and failure.
-absl::StatusOr<v1::Trial> TrialOf(const v1::GridSearchJob& grid,
-                                  const TaskRecord& task) {
-  v1::Trial trial;
-  if (!trial.ParseFromString(task.spec)) {
-    return absl::DataLossError(
-        absl::StrCat("task ", task.id, ": stored trial does not parse"));
-  }
-  trial.set_state(TrialStateOf(task));
-  if (task.state == TaskState::kSucceeded && task.result.has_value()) {
-    v1::TrialTaskResult result;
-    if (!result.ParseFromString(*task.result)) {
-      return absl::DataLossError(
-          absl::StrCat("task ", task.id, ": stored result does not parse"));
-    }
-    *trial.mutable_final_eval() = result.final_eval();
-    *trial.mutable_best_eval() = result.best_eval();
-    trial.set_steps(result.steps());
-    trial.set_train_seconds(result.train_seconds());
-    trial.set_resumed_from_step(result.resumed_from());
-    std::optional<double> value = ObjectiveValue(grid, result);
-    if (value.has_value()) trial.set_objective_value(*value);
-  }
-  if (task.state == TaskState::kFailed && !task.attempt_errors.empty()) {
-    trial.set_failure(task.attempt_errors.back());
-  }
-  return trial;
 }
 
 }  // namespace
@@ -209,36 +140,6 @@ absl::StatusOr<v1::Job> Coordinator::AcceptedJob(const JobRecord& record) {
     for (PlannedTrial& t : planned) *job.add_trials() = std::move(t.trial);
   }
   return job;
-}
-
-absl::Status Coordinator::FillGrid(const JobRecord& record, v1::Job& job) {
-  LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(record.id));
-  LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
-                          store_->ListTasks(record.id));
-  std::vector<std::pair<int32_t, double>> values;
-  for (const TaskRecord& t : tasks) {
-    if (!IsTrial(layout, t)) continue;
-    LRTUNE_ASSIGN_OR_RETURN(v1::Trial trial, TrialOf(layout.spec, t));
-    if (trial.has_objective_value()) {
-      values.emplace_back(trial.trial_index(), trial.objective_value());
-    }
-    *job.add_trials() = std::move(trial);
-  }
-  if (record.result.has_value() &&
-      !job.mutable_grid_result()->ParseFromString(*record.result)) {
-    return absl::DataLossError(
-        absl::StrCat("job ", record.id, ": stored result does not parse"));
-  }
-  // The ranking so far (final once the job ended).
-  const std::vector<int32_t> ranking = RankByObjective(layout.spec, values);
-  for (size_t r = 0; r < ranking.size(); ++r) {
-    for (v1::Trial& trial : *job.mutable_trials()) {
-      if (trial.trial_index() == ranking[r]) {
-        trial.set_rank(static_cast<int32_t>(r + 1));
-      }
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<Coordinator::JobLayout> Coordinator::Layout(
@@ -970,154 +871,6 @@ absl::StatusOr<Coordinator::SweepReport> Coordinator::SweepOnce() {
   }
   if (!failed.ok()) return failed;
   return report;
-}
-
-absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::TrialFinishedEvents(
-    const JobLayout& layout, const TaskRecord& task,
-    const v1::TrialTaskResult& result) {
-  TaskRecord done = task;
-  done.state = TaskState::kSucceeded;
-  done.result = result.SerializeAsString();
-  std::vector<v1::JobEvent> events(2);
-  LRTUNE_ASSIGN_OR_RETURN(*events[0].mutable_trial_finished()->mutable_trial(),
-                          TrialOf(layout.spec, done));
-  LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
-                          store_->ListTasks(task.job_id));
-  std::vector<std::pair<int32_t, double>> values;
-  for (const TaskRecord& t : tasks) {
-    if (!IsTrial(layout, t)) continue;
-    LRTUNE_ASSIGN_OR_RETURN(v1::Trial trial,
-                            TrialOf(layout.spec, t.id == task.id ? done : t));
-    if (trial.has_objective_value()) {
-      values.emplace_back(trial.trial_index(), trial.objective_value());
-    }
-  }
-  v1::RankingEvent* ranking = events[1].mutable_ranking();
-  for (int32_t index : RankByObjective(layout.spec, values)) {
-    ranking->add_ranking(index);
-    for (const auto& [i, v] : values) {
-      if (i == index) ranking->add_objective_values(v);
-    }
-  }
-  return events;
-}
-
-absl::Status Coordinator::AdvanceGrid(const std::string& job_id) {
-  LRTUNE_ASSIGN_OR_RETURN(JobRecord record, store_->GetJob(job_id));
-  if (record.kind != "grid" || IsTerminal(record.state)) {
-    return absl::OkStatus();
-  }
-  LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(job_id));
-  LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
-                          store_->ListTasks(job_id));
-  // The range test phase: done when every seed succeeded.
-  bool seeds_done = true;
-  std::string seeds_failure;
-  std::vector<v1::RangeTestTaskResult> seed_results;
-  for (const TaskRecord& t : tasks) {
-    if (IsTrial(layout, t)) continue;
-    v1::RangeTestTaskResult r;
-    if (t.state == TaskState::kSucceeded && t.result.has_value() &&
-        r.ParseFromString(*t.result)) {
-      seed_results.push_back(std::move(r));
-      continue;
-    }
-    seeds_done = false;
-    if ((t.state == TaskState::kFailed || t.state == TaskState::kCancelled) &&
-        seeds_failure.empty()) {
-      seeds_failure = absl::StrCat(
-          "the range test's task ", t.id, " ", TaskStateName(t.state),
-          t.attempt_errors.empty()
-              ? std::string()
-              : absl::StrCat(": ", t.attempt_errors.back()));
-    }
-  }
-  std::optional<v1::RangeTestResult> range_result;
-  if (layout.range_tasks > 0 && seeds_done) {
-    LRTUNE_ASSIGN_OR_RETURN(range_result, AggregateRangeTest(seed_results));
-  }
-
-  std::vector<HeldTaskUpdate> updates;
-  for (const TaskRecord& t : tasks) {
-    if (!t.held || t.state != TaskState::kQueued) continue;
-    if (range_result.has_value()) {
-      v1::Trial trial;
-      if (!trial.ParseFromString(t.spec)) {
-        return absl::DataLossError(
-            absl::StrCat("task ", t.id, ": stored trial does not parse"));
-      }
-      absl::Status filled = FillRecommendedBounds(
-          layout.spec, range_result->recommendation(), trial);
-      if (filled.ok()) {
-        updates.push_back({t.index, trial.SerializeAsString(), ""});
-      } else {
-        updates.push_back({t.index, "", std::string(filled.message())});
-      }
-    } else if (!seeds_failure.empty()) {
-      updates.push_back(
-          {t.index, "",
-           absl::StrCat("no recommended bounds: ", seeds_failure)});
-    }
-  }
-  if (!updates.empty()) {
-    std::vector<Event> events;
-    if (range_result.has_value()) {
-      v1::JobEvent agg;
-      *agg.mutable_recommendation()->mutable_recommendation() =
-          range_result->recommendation();
-      events.push_back({EventType(agg), agg.SerializeAsString()});
-    }
-    LRTUNE_ASSIGN_OR_RETURN(int released,
-                            store_->ReleaseHeldTasks(job_id, updates, events));
-    if (released > 0) {
-      NotifyJob(job_id);
-      SignalWork();
-      LRTUNE_ASSIGN_OR_RETURN(tasks, store_->ListTasks(job_id));
-    }
-  }
-
-  // The end: every task terminal.
-  std::vector<std::pair<int32_t, double>> values;
-  int succeeded = 0;
-  std::string first_failure;
-  for (const TaskRecord& t : tasks) {
-    if (t.state == TaskState::kQueued || t.state == TaskState::kLeased) {
-      return absl::OkStatus();  // still running
-    }
-    if (!IsTrial(layout, t)) continue;
-    LRTUNE_ASSIGN_OR_RETURN(v1::Trial trial, TrialOf(layout.spec, t));
-    if (t.state == TaskState::kSucceeded) ++succeeded;
-    if (trial.has_objective_value()) {
-      values.emplace_back(trial.trial_index(), trial.objective_value());
-    }
-    if (first_failure.empty() && t.state == TaskState::kFailed) {
-      first_failure = absl::StrCat("trial ", trial.trial_index(), " (",
-                                   trial.label(), "): ", trial.failure());
-    }
-  }
-  v1::GridResult result;
-  if (range_result.has_value()) {
-    *result.mutable_bounds() = range_result->recommendation();
-  }
-  v1::JobEvent ranking;
-  for (int32_t index : RankByObjective(layout.spec, values)) {
-    result.add_ranking(index);
-    ranking.mutable_ranking()->add_ranking(index);
-    for (const auto& [i, v] : values) {
-      if (i == index) ranking.mutable_ranking()->add_objective_values(v);
-    }
-  }
-  const JobState state =
-      succeeded > 0 ? JobState::kSucceeded : JobState::kFailed;
-  const std::string error =
-      succeeded > 0
-          ? std::string()
-          : absl::StrCat("no trial succeeded; first failure: ", first_failure);
-  LRTUNE_RETURN_IF_ERROR(
-      store_->FinishJob(job_id, state, error, result.SerializeAsString(),
-                        {{EventType(ranking), ranking.SerializeAsString()}}));
-  NotifyJob(job_id);
-  return absl::OkStatus();
 }
 
 void Coordinator::StartSweeper() {

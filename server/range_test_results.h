@@ -1,0 +1,28 @@
+// A range test's result from its tasks' results: what CompleteTask does
+// for a range-test job's last seed and AdvanceGrid for a grid's seeds.
+// Pure functions of protos; thread-safe.
+#ifndef LRTUNE_SERVER_RANGE_TEST_RESULTS_H_
+#define LRTUNE_SERVER_RANGE_TEST_RESULTS_H_
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lrtune/v1/jobs.pb.h"
+#include "lrtune/v1/worker.pb.h"
+
+namespace lrtune::server {
+
+// The recommendations of the seeds a range-test task ran, in seed order:
+// per_seed for a task of packed seeds, else its one recommendation.
+std::vector<v1::Recommendation> TaskSeedRecommendations(
+    const v1::RangeTestTaskResult& result);
+
+// Aggregates a range test's task results (in seed order) into the job's
+// result: every seed's recommendation, their aggregate (AggregateSeeds)
+// and its ready-to-use schedules (RecommendSchedules).
+absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
+    const std::vector<v1::RangeTestTaskResult>& results);
+
+}  // namespace lrtune::server
+
+#endif  // LRTUNE_SERVER_RANGE_TEST_RESULTS_H_
