@@ -8,9 +8,9 @@
 //   LRTUNE_ASSIGN_OR_RETURN(Recommendation r, AnalyzeCurve(points, {}));
 //   std::cout << r.min_lr << " .. " << r.max_lr << "\n";
 //
-// The rules (and where they differ from fastai, torch-lr-finder and
-// Lightning) are in shared/reference/lr-methods.md section 2 and
-// docs/analysis.md. Every function here is pure and thread-compatible.
+// The rules, and where they differ from fastai, torch-lr-finder and
+// Lightning, are in docs/analysis.md. Every function here is pure and
+// thread-compatible.
 #ifndef LRTUNE_CORE_CURVE_ANALYSIS_H_
 #define LRTUNE_CORE_CURVE_ANALYSIS_H_
 

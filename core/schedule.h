@@ -9,9 +9,8 @@
 //   LRTUNE_ASSIGN_OR_RETURN(Schedule s, Schedule::Create(spec));
 //   double lr = s.Lr(t);  std::optional<double> m = s.Momentum(t);
 //
-// The exact formulas are in shared/reference/lr-methods.md section 1 and in
-// docs/schedules.md; tests/golden holds PyTorch's values, compared at every
-// step with relative error <= 1e-9.
+// The exact formulas are in docs/schedules.md; tests/golden holds PyTorch's
+// values, compared at every step with relative error <= 1e-9.
 //
 // Thread-safety: a Schedule is immutable after Create; every const method may
 // be called from any number of threads.

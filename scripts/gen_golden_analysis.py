@@ -2,7 +2,7 @@
 """Golden vectors for fastai's LR-finder suggestions (valley, slide, minimum, steep).
 
 The four functions below restate fastai's algorithms (fastai/callback/schedule.py,
-as described in shared/reference/lr-methods.md section 2) in plain Python and
+as docs/analysis.md describes them) in plain Python and
 numpy, written for lrtune; they run on fixed (lr, loss) vectors and the
 results go to tests/golden/analysis_fastai.json, which core/suggestions_test.cc
 compares index for index.

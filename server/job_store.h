@@ -5,16 +5,18 @@
 //   LRTUNE_ASSIGN_OR_RETURN(JobRecord job, store->CreateJob(owner, "grid",
 //                                                           spec, tasks));
 //
-// Durability (guarantee 1): the file runs in WAL mode with synchronous=FULL,
-// and every mutating call commits its one transaction before it returns, so
-// anything a caller acknowledges after an OK status survives kill -9 and
-// power loss. A failed call rolls its transaction back and changes nothing.
+// Durability (docs/api.md, "Jobs and their lifecycle"): the file runs in WAL
+// mode with synchronous=FULL, and every mutating call commits its one
+// transaction before it returns, so anything a caller acknowledges after an OK
+// status survives kill -9 and power loss. A failed call rolls its transaction
+// back and changes nothing.
 //
-// Fencing (guarantee 3): each lease increments the task's `attempt`; every
-// task write names the attempt it comes from and is refused with
-// FAILED_PRECONDITION when that attempt is not the task's current lease.
-// Event batches carry task-level sequence numbers (1, 2, ...), so a repeated
-// batch is applied once and a new attempt can skip what is already stored.
+// Fencing (docs/api.md, "Workers, leases and fencing"): each lease increments
+// the task's `attempt`; every task write names the attempt it comes from and is
+// refused with FAILED_PRECONDITION when that attempt is not the task's current
+// lease. Event batches carry task-level sequence numbers (1, 2, ...), so a
+// repeated batch is applied once and a new attempt can skip what is already
+// stored.
 //
 // Grid jobs: a task may be created "held" (a trial waiting for its range
 // test's bounds): it is not leased until ReleaseHeldTasks gives it its spec.

@@ -14,12 +14,12 @@
 // holder's lease. The store stays the authority: it fences writes the same
 // way and survives restarts; this table is rebuilt from it on start.
 //
-// Cancellation within 1 s (guarantee 5): MarkCancel sets a flag that every
-// later Renew returns, so the answer to the worker's next heartbeat tells it
-// to stop. Workers heartbeat every HeartbeatInterval(ttl) = min(ttl / 3,
-// 500 ms), one heartbeat covering all of a worker's tasks, so a cancel
-// reaches the worker within 0.5 s plus one round trip. ttl / 3 leaves two
-// missed heartbeats before a lease lapses.
+// Cancellation within 1 s (docs/api.md, "Workers, leases and fencing"):
+// MarkCancel sets a flag that every later Renew returns, so the answer to the
+// worker's next heartbeat tells it to stop. Workers heartbeat every
+// HeartbeatInterval(ttl) = min(ttl / 3, 500 ms), one heartbeat covering all of
+// a worker's tasks, so a cancel reaches the worker within 0.5 s plus one round
+// trip. ttl / 3 leaves two missed heartbeats before a lease lapses.
 //
 // Thread-safe: every method may be called from any thread.
 #ifndef LRTUNE_SERVER_LEASE_TABLE_H_

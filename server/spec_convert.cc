@@ -44,10 +44,15 @@ absl::Status ValidateSubmitJob(const v1::SubmitJobRequest& request,
   return absl::InvalidArgumentError("spec is required: set range_test or grid");
 }
 
+namespace {
+
+// The seeds a range test runs: its seeds, or {run.seed} when empty.
 std::vector<uint64_t> RangeTestSeeds(const v1::RangeTestJob& job) {
   if (job.range_test().seeds_size() == 0) return {job.run().seed()};
   return {job.range_test().seeds().begin(), job.range_test().seeds().end()};
 }
+
+}  // namespace
 
 bool PacksSeeds(const v1::RangeTestJob& job) {
   absl::StatusOr<JobSpec> run = RunSpecFromProto(job.run());

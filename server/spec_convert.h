@@ -50,9 +50,6 @@ absl::Status ValidateRangeTestSpec(const v1::RangeTestSpec& spec,
 absl::Status ValidateSubmitJob(const v1::SubmitJobRequest& request,
                                const SpecLimits& limits);
 
-// The seeds a range test runs: its seeds, or {run.seed} when empty.
-std::vector<uint64_t> RangeTestSeeds(const v1::RangeTestJob& job);
-
 // Whether a range test's seeds run as one task, packed into one batched
 // model by the worker's engine: core/spec.h's ExpectPackedSeeds (a bigger
 // model keeps one task per seed, which several workers run at once).

@@ -1,6 +1,7 @@
 // Fault injection with the real binaries on loopback: lrtune-server and
 // lrtune-worker processes are killed with SIGKILL in the middle of a range
-// test, and the service's guarantees (service.md) are checked from the
+// test, and the service's guarantees (docs/api.md: durable events, leases and
+// fencing, resumption) are checked from the
 // client's side:
 //
 //   WorkerKilled  the worker holding the task dies; its lease (2 s) lapses

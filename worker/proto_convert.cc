@@ -11,13 +11,6 @@
 #include "core/status_macros.h"
 
 namespace lrtune::worker {
-namespace {
-
-double NanIfUnset(bool has, double v) {
-  return has ? v : std::numeric_limits<double>::quiet_NaN();
-}
-
-}  // namespace
 
 v1::CurvePoint CurvePointToProto(const engine::StepPoint& point,
                                  int seed_index) {
@@ -42,18 +35,6 @@ v1::Evaluation EvaluationToProto(const engine::Evaluation& e, int seed_index) {
   p.set_val_loss(e.val_loss);
   if (!std::isnan(e.val_accuracy)) p.set_val_accuracy(e.val_accuracy);
   return p;
-}
-
-engine::Evaluation EvaluationFromProto(const v1::Evaluation& p) {
-  engine::Evaluation e;
-  e.seed_index = p.seed_index();
-  e.step = p.step();
-  e.epoch = p.epoch();
-  e.lr = p.lr();
-  e.train_loss = NanIfUnset(p.has_train_loss(), p.train_loss());
-  e.val_loss = p.val_loss();
-  e.val_accuracy = NanIfUnset(p.has_val_accuracy(), p.val_accuracy());
-  return e;
 }
 
 v1::RangeTestTaskResult RangeTestResultToProto(

@@ -1,5 +1,5 @@
 // The engine's results (points, evaluations, range-test and training
-// results; worker/engine.h) as lrtune.v1 messages, and evaluations back.
+// results; worker/engine.h) as lrtune.v1 messages.
 // Torch-free and gRPC-free (protobuf only). Specs convert with
 // proto/core_convert.h, the converter the coordinator and the CLI use too.
 //
@@ -37,11 +37,6 @@ v1::Evaluation EvaluationToProto(const engine::Evaluation& eval,
 v1::RangeTestTaskResult RangeTestResultToProto(
     const engine::RangeTestResult& result);
 v1::TrialTaskResult TrainResultToProto(const engine::TrainResult& result);
-
-// --- Results: proto -> engine ------------------------------------------------
-// Unset optionals become NaN. Recommendations convert with
-// proto/core_convert.h, shared with the coordinator.
-engine::Evaluation EvaluationFromProto(const v1::Evaluation& eval);
 
 }  // namespace lrtune::worker
 

@@ -357,7 +357,7 @@ TEST(ResultsToProto, CurvePointMomentumAndSeedIndex) {
   EXPECT_EQ(CurvePointToProto(pt, 0).momentum(), 0.9);
 }
 
-TEST(ResultsToProto, EvaluationNaNIsUnsetAndRoundTrips) {
+TEST(ResultsToProto, EvaluationNaNIsUnset) {
   engine::Evaluation e;
   e.step = 100;
   e.epoch = 2;
@@ -373,12 +373,9 @@ TEST(ResultsToProto, EvaluationNaNIsUnsetAndRoundTrips) {
   p = EvaluationToProto(e, 0);
   EXPECT_EQ(p.train_loss(), 0.8);
   EXPECT_EQ(p.val_accuracy(), 0.75);
-  engine::Evaluation back = EvaluationFromProto(p);
-  EXPECT_EQ(back.step, 100);
-  EXPECT_EQ(back.lr, 0.05);
-  EXPECT_EQ(back.val_loss, 0.7);
-  EXPECT_EQ(back.train_loss, 0.8);
-  EXPECT_TRUE(std::isnan(EvaluationFromProto(v1::Evaluation{}).val_accuracy));
+  EXPECT_EQ(p.step(), 100);
+  EXPECT_EQ(p.lr(), 0.05);
+  EXPECT_EQ(p.val_loss(), 0.7);
 }
 
 TEST(ResultsToProto, RecommendationEveryFieldRoundTrips) {
