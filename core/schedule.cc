@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -416,7 +417,56 @@ absl::StatusOr<Schedule> Schedule::Create(const ScheduleSpec& spec) {
       out.length_ = s.total_steps;  // 0 (unbounded) unless the user set one
       break;
   }
+  // Multistep's LR is constant after the last milestone, so its peak is
+  // known whatever the length; a bounded schedule is checked over it.
+  if (s.kind == ScheduleKind::kMultiStep) {
+    LRTUNE_RETURN_IF_ERROR(out.CheckFinite(
+        std::min(s.milestones.back(), std::numeric_limits<int64_t>::max() - 1) +
+        1));
+  }
+  if (out.length_ > 0) LRTUNE_RETURN_IF_ERROR(out.CheckFinite(out.length_));
   return out;
+}
+
+absl::Status Schedule::CheckFinite(int64_t steps) const {
+  if (steps <= 0) return absl::OkStatus();
+  if (spec_.kind == ScheduleKind::kSequential) {
+    for (size_t i = 0; i < children_.size(); ++i) {
+      const int64_t start = i == 0 ? 0 : spec_.boundaries[i - 1];
+      if (start >= steps) break;
+      const int64_t end = i < spec_.boundaries.size()
+                              ? std::min(steps, spec_.boundaries[i])
+                              : steps;
+      absl::Status st = children_[i].CheckFinite(end - start);
+      if (!st.ok()) {
+        return Invalid(
+            absl::StrCat("sequential: children[", i, "]: ", st.message()));
+      }
+    }
+    return absl::OkStatus();
+  }
+  // Only a gamma > 1 makes an LR grow without bound, and then it grows
+  // monotonically: the last step is the peak, and the first step past the
+  // largest double is found by bisection.
+  const bool grows = (spec_.kind == ScheduleKind::kStep ||
+                      spec_.kind == ScheduleKind::kMultiStep ||
+                      spec_.kind == ScheduleKind::kExponential) &&
+                     spec_.gamma > 1;
+  if (!grows || std::isfinite(Lr(steps - 1))) return absl::OkStatus();
+  int64_t lo = 0, hi = steps - 1;  // Lr(hi) is not finite
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (std::isfinite(Lr(mid))) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return Invalid(absl::StrFormat(
+      "%s: the lr is not finite from step %d (base_lr %g, gamma %g); a gamma "
+      "> 1 grows it past the largest double, so use a smaller gamma or fewer "
+      "steps",
+      ScheduleKindName(spec_.kind), hi, spec_.base_lr, spec_.gamma));
 }
 
 bool Schedule::has_momentum() const {
@@ -551,6 +601,7 @@ absl::StatusOr<std::vector<SchedulePoint>> Schedule::Sample(
         "steps",
         steps, ScheduleKindName(spec_.kind), length_));
   }
+  if (length_ == 0) LRTUNE_RETURN_IF_ERROR(CheckFinite(steps));
   std::vector<SchedulePoint> out;
   out.reserve(static_cast<size_t>(steps));
   for (int64_t t = 0; t < steps; ++t) {

@@ -162,9 +162,18 @@ class Schedule {
   int64_t length() const { return length_; }
   const ScheduleSpec& spec() const { return spec_; }
 
-  // Values for steps 0..steps-1. InvalidArgument if steps < 0 or the
-  // schedule is bounded and steps > length().
+  // Values for steps 0..steps-1. InvalidArgument if steps < 0, the
+  // schedule is bounded and steps > length(), or an LR in range overflows.
   absl::StatusOr<std::vector<SchedulePoint>> Sample(int64_t steps) const;
+
+  // OK when the LR is finite at every step in [0, steps); otherwise
+  // InvalidArgument naming the first step where it is not. A gamma > 1
+  // (step, multistep, exponential) grows the LR geometrically, as PyTorch
+  // lets it, and a large one passes the largest double within a few
+  // hundred steps. Create runs this over length() for a bounded schedule
+  // (and over the milestones for multistep); a caller that runs an
+  // unbounded one for a budget runs it over that budget.
+  absl::Status CheckFinite(int64_t steps) const;
 
  private:
   explicit Schedule(ScheduleSpec spec);

@@ -170,6 +170,40 @@ TEST(ScheduleTest, OneCycleRejectsStepsBeyondItsLength) {
   EXPECT_FALSE(s.Sample(-1).ok());
 }
 
+TEST(ScheduleTest, AnUnboundedGrowingLrIsCheckedOverTheStepsAsked) {
+  ScheduleSpec spec;
+  spec.kind = ScheduleKind::kExponential;
+  spec.gamma = 10;
+  Schedule s = MustCreate(spec);  // unbounded: no horizon to check yet
+  EXPECT_TRUE(s.CheckFinite(300).ok());
+  EXPECT_TRUE(s.Sample(300).ok());
+  absl::StatusOr<std::vector<SchedulePoint>> over = s.Sample(400);
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("not finite from step 309"),
+            std::string::npos)
+      << over.status();
+  spec.gamma = 0.5;  // a shrinking LR never overflows
+  EXPECT_TRUE(MustCreate(spec).CheckFinite(int64_t{1} << 40).ok());
+}
+
+TEST(ScheduleTest, SequentialChecksEachChildOverItsSpan) {
+  ScheduleSpec grow;
+  grow.kind = ScheduleKind::kStep;
+  grow.step_size = 1;
+  grow.gamma = 10;
+  ScheduleSpec seq;
+  seq.kind = ScheduleKind::kSequential;
+  seq.children = {grow, ScheduleSpec{}};
+  seq.boundaries = {100};  // 1e99 at step 99: finite
+  Schedule s = MustCreate(seq);
+  EXPECT_TRUE(s.CheckFinite(1000).ok());
+  seq.children = {ScheduleSpec{}, grow};
+  absl::Status st = MustCreate(seq).CheckFinite(1000);
+  EXPECT_NE(st.message().find("children[1]: step: the lr is not finite"),
+            std::string::npos)
+      << st;
+}
+
 struct BadSpecCase {
   const char* name;
   std::vector<std::pair<const char*, const char*>> params;
@@ -226,6 +260,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpecCase{"negative_milestone",
                     {{"kind", "multistep"}, {"milestones", "-3,5"}},
                     "milestones must be >= 0"},
+        // Found by fuzz_schedule: PyTorch lets gamma > 1 grow the LR, and a
+        // large one passes the largest double at the last milestone.
+        BadSpecCase{"multistep_overflow",
+                    {{"kind", "multistep"},
+                     {"base_lr", "1"},
+                     {"milestones", "1,31,3,0"},
+                     {"gamma", "1e100"}},
+                    "multistep: the lr is not finite from step 31"},
+        BadSpecCase{
+            "bounded_exponential_overflow",
+            {{"kind", "exponential"}, {"gamma", "10"}, {"total_steps", "400"}},
+            "exponential: the lr is not finite from step 309"},
         BadSpecCase{"exponential_no_gamma",
                     {{"kind", "exponential"}},
                     "gamma is required"},

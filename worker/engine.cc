@@ -273,6 +273,10 @@ absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job, const TrainSpec& spec,
         absl::StrCat("train.schedule is built for ", schedule.length(),
                      " steps but the budget is ", total, " steps"));
   }
+  if (absl::Status st = schedule.CheckFinite(total); !st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("train.schedule: ", st.message()));
+  }
   TrainResult result;
   result.device = DeviceName(setup.device);
   // The loop's state, all of it saved with a checkpoint.
