@@ -160,7 +160,8 @@ ScheduleSpec Build(const Prepared& p, const GridBounds* bounds, int64_t n,
 }
 
 absl::Status Check(const ScheduleSpec& s, int64_t n) {
-  LRTUNE_RETURN_IF_ERROR(Schedule::Create(s).status());
+  LRTUNE_ASSIGN_OR_RETURN(Schedule schedule, Schedule::Create(s));
+  LRTUNE_RETURN_IF_ERROR(schedule.CheckFinite(n));
   if ((s.kind == ScheduleKind::kOneCycle || s.kind == ScheduleKind::kRex) &&
       s.total_steps < n) {
     return Invalid(absl::StrFormat(
@@ -320,6 +321,20 @@ absl::Status ValidateSeeds(const std::vector<int64_t>& seeds) {
 }
 
 }  // namespace
+
+absl::StatusOr<ScheduleSpec> CompleteTrialSchedule(const GridSchedule& schedule,
+                                                   const GridBounds* bounds,
+                                                   int64_t budget_steps,
+                                                   int64_t steps_per_epoch) {
+  if (budget_steps < 1) {
+    return Invalid(
+        absl::StrFormat("the budget must be >= 1 step, got %d", budget_steps));
+  }
+  LRTUNE_ASSIGN_OR_RETURN(Prepared p, Prepare(schedule, bounds != nullptr));
+  ScheduleSpec built = Build(p, bounds, budget_steps, steps_per_epoch);
+  LRTUNE_RETURN_IF_ERROR(Check(built, budget_steps));
+  return built;
+}
 
 absl::StatusOr<std::vector<Trial>> ExpandGrid(const GridSpec& spec) {
   if (spec.max_trials < 1 || spec.max_trials > kMaxTrialsCap) {

@@ -141,6 +141,20 @@ struct Trial {
 // every error that does not depend on the bounds' values is reported here.
 absl::StatusOr<std::vector<Trial>> ExpandGrid(const GridSpec& spec);
 
+// One trial's schedule: `schedule` with `bounds` (null: the schedule's own
+// LRs) over a budget of `budget_steps`, completed by the table above and
+// validated over the budget. ExpandGrid builds every trial with it; the
+// server's planner, whose axes are the job's protos, calls it per trial.
+// InvalidArgument with the rule and no grid position ("kind: unknown
+// schedule kind 'foo'; ...", "params.max_lr: the lr_bounds axis sets ...",
+// "cosine: eta_min must be in [0, base_lr (0.01)], got 0.05"); the caller
+// says which trial. Recommended bounds are checked with stand-ins [1e-12,
+// 1e12], and the answer then carries those.
+absl::StatusOr<ScheduleSpec> CompleteTrialSchedule(const GridSchedule& schedule,
+                                                   const GridBounds* bounds,
+                                                   int64_t budget_steps,
+                                                   int64_t steps_per_epoch);
+
 // Gives every trial with needs_recommended_bounds the bounds [min_lr,
 // max_lr] (the range test's recommendation), builds and validates its
 // schedule and rewrites its label. All or nothing: on error no trial

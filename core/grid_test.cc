@@ -118,6 +118,33 @@ TEST(BoundMappingTest, OneCycle) {
   EXPECT_DOUBLE_EQ(t.schedule.div_factor, 5.0);
 }
 
+TEST(CompleteTrialScheduleTest, OneTrialByTheSameRulesWithoutAPosition) {
+  const GridBounds bounds = GridBounds::Fixed(0.004, 0.1);
+  absl::StatusOr<ScheduleSpec> s =
+      CompleteTrialSchedule({"one_cycle", {}}, &bounds, 300, 100);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const Trial t =
+      Only(OneAxis({"one_cycle", {}}, bounds, GridBudget::Epochs(3)));
+  EXPECT_DOUBLE_EQ(s->max_lr, t.schedule.max_lr);
+  EXPECT_DOUBLE_EQ(s->div_factor, t.schedule.div_factor);
+  EXPECT_EQ(s->total_steps, t.schedule.total_steps);
+  // The rule, with no grid position: the caller names the trial.
+  s = CompleteTrialSchedule({"one_cycle", {{"max_lr", "1"}}}, &bounds, 300,
+                            100);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().message().rfind("params.max_lr: the lr_bounds axis "
+                                       "sets max_lr",
+                                       0),
+            0u)
+      << s.status();
+  const GridBounds low = GridBounds::Fixed(0.001, 0.01);
+  s = CompleteTrialSchedule({"cosine", {{"eta_min", "0.05"}}}, &low, 100, 0);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().message().rfind("cosine: eta_min must be in", 0), 0u)
+      << s.status();
+  EXPECT_FALSE(CompleteTrialSchedule({"cosine", {}}, nullptr, 0, 0).ok());
+}
+
 TEST(BoundMappingTest, CyclicKindsWholeCyclesOfHalfAnEpochEach) {
   for (const char* kind : {"triangular", "triangular2", "exp_range"}) {
     SCOPED_TRACE(kind);

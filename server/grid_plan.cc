@@ -16,7 +16,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
 #include "core/grid.h"
 #include "core/status_macros.h"
 #include "proto/core_convert.h"
@@ -335,30 +334,13 @@ absl::Status CompleteSchedule(const v1::ScheduleSpec& merged,
                               int64_t steps_per_epoch, v1::Trial& trial) {
   LRTUNE_ASSIGN_OR_RETURN(GridSchedule schedule,
                           ToGridSchedule(merged, "train.schedule"));
-  GridSpec spec;
-  spec.schedules = {schedule};
-  if (bounds != nullptr) spec.lr_bounds = {*bounds};
-  spec.budgets = {GridBudget::Steps(budget_steps)};
-  spec.steps_per_epoch = steps_per_epoch;
-  spec.max_trials = 1;
-  absl::StatusOr<std::vector<Trial>> expanded = ExpandGrid(spec);
-  if (!expanded.ok()) {
-    // Core names positions in its own one-trial grid; the caller names the
-    // trial, so drop them.
-    absl::string_view msg = expanded.status().message();
-    for (absl::string_view prefix :
-         {"schedules[0], lr_bounds[0] (recommended), budgets[0]: ",
-          "schedules[0], lr_bounds[0], budgets[0]: ",
-          "schedules[0], budgets[0]: ", "schedules[0]."}) {
-      if (absl::ConsumePrefix(&msg, prefix)) break;
-    }
-    return absl::Status(expanded.status().code(), msg);
-  }
+  LRTUNE_ASSIGN_OR_RETURN(
+      ScheduleSpec built,
+      CompleteTrialSchedule(schedule, bounds, budget_steps, steps_per_epoch));
   if (bounds != nullptr && bounds->recommended) {
     return absl::OkStatus();  // checked with stand-in bounds; filled later
   }
-  *trial.mutable_train()->mutable_schedule() =
-      ScheduleSpecToProto((*expanded)[0].schedule);
+  *trial.mutable_train()->mutable_schedule() = ScheduleSpecToProto(built);
   return absl::OkStatus();
 }
 

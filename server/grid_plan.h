@@ -10,9 +10,9 @@
 // A trial is the base (run + train) with one value of every axis applied,
 // in axis order; trial i is the mixed-radix number of its value indices,
 // the last axis fastest (grid.proto). Schedules are then completed from the
-// trial's LR bounds and budget by core/grid.h (ExpandGrid), the one place
-// that rule lives: the bounds table, cyclic step sizes and SGDR periods
-// from the steps per epoch, "a schedule's own parameters win".
+// trial's LR bounds and budget by core/grid.h (CompleteTrialSchedule), the
+// one place that rule lives: the bounds table, cyclic step sizes and SGDR
+// periods from the steps per epoch, "a schedule's own parameters win".
 //
 // Budgets become steps here (train.steps), from the steps per epoch of the
 // trial's run (StepsPerEpoch), so the schedule and the run have the same
