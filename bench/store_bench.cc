@@ -45,7 +45,7 @@ void BM_AppendTaskEvents(benchmark::State& state) {
       return;
     }
     std::vector<Event> events(batch, Event{"point", std::string(64, 'p')});
-    int64_t next_seq = 1;
+    int64_t next_seq = 0;
     for (auto _ : state) {
       auto seq =
           (*store)->AppendTaskEvents((*lease)->task_id, 1, next_seq, events);

@@ -497,8 +497,8 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
     return absl::DataLossError(
         absl::StrCat("task ", lease->task_id, ": stored spec does not parse"));
   }
-  if (lease->acked_seq > 0) {
-    out->mutable_resume()->set_last_acked_seq(lease->acked_seq - 1);
+  if (lease->last_acked_seq >= 0) {
+    out->mutable_resume()->set_last_acked_seq(lease->last_acked_seq);
   }
   NotifyJob(lease->job_id);  // queued -> running
   return response;
@@ -568,7 +568,7 @@ absl::Status Coordinator::AppendEvents(
   absl::Time stored_at;
   LRTUNE_ASSIGN_OR_RETURN(
       int64_t last,
-      store_->AppendTaskEvents(task.id, attempt, task.acked_seq + 1, rows,
+      store_->AppendTaskEvents(task.id, attempt, task.last_acked_seq + 1, rows,
                                std::nullopt, &stored_at));
   std::vector<v1::JobEvent> published = events;
   const int64_t first = last - static_cast<int64_t>(events.size()) + 1;
@@ -603,7 +603,7 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
   v1::ReportPointsResponse response;
   response.set_directive(task.cancel_requested ? v1::DIRECTIVE_CANCEL
                                                : v1::DIRECTIVE_CONTINUE);
-  response.set_acked_seq(task.acked_seq - 1);
+  response.set_acked_seq(task.last_acked_seq);
   if (request.records_size() == 0) {
     LRTUNE_RETURN_IF_ERROR(renew_only());
     return response;
@@ -644,10 +644,10 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
     }
     events.push_back(std::move(e));
   }
-  // Task-level seqs in the store are record seq + 1.
-  const int64_t new_count = first + request.records_size() - task.acked_seq;
-  if (first + 1 > task.acked_seq + 1 || new_count <= 0) {
-    // A gap (resend from acked_seq + 1) or a repeat (already stored).
+  const int64_t new_count =
+      first + request.records_size() - (task.last_acked_seq + 1);
+  if (first > task.last_acked_seq + 1 || new_count <= 0) {
+    // A gap (resend from last_acked_seq + 1) or a repeat (already stored).
     LRTUNE_RETURN_IF_ERROR(renew_only());
     return response;
   }
@@ -657,7 +657,7 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
   }
   absl::Time now;
   absl::StatusOr<int64_t> appended = store_->AppendTaskEvents(
-      task.id, task.attempt, first + 1, rows, options_.lease_ttl, &now);
+      task.id, task.attempt, first, rows, options_.lease_ttl, &now);
   if (absl::IsAborted(appended.status())) {
     // The job was stopped: the records are acknowledged and dropped (the
     // job's log ended with its terminal event), so the worker stops without
@@ -707,10 +707,10 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
       leases_.Release(task.id, task.attempt).IgnoreError();
       return v1::CompleteTaskResponse();
     }
-    if (request.final_seq() >= 0 && request.final_seq() + 1 > task.acked_seq) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("final_seq ", request.final_seq(),
-                       " is not acknowledged; acked_seq ", task.acked_seq - 1));
+    if (request.final_seq() > task.last_acked_seq) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "final_seq ", request.final_seq(), " is not acknowledged; acked_seq ",
+          task.last_acked_seq));
     }
     LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(job_id));
     if (IsTrial(layout, task)) {

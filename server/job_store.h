@@ -117,7 +117,9 @@ struct TaskRecord {
   int max_attempts = 3;
   std::string lease_worker;     // empty unless leased
   absl::Time lease_expires_at;  // meaningful while leased
-  int64_t acked_seq = 0;        // last task-level event seq stored
+  // The highest record seq stored, counted as the API counts a worker's
+  // records (v1::TaskRecord.seq: 0, 1, ...); -1 while none is.
+  int64_t last_acked_seq = -1;
   bool cancel_requested = false;
   bool held = false;            // waiting for ReleaseHeldTasks
   absl::Time lease_started_at;  // meaningful while leased
@@ -191,7 +193,7 @@ struct TaskLease {
   int attempt = 0;
   std::string spec;
   absl::Time expires_at;
-  int64_t acked_seq = 0;  // events 1..acked_seq are already stored
+  int64_t last_acked_seq = -1;  // records 0..last_acked_seq are stored
 };
 
 struct LeaseRenewal {
@@ -288,19 +290,20 @@ class JobStore {
   absl::StatusOr<LeaseRenewal> RenewLease(absl::string_view task_id,
                                           int attempt, absl::Duration ttl);
 
-  // Stores `events` as task-level seqs first_task_seq, first_task_seq+1, ...
-  // Those at or below the task's acked_seq are skipped (already stored); the
-  // rest get the job's next seqs. Returns the job's last seq. Fenced as
-  // above; INVALID_ARGUMENT when first_task_seq < 1 or leaves a gap
-  // (first_task_seq > acked_seq + 1); ABORTED once the task's job was
-  // cancelled or ended: the records are acknowledged (acked_seq moves on)
-  // but not stored, as nothing follows a job's terminal event.
+  // Stores `events` as the task's records first_seq, first_seq+1, ... (the
+  // API's record seqs, from 0). Those at or below the task's last_acked_seq
+  // are skipped (already stored); the rest get the job's next seqs. Returns
+  // the job's last seq. Fenced as above; INVALID_ARGUMENT when first_seq < 0
+  // or leaves a gap (first_seq > last_acked_seq + 1); ABORTED once the
+  // task's job was cancelled or ended: the records are acknowledged
+  // (last_acked_seq moves on) but not stored, as nothing follows a job's
+  // terminal event.
   // With `renew`, the lease is also
   // extended to now+renew in the same transaction (as RenewLease, including
   // its "lease expired" refusal). `stored_at`, when given, receives the
   // time stamped on the events (for publishing them live with the same).
   absl::StatusOr<int64_t> AppendTaskEvents(
-      absl::string_view task_id, int attempt, int64_t first_task_seq,
+      absl::string_view task_id, int attempt, int64_t first_seq,
       const std::vector<Event>& events,
       std::optional<absl::Duration> renew = std::nullopt,
       absl::Time* stored_at = nullptr);

@@ -124,7 +124,8 @@ absl::StatusOr<TaskRecord> TaskFromRow(const SqliteStatement& st) {
   task.max_attempts = static_cast<int>(st.ColumnInt64(6));
   task.lease_worker = st.ColumnText(7);
   task.lease_expires_at = absl::FromUnixMicros(st.ColumnInt64(8));
-  task.acked_seq = st.ColumnInt64(9);
+  // The column counts the records stored (databases of every version).
+  task.last_acked_seq = st.ColumnInt64(9) - 1;
   task.cancel_requested = st.ColumnInt64(10) != 0;
   if (!st.ColumnIsNull(11)) task.result = st.ColumnBlob(11);
   task.held = st.ColumnInt64(12) != 0;

@@ -134,7 +134,7 @@ absl::StatusOr<std::optional<TaskLease>> JobStore::LeaseNextTask(
   }
   LRTUNE_RETURN_IF_ERROR(txn.Commit());
   return TaskLease{task.id,   task.job_id,           task.attempt,
-                   task.spec, task.lease_expires_at, task.acked_seq};
+                   task.spec, task.lease_expires_at, task.last_acked_seq};
 }
 
 absl::StatusOr<LeaseRenewal> JobStore::RenewLease(absl::string_view task_id,
@@ -164,16 +164,18 @@ absl::StatusOr<LeaseRenewal> JobStore::RenewLease(absl::string_view task_id,
 }
 
 absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
-    absl::string_view task_id, int attempt, int64_t first_task_seq,
+    absl::string_view task_id, int attempt, int64_t first_seq,
     const std::vector<Event>& events, std::optional<absl::Duration> renew,
     absl::Time* stored_at) {
   if (renew.has_value() && *renew <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("lease ttl must be positive");
   }
-  if (first_task_seq < 1) {
+  if (first_seq < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("first_task_seq must be >= 1, got ", first_task_seq));
+        absl::StrCat("first_seq must be >= 0, got ", first_seq));
   }
+  // The acked_seq column counts the records stored: last_acked_seq + 1.
+  const int64_t count_after = first_seq + static_cast<int64_t>(events.size());
   lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
@@ -187,7 +189,7 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
         SqliteStatement st,
         db_->Prepare("UPDATE tasks SET acked_seq = MAX(acked_seq, ?) "
                      "WHERE id = ?"));
-    st.BindInt64(1, first_task_seq + static_cast<int64_t>(events.size()) - 1);
+    st.BindInt64(1, count_after);
     st.BindText(2, task_id);
     LRTUNE_RETURN_IF_ERROR(st.Run());
     LRTUNE_RETURN_IF_ERROR(txn.Commit());
@@ -195,10 +197,13 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
         "task ", task_id,
         ": its job was stopped; records acknowledged, not stored"));
   }
-  if (first_task_seq > task.acked_seq + 1) {
+  if (first_seq > task.last_acked_seq + 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "task ", task_id, ": events would leave a gap: first_task_seq ",
-        first_task_seq, " but only 1..", task.acked_seq, " are stored"));
+        "task ", task_id, ": records would leave a gap: first_seq ", first_seq,
+        " but ",
+        task.last_acked_seq < 0
+            ? std::string("none is stored")
+            : absl::StrCat("only 0..", task.last_acked_seq, " are stored")));
   }
   absl::Time now = clock_->Now();
   if (stored_at != nullptr) *stored_at = now;
@@ -211,13 +216,13 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
   // job's next seqs in order.
   LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(task.job_id));
   int64_t job_seq = job.last_seq;
-  int64_t task_seq = first_task_seq;
+  int64_t seq = first_seq;
   for (const Event& event : events) {
-    if (task_seq > task.acked_seq) {
+    if (seq > task.last_acked_seq) {
       LRTUNE_RETURN_IF_ERROR(InsertEvent(task.job_id, ++job_seq, task_id,
                                          event.type, event.payload, now));
     }
-    ++task_seq;
+    ++seq;
   }
   if (job_seq == job.last_seq && !renew.has_value()) {
     return job_seq;  // all already stored
@@ -239,7 +244,7 @@ absl::StatusOr<int64_t> JobStore::AppendTaskEvents(
       db_->Prepare("UPDATE tasks SET acked_seq = MAX(acked_seq, ?), "
                    "lease_expires_us = COALESCE(?, lease_expires_us) "
                    "WHERE id = ?"));
-  st.BindInt64(1, task_seq - 1);
+  st.BindInt64(1, count_after);
   if (renew.has_value()) {
     st.BindInt64(2, absl::ToUnixMicros(now + *renew));
   } else {

@@ -192,7 +192,7 @@ TEST_F(JobStoreTest, StaleAttemptIsFencedEverywhere) {
   };
   expect_stale(store_->RenewLease(first.task_id, 1, kTtl).status());
   expect_stale(
-      store_->AppendTaskEvents(first.task_id, 1, 1, Points(1, 2)).status());
+      store_->AppendTaskEvents(first.task_id, 1, 0, Points(1, 2)).status());
   expect_stale(store_->CompleteTask(first.task_id, 1, "zombie"));
   expect_stale(store_->FailTask(first.task_id, 1, "zombie"));
   // accepted, running, attempt 1 ended: no zombie points.
@@ -212,21 +212,21 @@ TEST_F(JobStoreTest, StaleAttemptIsFencedEverywhere) {
 TEST_F(JobStoreTest, RepeatedBatchIsStoredOnceAndSeqsAreGapFree) {
   JobRecord job = Create("alice");
   TaskLease lease = Lease();
-  auto first = store_->AppendTaskEvents(lease.task_id, 1, 1, Points(1, 3));
+  auto first = store_->AppendTaskEvents(lease.task_id, 1, 0, Points(1, 3));
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(*first, 5);  // accepted, running, 3 points
-  auto repeat = store_->AppendTaskEvents(lease.task_id, 1, 1, Points(1, 3));
+  auto repeat = store_->AppendTaskEvents(lease.task_id, 1, 0, Points(1, 3));
   ASSERT_TRUE(repeat.ok());
   EXPECT_EQ(*repeat, 5);
-  auto overlap = store_->AppendTaskEvents(lease.task_id, 1, 2, Points(2, 4));
+  auto overlap = store_->AppendTaskEvents(lease.task_id, 1, 1, Points(2, 4));
   ASSERT_TRUE(overlap.ok());
   EXPECT_EQ(*overlap, 7);  // only points 4 and 5 are new
 
   absl::Status gap =
-      store_->AppendTaskEvents(lease.task_id, 1, 7, Points(7, 1)).status();
+      store_->AppendTaskEvents(lease.task_id, 1, 6, Points(7, 1)).status();
   EXPECT_EQ(gap.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(gap.message(), HasSubstr("gap"));
-  EXPECT_EQ(store_->AppendTaskEvents(lease.task_id, 1, 0, Points(0, 1))
+  EXPECT_EQ(store_->AppendTaskEvents(lease.task_id, 1, -1, Points(0, 1))
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
@@ -246,8 +246,8 @@ TEST_F(JobStoreTest, RepeatedBatchIsStoredOnceAndSeqsAreGapFree) {
   // A new attempt learns what is stored and resends only the rest.
   ASSERT_TRUE(store_->FailTask(lease.task_id, 1, "preempted").ok());
   TaskLease next = Lease();
-  EXPECT_EQ(next.acked_seq, 5);
-  auto resumed = store_->AppendTaskEvents(next.task_id, 2, 1, Points(1, 6));
+  EXPECT_EQ(next.last_acked_seq, 4);  // records 0..4
+  auto resumed = store_->AppendTaskEvents(next.task_id, 2, 0, Points(1, 6));
   ASSERT_TRUE(resumed.ok());
   EXPECT_EQ(*resumed, 9);  // attempt 1 ended (seq 8); p6 is the only new one
 
@@ -354,7 +354,7 @@ TEST_F(JobStoreTest, CancelStopsOnlyTheOwnersJob) {
 TEST_F(JobStoreTest, ReopenKeepsJobsEventsAndLeases) {
   JobRecord job = Create("alice", 2);
   TaskLease lease = Lease();
-  ASSERT_TRUE(store_->AppendTaskEvents(lease.task_id, 1, 1, Points(1, 4)).ok());
+  ASSERT_TRUE(store_->AppendTaskEvents(lease.task_id, 1, 0, Points(1, 4)).ok());
   store_.reset();
   store_ = OpenStore();
   ASSERT_NE(store_, nullptr);
@@ -362,7 +362,7 @@ TEST_F(JobStoreTest, ReopenKeepsJobsEventsAndLeases) {
   EXPECT_EQ(Events(job.id).size(), 6u);
   // The lease survived the restart: the same worker renews and continues.
   ASSERT_TRUE(store_->RenewLease(lease.task_id, 1, kTtl).ok());
-  EXPECT_EQ(*store_->AppendTaskEvents(lease.task_id, 1, 5, Points(5, 1)), 7);
+  EXPECT_EQ(*store_->AppendTaskEvents(lease.task_id, 1, 4, Points(5, 1)), 7);
   EXPECT_EQ(Lease().task_id, job.id + "-t1");
 }
 
@@ -381,7 +381,7 @@ TEST_F(JobStoreTest, AcknowledgedEventsSurviveSigkill) {
     auto store = JobStore::Open(path_, &clock_);
     if (!store.ok()) _exit(2);
     for (int batch = 0;; ++batch) {
-      auto seq = (*store)->AppendTaskEvents(lease.task_id, 1, batch * 4 + 1,
+      auto seq = (*store)->AppendTaskEvents(lease.task_id, 1, batch * 4,
                                             Points(batch * 4 + 1, 4));
       if (!seq.ok()) _exit(3);
       int64_t acked = *seq;
@@ -411,8 +411,8 @@ TEST_F(JobStoreTest, AcknowledgedEventsSurviveSigkill) {
     }
   }
   // The store picks up where the killed writer's last commit left it.
-  EXPECT_EQ(store_->GetTask(lease.task_id)->acked_seq,
-            static_cast<int64_t>(events.size()) - 2);
+  EXPECT_EQ(store_->GetTask(lease.task_id)->last_acked_seq,
+            static_cast<int64_t>(events.size()) - 3);
 }
 
 TEST_F(JobStoreTest, NewerSchemaIsRefused) {
@@ -481,7 +481,7 @@ TEST_F(JobStoreTest, ConcurrentWritersKeepEachJobGapFree) {
     threads.emplace_back([this, lease] {
       for (int b = 0; b < 10; ++b) {
         EXPECT_TRUE(store_
-                        ->AppendTaskEvents(lease.task_id, 1, b * 5 + 1,
+                        ->AppendTaskEvents(lease.task_id, 1, b * 5,
                                            Points(b * 5 + 1, 5))
                         .ok());
       }
@@ -648,17 +648,17 @@ TEST_F(JobStoreTest, AppendCanRenewTheLeaseInTheSameCommit) {
   TaskLease lease = Lease();
   clock_.Advance(kTtl / 2);
   ASSERT_TRUE(
-      store_->AppendTaskEvents(lease.task_id, 1, 1, Points(1, 2), kTtl).ok());
+      store_->AppendTaskEvents(lease.task_id, 1, 0, Points(1, 2), kTtl).ok());
   EXPECT_EQ(store_->GetTask(lease.task_id)->lease_expires_at,
             clock_.Now() + kTtl);
-  EXPECT_EQ(store_->GetTask(lease.task_id)->acked_seq, 2);
+  EXPECT_EQ(store_->GetTask(lease.task_id)->last_acked_seq, 1);
   clock_.Advance(kTtl);  // lapsed, not yet swept
   absl::Status late =
-      store_->AppendTaskEvents(lease.task_id, 1, 3, Points(3, 1), kTtl)
+      store_->AppendTaskEvents(lease.task_id, 1, 2, Points(3, 1), kTtl)
           .status();
   EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(late.message(), HasSubstr("lease expired"));
-  EXPECT_EQ(store_->GetTask(lease.task_id)->acked_seq, 2);
+  EXPECT_EQ(store_->GetTask(lease.task_id)->last_acked_seq, 1);
 }
 
 TEST_F(JobStoreTest, TasksGoOnlyToSlotsMeetingTheirDevice) {
