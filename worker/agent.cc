@@ -359,32 +359,38 @@ void Agent::RunTask(int slot, const v1::Task& task) {
   absl::Status run_status;
   v1::CompleteTaskRequest complete;
   engine::Callbacks callbacks;
+  // The engine numbers a range-test task's seeds from 0; the job's index of
+  // the task's first seed is its seed_index. A trial trains one seed: 0.
+  const int first_seed =
+      task.has_range_test() ? task.range_test().seed_index() : 0;
+  callbacks.on_point = [&, first_seed](const engine::StepPoint& p) {
+    running->step = p.step + 1;
+    v1::TaskRecord r;
+    *r.mutable_point() = CurvePointToProto(p, first_seed + p.seed_index);
+    buffer.Add(std::move(r));
+  };
+  callbacks.on_evaluation = [&, first_seed](const engine::Evaluation& e) {
+    v1::TaskRecord r;
+    *r.mutable_evaluation() = EvaluationToProto(e, first_seed + e.seed_index);
+    buffer.Add(std::move(r));
+  };
+  // What this worker sets on every job it runs: its data directory, the
+  // slot's device, and its share of the CPU threads unless the job asks.
+  auto localize = [&](engine::JobSpec& job) {
+    job.data.data_dir = options_.data_dir;
+    job.device.device = device;
+    if (job.device.threads == 0 && options_.threads > 0) {
+      job.device.threads = std::max(1, options_.threads / options_.slots);
+    }
+  };
   if (task.has_range_test()) {
     const v1::RangeTestTask& rt = task.range_test();
-    const int seed_index = rt.seed_index();
-    // The engine numbers the task's seeds from 0; the job's index of the
-    // task's first seed is seed_index.
-    callbacks.on_point = [&, seed_index](const engine::StepPoint& p) {
-      running->step = p.step + 1;
-      v1::TaskRecord r;
-      *r.mutable_point() = CurvePointToProto(p, seed_index + p.seed_index);
-      buffer.Add(std::move(r));
-    };
-    callbacks.on_evaluation = [&, seed_index](const engine::Evaluation& e) {
-      v1::TaskRecord r;
-      *r.mutable_evaluation() = EvaluationToProto(e, seed_index + e.seed_index);
-      buffer.Add(std::move(r));
-    };
     absl::StatusOr<engine::JobSpec> job = RunSpecFromProto(rt.run());
     absl::StatusOr<engine::RangeTestSpec> spec =
         RangeTestSpecFromProto(rt.range_test());
     run_status = !job.ok() ? job.status() : spec.status();
     if (run_status.ok()) {
-      job->data.data_dir = options_.data_dir;
-      job->device.device = device;
-      if (job->device.threads == 0 && options_.threads > 0) {
-        job->device.threads = std::max(1, options_.threads / options_.slots);
-      }
+      localize(*job);
       if (spec->seeds.empty()) spec->seeds = {job->seed};
       absl::StatusOr<engine::RangeTestResult> result =
           engine::RunRangeTest(*job, *spec, callbacks, &running->cancel);
@@ -395,26 +401,11 @@ void Agent::RunTask(int slot, const v1::Task& task) {
     }
   } else if (task.has_trial()) {
     const v1::TrialTask& trial = task.trial();
-    callbacks.on_point = [&](const engine::StepPoint& p) {
-      running->step = p.step + 1;
-      v1::TaskRecord r;
-      *r.mutable_point() = CurvePointToProto(p, 0);
-      buffer.Add(std::move(r));
-    };
-    callbacks.on_evaluation = [&](const engine::Evaluation& e) {
-      v1::TaskRecord r;
-      *r.mutable_evaluation() = EvaluationToProto(e, 0);
-      buffer.Add(std::move(r));
-    };
     absl::StatusOr<engine::JobSpec> job = RunSpecFromProto(trial.run());
     absl::StatusOr<engine::TrainSpec> spec = TrainSpecFromProto(trial.train());
     run_status = !job.ok() ? job.status() : spec.status();
     if (run_status.ok()) {
-      job->data.data_dir = options_.data_dir;
-      job->device.device = device;
-      if (job->device.threads == 0 && options_.threads > 0) {
-        job->device.threads = std::max(1, options_.threads / options_.slots);
-      }
+      localize(*job);
       std::string checkpoint = CheckpointPath(task);
       if (!checkpoint.empty()) {
         // A checkpoint left by an earlier attempt (here, or on a worker
