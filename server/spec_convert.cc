@@ -186,10 +186,20 @@ absl::StatusOr<v1::JobEvent> StoredEventToProto(const StoredEvent& event,
   }
   out.set_seq(static_cast<uint64_t>(event.seq));
   out.set_job_id(event.job_id);
-  const int64_t micros = absl::ToUnixMicros(event.time);
-  out.mutable_time()->set_seconds(micros / 1000000);
-  out.mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  SetTimestamp(event.time, out.mutable_time());
   return out;
+}
+
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  out->set_seconds(micros / 1000000);
+  out->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+}
+
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  const int64_t micros = absl::ToInt64Microseconds(d);
+  out->set_seconds(micros / 1000000);
+  out->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
 }
 
 v1::TaskAttempt AttemptToProto(const AttemptRecord& a) {
@@ -199,13 +209,9 @@ v1::TaskAttempt AttemptToProto(const AttemptRecord& a) {
   out.set_attempt_number(a.attempt);
   out.set_worker_id(a.worker);
   out.set_device(a.device);
-  auto stamp = [](absl::Time t, google::protobuf::Timestamp* ts) {
-    const int64_t micros = absl::ToUnixMicros(t);
-    ts->set_seconds(micros / 1000000);
-    ts->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
-  };
-  if (a.started != absl::UnixEpoch())
-    stamp(a.started, out.mutable_start_time());
+  if (a.started != absl::UnixEpoch()) {
+    SetTimestamp(a.started, out.mutable_start_time());
+  }
   switch (a.outcome) {
     case AttemptOutcome::kRunning:
       out.set_outcome(v1::ATTEMPT_OUTCOME_UNSPECIFIED);
@@ -226,7 +232,7 @@ v1::TaskAttempt AttemptToProto(const AttemptRecord& a) {
       out.set_outcome(v1::ATTEMPT_OUTCOME_CANCELLED);
       break;
   }
-  stamp(a.ended, out.mutable_end_time());
+  SetTimestamp(a.ended, out.mutable_end_time());
   out.set_reason(a.reason);
   return out;
 }

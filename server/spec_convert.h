@@ -21,6 +21,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "lrtune/v1/jobs.pb.h"
 #include "lrtune/v1/lrtune.pb.h"
 #include "lrtune/v1/worker.pb.h"
@@ -74,6 +77,11 @@ std::string EventType(const v1::JobEvent& event);
 // payload does not parse.
 absl::StatusOr<v1::JobEvent> StoredEventToProto(const StoredEvent& event,
                                                 const v1::Job& job);
+
+// absl time as the protobuf well-known types, to the microsecond (the
+// store's resolution).
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out);
+void SetDuration(absl::Duration d, google::protobuf::Duration* out);
 
 // A stored attempt as the API's TaskAttempt (device is not stored: unset).
 v1::TaskAttempt AttemptToProto(const AttemptRecord& attempt);
