@@ -2,15 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "core/field_names.h"
 #include "core/schedule_params.h"
 #include "core/status_macros.h"
 
@@ -171,156 +174,361 @@ absl::Status Check(const ScheduleSpec& s, int64_t n) {
   return absl::OkStatus();
 }
 
-std::string Label(const Trial& t, const Prepared& p, const GridBounds* bounds,
-                  const ScheduleSpec& built) {
-  const ScheduleKind k = built.kind;
-  std::vector<std::string> parts = {std::string(ScheduleKindName(k))};
-  for (const auto& [name, value] : p.given) {
-    parts.push_back(absl::StrCat(name, "=", value));
-  }
-  auto given = [&p](const char* name) { return p.given.count(name) > 0; };
-  if (bounds != nullptr && t.needs_recommended_bounds) {
-    parts.push_back("lr=recommended");
-  } else if (bounds != nullptr) {
-    if (k == ScheduleKind::kOneCycle) {
-      parts.push_back(absl::StrFormat("max_lr=%g", built.max_lr));
-      if (!given("div_factor")) {
-        parts.push_back(absl::StrFormat("div_factor=%g", built.div_factor));
-      }
-    } else if (IsCyclic(k)) {
-      parts.push_back(
-          absl::StrFormat("base_lr=%g max_lr=%g", built.base_lr, built.max_lr));
-    } else {
-      parts.push_back(absl::StrFormat("base_lr=%g", built.base_lr));
-      if (FloorsAtMin(k) && !given("eta_min")) {
-        parts.push_back(absl::StrFormat("eta_min=%g", built.eta_min));
-      }
-    }
-  }
-  parts.push_back(absl::StrCat(
-      t.budget.unit == GridBudget::Unit::kEpochs ? "epochs=" : "steps=",
-      t.budget.count));
-  for (const auto& [name, value] : t.optimizer) {
-    parts.push_back(absl::StrCat(name, "=", value));
-  }
-  parts.push_back(absl::StrCat("seed=", t.seed));
-  return absl::StrJoin(parts, " ");
+std::string Where(absl::string_view prefix, absl::string_view path) {
+  return absl::StrCat(prefix, path);
 }
 
-absl::Status ValidateBounds(const std::vector<GridBounds>& axis) {
-  for (size_t i = 0; i < axis.size(); ++i) {
-    const GridBounds& b = axis[i];
-    const std::string where = absl::StrFormat("lr_bounds[%d]", i);
-    if (!b.recommended) {
-      if (!std::isfinite(b.min_lr) || b.min_lr <= 0 ||
-          !std::isfinite(b.max_lr) || b.max_lr <= 0) {
-        return Invalid(absl::StrFormat(
-            "%s: min_lr and max_lr must be finite and > 0, got %g and %g",
-            where, b.min_lr, b.max_lr));
-      }
-      if (b.min_lr > b.max_lr) {
-        return Invalid(absl::StrFormat("%s: min_lr (%g) must be <= max_lr (%g)",
-                                       where, b.min_lr, b.max_lr));
-      }
-    }
-    for (size_t j = 0; j < i; ++j) {
-      const GridBounds& o = axis[j];
-      if (o.recommended == b.recommended &&
-          (b.recommended || (o.min_lr == b.min_lr && o.max_lr == b.max_lr))) {
-        return Invalid(
-            absl::StrFormat("%s: duplicate of lr_bounds[%d]", where, j));
-      }
-    }
-  }
-  return absl::OkStatus();
+absl::Status InvalidAt(absl::string_view where, absl::string_view rule) {
+  return Invalid(absl::StrCat(where, " ", rule));
 }
 
-// Validates the budgets and returns their lengths in steps.
-absl::StatusOr<std::vector<int64_t>> BudgetSteps(const GridSpec& spec) {
-  if (spec.budgets.empty()) return Invalid("budgets: at least one is needed");
-  std::vector<int64_t> steps;
-  for (size_t i = 0; i < spec.budgets.size(); ++i) {
-    const GridBudget& b = spec.budgets[i];
-    const bool epochs = b.unit == GridBudget::Unit::kEpochs;
-    if (b.count < 1) {
-      return Invalid(
-          absl::StrFormat("budgets[%d]: must be >= 1, got %d", i, b.count));
-    }
-    int64_t n = b.count;
-    if (epochs) {
-      if (spec.steps_per_epoch <= 0) {
-        return Invalid(absl::StrFormat(
-            "budgets[%d]: %d epochs need steps_per_epoch > 0", i, b.count));
-      }
-      if (b.count >
-          std::numeric_limits<int64_t>::max() / spec.steps_per_epoch) {
-        return Invalid(
-            absl::StrFormat("budgets[%d]: %d epochs of %d steps overflow", i,
-                            b.count, spec.steps_per_epoch));
-      }
-      n = b.count * spec.steps_per_epoch;
-    }
-    for (size_t j = 0; j < steps.size(); ++j) {
-      if (steps[j] == n) {
-        return Invalid(absl::StrFormat(
-            "budgets[%d]: same length as budgets[%d] (%d steps)", i, j, n));
-      }
-    }
-    steps.push_back(n);
+std::string BoundsText(const GridBounds& b) {
+  if (b.recommended) {
+    if (b.scale != 1.0) return absl::StrFormat("recommended*%g", b.scale);
+    return "recommended";
   }
-  return steps;
+  return absl::StrFormat("%g..%g", b.min_lr, b.max_lr);
 }
 
-absl::Status ValidateOptimizer(const GridSpec& spec) {
-  for (const auto& [name, values] : spec.optimizer) {
-    const std::string where = absl::StrCat("optimizer.", name);
-    if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
-          return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_';
-        })) {
-      return Invalid(absl::StrFormat(
-          "optimizer: field name '%s' must match [a-z0-9_]+", name));
-    }
-    if (name == "lr" || name == "learning_rate") {
-      return Invalid(absl::StrFormat(
-          "%s: the LR comes from the schedule and lr_bounds axes", where));
-    }
-    if (values.empty()) {
-      return Invalid(absl::StrFormat("%s: needs at least one value", where));
-    }
-    for (size_t i = 0; i < values.size(); ++i) {
-      const std::string& v = values[i];
-      if (v.empty() || std::any_of(v.begin(), v.end(), absl::ascii_isspace)) {
-        return Invalid(absl::StrFormat(
-            "%s[%d]: '%s' must be non-empty without whitespace", where, i, v));
-      }
-      for (size_t j = 0; j < i; ++j) {
-        if (values[j] == v) {
-          return Invalid(absl::StrFormat("%s[%d]: duplicate of %s[%d] (%s)",
-                                         where, i, where, j, v));
+std::string WithParams(absl::string_view name,
+                       const std::map<std::string, std::string>& params) {
+  if (params.empty()) return std::string(name);
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : params) parts.push_back(absl::StrCat(k, "=", v));
+  return absl::StrCat(name, "(", absl::StrJoin(parts, ","), ")");
+}
+
+// A value's identity on its axis: two equal keys would run the same trials.
+std::string ValueKey(const GridAxis& axis, size_t j) {
+  auto fields = [](const AxisValue& v) {
+    std::string key = v.kind;
+    for (const auto& [k, t] : v.params) absl::StrAppend(&key, "\n", k, "=", t);
+    return key;
+  };
+  switch (axis.kind) {
+    case GridAxis::Kind::kSchedules:
+      return fields(axis.schedules[j]);
+    case GridAxis::Kind::kLrBounds:
+      return BoundsText(axis.lr_bounds[j]) +
+             absl::StrFormat(" %.17g %.17g %.17g", axis.lr_bounds[j].min_lr,
+                             axis.lr_bounds[j].max_lr, axis.lr_bounds[j].scale);
+    case GridAxis::Kind::kBudgets:
+      return absl::StrCat(
+          axis.budgets[j].unit == GridBudget::Unit::kEpochs ? "e" : "s",
+          axis.budgets[j].count);
+    case GridAxis::Kind::kSeeds:
+      return absl::StrCat(axis.seeds[j]);
+    case GridAxis::Kind::kOptimizers:
+      return fields(axis.optimizers[j]);
+    case GridAxis::Kind::kBatchSizes:
+      return absl::StrCat(axis.batch_sizes[j]);
+  }
+  return "";
+}
+
+// The checks of one axis value that do not depend on other axes.
+absl::Status CheckAxisValue(const GridAxis& axis, size_t j,
+                            const std::string& where, const GridPlan& plan,
+                            const GridNames& names) {
+  switch (axis.kind) {
+    case GridAxis::Kind::kLrBounds: {
+      const GridBounds& b = axis.lr_bounds[j];
+      if (b.recommended) {
+        if (!std::isfinite(b.scale) || b.scale <= 0) {
+          return InvalidAt(
+              absl::StrCat(where, ".recommended.scale"),
+              absl::StrCat("must be finite and > 0, got ", b.scale));
         }
+        if (!plan.has_range_test) {
+          return InvalidAt(
+              absl::StrCat(where, ".recommended"),
+              absl::StrCat("needs ", names.range_test,
+                           ": the recommended bounds come from a range test "
+                           "run first in the same job"));
+        }
+      } else if (!std::isfinite(b.min_lr) || !std::isfinite(b.max_lr) ||
+                 b.min_lr <= 0 || b.min_lr > b.max_lr) {
+        return InvalidAt(
+            absl::StrCat(where, ".explicit_bounds"),
+            absl::StrFormat("must be finite with 0 < min_lr <= max_lr, got "
+                            "min_lr %g, max_lr %g",
+                            b.min_lr, b.max_lr));
       }
+      return absl::OkStatus();
+    }
+    case GridAxis::Kind::kBudgets: {
+      const GridBudget& b = axis.budgets[j];
+      if (b.count < 1) {
+        return InvalidAt(
+            absl::StrCat(where, b.unit == GridBudget::Unit::kEpochs ? ".epochs"
+                                                                    : ".steps"),
+            absl::StrCat("must be >= 1, got ", b.count));
+      }
+      return absl::OkStatus();
+    }
+    case GridAxis::Kind::kBatchSizes:
+      if (axis.batch_sizes[j] < 1) {
+        return InvalidAt(
+            where, absl::StrCat("must be >= 1, got ", axis.batch_sizes[j]));
+      }
+      return absl::OkStatus();
+    default:
+      return absl::OkStatus();
+  }
+}
+
+// Sets OptimizerSpec fields from their text, as the proto's fields read.
+absl::Status ApplyOptimizer(const AxisValue& v, OptimizerSpec& o,
+                            const std::string& prefix) {
+  o = OptimizerSpec{};
+  if (!v.kind.empty()) {
+    LRTUNE_ASSIGN_OR_RETURN(o.kind,
+                            ParseOptimizerKind(v.kind, PrefixNames(prefix)));
+  }
+  for (const auto& [name, text] : v.params) {
+    const std::string where = absl::StrCat(prefix, "optimizer.", name);
+    if (name == "nesterov") {
+      if (text != "true" && text != "false") {
+        return InvalidAt(
+            where, absl::StrCat("must be true or false, got '", text, "'"));
+      }
+      o.nesterov = text == "true";
+      continue;
+    }
+    double* field = name == "momentum"       ? &o.momentum
+                    : name == "weight_decay" ? &o.weight_decay
+                    : name == "beta1"        ? &o.beta1
+                    : name == "beta2"        ? &o.beta2
+                    : name == "eps"          ? &o.eps
+                    : name == "alpha"        ? &o.alpha
+                                             : nullptr;
+    if (field == nullptr) return InvalidAt(where, "is not an optimizer field");
+    if (!absl::SimpleAtod(text, field)) {
+      return InvalidAt(where,
+                       absl::StrCat("must be a number, got '", text, "'"));
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidateSeeds(const std::vector<int64_t>& seeds) {
-  for (size_t i = 0; i < seeds.size(); ++i) {
-    if (seeds[i] < 0) {
-      return Invalid(
-          absl::StrFormat("seeds[%d]: must be >= 0, got %d", i, seeds[i]));
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (seeds[j] == seeds[i]) {
-        return Invalid(absl::StrFormat("seeds[%d]: duplicate of seeds[%d] (%d)",
-                                       i, j, seeds[i]));
-      }
-    }
+// Trial `index` of a checked plan.
+absl::StatusOr<PlannedTrial> PlanTrial(const GridPlan& plan, int64_t index,
+                                       const GridNames& names) {
+  PlannedTrial t;
+  t.index = index;
+  t.choice.resize(plan.axes.size());
+  int64_t rest = index;
+  for (size_t a = plan.axes.size(); a-- > 0;) {
+    const int64_t n = static_cast<int64_t>(plan.axes[a].size());
+    t.choice[a] = static_cast<int>(rest % n);
+    rest /= n;
   }
-  return absl::OkStatus();
+  t.run = plan.run;
+  t.optimizer = plan.optimizer;
+  t.schedule = plan.schedule;
+  std::optional<GridBudget> budget;
+  if (plan.has_budget) budget = plan.budget;
+  std::optional<GridBounds> bounds;
+  std::vector<std::string> label;
+  for (size_t a = 0; a < plan.axes.size(); ++a) {
+    const GridAxis& axis = plan.axes[a];
+    const size_t j = static_cast<size_t>(t.choice[a]);
+    std::string text;
+    switch (axis.kind) {
+      case GridAxis::Kind::kSchedules: {
+        const AxisValue& v = axis.schedules[j];
+        if (!v.kind.empty() && v.kind != t.schedule.kind) {
+          t.schedule = v;  // another kind: the base's parameters do not apply
+        } else {
+          for (const auto& [k, p] : v.params) t.schedule.params[k] = p;
+        }
+        text = WithParams(t.schedule.kind.empty() ? "?" : t.schedule.kind,
+                          v.params);
+        break;
+      }
+      case GridAxis::Kind::kLrBounds:
+        bounds = axis.lr_bounds[j];
+        t.needs_bounds = bounds->recommended;
+        text = BoundsText(*bounds);
+        break;
+      case GridAxis::Kind::kBudgets:
+        budget = axis.budgets[j];
+        text = absl::StrCat(
+            budget->count,
+            budget->unit == GridBudget::Unit::kEpochs ? "epochs" : "steps");
+        break;
+      case GridAxis::Kind::kSeeds:
+        t.run.seed = axis.seeds[j];
+        text = absl::StrCat(axis.seeds[j]);
+        break;
+      case GridAxis::Kind::kOptimizers: {
+        const AxisValue& v = axis.optimizers[j];
+        if (!v.kind.empty()) t.optimizer.kind = v.kind;
+        for (const auto& [k, p] : v.params) t.optimizer.params[k] = p;
+        text = WithParams(t.optimizer.kind.empty() ? "sgd" : t.optimizer.kind,
+                          v.params);
+        break;
+      }
+      case GridAxis::Kind::kBatchSizes:
+        t.run.batch_size = axis.batch_sizes[j];
+        text = absl::StrCat(axis.batch_sizes[j]);
+        break;
+    }
+    label.push_back(absl::StrCat(axis.label_name(), "=", text));
+  }
+  t.label = absl::StrJoin(label, " ");
+  const std::string where =
+      absl::StrCat(names.trial, "trial ", index, " (", t.label, ")");
+  LRTUNE_RETURN_IF_ERROR(
+      At(where, ApplyOptimizer(t.optimizer, t.run.optimizer, names.run)));
+  LRTUNE_RETURN_IF_ERROR(At(where, ValidateJob(t.run, PrefixNames(names.run))));
+  const int64_t per_epoch = StepsPerEpoch(t.run);
+  if (!budget.has_value()) {
+    return Invalid(absl::StrCat(where, " has no budget: set ", names.train,
+                                "epochs or steps, or a budgets axis"));
+  }
+  if (budget->unit == GridBudget::Unit::kEpochs) {
+    if (per_epoch < 1) {
+      return InvalidAt(where,
+                       "an epoch budget needs a data set of known size; give "
+                       "the budget in steps");
+    }
+    if (budget->count > kMaxTrialSteps / per_epoch) {
+      return InvalidAt(where, absl::StrCat("budget: ", budget->count,
+                                           " epochs are more than ",
+                                           kMaxTrialSteps, " steps"));
+    }
+    t.epochs = budget->count;
+    t.steps = budget->count * per_epoch;
+  } else {
+    t.steps = budget->count;
+  }
+  if (t.steps > kMaxTrialSteps) {
+    return InvalidAt(where, absl::StrCat("budget: ", t.steps,
+                                         " steps, more than ", kMaxTrialSteps));
+  }
+  if (t.schedule.kind.empty()) {
+    return InvalidAt(
+        where, absl::StrCat(names.train, "schedule.kind must be set (in ",
+                            names.train, "schedule or by a schedules axis)"));
+  }
+  absl::StatusOr<ScheduleSpec> completed = CompleteTrialSchedule(
+      t.schedule, bounds ? &*bounds : nullptr, t.steps, per_epoch);
+  LRTUNE_RETURN_IF_ERROR(At(where, completed.status()));
+  t.completed = *std::move(completed);
+  return t;
 }
 
 }  // namespace
+
+size_t GridAxis::size() const {
+  switch (kind) {
+    case Kind::kSchedules:
+      return schedules.size();
+    case Kind::kLrBounds:
+      return lr_bounds.size();
+    case Kind::kBudgets:
+      return budgets.size();
+    case Kind::kSeeds:
+      return seeds.size();
+    case Kind::kOptimizers:
+      return optimizers.size();
+    case Kind::kBatchSizes:
+      return batch_sizes.size();
+  }
+  return 0;
+}
+
+std::string GridAxis::label_name() const {
+  if (!name.empty()) return name;
+  switch (kind) {
+    case Kind::kSchedules:
+      return "schedule";
+    case Kind::kLrBounds:
+      return "lr_bounds";
+    case Kind::kBudgets:
+      return "budget";
+    case Kind::kSeeds:
+      return "seed";
+    case Kind::kOptimizers:
+      return "optimizer";
+    case Kind::kBatchSizes:
+      return "batch_size";
+  }
+  return "axis";
+}
+
+absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(const GridPlan& plan,
+                                                   const GridNames& names) {
+  const int axes = static_cast<int>(plan.axes.size());
+  if (axes < 1 || axes > kMaxAxes) {
+    return InvalidAt(
+        Where(names.grid, "axes"),
+        absl::StrCat("must hold 1..", kMaxAxes, " axes, got ", axes));
+  }
+  if (plan.max_trials < 1) {
+    return InvalidAt(Where(names.grid, "max_trials"),
+                     absl::StrCat("must be >= 1, got ", plan.max_trials));
+  }
+  std::set<std::string> labels;
+  int64_t count = 1;
+  int lr_axes = 0;
+  for (int i = 0; i < axes; ++i) {
+    const GridAxis& axis = plan.axes[static_cast<size_t>(i)];
+    const std::string path = Where(names.grid, absl::StrCat("axes[", i, "]"));
+    const std::string name = axis.label_name();
+    if (name.size() > 64) {
+      return InvalidAt(absl::StrCat(path, ".name"), "must be 1..64 characters");
+    }
+    if (!labels.insert(name).second) {
+      return InvalidAt(
+          absl::StrCat(path, ".name"),
+          absl::StrCat("\"", name, "\" names two axes; give one a name"));
+    }
+    const int64_t n = static_cast<int64_t>(axis.size());
+    if (n < 1 || n > kMaxAxisValues) {
+      return InvalidAt(path, absl::StrCat("must hold 1..", kMaxAxisValues,
+                                          " values, got ", n));
+    }
+    std::vector<std::string> keys;
+    for (size_t j = 0; j < axis.size(); ++j) {
+      const std::string where = absl::StrCat(path, ".values[", j, "]");
+      LRTUNE_RETURN_IF_ERROR(CheckAxisValue(axis, j, where, plan, names));
+      std::string key = ValueKey(axis, j);
+      for (size_t k = 0; k < j; ++k) {
+        if (keys[k] == key) {
+          return InvalidAt(where, absl::StrCat("repeats values[", k,
+                                               "] (it would run the same "
+                                               "trials twice)"));
+        }
+      }
+      keys.push_back(std::move(key));
+    }
+    lr_axes += axis.kind == GridAxis::Kind::kLrBounds;
+    count *= n;
+    if (count > plan.max_trials) {
+      int64_t total = 1;
+      for (const GridAxis& a : plan.axes) {
+        total *= static_cast<int64_t>(a.size());
+      }
+      return InvalidAt(
+          Where(names.grid, "max_trials"),
+          absl::StrCat("is ", plan.max_trials, ", but the grid has ", total,
+                       " trials (the product of its axes' sizes); raise it "
+                       "or drop values"));
+    }
+  }
+  if (lr_axes > 1) {
+    return InvalidAt(Where(names.grid, "axes"), "at most one lr_bounds axis");
+  }
+  std::vector<PlannedTrial> trials;
+  trials.reserve(static_cast<size_t>(count));
+  for (int64_t index = 0; index < count; ++index) {
+    LRTUNE_ASSIGN_OR_RETURN(PlannedTrial t, PlanTrial(plan, index, names));
+    trials.push_back(std::move(t));
+  }
+  return trials;
+}
 
 absl::StatusOr<ScheduleSpec> CompleteTrialSchedule(const GridSchedule& schedule,
                                                    const GridBounds* bounds,
@@ -334,134 +542,6 @@ absl::StatusOr<ScheduleSpec> CompleteTrialSchedule(const GridSchedule& schedule,
   ScheduleSpec built = Build(p, bounds, budget_steps, steps_per_epoch);
   LRTUNE_RETURN_IF_ERROR(Check(built, budget_steps));
   return built;
-}
-
-absl::StatusOr<std::vector<Trial>> ExpandGrid(const GridSpec& spec) {
-  if (spec.max_trials < 1 || spec.max_trials > kMaxTrialsCap) {
-    return Invalid(absl::StrFormat("max_trials must be in [1, %d], got %d",
-                                   kMaxTrialsCap, spec.max_trials));
-  }
-  if (spec.steps_per_epoch < 0) {
-    return Invalid(absl::StrFormat("steps_per_epoch must be >= 0, got %d",
-                                   spec.steps_per_epoch));
-  }
-  if (spec.schedules.empty()) {
-    return Invalid("schedules: at least one is needed");
-  }
-  const bool has_bounds = !spec.lr_bounds.empty();
-  std::vector<Prepared> prepared;
-  for (size_t i = 0; i < spec.schedules.size(); ++i) {
-    const std::string where = absl::StrFormat("schedules[%d]", i);
-    absl::StatusOr<Prepared> p = Prepare(spec.schedules[i], has_bounds);
-    if (!p.ok())
-      return absl::Status(p.status().code(),
-                          absl::StrCat(where, ".", p.status().message()));
-    for (size_t j = 0; j < prepared.size(); ++j) {
-      if (prepared[j].spec.kind == p->spec.kind &&
-          prepared[j].given == p->given) {
-        return Invalid(
-            absl::StrFormat("%s: duplicate of schedules[%d]", where, j));
-      }
-    }
-    prepared.push_back(*std::move(p));
-  }
-  LRTUNE_RETURN_IF_ERROR(ValidateBounds(spec.lr_bounds));
-  LRTUNE_ASSIGN_OR_RETURN(std::vector<int64_t> steps, BudgetSteps(spec));
-  LRTUNE_RETURN_IF_ERROR(ValidateOptimizer(spec));
-  LRTUNE_RETURN_IF_ERROR(ValidateSeeds(spec.seeds));
-
-  // Radices, outermost first; the optimizer fields in name order.
-  std::vector<const std::pair<const std::string, std::vector<std::string>>*>
-      fields;
-  for (const auto& entry : spec.optimizer) fields.push_back(&entry);
-  std::vector<uint64_t> radix = {spec.schedules.size(),
-                                 std::max<size_t>(1, spec.lr_bounds.size()),
-                                 spec.budgets.size()};
-  for (const auto* f : fields) radix.push_back(f->second.size());
-  radix.push_back(std::max<size_t>(1, spec.seeds.size()));
-  uint64_t count = 1;
-  bool overflow = false;
-  for (uint64_t r : radix) {
-    if (count > std::numeric_limits<uint64_t>::max() / r) overflow = true;
-    count *= r;
-  }
-  if (overflow || count > static_cast<uint64_t>(spec.max_trials)) {
-    return Invalid(absl::StrFormat(
-        "grid has %s trials, more than max_trials %d",
-        overflow ? "more than 2^64" : absl::StrCat(count), spec.max_trials));
-  }
-
-  std::vector<Trial> trials;
-  trials.reserve(count);
-  for (uint64_t index = 0; index < count; ++index) {
-    std::vector<uint64_t> pos(radix.size());
-    uint64_t rest = index;
-    for (size_t a = radix.size(); a-- > 0;) {
-      pos[a] = rest % radix[a];
-      rest /= radix[a];
-    }
-    Trial t;
-    t.index = static_cast<int64_t>(index);
-    t.schedule_index = static_cast<int64_t>(pos[0]);
-    t.bounds_index = has_bounds ? static_cast<int64_t>(pos[1]) : -1;
-    t.budget_index = static_cast<int64_t>(pos[2]);
-    t.schedule_axis = spec.schedules[pos[0]];
-    t.steps_per_epoch = spec.steps_per_epoch;
-    t.budget = spec.budgets[pos[2]];
-    t.total_steps = steps[pos[2]];
-    for (size_t f = 0; f < fields.size(); ++f) {
-      t.optimizer[fields[f]->first] = fields[f]->second[pos[3 + f]];
-    }
-    t.seed = spec.seeds.empty() ? 0 : spec.seeds[pos.back()];
-    const GridBounds* bounds = has_bounds ? &spec.lr_bounds[pos[1]] : nullptr;
-    t.needs_recommended_bounds = bounds != nullptr && bounds->recommended;
-    const Prepared& p = prepared[pos[0]];
-    t.schedule = Build(p, bounds, t.total_steps, spec.steps_per_epoch);
-    absl::Status st = Check(t.schedule, t.total_steps);
-    if (!st.ok()) {
-      std::string where = absl::StrFormat("schedules[%d]", pos[0]);
-      if (has_bounds) {
-        absl::StrAppendFormat(
-            &where, ", lr_bounds[%d]%s", pos[1],
-            t.needs_recommended_bounds ? " (recommended)" : "");
-      }
-      absl::StrAppendFormat(&where, ", budgets[%d]", pos[2]);
-      return At(where, st);
-    }
-    t.label = Label(t, p, bounds, t.schedule);
-    trials.push_back(std::move(t));
-  }
-  return trials;
-}
-
-absl::Status ResolveRecommendedBounds(std::vector<Trial>& trials, double min_lr,
-                                      double max_lr) {
-  if (!std::isfinite(min_lr) || !std::isfinite(max_lr) || min_lr <= 0 ||
-      min_lr > max_lr) {
-    return Invalid(absl::StrFormat(
-        "recommended bounds must be finite with 0 < min_lr <= max_lr, got "
-        "min_lr %g, max_lr %g (did the range test give a recommendation?)",
-        min_lr, max_lr));
-  }
-  const GridBounds bounds = GridBounds::Fixed(min_lr, max_lr);
-  std::vector<std::pair<size_t, Trial>> resolved;
-  for (size_t i = 0; i < trials.size(); ++i) {
-    const Trial& old = trials[i];
-    if (!old.needs_recommended_bounds) continue;
-    const std::string where =
-        absl::StrFormat("trial %d (%s)", old.index, old.label);
-    absl::StatusOr<Prepared> p = Prepare(old.schedule_axis, true);
-    if (!p.ok()) return At(where, p.status());
-    Trial t = old;
-    t.needs_recommended_bounds = false;
-    t.schedule = Build(*p, &bounds, t.total_steps, t.steps_per_epoch);
-    absl::Status st = Check(t.schedule, t.total_steps);
-    if (!st.ok()) return At(where, st);
-    t.label = Label(t, *p, &bounds, t.schedule);
-    resolved.emplace_back(i, std::move(t));
-  }
-  for (auto& [i, t] : resolved) trials[i] = std::move(t);
-  return absl::OkStatus();
 }
 
 absl::StatusOr<Objective> ParseObjective(absl::string_view name) {

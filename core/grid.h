@@ -1,17 +1,22 @@
-// Grid search: expands a grid's axes into trials, and ranks their results.
+// Grid search, the one planner: a grid's axes become its trials (each
+// trial's run, budget in steps, schedule and label), and finished trials a
+// ranking. The coordinator converts a GridSearchJob to a GridPlan
+// (server/grid_plan.h) and persists what PlanGrid answers; nothing else
+// expands a grid.
 //
-//   LRTUNE_ASSIGN_OR_RETURN(std::vector<Trial> trials, ExpandGrid(spec));
-//   LRTUNE_RETURN_IF_ERROR(ResolveRecommendedBounds(trials, rec.min_lr,
-//                                                   rec.max_lr));
+//   LRTUNE_ASSIGN_OR_RETURN(std::vector<PlannedTrial> trials,
+//                           PlanGrid(plan, GridNames{}));
 //
-// A grid is the cartesian product of its axes, in this order, outermost
-// first: schedules, lr_bounds, budgets, optimizer axes (by field name),
-// seeds. Trial i is the mixed-radix number of its axis positions, so the last
-// axis (seeds) varies fastest. An empty lr_bounds, seeds or optimizer axis
-// counts as one value (the schedule's own LRs, seed 0, no override).
+// A trial is the base (run, schedule, budget) with one value of every axis
+// applied, in axis order; trial i is the mixed-radix number of its value
+// indices, the last axis fastest. A schedules value of another kind than
+// the schedule so far replaces it; otherwise, like an optimizers value, it
+// replaces only the fields it sets. A budget becomes steps by the trial's
+// own StepsPerEpoch (core/spec.h: the engine's split, at the trial's batch
+// size), so the schedule and the run have the same length.
 //
-// How bounds [min, max] and a budget of N steps become a ScheduleSpec
-// (docs/grid.md has the same table with examples):
+// How bounds [min, max] and a budget of N steps complete a schedule
+// (CompleteTrialSchedule; docs/grid.md has the same table with examples):
 //
 //   kind                               bounds                   from budget
 //   one_cycle                          max_lr=max,              total_steps=N
@@ -37,7 +42,7 @@
 // from the min bound (eta_min, div_factor, step_size_up, t_max, t0,
 // total_iters, total_steps), so "eta_min": "0" keeps a cosine's floor at 0.
 // The LR fields a bound sets (base_lr, max_lr) may not also be given while
-// lr_bounds is non-empty: that is an error, not a silent override.
+// the trial has lr bounds: that is an error, not a silent override.
 //
 // Thread-compatible; every function is pure.
 #ifndef LRTUNE_CORE_GRID_H_
@@ -53,117 +58,142 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/schedule.h"
+#include "core/spec.h"
 
 namespace lrtune {
 
-// One value of the schedules axis.
-struct GridSchedule {
-  // A schedule kind as ParseScheduleKind accepts it; "ramp" and
-  // "sequential" are refused (a trial trains under one profile).
+// A schedule or optimizer as the fields it sets: a kind ("" when it does
+// not set one) and field name (core/schedule_params.h for a schedule,
+// OptimizerSpec's members for an optimizer) -> text value.
+struct AxisValue {
   std::string kind;
-  // Parameter name (core/schedule_params.h, snake- or kebab-case) -> text
-  // value. "kind" and "mode" are refused here: the kind field says it.
   std::map<std::string, std::string> params;
+  bool operator==(const AxisValue& o) const {
+    return kind == o.kind && params == o.params;
+  }
 };
+// A schedule to complete: its kind is required, and "ramp" and
+// "sequential" are refused (a trial trains under one profile); "kind" and
+// "mode" are not params (the kind field says it).
+using GridSchedule = AxisValue;
 
 // One value of the lr_bounds axis: fixed bounds, or the bounds of the range
-// test run first in the same job (resolved by ResolveRecommendedBounds).
+// test run first in the same job, times `scale`.
 struct GridBounds {
   bool recommended = false;
   double min_lr = 0.0;  // fixed: finite, > 0, <= max_lr
   double max_lr = 0.0;
+  double scale = 1.0;  // recommended: finite, > 0
 
   static GridBounds Fixed(double min_lr, double max_lr) {
-    return {false, min_lr, max_lr};
+    return {false, min_lr, max_lr, 1.0};
   }
-  static GridBounds Recommended() { return {true, 0.0, 0.0}; }
+  static GridBounds Recommended(double scale = 1.0) {
+    return {true, 0.0, 0.0, scale};
+  }
 };
 
 // One value of the budgets axis: a training length.
 struct GridBudget {
   enum class Unit { kEpochs, kSteps };
   Unit unit = Unit::kEpochs;
-  int64_t count = 1;  // >= 1; epochs need GridSpec::steps_per_epoch > 0
+  int64_t count = 1;  // >= 1
 
   static GridBudget Epochs(int64_t n) { return {Unit::kEpochs, n}; }
   static GridBudget Steps(int64_t n) { return {Unit::kSteps, n}; }
 };
 
-inline constexpr int64_t kDefaultMaxTrials = 256;
-inline constexpr int64_t kMaxTrialsCap = 4096;
+// One axis: a kind and that kind's values (1..kMaxAxisValues, distinct).
+struct GridAxis {
+  enum class Kind {
+    kSchedules,
+    kLrBounds,
+    kBudgets,
+    kSeeds,
+    kOptimizers,
+    kBatchSizes
+  };
+  Kind kind = Kind::kSchedules;
+  std::string name;  // "" = the kind's: schedule, lr_bounds, budget, ...
+  std::vector<AxisValue> schedules;   // kSchedules
+  std::vector<GridBounds> lr_bounds;  // kLrBounds
+  std::vector<GridBudget> budgets;    // kBudgets
+  std::vector<uint64_t> seeds;        // kSeeds
+  std::vector<AxisValue> optimizers;  // kOptimizers
+  std::vector<int64_t> batch_sizes;   // kBatchSizes
 
-struct GridSpec {
-  std::vector<GridSchedule> schedules;  // required, non-empty
-  std::vector<GridBounds> lr_bounds;    // empty: the schedules' own LRs
-  std::vector<GridBudget> budgets;      // required, non-empty
-  // Optimizer field ("momentum", "weight_decay", "beta2", ...) -> values, as
-  // text the training engine parses. Every list non-empty; "lr" is refused
-  // (the LR comes from the schedule). Names are [a-z0-9_]+ and values carry
-  // no whitespace, so labels stay unambiguous.
-  std::map<std::string, std::vector<std::string>> optimizer;
-  std::vector<int64_t> seeds;  // empty: one trial per point, seed 0
-  // Optimizer steps per epoch: converts epoch budgets to steps and sets the
-  // cyclic and sgdr periods. 0 = unknown (then budgets must be in steps).
-  int64_t steps_per_epoch = 0;
-  int64_t max_trials = kDefaultMaxTrials;  // in [1, kMaxTrialsCap]
+  size_t size() const;
+  // The name trials' labels and errors use.
+  std::string label_name() const;
 };
 
-struct Trial {
-  int64_t index = 0;  // position in the product, 0-based
-  // "<kind> [params] <bound fields> <epochs=E|steps=N> [optimizer] seed=S",
-  // e.g. "one_cycle max_lr=0.1 div_factor=10 epochs=3 seed=1"; bounds read
-  // "lr=recommended" until resolved.
+inline constexpr int kMaxAxes = 8;
+inline constexpr int kMaxAxisValues = 64;
+// A trial's length in steps: far beyond any real budget, and small enough
+// that schedule arithmetic on it cannot overflow.
+inline constexpr int64_t kMaxTrialSteps = 1'000'000'000;
+
+struct GridPlan {
+  JobSpec run;          // the base run, valid (ValidateJob)
+  AxisValue optimizer;  // the base run's optimizer as the fields it sets
+  AxisValue schedule;   // the base schedule; its kind may come from an axis
+  GridBudget budget;    // the base budget, when has_budget
+  bool has_budget = false;
+  bool has_range_test = false;  // needed by recommended bounds
+  std::vector<GridAxis> axes;   // 1..kMaxAxes
+  int64_t max_trials = 64;      // >= 1
+};
+
+// How errors name what they point at: `grid` prefixes the axes' paths
+// ("axes[1].values[0].epochs"), `train` the base budget's and schedule's,
+// `range_test` is the range test's own name, `run` prefixes a trial's run
+// fields and `trial` a trial's errors ("trial 0 (schedule=cosine): ...").
+struct GridNames {
+  std::string grid;
+  std::string train = "train.";
+  std::string range_test = "range_test";
+  std::string run = "run.";
+  std::string trial;
+};
+
+struct PlannedTrial {
+  int64_t index = 0;
+  std::vector<int> choice;  // the value index on every axis
+  // "<axis>=<value> ...": "schedule=one_cycle(max_lr=0.1)
+  // lr_bounds=0.01..0.1 budget=2epochs seed=1".
   std::string label;
-  // Validated by Schedule::Create, except while needs_recommended_bounds.
-  ScheduleSpec schedule;
-  bool needs_recommended_bounds = false;
-  std::map<std::string, std::string> optimizer;  // field -> text value
-  GridBudget budget;
-  int64_t total_steps = 0;  // the budget in optimizer steps
-  int64_t seed = 0;
-
-  // Where the trial sits on each axis (-1: that axis is empty), and what
-  // ResolveRecommendedBounds needs to rebuild the schedule.
-  int64_t schedule_index = 0;
-  int64_t bounds_index = -1;
-  int64_t budget_index = 0;
-  GridSchedule schedule_axis;
-  int64_t steps_per_epoch = 0;
+  JobSpec run;          // the base with the trial's seed, batch, optimizer
+  AxisValue optimizer;  // the trial's optimizer as the fields it sets
+  AxisValue schedule;   // the trial's schedule before completion
+  int64_t epochs = 0;   // the budget when given in epochs, else 0
+  int64_t steps = 0;    // the budget in steps
+  // Complete and valid unless needs_bounds; then it was checked with
+  // stand-in bounds and waits for the range test (CompleteTrialSchedule).
+  ScheduleSpec completed;
+  bool needs_bounds = false;
 };
 
-// Expands `spec` into trials, each schedule built and validated. Returns
-// InvalidArgument naming the axis, the position and the rule
-// ("schedules[2].kind: unknown schedule kind 'foo'; ...", "budgets[1]: 3
-// epochs need steps_per_epoch > 0", "seeds[3]: duplicate of seeds[0] (7)",
-// "grid has 5000 trials, more than max_trials 256"). A value repeated on an
-// axis is an error (it would run the same trial twice). Trials that wait for
-// the recommended bounds are checked with stand-in bounds [1e-12, 1e12], so
-// every error that does not depend on the bounds' values is reported here.
-absl::StatusOr<std::vector<Trial>> ExpandGrid(const GridSpec& spec);
+// Checks the grid and expands it. InvalidArgument naming the field and the
+// rule ("axes[1].values[0].epochs must be >= 1, got 0", "max_trials is 2,
+// but the grid has 3 trials ...", "trial 0 (schedule=one_cycle(max_lr=1)
+// lr_bounds=0.01..0.1): params.max_lr: the lr_bounds axis sets max_lr ..."),
+// each under its prefix in `names`.
+absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(const GridPlan& plan,
+                                                   const GridNames& names);
 
 // One trial's schedule: `schedule` with `bounds` (null: the schedule's own
 // LRs) over a budget of `budget_steps`, completed by the table above and
-// validated over the budget. ExpandGrid builds every trial with it; the
-// server's planner, whose axes are the job's protos, calls it per trial.
-// InvalidArgument with the rule and no grid position ("kind: unknown
-// schedule kind 'foo'; ...", "params.max_lr: the lr_bounds axis sets ...",
-// "cosine: eta_min must be in [0, base_lr (0.01)], got 0.05"); the caller
-// says which trial. Recommended bounds are checked with stand-ins [1e-12,
-// 1e12], and the answer then carries those.
+// validated over the budget. PlanGrid builds every trial with it, and the
+// coordinator fills a waiting trial with it once the range test is done.
+// InvalidArgument with the rule and no position ("kind: unknown schedule
+// kind 'foo'; ...", "params.max_lr: the lr_bounds axis sets ...", "cosine:
+// eta_min must be in [0, base_lr (0.01)], got 0.05"); the caller says which
+// trial. Recommended bounds are checked with stand-ins [1e-12, 1e12], and
+// the answer then carries those.
 absl::StatusOr<ScheduleSpec> CompleteTrialSchedule(const GridSchedule& schedule,
                                                    const GridBounds* bounds,
                                                    int64_t budget_steps,
                                                    int64_t steps_per_epoch);
-
-// Gives every trial with needs_recommended_bounds the bounds [min_lr,
-// max_lr] (the range test's recommendation), builds and validates its
-// schedule and rewrites its label. All or nothing: on error no trial
-// changes. InvalidArgument when the bounds are not finite with
-// 0 < min_lr <= max_lr (a range test without a recommendation gives 0, 0),
-// or a trial's schedule rejects them ("trial 4 (cosine lr=recommended ...):
-// cosine: eta_min must be in [0, base_lr (0.01)], got 0.05").
-absl::Status ResolveRecommendedBounds(std::vector<Trial>& trials, double min_lr,
-                                      double max_lr);
 
 enum class Objective {
   kValAccuracy,  // higher is better

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -10,127 +12,275 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-GridSpec OneAxis(GridSchedule schedule, GridBounds bounds, GridBudget budget) {
-  GridSpec spec;
-  spec.schedules = {std::move(schedule)};
-  spec.lr_bounds = {bounds};
-  spec.budgets = {budget};
-  spec.steps_per_epoch = 100;
-  return spec;
+// The schedule CompleteTrialSchedule gives `schedule` with `bounds` over
+// `budget` at 100 steps per epoch; fails the test on error.
+ScheduleSpec Complete(const GridSchedule& schedule, const GridBounds& bounds,
+                      GridBudget budget, int64_t per_epoch = 100) {
+  const int64_t steps = budget.unit == GridBudget::Unit::kEpochs
+                            ? budget.count * per_epoch
+                            : budget.count;
+  absl::StatusOr<ScheduleSpec> s =
+      CompleteTrialSchedule(schedule, &bounds, steps, per_epoch);
+  EXPECT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(!s.ok() || Schedule::Create(*s).ok());
+  return s.ok() ? *s : ScheduleSpec{};
 }
 
-// The one trial of a one-point grid; fails the test on error.
-Trial Only(const GridSpec& spec) {
-  absl::StatusOr<std::vector<Trial>> trials = ExpandGrid(spec);
-  EXPECT_TRUE(trials.ok()) << trials.status();
-  if (!trials.ok() || trials->size() != 1) return Trial{};
-  return trials->front();
+// iris: 150 samples, 30 held out; batch 40 gives 3 steps per epoch.
+GridPlan IrisPlan() {
+  GridPlan plan;
+  plan.run.data.name = "iris";
+  plan.run.batch_size = 40;
+  plan.schedule = {"cosine", {}};
+  plan.budget = GridBudget::Steps(20);
+  plan.has_budget = true;
+  return plan;
 }
 
-void ExpectError(const GridSpec& spec, const std::string& fragment) {
-  absl::StatusOr<std::vector<Trial>> trials = ExpandGrid(spec);
+GridAxis Schedules(std::vector<AxisValue> values) {
+  GridAxis a;
+  a.kind = GridAxis::Kind::kSchedules;
+  a.schedules = std::move(values);
+  return a;
+}
+
+GridAxis Bounds(std::vector<GridBounds> values) {
+  GridAxis a;
+  a.kind = GridAxis::Kind::kLrBounds;
+  a.lr_bounds = std::move(values);
+  return a;
+}
+
+void ExpectError(const GridPlan& plan, const std::string& fragment) {
+  GridNames names;
+  names.grid = "grid.";
+  names.trial = "grid: ";
+  absl::StatusOr<std::vector<PlannedTrial>> trials = PlanGrid(plan, names);
   ASSERT_FALSE(trials.ok()) << "expected an error containing: " << fragment;
   EXPECT_EQ(trials.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(trials.status().message().find(fragment), std::string::npos)
       << trials.status().message();
 }
 
-TEST(ExpandGridTest, ProductSizeAndOrderSeedsInnermost) {
-  GridSpec spec;
-  spec.schedules = {{"one_cycle", {}}, {"cosine", {}}};
-  spec.lr_bounds = {GridBounds::Fixed(0.01, 0.1), GridBounds::Fixed(0.1, 1)};
-  spec.budgets = {GridBudget::Epochs(1), GridBudget::Steps(50)};
-  spec.optimizer = {{"weight_decay", {"0", "5e-4"}}, {"momentum", {"0.9"}}};
-  spec.seeds = {7, 8, 9};
-  spec.steps_per_epoch = 20;
-  absl::StatusOr<std::vector<Trial>> trials = ExpandGrid(spec);
+TEST(PlanGridTest, ProductInAxisOrderLastFastestBatchSizesIncluded) {
+  GridPlan plan = IrisPlan();
+  plan.axes.push_back(Schedules({{"one_cycle", {}}, {"cosine", {}}}));
+  plan.axes.push_back(Bounds({GridBounds::Fixed(0.01, 0.1)}));
+  GridAxis budgets;
+  budgets.kind = GridAxis::Kind::kBudgets;
+  budgets.budgets = {GridBudget::Epochs(2), GridBudget::Steps(5)};
+  plan.axes.push_back(budgets);
+  GridAxis batches;
+  batches.kind = GridAxis::Kind::kBatchSizes;
+  batches.batch_sizes = {40, 60};
+  plan.axes.push_back(batches);
+  GridAxis seeds;
+  seeds.kind = GridAxis::Kind::kSeeds;
+  seeds.seeds = {7, 8};
+  plan.axes.push_back(seeds);
+  absl::StatusOr<std::vector<PlannedTrial>> trials =
+      PlanGrid(plan, GridNames{});
   ASSERT_TRUE(trials.ok()) << trials.status();
-  ASSERT_EQ(trials->size(), 2u * 2 * 2 * 1 * 2 * 3);
+  ASSERT_EQ(trials->size(), 2u * 1 * 2 * 2 * 2);
   for (size_t i = 0; i < trials->size(); ++i) {
-    const Trial& t = (*trials)[i];
+    const PlannedTrial& t = (*trials)[i];
     EXPECT_EQ(t.index, static_cast<int64_t>(i));
-    // Radices, outermost first: schedules 2, bounds 2, budgets 2, momentum 1,
-    // weight_decay 2 (optimizer fields in name order), seeds 3.
-    EXPECT_EQ(t.seed, spec.seeds[i % 3]);
-    EXPECT_EQ(t.optimizer.at("weight_decay"),
-              spec.optimizer["weight_decay"][(i / 3) % 2]);
-    EXPECT_EQ(t.optimizer.at("momentum"), "0.9");
-    EXPECT_EQ(t.budget_index, static_cast<int64_t>((i / 6) % 2));
-    EXPECT_EQ(t.bounds_index, static_cast<int64_t>((i / 12) % 2));
-    EXPECT_EQ(t.schedule_index, static_cast<int64_t>(i / 24));
-    EXPECT_EQ(t.total_steps, t.budget_index == 0 ? 20 : 50);
-    EXPECT_FALSE(t.needs_recommended_bounds);
-    EXPECT_TRUE(Schedule::Create(t.schedule).ok()) << t.label;
+    ASSERT_EQ(t.choice.size(), 5u);
+    EXPECT_EQ(t.choice[4], static_cast<int>(i % 2));
+    EXPECT_EQ(t.choice[3], static_cast<int>(i / 2 % 2));
+    EXPECT_EQ(t.choice[2], static_cast<int>(i / 4 % 2));
+    EXPECT_EQ(t.choice[0], static_cast<int>(i / 8));
+    EXPECT_EQ(t.run.seed, 7u + i % 2);
+    EXPECT_EQ(t.run.batch_size, i / 2 % 2 == 0 ? 40 : 60);
+    EXPECT_FALSE(t.needs_bounds);
+    EXPECT_TRUE(Schedule::Create(t.completed).ok()) << t.label;
   }
-  EXPECT_EQ((*trials)[0].schedule.kind, ScheduleKind::kOneCycle);
-  EXPECT_EQ((*trials)[24].schedule.kind, ScheduleKind::kCosine);
+  // Epoch budgets count the trial's own steps per epoch: 120 training
+  // samples are 3 batches of 40 but 2 of 60.
+  EXPECT_EQ((*trials)[0].steps, 6);
+  EXPECT_EQ((*trials)[0].epochs, 2);
+  EXPECT_EQ((*trials)[2].steps, 4);
+  EXPECT_EQ((*trials)[4].steps, 5);
+  EXPECT_EQ((*trials)[4].epochs, 0);
+  EXPECT_EQ((*trials)[3].label,
+            "schedule=one_cycle lr_bounds=0.01..0.1 budget=2epochs "
+            "batch_size=60 seed=8");
+  const ScheduleSpec& oc = (*trials)[2].completed;  // one_cycle, 4 steps
+  EXPECT_EQ(oc.kind, ScheduleKind::kOneCycle);
+  EXPECT_DOUBLE_EQ(oc.max_lr, 0.1);
+  EXPECT_DOUBLE_EQ(oc.div_factor, 10.0);
+  EXPECT_EQ(oc.total_steps, 4);
+  const ScheduleSpec& cos = (*trials)[8].completed;  // cosine, 6 steps
+  EXPECT_EQ(cos.kind, ScheduleKind::kCosine);
+  EXPECT_DOUBLE_EQ(cos.base_lr, 0.1);
+  EXPECT_DOUBLE_EQ(cos.eta_min, 0.01);
+  EXPECT_EQ(cos.t_max, 6);
 }
 
-TEST(ExpandGridTest, EmptyOptionalAxesCountOnce) {
-  GridSpec spec;
-  spec.schedules = {{"cosine", {{"base_lr", "0.05"}}}};
-  spec.budgets = {GridBudget::Steps(10)};
-  absl::StatusOr<std::vector<Trial>> trials = ExpandGrid(spec);
+TEST(PlanGridTest, OverridesReplaceOnlyTheFieldsTheySet) {
+  GridPlan plan = IrisPlan();
+  plan.optimizer = {"", {{"momentum", "0.9"}}};
+  plan.schedule = {"cosine", {{"base_lr", "0.05"}}};
+  GridAxis optimizers;
+  optimizers.kind = GridAxis::Kind::kOptimizers;
+  optimizers.optimizers = {{"", {{"weight_decay", "0.0001"}}},
+                           {"adam", {{"beta2", "0.99"}}}};
+  plan.axes.push_back(optimizers);
+  GridAxis period = Schedules({{"", {{"t_max", "4"}}}});
+  period.name = "period";
+  plan.axes.push_back(period);
+  absl::StatusOr<std::vector<PlannedTrial>> trials =
+      PlanGrid(plan, GridNames{});
   ASSERT_TRUE(trials.ok()) << trials.status();
-  ASSERT_EQ(trials->size(), 1u);
-  const Trial& t = trials->front();
-  EXPECT_EQ(t.seed, 0);
-  EXPECT_EQ(t.bounds_index, -1);
-  EXPECT_TRUE(t.optimizer.empty());
-  EXPECT_DOUBLE_EQ(t.schedule.base_lr, 0.05);
-  EXPECT_EQ(t.schedule.t_max, 10);
-  EXPECT_EQ(t.label, "cosine base_lr=0.05 steps=10 seed=0");
+  ASSERT_EQ(trials->size(), 2u);
+  const PlannedTrial& sgd = (*trials)[0];
+  EXPECT_EQ(sgd.run.optimizer.kind, OptimizerKind::kSgd);
+  EXPECT_DOUBLE_EQ(sgd.run.optimizer.momentum, 0.9);
+  EXPECT_DOUBLE_EQ(sgd.run.optimizer.weight_decay, 1e-4);
+  EXPECT_EQ(sgd.completed.t_max, 4);
+  EXPECT_DOUBLE_EQ(sgd.completed.base_lr, 0.05);
+  EXPECT_EQ(sgd.label,
+            "optimizer=sgd(weight_decay=0.0001) period=cosine(t_max=4)");
+  const PlannedTrial& adam = (*trials)[1];
+  EXPECT_EQ(adam.run.optimizer.kind, OptimizerKind::kAdam);
+  EXPECT_DOUBLE_EQ(adam.run.optimizer.momentum, 0.9);  // the base's
+  EXPECT_DOUBLE_EQ(adam.run.optimizer.beta2, 0.99);
+  EXPECT_EQ(adam.optimizer.params.count("weight_decay"), 0u);
+  // A value of another kind replaces the schedule, parameters and all.
+  plan.axes = {Schedules({{"one_cycle", {{"max_lr", "0.2"}}}})};
+  trials = PlanGrid(plan, GridNames{});
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  EXPECT_EQ((*trials)[0].schedule.params.count("base_lr"), 0u);
+  EXPECT_DOUBLE_EQ((*trials)[0].completed.max_lr, 0.2);
+  EXPECT_EQ((*trials)[0].completed.total_steps, 20);
 }
 
-TEST(ExpandGridTest, Labels) {
-  GridSpec spec = OneAxis({"one_cycle", {}}, GridBounds::Fixed(0.01, 0.1),
-                          GridBudget::Epochs(3));
-  spec.seeds = {1};
-  EXPECT_EQ(Only(spec).label,
-            "one_cycle max_lr=0.1 div_factor=10 epochs=3 seed=1");
-
-  spec = OneAxis({"1cycle", {{"Pct-Start", " 0.25 "}}},
-                 GridBounds::Fixed(0.01, 0.1), GridBudget::Steps(500));
-  spec.optimizer = {{"momentum", {"0.9"}}};
-  EXPECT_EQ(Only(spec).label,
-            "one_cycle pct_start=0.25 max_lr=0.1 div_factor=10 steps=500 "
-            "momentum=0.9 seed=0");
-
-  spec = OneAxis({"triangular2", {}}, GridBounds::Fixed(0.001, 0.1),
-                 GridBudget::Epochs(2));
-  EXPECT_EQ(Only(spec).label,
-            "triangular2 base_lr=0.001 max_lr=0.1 epochs=2 seed=0");
-
-  spec = OneAxis({"rex", {{"eta_min", "0"}}}, GridBounds::Fixed(0.001, 0.1),
-                 GridBudget::Epochs(1));
-  EXPECT_EQ(Only(spec).label, "rex eta_min=0 base_lr=0.1 epochs=1 seed=0");
+TEST(PlanGridTest, RecommendedBoundsWaitCheckedWithStandIns) {
+  GridPlan plan = IrisPlan();
+  plan.axes.push_back(Schedules({{"one_cycle", {}}, {"sgdr", {}}}));
+  plan.axes.push_back(Bounds({GridBounds::Recommended(0.5)}));
+  ExpectError(plan, "grid.axes[1].values[0].recommended needs range_test");
+  plan.has_range_test = true;
+  absl::StatusOr<std::vector<PlannedTrial>> trials =
+      PlanGrid(plan, GridNames{});
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  ASSERT_EQ(trials->size(), 2u);
+  EXPECT_TRUE((*trials)[0].needs_bounds);
+  EXPECT_EQ((*trials)[0].label, "schedule=one_cycle lr_bounds=recommended*0.5");
+  EXPECT_EQ((*trials)[0].schedule.kind, "one_cycle");
+  // Errors that do not depend on the bounds' values show at planning.
+  plan.axes[0] = Schedules({{"exponential", {}}});
+  ExpectError(plan,
+              "grid: trial 0 (schedule=exponential "
+              "lr_bounds=recommended*0.5): exponential: gamma is required");
 }
 
-TEST(BoundMappingTest, OneCycle) {
-  Trial t = Only(OneAxis({"one_cycle", {}}, GridBounds::Fixed(0.004, 0.1),
-                         GridBudget::Epochs(3)));
-  EXPECT_DOUBLE_EQ(t.schedule.max_lr, 0.1);
-  EXPECT_DOUBLE_EQ(t.schedule.div_factor, 25.0);
-  EXPECT_EQ(t.schedule.total_steps, 300);
-  // A given div_factor wins over max/min.
-  t = Only(OneAxis({"one_cycle", {{"div_factor", "5"}}},
-                   GridBounds::Fixed(0.004, 0.1), GridBudget::Epochs(3)));
-  EXPECT_DOUBLE_EQ(t.schedule.div_factor, 5.0);
+TEST(PlanGridTest, ErrorsNameTheFieldAndTheRule) {
+  const GridPlan good = [] {
+    GridPlan p = IrisPlan();
+    p.axes.push_back(Schedules({{"one_cycle", {}}, {"cosine", {}}}));
+    p.axes.push_back(Bounds({GridBounds::Fixed(0.01, 0.1)}));
+    return p;
+  }();
+  GridPlan plan = good;
+  plan.axes.clear();
+  ExpectError(plan, "grid.axes must hold 1..8 axes, got 0");
+  plan = good;
+  plan.max_trials = 1;
+  ExpectError(plan, "grid.max_trials is 1, but the grid has 2 trials");
+  plan.max_trials = 0;
+  ExpectError(plan, "grid.max_trials must be >= 1, got 0");
+
+  plan = good;
+  plan.axes[0].schedules = {{"cosine", {}}, {"sgdr", {}}, {"foo", {}}};
+  ExpectError(plan,
+              "grid: trial 2 (schedule=foo lr_bounds=0.01..0.1): kind: "
+              "unknown schedule kind 'foo'");
+  plan.axes[0].schedules = {{"ramp", {}}};
+  ExpectError(plan, "kind: 'ramp' cannot be a trial's schedule");
+  plan.axes[0].schedules = {{"cosine", {{"gamma", "fast"}}}};
+  ExpectError(plan, "params: gamma: 'fast' is not a number");
+  plan.axes[0].schedules = {{"cosine", {{"warp", "9"}}}};
+  ExpectError(plan, "params: unknown schedule parameter 'warp'");
+  plan.axes[0].schedules = {{"cosine", {{"mode", "triangular"}}}};
+  ExpectError(plan, "params.mode: the kind is set by");
+  plan.axes[0].schedules = {{"one_cycle", {}}, {"one_cycle", {}}};
+  ExpectError(plan, "grid.axes[0].values[1] repeats values[0]");
+  plan.axes[0].schedules = {{"triangular", {{"max_lr", "1"}}}};
+  ExpectError(plan, "params.max_lr: the lr_bounds axis sets max_lr");
+  plan.axes[0].schedules = {{"step", {}}};
+  ExpectError(plan, "lr_bounds=0.01..0.1): step_size must be >= 1, got 0");
+  plan.axes[0].schedules = {{"one_cycle", {{"total_steps", "5"}}}};
+  ExpectError(plan,
+              "one_cycle: total_steps (5) is shorter than the budget (20 "
+              "steps)");
+  plan.axes[0].schedules = {{"exponential", {{"gamma", "10"}}}};
+  plan.budget = GridBudget::Steps(400);
+  ExpectError(plan, "exponential: the lr is not finite from step 309");
+
+  plan = good;
+  plan.axes[1].lr_bounds = {GridBounds::Fixed(0.01, 0.1),
+                            GridBounds::Fixed(0.2, 0.1)};
+  ExpectError(plan,
+              "grid.axes[1].values[1].explicit_bounds must be finite with 0 < "
+              "min_lr <= max_lr, got min_lr 0.2, max_lr 0.1");
+  plan.axes[1].lr_bounds = {GridBounds::Fixed(kNaN, 0.1)};
+  ExpectError(plan, "grid.axes[1].values[0].explicit_bounds must be finite");
+  plan.axes[1].lr_bounds = {GridBounds::Fixed(0.01, 0.1),
+                            GridBounds::Fixed(0.01, 0.1)};
+  ExpectError(plan, "grid.axes[1].values[1] repeats values[0]");
+  plan.has_range_test = true;
+  plan.axes[1].lr_bounds = {GridBounds::Recommended(0)};
+  ExpectError(plan,
+              "grid.axes[1].values[0].recommended.scale must be finite and > "
+              "0, got 0");
+  plan = good;
+  plan.axes.push_back(Bounds({GridBounds::Fixed(0.1, 1)}));
+  plan.axes.back().name = "other";
+  ExpectError(plan, "grid.axes at most one lr_bounds axis");
+  plan.axes.back() = Schedules({{"cosine", {}}});
+  ExpectError(plan, "grid.axes[2].name \"schedule\" names two axes");
+
+  plan = good;
+  GridAxis budgets;
+  budgets.kind = GridAxis::Kind::kBudgets;
+  budgets.budgets = {GridBudget::Epochs(0)};
+  plan.axes.push_back(budgets);
+  ExpectError(plan, "grid.axes[2].values[0].epochs must be >= 1, got 0");
+  plan.axes.back().budgets = {GridBudget::Epochs(2), GridBudget::Epochs(2)};
+  ExpectError(plan, "grid.axes[2].values[1] repeats values[0]");
+  plan.axes.back().budgets = {GridBudget::Epochs(1'000'000'000)};
+  ExpectError(plan, "budget: 1000000000 epochs are more than 1000000000 steps");
+  plan = good;
+  plan.has_budget = false;
+  ExpectError(plan,
+              "has no budget: set train.epochs or steps, or a budgets "
+              "axis");
+
+  plan = good;
+  GridAxis batches;
+  batches.kind = GridAxis::Kind::kBatchSizes;
+  batches.batch_sizes = {0};
+  plan.axes.push_back(batches);
+  ExpectError(plan, "grid.axes[2].values[0] must be >= 1, got 0");
+  plan = good;
+  GridAxis optimizers;
+  optimizers.kind = GridAxis::Kind::kOptimizers;
+  optimizers.optimizers = {{"", {{"momentum", "-1"}}}};
+  plan.axes.push_back(optimizers);
+  ExpectError(plan,
+              "grid: trial 0 (schedule=one_cycle lr_bounds=0.01..0.1 "
+              "optimizer=sgd(momentum=-1)): run.optimizer.momentum");
+  plan.axes.back().optimizers = {{"", {{"warp", "1"}}}};
+  ExpectError(plan, "run.optimizer.warp is not an optimizer field");
+  plan.axes.back().optimizers = {{"lamb", {}}};
+  ExpectError(plan, "lamb");
 }
 
-TEST(CompleteTrialScheduleTest, OneTrialByTheSameRulesWithoutAPosition) {
+TEST(CompleteTrialScheduleTest, TheRuleWithoutAPosition) {
   const GridBounds bounds = GridBounds::Fixed(0.004, 0.1);
-  absl::StatusOr<ScheduleSpec> s =
-      CompleteTrialSchedule({"one_cycle", {}}, &bounds, 300, 100);
-  ASSERT_TRUE(s.ok()) << s.status();
-  const Trial t =
-      Only(OneAxis({"one_cycle", {}}, bounds, GridBudget::Epochs(3)));
-  EXPECT_DOUBLE_EQ(s->max_lr, t.schedule.max_lr);
-  EXPECT_DOUBLE_EQ(s->div_factor, t.schedule.div_factor);
-  EXPECT_EQ(s->total_steps, t.schedule.total_steps);
-  // The rule, with no grid position: the caller names the trial.
-  s = CompleteTrialSchedule({"one_cycle", {{"max_lr", "1"}}}, &bounds, 300,
-                            100);
+  absl::StatusOr<ScheduleSpec> s = CompleteTrialSchedule(
+      {"one_cycle", {{"max_lr", "1"}}}, &bounds, 300, 100);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message().rfind("params.max_lr: the lr_bounds axis "
                                        "sets max_lr",
@@ -143,17 +293,45 @@ TEST(CompleteTrialScheduleTest, OneTrialByTheSameRulesWithoutAPosition) {
   EXPECT_EQ(s.status().message().rfind("cosine: eta_min must be in", 0), 0u)
       << s.status();
   EXPECT_FALSE(CompleteTrialSchedule({"cosine", {}}, nullptr, 0, 0).ok());
+  // No bounds: the schedule's own LRs, periods from the budget.
+  s = CompleteTrialSchedule({"cosine", {{"base_lr", "0.05"}}}, nullptr, 10, 0);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_DOUBLE_EQ(s->base_lr, 0.05);
+  EXPECT_EQ(s->t_max, 10);
+  // Parameter names as the CLI spells them.
+  s = CompleteTrialSchedule({"1cycle", {{"Pct-Start", " 0.25 "}}}, &bounds, 500,
+                            100);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_DOUBLE_EQ(s->pct_start, 0.25);
+  s = CompleteTrialSchedule(
+      {"one_cycle", {{"pct-start", "0.2"}, {"pct_start", "0.3"}}}, &bounds, 500,
+      100);
+  EXPECT_NE(s.status().message().find("params.pct_start: given twice"),
+            std::string::npos)
+      << s.status();
+}
+
+TEST(BoundMappingTest, OneCycle) {
+  ScheduleSpec s = Complete({"one_cycle", {}}, GridBounds::Fixed(0.004, 0.1),
+                            GridBudget::Epochs(3));
+  EXPECT_DOUBLE_EQ(s.max_lr, 0.1);
+  EXPECT_DOUBLE_EQ(s.div_factor, 25.0);
+  EXPECT_EQ(s.total_steps, 300);
+  // A given div_factor wins over max/min.
+  s = Complete({"one_cycle", {{"div_factor", "5"}}},
+               GridBounds::Fixed(0.004, 0.1), GridBudget::Epochs(3));
+  EXPECT_DOUBLE_EQ(s.div_factor, 5.0);
 }
 
 TEST(BoundMappingTest, CyclicKindsWholeCyclesOfHalfAnEpochEach) {
   for (const char* kind : {"triangular", "triangular2", "exp_range"}) {
     SCOPED_TRACE(kind);
     auto step_size_up = [&](GridBudget budget) {
-      Trial t =
-          Only(OneAxis({kind, {}}, GridBounds::Fixed(0.001, 0.1), budget));
-      EXPECT_DOUBLE_EQ(t.schedule.base_lr, 0.001);
-      EXPECT_DOUBLE_EQ(t.schedule.max_lr, 0.1);
-      return t.schedule.step_size_up;
+      ScheduleSpec s =
+          Complete({kind, {}}, GridBounds::Fixed(0.001, 0.1), budget);
+      EXPECT_DOUBLE_EQ(s.base_lr, 0.001);
+      EXPECT_DOUBLE_EQ(s.max_lr, 0.1);
+      return s.step_size_up;
     };
     // steps_per_epoch 100: cycles = max(1, floor(N / 200)).
     EXPECT_EQ(step_size_up(GridBudget::Epochs(1)), 50);    // 1 cycle
@@ -162,48 +340,44 @@ TEST(BoundMappingTest, CyclicKindsWholeCyclesOfHalfAnEpochEach) {
     EXPECT_EQ(step_size_up(GridBudget::Steps(501)), 126);  // 2, rounded up
   }
   // Unknown steps per epoch: one cycle over the budget.
-  GridSpec spec = OneAxis({"triangular", {}}, GridBounds::Fixed(0.001, 0.1),
-                          GridBudget::Steps(1001));
-  spec.steps_per_epoch = 0;
-  EXPECT_EQ(Only(spec).schedule.step_size_up, 501);
+  EXPECT_EQ(Complete({"triangular", {}}, GridBounds::Fixed(0.001, 0.1),
+                     GridBudget::Steps(1001), 0)
+                .step_size_up,
+            501);
   // A given stepsize wins.
-  spec.schedules[0].params = {{"step-size-up", "40"}};
-  EXPECT_EQ(Only(spec).schedule.step_size_up, 40);
+  EXPECT_EQ(Complete({"triangular", {{"step-size-up", "40"}}},
+                     GridBounds::Fixed(0.001, 0.1), GridBudget::Steps(1001), 0)
+                .step_size_up,
+            40);
 }
 
 TEST(BoundMappingTest, CosineSgdrRexFloorAtMin) {
-  Trial t = Only(OneAxis({"cosine", {}}, GridBounds::Fixed(0.001, 0.1),
-                         GridBudget::Epochs(3)));
-  EXPECT_DOUBLE_EQ(t.schedule.base_lr, 0.1);
-  EXPECT_DOUBLE_EQ(t.schedule.eta_min, 0.001);
-  EXPECT_EQ(t.schedule.t_max, 300);
+  const GridBounds b = GridBounds::Fixed(0.001, 0.1);
+  ScheduleSpec s = Complete({"cosine", {}}, b, GridBudget::Epochs(3));
+  EXPECT_DOUBLE_EQ(s.base_lr, 0.1);
+  EXPECT_DOUBLE_EQ(s.eta_min, 0.001);
+  EXPECT_EQ(s.t_max, 300);
   // The user's eta_min (here 0) and t_max win.
-  t = Only(OneAxis({"cosine", {{"eta_min", "0"}, {"t_max", "120"}}},
-                   GridBounds::Fixed(0.001, 0.1), GridBudget::Epochs(3)));
-  EXPECT_DOUBLE_EQ(t.schedule.eta_min, 0.0);
-  EXPECT_EQ(t.schedule.t_max, 120);
+  s = Complete({"cosine", {{"eta_min", "0"}, {"t_max", "120"}}}, b,
+               GridBudget::Epochs(3));
+  EXPECT_DOUBLE_EQ(s.eta_min, 0.0);
+  EXPECT_EQ(s.t_max, 120);
 
-  t = Only(OneAxis({"rex", {}}, GridBounds::Fixed(0.001, 0.1),
-                   GridBudget::Steps(777)));
-  EXPECT_DOUBLE_EQ(t.schedule.base_lr, 0.1);
-  EXPECT_DOUBLE_EQ(t.schedule.eta_min, 0.001);
-  EXPECT_EQ(t.schedule.total_steps, 777);
+  s = Complete({"rex", {}}, b, GridBudget::Steps(777));
+  EXPECT_DOUBLE_EQ(s.base_lr, 0.1);
+  EXPECT_DOUBLE_EQ(s.eta_min, 0.001);
+  EXPECT_EQ(s.total_steps, 777);
 
-  t = Only(OneAxis({"sgdr", {}}, GridBounds::Fixed(0.001, 0.1),
-                   GridBudget::Epochs(10)));
-  EXPECT_DOUBLE_EQ(t.schedule.base_lr, 0.1);
-  EXPECT_DOUBLE_EQ(t.schedule.eta_min, 0.001);
-  EXPECT_EQ(t.schedule.t0, 100);  // t_mult 1: one period per epoch
+  s = Complete({"sgdr", {}}, b, GridBudget::Epochs(10));
+  EXPECT_DOUBLE_EQ(s.base_lr, 0.1);
+  EXPECT_DOUBLE_EQ(s.eta_min, 0.001);
+  EXPECT_EQ(s.t0, 100);  // t_mult 1: one period per epoch
   // t_mult 2 over 10 epochs: 1 + 2 + 4 = 7 periods' worth, ceil(1000 / 7).
-  t = Only(OneAxis({"sgdr", {{"t_mult", "2"}}}, GridBounds::Fixed(0.001, 0.1),
-                   GridBudget::Epochs(10)));
-  EXPECT_EQ(t.schedule.t0, 143);
-  GridSpec spec = OneAxis({"sgdr", {}}, GridBounds::Fixed(0.001, 0.1),
-                          GridBudget::Steps(300));
-  spec.steps_per_epoch = 0;
-  EXPECT_EQ(Only(spec).schedule.t0, 300);
-  spec.schedules[0].params = {{"t_0", "30"}};
-  EXPECT_EQ(Only(spec).schedule.t0, 30);
+  s = Complete({"sgdr", {{"t_mult", "2"}}}, b, GridBudget::Epochs(10));
+  EXPECT_EQ(s.t0, 143);
+  EXPECT_EQ(Complete({"sgdr", {}}, b, GridBudget::Steps(300), 0).t0, 300);
+  EXPECT_EQ(
+      Complete({"sgdr", {{"t_0", "30"}}}, b, GridBudget::Steps(300), 0).t0, 30);
 }
 
 TEST(BoundMappingTest, DecayingKindsStartAtMax) {
@@ -222,153 +396,11 @@ TEST(BoundMappingTest, DecayingKindsStartAtMax) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.schedule.kind);
-    Trial t = Only(OneAxis(c.schedule, GridBounds::Fixed(0.001, 0.1),
-                           GridBudget::Epochs(3)));
-    EXPECT_DOUBLE_EQ(t.schedule.base_lr, 0.1);
-    EXPECT_EQ(t.schedule.total_iters, c.total_iters);
+    ScheduleSpec s = Complete(c.schedule, GridBounds::Fixed(0.001, 0.1),
+                              GridBudget::Epochs(3));
+    EXPECT_DOUBLE_EQ(s.base_lr, 0.1);
+    EXPECT_EQ(s.total_iters, c.total_iters);
   }
-}
-
-TEST(ExpandGridTest, TrialLimit) {
-  GridSpec spec;
-  spec.schedules = {{"one_cycle", {}}};
-  spec.lr_bounds = {GridBounds::Fixed(0.01, 0.1)};
-  spec.budgets = {GridBudget::Steps(100)};
-  for (int64_t s = 0; s < 300; ++s) spec.seeds.push_back(s);
-  ExpectError(spec, "grid has 300 trials, more than max_trials 256");
-  spec.max_trials = 300;
-  absl::StatusOr<std::vector<Trial>> trials = ExpandGrid(spec);
-  ASSERT_TRUE(trials.ok()) << trials.status();
-  EXPECT_EQ(trials->size(), 300u);
-  spec.max_trials = 4097;
-  ExpectError(spec, "max_trials must be in [1, 4096], got 4097");
-  spec.max_trials = 0;
-  ExpectError(spec, "max_trials must be in [1, 4096], got 0");
-}
-
-TEST(ExpandGridTest, BadAxisValuesNameTheAxisAndIndex) {
-  const GridSpec good = OneAxis({"one_cycle", {}}, GridBounds::Fixed(0.01, 0.1),
-                                GridBudget::Epochs(1));
-  GridSpec spec = good;
-  spec.schedules = {{"cosine", {}}, {"sgdr", {}}, {"foo", {}}};
-  ExpectError(spec, "schedules[2].kind: unknown schedule kind 'foo'");
-  spec.schedules = {{"ramp", {}}};
-  ExpectError(spec, "schedules[0].kind: 'ramp' cannot be a trial's schedule");
-  spec.schedules = {{"cosine", {{"gamma", "fast"}}}};
-  ExpectError(spec, "schedules[0].params: gamma: 'fast' is not a number");
-  spec.schedules = {{"cosine", {{"warp", "9"}}}};
-  ExpectError(spec, "schedules[0].params: unknown schedule parameter 'warp'");
-  spec.schedules = {{"cosine", {{"mode", "triangular"}}}};
-  ExpectError(spec, "schedules[0].params.mode: the kind is set by");
-  spec.schedules = {
-      {"one_cycle", {{"pct-start", "0.2"}, {"pct_start", "0.3"}}}};
-  ExpectError(spec, "schedules[0].params.pct_start: given twice");
-  spec.schedules = {{"one_cycle", {}}, {"onecycle", {}}};
-  ExpectError(spec, "schedules[1]: duplicate of schedules[0]");
-  spec.schedules = {{"triangular", {{"max_lr", "1"}}}};
-  ExpectError(spec, "schedules[0].params.max_lr: the lr_bounds axis sets");
-  spec.schedules = {{"step", {}}};
-  ExpectError(spec,
-              "schedules[0], lr_bounds[0], budgets[0]: step_size must be >= 1, "
-              "got 0");
-  spec.schedules = {{"one_cycle", {{"total_steps", "50"}}}};
-  ExpectError(spec,
-              "one_cycle: total_steps (50) is shorter than the budget (100 "
-              "steps)");
-  spec.schedules = {};
-  ExpectError(spec, "schedules: at least one is needed");
-
-  spec = good;
-  spec.lr_bounds = {GridBounds::Fixed(0.01, 0.1), GridBounds::Fixed(0.2, 0.1)};
-  ExpectError(spec, "lr_bounds[1]: min_lr (0.2) must be <= max_lr (0.1)");
-  spec.lr_bounds = {GridBounds::Fixed(kNaN, 0.1)};
-  ExpectError(spec, "lr_bounds[0]: min_lr and max_lr must be finite and > 0");
-  spec.lr_bounds = {GridBounds::Recommended(), GridBounds::Recommended()};
-  ExpectError(spec, "lr_bounds[1]: duplicate of lr_bounds[0]");
-
-  spec = good;
-  spec.budgets = {GridBudget::Steps(0)};
-  ExpectError(spec, "budgets[0]: must be >= 1, got 0");
-  spec.budgets = {GridBudget::Epochs(2), GridBudget::Steps(200)};
-  ExpectError(spec, "budgets[1]: same length as budgets[0] (200 steps)");
-  spec.steps_per_epoch = 0;
-  spec.budgets = {GridBudget::Steps(5), GridBudget::Epochs(3)};
-  ExpectError(spec, "budgets[1]: 3 epochs need steps_per_epoch > 0");
-  spec.budgets = {};
-  ExpectError(spec, "budgets: at least one is needed");
-
-  spec = good;
-  spec.seeds = {7, -1};
-  ExpectError(spec, "seeds[1]: must be >= 0, got -1");
-  spec.seeds = {7, 8, 9, 7};
-  ExpectError(spec, "seeds[3]: duplicate of seeds[0] (7)");
-
-  spec = good;
-  spec.optimizer = {{"lr", {"0.1"}}};
-  ExpectError(spec, "optimizer.lr: the LR comes from the schedule");
-  spec.optimizer = {{"momentum", {}}};
-  ExpectError(spec, "optimizer.momentum: needs at least one value");
-  spec.optimizer = {{"momentum", {"0.9", "0 .95"}}};
-  ExpectError(spec, "optimizer.momentum[1]: '0 .95' must be non-empty");
-  spec.optimizer = {{"momentum", {"0.9", "0.9"}}};
-  ExpectError(spec,
-              "optimizer.momentum[1]: duplicate of optimizer.momentum[0]");
-  spec.optimizer = {{"Beta 2", {"0.99"}}};
-  ExpectError(spec, "optimizer: field name 'Beta 2' must match [a-z0-9_]+");
-}
-
-TEST(RecommendedBoundsTest, ResolvedLaterAllOrNothing) {
-  GridSpec spec;
-  spec.schedules = {{"one_cycle", {}}, {"cosine", {{"eta_min", "0.005"}}}};
-  spec.lr_bounds = {GridBounds::Recommended(), GridBounds::Fixed(0.01, 0.1)};
-  spec.budgets = {GridBudget::Epochs(1)};
-  spec.steps_per_epoch = 100;
-  absl::StatusOr<std::vector<Trial>> expanded = ExpandGrid(spec);
-  ASSERT_TRUE(expanded.ok()) << expanded.status();
-  std::vector<Trial> trials = *expanded;
-  ASSERT_EQ(trials.size(), 4u);
-  EXPECT_TRUE(trials[0].needs_recommended_bounds);
-  EXPECT_FALSE(trials[1].needs_recommended_bounds);
-  EXPECT_TRUE(trials[2].needs_recommended_bounds);
-  EXPECT_EQ(trials[0].label, "one_cycle lr=recommended epochs=1 seed=0");
-  EXPECT_EQ(trials[2].label,
-            "cosine eta_min=0.005 lr=recommended epochs=1 seed=0");
-
-  // No recommendation (0, 0): refused, nothing changes.
-  absl::Status st = ResolveRecommendedBounds(trials, 0, 0);
-  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(st.message().find("0 < min_lr <= max_lr"), std::string::npos);
-  // max 0.004 is below the cosine's given eta_min: trial 2 fails, and trial
-  // 0, which alone would resolve, is left as it was.
-  st = ResolveRecommendedBounds(trials, 0.001, 0.004);
-  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(st.message().find("trial 2 (cosine eta_min=0.005 lr=recommended"),
-            std::string::npos)
-      << st;
-  EXPECT_TRUE(trials[0].needs_recommended_bounds);
-  EXPECT_EQ(trials[0].label, "one_cycle lr=recommended epochs=1 seed=0");
-
-  ASSERT_TRUE(ResolveRecommendedBounds(trials, 0.002, 0.2).ok());
-  EXPECT_FALSE(trials[0].needs_recommended_bounds);
-  EXPECT_DOUBLE_EQ(trials[0].schedule.max_lr, 0.2);
-  EXPECT_DOUBLE_EQ(trials[0].schedule.div_factor, 100.0);
-  EXPECT_EQ(trials[0].label,
-            "one_cycle max_lr=0.2 div_factor=100 epochs=1 seed=0");
-  EXPECT_DOUBLE_EQ(trials[2].schedule.base_lr, 0.2);
-  EXPECT_DOUBLE_EQ(trials[2].schedule.eta_min, 0.005);
-  EXPECT_TRUE(Schedule::Create(trials[2].schedule).ok());
-  // The fixed-bounds trials are untouched.
-  EXPECT_DOUBLE_EQ(trials[1].schedule.max_lr, 0.1);
-  EXPECT_EQ(trials[3].label,
-            "cosine eta_min=0.005 base_lr=0.1 epochs=1 seed=0");
-}
-
-TEST(RecommendedBoundsTest, BoundIndependentErrorsSurfaceAtExpansion) {
-  GridSpec spec = OneAxis({"exponential", {}}, GridBounds::Recommended(),
-                          GridBudget::Epochs(1));
-  ExpectError(spec,
-              "schedules[0], lr_bounds[0] (recommended), budgets[0]: "
-              "exponential: gamma is required");
 }
 
 TEST(RankTrialsTest, AccuracyHigherIsBetterNanAndFailedLastTiesByIndex) {

@@ -1,7 +1,7 @@
-// PlanGrid and what it needs; see grid_plan.h. At ~670 lines it is over the
-// house's ~600 because it still expands a grid's axes itself, beside
-// core/grid.cc's ExpandGrid: moving every axis into core's planner (issue
-// 14, part 2) leaves this file the persistence side only.
+// PlanGrid and what it needs; see grid_plan.h. The planning is core's
+// (core/grid.h PlanGrid); this file converts the job's protos to core's
+// GridPlan and the planned trials back, checks what only the protos can
+// say, and ranks finished trials.
 #include "server/grid_plan.h"
 
 #include <algorithm>
@@ -13,9 +13,11 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/grid.h"
 #include "core/status_macros.h"
 #include "proto/core_convert.h"
@@ -26,12 +28,7 @@ namespace {
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 
-constexpr int kMaxAxes = 8;
-constexpr int kMaxAxisValues = 64;
 constexpr int kDefaultMaxTrials = 64;
-// A trial's length in steps: far beyond any real budget, and small enough
-// that schedule arithmetic on it cannot overflow.
-constexpr int64_t kMaxTrialSteps = 1'000'000'000;
 
 absl::Status Invalid(absl::string_view where, absl::string_view rule) {
   return absl::InvalidArgumentError(absl::StrCat(where, " ", rule));
@@ -55,6 +52,17 @@ std::string EnumSuffix(const google::protobuf::EnumValueDescriptor* v,
   std::string name = v->name();
   if (absl::StartsWith(name, prefix)) name = name.substr(prefix.size());
   return absl::AsciiStrToLower(name);
+}
+
+// An enum's value prefix: "ANNEAL_" for Anneal, "RAMP_SHAPE_" for
+// RampShape.
+std::string EnumPrefix(const google::protobuf::EnumDescriptor& type) {
+  std::string prefix;
+  for (char c : type.name()) {
+    if (absl::ascii_isupper(c) && !prefix.empty()) prefix += '_';
+    prefix += absl::ascii_toupper(c);
+  }
+  return prefix + "_";
 }
 
 // The fields a message sets (proto3 presence: optional fields when set,
@@ -93,16 +101,9 @@ std::map<std::string, std::string> SetFields(
         case FieldDescriptor::CPPTYPE_BOOL:
           text = r->GetBool(m, f) ? "true" : "false";
           break;
-        case FieldDescriptor::CPPTYPE_ENUM: {
-          const std::string type = f->enum_type()->name();  // "Anneal"
-          std::string prefix;
-          for (char c : type) {
-            if (absl::ascii_isupper(c) && !prefix.empty()) prefix += '_';
-            prefix += absl::ascii_toupper(c);
-          }
-          text = EnumSuffix(r->GetEnum(m, f), prefix + "_");
+        case FieldDescriptor::CPPTYPE_ENUM:
+          text = EnumSuffix(r->GetEnum(m, f), EnumPrefix(*f->enum_type()));
           break;
-        }
         default:
           text = "?";
       }
@@ -112,192 +113,187 @@ std::map<std::string, std::string> SetFields(
   return out;
 }
 
-// Applies `value` over `base`: the fields it sets replace the base's (a
-// repeated field replaces, not appends).
-template <typename M>
-void Override(M& base, const M& value) {
-  std::vector<const FieldDescriptor*> fields;
-  value.GetReflection()->ListFields(value, &fields);
-  for (const FieldDescriptor* f : fields) {
-    if (f->is_repeated()) base.GetReflection()->ClearField(&base, f);
+// Writes fields as SetFields gives them (name -> text) into `m`: the
+// inverse of SetFields, for the fields that function writes.
+absl::Status SetFromFields(const std::map<std::string, std::string>& fields,
+                           Message& m) {
+  const auto* d = m.GetDescriptor();
+  const auto* r = m.GetReflection();
+  for (const auto& [name, text] : fields) {
+    const FieldDescriptor* f = d->FindFieldByName(name);
+    bool ok = f != nullptr;
+    if (ok && f->is_repeated()) {
+      for (absl::string_view item : absl::StrSplit(text, ',')) {
+        int64_t v = 0;
+        ok = ok && f->cpp_type() == FieldDescriptor::CPPTYPE_INT64 &&
+             absl::SimpleAtoi(item, &v);
+        if (ok) r->AddInt64(&m, f, v);
+      }
+    } else if (ok) {
+      switch (f->cpp_type()) {
+        case FieldDescriptor::CPPTYPE_DOUBLE: {
+          double v = 0;
+          ok = absl::SimpleAtod(text, &v);
+          if (ok) r->SetDouble(&m, f, v);
+          break;
+        }
+        case FieldDescriptor::CPPTYPE_INT64: {
+          int64_t v = 0;
+          ok = absl::SimpleAtoi(text, &v);
+          if (ok) r->SetInt64(&m, f, v);
+          break;
+        }
+        case FieldDescriptor::CPPTYPE_INT32: {
+          int32_t v = 0;
+          ok = absl::SimpleAtoi(text, &v);
+          if (ok) r->SetInt32(&m, f, v);
+          break;
+        }
+        case FieldDescriptor::CPPTYPE_BOOL:
+          ok = text == "true" || text == "false";
+          if (ok) r->SetBool(&m, f, text == "true");
+          break;
+        case FieldDescriptor::CPPTYPE_ENUM: {
+          const auto* v = f->enum_type()->FindValueByName(
+              EnumPrefix(*f->enum_type()) + absl::AsciiStrToUpper(text));
+          ok = v != nullptr;
+          if (ok) r->SetEnum(&m, f, v);
+          break;
+        }
+        default:
+          ok = false;
+      }
+    }
+    if (!ok) {
+      return absl::InternalError(
+          absl::StrCat(m.GetDescriptor()->name(), ".", name, ": '", text,
+                       "' does not go back into the message"));
+    }
   }
-  base.MergeFrom(value);
+  return absl::OkStatus();
 }
 
-absl::StatusOr<GridSchedule> ToGridSchedule(const v1::ScheduleSpec& s,
-                                            absl::string_view where) {
-  if (s.kind() == v1::SCHEDULE_KIND_UNSPECIFIED) {
-    return Invalid(absl::StrCat(where, ".kind"),
-                   "must be set (in train.schedule or by a schedules axis)");
-  }
-  if (s.kind() < v1::SCHEDULE_KIND_CONSTANT ||
-      s.kind() > v1::SCHEDULE_KIND_SEQUENTIAL) {
-    return Invalid(absl::StrCat(where, ".kind"),
-                   absl::StrCat("unknown value ", s.kind()));
+// A schedule message as core's AxisValue (its kind by core's name, "" when
+// unset). `where` names it in errors.
+absl::StatusOr<AxisValue> ScheduleValue(const v1::ScheduleSpec& s,
+                                        const std::string& where) {
+  AxisValue v;
+  if (s.kind() != v1::SCHEDULE_KIND_UNSPECIFIED) {
+    if (s.kind() < v1::SCHEDULE_KIND_CONSTANT ||
+        s.kind() > v1::SCHEDULE_KIND_SEQUENTIAL) {
+      return Invalid(absl::StrCat(where, ".kind"),
+                     absl::StrCat("unknown value ", s.kind()));
+    }
+    // Proto kind n is core's enumerator n - 1 (schedule.proto, schedule.h).
+    v.kind = std::string(ScheduleKindName(
+        static_cast<ScheduleKind>(static_cast<int>(s.kind()) - 1)));
   }
   if (s.children_size() > 0 || s.boundaries_size() > 0) {
     return Invalid(where,
                    "children/boundaries: a trial trains under one profile, "
                    "not a sequential schedule");
   }
-  GridSchedule g;
-  // Proto kind n is core's enumerator n - 1 (schedule.proto, core/schedule.h).
-  g.kind = std::string(ScheduleKindName(
-      static_cast<ScheduleKind>(static_cast<int>(s.kind()) - 1)));
-  g.params = SetFields(s, {"kind"});
-  return g;
+  v.params = SetFields(s, {"kind"});
+  return v;
 }
 
-std::string BoundsText(const v1::LrBounds& b) {
-  if (b.has_recommended()) {
-    if (b.recommended().has_scale() && b.recommended().scale() != 1.0) {
-      return absl::StrFormat("recommended*%g", b.recommended().scale());
-    }
-    return "recommended";
+AxisValue OptimizerValue(const v1::OptimizerSpec& o) {
+  AxisValue v;
+  if (o.kind() != v1::OPTIMIZER_KIND_UNSPECIFIED) {
+    v.kind =
+        EnumSuffix(v1::OptimizerKind_descriptor()->FindValueByNumber(o.kind()),
+                   "OPTIMIZER_KIND_");
   }
-  return absl::StrFormat("%g..%g", b.explicit_bounds().min_lr(),
-                         b.explicit_bounds().max_lr());
+  v.params = SetFields(o, {"kind"});
+  return v;
 }
 
-std::string WithParams(absl::string_view name,
-                       const std::map<std::string, std::string>& params) {
-  if (params.empty()) return std::string(name);
-  std::vector<std::string> parts;
-  for (const auto& [k, v] : params) parts.push_back(absl::StrCat(k, "=", v));
-  return absl::StrCat(name, "(", absl::StrJoin(parts, ","), ")");
-}
-
-std::string AxisName(const v1::GridAxis& axis) {
-  if (!axis.name().empty()) return axis.name();
-  switch (axis.axis_case()) {
-    case v1::GridAxis::kSchedules:
-      return "schedule";
-    case v1::GridAxis::kLrBounds:
-      return "lr_bounds";
-    case v1::GridAxis::kBudgets:
-      return "budget";
-    case v1::GridAxis::kSeeds:
-      return "seed";
-    case v1::GridAxis::kOptimizers:
-      return "optimizer";
-    case v1::GridAxis::kBatchSizes:
-      return "batch_size";
-    case v1::GridAxis::AXIS_NOT_SET:
-      break;
+// The job's grid as core's GridPlan; checks what only the protos can say
+// (an axis or a value that sets nothing).
+absl::StatusOr<GridPlan> ToGridPlan(const v1::GridSearchJob& grid) {
+  GridPlan plan;
+  LRTUNE_ASSIGN_OR_RETURN(plan.run, RunSpecFromProto(grid.run()));
+  plan.optimizer = OptimizerValue(grid.run().optimizer());
+  LRTUNE_ASSIGN_OR_RETURN(plan.schedule, ScheduleValue(grid.train().schedule(),
+                                                       "grid.train.schedule"));
+  if (grid.train().has_epochs()) {
+    plan.budget = GridBudget::Epochs(grid.train().epochs());
+    plan.has_budget = true;
+  } else if (grid.train().has_steps()) {
+    plan.budget = GridBudget::Steps(grid.train().steps());
+    plan.has_budget = true;
   }
-  return "axis";
-}
-
-int AxisSize(const v1::GridAxis& axis) {
-  switch (axis.axis_case()) {
-    case v1::GridAxis::kSchedules:
-      return axis.schedules().values_size();
-    case v1::GridAxis::kLrBounds:
-      return axis.lr_bounds().values_size();
-    case v1::GridAxis::kBudgets:
-      return axis.budgets().values_size();
-    case v1::GridAxis::kSeeds:
-      return axis.seeds().values_size();
-    case v1::GridAxis::kOptimizers:
-      return axis.optimizers().values_size();
-    case v1::GridAxis::kBatchSizes:
-      return axis.batch_sizes().values_size();
-    case v1::GridAxis::AXIS_NOT_SET:
-      break;
-  }
-  return 0;
-}
-
-// The axis value's own checks (those that do not depend on other axes).
-absl::Status CheckAxisValue(const v1::GridAxis& axis, int j,
-                            const std::string& where) {
-  switch (axis.axis_case()) {
-    case v1::GridAxis::kLrBounds: {
-      const v1::LrBounds& b = axis.lr_bounds().values(j);
-      if (b.has_recommended()) {
-        const double scale =
-            b.recommended().has_scale() ? b.recommended().scale() : 1.0;
-        if (!std::isfinite(scale) || scale <= 0) {
-          return Invalid(absl::StrCat(where, ".recommended.scale"),
-                         absl::StrCat("must be finite and > 0, got ", scale));
-        }
-      } else if (b.has_explicit_bounds()) {
-        const double lo = b.explicit_bounds().min_lr();
-        const double hi = b.explicit_bounds().max_lr();
-        if (!std::isfinite(lo) || !std::isfinite(hi) || lo <= 0 || lo > hi) {
-          return Invalid(
-              absl::StrCat(where, ".explicit_bounds"),
-              absl::StrFormat("must be finite with 0 < min_lr <= max_lr, got "
-                              "min_lr %g, max_lr %g",
-                              lo, hi));
-        }
-      } else {
-        return Invalid(where, "must set explicit_bounds or recommended");
-      }
-      return absl::OkStatus();
-    }
-    case v1::GridAxis::kBudgets: {
-      const v1::Budget& b = axis.budgets().values(j);
-      if (b.value_case() == v1::Budget::VALUE_NOT_SET) {
-        return Invalid(where, "must set epochs or steps");
-      }
-      const int64_t n = b.has_epochs() ? b.epochs() : b.steps();
-      if (n < 1) {
-        return Invalid(
-            absl::StrCat(where, b.has_epochs() ? ".epochs" : ".steps"),
-            absl::StrCat("must be >= 1, got ", n));
-      }
-      return absl::OkStatus();
-    }
-    case v1::GridAxis::kBatchSizes:
-      if (axis.batch_sizes().values(j) < 1) {
-        return Invalid(where, absl::StrCat("must be >= 1, got ",
-                                           axis.batch_sizes().values(j)));
-      }
-      return absl::OkStatus();
-    default:
-      return absl::OkStatus();
-  }
-}
-
-// Two values of one axis that are the same would run the same trial twice.
-absl::Status CheckDistinct(const v1::GridAxis& axis, const std::string& path) {
-  const int n = AxisSize(axis);
-  std::vector<std::string> keys;
-  for (int j = 0; j < n; ++j) {
-    std::string key;
-    switch (axis.axis_case()) {
+  plan.has_range_test = grid.has_range_test();
+  const v1::GridSpec& spec = grid.grid();
+  plan.max_trials =
+      spec.has_max_trials() ? spec.max_trials() : kDefaultMaxTrials;
+  for (int i = 0; i < spec.axes_size(); ++i) {
+    const v1::GridAxis& a = spec.axes(i);
+    const std::string path = absl::StrCat("grid.grid.axes[", i, "]");
+    GridAxis axis;
+    axis.name = a.name();
+    switch (a.axis_case()) {
       case v1::GridAxis::kSchedules:
-        key = axis.schedules().values(j).SerializeAsString();
+        axis.kind = GridAxis::Kind::kSchedules;
+        for (int j = 0; j < a.schedules().values_size(); ++j) {
+          LRTUNE_ASSIGN_OR_RETURN(
+              AxisValue v,
+              ScheduleValue(a.schedules().values(j),
+                            absl::StrCat(path, ".values[", j, "]")));
+          axis.schedules.push_back(std::move(v));
+        }
         break;
       case v1::GridAxis::kLrBounds:
-        key = axis.lr_bounds().values(j).SerializeAsString();
+        axis.kind = GridAxis::Kind::kLrBounds;
+        for (int j = 0; j < a.lr_bounds().values_size(); ++j) {
+          const v1::LrBounds& b = a.lr_bounds().values(j);
+          if (b.has_recommended()) {
+            axis.lr_bounds.push_back(GridBounds::Recommended(
+                b.recommended().has_scale() ? b.recommended().scale() : 1.0));
+          } else if (b.has_explicit_bounds()) {
+            axis.lr_bounds.push_back(GridBounds::Fixed(
+                b.explicit_bounds().min_lr(), b.explicit_bounds().max_lr()));
+          } else {
+            return Invalid(absl::StrCat(path, ".values[", j, "]"),
+                           "must set explicit_bounds or recommended");
+          }
+        }
         break;
       case v1::GridAxis::kBudgets:
-        key = axis.budgets().values(j).SerializeAsString();
+        axis.kind = GridAxis::Kind::kBudgets;
+        for (int j = 0; j < a.budgets().values_size(); ++j) {
+          const v1::Budget& b = a.budgets().values(j);
+          if (b.value_case() == v1::Budget::VALUE_NOT_SET) {
+            return Invalid(absl::StrCat(path, ".values[", j, "]"),
+                           "must set epochs or steps");
+          }
+          axis.budgets.push_back(b.has_epochs() ? GridBudget::Epochs(b.epochs())
+                                                : GridBudget::Steps(b.steps()));
+        }
         break;
       case v1::GridAxis::kSeeds:
-        key = absl::StrCat(axis.seeds().values(j));
+        axis.kind = GridAxis::Kind::kSeeds;
+        axis.seeds.assign(a.seeds().values().begin(), a.seeds().values().end());
         break;
       case v1::GridAxis::kOptimizers:
-        key = axis.optimizers().values(j).SerializeAsString();
+        axis.kind = GridAxis::Kind::kOptimizers;
+        for (const v1::OptimizerSpec& o : a.optimizers().values()) {
+          axis.optimizers.push_back(OptimizerValue(o));
+        }
         break;
       case v1::GridAxis::kBatchSizes:
-        key = absl::StrCat(axis.batch_sizes().values(j));
+        axis.kind = GridAxis::Kind::kBatchSizes;
+        axis.batch_sizes.assign(a.batch_sizes().values().begin(),
+                                a.batch_sizes().values().end());
         break;
-      default:
-        break;
+      case v1::GridAxis::AXIS_NOT_SET:
+        return Invalid(path,
+                       "must set one of schedules, lr_bounds, budgets, seeds, "
+                       "optimizers, batch_sizes");
     }
-    for (int k = 0; k < j; ++k) {
-      if (keys[k] == key) {
-        return Invalid(absl::StrCat(path, ".values[", j, "]"),
-                       absl::StrCat("repeats values[", k,
-                                    "] (it would run the same trials twice)"));
-      }
-    }
-    keys.push_back(std::move(key));
+    plan.axes.push_back(std::move(axis));
   }
-  return absl::OkStatus();
+  return plan;
 }
 
 absl::Status CheckTrainSpec(const v1::TrainSpec& t) {
@@ -327,13 +323,16 @@ absl::Status CheckTrainSpec(const v1::TrainSpec& t) {
   return absl::OkStatus();
 }
 
-// Fills `trial.train.schedule` (core's rules) for `bounds` (null: the
-// schedule's own LRs) over the trial's budget, and sets train.steps.
+// Completes `trial.train.schedule` from `merged` (the trial's schedule as it
+// sets it) with `bounds` over the trial's budget, by core's rule.
 absl::Status CompleteSchedule(const v1::ScheduleSpec& merged,
                               const GridBounds* bounds, int64_t budget_steps,
                               int64_t steps_per_epoch, v1::Trial& trial) {
   LRTUNE_ASSIGN_OR_RETURN(GridSchedule schedule,
-                          ToGridSchedule(merged, "train.schedule"));
+                          ScheduleValue(merged, "train.schedule"));
+  if (schedule.kind.empty()) {
+    return Invalid("train.schedule.kind", "must be set");
+  }
   LRTUNE_ASSIGN_OR_RETURN(
       ScheduleSpec built,
       CompleteTrialSchedule(schedule, bounds, budget_steps, steps_per_epoch));
@@ -360,20 +359,9 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
         ValidateRangeTestSpec(grid.range_test(), "grid.range_test"));
   }
   const v1::GridSpec& spec = grid.grid();
-  if (spec.axes_size() < 1 || spec.axes_size() > kMaxAxes) {
-    return Invalid("grid.grid.axes",
-                   absl::StrCat("must hold 1..", kMaxAxes, " axes, got ",
-                                spec.axes_size()));
-  }
-  const int64_t max_trials =
-      spec.has_max_trials() ? spec.max_trials() : kDefaultMaxTrials;
-  if (max_trials < 1) {
-    return Invalid("grid.grid.max_trials",
-                   absl::StrCat("must be >= 1, got ", max_trials));
-  }
-  if (max_trials > limits.max_trials) {
+  if (spec.has_max_trials() && spec.max_trials() > limits.max_trials) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("grid.grid.max_trials ", max_trials,
+        absl::StrCat("grid.grid.max_trials ", spec.max_trials(),
                      " is above this server's limit of ", limits.max_trials));
   }
   if (spec.has_max_parallel() && spec.max_parallel() < 1) {
@@ -386,186 +374,48 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
                    "val_accuracy needs a classification loss; an mse run "
                    "ranks by val_loss");
   }
-  std::set<std::string> names;
-  int64_t count = 1;
-  for (int i = 0; i < spec.axes_size(); ++i) {
-    const v1::GridAxis& axis = spec.axes(i);
-    const std::string path = absl::StrCat("grid.grid.axes[", i, "]");
-    if (axis.axis_case() == v1::GridAxis::AXIS_NOT_SET) {
-      return Invalid(path,
-                     "must set one of schedules, lr_bounds, budgets, seeds, "
-                     "optimizers, batch_sizes");
-    }
-    const std::string name = AxisName(axis);
-    if (name.size() > 64) {
-      return Invalid(absl::StrCat(path, ".name"), "must be 1..64 characters");
-    }
-    if (!names.insert(name).second) {
-      return Invalid(
-          absl::StrCat(path, ".name"),
-          absl::StrCat("\"", name, "\" names two axes; give one a name"));
-    }
-    const int n = AxisSize(axis);
-    if (n < 1 || n > kMaxAxisValues) {
-      return Invalid(path, absl::StrCat("must hold 1..", kMaxAxisValues,
-                                        " values, got ", n));
-    }
-    std::string values_path = path;
-    for (int j = 0; j < n; ++j) {
-      LRTUNE_RETURN_IF_ERROR(
-          CheckAxisValue(axis, j, absl::StrCat(path, ".values[", j, "]")));
-      if (axis.has_lr_bounds() &&
-          axis.lr_bounds().values(j).has_recommended() &&
-          !grid.has_range_test()) {
-        return Invalid(absl::StrCat(path, ".values[", j, "].recommended"),
-                       "needs grid.range_test: the recommended bounds come "
-                       "from a range test run first in the same job");
-      }
-    }
-    LRTUNE_RETURN_IF_ERROR(CheckDistinct(axis, path));
-    count *= n;
-    if (count > max_trials) {
-      int64_t total = 1;
-      for (const v1::GridAxis& a : spec.axes()) total *= AxisSize(a);
-      return Invalid(
-          "grid.grid.max_trials",
-          absl::StrCat("is ", max_trials, ", but the grid has ", total,
-                       " trials (the product of its axes' "
-                       "sizes); raise it or drop values"));
-    }
-  }
-
-  int lr_axes = 0;
-  for (const v1::GridAxis& a : spec.axes()) lr_axes += a.has_lr_bounds();
-  if (lr_axes > 1) {
-    return Invalid("grid.grid.axes", "at most one lr_bounds axis");
-  }
-
+  LRTUNE_ASSIGN_OR_RETURN(GridPlan plan, ToGridPlan(grid));
+  GridNames names;
+  names.grid = "grid.grid.";
+  names.train = "grid.train.";
+  names.range_test = "grid.range_test";
+  names.run = "run.";
+  names.trial = "grid: ";
+  LRTUNE_ASSIGN_OR_RETURN(std::vector<lrtune::PlannedTrial> planned,
+                          lrtune::PlanGrid(plan, names));
   std::vector<PlannedTrial> trials;
-  trials.reserve(static_cast<size_t>(count));
-  for (int64_t index = 0; index < count; ++index) {
-    std::vector<int> pos(spec.axes_size());
-    int64_t rest = index;
-    for (int a = spec.axes_size(); a-- > 0;) {
-      pos[a] = static_cast<int>(rest % AxisSize(spec.axes(a)));
-      rest /= AxisSize(spec.axes(a));
-    }
-    PlannedTrial planned;
-    v1::Trial& t = planned.trial;
-    t.set_trial_index(static_cast<int32_t>(index));
+  trials.reserve(planned.size());
+  for (lrtune::PlannedTrial& p : planned) {
+    PlannedTrial out;
+    out.needs_bounds = p.needs_bounds;
+    v1::Trial& t = out.trial;
+    t.set_trial_index(static_cast<int32_t>(p.index));
     t.set_state(v1::TRIAL_STATE_PENDING);
+    for (int j : p.choice) t.mutable_choice()->add_value_index(j);
+    t.set_label(p.label);
     *t.mutable_run() = grid.run();
+    t.mutable_run()->set_seed(p.run.seed);
+    t.mutable_run()->set_batch_size(p.run.batch_size);
+    v1::OptimizerSpec& optimizer = *t.mutable_run()->mutable_optimizer();
+    optimizer.Clear();
+    if (!p.optimizer.kind.empty()) {
+      optimizer.set_kind(OptimizerKindToProto(p.run.optimizer.kind));
+    }
+    LRTUNE_RETURN_IF_ERROR(SetFromFields(p.optimizer.params, optimizer));
     *t.mutable_train() = grid.train();
-    v1::ScheduleSpec schedule = grid.train().schedule();
-    std::optional<GridBounds> bounds;
-    std::vector<std::string> label;
-    for (int a = 0; a < spec.axes_size(); ++a) {
-      const v1::GridAxis& axis = spec.axes(a);
-      const int j = pos[a];
-      t.mutable_choice()->add_value_index(j);
-      std::string text;
-      switch (axis.axis_case()) {
-        case v1::GridAxis::kSchedules: {
-          const v1::ScheduleSpec& v = axis.schedules().values(j);
-          if (v.kind() != v1::SCHEDULE_KIND_UNSPECIFIED &&
-              v.kind() != schedule.kind()) {
-            schedule = v;  // another kind: the base's parameters do not apply
-          } else {
-            Override(schedule, v);
-          }
-          std::string kind = "?";
-          if (schedule.kind() > v1::SCHEDULE_KIND_UNSPECIFIED &&
-              schedule.kind() <= v1::SCHEDULE_KIND_SEQUENTIAL) {
-            kind = std::string(ScheduleKindName(static_cast<ScheduleKind>(
-                static_cast<int>(schedule.kind()) - 1)));
-          }
-          text = WithParams(kind, SetFields(v, {"kind"}));
-          break;
-        }
-        case v1::GridAxis::kLrBounds: {
-          const v1::LrBounds& b = axis.lr_bounds().values(j);
-          if (b.has_recommended()) {
-            bounds = GridBounds::Recommended();
-            planned.needs_bounds = true;
-          } else {
-            bounds = GridBounds::Fixed(b.explicit_bounds().min_lr(),
-                                       b.explicit_bounds().max_lr());
-          }
-          text = BoundsText(b);
-          break;
-        }
-        case v1::GridAxis::kBudgets: {
-          const v1::Budget& b = axis.budgets().values(j);
-          if (b.has_epochs()) {
-            t.mutable_train()->set_epochs(b.epochs());
-            text = absl::StrCat(b.epochs(), "epochs");
-          } else {
-            t.mutable_train()->set_steps(b.steps());
-            text = absl::StrCat(b.steps(), "steps");
-          }
-          break;
-        }
-        case v1::GridAxis::kSeeds:
-          t.mutable_run()->set_seed(axis.seeds().values(j));
-          text = absl::StrCat(axis.seeds().values(j));
-          break;
-        case v1::GridAxis::kOptimizers: {
-          const v1::OptimizerSpec& v = axis.optimizers().values(j);
-          Override(*t.mutable_run()->mutable_optimizer(), v);
-          const v1::OptimizerKind k = t.run().optimizer().kind();
-          const std::string kind =
-              k == v1::OPTIMIZER_KIND_UNSPECIFIED
-                  ? "sgd"
-                  : EnumSuffix(
-                        v1::OptimizerKind_descriptor()->FindValueByNumber(k),
-                        "OPTIMIZER_KIND_");
-          text = WithParams(kind, SetFields(v, {"kind"}));
-          break;
-        }
-        case v1::GridAxis::kBatchSizes:
-          t.mutable_run()->set_batch_size(axis.batch_sizes().values(j));
-          text = absl::StrCat(axis.batch_sizes().values(j));
-          break;
-        case v1::GridAxis::AXIS_NOT_SET:
-          break;
-      }
-      label.push_back(absl::StrCat(AxisName(axis), "=", text));
-    }
-    t.set_label(absl::StrJoin(label, " "));
-    const std::string where =
-        absl::StrCat("grid: trial ", index, " (", t.label(), ")");
-    LRTUNE_RETURN_IF_ERROR(Prefixed(where, ValidateRunSpec(t.run(), "run")));
-    const int64_t per_epoch = StepsPerEpoch(t.run());
-    int64_t steps = 0;
-    if (t.train().has_steps()) {
-      steps = t.train().steps();
-    } else if (t.train().has_epochs()) {
-      if (per_epoch < 1) {
-        return Invalid(where,
-                       "an epoch budget needs a data set of known size; "
-                       "give the budget in steps");
-      }
-      if (t.train().epochs() > kMaxTrialSteps / per_epoch) {
-        return Invalid(where, absl::StrCat("budget: ", t.train().epochs(),
-                                           " epochs are more than ",
-                                           kMaxTrialSteps, " steps"));
-      }
-      steps = t.train().epochs() * per_epoch;
+    t.mutable_train()->set_steps(p.steps);
+    v1::ScheduleSpec& schedule = *t.mutable_train()->mutable_schedule();
+    if (p.needs_bounds) {
+      // The schedule as the trial sets it; FillRecommendedBounds completes
+      // it once the range test is done.
+      schedule.Clear();
+      absl::StatusOr<ScheduleKind> kind = ParseScheduleKind(p.schedule.kind);
+      if (kind.ok()) schedule.set_kind(ScheduleKindToProto(*kind));
+      LRTUNE_RETURN_IF_ERROR(SetFromFields(p.schedule.params, schedule));
     } else {
-      return Invalid(where,
-                     "has no budget: set grid.train.epochs or steps, or a "
-                     "budgets axis");
+      schedule = ScheduleSpecToProto(p.completed);
     }
-    if (steps > kMaxTrialSteps) {
-      return Invalid(where, absl::StrCat("budget: ", steps,
-                                         " steps, more than ", kMaxTrialSteps));
-    }
-    t.mutable_train()->set_steps(steps);
-    *t.mutable_train()->mutable_schedule() = schedule;
-    LRTUNE_RETURN_IF_ERROR(
-        Prefixed(where, CompleteSchedule(schedule, bounds ? &*bounds : nullptr,
-                                         steps, per_epoch, t)));
-    trials.push_back(std::move(planned));
+    trials.push_back(std::move(out));
   }
   return trials;
 }

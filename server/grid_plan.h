@@ -7,20 +7,15 @@
 //   ...once the range test ran:
 //   LRTUNE_RETURN_IF_ERROR(FillRecommendedBounds(grid, rec, trial));
 //
-// A trial is the base (run + train) with one value of every axis applied,
-// in axis order; trial i is the mixed-radix number of its value indices,
-// the last axis fastest (grid.proto). Schedules are then completed from the
-// trial's LR bounds and budget by core/grid.h (CompleteTrialSchedule), the
-// one place that rule lives: the bounds table, cyclic step sizes and SGDR
-// periods from the steps per epoch, "a schedule's own parameters win".
-//
-// Budgets become steps here (train.steps), from the steps per epoch of the
-// trial's run (StepsPerEpoch), so the schedule and the run have the same
-// length whatever the engine would count.
+// The planning is core's (core/grid.h PlanGrid: the product of the axes,
+// overrides, budgets into steps, schedules completed, labels); this side
+// converts the job's protos to core's GridPlan, writes each planned trial
+// as a v1::Trial (train.steps = the budget) and persists nothing itself.
 //
 // Errors are INVALID_ARGUMENT naming the field and the rule
-// ("grid.axes[1].budgets.values[0] must be >= 1, got 0", "grid.max_trials:
-// the grid has 96 trials, more than 64"); RESOURCE_EXHAUSTED when
+// ("grid.grid.axes[1].values[0].epochs must be >= 1, got 0",
+// "grid.grid.max_trials is 2, but the grid has 3 trials ...");
+// RESOURCE_EXHAUSTED when
 // max_trials is above the server's limit. Pure functions.
 #ifndef LRTUNE_SERVER_GRID_PLAN_H_
 #define LRTUNE_SERVER_GRID_PLAN_H_
