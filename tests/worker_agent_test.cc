@@ -1,7 +1,7 @@
 // End to end on loopback: the real lrtune-server and lrtune-worker
-// processes and a client. (1) A 2-seed range test (spirals, mlp, 60 steps,
-// cpu, 1 thread) through LrTune.RangeTest, read to its terminal event: the
-// curve per seed is gap-free from step 0, both per-seed and the aggregate
+// processes and a client::Client. (1) A 2-seed range test (spirals, mlp, 60
+// steps, cpu, 1 thread) through LrTune.RangeTest, read to its terminal event:
+// the curve per seed is gap-free from step 0, both per-seed and the aggregate
 // recommendations arrive, the job succeeds, and the worker exits 0 on
 // SIGTERM. (2) A 12-trial grid after a range test on two workers.
 #include <chrono>
@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "client/lrtune_client.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "lrtune/v1/lrtune.grpc.pb.h"
 #include "small_run.h"
 #include "test_process.h"
 
@@ -37,43 +37,39 @@ TEST(WorkerAgentEndToEnd, TwoSeedRangeTestCompletes) {
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
                                         std::chrono::seconds(20)));
-  auto stub = lrtune::v1::LrTune::NewStub(channel);
+  auto client = lrtune::client::Client::FromChannel(channel, address, {});
 
   lrtune::v1::RangeTestRequest request;
   *request.mutable_run() = lrtune::testing::SmallRun(32);
   *request.mutable_range_test() = lrtune::testing::Ramp(60, 1e-5, 10, {1, 2});
 
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(120));
-  auto reader = stub->RangeTest(&context, request);
-  lrtune::v1::JobEvent event;
   std::map<int, std::vector<int64_t>> steps;  // seed_index -> steps
   int per_seed = 0;
   bool aggregate = false;
   lrtune::v1::JobState final_state = lrtune::v1::JOB_STATE_UNSPECIFIED;
   std::string reason;
   uint64_t last_seq = 0;
-  while (reader->Read(&event)) {
-    EXPECT_EQ(event.seq(), last_seq + 1);
-    last_seq = event.seq();
-    if (event.has_point()) {
-      steps[event.point().origin().seed_index()].push_back(
-          event.point().point().step());
-    } else if (event.has_recommendation()) {
-      if (event.recommendation().has_seed_index()) {
-        ++per_seed;
-      } else {
-        aggregate = true;
-        EXPECT_EQ(event.recommendation().recommendation().seeds(), 2);
-      }
-    } else if (event.has_state_changed()) {
-      final_state = event.state_changed().state();
-      reason = event.state_changed().reason();
-    }
-  }
-  grpc::Status status = reader->Finish();
-  EXPECT_TRUE(status.ok()) << status.error_message();
+  absl::StatusOr<lrtune::v1::Job> job =
+      client->RangeTest(request, [&](const lrtune::v1::JobEvent& event) {
+        EXPECT_EQ(event.seq(), last_seq + 1);
+        last_seq = event.seq();
+        if (event.has_point()) {
+          steps[event.point().origin().seed_index()].push_back(
+              event.point().point().step());
+        } else if (event.has_recommendation()) {
+          if (event.recommendation().has_seed_index()) {
+            ++per_seed;
+          } else {
+            aggregate = true;
+            EXPECT_EQ(event.recommendation().recommendation().seeds(), 2);
+          }
+        } else if (event.has_state_changed()) {
+          final_state = event.state_changed().state();
+          reason = event.state_changed().reason();
+        }
+      });
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), lrtune::v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(final_state, lrtune::v1::JOB_STATE_SUCCEEDED) << reason;
   EXPECT_EQ(per_seed, 2);
   EXPECT_TRUE(aggregate);
@@ -112,7 +108,7 @@ TEST(WorkerAgentEndToEnd, TwelveTrialGridOnTwoWorkers) {
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
                                         std::chrono::seconds(20)));
-  auto stub = lrtune::v1::LrTune::NewStub(channel);
+  auto client = lrtune::client::Client::FromChannel(channel, address, {});
 
   lrtune::v1::SubmitJobRequest request;
   lrtune::v1::GridSearchJob& grid = *request.mutable_grid();
@@ -136,54 +132,39 @@ TEST(WorkerAgentEndToEnd, TwelveTrialGridOnTwoWorkers) {
   budgets->add_values()->set_epochs(1);
   budgets->add_values()->set_epochs(2);
 
-  lrtune::v1::Job job;
-  {
-    grpc::ClientContext context;
-    grpc::Status status = stub->SubmitJob(&context, request, &job);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-  }
-  ASSERT_EQ(job.trials_size(), 12);
+  absl::StatusOr<lrtune::v1::Job> job = client->SubmitJob(request);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->trials_size(), 12);
 
-  lrtune::v1::WatchJobRequest watch;
-  watch.set_job_id(job.job_id());
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(150));
-  auto reader = stub->WatchJob(&context, watch);
-  lrtune::v1::JobEvent event;
   std::map<int, std::vector<int64_t>> steps;  // trial_index -> steps
   std::map<int, int> evaluations;
   int finished = 0;
   uint64_t last_seq = 0;
   lrtune::v1::JobState final_state = lrtune::v1::JOB_STATE_UNSPECIFIED;
   std::string reason;
-  while (reader->Read(&event)) {
-    EXPECT_EQ(event.seq(), last_seq + 1);
-    last_seq = event.seq();
-    if (event.has_point() && event.point().origin().has_trial_index()) {
-      steps[event.point().origin().trial_index()].push_back(
-          event.point().point().step());
-    } else if (event.has_evaluation() &&
-               event.evaluation().origin().has_trial_index()) {
-      ++evaluations[event.evaluation().origin().trial_index()];
-    } else if (event.has_trial_finished()) {
-      ++finished;
-    } else if (event.has_state_changed()) {
-      final_state = event.state_changed().state();
-      reason = event.state_changed().reason();
-    }
-  }
-  grpc::Status status = reader->Finish();
-  EXPECT_TRUE(status.ok()) << status.error_message();
+  absl::StatusOr<lrtune::v1::Job> watched = client->WatchJob(
+      job->job_id(), 0, [&](const lrtune::v1::JobEvent& event) {
+        EXPECT_EQ(event.seq(), last_seq + 1);
+        last_seq = event.seq();
+        if (event.has_point() && event.point().origin().has_trial_index()) {
+          steps[event.point().origin().trial_index()].push_back(
+              event.point().point().step());
+        } else if (event.has_evaluation() &&
+                   event.evaluation().origin().has_trial_index()) {
+          ++evaluations[event.evaluation().origin().trial_index()];
+        } else if (event.has_trial_finished()) {
+          ++finished;
+        } else if (event.has_state_changed()) {
+          final_state = event.state_changed().state();
+          reason = event.state_changed().reason();
+        }
+      });
+  ASSERT_TRUE(watched.ok()) << watched.status();
   ASSERT_EQ(final_state, lrtune::v1::JOB_STATE_SUCCEEDED) << reason;
 
-  lrtune::v1::GetJobRequest get;
-  get.set_job_id(job.job_id());
-  lrtune::v1::Job done;
-  {
-    grpc::ClientContext get_context;
-    ASSERT_TRUE(stub->GetJob(&get_context, get, &done).ok());
-  }
+  absl::StatusOr<lrtune::v1::Job> got = client->GetJob(job->job_id());
+  ASSERT_TRUE(got.ok()) << got.status();
+  const lrtune::v1::Job& done = *got;
   int succeeded = 0;
   for (const lrtune::v1::Trial& t : done.trials()) {
     if (t.state() != lrtune::v1::TRIAL_STATE_SUCCEEDED) continue;
