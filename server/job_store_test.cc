@@ -1,3 +1,7 @@
+// The job store on real SQLite files: jobs, leases and fencing, idempotent
+// gap-free events, crash safety (SIGKILL mid-write, reopen), schema
+// versions, holds and caps. Over ~600 lines: one fixture, and each case a
+// of the guarantees job_store.h states.
 #include "server/job_store.h"
 
 #include <signal.h>

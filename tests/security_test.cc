@@ -6,6 +6,8 @@
 // health reports SERVING; a plaintext client cannot talk to a TLS server;
 // a non-loopback address without TLS and tokens is refused unless
 // --insecure.
+// Over the house's ~600 lines: each case starts real processes with its
+// own flags, and they share the process and client helpers here.
 #include <signal.h>
 #include <sys/stat.h>
 

@@ -13,6 +13,8 @@
 // In both, the job succeeds, every event the client received before the
 // fault is stored with the same seq and content, and the stored curve is
 // gap-free: steps 0..n-1 once each, in order. Each test takes 10-30 s.
+// Over the house's ~600 lines: each case starts real processes with its
+// own flags, and they share the process and client helpers here.
 #include <signal.h>
 #include <sys/resource.h>
 

@@ -1,6 +1,8 @@
 // End-to-end tests of the engine on small data: every built-in model learns
 // on every dataset it fits, the range test on Fashion-MNIST, determinism,
 // TorchScript modules, and the errors (bad module, bad tensors, cancel, NaN).
+// Over ~600 lines because it is the one torch-compiled test file: a second
+// one would add ~10 s of torch compile to every build.
 #include "worker/engine.h"
 
 #include <sys/stat.h>
