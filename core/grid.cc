@@ -31,6 +31,7 @@ absl::Status Invalid(absl::string_view msg) {
 
 // Prefixes a status's message with where the error is.
 absl::Status At(absl::string_view where, const absl::Status& st) {
+  if (st.ok()) return st;
   return absl::Status(st.code(), absl::StrCat(where, ": ", st.message()));
 }
 
@@ -174,10 +175,6 @@ absl::Status Check(const ScheduleSpec& s, int64_t n) {
   return absl::OkStatus();
 }
 
-std::string Where(absl::string_view prefix, absl::string_view path) {
-  return absl::StrCat(prefix, path);
-}
-
 absl::Status InvalidAt(absl::string_view where, absl::string_view rule) {
   return Invalid(absl::StrCat(where, " ", rule));
 }
@@ -209,9 +206,10 @@ std::string ValueKey(const GridAxis& axis, size_t j) {
     case GridAxis::Kind::kSchedules:
       return fields(axis.schedules[j]);
     case GridAxis::Kind::kLrBounds:
-      return BoundsText(axis.lr_bounds[j]) +
-             absl::StrFormat(" %.17g %.17g %.17g", axis.lr_bounds[j].min_lr,
-                             axis.lr_bounds[j].max_lr, axis.lr_bounds[j].scale);
+      return absl::StrFormat("%d %.17g %.17g %.17g",
+                             axis.lr_bounds[j].recommended,
+                             axis.lr_bounds[j].min_lr, axis.lr_bounds[j].max_lr,
+                             axis.lr_bounds[j].scale);
     case GridAxis::Kind::kBudgets:
       return absl::StrCat(
           axis.budgets[j].unit == GridBudget::Unit::kEpochs ? "e" : "s",
@@ -463,11 +461,11 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(const GridPlan& plan,
   const int axes = static_cast<int>(plan.axes.size());
   if (axes < 1 || axes > kMaxAxes) {
     return InvalidAt(
-        Where(names.grid, "axes"),
+        absl::StrCat(names.grid, "axes"),
         absl::StrCat("must hold 1..", kMaxAxes, " axes, got ", axes));
   }
   if (plan.max_trials < 1) {
-    return InvalidAt(Where(names.grid, "max_trials"),
+    return InvalidAt(absl::StrCat(names.grid, "max_trials"),
                      absl::StrCat("must be >= 1, got ", plan.max_trials));
   }
   std::set<std::string> labels;
@@ -475,7 +473,8 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(const GridPlan& plan,
   int lr_axes = 0;
   for (int i = 0; i < axes; ++i) {
     const GridAxis& axis = plan.axes[static_cast<size_t>(i)];
-    const std::string path = Where(names.grid, absl::StrCat("axes[", i, "]"));
+    const std::string path =
+        absl::StrCat(names.grid, absl::StrCat("axes[", i, "]"));
     const std::string name = axis.label_name();
     if (name.size() > 64) {
       return InvalidAt(absl::StrCat(path, ".name"), "must be 1..64 characters");
@@ -512,14 +511,15 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(const GridPlan& plan,
         total *= static_cast<int64_t>(a.size());
       }
       return InvalidAt(
-          Where(names.grid, "max_trials"),
+          absl::StrCat(names.grid, "max_trials"),
           absl::StrCat("is ", plan.max_trials, ", but the grid has ", total,
                        " trials (the product of its axes' sizes); raise it "
                        "or drop values"));
     }
   }
   if (lr_axes > 1) {
-    return InvalidAt(Where(names.grid, "axes"), "at most one lr_bounds axis");
+    return InvalidAt(absl::StrCat(names.grid, "axes"),
+                     "at most one lr_bounds axis");
   }
   std::vector<PlannedTrial> trials;
   trials.reserve(static_cast<size_t>(count));
