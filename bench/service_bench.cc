@@ -51,6 +51,7 @@
 #include "lrtune/v1/lrtune.grpc.pb.h"
 #include "lrtune/v1/worker.grpc.pb.h"
 #include "server/coordinator.h"
+#include "server/event_codec.h"
 #include "server/grpc_services.h"
 #include "server/job_store.h"
 
@@ -101,8 +102,8 @@ class LoopbackCoordinator {
   static absl::StatusOr<std::unique_ptr<LoopbackCoordinator>> Start(
       const std::string& db_path) {
     auto self = std::unique_ptr<LoopbackCoordinator>(new LoopbackCoordinator);
-    LRTUNE_ASSIGN_OR_RETURN(self->store_,
-                            JobStore::Open(db_path, SystemClock()));
+    LRTUNE_ASSIGN_OR_RETURN(self->store_, JobStore::Open(db_path, SystemClock(),
+                                                         JobEventEncoder()));
     self->coordinator_ = std::make_unique<Coordinator>(
         self->store_.get(), SystemClock(), CoordinatorOptions{});
     self->lrtune_ =

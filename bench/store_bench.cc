@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
+#include "server/event_codec.h"
 #include "server/job_store.h"
 
 namespace lrtune::server {
@@ -33,7 +34,7 @@ void BM_AppendTaskEvents(benchmark::State& state) {
   }
   FakeClock clock(absl::FromUnixSeconds(1700000000));
   {
-    auto store = JobStore::Open(tmpl + "/bench.db", &clock);
+    auto store = JobStore::Open(tmpl + "/bench.db", &clock, JobEventEncoder());
     if (!store.ok()) {
       state.SkipWithError(store.status().ToString().c_str());
       return;

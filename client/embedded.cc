@@ -20,6 +20,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/clock.h"
 #include "server/coordinator.h"
+#include "server/event_codec.h"
 #include "server/grpc_services.h"
 #include "server/job_store.h"
 #include "worker/agent.h"
@@ -132,7 +133,8 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   }
 
   absl::StatusOr<std::unique_ptr<server::JobStore>> store =
-      server::JobStore::Open(options.db_path, server::SystemClock());
+      server::JobStore::Open(options.db_path, server::SystemClock(),
+                             server::JobEventEncoder());
   if (!store.ok()) {
     return absl::Status(
         store.status().code(),

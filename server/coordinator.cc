@@ -311,15 +311,15 @@ absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::ReadEvents(
     const std::string& job_id, int64_t after_seq, int limit) {
   LRTUNE_ASSIGN_OR_RETURN(std::vector<StoredEvent> stored,
                           store_->ReadEvents(job_id, after_seq, limit));
-  v1::Job job;
-  if (!stored.empty() && stored.front().type == kAcceptedEventType) {
-    LRTUNE_ASSIGN_OR_RETURN(JobRecord record, store_->GetJob(job_id));
-    LRTUNE_ASSIGN_OR_RETURN(job, AcceptedJob(record));
-  }
   std::vector<v1::JobEvent> events;
   events.reserve(stored.size());
   for (const StoredEvent& e : stored) {
-    LRTUNE_ASSIGN_OR_RETURN(v1::JobEvent event, StoredEventToProto(e, job));
+    LRTUNE_ASSIGN_OR_RETURN(v1::JobEvent event, StoredEventToProto(e));
+    if (event.has_accepted()) {  // the job's row holds what it was
+      LRTUNE_ASSIGN_OR_RETURN(JobRecord record, store_->GetJob(job_id));
+      LRTUNE_ASSIGN_OR_RETURN(*event.mutable_accepted()->mutable_job(),
+                              AcceptedJob(record));
+    }
     events.push_back(std::move(event));
   }
   return events;

@@ -36,6 +36,7 @@
 #include "lrtune/v1/lrtune.pb.h"
 #include "lrtune/v1/worker.pb.h"
 #include "server/clock.h"
+#include "server/event_codec.h"
 #include "server/event_hub.h"
 #include "server/grid_plan.h"
 #include "server/job_store.h"

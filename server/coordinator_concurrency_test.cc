@@ -58,7 +58,7 @@ class CoordinatorConcurrencyTest : public ::testing::Test {
     db_path_ = absl::StrCat(::testing::TempDir(),
                             "/coordinator_concurrency_test_", getpid(), ".db");
     Remove();
-    auto store = JobStore::Open(db_path_, SystemClock());
+    auto store = JobStore::Open(db_path_, SystemClock(), JobEventEncoder());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     CoordinatorOptions options;

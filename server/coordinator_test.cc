@@ -58,7 +58,7 @@ class CoordinatorTest : public ::testing::Test {
         ::testing::TempDir(), "/coordinator_test_", getpid(), "_",
         ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".db");
     std::remove(db_path_.c_str());
-    auto store = JobStore::Open(db_path_, clock);
+    auto store = JobStore::Open(db_path_, clock, JobEventEncoder());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     CoordinatorOptions options;

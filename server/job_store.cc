@@ -85,7 +85,13 @@ ALTER TABLE tasks ADD COLUMN min_memory INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN lease_device TEXT NOT NULL DEFAULT '';
 ALTER TABLE task_attempts ADD COLUMN device TEXT NOT NULL DEFAULT '';
 )sql",
+    // 3: the store's own events ("accepted", "state", "attempt_ended") in
+    // its EventEncoder's encoding. No schema change: ReencodeOwnEvents
+    // rewrites their payloads.
+    "",
 };
+// The migration whose data step is ReencodeOwnEvents.
+constexpr int kReencodeMigration = 2;
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 constexpr absl::string_view kPageTokenPrefix = "jobs-before:";
@@ -112,7 +118,11 @@ absl::StatusOr<int64_t> DecodePageToken(absl::string_view token) {
 int JobStore::SchemaVersion() { return kSchemaVersion; }
 
 absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(
-    const std::string& path, Clock* clock) {
+    const std::string& path, Clock* clock, const EventEncoder* events) {
+  if (clock == nullptr || events == nullptr) {
+    return absl::InvalidArgumentError(
+        "JobStore::Open needs a clock and an event encoder");
+  }
   LRTUNE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
   // busy_timeout first: a second process holding the file makes the pragmas
   // below wait instead of failing with "database is locked".
@@ -120,7 +130,7 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(
   LRTUNE_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode = WAL"));
   LRTUNE_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous = FULL"));
   LRTUNE_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys = ON"));
-  std::unique_ptr<JobStore> store(new JobStore(std::move(db), clock));
+  std::unique_ptr<JobStore> store(new JobStore(std::move(db), clock, events));
   {
     lrtune::MutexLock lock(&store->mu_);
     LRTUNE_RETURN_IF_ERROR(store->Migrate());
@@ -141,6 +151,7 @@ absl::Status JobStore::Migrate() {
   if (version == kSchemaVersion) return txn.Commit();
   for (int64_t v = version; v < kSchemaVersion; ++v) {
     LRTUNE_RETURN_IF_ERROR(db_->Exec(kMigrations[v]));
+    if (v == kReencodeMigration) LRTUNE_RETURN_IF_ERROR(ReencodeOwnEvents());
   }
   LRTUNE_RETURN_IF_ERROR(
       db_->Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion)));
@@ -221,9 +232,9 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
     st.BindInt64(8, tasks[i].min_memory);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
-  LRTUNE_RETURN_IF_ERROR(AppendJobEvent(job_id, "", kAcceptedEventType,
-                                        JobStateName(JobState::kQueued))
-                             .status());
+  LRTUNE_RETURN_IF_ERROR(
+      AppendJobEvent(job_id, "", kAcceptedEventType, events_->Accepted())
+          .status());
   LRTUNE_RETURN_IF_ERROR(txn.Commit());
   return ReadJob(job_id);
 }
@@ -418,6 +429,59 @@ absl::StatusOr<int64_t> JobStore::AppendJobEvent(absl::string_view job_id,
   LRTUNE_RETURN_IF_ERROR(
       InsertEvent(job_id, seq, task_id, type, payload, clock_->Now()));
   return seq;
+}
+
+absl::Status JobStore::ReencodeOwnEvents() {
+  struct Row {
+    std::string job_id;
+    int64_t seq = 0;
+    std::string payload;
+  };
+  std::vector<Row> rows;
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("SELECT e.job_id, e.seq, e.type, e.payload, j.error "
+                     "FROM events e JOIN jobs j ON j.id = e.job_id "
+                     "WHERE e.type IN (?, ?, ?)"));
+    st.BindText(1, kAcceptedEventType);
+    st.BindText(2, kStateEventType);
+    st.BindText(3, kAttemptEndedEventType);
+    while (true) {
+      LRTUNE_ASSIGN_OR_RETURN(bool more, st.Step());
+      if (!more) break;
+      Row& row = rows.emplace_back();
+      row.job_id = st.ColumnText(0);
+      row.seq = st.ColumnInt64(1);
+      const std::string type = st.ColumnText(2);
+      const std::string old = st.ColumnBlob(3);
+      if (type == kAcceptedEventType) {
+        row.payload = events_->Accepted();
+      } else if (type == kStateEventType) {
+        LRTUNE_ASSIGN_OR_RETURN(JobState state, ParseJobState(old));
+        // Version 2 kept the reason only in the job's row, and read it from
+        // there into the job's (one, last) failed or cancelled event.
+        const bool has_reason =
+            state == JobState::kFailed || state == JobState::kCancelled;
+        row.payload = events_->StateChanged(
+            state, has_reason ? st.ColumnText(4) : std::string());
+      } else {
+        LRTUNE_ASSIGN_OR_RETURN(auto ended, DecodeVersion2AttemptEnded(old));
+        row.payload = events_->AttemptEnded(ended.first, ended.second);
+      }
+    }
+  }
+  for (const Row& row : rows) {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare(
+            "UPDATE events SET payload = ? WHERE job_id = ? AND seq = ?"));
+    st.BindBlob(1, row.payload);
+    st.BindText(2, row.job_id);
+    st.BindInt64(3, row.seq);
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status JobStore::InsertEvent(absl::string_view job_id, int64_t seq,

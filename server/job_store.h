@@ -67,11 +67,10 @@ absl::string_view JobStateName(JobState state);
 absl::string_view TaskStateName(TaskState state);
 bool IsTerminal(JobState state);
 
-// Event types the store writes itself; their payload is the job state's
-// name ("running", "failed", ...). Callers' events use any other type.
+// Event types the store writes itself, with payloads from its
+// EventEncoder. Callers' events use any other type.
 inline constexpr absl::string_view kAcceptedEventType = "accepted";
 inline constexpr absl::string_view kStateEventType = "state";
-// Payload: EncodeAttemptEnded(AttemptRecord, will_retry).
 inline constexpr absl::string_view kAttemptEndedEventType = "attempt_ended";
 
 // How an attempt ended (stored by name: "succeeded", "failed", ...).
@@ -140,10 +139,24 @@ struct AttemptRecord {
   absl::Time ended;  // meaningful once ended
 };
 
-// The attempt_ended event's payload, and back (DATA_LOSS when malformed).
-std::string EncodeAttemptEnded(const AttemptRecord& attempt, bool will_retry);
-absl::StatusOr<std::pair<AttemptRecord, bool>> DecodeAttemptEnded(
-    absl::string_view payload);
+// How the store encodes the events it writes itself, so that every payload
+// in the events table is in one encoding: the one its callers append in (the
+// coordinator's serialized v1::JobEvent, server/event_codec.h). The store
+// stays protobuf-free and treats payloads as opaque.
+class EventEncoder {
+ public:
+  virtual ~EventEncoder() = default;
+  // A job's first event. It names no job: the job's row holds what it was.
+  virtual std::string Accepted() const = 0;
+  // The job moved to `state`; `reason` is why it failed or was cancelled
+  // (empty otherwise).
+  virtual std::string StateChanged(JobState state,
+                                   absl::string_view reason) const = 0;
+  // An attempt ended without success; `will_retry` when its task is queued
+  // again.
+  virtual std::string AttemptEnded(const AttemptRecord& attempt,
+                                   bool will_retry) const = 0;
+};
 
 struct NewTask {
   NewTask(std::string spec, bool held = false, std::string device = "",
@@ -239,11 +252,13 @@ class JobStore {
   static constexpr int kDefaultMaxAttempts = 3;
 
   // Opens or creates the store at `path` (":memory:" for a private in-memory
-  // one), applying schema migrations in a transaction. `clock` is not owned
-  // and must outlive the store. Errors: FAILED_PRECONDITION when the file's
+  // one), applying schema migrations in a transaction. `clock` and `events`
+  // are not owned and must outlive the store; `events` encodes the store's
+  // own events (and, migrating a version-2 file, re-encodes the ones it
+  // wrote in its older formats). Errors: FAILED_PRECONDITION when the file's
   // schema is newer than this binary; UNAVAILABLE / DATA_LOSS from SQLite.
-  static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path,
-                                                        Clock* clock);
+  static absl::StatusOr<std::unique_ptr<JobStore>> Open(
+      const std::string& path, Clock* clock, const EventEncoder* events);
   JobStore(const JobStore&) = delete;
   JobStore& operator=(const JobStore&) = delete;
 
@@ -379,10 +394,15 @@ class JobStore {
                                                       int limit);
 
  private:
-  JobStore(std::unique_ptr<SqliteDb> db, Clock* clock)
-      : db_(std::move(db)), clock_(clock) {}
+  JobStore(std::unique_ptr<SqliteDb> db, Clock* clock,
+           const EventEncoder* events)
+      : db_(std::move(db)), clock_(clock), events_(events) {}
 
   absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Migration 3's data step: the store's own events of a version-2 file,
+  // from their old payloads (a state name, tab-separated fields) into
+  // events_'s encoding.
+  absl::Status ReencodeOwnEvents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<JobRecord> ReadJob(absl::string_view job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<TaskRecord> ReadTask(absl::string_view task_id)
@@ -417,6 +437,7 @@ class JobStore {
   std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(mu_);
   absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);  // job ids
   Clock* const clock_;
+  const EventEncoder* const events_;
 };
 
 }  // namespace lrtune::server

@@ -5,7 +5,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/status_macros.h"
 
@@ -41,22 +40,9 @@ absl::StatusOr<AttemptOutcome> ParseAttemptOutcome(absl::string_view name) {
       absl::StrCat("stored attempt outcome \"", name, "\" is not known"));
 }
 
-// Tab-separated; the reason goes last so that it may hold anything but a
-// tab (tabs in it become spaces).
-std::string EncodeAttemptEnded(const AttemptRecord& a, bool will_retry) {
-  std::string reason = a.reason;
-  for (char& c : reason) {
-    if (c == '\t') c = ' ';
-  }
-  return absl::StrJoin({a.task_id, absl::StrCat(a.attempt), a.worker, a.device,
-                        std::string(AttemptOutcomeName(a.outcome)),
-                        std::string(will_retry ? "1" : "0"),
-                        absl::StrCat(absl::ToUnixMicros(a.started)),
-                        absl::StrCat(absl::ToUnixMicros(a.ended)), reason},
-                       "\t");
-}
-
-absl::StatusOr<std::pair<AttemptRecord, bool>> DecodeAttemptEnded(
+// Version 2's attempt_ended payload: tab-separated, the reason last (tabs
+// in it were written as spaces).
+absl::StatusOr<std::pair<AttemptRecord, bool>> DecodeVersion2AttemptEnded(
     absl::string_view payload) {
   std::vector<absl::string_view> f = absl::StrSplit(payload, '\t');
   AttemptRecord a;

@@ -3,6 +3,8 @@
 #ifndef LRTUNE_SERVER_JOB_STORE_ROWS_H_
 #define LRTUNE_SERVER_JOB_STORE_ROWS_H_
 
+#include <utility>
+
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "server/job_store.h"
@@ -15,6 +17,11 @@ namespace lrtune::server {
 absl::StatusOr<JobState> ParseJobState(absl::string_view name);
 absl::StatusOr<TaskState> ParseTaskState(absl::string_view name);
 absl::StatusOr<AttemptOutcome> ParseAttemptOutcome(absl::string_view name);
+
+// A version-2 file's attempt_ended payload (migration 3 re-encodes it);
+// DATA_LOSS when malformed.
+absl::StatusOr<std::pair<AttemptRecord, bool>> DecodeVersion2AttemptEnded(
+    absl::string_view payload);
 
 inline constexpr absl::string_view kJobColumns =
     "id, owner, kind, state, spec, result, error, created_us, updated_us, "

@@ -349,7 +349,7 @@ absl::Status JobStore::EndAttempt(const TaskRecord& task,
     ended.ended = clock_->Now();
     LRTUNE_RETURN_IF_ERROR(
         AppendJobEvent(job.id, "", kAttemptEndedEventType,
-                       EncodeAttemptEnded(ended, next == TaskState::kQueued))
+                       events_->AttemptEnded(ended, next == TaskState::kQueued))
             .status());
   }
   // A grid's trial fails alone; the coordinator ends the grid.
@@ -413,7 +413,8 @@ absl::Status JobStore::SetJobState(absl::string_view job_id, JobState state,
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
   // AppendJobEvent also stamps updated_us.
-  return AppendJobEvent(job_id, "", kStateEventType, JobStateName(state))
+  return AppendJobEvent(job_id, "", kStateEventType,
+                        events_->StateChanged(state, error))
       .status();
 }
 

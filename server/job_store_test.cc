@@ -1,6 +1,6 @@
 // The job store on real SQLite files: jobs, leases and fencing, idempotent
 // gap-free events, crash safety (SIGKILL mid-write, reopen), schema
-// versions, holds and caps. Over ~600 lines: one fixture, and each case a
+// versions, holds and caps. Over ~600 lines: one fixture, and each case one
 // of the guarantees job_store.h states.
 #include "server/job_store.h"
 
@@ -28,6 +28,25 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// The store's own events in a form a test reads: a state's name, and an
+// attempt's fields. (The coordinator's encoder, server/event_codec.h, has
+// its own test.)
+class TextEventEncoder final : public EventEncoder {
+ public:
+  std::string Accepted() const override { return "queued"; }
+  std::string StateChanged(JobState state,
+                           absl::string_view reason) const override {
+    return reason.empty() ? std::string(JobStateName(state))
+                          : absl::StrCat(JobStateName(state), ": ", reason);
+  }
+  std::string AttemptEnded(const AttemptRecord& a,
+                           bool will_retry) const override {
+    return absl::StrCat(a.task_id, " attempt ", a.attempt, " ",
+                        AttemptOutcomeName(a.outcome),
+                        will_retry ? " (will retry)" : "", ": ", a.reason);
+  }
+};
+
 constexpr absl::Duration kTtl = absl::Seconds(10);
 
 class JobStoreTest : public ::testing::Test {
@@ -45,7 +64,7 @@ class JobStoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<JobStore> OpenStore() {
-    auto store = JobStore::Open(path_, &clock_);
+    auto store = JobStore::Open(path_, &clock_, &encoder_);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
   }
@@ -82,6 +101,7 @@ class JobStoreTest : public ::testing::Test {
   }
 
   FakeClock clock_{absl::FromUnixSeconds(1700000000)};
+  TextEventEncoder encoder_;
   std::string dir_;
   std::string path_;
   std::unique_ptr<JobStore> store_;
@@ -258,13 +278,11 @@ TEST_F(JobStoreTest, RepeatedBatchIsStoredOnceAndSeqsAreGapFree) {
   auto tail = store_->ReadEvents(job.id, 6, 10);
   ASSERT_TRUE(tail.ok());
   ASSERT_EQ(tail->size(), 3u);
-  auto ended = DecodeAttemptEnded((*tail)[1].payload);
-  ASSERT_TRUE(ended.ok()) << ended.status();
-  EXPECT_EQ(ended->first.task_id, lease.task_id);
-  EXPECT_EQ(ended->first.attempt, 1);
-  EXPECT_EQ(ended->first.outcome, AttemptOutcome::kFailed);
-  EXPECT_EQ(ended->first.reason, "preempted");
-  EXPECT_TRUE(ended->second);  // will retry
+  // The task, attempt 1, failed, will retry, and the reason.
+  EXPECT_EQ((*tail)[1].type, kAttemptEndedEventType);
+  EXPECT_EQ((*tail)[1].payload,
+            absl::StrCat(lease.task_id,
+                         " attempt 1 failed (will retry): ", "preempted"));
   EXPECT_EQ((*tail)[2].payload, "p6");
 }
 
@@ -301,7 +319,9 @@ TEST_F(JobStoreTest, ExpiryRequeuesThenFailsWithEveryReason) {
   // The job's other task was never started and is now cancelled.
   EXPECT_EQ(store_->GetTask(job.id + "-t1")->state, TaskState::kCancelled);
   EXPECT_FALSE(store_->LeaseNextTask("w9", kTtl)->has_value());
-  EXPECT_EQ(Events(job.id).back().payload, "failed");
+  // The failed event carries the job's reason.
+  EXPECT_EQ(Events(job.id).back().payload,
+            absl::StrCat("failed: ", failed->error));
 }
 
 TEST_F(JobStoreTest, JobSucceedsWhenEveryTaskHas) {
@@ -350,7 +370,7 @@ TEST_F(JobStoreTest, CancelStopsOnlyTheOwnersJob) {
   EXPECT_EQ(store_->GetTask(running.task_id)->state, TaskState::kCancelled);
   EXPECT_TRUE(store_->TasksToCancel()->empty());
   EXPECT_EQ(store_->GetJob(job.id)->state, JobState::kCancelled);
-  EXPECT_EQ(Events(job.id).back().payload, "cancelled");
+  EXPECT_EQ(Events(job.id).back().payload, "cancelled: cancelled by its owner");
   EXPECT_EQ(store_->CancelJob(job.id, "alice").code(),
             absl::StatusCode::kFailedPrecondition);
 }
@@ -382,7 +402,7 @@ TEST_F(JobStoreTest, AcknowledgedEventsSurviveSigkill) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     close(fds[0]);
-    auto store = JobStore::Open(path_, &clock_);
+    auto store = JobStore::Open(path_, &clock_, &encoder_);
     if (!store.ok()) _exit(2);
     for (int batch = 0;; ++batch) {
       auto seq = (*store)->AppendTaskEvents(lease.task_id, 1, batch * 4,
@@ -427,9 +447,80 @@ TEST_F(JobStoreTest, NewerSchemaIsRefused) {
       sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr),
       SQLITE_OK);
   sqlite3_close(db);
-  auto store = JobStore::Open(path_, &clock_);
+  auto store = JobStore::Open(path_, &clock_, &encoder_);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("schema version 99"));
+}
+
+// A version-2 file wrote its own events in formats of their own: the state's
+// name, and an attempt as tab-separated fields. Opening it re-encodes them
+// with the encoder, so that every stored payload has one encoding; the
+// reason of a failed job comes from its row, where version 2 kept it.
+TEST_F(JobStoreTest, OpeningAVersion2FileReencodesTheStoresOwnEvents) {
+  JobRecord job = Create("alice", 1, /*max_attempts=*/2);
+  TaskLease lease = Lease();
+  ASSERT_TRUE(store_->FailTask(lease.task_id, 1, "preempted").ok());
+  TaskLease second = Lease();
+  ASSERT_TRUE(store_->FailTask(second.task_id, 2, "out of memory").ok());
+  const std::vector<StoredEvent> before = Events(job.id);
+  ASSERT_GE(before.size(), 5u);  // accepted, running, ended, (running), ...
+  store_.reset();
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  auto exec = [db](const std::string& sql) {
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error),
+              SQLITE_OK)
+        << sql << ": " << (error != nullptr ? error : "");
+    sqlite3_free(error);
+  };
+  // The rows as version 2 wrote them (times in microseconds).
+  exec(
+      "UPDATE events SET payload = CAST('queued' AS BLOB) "
+      "WHERE type = 'accepted'");
+  exec(
+      "UPDATE events SET payload = CAST(substr(CAST(payload AS TEXT), 1, "
+      "instr(CAST(payload AS TEXT) || ':', ':') - 1) AS BLOB) "
+      "WHERE type = 'state'");
+  exec(absl::StrCat(
+      "UPDATE events SET payload = CAST(",
+      "CASE WHEN CAST(payload AS TEXT) LIKE '%attempt 1 %' THEN '",
+      lease.task_id,
+      "' || char(9) || '1' || char(9) || 'w1' || char(9) || '' || char(9) || "
+      "'failed' || char(9) || '1' || char(9) || '10' || char(9) || '20' || "
+      "char(9) || 'preempted' ELSE '",
+      lease.task_id,
+      "' || char(9) || '2' || char(9) || 'w1' || char(9) || 'cpu' || char(9) "
+      "|| 'failed' || char(9) || '0' || char(9) || '30' || char(9) || '40' || "
+      "char(9) || 'out of memory' END AS BLOB) WHERE type = 'attempt_ended'"));
+  exec("PRAGMA user_version = 2");
+  sqlite3_close(db);
+
+  store_ = OpenStore();
+  ASSERT_NE(store_, nullptr);
+  const std::vector<StoredEvent> after = Events(job.id);
+  ASSERT_EQ(after.size(), before.size());
+  std::vector<std::string> own;
+  for (const StoredEvent& e : after) {
+    if (e.type == kAcceptedEventType || e.type == kStateEventType ||
+        e.type == kAttemptEndedEventType) {
+      own.push_back(e.payload);
+    }
+  }
+  const std::string failed = store_->GetJob(job.id)->error;
+  EXPECT_THAT(failed, HasSubstr("out of memory"));
+  EXPECT_EQ(own,
+            (std::vector<std::string>{
+                "queued", "running",
+                absl::StrCat(lease.task_id,
+                             " attempt 1 failed (will retry): preempted"),
+                absl::StrCat(lease.task_id, " attempt 2 failed: out of memory"),
+                absl::StrCat("failed: ", failed)}));
+  // And the file is version 3 now: reopening changes nothing.
+  store_.reset();
+  store_ = OpenStore();
+  EXPECT_EQ(Events(job.id).back().payload, absl::StrCat("failed: ", failed));
 }
 
 TEST_F(JobStoreTest, CorruptFileIsDataLoss) {
@@ -437,7 +528,7 @@ TEST_F(JobStoreTest, CorruptFileIsDataLoss) {
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directory(dir_);
   std::ofstream(path_) << std::string(8192, 'x');
-  auto store = JobStore::Open(path_, &clock_);
+  auto store = JobStore::Open(path_, &clock_, &encoder_);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss)
       << store.status();
 }
@@ -449,7 +540,7 @@ TEST_F(JobStoreTest, ReadOnlyFileIsAClearError) {
   ASSERT_EQ(chmod(path_.c_str(), 0444), 0);
   ASSERT_EQ(chmod(dir_.c_str(), 0555), 0);
   auto check = [this]() -> int {
-    auto store = JobStore::Open(path_, &clock_);
+    auto store = JobStore::Open(path_, &clock_, &encoder_);
     if (store.ok()) return 1;
     if (store.status().code() != absl::StatusCode::kUnavailable) return 2;
     if (store.status().message().find("read-only") == absl::string_view::npos)

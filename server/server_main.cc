@@ -33,6 +33,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "server/auth.h"
 #include "server/coordinator.h"
+#include "server/event_codec.h"
 #include "server/grpc_services.h"
 #include "server/job_store.h"
 #include "server/metrics.h"
@@ -192,7 +193,8 @@ int Run(const Options& options) {
   if (credentials == nullptr) return 2;
 
   absl::StatusOr<std::unique_ptr<lrtune::server::JobStore>> store =
-      lrtune::server::JobStore::Open(options.db, lrtune::server::SystemClock());
+      lrtune::server::JobStore::Open(options.db, lrtune::server::SystemClock(),
+                                     lrtune::server::JobEventEncoder());
   if (!store.ok()) {
     std::cerr << "lrtune-server: cannot open " << options.db << ": "
               << store.status() << "\n";

@@ -8,8 +8,6 @@
 #include "proto/core_convert.h"
 
 namespace lrtune::server {
-namespace {}  // namespace
-
 absl::Status ValidateRunSpec(const v1::RunSpec& run, absl::string_view path) {
   return RunSpecFromProto(run, PrefixNames(absl::StrCat(path, "."))).status();
 }
@@ -124,72 +122,6 @@ absl::StatusOr<JobState> JobStateFromProto(v1::JobState state) {
       absl::StrCat("states: ", static_cast<int>(state), " is not a job state"));
 }
 
-std::string EventType(const v1::JobEvent& event) {
-  switch (event.event_case()) {
-    case v1::JobEvent::kPoint:
-      return "point";
-    case v1::JobEvent::kEvaluation:
-      return "evaluation";
-    case v1::JobEvent::kTrialStarted:
-      return "trial_started";
-    case v1::JobEvent::kTrialFinished:
-      return "trial_finished";
-    case v1::JobEvent::kAttemptEnded:
-      return "attempt_ended";
-    case v1::JobEvent::kRecommendation:
-      return "recommendation";
-    case v1::JobEvent::kRanking:
-      return "ranking";
-    case v1::JobEvent::kAccepted:
-      return std::string(kAcceptedEventType);
-    case v1::JobEvent::kStateChanged:
-      return std::string(kStateEventType);
-    case v1::JobEvent::EVENT_NOT_SET:
-      break;
-  }
-  return "unknown";
-}
-
-absl::StatusOr<v1::JobEvent> StoredEventToProto(const StoredEvent& event,
-                                                const v1::Job& job) {
-  v1::JobEvent out;
-  if (event.type == kAcceptedEventType) {
-    v1::Job* accepted = out.mutable_accepted()->mutable_job();
-    *accepted = job;
-    accepted->set_state(v1::JOB_STATE_QUEUED);
-  } else if (event.type == kStateEventType) {
-    static const JobState kStates[] = {JobState::kQueued, JobState::kRunning,
-                                       JobState::kSucceeded, JobState::kFailed,
-                                       JobState::kCancelled};
-    v1::StateChanged* changed = out.mutable_state_changed();
-    for (JobState s : kStates) {
-      if (JobStateName(s) == event.payload) {
-        changed->set_state(JobStateToProto(s));
-      }
-    }
-    if (changed->state() == v1::JOB_STATE_UNSPECIFIED) {
-      return absl::DataLossError(absl::StrCat(
-          "event ", event.seq, ": unknown state \"", event.payload, "\""));
-    }
-    if (changed->state() == v1::JOB_STATE_FAILED ||
-        changed->state() == v1::JOB_STATE_CANCELLED) {
-      changed->set_reason(job.failure());
-    }
-  } else if (event.type == kAttemptEndedEventType) {
-    LRTUNE_ASSIGN_OR_RETURN(auto ended, DecodeAttemptEnded(event.payload));
-    v1::AttemptEnded* a = out.mutable_attempt_ended();
-    *a->mutable_attempt() = AttemptToProto(ended.first);
-    a->set_will_retry(ended.second);
-  } else if (!out.ParseFromString(event.payload)) {
-    return absl::DataLossError(absl::StrCat("event ", event.seq, " (",
-                                            event.type, ") does not parse"));
-  }
-  out.set_seq(static_cast<uint64_t>(event.seq));
-  out.set_job_id(event.job_id);
-  SetTimestamp(event.time, out.mutable_time());
-  return out;
-}
-
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
   const int64_t micros = absl::ToUnixMicros(t);
   out->set_seconds(micros / 1000000);
@@ -235,13 +167,6 @@ v1::TaskAttempt AttemptToProto(const AttemptRecord& a) {
   SetTimestamp(a.ended, out.mutable_end_time());
   out.set_reason(a.reason);
   return out;
-}
-
-bool IsTerminalEvent(const v1::JobEvent& event) {
-  if (!event.has_state_changed()) return false;
-  const v1::JobState s = event.state_changed().state();
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
-         s == v1::JOB_STATE_CANCELLED;
 }
 
 }  // namespace lrtune::server

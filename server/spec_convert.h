@@ -68,26 +68,13 @@ int RangeTestTaskCount(const v1::RangeTestJob& job);
 v1::JobState JobStateToProto(JobState state);
 absl::StatusOr<JobState> JobStateFromProto(v1::JobState state);
 
-// The store's event type of a JobEvent ("point", "recommendation", ...);
-// the payload is the serialized JobEvent (without seq, job_id, time).
-std::string EventType(const v1::JobEvent& event);
-
-// A stored event as the API's JobEvent. `job` fills the accepted event's
-// Job (the store writes only the state name for it). DATA_LOSS when a
-// payload does not parse.
-absl::StatusOr<v1::JobEvent> StoredEventToProto(const StoredEvent& event,
-                                                const v1::Job& job);
-
 // absl time as the protobuf well-known types, to the microsecond (the
 // store's resolution).
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out);
 void SetDuration(absl::Duration d, google::protobuf::Duration* out);
 
-// A stored attempt as the API's TaskAttempt (device is not stored: unset).
+// A stored attempt as the API's TaskAttempt.
 v1::TaskAttempt AttemptToProto(const AttemptRecord& attempt);
-
-// True for the job's last event (a terminal state change).
-bool IsTerminalEvent(const v1::JobEvent& event);
 
 }  // namespace lrtune::server
 
