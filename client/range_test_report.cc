@@ -53,9 +53,8 @@ void RangeTestReport::Add(const v1::JobEvent& event, absl::Time now) {
   const v1::CurvePoint& p = event.point().point();
   if (points_ == 0) first_point_ = now;
   ++points_;
-  curve_[{event.point().origin().seed_index(), p.step()}] = p;
+  curve_[{p.seed_index(), p.step()}] = p;
   last_ = p;
-  last_.set_seed_index(event.point().origin().seed_index());
 }
 
 void RangeTestReport::DrawProgress(std::ostream& err, absl::Time now,

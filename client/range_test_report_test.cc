@@ -17,7 +17,7 @@ v1::JobEvent Point(int seed, int64_t step, double lr, double loss,
                    double smoothed) {
   v1::JobEvent e;
   v1::PointEvent& p = *e.mutable_point();
-  p.mutable_origin()->set_seed_index(seed);
+  p.mutable_point()->set_seed_index(seed);
   p.mutable_point()->set_step(step);
   p.mutable_point()->set_lr(lr);
   p.mutable_point()->set_loss(loss);

@@ -140,7 +140,7 @@ TEST(ProtoTest, JobEventOneofCarriesPointsAndRecommendations) {
   point_event.set_seq(42);
   point_event.set_job_id("j1");
   PointEvent* point = point_event.mutable_point();
-  point->mutable_origin()->set_seed_index(1);
+  point->mutable_point()->set_seed_index(1);
   point->mutable_point()->set_step(40);
   point->mutable_point()->set_lr(0.01);
   point->mutable_point()->set_loss(std::nan(""));
@@ -148,6 +148,7 @@ TEST(ProtoTest, JobEventOneofCarriesPointsAndRecommendations) {
   ASSERT_EQ(p.event_case(), JobEvent::kPoint);
   EXPECT_EQ(p.seq(), 42u);
   EXPECT_FALSE(p.point().origin().has_trial_index());
+  EXPECT_EQ(p.point().point().seed_index(), 1);
   EXPECT_TRUE(std::isnan(p.point().point().loss()));
   EXPECT_FALSE(p.point().point().has_momentum());
 

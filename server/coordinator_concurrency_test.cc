@@ -234,7 +234,7 @@ TEST_F(CoordinatorConcurrencyTest, ClientsWorkersAndSweeperTogether) {
         const v1::JobEvent& e = (*events)[i];
         ASSERT_EQ(e.seq(), i + 1) << id << ": a gap or a duplicate";
         if (e.has_point()) {
-          curves[e.point().origin().seed_index()].push_back(
+          curves[e.point().point().seed_index()].push_back(
               e.point().point().step());
         }
       }

@@ -353,7 +353,7 @@ TEST_F(CoordinatorTest, TwoPackedSeedsRunAsOneTask) {
   std::vector<int> point_seeds;
   std::vector<v1::RecommendationEvent> recs;
   for (const v1::JobEvent& e : events) {
-    if (e.has_point()) point_seeds.push_back(e.point().origin().seed_index());
+    if (e.has_point()) point_seeds.push_back(e.point().point().seed_index());
     if (e.has_recommendation()) recs.push_back(e.recommendation());
   }
   EXPECT_EQ(point_seeds, (std::vector<int>{0, 1, 0, 1}));

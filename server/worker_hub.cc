@@ -304,13 +304,10 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
                        " (consecutive), got ", r.seq()));
     }
     v1::JobEvent e;
+    // The worker numbers the seeds (agent.cc): the record is the event's.
     if (r.has_point()) {
-      e.mutable_point()->mutable_origin()->set_seed_index(
-          r.point().seed_index());
       *e.mutable_point()->mutable_point() = r.point();
     } else if (r.has_evaluation()) {
-      e.mutable_evaluation()->mutable_origin()->set_seed_index(
-          r.evaluation().seed_index());
       *e.mutable_evaluation()->mutable_evaluation() = r.evaluation();
     } else {
       return absl::InvalidArgumentError(

@@ -229,7 +229,8 @@ void RunJob(v1::LrTune::Stub& stub, const v1::SubmitJobRequest& request,
     last_seq = event.seq();
     if (event.has_point()) {
       const v1::Origin& o = event.point().origin();
-      curves[{o.has_trial_index() ? o.trial_index() : -1, o.seed_index()}]
+      curves[{o.has_trial_index() ? o.trial_index() : -1,
+              event.point().point().seed_index()}]
           .push_back(event.point().point().step());
       const auto stored = std::chrono::system_clock::time_point(
           std::chrono::seconds(event.time().seconds()) +

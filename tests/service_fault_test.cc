@@ -172,7 +172,7 @@ void ExpectCompleteLog(const std::vector<lrtune::v1::JobEvent>& events) {
   for (size_t i = 0; i < events.size(); ++i) {
     ASSERT_EQ(events[i].seq(), i + 1) << "a gap or a duplicate in the log";
     if (events[i].has_point()) {
-      EXPECT_EQ(events[i].point().origin().seed_index(), 0);
+      EXPECT_EQ(events[i].point().point().seed_index(), 0);
       steps.push_back(events[i].point().point().step());
     }
   }

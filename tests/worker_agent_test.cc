@@ -54,7 +54,7 @@ TEST(WorkerAgentEndToEnd, TwoSeedRangeTestCompletes) {
         EXPECT_EQ(event.seq(), last_seq + 1);
         last_seq = event.seq();
         if (event.has_point()) {
-          steps[event.point().origin().seed_index()].push_back(
+          steps[event.point().point().seed_index()].push_back(
               event.point().point().step());
         } else if (event.has_recommendation()) {
           if (event.recommendation().has_seed_index()) {
