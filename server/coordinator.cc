@@ -1,6 +1,6 @@
 // The coordinator's job model (a job's view, its layout) and its client
 // API, SubmitJob .. ReadEvents, under submit_mu_ and layout_mu_. The worker
-// hub (Register .. FailTask, under workers_mu_ and append_mu_) is
+// hub (Register .. FailTask, under workers_mu_ and each job's lock) is
 // worker_hub.cc, the sweeper sweeper.cc, the grid driver grid_driver.cc,
 // the long poll work_signal.cc, a range test's aggregate
 // range_test_results.cc.

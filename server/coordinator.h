@@ -39,6 +39,7 @@
 #include "server/event_codec.h"
 #include "server/event_hub.h"
 #include "server/grid_plan.h"
+#include "server/job_locks.h"
 #include "server/job_store.h"
 #include "server/lease_table.h"
 #include "server/spec_convert.h"
@@ -106,7 +107,7 @@ class Coordinator {
   // sweep (one left half-advanced by a crash), then only those whose lease
   // expired (a trial may have failed for good) and those a sweep could not
   // advance; completions and failures advance their own grid. So a sweep
-  // takes the ingest lock (append_mu_) only when it has grids to move.
+  // takes a job's lock only while it moves that grid.
   struct SweepReport {
     int expired_leases = 0;
     int grids_advanced = 0;
@@ -126,10 +127,10 @@ class Coordinator {
   // Tells watchers of `job_id` that its log grew (they read the store).
   void NotifyJob(const std::string& job_id);
   // Appends coordinator events as task events of `task` (its attempt) and
-  // publishes them. Requires append_mu_.
-  absl::Status AppendEvents(const TaskRecord& task, int attempt,
-                            const std::vector<v1::JobEvent>& events)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu_);
+  // publishes them, under the lock of the task's job.
+  absl::Status AppendEvents(const JobLocks::Held& held, const TaskRecord& task,
+                            int attempt,
+                            const std::vector<v1::JobEvent>& events);
   absl::StatusOr<TaskRecord> FencedTask(const std::string& task_id,
                                         uint64_t attempt_id);
 
@@ -150,8 +151,7 @@ class Coordinator {
   // held trials (or fails them) once the range test's seeds are done, and
   // ranks and ends the grid once no task is open. Safe to call at any time;
   // the sweeper calls it for every running grid (recovery after a crash).
-  absl::Status AdvanceGrid(const std::string& job_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(append_mu_);
+  absl::Status AdvanceGrid(const JobLocks::Held& held);
   // Trial task completion: the trial_finished and ranking events.
   absl::StatusOr<std::vector<v1::JobEvent>> TrialFinishedEvents(
       const JobLayout& layout, const TaskRecord& task,
@@ -178,10 +178,10 @@ class Coordinator {
   BackgroundRunner runner_;
   WorkSignal signal_{&runner_};
 
-  // Serializes appends and completions, so that the seqs of published
-  // events are known and a job's aggregate is computed once. The store
-  // serializes every write anyway.
-  lrtune::Mutex append_mu_;
+  // Per job: orders a job's appends and completions, so that its events are
+  // published in seq order and its aggregate is computed once (the store
+  // serializes every write anyway). Different jobs do not wait on each other.
+  JobLocks job_locks_;
 
   lrtune::Mutex submit_mu_;  // see SubmitJob
 

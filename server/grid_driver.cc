@@ -124,7 +124,8 @@ absl::StatusOr<std::vector<v1::JobEvent>> Coordinator::TrialFinishedEvents(
   return events;
 }
 
-absl::Status Coordinator::AdvanceGrid(const std::string& job_id) {
+absl::Status Coordinator::AdvanceGrid(const JobLocks::Held& held) {
+  const std::string& job_id = held.job_id();
   LRTUNE_ASSIGN_OR_RETURN(JobRecord record, store_->GetJob(job_id));
   if (record.kind != "grid" || IsTerminal(record.state)) {
     return absl::OkStatus();

@@ -117,6 +117,14 @@ absl::StatusOr<int64_t> DecodePageToken(absl::string_view token) {
 
 int JobStore::SchemaVersion() { return kSchemaVersion; }
 
+std::string JobStore::JobOfTask(absl::string_view task_id) {
+  const size_t at = task_id.rfind("-t");
+  if (at == absl::string_view::npos || at == 0 || at + 2 == task_id.size()) {
+    return "";
+  }
+  return std::string(task_id.substr(0, at));
+}
+
 absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(
     const std::string& path, Clock* clock, const EventEncoder* events) {
   if (clock == nullptr || events == nullptr) {

@@ -265,6 +265,10 @@ class JobStore {
   // The schema version this binary writes.
   static int SchemaVersion();
 
+  // The job of a task id ("<job id>-t<index>", as CreateJob names tasks);
+  // "" when `task_id` is not one. Reads nothing.
+  static std::string JobOfTask(absl::string_view task_id);
+
   // Creates a queued job with one queued task per spec, and its "accepted"
   // event (seq 1). INVALID_ARGUMENT for an unknown kind, no tasks, or
   // max_attempts < 1.

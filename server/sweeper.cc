@@ -1,8 +1,9 @@
 // The coordinator's sweeper: every sweep_interval it expires lapsed leases
 // (requeueing their tasks), ends long polls whose time is up, and advances
 // the grids that need it. sweep_mu_ runs the thread; sweep_grids_mu_ holds
-// the grids left to advance, and append_mu_ is taken only while some grid
-// is, so a quiet sweep never waits on ingestion.
+// the grids left to advance. A grid is advanced under its own job's lock,
+// so a sweep never waits on another job's ingestion, and a quiet one on
+// none.
 #include <set>
 #include <string>
 #include <vector>
@@ -39,18 +40,15 @@ absl::StatusOr<Coordinator::SweepReport> Coordinator::SweepOnce() {
   }
   if (grids.empty()) return report;
   absl::Status failed;
-  {
-    lrtune::MutexLock lock(&append_mu_);
-    for (const std::string& id : grids) {
-      absl::Status s = AdvanceGrid(id);
-      if (s.ok()) {
-        ++report.grids_advanced;
-        continue;
-      }
-      failed.Update(s);
-      lrtune::MutexLock retry(&sweep_grids_mu_);
-      grids_to_advance_.insert(id);  // the next sweep tries again
+  for (const std::string& id : grids) {
+    absl::Status s = AdvanceGrid(job_locks_.Lock(id));
+    if (s.ok()) {
+      ++report.grids_advanced;
+      continue;
     }
+    failed.Update(s);
+    lrtune::MutexLock retry(&sweep_grids_mu_);
+    grids_to_advance_.insert(id);  // the next sweep tries again
   }
   if (!failed.ok()) return failed;
   return report;

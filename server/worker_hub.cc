@@ -1,9 +1,10 @@
 // The coordinator's worker hub: registration, leases (AcquireTask,
 // Heartbeat) and the fenced writes of a task's attempt (ReportPoints,
-// CompleteTask, FailTask). workers_mu_ guards the registered workers;
-// append_mu_ orders the appends and completions (coordinator.h). At ~480
+// CompleteTask, FailTask). workers_mu_ guards the registered workers; each
+// job's lock (job_locks.h) orders its appends and completions. At ~480
 // lines it is the one file of the hub's write path.
 #include <algorithm>
+#include <cassert>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -238,8 +239,9 @@ absl::StatusOr<TaskRecord> Coordinator::FencedTask(const std::string& task_id,
 }
 
 absl::Status Coordinator::AppendEvents(
-    const TaskRecord& task, int attempt,
+    const JobLocks::Held& held, const TaskRecord& task, int attempt,
     const std::vector<v1::JobEvent>& events) {
+  assert(held.job_id() == task.job_id);
   std::vector<Event> rows;
   for (const v1::JobEvent& e : events) {
     rows.push_back({EventType(e), e.SerializeAsString()});
@@ -263,7 +265,8 @@ absl::Status Coordinator::AppendEvents(
 
 absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
     const v1::ReportPointsRequest& request) {
-  lrtune::MutexLock lock(&append_mu_);
+  const JobLocks::Held held =
+      job_locks_.Lock(JobStore::JobOfTask(request.task_id()));
   LRTUNE_ASSIGN_OR_RETURN(TaskRecord task,
                           FencedTask(request.task_id(), request.attempt_id()));
   if (request.records_size() > options_.max_report_records) {
@@ -361,10 +364,11 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
     const v1::CompleteTaskRequest& request) {
   std::string job_id;
   {
-    lrtune::MutexLock lock(&append_mu_);
     if (request.task_id().empty()) {
       return absl::InvalidArgumentError("task_id is required");
     }
+    const JobLocks::Held held =
+        job_locks_.Lock(JobStore::JobOfTask(request.task_id()));
     LRTUNE_ASSIGN_OR_RETURN(TaskRecord current,
                             store_->GetTask(request.task_id()));
     if (current.state == TaskState::kSucceeded &&
@@ -397,11 +401,11 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
       LRTUNE_ASSIGN_OR_RETURN(
           std::vector<v1::JobEvent> events,
           TrialFinishedEvents(layout, task, request.trial()));
-      LRTUNE_RETURN_IF_ERROR(AppendEvents(task, task.attempt, events));
+      LRTUNE_RETURN_IF_ERROR(AppendEvents(held, task, task.attempt, events));
       LRTUNE_RETURN_IF_ERROR(store_->CompleteTask(
           task.id, task.attempt, request.trial().SerializeAsString()));
       leases_.Release(task.id, task.attempt).IgnoreError();
-      LRTUNE_RETURN_IF_ERROR(AdvanceGrid(job_id));
+      LRTUNE_RETURN_IF_ERROR(AdvanceGrid(held));
       NotifyJob(job_id);
       SignalWork();  // a grid's parallel slot is free
       return v1::CompleteTaskResponse();
@@ -450,7 +454,7 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
           job_result->recommendation();
       events.push_back(std::move(agg));
     }
-    LRTUNE_RETURN_IF_ERROR(AppendEvents(task, task.attempt, events));
+    LRTUNE_RETURN_IF_ERROR(AppendEvents(held, task, task.attempt, events));
     if (job_result.has_value()) {
       LRTUNE_RETURN_IF_ERROR(
           store_->SetJobResult(job_id, job_result->SerializeAsString()));
@@ -458,7 +462,7 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
     LRTUNE_RETURN_IF_ERROR(store_->CompleteTask(
         task.id, task.attempt, request.range_test().SerializeAsString()));
     leases_.Release(task.id, task.attempt).IgnoreError();
-    if (layout.grid) LRTUNE_RETURN_IF_ERROR(AdvanceGrid(job_id));
+    if (layout.grid) LRTUNE_RETURN_IF_ERROR(AdvanceGrid(held));
   }
   NotifyJob(job_id);
   SignalWork();  // a job's parallel slot is free
@@ -494,10 +498,7 @@ absl::StatusOr<v1::FailTaskResponse> Coordinator::FailTask(
   }
   LRTUNE_RETURN_IF_ERROR(store_->FailTask(task.id, task.attempt, reason, kind));
   leases_.Release(task.id, task.attempt).IgnoreError();
-  {
-    lrtune::MutexLock lock(&append_mu_);
-    LRTUNE_RETURN_IF_ERROR(AdvanceGrid(task.job_id));
-  }
+  { LRTUNE_RETURN_IF_ERROR(AdvanceGrid(job_locks_.Lock(task.job_id))); }
   SignalWork();  // requeued, or a parallel slot freed
   NotifyJob(task.job_id);
   v1::FailTaskResponse response;
