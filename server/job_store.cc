@@ -95,6 +95,8 @@ constexpr int kReencodeMigration = 2;
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 constexpr absl::string_view kPageTokenPrefix = "jobs-before:";
+// A task's id is its job's, this, and its index (a job id is "j-" and hex).
+constexpr absl::string_view kTaskIdInfix = "-t";
 
 std::string EncodePageToken(int64_t num) {
   return absl::WebSafeBase64Escape(absl::StrCat(kPageTokenPrefix, num));
@@ -117,9 +119,14 @@ absl::StatusOr<int64_t> DecodePageToken(absl::string_view token) {
 
 int JobStore::SchemaVersion() { return kSchemaVersion; }
 
+std::string JobStore::TaskId(absl::string_view job_id, int64_t index) {
+  return absl::StrCat(job_id, kTaskIdInfix, index);
+}
+
 std::string JobStore::JobOfTask(absl::string_view task_id) {
-  const size_t at = task_id.rfind("-t");
-  if (at == absl::string_view::npos || at == 0 || at + 2 == task_id.size()) {
+  const size_t at = task_id.rfind(kTaskIdInfix);
+  if (at == absl::string_view::npos || at == 0 ||
+      at + kTaskIdInfix.size() == task_id.size()) {
     return "";
   }
   return std::string(task_id.substr(0, at));
@@ -230,7 +237,7 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
         db_->Prepare("INSERT INTO tasks (id, job_id, idx, spec, state, "
                      "max_attempts, held, device, min_memory) VALUES (?, ?, "
                      "?, ?, 'queued', ?, ?, ?, ?)"));
-    st.BindText(1, absl::StrCat(job_id, "-t", i));
+    st.BindText(1, TaskId(job_id, static_cast<int64_t>(i)));
     st.BindText(2, job_id);
     st.BindInt64(3, static_cast<int64_t>(i));
     st.BindBlob(4, tasks[i].spec);

@@ -265,8 +265,9 @@ class JobStore {
   // The schema version this binary writes.
   static int SchemaVersion();
 
-  // The job of a task id ("<job id>-t<index>", as CreateJob names tasks);
-  // "" when `task_id` is not one. Reads nothing.
+  // A task's id, "<job id>-t<index>", and back: the job of a task id (""
+  // when `task_id` is not one). Read nothing.
+  static std::string TaskId(absl::string_view job_id, int64_t index);
   static std::string JobOfTask(absl::string_view task_id);
 
   // Creates a queued job with one queued task per spec, and its "accepted"

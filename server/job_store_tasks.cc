@@ -503,7 +503,7 @@ absl::StatusOr<int> JobStore::ReleaseHeldTasks(
       LRTUNE_RETURN_IF_ERROR(st.Run());
       continue;
     }
-    const std::string task_id = absl::StrCat(job_id, "-t", u->index);
+    const std::string task_id = TaskId(job_id, u->index);
     {
       LRTUNE_ASSIGN_OR_RETURN(
           SqliteStatement st,

@@ -523,13 +523,14 @@ TEST_F(JobStoreTest, OpeningAVersion2FileReencodesTheStoresOwnEvents) {
   EXPECT_EQ(Events(job.id).back().payload, absl::StrCat("failed: ", failed));
 }
 
-TEST_F(JobStoreTest, JobOfTaskReadsTheTaskIdsThatCreateJobMakes) {
+TEST_F(JobStoreTest, TaskIdsAndTheirJobs) {
   JobRecord job = Create("alice", 12);
   auto tasks = store_->ListTasks(job.id);
   ASSERT_TRUE(tasks.ok());
   ASSERT_EQ(tasks->size(), 12u);
   for (const TaskRecord& t : *tasks) {
     EXPECT_EQ(JobStore::JobOfTask(t.id), job.id) << t.id;
+    EXPECT_EQ(JobStore::TaskId(job.id, t.index), t.id);
   }
   EXPECT_EQ(JobStore::JobOfTask(""), "");
   EXPECT_EQ(JobStore::JobOfTask("j-1"), "");
