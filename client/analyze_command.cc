@@ -31,6 +31,10 @@ CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& opts) {
                   "EMA beta of the loss smoothing, in [0,1) (default 0.98)");
   cmd->add_option("--diverge", opts.diverge,
                   "divergence: smoothed loss > F x best (default 4)");
+  cmd->add_option("--momentum", opts.momentum,
+                  "the optimizer's momentum during the test (Adam's beta1),\n"
+                  "in [0,1): max_lr stays below the divergence LR by\n"
+                  "1/(1-F), clamped to 3..10 (default: unknown, read as 0.9)");
   cmd->add_flag("--json", opts.json, "print one JSON object");
   return cmd;
 }
@@ -60,6 +64,7 @@ int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
   ao.stepsize_k = opts.stepsize_k;
   ao.smoothing_beta = opts.smoothing;
   ao.divergence_factor = opts.diverge;
+  ao.momentum = opts.momentum;
   absl::StatusOr<Recommendation> rec = AnalyzeCurve(*points, ao);
   if (!rec.ok()) {
     err << "lrtune analyze: " << rec.status().message() << "\n";

@@ -46,11 +46,12 @@ struct ScheduleOptions {
 };
 
 struct AnalyzeOptions {
-  std::string csv_path;         // "-" reads stdin
-  int64_t iters_per_epoch = 0;  // 0: unknown
-  int stepsize_k = 4;           // stepsize = k x iters_per_epoch
-  double smoothing = 0.98;      // EMA beta
-  double diverge = 4.0;         // divergence factor
+  std::string csv_path;            // "-" reads stdin
+  int64_t iters_per_epoch = 0;     // 0: unknown
+  int stepsize_k = 4;              // stepsize = k x iters_per_epoch
+  double smoothing = 0.98;         // EMA beta
+  double diverge = 4.0;            // divergence factor
+  std::optional<double> momentum;  // the optimizer's; unset: unknown
   bool json = false;
 };
 

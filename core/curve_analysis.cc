@@ -24,8 +24,9 @@ constexpr double kSlideThreshold = 0.005;
 // CLR bounds, as fractions of the descent depth D (docs/analysis.md).
 constexpr double kClearDropFraction = 0.10;  // min_lr: dropped by 10% of D
 constexpr double kPlateauFraction = 0.05;    // the floor: within 5% of D of min
-// max_lr is at most the last LR before divergence divided by this.
-constexpr double kDivergenceMargin = 10.0;
+// DivergenceMargin's range (docs/analysis.md section 4).
+constexpr double kMinDivergenceMargin = 3.0;
+constexpr double kMaxDivergenceMargin = 10.0;
 constexpr double kMinBoundsRatio = 3.0;
 constexpr double kMaxBoundsRatio = 10.0;
 // A curve whose per-step noise exceeds this share of D gets "noisy_curve".
@@ -123,7 +124,7 @@ void FillOneCycle(Recommendation& r) {
 
 // CLR bounds on the zero-lag curve z (docs/analysis.md, "CLR bounds").
 void FillBounds(const std::vector<double>& lrs, const std::vector<double>& z,
-                double noise, Recommendation& r) {
+                double noise, double margin, Recommendation& r) {
   const size_t i_min =
       static_cast<size_t>(std::min_element(z.begin(), z.end()) - z.begin());
   const size_t i_peak = static_cast<size_t>(
@@ -143,16 +144,17 @@ void FillBounds(const std::vector<double>& lrs, const std::vector<double>& z,
   size_t i_base = i_peak;
   while (z[i_base] > z[i_peak] - kClearDropFraction * depth) ++i_base;
   // max_lr: the right end of the loss's floor (the last point of the run
-  // from the minimum that stays within 5% of D above it), capped at a tenth
-  // of the last LR before divergence. bench/quality shows why: the floor's
-  // left end (the rule before) was 0.5 decade low on average, 1.3 under
-  // Adam; the right end alone overshoots where accuracy falls off a cliff
-  // past the floor (cnn-fmnist-sgdm-b128).
+  // from the minimum that stays within 5% of D above it), capped at the
+  // last LR before divergence / margin (DivergenceMargin). bench/quality
+  // shows why: the floor's left end (the rule before) was 0.5 decade low on
+  // average, 1.3 under Adam; the right end alone overshoots where accuracy
+  // falls off a cliff past the floor (cnn-fmnist-sgdm-b128); and a tenth
+  // of the divergence LR is 3-5x low without momentum (mlp-fmnist-sgd-b128).
   const double floor_level = z[i_min] + kPlateauFraction * depth;
   size_t i_right = i_min;
   while (i_right + 1 < z.size() && z[i_right + 1] <= floor_level) ++i_right;
   r.min_lr = lrs[i_base];
-  r.max_lr = std::min(lrs[i_right], lrs.back() / kDivergenceMargin);
+  r.max_lr = std::min(lrs[i_right], lrs.back() / margin);
   ClampBoundsRatio(r);
   if (noise > kNoisyCurveFraction * depth) {
     AddWarning(r, "noisy_curve",
@@ -166,6 +168,12 @@ void FillBounds(const std::vector<double>& lrs, const std::vector<double>& z,
 }
 
 }  // namespace
+
+double DivergenceMargin(std::optional<double> momentum) {
+  const double beta = momentum.value_or(0.9);
+  return std::clamp(1.0 / (1.0 - beta), kMinDivergenceMargin,
+                    kMaxDivergenceMargin);
+}
 
 double EmaSmoother::Add(double x) {
   if (!std::isfinite(x)) return value();
@@ -287,7 +295,8 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
       std::floor(options.skip_head_fraction * static_cast<double>(used)));
   r.lr_steepest = lr_at(ComputeSteepestIndex(lrs, z, skip_head));
 
-  FillBounds(lrs, z, EstimateNoise(losses), r);
+  FillBounds(lrs, z, EstimateNoise(losses), DivergenceMargin(options.momentum),
+             r);
   FillOneCycle(r);
   r.max_lr_low = r.max_lr_high = r.max_lr;
   return r;
@@ -425,6 +434,10 @@ absl::Status ValidateAnalysisOptions(const AnalysisOptions& o,
     return FieldError(
         names, "iters_per_epoch",
         absl::StrCat("must be >= 0 (0 = unknown), got ", o.iters_per_epoch));
+  }
+  if (o.momentum.has_value() && !(*o.momentum >= 0.0 && *o.momentum < 1.0)) {
+    return FieldError(names, "momentum",
+                      absl::StrCat("must be in [0, 1), got ", *o.momentum));
   }
   if (o.stepsize_k < 2 || o.stepsize_k > 10) {
     return FieldError(names, "stepsize_k",

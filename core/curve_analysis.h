@@ -109,7 +109,19 @@ struct AnalysisOptions {
   // then 0 and stepsize_iterations uses k x 1).
   int64_t iters_per_epoch = 0;
   int stepsize_k = 4;  // stepsize = k x iters_per_epoch, k in [2, 10]
+  // The optimizer's momentum during the test (SGD's and RMSprop's momentum,
+  // Adam's and AdamW's beta1; OptimizerMomentum in core/spec.h), in [0, 1).
+  // It sets how far below the divergence LR max_lr stays: at most
+  // 1 / DivergenceMargin(momentum) of it. Unset: unknown, read as 0.9
+  // (the engine fills it in from the run's optimizer).
+  std::optional<double> momentum;
 };
+
+// max_lr is at most the last LR before divergence divided by this:
+// 1 / (1 - momentum) clamped to [3, 10], so 10 under momentum 0.9 (SGD with
+// momentum, Adam's beta1) and 3 without (docs/analysis.md section 4 and the
+// quality study's rows that chose it). Unset momentum: 10.
+double DivergenceMargin(std::optional<double> momentum);
 
 // Smith's 1cycle settings derived from the bounds.
 struct OneCycleSettings {

@@ -163,6 +163,39 @@ TEST(AnalyzeCurveTest, CleanUCurveSuggestionsLandOnTheTrueFeatures) {
   EXPECT_FALSE(std::isnan(r.lr_slide));
 }
 
+TEST(DivergenceMarginTest, OneOverOneMinusMomentumWithinThreeAndTen) {
+  EXPECT_DOUBLE_EQ(DivergenceMargin(std::nullopt), 10.0);  // read as 0.9
+  EXPECT_DOUBLE_EQ(DivergenceMargin(0.9), 10.0);
+  EXPECT_DOUBLE_EQ(DivergenceMargin(0.99), 10.0);
+  EXPECT_DOUBLE_EQ(DivergenceMargin(0.8), 5.0);
+  EXPECT_DOUBLE_EQ(DivergenceMargin(0.5), 3.0);
+  EXPECT_DOUBLE_EQ(DivergenceMargin(0.0), 3.0);
+}
+
+// A floor that runs flat almost to the blow-up: max_lr is the divergence
+// cap, a tenth of the last LR before divergence under momentum 0.9 and a
+// third without. The quality study's rows without momentum chose the third
+// (docs/analysis.md section 4: mlp-fmnist-sgd-b128, cnn-fmnist-sgd-b128).
+TEST(AnalyzeCurveTest, WithoutMomentumMaxLrStaysAThirdBelowDivergence) {
+  const auto points = MakeCurve([](double lr) {
+    const double x = std::log10(lr);
+    return 2.3 - 2.0 / (1.0 + std::exp(-(x + 4.0) * 4.0)) +
+           std::exp((x - 0.6) * 25.0);
+  });
+  AnalysisOptions heavy;
+  heavy.momentum = 0.9;
+  AnalysisOptions plain;
+  plain.momentum = 0.0;
+  const Recommendation h = Analyze(points, heavy);
+  const Recommendation p = Analyze(points, plain);
+  ASSERT_GT(h.diverged_at, 0);
+  ASSERT_EQ(p.diverged_at, h.diverged_at);  // the same curve, read again
+  const double last = points[static_cast<size_t>(h.points_used - 1)].lr;
+  EXPECT_DOUBLE_EQ(h.max_lr, last / 10);
+  EXPECT_DOUBLE_EQ(p.max_lr, last / 3);
+  EXPECT_DOUBLE_EQ(Analyze(points).max_lr, h.max_lr);  // unset: 0.9
+}
+
 // PositionCurve is the curve the suggestions were read from: it ends where
 // the analysis stopped and its minimum is the minimum suggestion's point.
 TEST(PositionCurveTest, IsWhatTheAnalysisRead) {
@@ -333,6 +366,9 @@ TEST(AnalyzeCurveTest, BadInputNamesTheFieldAndRule) {
   o.skip_head_fraction = 1.0;
   EXPECT_PRED2(Contains, std::string(status_of(good, o).message()),
                "skip_head_fraction");
+  o = {};
+  o.momentum = 1.0;
+  EXPECT_PRED2(Contains, std::string(status_of(good, o).message()), "momentum");
   o = {};
   o.iters_per_epoch = -1;
   EXPECT_PRED2(Contains, std::string(status_of(good, o).message()),

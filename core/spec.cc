@@ -417,6 +417,18 @@ std::optional<int64_t> OutputWidth(const DataSpec& data) {
   return info->classes > 0 ? info->classes : data.synthetic_classes;
 }
 
+double OptimizerMomentum(const OptimizerSpec& o) {
+  switch (o.kind) {
+    case OptimizerKind::kSgd:
+    case OptimizerKind::kRmsProp:
+      return o.momentum;
+    case OptimizerKind::kAdam:
+    case OptimizerKind::kAdamW:
+      return o.beta1;
+  }
+  return o.momentum;
+}
+
 int64_t StepsPerEpoch(const JobSpec& job) {
   const std::optional<int64_t> train = TrainSamples(job.data);
   if (!train.has_value() || *train <= 0 || job.batch_size < 1) return 0;

@@ -229,6 +229,10 @@ std::optional<int64_t> OutputWidth(const DataSpec& data);
 // Optimizer steps per epoch: train samples / min(batch_size, samples), 0
 // where the size is unknown.
 int64_t StepsPerEpoch(const JobSpec& job);
+// The optimizer's momentum as a range test's analysis reads it
+// (AnalysisOptions::momentum): SGD's and RMSprop's momentum, Adam's and
+// AdamW's beta1.
+double OptimizerMomentum(const OptimizerSpec& optimizer);
 // An MLP's parameter count (weights and biases), nullopt where a width is
 // unknown or the model is not an mlp.
 std::optional<int64_t> MlpParameterCount(const JobSpec& job);

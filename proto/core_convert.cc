@@ -391,6 +391,7 @@ absl::StatusOr<RangeTestSpec> RangeTestSpecFromProto(const v1::RangeTestSpec& p,
   }
   if (a.has_iters_per_epoch()) s.analysis.iters_per_epoch = a.iters_per_epoch();
   if (a.has_stepsize_k()) s.analysis.stepsize_k = a.stepsize_k();
+  if (a.has_momentum()) s.analysis.momentum = a.momentum();
   s.seeds.assign(p.seeds().begin(), p.seeds().end());
   s.eval_every = p.eval_every();
   if (p.has_eval_samples()) s.eval_samples = p.eval_samples();
@@ -505,6 +506,7 @@ v1::RangeTestSpec RangeTestSpecToProto(const RangeTestSpec& s) {
   a.set_skip_head_fraction(s.analysis.skip_head_fraction);
   a.set_iters_per_epoch(s.analysis.iters_per_epoch);
   a.set_stepsize_k(s.analysis.stepsize_k);
+  if (s.analysis.momentum.has_value()) a.set_momentum(*s.analysis.momentum);
   for (uint64_t seed : s.seeds) p.add_seeds(seed);
   p.set_eval_every(s.eval_every);
   p.set_eval_samples(s.eval_samples);

@@ -236,6 +236,9 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
     if (options.iters_per_epoch == 0) {
       options.iters_per_epoch = trainer->steps_per_epoch();
     }
+    if (!options.momentum.has_value()) {
+      options.momentum = OptimizerMomentum(job.optimizer);
+    }
     for (int m = 0; m < k; ++m) {
       LRTUNE_ASSIGN_OR_RETURN(Recommendation rec,
                               AnalyzeCurve(curves[m], options));

@@ -254,6 +254,9 @@ absl::StatusOr<std::vector<Advice>> ComputeAdvice(const Setting& s,
                                                   const Curves& c) {
   AnalysisOptions options = s.job.range_test.analysis;
   options.iters_per_epoch = c.iters_per_epoch;
+  if (!options.momentum.has_value()) {
+    options.momentum = lrtune::OptimizerMomentum(s.job.job.optimizer);
+  }
   std::vector<Recommendation> per_seed;
   Advice valley{"fastai_valley", "one_cycle", {}, {}, {}};
   Advice minimum{"fastai_minimum", "one_cycle", {}, {}, {}};
