@@ -19,13 +19,13 @@ const std::map<std::string, std::string>& ParamHelp() {
   static const auto* help = new std::map<std::string, std::string>{
       {"kind",
        "constant|step|multistep|exponential|linear|polynomial|cosine|sgdr|"
-       "triangular|triangular2|exp_range|one_cycle|rex|ramp"},
+       "triangular|triangular2|exp_range|one_cycle|rex|wsd|ramp"},
       {"mode", "CyclicLR mode (selects triangular|triangular2|exp_range)"},
       {"base_lr",
        "optimizer's initial LR (decaying kinds); lower bound (cyclic); ramp "
        "start (default 0.1)"},
       {"max_lr", "upper bound (cyclic), peak (one_cycle), ramp end"},
-      {"total_steps", "length of one_cycle, rex and ramp"},
+      {"total_steps", "length of one_cycle, rex, wsd and ramp"},
       {"gamma", "decay factor (default 0.1 step/multistep, 1.0 exp_range)"},
       {"step_size", "step: decay every N steps"},
       {"milestones", "multistep: e.g. 30,60,60 (a repeat decays twice)"},
@@ -33,7 +33,7 @@ const std::map<std::string, std::string>& ParamHelp() {
       {"end_factor", "linear: last factor (default 1.0)"},
       {"total_iters", "linear/polynomial: steps to reach the end (default 5)"},
       {"power", "polynomial exponent (default 1.0)"},
-      {"eta_min", "floor of cosine, sgdr, rex (default 0)"},
+      {"eta_min", "floor of cosine, sgdr, rex, wsd (default 0)"},
       {"t_max", "cosine: half period in steps"},
       {"t0", "sgdr: first period in steps"},
       {"t_mult", "sgdr: period multiplier (default 1)"},
@@ -48,6 +48,11 @@ const std::map<std::string, std::string>& ParamHelp() {
       {"final_div_factor", "one_cycle: min = initial/final_div (default 1e4)"},
       {"three_phase", "one_cycle: fast.ai-style third phase (default false)"},
       {"rex_beta", "rex profile parameter in [0,1) (default 0.5)"},
+      {"cooldown_steps",
+       "wsd: the cooldown's length in steps (default 0: the fraction)"},
+      {"cooldown_fraction",
+       "wsd: the cooldown's share of total_steps, in [0,1] (default 0.2)"},
+      {"cooldown", "wsd: cooldown shape linear|cosine|1-sqrt (default 1-sqrt)"},
       {"ramp", "ramp shape exp|linear (default exp)"},
       {"sample_every", "hold the profile for k steps (default 1)"},
   };

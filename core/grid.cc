@@ -145,7 +145,8 @@ ScheduleSpec Build(const Prepared& p, const GridBounds* bounds, int64_t n,
       if (FloorsAtMin(k) && !given("eta_min")) s.eta_min = lo;
     }
   }
-  if ((k == ScheduleKind::kOneCycle || k == ScheduleKind::kRex) &&
+  if ((k == ScheduleKind::kOneCycle || k == ScheduleKind::kRex ||
+       k == ScheduleKind::kWsd) &&
       !given("total_steps")) {
     s.total_steps = n;
   }
@@ -166,7 +167,8 @@ ScheduleSpec Build(const Prepared& p, const GridBounds* bounds, int64_t n,
 absl::Status Check(const ScheduleSpec& s, int64_t n) {
   LRTUNE_ASSIGN_OR_RETURN(Schedule schedule, Schedule::Create(s));
   LRTUNE_RETURN_IF_ERROR(schedule.CheckFinite(n));
-  if ((s.kind == ScheduleKind::kOneCycle || s.kind == ScheduleKind::kRex) &&
+  if ((s.kind == ScheduleKind::kOneCycle || s.kind == ScheduleKind::kRex ||
+       s.kind == ScheduleKind::kWsd) &&
       s.total_steps < n) {
     return Invalid(absl::StrFormat(
         "%s: total_steps (%d) is shorter than the budget (%d steps)",

@@ -368,6 +368,13 @@ TEST(BoundMappingTest, CosineSgdrRexFloorAtMin) {
   EXPECT_DOUBLE_EQ(s.eta_min, 0.001);
   EXPECT_EQ(s.total_steps, 777);
 
+  // wsd cools down to 0, as Hägele et al. and transformers do, unless the
+  // spec sets eta_min; its length is the budget.
+  s = Complete({"wsd", {}}, b, GridBudget::Steps(600));
+  EXPECT_DOUBLE_EQ(s.base_lr, 0.1);
+  EXPECT_DOUBLE_EQ(s.eta_min, 0.0);
+  EXPECT_EQ(s.total_steps, 600);
+
   s = Complete({"sgdr", {}}, b, GridBudget::Epochs(10));
   EXPECT_DOUBLE_EQ(s.base_lr, 0.1);
   EXPECT_DOUBLE_EQ(s.eta_min, 0.001);

@@ -45,9 +45,17 @@ enum class ScheduleKind {
   kRex,          // REX (Chen et al. 2022); not in PyTorch.
   kRamp,         // The range test's ramp from base_lr to max_lr.
   kSequential,   // SequentialLR(children, boundaries); warmup is one case.
+  kWsd,          // Warmup-stable-decay (Hägele et al. 2024); HF's WSD.
 };
 
 enum class Anneal { kCos, kLinear };
+// WSD's cooldown shape f(p), p the cooldown's progress in [0, 1).
+enum class Cooldown {
+  kLinear,
+  kCosine,
+  kOneMinusSqrt
+};  // "linear",
+    // "cosine", "1-sqrt"
 enum class RampShape { kExp, kLinear };
 
 // Returns the canonical lower-case name ("one_cycle", "exp_range", ...).
@@ -111,6 +119,16 @@ struct ScheduleSpec {
 
   // rex: profile z / ((1 - beta) + beta z), z = 1 - t/total_steps.
   double rex_beta = 0.5;
+
+  // wsd over total_steps: base_lr while stable, then eta_min + (base_lr -
+  // eta_min) f(p) over the last cooldown steps (p = steps into the cooldown
+  // / its length), as transformers' get_wsd_schedule after its warm-up. The
+  // cooldown is cooldown_steps long, or when that is 0 round(
+  // cooldown_fraction x total_steps). Its warm-up is the one every kind
+  // takes (Warmup below: LinearLR, then wsd counting from 0).
+  int64_t cooldown_steps = 0;      // >= 0, <= total_steps; 0: the fraction
+  double cooldown_fraction = 0.2;  // in [0, 1]
+  Cooldown cooldown = Cooldown::kOneMinusSqrt;  // Hägele et al.'s best
 
   // ramp shape (exp: base * (max/base)^(t/(N-1)); linear).
   RampShape ramp = RampShape::kExp;

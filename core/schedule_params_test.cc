@@ -47,6 +47,12 @@ TEST(ScheduleParamsTest, ErrorsNameTheParameter) {
   EXPECT_NE(st.message().find("unknown schedule kind 'zigzag'"),
             std::string::npos)
       << st;
+  st = SetScheduleParam(spec, "cooldown", "sqrt");
+  EXPECT_NE(st.message().find("one of linear, cosine, 1-sqrt"),
+            std::string::npos)
+      << st;
+  ASSERT_TRUE(SetScheduleParam(spec, "cooldown", "1-SQRT").ok());
+  EXPECT_EQ(spec.cooldown, Cooldown::kOneMinusSqrt);
   EXPECT_FALSE(SetScheduleParam(spec, "t0", "1.5").ok());
   EXPECT_FALSE(SetScheduleParam(spec, "milestones", "3,x").ok());
 }

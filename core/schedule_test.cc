@@ -296,6 +296,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadSpecCase{"rex_beta",
                     {{"kind", "rex"}, {"total_steps", "10"}, {"rex_beta", "1"}},
                     "rex_beta must be in [0, 1)"},
+        BadSpecCase{
+            "wsd_no_length", {{"kind", "wsd"}}, "total_steps must be >= 1"},
+        BadSpecCase{"wsd_fraction",
+                    {{"kind", "wsd"},
+                     {"total_steps", "10"},
+                     {"cooldown_fraction", "1.5"}},
+                    "cooldown_fraction must be in [0, 1]"},
+        BadSpecCase{
+            "wsd_cooldown_steps",
+            {{"kind", "wsd"}, {"total_steps", "10"}, {"cooldown_steps", "11"}},
+            "cooldown_steps (11) must be <= total_steps (10)"},
         BadSpecCase{"ramp_order",
                     {{"kind", "ramp"},
                      {"base_lr", "1"},

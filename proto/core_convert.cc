@@ -18,8 +18,11 @@ double NanIfUnset(bool has, double v) {
   return has ? v : std::numeric_limits<double>::quiet_NaN();
 }
 
-// Proto ScheduleKind n (1..15) is core's enumerator n - 1, in the same order.
-constexpr int kScheduleKinds = 15;
+// Proto ScheduleKind n (1..16) is core's enumerator n - 1, in the same order.
+constexpr int kScheduleKinds = 16;
+static_assert(v1::ScheduleKind_MAX == kScheduleKinds &&
+                  static_cast<int>(ScheduleKind::kWsd) + 1 == kScheduleKinds,
+              "proto and core schedule kinds must stay in the same order");
 
 absl::Status ScheduleFromProtoRec(const v1::ScheduleSpec& p,
                                   const std::string& path, int depth,
@@ -28,11 +31,9 @@ absl::Status ScheduleFromProtoRec(const v1::ScheduleSpec& p,
   if (p.kind() == v1::SCHEDULE_KIND_UNSPECIFIED) {
     return Invalid(path + ".kind", "must be set");
   }
-  if (p.kind() < 1 || p.kind() > kScheduleKinds) {
-    return Invalid(path + ".kind", absl::StrCat("unknown value ", p.kind()));
-  }
   s = ScheduleSpec{};
-  s.kind = static_cast<ScheduleKind>(p.kind() - 1);
+  LRTUNE_ASSIGN_OR_RETURN(s.kind,
+                          ScheduleKindFromProto(p.kind(), path + ".kind"));
   if (p.has_base_lr()) s.base_lr = p.base_lr();
   if (p.has_max_lr()) s.max_lr = p.max_lr();
   if (p.has_total_steps()) s.total_steps = p.total_steps();
@@ -73,6 +74,23 @@ absl::Status ScheduleFromProtoRec(const v1::ScheduleSpec& p,
   if (p.has_final_div_factor()) s.final_div_factor = p.final_div_factor();
   if (p.has_three_phase()) s.three_phase = p.three_phase();
   if (p.has_rex_beta()) s.rex_beta = p.rex_beta();
+  if (p.has_cooldown_steps()) s.cooldown_steps = p.cooldown_steps();
+  if (p.has_cooldown_fraction()) s.cooldown_fraction = p.cooldown_fraction();
+  switch (p.cooldown()) {
+    case v1::COOLDOWN_SHAPE_UNSPECIFIED:
+    case v1::COOLDOWN_SHAPE_ONE_MINUS_SQRT:
+      s.cooldown = Cooldown::kOneMinusSqrt;
+      break;
+    case v1::COOLDOWN_SHAPE_LINEAR:
+      s.cooldown = Cooldown::kLinear;
+      break;
+    case v1::COOLDOWN_SHAPE_COSINE:
+      s.cooldown = Cooldown::kCosine;
+      break;
+    default:
+      return Invalid(path + ".cooldown",
+                     absl::StrCat("unknown value ", p.cooldown()));
+  }
   LRTUNE_ASSIGN_OR_RETURN(s.ramp, RampFromProto(p.ramp(), path + ".ramp"));
   if (p.has_sample_every()) s.sample_every = p.sample_every();
   if (p.children_size() > 16) {
@@ -156,6 +174,14 @@ Recommendation RecommendationFromProto(const v1::Recommendation& rec) {
   return out;
 }
 
+absl::StatusOr<ScheduleKind> ScheduleKindFromProto(v1::ScheduleKind kind,
+                                                   const std::string& path) {
+  if (kind < 1 || kind > kScheduleKinds) {
+    return Invalid(path, absl::StrCat("unknown value ", kind));
+  }
+  return static_cast<ScheduleKind>(kind - 1);
+}
+
 v1::ScheduleKind ScheduleKindToProto(ScheduleKind kind) {
   return static_cast<v1::ScheduleKind>(static_cast<int>(kind) + 1);
 }
@@ -217,6 +243,12 @@ v1::ScheduleSpec ScheduleSpecToProto(const ScheduleSpec& s) {
   p.set_final_div_factor(s.final_div_factor);
   p.set_three_phase(s.three_phase);
   p.set_rex_beta(s.rex_beta);
+  p.set_cooldown_steps(s.cooldown_steps);
+  p.set_cooldown_fraction(s.cooldown_fraction);
+  p.set_cooldown(s.cooldown == Cooldown::kLinear ? v1::COOLDOWN_SHAPE_LINEAR
+                 : s.cooldown == Cooldown::kCosine
+                     ? v1::COOLDOWN_SHAPE_COSINE
+                     : v1::COOLDOWN_SHAPE_ONE_MINUS_SQRT);
   p.set_ramp(RampToProto(s.ramp));
   p.set_sample_every(s.sample_every);
   for (const ScheduleSpec& c : s.children) {

@@ -41,8 +41,12 @@ absl::StatusOr<ScheduleSpec> ScheduleSpecFromProto(const v1::ScheduleSpec& spec,
 // gives s back for any valid s.
 v1::ScheduleSpec ScheduleSpecToProto(const ScheduleSpec& spec);
 
-// Core's schedule kind as the proto's (SCHEDULE_KIND_<NAME>).
+// Core's schedule kind as the proto's (SCHEDULE_KIND_<NAME>), and back
+// (INVALID_ARGUMENT naming `path` for UNSPECIFIED or a value this build
+// does not know).
 v1::ScheduleKind ScheduleKindToProto(ScheduleKind kind);
+absl::StatusOr<ScheduleKind> ScheduleKindFromProto(v1::ScheduleKind kind,
+                                                   const std::string& path);
 
 // The range test's ramp shape; `path` names the field in errors.
 absl::StatusOr<RampShape> RampFromProto(v1::RampShape shape,

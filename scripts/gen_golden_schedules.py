@@ -12,6 +12,7 @@ scheduler.step(), i.e. the LR in force during step t. core/schedule_test.cc
 compares lrtune's values to these at every step (relative error <= 1e-9).
 """
 import json
+import math
 import sys
 import warnings
 
@@ -50,6 +51,26 @@ def sequential(children, milestones):
     def make(opt):
         return S.SequentialLR(opt, [c(opt) for c in children], milestones)
     return make
+
+
+def wsd_lambda(total, cooldown, shape, min_ratio=0.0):
+    """transformers' get_wsd_schedule after its warm-up: 1 while stable,
+    then (1 - min_ratio) f(progress) + min_ratio over the last `cooldown`
+    steps."""
+    start = total - cooldown
+
+    def factor(step):
+        if step < start:
+            return 1.0
+        progress = (step - start) / max(1, cooldown)
+        if shape == "linear":
+            value = 1.0 - progress
+        elif shape == "cosine":
+            value = 0.5 * (1.0 + math.cos(math.pi * progress))
+        else:  # 1-sqrt
+            value = 1.0 - math.sqrt(progress)
+        return (1.0 - min_ratio) * value + min_ratio
+    return factor
 
 
 def cases():
@@ -161,6 +182,31 @@ def cases():
              sequential([lambda o: S.LinearLR(o, start_factor=0.5,
                                               total_iters=3),
                          lambda o: S.StepLR(o, step_size=4, gamma=0.5)], [3])))
+    # WSD (Hägele et al. 2024) as LambdaLR, the cooldown's length from a
+    # fraction rounded half up.
+    add(case("wsd_1sqrt_fraction", {"kind": "wsd", "total_steps": "50"}, 50,
+             lambda o: S.LambdaLR(o, wsd_lambda(50, 10, "1-sqrt"))))
+    add(case("wsd_linear_steps_floor",
+             {"kind": "wsd", "total_steps": "40", "cooldown_steps": "15",
+              "cooldown": "linear", "eta_min": "0.01"}, 40,
+             lambda o: S.LambdaLR(o, wsd_lambda(40, 15, "linear", 0.1))))
+    add(case("wsd_cosine_fraction",
+             {"kind": "wsd", "total_steps": "64", "cooldown_fraction": "0.3",
+              "cooldown": "cosine"}, 64,
+             lambda o: S.LambdaLR(o, wsd_lambda(
+                 64, int(math.floor(0.3 * 64 + 0.5)), "cosine"))))
+    add(case("wsd_all_cooldown",
+             {"kind": "wsd", "total_steps": "12", "cooldown_fraction": "1"},
+             12, lambda o: S.LambdaLR(o, wsd_lambda(12, 12, "1-sqrt"))))
+    add(case("warmup_linear_wsd",
+             {"kind": "sequential", "warmup_steps": "5",
+              "warmup_start_factor": "0.1",
+              "then": json.dumps({"kind": "wsd", "total_steps": "45",
+                                  "cooldown_steps": "9"})}, 50,
+             sequential([lambda o: S.LinearLR(o, start_factor=0.1,
+                                              total_iters=5),
+                         lambda o: S.LambdaLR(o, wsd_lambda(45, 9, "1-sqrt"))],
+                        [5])))
     return out
 
 

@@ -179,14 +179,10 @@ absl::StatusOr<AxisValue> ScheduleValue(const v1::ScheduleSpec& s,
                                         const std::string& where) {
   AxisValue v;
   if (s.kind() != v1::SCHEDULE_KIND_UNSPECIFIED) {
-    if (s.kind() < v1::SCHEDULE_KIND_CONSTANT ||
-        s.kind() > v1::SCHEDULE_KIND_SEQUENTIAL) {
-      return Invalid(absl::StrCat(where, ".kind"),
-                     absl::StrCat("unknown value ", s.kind()));
-    }
-    // Proto kind n is core's enumerator n - 1 (schedule.proto, schedule.h).
-    v.kind = std::string(ScheduleKindName(
-        static_cast<ScheduleKind>(static_cast<int>(s.kind()) - 1)));
+    LRTUNE_ASSIGN_OR_RETURN(
+        ScheduleKind kind,
+        ScheduleKindFromProto(s.kind(), absl::StrCat(where, ".kind")));
+    v.kind = std::string(ScheduleKindName(kind));
   }
   if (s.children_size() > 0 || s.boundaries_size() > 0) {
     return Invalid(where,

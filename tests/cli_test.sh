@@ -22,6 +22,24 @@ rows=list(csv.DictReader(open('$tmp/out')))
 lrs=[float(r['lr']) for r in rows]
 sys.exit(not(lrs.index(max(lrs))==29 and abs(max(lrs)-0.1)<1e-12))"
 
+# WSD with the general warm-up: 4 LinearLR steps, then 20 steps of wsd
+# whose last 5 cool down (linear) to 0.
+run schedule --kind wsd --base-lr 0.2 --total-steps 20 --cooldown-steps 5 \
+  --cooldown linear --warmup-steps 4 --csv
+check "wsd exit 0" test "$rc" = 0
+check "wsd: warm-up 4 + 20 steps" test "$(lines "$tmp/out")" = 25
+check "wsd: warm-up from 0.02, stable at 0.2, linear cooldown to 0.04" \
+  $PY -c "
+import csv,sys
+lrs=[float(r['lr']) for r in csv.DictReader(open('$tmp/out'))]
+ok = abs(lrs[0]-0.02)<1e-12 and all(abs(x-0.2)<1e-12 for x in lrs[4:19]) \
+  and abs(lrs[19]-0.2)<1e-12 and abs(lrs[23]-0.2*(1-4/5))<1e-12
+sys.exit(not ok)"
+run schedule --kind wsd --total-steps 10 --cooldown sqrt
+check "wsd: a bad cooldown shape exits 2" test "$rc" = 2
+check "wsd: the error lists the shapes" \
+  grep -q "cooldown: 'sqrt' is not one of linear, cosine, 1-sqrt" "$tmp/err"
+
 run schedule --kind cosine --t-max 10 --steps 5
 check "cosine table has 5 lines" test "$(lines "$tmp/out")" = 5
 check "cosine has no momentum column" \
