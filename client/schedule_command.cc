@@ -39,14 +39,15 @@ const std::map<std::string, std::string>& ParamHelp() {
       {"t_mult", "sgdr: period multiplier (default 1)"},
       {"step_size_up", "cyclic: steps from base to max (default 2000)"},
       {"step_size_down", "cyclic: steps from max to base (default = up)"},
-      {"cycle_momentum", "cycle momentum inversely to the LR (default true)"},
+      {"cycle_momentum",
+       "cycle momentum inversely to the LR (default on; --no-cycle-momentum)"},
       {"base_momentum", "lower momentum (0.8 cyclic, 0.85 one_cycle)"},
       {"max_momentum", "upper momentum (0.9 cyclic, 0.95 one_cycle)"},
       {"pct_start", "one_cycle: share of steps going up (default 0.3)"},
       {"anneal", "one_cycle: cos|linear (default cos)"},
       {"div_factor", "one_cycle: initial = max_lr/div_factor (default 25)"},
       {"final_div_factor", "one_cycle: min = initial/final_div (default 1e4)"},
-      {"three_phase", "one_cycle: fast.ai-style third phase (default false)"},
+      {"three_phase", "one_cycle: fast.ai-style third phase (default off)"},
       {"rex_beta", "rex profile parameter in [0,1) (default 0.5)"},
       {"cooldown_steps",
        "wsd: the cooldown's length in steps (default 0: the fraction)"},
@@ -70,10 +71,21 @@ CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts) {
       "1000 --csv");
   for (const std::string& name : ScheduleParamNames()) {
     auto it = ParamHelp().find(name);
+    const std::string help = it == ParamHelp().end() ? name : it->second;
+    if (IsScheduleFlag(name)) {
+      // --three-phase on its own; --no-cycle-momentum turns a default off.
+      const std::string flag = FlagName(name);
+      cmd->add_flag_function(
+          flag + ",!--no-" + flag.substr(2),
+          [&opts, name](int64_t count) {
+            opts.params[name] = count > 0 ? "true" : "false";
+          },
+          help);
+      continue;
+    }
     cmd->add_option_function<std::string>(
         FlagName(name),
-        [&opts, name](const std::string& v) { opts.params[name] = v; },
-        it == ParamHelp().end() ? name : it->second);
+        [&opts, name](const std::string& v) { opts.params[name] = v; }, help);
   }
   cmd->add_option("--steps", opts.steps,
                   "steps to print (default: the schedule's length, if it has "

@@ -109,9 +109,20 @@ Setter Choice(T ScheduleSpec::*field,
   };
 }
 
+struct Param {
+  std::string name;
+  Setter set;
+  bool flag = false;  // a boolean: the CLI's --name / --no-name
+};
+
+// A boolean parameter.
+Param Flag(std::string name, bool ScheduleSpec::*field) {
+  return {std::move(name), Bool(field), true};
+}
+
 // Ordered as the README documents them.
-const std::vector<std::pair<std::string, Setter>>& Table() {
-  static const auto* table = new std::vector<std::pair<std::string, Setter>>{
+const std::vector<Param>& Table() {
+  static const auto* table = new std::vector<Param>{
       {"kind", SetKind},
       {"mode",
        Choice(&ScheduleSpec::kind, {{"triangular", ScheduleKind::kTriangular},
@@ -133,7 +144,7 @@ const std::vector<std::pair<std::string, Setter>>& Table() {
       {"t_mult", Int(&ScheduleSpec::t_mult)},
       {"step_size_up", Int(&ScheduleSpec::step_size_up)},
       {"step_size_down", Int(&ScheduleSpec::step_size_down)},
-      {"cycle_momentum", Bool(&ScheduleSpec::cycle_momentum)},
+      Flag("cycle_momentum", &ScheduleSpec::cycle_momentum),
       {"base_momentum", Double(&ScheduleSpec::base_momentum)},
       {"max_momentum", Double(&ScheduleSpec::max_momentum)},
       {"pct_start", Double(&ScheduleSpec::pct_start)},
@@ -141,7 +152,7 @@ const std::vector<std::pair<std::string, Setter>>& Table() {
                         {{"cos", Anneal::kCos}, {"linear", Anneal::kLinear}})},
       {"div_factor", Double(&ScheduleSpec::div_factor)},
       {"final_div_factor", Double(&ScheduleSpec::final_div_factor)},
-      {"three_phase", Bool(&ScheduleSpec::three_phase)},
+      Flag("three_phase", &ScheduleSpec::three_phase),
       {"rex_beta", Double(&ScheduleSpec::rex_beta)},
       {"cooldown_steps", Int(&ScheduleSpec::cooldown_steps)},
       {"cooldown_fraction", Double(&ScheduleSpec::cooldown_fraction)},
@@ -163,8 +174,8 @@ absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
   std::string key = absl::AsciiStrToLower(name);
   std::replace(key.begin(), key.end(), '-', '_');
   if (key == "t_0") key = "t0";
-  for (const auto& [n, setter] : Table()) {
-    if (n == key) return setter(spec, key, value);
+  for (const Param& p : Table()) {
+    if (p.name == key) return p.set(spec, key, value);
   }
   return absl::InvalidArgumentError(
       absl::StrFormat("unknown schedule parameter '%s'; known: %s", name,
@@ -174,10 +185,17 @@ absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
 const std::vector<std::string>& ScheduleParamNames() {
   static const auto* names = [] {
     auto* v = new std::vector<std::string>;
-    for (const auto& entry : Table()) v->push_back(entry.first);
+    for (const Param& p : Table()) v->push_back(p.name);
     return v;
   }();
   return *names;
+}
+
+bool IsScheduleFlag(absl::string_view name) {
+  for (const Param& p : Table()) {
+    if (p.name == name) return p.flag;
+  }
+  return false;
 }
 
 }  // namespace lrtune

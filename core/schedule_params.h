@@ -32,6 +32,11 @@ absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
 // error messages.
 const std::vector<std::string>& ScheduleParamNames();
 
+// Whether a name of ScheduleParamNames is a boolean (cycle_momentum,
+// three_phase): the CLI takes it as a flag, --three-phase on its own and
+// --no-cycle-momentum for false.
+bool IsScheduleFlag(absl::string_view name);
+
 }  // namespace lrtune
 
 #endif  // LRTUNE_CORE_SCHEDULE_PARAMS_H_

@@ -69,5 +69,20 @@ TEST(ScheduleParamsTest, EveryNameIsSettable) {
   }
 }
 
+TEST(ScheduleParamsTest, FlagsAreTheBooleans) {
+  EXPECT_TRUE(IsScheduleFlag("three_phase"));
+  EXPECT_TRUE(IsScheduleFlag("cycle_momentum"));
+  EXPECT_FALSE(IsScheduleFlag("max_lr"));
+  EXPECT_FALSE(IsScheduleFlag("warp_factor"));
+  for (const std::string& name : ScheduleParamNames()) {
+    ScheduleSpec spec;
+    // A flag takes true and false and nothing else; no other takes both.
+    const bool boolean = SetScheduleParam(spec, name, "true").ok() &&
+                         SetScheduleParam(spec, name, "false").ok() &&
+                         !SetScheduleParam(spec, name, "0.5").ok();
+    EXPECT_EQ(IsScheduleFlag(name), boolean) << name;
+  }
+}
+
 }  // namespace
 }  // namespace lrtune

@@ -40,6 +40,18 @@ check "wsd: a bad cooldown shape exits 2" test "$rc" = 2
 check "wsd: the error lists the shapes" \
   grep -q "cooldown: 'sqrt' is not one of linear, cosine, 1-sqrt" "$tmp/err"
 
+# Booleans are flags: --three-phase on its own, --no-X to turn a default off.
+run schedule --kind one_cycle --max-lr 0.1 --total-steps 30 --three-phase --csv
+check "--three-phase alone is a flag" test "$rc" = 0
+check "three-phase one_cycle ends at max_lr/25/1e4" $PY -c "
+import csv,sys
+lrs=[float(r['lr']) for r in csv.DictReader(open('$tmp/out'))]
+sys.exit(not abs(lrs[-1]-0.1/25/1e4)<1e-15)"
+run schedule --kind triangular --base-lr 0.01 --max-lr 0.1 --step-size-up 2 \
+  --steps 3 --no-cycle-momentum --csv
+check "--no-cycle-momentum leaves the momentum column empty" \
+  test "$(cut -d, -f3 "$tmp/out" | sed 1d | sort -u)" = ""
+
 run schedule --kind cosine --t-max 10 --steps 5
 check "cosine table has 5 lines" test "$(lines "$tmp/out")" = 5
 check "cosine has no momentum column" \
