@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "client/commands.h"
 #include "core/schedule.h"
 #include "core/schedule_params.h"
@@ -129,7 +130,16 @@ int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
     spec =
         ScheduleSpec::Warmup(opts.warmup_steps, opts.warmup_start_factor, spec);
   }
-  absl::StatusOr<Schedule> schedule = Schedule::Create(spec);
+  // Errors name the flags the user typed: --total-steps, not total_steps.
+  // The schedule given by --kind is the sequential's last child once
+  // --warmup-steps prepends a warm-up.
+  const FieldNamer flags = [](absl::string_view path) {
+    if (absl::ConsumePrefix(&path, "children[")) {
+      path.remove_prefix(std::min(path.find("].") + 2, path.size()));
+    }
+    return FlagName(std::string(path));
+  };
+  absl::StatusOr<Schedule> schedule = Schedule::Create(spec, flags);
   if (!schedule.ok()) {
     err << "lrtune schedule: " << schedule.status().message() << "\n";
     return kExitUsage;

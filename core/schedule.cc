@@ -51,35 +51,40 @@ absl::Status Invalid(absl::string_view msg) {
   return absl::InvalidArgumentError(msg);
 }
 
-absl::Status RequireFinite(absl::string_view name, double v) {
+absl::Status RequireFinite(const FieldNamer& n, absl::string_view name,
+                           double v) {
   if (!std::isfinite(v)) {
     return Invalid(
-        absl::StrFormat("%s must be a finite number, got %g", name, v));
+        absl::StrFormat("%s must be a finite number, got %g", n(name), v));
   }
   return absl::OkStatus();
 }
 
-absl::Status RequirePositive(absl::string_view name, double v) {
-  LRTUNE_RETURN_IF_ERROR(RequireFinite(name, v));
+absl::Status RequirePositive(const FieldNamer& n, absl::string_view name,
+                             double v) {
+  LRTUNE_RETURN_IF_ERROR(RequireFinite(n, name, v));
   if (v <= 0) {
-    return Invalid(absl::StrFormat("%s must be > 0, got %g", name, v));
+    return Invalid(absl::StrFormat("%s must be > 0, got %g", n(name), v));
   }
   return absl::OkStatus();
 }
 
-absl::Status RequireAtLeast(absl::string_view name, int64_t v, int64_t min) {
+absl::Status RequireAtLeast(const FieldNamer& n, absl::string_view name,
+                            int64_t v, int64_t min) {
   if (v < min) {
-    return Invalid(absl::StrFormat("%s must be >= %d, got %d", name, min, v));
+    return Invalid(
+        absl::StrFormat("%s must be >= %d, got %d", n(name), min, v));
   }
   return absl::OkStatus();
 }
 
-absl::Status RequireFloor(absl::string_view kind, const ScheduleSpec& s) {
-  LRTUNE_RETURN_IF_ERROR(RequireFinite("eta_min", s.eta_min));
+absl::Status RequireFloor(const FieldNamer& n, absl::string_view kind,
+                          const ScheduleSpec& s) {
+  LRTUNE_RETURN_IF_ERROR(RequireFinite(n, "eta_min", s.eta_min));
   if (s.eta_min < 0 || s.eta_min > s.base_lr) {
-    return Invalid(
-        absl::StrFormat("%s: eta_min must be in [0, base_lr (%g)], got %g",
-                        kind, s.base_lr, s.eta_min));
+    return Invalid(absl::StrFormat("%s: %s must be in [0, %s (%g)], got %g",
+                                   kind, n("eta_min"), n("base_lr"), s.base_lr,
+                                   s.eta_min));
   }
   return absl::OkStatus();
 }
@@ -104,16 +109,16 @@ void ResolveDefaults(ScheduleSpec& s) {
   std::sort(s.milestones.begin(), s.milestones.end());
 }
 
-absl::Status ValidateMomentum(const ScheduleSpec& s) {
+absl::Status ValidateMomentum(const FieldNamer& n, const ScheduleSpec& s) {
   if (!s.cycle_momentum) return absl::OkStatus();
-  LRTUNE_RETURN_IF_ERROR(RequireFinite("base_momentum", s.base_momentum));
-  LRTUNE_RETURN_IF_ERROR(RequireFinite("max_momentum", s.max_momentum));
+  LRTUNE_RETURN_IF_ERROR(RequireFinite(n, "base_momentum", s.base_momentum));
+  LRTUNE_RETURN_IF_ERROR(RequireFinite(n, "max_momentum", s.max_momentum));
   if (s.base_momentum < 0 || s.max_momentum >= 1 ||
       s.base_momentum > s.max_momentum) {
+    const std::string base = n("base_momentum"), max = n("max_momentum");
     return Invalid(absl::StrFormat(
-        "momentum range must satisfy 0 <= base_momentum <= max_momentum < 1, "
-        "got base_momentum %g, max_momentum %g",
-        s.base_momentum, s.max_momentum));
+        "momentum range must satisfy 0 <= %s <= %s < 1, got %s %g, %s %g", base,
+        max, base, s.base_momentum, max, s.max_momentum));
   }
   return absl::OkStatus();
 }
@@ -220,138 +225,152 @@ double CyclicAmplitude(const ScheduleSpec& s, int64_t t, double cycle) {
   }
 }
 
-absl::Status ValidateKind(const ScheduleSpec& s) {
+absl::Status ValidateKind(const ScheduleSpec& s, const FieldNamer& n) {
   const std::string kind(ScheduleKindName(s.kind));
-  LRTUNE_RETURN_IF_ERROR(RequirePositive("base_lr", s.base_lr));
-  LRTUNE_RETURN_IF_ERROR(RequireAtLeast("sample_every", s.sample_every, 1));
-  LRTUNE_RETURN_IF_ERROR(RequireAtLeast("total_steps", s.total_steps, 0));
+  LRTUNE_RETURN_IF_ERROR(RequirePositive(n, "base_lr", s.base_lr));
+  LRTUNE_RETURN_IF_ERROR(RequireAtLeast(n, "sample_every", s.sample_every, 1));
+  LRTUNE_RETURN_IF_ERROR(RequireAtLeast(n, "total_steps", s.total_steps, 0));
   switch (s.kind) {
     case ScheduleKind::kConstant:
       return absl::OkStatus();
     case ScheduleKind::kStep:
-      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("step_size", s.step_size, 1));
-      return RequirePositive("gamma", s.gamma);
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast(n, "step_size", s.step_size, 1));
+      return RequirePositive(n, "gamma", s.gamma);
     case ScheduleKind::kMultiStep:
       if (s.milestones.empty()) {
-        return Invalid("multistep: milestones must not be empty");
+        return Invalid(
+            absl::StrCat("multistep: ", n("milestones"), " must not be empty"));
       }
       if (s.milestones.front() < 0) {
-        return Invalid(absl::StrFormat(
-            "multistep: milestones must be >= 0, got %d", s.milestones[0]));
+        return Invalid(absl::StrFormat("multistep: %s must be >= 0, got %d",
+                                       n("milestones"), s.milestones[0]));
       }
-      return RequirePositive("gamma", s.gamma);
+      return RequirePositive(n, "gamma", s.gamma);
     case ScheduleKind::kExponential:
-      if (std::isnan(s.gamma)) return Invalid("exponential: gamma is required");
-      return RequirePositive("gamma", s.gamma);
+      if (std::isnan(s.gamma)) {
+        return Invalid(
+            absl::StrCat("exponential: ", n("gamma"), " is required"));
+      }
+      return RequirePositive(n, "gamma", s.gamma);
     case ScheduleKind::kLinear:
-      LRTUNE_RETURN_IF_ERROR(RequireFinite("start_factor", s.start_factor));
-      LRTUNE_RETURN_IF_ERROR(RequireFinite("end_factor", s.end_factor));
+      LRTUNE_RETURN_IF_ERROR(RequireFinite(n, "start_factor", s.start_factor));
+      LRTUNE_RETURN_IF_ERROR(RequireFinite(n, "end_factor", s.end_factor));
       if (s.start_factor <= 0 || s.start_factor > 1) {
-        return Invalid(absl::StrFormat(
-            "linear: start_factor must be in (0, 1], got %g", s.start_factor));
+        return Invalid(absl::StrFormat("linear: %s must be in (0, 1], got %g",
+                                       n("start_factor"), s.start_factor));
       }
       if (s.end_factor < 0 || s.end_factor > 1) {
-        return Invalid(absl::StrFormat(
-            "linear: end_factor must be in [0, 1], got %g", s.end_factor));
+        return Invalid(absl::StrFormat("linear: %s must be in [0, 1], got %g",
+                                       n("end_factor"), s.end_factor));
       }
-      return RequireAtLeast("total_iters", s.total_iters, 1);
+      return RequireAtLeast(n, "total_iters", s.total_iters, 1);
     case ScheduleKind::kPolynomial:
-      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("total_iters", s.total_iters, 1));
-      return RequirePositive("power", s.power);
+      LRTUNE_RETURN_IF_ERROR(
+          RequireAtLeast(n, "total_iters", s.total_iters, 1));
+      return RequirePositive(n, "power", s.power);
     case ScheduleKind::kCosine:
-      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("t_max", s.t_max, 1));
-      return RequireFloor(kind, s);
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast(n, "t_max", s.t_max, 1));
+      return RequireFloor(n, kind, s);
     case ScheduleKind::kSgdr:
-      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("t0", s.t0, 1));
-      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("t_mult", s.t_mult, 1));
-      return RequireFloor(kind, s);
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast(n, "t0", s.t0, 1));
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast(n, "t_mult", s.t_mult, 1));
+      return RequireFloor(n, kind, s);
     case ScheduleKind::kTriangular:
     case ScheduleKind::kTriangular2:
     case ScheduleKind::kExpRange:
-      LRTUNE_RETURN_IF_ERROR(RequirePositive("max_lr", s.max_lr));
+      LRTUNE_RETURN_IF_ERROR(RequirePositive(n, "max_lr", s.max_lr));
       if (s.max_lr < s.base_lr) {
-        return Invalid(
-            absl::StrFormat("%s: max_lr (%g) must be >= base_lr (%g)", kind,
-                            s.max_lr, s.base_lr));
+        return Invalid(absl::StrFormat("%s: %s (%g) must be >= %s (%g)", kind,
+                                       n("max_lr"), s.max_lr, n("base_lr"),
+                                       s.base_lr));
       }
-      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("step_size_up", s.step_size_up, 1));
       LRTUNE_RETURN_IF_ERROR(
-          RequireAtLeast("step_size_down", s.step_size_down, 1));
-      LRTUNE_RETURN_IF_ERROR(RequirePositive("gamma", s.gamma));
+          RequireAtLeast(n, "step_size_up", s.step_size_up, 1));
+      LRTUNE_RETURN_IF_ERROR(
+          RequireAtLeast(n, "step_size_down", s.step_size_down, 1));
+      LRTUNE_RETURN_IF_ERROR(RequirePositive(n, "gamma", s.gamma));
       if (s.gamma > 1) {
         return Invalid(absl::StrFormat(
-            "exp_range: gamma must be in (0, 1], got %g", s.gamma));
+            "exp_range: %s must be in (0, 1], got %g", n("gamma"), s.gamma));
       }
-      return ValidateMomentum(s);
+      return ValidateMomentum(n, s);
     case ScheduleKind::kOneCycle: {
-      LRTUNE_RETURN_IF_ERROR(RequirePositive("max_lr", s.max_lr));
-      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("total_steps", s.total_steps, 1));
-      LRTUNE_RETURN_IF_ERROR(RequireFinite("pct_start", s.pct_start));
-      if (s.pct_start <= 0 || s.pct_start >= 1) {
-        return Invalid(absl::StrFormat(
-            "one_cycle: pct_start must be in (0, 1), got %g", s.pct_start));
-      }
-      LRTUNE_RETURN_IF_ERROR(RequirePositive("div_factor", s.div_factor));
+      LRTUNE_RETURN_IF_ERROR(RequirePositive(n, "max_lr", s.max_lr));
       LRTUNE_RETURN_IF_ERROR(
-          RequirePositive("final_div_factor", s.final_div_factor));
+          RequireAtLeast(n, "total_steps", s.total_steps, 1));
+      LRTUNE_RETURN_IF_ERROR(RequireFinite(n, "pct_start", s.pct_start));
+      if (s.pct_start <= 0 || s.pct_start >= 1) {
+        return Invalid(
+            absl::StrFormat("one_cycle: %s must be in (0, 1), got %g",
+                            n("pct_start"), s.pct_start));
+      }
+      LRTUNE_RETURN_IF_ERROR(RequirePositive(n, "div_factor", s.div_factor));
+      LRTUNE_RETURN_IF_ERROR(
+          RequirePositive(n, "final_div_factor", s.final_div_factor));
       double prev = 0;
       for (const Phase& p : OneCyclePhases(s)) {
         if (p.end_step <= prev) {
           return Invalid(absl::StrFormat(
-              "one_cycle: total_steps (%d) x pct_start (%g) leaves a phase of "
-              "zero length; use more steps or another pct_start",
-              s.total_steps, s.pct_start));
+              "one_cycle: %s (%d) x %s (%g) leaves a phase of zero length; "
+              "use more steps or another %s",
+              n("total_steps"), s.total_steps, n("pct_start"), s.pct_start,
+              n("pct_start")));
         }
         prev = p.end_step;
       }
-      return ValidateMomentum(s);
+      return ValidateMomentum(n, s);
     }
     case ScheduleKind::kRex:
-      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("total_steps", s.total_steps, 1));
-      LRTUNE_RETURN_IF_ERROR(RequireFinite("rex_beta", s.rex_beta));
-      if (s.rex_beta < 0 || s.rex_beta >= 1) {
-        return Invalid(absl::StrFormat(
-            "rex: rex_beta must be in [0, 1), got %g", s.rex_beta));
-      }
-      return RequireFloor(kind, s);
-    case ScheduleKind::kWsd: {
-      LRTUNE_RETURN_IF_ERROR(RequireAtLeast("total_steps", s.total_steps, 1));
       LRTUNE_RETURN_IF_ERROR(
-          RequireAtLeast("cooldown_steps", s.cooldown_steps, 0));
+          RequireAtLeast(n, "total_steps", s.total_steps, 1));
+      LRTUNE_RETURN_IF_ERROR(RequireFinite(n, "rex_beta", s.rex_beta));
+      if (s.rex_beta < 0 || s.rex_beta >= 1) {
+        return Invalid(absl::StrFormat("rex: %s must be in [0, 1), got %g",
+                                       n("rex_beta"), s.rex_beta));
+      }
+      return RequireFloor(n, kind, s);
+    case ScheduleKind::kWsd: {
+      LRTUNE_RETURN_IF_ERROR(
+          RequireAtLeast(n, "total_steps", s.total_steps, 1));
+      LRTUNE_RETURN_IF_ERROR(
+          RequireAtLeast(n, "cooldown_steps", s.cooldown_steps, 0));
       if (!(s.cooldown_fraction >= 0 && s.cooldown_fraction <= 1)) {
-        return Invalid(
-            absl::StrFormat("wsd: cooldown_fraction must be in [0, 1], got %g",
-                            s.cooldown_fraction));
+        return Invalid(absl::StrFormat("wsd: %s must be in [0, 1], got %g",
+                                       n("cooldown_fraction"),
+                                       s.cooldown_fraction));
       }
       if (s.cooldown_steps > s.total_steps) {
-        return Invalid(absl::StrFormat(
-            "wsd: cooldown_steps (%d) must be <= total_steps (%d)",
-            s.cooldown_steps, s.total_steps));
+        return Invalid(absl::StrFormat("wsd: %s (%d) must be <= %s (%d)",
+                                       n("cooldown_steps"), s.cooldown_steps,
+                                       n("total_steps"), s.total_steps));
       }
-      return RequireFloor(kind, s);
+      return RequireFloor(n, kind, s);
     }
     case ScheduleKind::kRamp:
-      LRTUNE_RETURN_IF_ERROR(RequirePositive("max_lr", s.max_lr));
+      LRTUNE_RETURN_IF_ERROR(RequirePositive(n, "max_lr", s.max_lr));
       if (s.max_lr <= s.base_lr) {
         return Invalid(absl::StrFormat(
-            "ramp: the end lr (max_lr %g) must be > the start lr (base_lr %g)",
-            s.max_lr, s.base_lr));
+            "ramp: the end lr (%s %g) must be > the start lr (%s %g)",
+            n("max_lr"), s.max_lr, n("base_lr"), s.base_lr));
       }
-      return RequireAtLeast("total_steps", s.total_steps, 2);
+      return RequireAtLeast(n, "total_steps", s.total_steps, 2);
     case ScheduleKind::kSequential:
-      if (s.children.empty()) return Invalid("sequential: children is empty");
+      if (s.children.empty()) {
+        return Invalid(
+            absl::StrCat("sequential: ", n("children"), " is empty"));
+      }
       if (s.boundaries.size() + 1 != s.children.size()) {
-        return Invalid(absl::StrFormat(
-            "sequential: needs %d boundaries for %d children, got %d",
-            s.children.size() - 1, s.children.size(), s.boundaries.size()));
+        return Invalid(
+            absl::StrFormat("sequential: needs %d %s for %d children, got %d",
+                            s.children.size() - 1, n("boundaries"),
+                            s.children.size(), s.boundaries.size()));
       }
       for (size_t i = 0; i < s.boundaries.size(); ++i) {
         const int64_t prev = i == 0 ? 0 : s.boundaries[i - 1];
         if (s.boundaries[i] <= prev) {
           return Invalid(absl::StrFormat(
-              "sequential: boundaries must be strictly increasing and > 0, "
-              "got %s",
-              absl::StrJoin(s.boundaries, ",")));
+              "sequential: %s must be strictly increasing and > 0, got %s",
+              n("boundaries"), absl::StrJoin(s.boundaries, ",")));
         }
       }
       return absl::OkStatus();
@@ -421,9 +440,14 @@ ScheduleSpec ScheduleSpec::Warmup(int64_t warmup_steps, double start_factor,
 Schedule::Schedule(ScheduleSpec spec) : spec_(std::move(spec)) {}
 
 absl::StatusOr<Schedule> Schedule::Create(const ScheduleSpec& spec) {
+  return Create(spec, PrefixNames(""));
+}
+
+absl::StatusOr<Schedule> Schedule::Create(const ScheduleSpec& spec,
+                                          const FieldNamer& names) {
   ScheduleSpec s = spec;
   ResolveDefaults(s);
-  absl::Status st = ValidateKind(s);
+  absl::Status st = ValidateKind(s, names);
   if (!st.ok()) return st;
   Schedule out(s);
   switch (s.kind) {
@@ -435,22 +459,22 @@ absl::StatusOr<Schedule> Schedule::Create(const ScheduleSpec& spec) {
       break;
     case ScheduleKind::kSequential: {
       for (size_t i = 0; i < s.children.size(); ++i) {
+        const std::string child_path = absl::StrCat("children[", i, "]");
         if (s.children[i].kind == ScheduleKind::kSequential) {
-          return Invalid("sequential: children must not be sequential");
+          return Invalid(absl::StrCat("sequential: ", names(child_path),
+                                      " must not be sequential"));
         }
-        absl::StatusOr<Schedule> child = Create(s.children[i]);
-        if (!child.ok()) {
-          return Invalid(absl::StrCat("sequential: children[", i,
-                                      "]: ", child.status().message()));
-        }
+        absl::StatusOr<Schedule> child =
+            Create(s.children[i], Nested(names, child_path + "."));
+        if (!child.ok()) return child.status();
         if (i + 1 < s.children.size() && child->length() > 0) {
           const int64_t span =
               s.boundaries[i] - (i == 0 ? 0 : s.boundaries[i - 1]);
           if (span > child->length()) {
             return Invalid(absl::StrFormat(
-                "sequential: children[%d] is built for %d steps but runs for "
-                "%d before the next boundary",
-                i, child->length(), span));
+                "sequential: %s is built for %d steps but runs for %d before "
+                "the next boundary",
+                names(child_path), child->length(), span));
           }
         }
         out.children_.push_back(*std::move(child));

@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/field_names.h"
 
 namespace lrtune {
 
@@ -166,6 +167,12 @@ class Schedule {
   // "t0 must be >= 1, got 0", "pct_start must be in (0, 1), got 1.5", any
   // NaN or Inf).
   static absl::StatusOr<Schedule> Create(const ScheduleSpec& spec);
+  // The same, with each parameter named in errors by `names` (field_names.h):
+  // a flag for the CLI ("--total-steps"), a field path for an RPC
+  // ("train.schedule.total_steps"). A sequential's child i is named under
+  // "children[i].".
+  static absl::StatusOr<Schedule> Create(const ScheduleSpec& spec,
+                                         const FieldNamer& names);
 
   // LR in force for step t >= 0. For a bounded schedule, t must be below
   // length() (checked by Sample; Lr itself extrapolates the formula).

@@ -207,10 +207,8 @@ absl::StatusOr<ScheduleSpec> ScheduleSpecFromProto(const v1::ScheduleSpec& spec,
                                                    absl::string_view path) {
   ScheduleSpec s;
   LRTUNE_RETURN_IF_ERROR(ScheduleFromProtoRec(spec, std::string(path), 1, s));
-  absl::Status valid = Schedule::Create(s).status();
-  if (!valid.ok()) {
-    return absl::Status(valid.code(), absl::StrCat(path, ".", valid.message()));
-  }
+  LRTUNE_RETURN_IF_ERROR(
+      Schedule::Create(s, PrefixNames(absl::StrCat(path, "."))).status());
   return s;
 }
 

@@ -79,7 +79,15 @@ run schedule --kind one_cycle --max-lr 0.1 --total-steps 10 --steps 11
 check "beyond the length exits 2" test "$rc" = 2
 check "beyond the length says so" grep -q "beyond the schedule's length" "$tmp/err"
 run schedule --kind triangular --base-lr 0.1 --max-lr 0.01 --steps 3
-check "max below base names both" grep -q "max_lr (0.01) must be >= base_lr (0.1)" "$tmp/err"
+# Errors name the flags the user typed.
+check "max below base names both flags" \
+  grep -q -- "--max-lr (0.01) must be >= --base-lr (0.1)" "$tmp/err"
+run schedule --kind one_cycle --max-lr 0.1
+check "a missing length names --total-steps" \
+  grep -q -- "--total-steps must be >= 1, got 0" "$tmp/err"
+run schedule --kind cosine --t-max 0 --warmup-steps 3
+check "under a warm-up, the schedule's own flag" \
+  grep -q -- "--t-max must be >= 1, got 0" "$tmp/err"
 run schedule --kind step --gamma fast --steps 3
 check "non-numeric flag names it" grep -q "gamma: 'fast' is not a number" "$tmp/err"
 run schedule --kind step --no-such-flag 3
