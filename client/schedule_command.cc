@@ -20,7 +20,7 @@ const std::map<std::string, std::string>& ParamHelp() {
   static const auto* help = new std::map<std::string, std::string>{
       {"kind",
        "constant|step|multistep|exponential|linear|polynomial|cosine|sgdr|"
-       "triangular|triangular2|exp_range|one_cycle|rex|wsd|ramp"},
+       "triangular|triangular2|exp_range|one_cycle|rex|wsd|fractal|ramp"},
       {"mode", "CyclicLR mode (selects triangular|triangular2|exp_range)"},
       {"base_lr",
        "optimizer's initial LR (decaying kinds); lower bound (cyclic); ramp "
@@ -55,6 +55,11 @@ const std::map<std::string, std::string>& ParamHelp() {
       {"cooldown_fraction",
        "wsd: the cooldown's share of total_steps, in [0,1] (default 0.2)"},
       {"cooldown", "wsd: cooldown shape linear|cosine|1-sqrt (default 1-sqrt)"},
+      {"fractal_period",
+       "fractal (experimental): period, a power of 2 (default 8)"},
+      {"fractal_kappa",
+       "fractal: condition number in [1,1e6]; steps reach kappa x base_lr "
+       "(default 10)"},
       {"ramp", "ramp shape exp|linear (default exp)"},
       {"sample_every", "hold the profile for k steps (default 1)"},
   };

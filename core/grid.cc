@@ -71,7 +71,8 @@ absl::StatusOr<Prepared> Prepare(const GridSchedule& axis, bool has_bounds) {
   Prepared p;
   absl::StatusOr<ScheduleKind> kind = ParseScheduleKind(axis.kind);
   if (!kind.ok()) return At("kind", kind.status());
-  if (*kind == ScheduleKind::kRamp || *kind == ScheduleKind::kSequential) {
+  if (*kind == ScheduleKind::kRamp || *kind == ScheduleKind::kSequential ||
+      *kind == ScheduleKind::kFractal) {
     return Invalid(absl::StrFormat(
         "kind: '%s' cannot be a trial's schedule; use one of the profile "
         "kinds (one_cycle, triangular, cosine, sgdr, rex, ...)",

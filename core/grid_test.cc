@@ -198,6 +198,8 @@ TEST(PlanGridTest, ErrorsNameTheFieldAndTheRule) {
               "unknown schedule kind 'foo'");
   plan.axes[0].schedules = {{"ramp", {}}};
   ExpectError(plan, "kind: 'ramp' cannot be a trial's schedule");
+  plan.axes[0].schedules = {{"fractal", {}}};  // experimental
+  ExpectError(plan, "kind: 'fractal' cannot be a trial's schedule");
   plan.axes[0].schedules = {{"cosine", {{"gamma", "fast"}}}};
   ExpectError(plan, "params: gamma: 'fast' is not a number");
   plan.axes[0].schedules = {{"cosine", {{"warp", "9"}}}};

@@ -1,6 +1,6 @@
-// Schedules as PyTorch computes them (core/schedule.h). At ~670 lines, over
+// Schedules as PyTorch computes them (core/schedule.h). At ~730 lines, over
 // the house's ~600: one switch per concern (validation, LR, momentum) over
-// the sixteen kinds, which splitting by kind would scatter.
+// the seventeen kinds, which splitting by kind would scatter.
 #include "core/schedule.h"
 
 #include <algorithm>
@@ -40,6 +40,7 @@ constexpr KindName kKindNames[] = {
     {ScheduleKind::kRamp, "ramp"},
     {ScheduleKind::kSequential, "sequential"},
     {ScheduleKind::kWsd, "wsd"},
+    {ScheduleKind::kFractal, "fractal"},
 };
 
 bool IsCyclic(ScheduleKind k) {
@@ -177,6 +178,14 @@ WsdCooldown WsdCooldownOf(const ScheduleSpec& s) {
           : static_cast<int64_t>(std::llround(
                 s.cooldown_fraction * static_cast<double>(s.total_steps)));
   return {length, s.total_steps - length};
+}
+
+// sigma_n(i), 1-based, of Agarwal et al.'s fractal order: sigma_1 = (1),
+// sigma_2n = interleave(sigma_n, 2n + 1 - sigma_n). O(log n).
+int64_t FractalIndex(int64_t n, int64_t i) {
+  if (n == 1) return 1;
+  const int64_t v = FractalIndex(n / 2, (i + 1) / 2);
+  return i % 2 == 1 ? v : n + 1 - v;
 }
 
 double CooldownValue(Cooldown c, double p) {
@@ -345,6 +354,23 @@ absl::Status ValidateKind(const ScheduleSpec& s, const FieldNamer& n) {
                                        n("total_steps"), s.total_steps));
       }
       return RequireFloor(n, kind, s);
+    }
+    case ScheduleKind::kFractal: {
+      const int64_t period = s.fractal_period;
+      if (period < 1 || period > (int64_t{1} << 20) ||
+          (period & (period - 1)) != 0) {
+        return Invalid(absl::StrFormat(
+            "fractal: %s must be a power of 2 in [1, 1048576], got %d",
+            n("fractal_period"), period));
+      }
+      LRTUNE_RETURN_IF_ERROR(
+          RequireFinite(n, "fractal_kappa", s.fractal_kappa));
+      if (s.fractal_kappa < 1 || s.fractal_kappa > 1e6) {
+        return Invalid(
+            absl::StrFormat("fractal: %s must be in [1, 1e6], got %g",
+                            n("fractal_kappa"), s.fractal_kappa));
+      }
+      return absl::OkStatus();
     }
     case ScheduleKind::kRamp:
       LRTUNE_RETURN_IF_ERROR(RequirePositive(n, "max_lr", s.max_lr));
@@ -643,6 +669,17 @@ double Schedule::ProfileLr(int64_t t) const {
       const double p = (td - static_cast<double>(c.start)) /
                        static_cast<double>(std::max<int64_t>(1, c.length));
       return s.eta_min + (base - s.eta_min) * CooldownValue(s.cooldown, p);
+    }
+    case ScheduleKind::kFractal: {
+      const int64_t period = s.fractal_period;
+      const double i =
+          static_cast<double>(FractalIndex(period, t % period + 1));
+      const double inv = 1.0 / s.fractal_kappa;
+      const double g =
+          (1 + inv) / 2 -
+          (1 - inv) / 2 *
+              std::cos((2 * i - 1) * kPi / (2 * static_cast<double>(period)));
+      return base / g;
     }
     case ScheduleKind::kRamp: {
       const double q = td / static_cast<double>(s.total_steps - 1);

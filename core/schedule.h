@@ -47,6 +47,7 @@ enum class ScheduleKind {
   kRamp,         // The range test's ramp from base_lr to max_lr.
   kSequential,   // SequentialLR(children, boundaries); warmup is one case.
   kWsd,          // Warmup-stable-decay (Hägele et al. 2024); HF's WSD.
+  kFractal,      // Fractal Chebyshev steps (Agarwal et al. 2021); experimental.
 };
 
 enum class Anneal { kCos, kLinear };
@@ -130,6 +131,13 @@ struct ScheduleSpec {
   int64_t cooldown_steps = 0;      // >= 0, <= total_steps; 0: the fraction
   double cooldown_fraction = 0.2;  // in [0, 1]
   Cooldown cooldown = Cooldown::kOneMinusSqrt;  // Hägele et al.'s best
+
+  // fractal (experimental; docs/schedules.md): base_lr / g_{sigma(t mod n)},
+  // g_i = (1 + 1/kappa)/2 - (1 - 1/kappa)/2 cos((2i - 1) pi / 2n), the
+  // Chebyshev nodes on [1/kappa, 1] in the fractal order sigma of period n.
+  // base_lr is the largest stable LR (1/L); steps reach kappa x base_lr.
+  int64_t fractal_period = 8;  // n, a power of 2 in [1, 2^20]
+  double fractal_kappa = 10;   // the condition number, in [1, 1e6]
 
   // ramp shape (exp: base * (max/base)^(t/(N-1)); linear).
   RampShape ramp = RampShape::kExp;

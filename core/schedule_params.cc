@@ -160,6 +160,8 @@ const std::vector<Param>& Table() {
        Choice(&ScheduleSpec::cooldown, {{"linear", Cooldown::kLinear},
                                         {"cosine", Cooldown::kCosine},
                                         {"1-sqrt", Cooldown::kOneMinusSqrt}})},
+      {"fractal_period", Int(&ScheduleSpec::fractal_period)},
+      {"fractal_kappa", Double(&ScheduleSpec::fractal_kappa)},
       {"ramp", Choice(&ScheduleSpec::ramp, {{"exp", RampShape::kExp},
                                             {"linear", RampShape::kLinear}})},
       {"sample_every", Int(&ScheduleSpec::sample_every)},

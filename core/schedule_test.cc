@@ -204,6 +204,25 @@ TEST(ScheduleTest, SequentialChecksEachChildOverItsSpan) {
       << st;
 }
 
+// The fractal order of period 4 is 1 4 2 3: the largest step (the first
+// Chebyshev node) first, then the smallest, then the rest; and it repeats.
+TEST(FractalScheduleTest, TakesTheNodesInTheFractalOrder) {
+  ScheduleSpec spec;
+  spec.kind = ScheduleKind::kFractal;
+  spec.base_lr = 0.01;
+  spec.fractal_period = 4;
+  spec.fractal_kappa = 100;
+  Schedule s = MustCreate(spec);
+  EXPECT_GT(s.Lr(0), s.Lr(2));
+  EXPECT_GT(s.Lr(2), s.Lr(3));
+  EXPECT_GT(s.Lr(3), s.Lr(1));
+  EXPECT_GT(s.Lr(1), 0.01);        // every step is above the stable LR
+  EXPECT_LT(s.Lr(0), 0.01 * 100);  // and below kappa times it
+  for (int64_t t = 0; t < 4; ++t) EXPECT_DOUBLE_EQ(s.Lr(t + 4), s.Lr(t));
+  spec.fractal_kappa = 1;  // no spread of curvature: a constant base_lr
+  EXPECT_DOUBLE_EQ(MustCreate(spec).Lr(3), 0.01);
+}
+
 struct BadSpecCase {
   const char* name;
   std::vector<std::pair<const char*, const char*>> params;
@@ -307,6 +326,12 @@ INSTANTIATE_TEST_SUITE_P(
             "wsd_cooldown_steps",
             {{"kind", "wsd"}, {"total_steps", "10"}, {"cooldown_steps", "11"}},
             "cooldown_steps (11) must be <= total_steps (10)"},
+        BadSpecCase{"fractal_period",
+                    {{"kind", "fractal"}, {"fractal_period", "6"}},
+                    "fractal_period must be a power of 2"},
+        BadSpecCase{"fractal_kappa",
+                    {{"kind", "fractal"}, {"fractal_kappa", "0.5"}},
+                    "fractal_kappa must be in [1, 1e6]"},
         BadSpecCase{"ramp_order",
                     {{"kind", "ramp"},
                      {"base_lr", "1"},

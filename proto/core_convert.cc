@@ -18,10 +18,11 @@ double NanIfUnset(bool has, double v) {
   return has ? v : std::numeric_limits<double>::quiet_NaN();
 }
 
-// Proto ScheduleKind n (1..16) is core's enumerator n - 1, in the same order.
-constexpr int kScheduleKinds = 16;
+// Proto ScheduleKind n (1..17) is core's enumerator n - 1, in the same order.
+constexpr int kScheduleKinds = 17;
 static_assert(v1::ScheduleKind_MAX == kScheduleKinds &&
-                  static_cast<int>(ScheduleKind::kWsd) + 1 == kScheduleKinds,
+                  static_cast<int>(ScheduleKind::kFractal) + 1 ==
+                      kScheduleKinds,
               "proto and core schedule kinds must stay in the same order");
 
 absl::Status ScheduleFromProtoRec(const v1::ScheduleSpec& p,
@@ -76,6 +77,8 @@ absl::Status ScheduleFromProtoRec(const v1::ScheduleSpec& p,
   if (p.has_rex_beta()) s.rex_beta = p.rex_beta();
   if (p.has_cooldown_steps()) s.cooldown_steps = p.cooldown_steps();
   if (p.has_cooldown_fraction()) s.cooldown_fraction = p.cooldown_fraction();
+  if (p.has_fractal_period()) s.fractal_period = p.fractal_period();
+  if (p.has_fractal_kappa()) s.fractal_kappa = p.fractal_kappa();
   switch (p.cooldown()) {
     case v1::COOLDOWN_SHAPE_UNSPECIFIED:
     case v1::COOLDOWN_SHAPE_ONE_MINUS_SQRT:
@@ -243,6 +246,8 @@ v1::ScheduleSpec ScheduleSpecToProto(const ScheduleSpec& s) {
   p.set_rex_beta(s.rex_beta);
   p.set_cooldown_steps(s.cooldown_steps);
   p.set_cooldown_fraction(s.cooldown_fraction);
+  p.set_fractal_period(s.fractal_period);
+  p.set_fractal_kappa(s.fractal_kappa);
   p.set_cooldown(s.cooldown == Cooldown::kLinear ? v1::COOLDOWN_SHAPE_LINEAR
                  : s.cooldown == Cooldown::kCosine
                      ? v1::COOLDOWN_SHAPE_COSINE

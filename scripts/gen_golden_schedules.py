@@ -73,6 +73,29 @@ def wsd_lambda(total, cooldown, shape, min_ratio=0.0):
     return factor
 
 
+def fractal_order(n):
+    """Agarwal, Goel and Zhang's fractal permutation of 1..n (n a power of
+    2): sigma_1 = [1], sigma_2n = interleave(sigma_n, 2n + 1 - sigma_n)."""
+    sigma = [1]
+    while len(sigma) < n:
+        m = 2 * len(sigma)
+        sigma = [v for x in sigma for v in (x, m + 1 - x)]
+    return sigma
+
+
+def fractal_lambda(n, kappa):
+    """base_lr / g: g the Chebyshev nodes on [1/kappa, 1] in fractal order,
+    repeated every n steps."""
+    order = fractal_order(n)
+    lo = 1.0 / kappa
+    nodes = [(1 + lo) / 2 - (1 - lo) / 2 *
+             math.cos((2 * i - 1) * math.pi / (2 * n)) for i in range(1, n + 1)]
+
+    def factor(step):
+        return 1.0 / nodes[order[step % n] - 1]
+    return factor
+
+
 def cases():
     out = []
     add = out.append
@@ -198,6 +221,13 @@ def cases():
     add(case("wsd_all_cooldown",
              {"kind": "wsd", "total_steps": "12", "cooldown_fraction": "1"},
              12, lambda o: S.LambdaLR(o, wsd_lambda(12, 12, "1-sqrt"))))
+    # Fractal Chebyshev steps (experimental), as LambdaLR.
+    for n, kappa, steps in [(1, 10.0, 4), (8, 10.0, 24), (16, 100.0, 40)]:
+        add(case("fractal_n%d_kappa%g" % (n, kappa),
+                 {"kind": "fractal", "fractal_period": str(n),
+                  "fractal_kappa": repr(kappa)}, steps,
+                 lambda o, n=n, kappa=kappa: S.LambdaLR(
+                     o, fractal_lambda(n, kappa)), base_lr=0.01))
     add(case("warmup_linear_wsd",
              {"kind": "sequential", "warmup_steps": "5",
               "warmup_start_factor": "0.1",

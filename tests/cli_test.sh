@@ -35,6 +35,16 @@ lrs=[float(r['lr']) for r in csv.DictReader(open('$tmp/out'))]
 ok = abs(lrs[0]-0.02)<1e-12 and all(abs(x-0.2)<1e-12 for x in lrs[4:19]) \
   and abs(lrs[19]-0.2)<1e-12 and abs(lrs[23]-0.2*(1-4/5))<1e-12
 sys.exit(not ok)"
+run schedule --kind fractal --base-lr 0.01 --fractal-period 4 \
+  --fractal-kappa 100 --steps 8 --csv
+check "fractal: 8 steps" test "$(lines "$tmp/out")" = 9
+check "fractal: its period of 4 repeats" $PY -c "
+import csv,sys
+lrs=[float(r['lr']) for r in csv.DictReader(open('$tmp/out'))]
+sys.exit(not(lrs[:4]==lrs[4:] and max(lrs)>0.1 and min(lrs)>0.01))"
+run schedule --kind fractal --fractal-period 6
+check "fractal: a period that is no power of 2 names the flag" \
+  grep -q -- "--fractal-period must be a power of 2" "$tmp/err"
 run schedule --kind wsd --total-steps 10 --cooldown sqrt
 check "wsd: a bad cooldown shape exits 2" test "$rc" = 2
 check "wsd: the error lists the shapes" \
