@@ -40,8 +40,6 @@ struct ScheduleOptions {
   // Unset (kStepsUnset): the schedule's length, if it is bounded.
   static constexpr int64_t kStepsUnset = -(int64_t{1} << 62);
   int64_t steps = kStepsUnset;
-  int64_t warmup_steps = 0;  // 0: no warmup
-  double warmup_start_factor = 0.1;
   bool csv = false;  // CSV with a header instead of a table
 };
 

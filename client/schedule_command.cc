@@ -1,7 +1,6 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
-#include "absl/strings/strip.h"
 #include "client/commands.h"
 #include "core/schedule.h"
 #include "core/schedule_params.h"
@@ -61,6 +60,10 @@ const std::map<std::string, std::string>& ParamHelp() {
        "fractal: condition number in [1,1e6]; steps reach kappa x base_lr "
        "(default 10)"},
       {"ramp", "ramp shape exp|linear (default exp)"},
+      {"warmup_steps",
+       "prepend a LinearLR warm-up of N steps to any kind (default 0: none)"},
+      {"warmup_start_factor",
+       "the warm-up's first LR as a fraction of base_lr (default 0.1)"},
       {"sample_every", "hold the profile for k steps (default 1)"},
   };
   return *help;
@@ -96,10 +99,6 @@ CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts) {
   cmd->add_option("--steps", opts.steps,
                   "steps to print (default: the schedule's length, if it has "
                   "one)");
-  cmd->add_option("--warmup-steps", opts.warmup_steps,
-                  "prepend a LinearLR warmup of N steps (default 0: none)");
-  cmd->add_option("--warmup-start-factor", opts.warmup_start_factor,
-                  "warmup's first LR as a fraction of base_lr (default 0.1)");
   cmd->add_flag("--csv", opts.csv, "print CSV (step,lr,momentum) with header");
   return cmd;
 }
@@ -126,22 +125,9 @@ int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
       return kExitUsage;
     }
   }
-  if (opts.warmup_steps < 0) {
-    err << "lrtune schedule: --warmup-steps must be >= 0, got "
-        << opts.warmup_steps << "\n";
-    return kExitUsage;
-  }
-  if (opts.warmup_steps > 0) {
-    spec =
-        ScheduleSpec::Warmup(opts.warmup_steps, opts.warmup_start_factor, spec);
-  }
-  // Errors name the flags the user typed: --total-steps, not total_steps.
-  // The schedule given by --kind is the sequential's last child once
-  // --warmup-steps prepends a warm-up.
+  // Errors name the flags the user typed: --total-steps, not total_steps
+  // (a warm-up's schedule too: Create checks it under its own names).
   const FieldNamer flags = [](absl::string_view path) {
-    if (absl::ConsumePrefix(&path, "children[")) {
-      path.remove_prefix(std::min(path.find("].") + 2, path.size()));
-    }
     return FlagName(std::string(path));
   };
   absl::StatusOr<Schedule> schedule = Schedule::Create(spec, flags);

@@ -127,9 +127,11 @@ int64_t SgdrT0(int64_t n, int64_t per_epoch, int64_t t_mult) {
 
 // Applies bounds (null: none) and the budget of `n` steps to a prepared
 // schedule, by the rules in grid.h.
-ScheduleSpec Build(const Prepared& p, const GridBounds* bounds, int64_t n,
+ScheduleSpec Build(const Prepared& p, const GridBounds* bounds, int64_t budget,
                    int64_t per_epoch) {
   ScheduleSpec s = p.spec;
+  // A warm-up comes out of the budget: the profile gets what is left.
+  const int64_t n = budget - s.warmup_steps;
   auto given = [&p](const char* name) { return p.given.count(name) > 0; };
   const ScheduleKind k = s.kind;
   if (bounds != nullptr) {
@@ -165,9 +167,10 @@ ScheduleSpec Build(const Prepared& p, const GridBounds* bounds, int64_t n,
   return s;
 }
 
-absl::Status Check(const ScheduleSpec& s, int64_t n) {
+absl::Status Check(const ScheduleSpec& s, int64_t budget) {
   LRTUNE_ASSIGN_OR_RETURN(Schedule schedule, Schedule::Create(s));
-  LRTUNE_RETURN_IF_ERROR(schedule.CheckFinite(n));
+  LRTUNE_RETURN_IF_ERROR(schedule.CheckFinite(budget));
+  const int64_t n = budget - s.warmup_steps;  // the profile's steps
   if ((s.kind == ScheduleKind::kOneCycle || s.kind == ScheduleKind::kRex ||
        s.kind == ScheduleKind::kWsd) &&
       s.total_steps < n) {
@@ -542,6 +545,11 @@ absl::StatusOr<ScheduleSpec> CompleteTrialSchedule(const GridSchedule& schedule,
         absl::StrFormat("the budget must be >= 1 step, got %d", budget_steps));
   }
   LRTUNE_ASSIGN_OR_RETURN(Prepared p, Prepare(schedule, bounds != nullptr));
+  if (p.spec.warmup_steps < 0 || p.spec.warmup_steps >= budget_steps) {
+    return Invalid(absl::StrFormat(
+        "params.warmup_steps (%d) must be in [0, the budget (%d steps))",
+        p.spec.warmup_steps, budget_steps));
+  }
   ScheduleSpec built = Build(p, bounds, budget_steps, steps_per_epoch);
   LRTUNE_RETURN_IF_ERROR(Check(built, budget_steps));
   return built;

@@ -26,6 +26,12 @@ ScheduleSpec Complete(const GridSchedule& schedule, const GridBounds& bounds,
   return s.ok() ? *s : ScheduleSpec{};
 }
 
+Schedule MustCreate(const ScheduleSpec& spec) {
+  absl::StatusOr<Schedule> s = Schedule::Create(spec);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? *std::move(s) : *Schedule::Create(ScheduleSpec{});
+}
+
 // iris: 150 samples, 30 held out; batch 40 gives 3 steps per epoch.
 GridPlan IrisPlan() {
   GridPlan plan;
@@ -376,6 +382,27 @@ TEST(BoundMappingTest, CosineSgdrRexFloorAtMin) {
   EXPECT_DOUBLE_EQ(s.base_lr, 0.1);
   EXPECT_DOUBLE_EQ(s.eta_min, 0.0);
   EXPECT_EQ(s.total_steps, 600);
+
+  // A warm-up comes out of the budget: 50 of 600 steps, the profile 550,
+  // the whole trial 600.
+  s = Complete({"one_cycle", {{"warmup_steps", "50"}}}, b,
+               GridBudget::Steps(600));
+  EXPECT_EQ(s.warmup_steps, 50);
+  EXPECT_EQ(s.total_steps, 550);
+  EXPECT_EQ(MustCreate(s).length(), 600);
+  s = Complete({"cosine", {{"warmup_steps", "100"}}}, b,
+               GridBudget::Steps(600));
+  EXPECT_EQ(s.t_max, 500);
+  EXPECT_DOUBLE_EQ(MustCreate(s).Lr(0), 0.1 * 0.1);  // from start_factor 0.1
+  EXPECT_DOUBLE_EQ(MustCreate(s).Lr(100), 0.1);      // the cosine's peak
+  const GridBounds fixed = b;
+  absl::StatusOr<ScheduleSpec> whole = CompleteTrialSchedule(
+      {"cosine", {{"warmup_steps", "600"}}}, &fixed, 600, 100);
+  ASSERT_FALSE(whole.ok());
+  EXPECT_NE(whole.status().message().find(
+                "warmup_steps (600) must be in [0, the budget (600 steps))"),
+            std::string::npos)
+      << whole.status();
 
   s = Complete({"sgdr", {}}, b, GridBudget::Epochs(10));
   EXPECT_DOUBLE_EQ(s.base_lr, 0.1);

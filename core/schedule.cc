@@ -471,6 +471,23 @@ absl::StatusOr<Schedule> Schedule::Create(const ScheduleSpec& spec) {
 
 absl::StatusOr<Schedule> Schedule::Create(const ScheduleSpec& spec,
                                           const FieldNamer& names) {
+  if (spec.warmup_steps != 0) {
+    LRTUNE_RETURN_IF_ERROR(
+        RequireAtLeast(names, "warmup_steps", spec.warmup_steps, 0));
+    if (!(spec.warmup_start_factor > 0 && spec.warmup_start_factor <= 1)) {
+      return Invalid(absl::StrFormat("%s must be in (0, 1], got %g",
+                                     names("warmup_start_factor"),
+                                     spec.warmup_start_factor));
+    }
+    ScheduleSpec after = spec;
+    after.warmup_steps = 0;
+    // The schedule after the warm-up, its errors named as the user named it.
+    LRTUNE_RETURN_IF_ERROR(Create(after, names).status());
+    return Create(
+        ScheduleSpec::Warmup(spec.warmup_steps, spec.warmup_start_factor,
+                             std::move(after)),
+        names);
+  }
   ScheduleSpec s = spec;
   ResolveDefaults(s);
   absl::Status st = ValidateKind(s, names);

@@ -142,6 +142,13 @@ struct ScheduleSpec {
   // ramp shape (exp: base * (max/base)^(t/(N-1)); linear).
   RampShape ramp = RampShape::kExp;
 
+  // Warm-up before any kind: LinearLR from warmup_start_factor x base_lr to
+  // base_lr over warmup_steps, then this schedule counting its own steps
+  // from 0 (what Warmup below builds; Create builds it when warmup_steps
+  // > 0). 0: none.
+  int64_t warmup_steps = 0;          // >= 0
+  double warmup_start_factor = 0.1;  // in (0, 1]
+
   // Profile x sampling rate: hold the value of step floor(t/k)*k. 1 = every
   // step. Applies to every kind but sequential (set it on the children).
   int64_t sample_every = 1;

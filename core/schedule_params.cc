@@ -164,6 +164,8 @@ const std::vector<Param>& Table() {
       {"fractal_kappa", Double(&ScheduleSpec::fractal_kappa)},
       {"ramp", Choice(&ScheduleSpec::ramp, {{"exp", RampShape::kExp},
                                             {"linear", RampShape::kLinear}})},
+      {"warmup_steps", Int(&ScheduleSpec::warmup_steps)},
+      {"warmup_start_factor", Double(&ScheduleSpec::warmup_start_factor)},
       {"sample_every", Int(&ScheduleSpec::sample_every)},
   };
   return *table;

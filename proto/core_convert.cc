@@ -79,6 +79,10 @@ absl::Status ScheduleFromProtoRec(const v1::ScheduleSpec& p,
   if (p.has_cooldown_fraction()) s.cooldown_fraction = p.cooldown_fraction();
   if (p.has_fractal_period()) s.fractal_period = p.fractal_period();
   if (p.has_fractal_kappa()) s.fractal_kappa = p.fractal_kappa();
+  if (p.has_warmup_steps()) s.warmup_steps = p.warmup_steps();
+  if (p.has_warmup_start_factor()) {
+    s.warmup_start_factor = p.warmup_start_factor();
+  }
   switch (p.cooldown()) {
     case v1::COOLDOWN_SHAPE_UNSPECIFIED:
     case v1::COOLDOWN_SHAPE_ONE_MINUS_SQRT:
@@ -248,6 +252,8 @@ v1::ScheduleSpec ScheduleSpecToProto(const ScheduleSpec& s) {
   p.set_cooldown_fraction(s.cooldown_fraction);
   p.set_fractal_period(s.fractal_period);
   p.set_fractal_kappa(s.fractal_kappa);
+  p.set_warmup_steps(s.warmup_steps);
+  p.set_warmup_start_factor(s.warmup_start_factor);
   p.set_cooldown(s.cooldown == Cooldown::kLinear ? v1::COOLDOWN_SHAPE_LINEAR
                  : s.cooldown == Cooldown::kCosine
                      ? v1::COOLDOWN_SHAPE_COSINE

@@ -221,6 +221,14 @@ def cases():
     add(case("wsd_all_cooldown",
              {"kind": "wsd", "total_steps": "12", "cooldown_fraction": "1"},
              12, lambda o: S.LambdaLR(o, wsd_lambda(12, 12, "1-sqrt"))))
+    # A warm-up given as a parameter of the schedule itself (any kind).
+    add(case("cosine_with_warmup_param",
+             {"kind": "cosine", "t_max": "30", "eta_min": "0.001",
+              "warmup_steps": "6", "warmup_start_factor": "0.2"}, 36,
+             sequential([lambda o: S.LinearLR(o, start_factor=0.2,
+                                              total_iters=6),
+                         lambda o: S.CosineAnnealingLR(o, T_max=30,
+                                                       eta_min=0.001)], [6])))
     # Fractal Chebyshev steps (experimental), as LambdaLR.
     for n, kappa, steps in [(1, 10.0, 4), (8, 10.0, 24), (16, 100.0, 40)]:
         add(case("fractal_n%d_kappa%g" % (n, kappa),
