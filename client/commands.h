@@ -81,13 +81,16 @@ struct RangeTestOptions {
   std::string ramp = "exp";            // exp|linear
   int seeds = 1;                       // seeds 0..K-1
   bool no_pack = false;                // one model per seed, not packed
-  std::optional<double> smoothing;     // EMA beta; unset 0.98
-  std::optional<double> diverge;       // unset: 4
-  int64_t subset = 0;                  // training samples; 0: all
-  std::string device = "auto";         // cpu|cuda|cuda:<i>|auto
-  bool json = false;                   // one JSON object on stdout
-  std::string csv_path;                // curve CSV; empty: none
-  std::string plot_path;               // SVG figure; empty: none
+  std::string metric = "train_loss";   // train_loss|val_loss|val_accuracy
+  std::optional<int64_t> eval_every;   // unset: steps / 60 for a val metric
+  std::optional<int64_t> eval_samples;
+  std::optional<double> smoothing;  // EMA beta; unset 0.98
+  std::optional<double> diverge;    // unset: 4
+  int64_t subset = 0;               // training samples; 0: all
+  std::string device = "auto";      // cpu|cuda|cuda:<i>|auto
+  bool json = false;                // one JSON object on stdout
+  std::string csv_path;             // curve CSV; empty: none
+  std::string plot_path;            // SVG figure; empty: none
   ServerFlags remote;
   std::string db_path;  // embedded store; empty: DefaultDbPath()
   // Not a flag: main sets it when stdout is a terminal (a text plot of the

@@ -91,6 +91,10 @@ constexpr std::pair<absl::string_view, absl::string_view> kFlagOfPath[] = {
     {"range_test.shape", "--ramp"},
     {"range_test.analysis.smoothing_beta", "--smoothing"},
     {"range_test.analysis.divergence_factor", "--diverge"},
+    {"range_test.metric", "--metric"},
+    {"range_test.eval_every", "--eval-every"},
+    {"range_test.eval_samples", "--eval-samples"},
+    {"range_test.pack_seeds", "--no-pack"},
 };
 
 // A server's message names fields by their path; the user knows the flags.
@@ -244,6 +248,18 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
     rt.add_seeds(static_cast<uint64_t>(s));
   }
   if (o.no_pack) rt.set_pack_seeds(false);
+  absl::StatusOr<RangeMetric> metric = ParseRangeMetric(o.metric, range_names);
+  if (!metric.ok()) return metric.status();
+  if (*metric != RangeMetric::kTrainLoss) {
+    rt.set_metric(*metric == RangeMetric::kValLoss
+                      ? v1::RANGE_METRIC_VAL_LOSS
+                      : v1::RANGE_METRIC_VAL_ACCURACY);
+    // About 60 evaluations over the ramp unless told otherwise.
+    const int64_t steps = rt.has_steps() ? rt.steps() : RangeTestSpec{}.steps;
+    rt.set_eval_every(std::max<int64_t>(1, steps / 60));
+  }
+  if (o.eval_every) rt.set_eval_every(*o.eval_every);
+  if (o.eval_samples) rt.set_eval_samples(*o.eval_samples);
   if (o.smoothing) rt.mutable_analysis()->set_smoothing_beta(*o.smoothing);
   if (o.diverge) rt.mutable_analysis()->set_divergence_factor(*o.diverge);
 
@@ -316,6 +332,16 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
   cmd->add_flag("--no-pack", opts.no_pack,
                 "train the seeds one model after another (the curves agree "
                 "with packed ones within float tolerance)");
+  cmd->add_option("--metric", opts.metric,
+                  "the curve the bounds are read from: train_loss (every "
+                  "step), or val_loss or val_accuracy of evaluations every "
+                  "--eval-every steps (Smith's original test; default "
+                  "train_loss)");
+  optional_int("--eval-every", opts.eval_every,
+               "evaluate every K steps (default: steps/60 with a "
+               "validation --metric, else never)");
+  optional_int("--eval-samples", opts.eval_samples,
+               "validation samples per evaluation (default 512)");
   optional_double("--smoothing", opts.smoothing,
                   "EMA beta of the loss smoothing in [0,1) (default 0.98)");
   optional_double("--diverge", opts.diverge,

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/recommendation_format.h"
+#include "core/spec.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/core_convert.h"
 
@@ -197,6 +198,17 @@ std::string RangeTestSummary(const v1::Job& job, int64_t points,
   if (job.state() != v1::JOB_STATE_SUCCEEDED || !job.has_range_test_result()) {
     return absl::StrCat(head, "  ", StateName(job.state()), ": ", job.failure(),
                         "\n");
+  }
+  const v1::RangeTestSpec& rt = job.range_test().range_test();
+  if (rt.metric() == v1::RANGE_METRIC_VAL_LOSS ||
+      rt.metric() == v1::RANGE_METRIC_VAL_ACCURACY) {
+    absl::StrAppendFormat(
+        &head, "  read from       %s, evaluated every %d steps on %d samples\n",
+        rt.metric() == v1::RANGE_METRIC_VAL_LOSS ? "val_loss"
+                                                 : "1 - val_accuracy",
+        rt.eval_every(),
+        rt.has_eval_samples() ? rt.eval_samples()
+                              : RangeTestSpec{}.eval_samples);
   }
   return absl::StrCat(head, FormatRecommendation(RecommendationFromProto(
                                 job.range_test_result().recommendation())));

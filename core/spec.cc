@@ -508,7 +508,40 @@ absl::Status ValidateRangeTest(const RangeTestSpec& s,
     }
   }
   LRTUNE_RETURN_IF_ERROR(AtLeast(names, "eval_every", s.eval_every, 0));
-  return AtLeast(names, "eval_samples", s.eval_samples, 1);
+  LRTUNE_RETURN_IF_ERROR(AtLeast(names, "eval_samples", s.eval_samples, 1));
+  if (s.metric != RangeMetric::kTrainLoss &&
+      (s.eval_every < 1 || s.eval_every > s.steps)) {
+    return FieldError(
+        names, "eval_every",
+        absl::StrCat("must be in [1, steps (", s.steps, ")] for metric ",
+                     RangeMetricName(s.metric),
+                     " (evaluate every k steps), got ", s.eval_every));
+  }
+  return absl::OkStatus();
+}
+
+const char* RangeMetricName(RangeMetric metric) {
+  switch (metric) {
+    case RangeMetric::kTrainLoss:
+      return "train_loss";
+    case RangeMetric::kValLoss:
+      return "val_loss";
+    case RangeMetric::kValAccuracy:
+      return "val_accuracy";
+  }
+  return "train_loss";
+}
+
+absl::StatusOr<RangeMetric> ParseRangeMetric(absl::string_view name,
+                                             const FieldNamer& names) {
+  for (RangeMetric m : {RangeMetric::kTrainLoss, RangeMetric::kValLoss,
+                        RangeMetric::kValAccuracy}) {
+    if (name == RangeMetricName(m)) return m;
+  }
+  return FieldError(names, "metric",
+                    absl::StrCat("must be one of train_loss, val_loss, "
+                                 "val_accuracy; got '",
+                                 name, "'"));
 }
 
 absl::Status ValidateTrain(const TrainSpec& s, const FieldNamer& names) {

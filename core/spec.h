@@ -156,6 +156,13 @@ struct JobSpec {
   DeviceOptions device;
 };
 
+enum class RangeMetric { kTrainLoss, kValLoss, kValAccuracy };
+// "train_loss", "val_loss", "val_accuracy"; the parser names the field and
+// every valid name.
+const char* RangeMetricName(RangeMetric metric);
+absl::StatusOr<RangeMetric> ParseRangeMetric(absl::string_view name,
+                                             const FieldNamer& names);
+
 struct RangeTestSpec {
   double start_lr = 1e-7;
   double end_lr = 10.0;
@@ -170,6 +177,12 @@ struct RangeTestSpec {
   // steps evaluate the first `eval_samples` validation samples; 0 = off.
   int64_t eval_every = 0;
   int64_t eval_samples = 512;
+  // The curve the recommendation is read from: the training loss of every
+  // step, or (Smith's original test) the validation loss or 1 - accuracy of
+  // every evaluation, by the same rules (docs/analysis.md). A validation
+  // metric needs eval_every >= 1; accuracy, a cross-entropy loss. The
+  // training loss still stops the test at divergence.
+  RangeMetric metric = RangeMetric::kTrainLoss;
   // Train the seeds packed into one batched model where that is faster (mlp
   // and cnn, no eval_every, parameters that fit; on the CPU only models of
   // at most kCpuMaxPackedParameters: MayPackSeeds): the curves equal

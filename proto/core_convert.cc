@@ -437,6 +437,20 @@ absl::StatusOr<RangeTestSpec> RangeTestSpecFromProto(const v1::RangeTestSpec& p,
   s.eval_every = p.eval_every();
   if (p.has_eval_samples()) s.eval_samples = p.eval_samples();
   if (p.has_pack_seeds()) s.pack_seeds = p.pack_seeds();
+  switch (p.metric()) {
+    case v1::RANGE_METRIC_UNSPECIFIED:
+    case v1::RANGE_METRIC_TRAIN_LOSS:
+      s.metric = RangeMetric::kTrainLoss;
+      break;
+    case v1::RANGE_METRIC_VAL_LOSS:
+      s.metric = RangeMetric::kValLoss;
+      break;
+    case v1::RANGE_METRIC_VAL_ACCURACY:
+      s.metric = RangeMetric::kValAccuracy;
+      break;
+    default:
+      return UnknownEnum(names, "metric", p.metric());
+  }
   LRTUNE_RETURN_IF_ERROR(ValidateRangeTest(s, names));
   return s;
 }
@@ -551,6 +565,10 @@ v1::RangeTestSpec RangeTestSpecToProto(const RangeTestSpec& s) {
   for (uint64_t seed : s.seeds) p.add_seeds(seed);
   p.set_eval_every(s.eval_every);
   p.set_eval_samples(s.eval_samples);
+  p.set_metric(s.metric == RangeMetric::kValLoss ? v1::RANGE_METRIC_VAL_LOSS
+               : s.metric == RangeMetric::kValAccuracy
+                   ? v1::RANGE_METRIC_VAL_ACCURACY
+                   : v1::RANGE_METRIC_TRAIN_LOSS);
   p.set_pack_seeds(s.pack_seeds);
   return p;
 }

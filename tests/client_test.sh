@@ -73,6 +73,16 @@ a = json.load(open(sys.argv[1]))["recommendation"]["min_lr"]
 b = json.load(open(sys.argv[2]))["min_lr"]
 sys.exit(not abs(a - b) <= 1e-9 * abs(a))' "$tmp/embedded.json" "$tmp/analyzed.json"
 
+# Smith's original test: bounds from the validation metric.
+run range-test "${SMALL[@]}" --steps 120 --metric val_loss
+check "--metric val_loss exit 0" test "$rc" = 0
+check "--metric val_loss says what it read" \
+  grep -q "read from       val_loss, evaluated every 2 steps on 512 samples" \
+  "$tmp/out"
+run range-test "${SMALL[@]}" --metric val_accuracy --eval-every 0
+check "--eval-every 0 with a validation metric exits 2" test "$rc" = 2
+check "and names the flag" grep -q -- "--eval-every must be in" "$tmp/err"
+
 # --plot: a well-formed SVG with the expected series.
 svg_ok() {
   $PY - "$1" "$2" <<'PY'

@@ -135,6 +135,12 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
                                               const Callbacks& cb,
                                               const CancellationToken* cancel) {
   LRTUNE_RETURN_IF_ERROR(ValidateRangeTest(spec));
+  if (spec.metric == RangeMetric::kValAccuracy &&
+      job.loss != LossKind::kCrossEntropy) {
+    return absl::InvalidArgumentError(
+        "range_test.metric val_accuracy needs loss cross_entropy (an mse "
+        "model has no accuracy); use val_loss");
+  }
   LRTUNE_ASSIGN_OR_RETURN(Setup setup, Prepare(job, cb));
   LRTUNE_ASSIGN_OR_RETURN(
       Schedule ramp, Schedule::Create(ScheduleSpec::Ramp(
@@ -240,8 +246,31 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
       options.momentum = OptimizerMomentum(job.optimizer);
     }
     for (int m = 0; m < k; ++m) {
-      LRTUNE_ASSIGN_OR_RETURN(Recommendation rec,
-                              AnalyzeCurve(curves[m], options));
+      // Smith's original test reads the validation metric instead: one
+      // point per evaluation (never packed: PackSeeds), 1 - accuracy so
+      // that lower is better as for a loss.
+      std::vector<CurvePoint> metric_curve;
+      if (spec.metric != RangeMetric::kTrainLoss) {
+        for (const Evaluation& ev : result.evaluations) {
+          if (ev.seed_index != base + m) continue;
+          metric_curve.push_back({ev.step - 1, ev.lr,
+                                  spec.metric == RangeMetric::kValLoss
+                                      ? ev.val_loss
+                                      : 1.0 - ev.val_accuracy});
+        }
+        if (metric_curve.empty()) {
+          // The same curve every attempt: permanent.
+          return absl::InvalidArgumentError(absl::StrCat(
+              "range_test.metric ", RangeMetricName(spec.metric),
+              ": the training diverged before the first evaluation (step ",
+              spec.eval_every, "); evaluate more often or start lower"));
+        }
+      }
+      LRTUNE_ASSIGN_OR_RETURN(
+          Recommendation rec,
+          AnalyzeCurve(
+              spec.metric == RangeMetric::kTrainLoss ? curves[m] : metric_curve,
+              options));
       result.per_seed.push_back(std::move(rec));
       result.curves.push_back(std::move(curves[m]));
     }

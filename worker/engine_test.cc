@@ -353,6 +353,44 @@ TEST(EngineTest, SeedsAreNotPackedWithAValidationMetric) {
   EXPECT_EQ(r->evaluations[2].seed_index, 1);
 }
 
+// Smith's original test: the bounds are read from the validation metric,
+// one point per evaluation, and they are bounds (min < max) on a real
+// curve; accuracy needs a classifier.
+TEST(EngineTest, ValidationMetricRangeTestReadsTheEvaluations) {
+  JobSpec job = SmallJob("digits");
+  RangeTestSpec spec;
+  spec.start_lr = 1e-4;
+  spec.end_lr = 10;
+  spec.steps = 200;
+  spec.eval_every = 4;
+  spec.eval_samples = 256;
+  for (RangeMetric metric :
+       {RangeMetric::kValLoss, RangeMetric::kValAccuracy}) {
+    spec.metric = metric;
+    absl::StatusOr<RangeTestResult> r = RunRangeTest(job, spec, {});
+    ASSERT_TRUE(r.ok()) << r.status();
+    const Recommendation& rec = r->recommendation;
+    EXPECT_GT(rec.max_lr, rec.min_lr) << RangeMetricName(metric);
+    EXPECT_GT(rec.min_lr, 0) << RangeMetricName(metric);
+    // Read from the evaluations (at most 50), not the <= 200 training steps.
+    EXPECT_LE(rec.points_used, static_cast<int64_t>(r->evaluations.size()));
+    EXPECT_LE(r->evaluations.size(), 50u);
+    EXPECT_GE(rec.points_used, 20) << RangeMetricName(metric);
+  }
+  job.loss = LossKind::kMse;
+  spec.metric = RangeMetric::kValAccuracy;
+  absl::StatusOr<RangeTestResult> mse = RunRangeTest(job, spec, {});
+  EXPECT_EQ(mse.status().code(), absl::StatusCode::kInvalidArgument);
+  spec.metric = RangeMetric::kValLoss;
+  spec.eval_every = 0;
+  EXPECT_NE(RunRangeTest(SmallJob("digits"), spec, {})
+                .status()
+                .message()
+                .find("eval_every must be in [1, steps (200)] for metric "
+                      "val_loss"),
+            std::string::npos);
+}
+
 // A TorchScript linear classifier made here, as a client would with
 // torch.jit.save.
 std::string ScriptModule(int64_t in, int64_t out, bool with_params = true,

@@ -233,6 +233,10 @@ absl::Status ParseRangeTest(const json& j, RangeTestSpec* s) {
   LRTUNE_RETURN_IF_ERROR(r.Get("eval_every", &s->eval_every));
   LRTUNE_RETURN_IF_ERROR(r.Get("eval_samples", &s->eval_samples));
   LRTUNE_RETURN_IF_ERROR(r.Get("pack_seeds", &s->pack_seeds));
+  std::string metric = RangeMetricName(s->metric);
+  LRTUNE_RETURN_IF_ERROR(r.Get("metric", &metric));
+  LRTUNE_ASSIGN_OR_RETURN(s->metric,
+                          ParseRangeMetric(metric, PrefixNames("range_test.")));
   return r.Finish();
 }
 
