@@ -81,6 +81,8 @@ constexpr OptimizerKind kOptimizerKinds[] = {
     OptimizerKind::kSgd, OptimizerKind::kAdam, OptimizerKind::kAdamW,
     OptimizerKind::kRmsProp};
 constexpr RampShape kRampShapes[] = {RampShape::kExp, RampShape::kLinear};
+constexpr RangeMetric kRangeMetrics[] = {
+    RangeMetric::kTrainLoss, RangeMetric::kValLoss, RangeMetric::kValAccuracy};
 
 // The built-in data sets (worker/data.cc loads them).
 constexpr DatasetInfo kDatasets[] = {
@@ -340,6 +342,23 @@ absl::StatusOr<RampShape> ParseRampShape(absl::string_view name,
   return ParseKind(kRampShapes, RampShapeName, name, names, "shape");
 }
 
+const char* RangeMetricName(RangeMetric metric) {
+  switch (metric) {
+    case RangeMetric::kTrainLoss:
+      return "train_loss";
+    case RangeMetric::kValLoss:
+      return "val_loss";
+    case RangeMetric::kValAccuracy:
+      return "val_accuracy";
+  }
+  return "?";
+}
+
+absl::StatusOr<RangeMetric> ParseRangeMetric(absl::string_view name,
+                                             const FieldNamer& names) {
+  return ParseKind(kRangeMetrics, RangeMetricName, name, names, "metric");
+}
+
 std::string ModelKindNames(absl::string_view separator) {
   return JoinNames(kModelKinds, ModelKindName, separator);
 }
@@ -518,30 +537,6 @@ absl::Status ValidateRangeTest(const RangeTestSpec& s,
                      " (evaluate every k steps), got ", s.eval_every));
   }
   return absl::OkStatus();
-}
-
-const char* RangeMetricName(RangeMetric metric) {
-  switch (metric) {
-    case RangeMetric::kTrainLoss:
-      return "train_loss";
-    case RangeMetric::kValLoss:
-      return "val_loss";
-    case RangeMetric::kValAccuracy:
-      return "val_accuracy";
-  }
-  return "train_loss";
-}
-
-absl::StatusOr<RangeMetric> ParseRangeMetric(absl::string_view name,
-                                             const FieldNamer& names) {
-  for (RangeMetric m : {RangeMetric::kTrainLoss, RangeMetric::kValLoss,
-                        RangeMetric::kValAccuracy}) {
-    if (name == RangeMetricName(m)) return m;
-  }
-  return FieldError(names, "metric",
-                    absl::StrCat("must be one of train_loss, val_loss, "
-                                 "val_accuracy; got '",
-                                 name, "'"));
 }
 
 absl::Status ValidateTrain(const TrainSpec& s, const FieldNamer& names) {
