@@ -61,6 +61,8 @@ check "the Python client tests pass" test "$rc" = 0
 check "the live-server tests ran (not skipped)" \
   grep -q "test_range_test_module_streams_points_and_recommends .* ok$" \
   "$tmp/unittest.log"
+check "the validation-metric range test ran" \
+  grep -q "test_validation_metric_range_test .* ok$" "$tmp/unittest.log"
 if [ "$rc" != 0 ]; then
   cat "$tmp/unittest.log" >&2
   echo "--- server log" >&2

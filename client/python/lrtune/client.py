@@ -42,6 +42,7 @@ _MODELS = {k: v for k, v in _lowercase_names(spec_pb2.ModelKind).items()
 _LOSSES = _lowercase_names(spec_pb2.LossKind)
 _OPTIMIZERS = _lowercase_names(spec_pb2.OptimizerKind)
 _RAMPS = _lowercase_names(schedule_pb2.RampShape)
+_METRICS = _lowercase_names(spec_pb2.RangeMetric)  # train_loss, val_loss, ...
 
 
 class LrtuneError(Exception):
@@ -206,8 +207,11 @@ class Client:
         weight_decay=None, batch_size=128, start_lr=1e-7, end_lr=10,
         steps=100, ramp="exp", seeds=1 (a count, or a list of seeds),
         device="auto", threads=0, validation_fraction=None,
-        smoothing_beta=None, divergence_factor=None, max_attempts=None,
-        request_id="". Returns a RangeTestResult; raises LrtuneError
+        smoothing_beta=None, divergence_factor=None, metric="train_loss"
+        (or "val_loss", "val_accuracy": Smith's test on evaluations every
+        eval_every steps, default steps // 60, of eval_samples samples),
+        max_attempts=None, request_id="". Returns a RangeTestResult; raises
+        LrtuneError
         (INVALID_ARGUMENT naming the field, RESOURCE_EXHAUSTED, ...) or
         JobFailedError."""
         return self._run(self.module_request(module, x, y, **options), on_point)
@@ -237,7 +241,8 @@ class Client:
                  end_lr=10.0, steps=100, ramp="exp",
                  seeds: Union[int, Sequence[int]] = 1, device="auto", threads=0,
                  validation_fraction=None, smoothing_beta=None,
-                 divergence_factor=None, max_attempts=None, request_id="",
+                 divergence_factor=None, metric="train_loss", eval_every=None,
+                 eval_samples=None, max_attempts=None, request_id="",
                  skip_points=False):
         if loss not in _LOSSES:
             raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {loss!r}")
@@ -246,6 +251,9 @@ class Client:
                 f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}")
         if ramp not in _RAMPS:
             raise ValueError(f"ramp must be one of {sorted(_RAMPS)}, got {ramp!r}")
+        if metric not in _METRICS:
+            raise ValueError(
+                f"metric must be one of {sorted(_METRICS)}, got {metric!r}")
         if validation_fraction is not None:
             data.validation_fraction = validation_fraction
         opt = spec_pb2.OptimizerSpec(kind=_OPTIMIZERS[optimizer])
@@ -265,6 +273,13 @@ class Client:
             rt.analysis.smoothing_beta = smoothing_beta
         if divergence_factor is not None:
             rt.analysis.divergence_factor = divergence_factor
+        rt.metric = _METRICS[metric]
+        if metric != "train_loss":
+            rt.eval_every = max(1, steps // 60)  # as the CLI: ~60 evaluations
+        if eval_every is not None:
+            rt.eval_every = eval_every
+        if eval_samples is not None:
+            rt.eval_samples = eval_samples
         req = lrtune_pb2.RangeTestRequest(run=run, range_test=rt,
                                           request_id=request_id,
                                           skip_points=skip_points)

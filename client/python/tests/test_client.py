@@ -114,6 +114,20 @@ class LiveServerTest(unittest.TestCase):
         self.assertTrue(result.job_id)
         self.assertLessEqual(result.min_lr, result.max_lr)
 
+    def test_validation_metric_range_test(self):
+        # Smith's original test: bounds from the validation loss, read off an
+        # evaluation every 2 steps.
+        result = self.client.range_test("mlp", "spirals", hidden=[16],
+                                        steps=120, start_lr=1e-4,
+                                        metric="val_loss")
+        self.assertLess(result.min_lr, result.max_lr)
+        rt = result.job.range_test.range_test
+        self.assertEqual(rt.eval_every, 2)
+        # Read from the evaluations: at most 120 / 2 points.
+        self.assertLessEqual(result.recommendation.points_used, 60)
+        with self.assertRaises(ValueError):
+            self.client.range_test("mlp", "spirals", metric="accuracy")
+
     def test_example_script_trains_with_the_recommendation(self):
         env = dict(os.environ)
         done = subprocess.run(
