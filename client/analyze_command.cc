@@ -1,9 +1,11 @@
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "core/curve_analysis.h"
@@ -65,6 +67,18 @@ int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
   ao.smoothing_beta = opts.smoothing;
   ao.divergence_factor = opts.diverge;
   ao.momentum = opts.momentum;
+  // The options' rules (core/curve_analysis.h), in the flags' names.
+  const FieldNamer flags = [](absl::string_view field) -> std::string {
+    if (field == "smoothing_beta") return "--smoothing";
+    if (field == "divergence_factor") return "--diverge";
+    std::string flag = absl::StrCat("--", field);
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    return flag;
+  };
+  if (absl::Status valid = ValidateAnalysisOptions(ao, flags); !valid.ok()) {
+    err << "lrtune analyze: " << valid.message() << "\n";
+    return kExitUsage;
+  }
   absl::StatusOr<Recommendation> rec = AnalyzeCurve(*points, ao);
   if (!rec.ok()) {
     err << "lrtune analyze: " << rec.status().message() << "\n";

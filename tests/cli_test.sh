@@ -146,6 +146,12 @@ printf 'rate,loss\n0.001,2.3\n' >"$tmp/nolr.csv"
 run analyze --csv "$tmp/nolr.csv"
 check "missing lr column exits 2" test "$rc" = 2
 check "missing lr column named" grep -q "lr" "$tmp/err"
+run analyze --csv "$tmp/curve.csv" --smoothing 1.5
+check "a bad option exits 2" test "$rc" = 2
+check "a bad option names the flag typed" \
+  grep -q -- "--smoothing must be in \[0, 1), got 1.5" "$tmp/err"
+run analyze --csv "$tmp/curve.csv" --stepsize-k 1
+check "--stepsize-k named as typed" grep -q -- "--stepsize-k must be in" "$tmp/err"
 
 # --- help ---
 run --help
