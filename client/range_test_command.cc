@@ -251,9 +251,7 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
   absl::StatusOr<RangeMetric> metric = ParseRangeMetric(o.metric, range_names);
   if (!metric.ok()) return metric.status();
   if (*metric != RangeMetric::kTrainLoss) {
-    rt.set_metric(*metric == RangeMetric::kValLoss
-                      ? v1::RANGE_METRIC_VAL_LOSS
-                      : v1::RANGE_METRIC_VAL_ACCURACY);
+    rt.set_metric(RangeMetricToProto(*metric));
     // About 60 evaluations over the ramp unless told otherwise.
     const int64_t steps = rt.has_steps() ? rt.steps() : RangeTestSpec{}.steps;
     rt.set_eval_every(std::max<int64_t>(1, steps / 60));

@@ -206,6 +206,18 @@ absl::StatusOr<RampShape> RampFromProto(v1::RampShape s,
   }
 }
 
+v1::RangeMetric RangeMetricToProto(RangeMetric metric) {
+  switch (metric) {
+    case RangeMetric::kTrainLoss:
+      return v1::RANGE_METRIC_TRAIN_LOSS;
+    case RangeMetric::kValLoss:
+      return v1::RANGE_METRIC_VAL_LOSS;
+    case RangeMetric::kValAccuracy:
+      return v1::RANGE_METRIC_VAL_ACCURACY;
+  }
+  return v1::RANGE_METRIC_TRAIN_LOSS;
+}
+
 v1::RampShape RampToProto(RampShape s) {
   return s == RampShape::kLinear ? v1::RAMP_SHAPE_LINEAR : v1::RAMP_SHAPE_EXP;
 }
@@ -565,10 +577,7 @@ v1::RangeTestSpec RangeTestSpecToProto(const RangeTestSpec& s) {
   for (uint64_t seed : s.seeds) p.add_seeds(seed);
   p.set_eval_every(s.eval_every);
   p.set_eval_samples(s.eval_samples);
-  p.set_metric(s.metric == RangeMetric::kValLoss ? v1::RANGE_METRIC_VAL_LOSS
-               : s.metric == RangeMetric::kValAccuracy
-                   ? v1::RANGE_METRIC_VAL_ACCURACY
-                   : v1::RANGE_METRIC_TRAIN_LOSS);
+  p.set_metric(RangeMetricToProto(s.metric));
   p.set_pack_seeds(s.pack_seeds);
   return p;
 }

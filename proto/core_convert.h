@@ -53,6 +53,9 @@ absl::StatusOr<RampShape> RampFromProto(v1::RampShape shape,
                                         absl::string_view path);
 v1::RampShape RampToProto(RampShape shape);
 
+// The range test's analysed curve as the proto's (RANGE_METRIC_<NAME>).
+v1::RangeMetric RangeMetricToProto(RangeMetric metric);
+
 // --- Specs: proto -> core (validated) ------------------------------------
 
 // A RunSpec; names default to "run." + the path. data_dir stays empty (the

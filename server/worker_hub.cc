@@ -498,7 +498,7 @@ absl::StatusOr<v1::FailTaskResponse> Coordinator::FailTask(
   }
   LRTUNE_RETURN_IF_ERROR(store_->FailTask(task.id, task.attempt, reason, kind));
   leases_.Release(task.id, task.attempt).IgnoreError();
-  { LRTUNE_RETURN_IF_ERROR(AdvanceGrid(job_locks_.Lock(task.job_id))); }
+  LRTUNE_RETURN_IF_ERROR(AdvanceGrid(job_locks_.Lock(task.job_id)));
   SignalWork();  // requeued, or a parallel slot freed
   NotifyJob(task.job_id);
   v1::FailTaskResponse response;
