@@ -151,10 +151,12 @@ v1::Recommendation RecommendationToProto(const Recommendation& rec) {
   out.set_max_lr(rec.max_lr);
   out.set_stepsize_iterations(rec.stepsize_iterations);
   out.set_stepsize_epochs(rec.stepsize_epochs);
-  if (!std::isnan(rec.lr_steepest)) out.set_lr_steepest(rec.lr_steepest);
   if (!std::isnan(rec.lr_valley)) out.set_lr_valley(rec.lr_valley);
-  if (!std::isnan(rec.lr_minimum)) out.set_lr_minimum(rec.lr_minimum);
   if (!std::isnan(rec.lr_slide)) out.set_lr_slide(rec.lr_slide);
+  if (!std::isnan(rec.lr_minimum)) out.set_lr_minimum(rec.lr_minimum);
+  if (!std::isnan(rec.lr_steep)) out.set_lr_steep(rec.lr_steep);
+  if (!std::isnan(rec.lr_steepest)) out.set_lr_steepest(rec.lr_steepest);
+  if (!std::isnan(rec.lr_lowest)) out.set_lr_lowest(rec.lr_lowest);
   v1::OneCycleSettings& oc = *out.mutable_one_cycle();
   oc.set_max_lr(rec.one_cycle.max_lr);
   oc.set_div_factor(rec.one_cycle.div_factor);
@@ -183,10 +185,12 @@ Recommendation RecommendationFromProto(const v1::Recommendation& rec) {
   out.max_lr = rec.max_lr();
   out.stepsize_iterations = rec.stepsize_iterations();
   out.stepsize_epochs = rec.stepsize_epochs();
-  out.lr_steepest = NanIfUnset(rec.has_lr_steepest(), rec.lr_steepest());
   out.lr_valley = NanIfUnset(rec.has_lr_valley(), rec.lr_valley());
-  out.lr_minimum = NanIfUnset(rec.has_lr_minimum(), rec.lr_minimum());
   out.lr_slide = NanIfUnset(rec.has_lr_slide(), rec.lr_slide());
+  out.lr_minimum = NanIfUnset(rec.has_lr_minimum(), rec.lr_minimum());
+  out.lr_steep = NanIfUnset(rec.has_lr_steep(), rec.lr_steep());
+  out.lr_steepest = NanIfUnset(rec.has_lr_steepest(), rec.lr_steepest());
+  out.lr_lowest = NanIfUnset(rec.has_lr_lowest(), rec.lr_lowest());
   if (rec.has_one_cycle()) {
     const v1::OneCycleSettings& oc = rec.one_cycle();
     out.one_cycle.max_lr = oc.max_lr();

@@ -149,11 +149,25 @@ check "analyze exit 0" test "$rc" = 0
 check "analyze json keys and bounds" $PY -c "
 import json, sys
 r = json.load(open('$tmp/out'))
-for k in ['min_lr','max_lr','stepsize_iterations','lr_steepest','lr_valley','lr_minimum','warnings']:
+for k in ['min_lr','max_lr','stepsize_iterations','lr_valley','lr_slide','lr_minimum',
+          'lr_steep','lr_steepest','lr_lowest','warnings']:
     assert k in r, k
+# fastai's suggestions are lagged: its minimum/10 x 10 is right of the
+# zero-lag lowest point.
+assert r['lr_minimum'] * 10 > r['lr_lowest'], r
 assert 1e-6 <= r['min_lr'] < r['max_lr'] <= 1e-1, r
 assert 3 <= r['max_lr'] / r['min_lr'] <= 10 + 1e-9, r
 assert r['stepsize_iterations'] == 400, r
+"
+# fastai reads its curve from num_it // 10 on: a test planned for 2000
+# steps of which 200 were recorded leaves fastai nothing to read (as
+# lr_find would), while lrtune's own positions stay.
+run analyze --csv "$tmp/curve.csv" --planned-steps 2000 --json
+check "analyze --planned-steps sets fastai's window" $PY -c "
+import json
+a = json.load(open('$tmp/out'))
+assert all(a[k] is None for k in ['lr_valley','lr_slide','lr_minimum','lr_steep']), a
+assert a['lr_lowest'] is not None and a['max_lr'] > 0, a
 "
 run analyze --csv "$tmp/curve.csv"
 check "analyze text names the bounds" grep -q "CLR bounds" "$tmp/out"

@@ -245,6 +245,11 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
     if (!options.momentum.has_value()) {
       options.momentum = OptimizerMomentum(job.optimizer);
     }
+    if (options.planned_steps == 0) {  // fastai's num_it: the planned points
+      options.planned_steps = spec.metric == RangeMetric::kTrainLoss
+                                  ? spec.steps
+                                  : spec.steps / spec.eval_every;
+    }
     for (int m = 0; m < k; ++m) {
       // Smith's original test reads the validation metric instead: one
       // point per evaluation (never packed: PackSeeds), 1 - accuracy so
