@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   job.device.device = o.device;
   job.device.threads = o.threads;
   job.device.cuda_graph = o.cuda_graph;
-  job.device.bf16 = o.bf16;
+  if (o.bf16) job.device.precision = Precision::kBf16;
   if (o.model == "tiny_mlp") {
     job.model.hidden = {32};
   } else if (o.model == "mlp") {

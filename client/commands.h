@@ -73,17 +73,20 @@ struct RangeTestOptions {
   std::string hidden;  // MLP widths "256,256"; empty: 256,256
   int threads = 0;     // CPU threads; 0: all cores (worker's setting)
   std::string optimizer = "sgd";
-  std::optional<double> momentum;      // unset: 0
-  std::optional<double> weight_decay;  // unset: 0
-  std::optional<int64_t> batch_size;   // unset: 128
-  std::optional<double> start_lr;      // unset: 1e-7
-  std::optional<double> end_lr;        // unset: 10
-  std::optional<int64_t> steps;        // per seed; unset: 100
-  std::string ramp = "exp";            // exp|linear
-  int seeds = 1;                       // seeds 0..K-1
-  bool no_pack = false;                // one model per seed, not packed
-  std::string metric = "train_loss";   // train_loss|val_loss|val_accuracy
-  std::optional<int64_t> eval_every;   // unset: steps / 60 for a val metric
+  std::optional<double> momentum;            // unset: 0
+  std::optional<double> weight_decay;        // unset: 0
+  std::optional<int64_t> batch_size;         // unset: 128
+  std::optional<int64_t> grad_accumulation;  // batches per update; unset 1
+  std::string precision = "fp32";            // fp32|bf16|fp16
+  std::optional<double> loss_scale;          // unset: fp16's 65536, or off
+  std::optional<double> start_lr;            // unset: 1e-7
+  std::optional<double> end_lr;              // unset: 10
+  std::optional<int64_t> steps;              // per seed; unset: 100
+  std::string ramp = "exp";                  // exp|linear
+  int seeds = 1;                             // seeds 0..K-1
+  bool no_pack = false;                      // one model per seed, not packed
+  std::string metric = "train_loss";         // train_loss|val_loss|val_accuracy
+  std::optional<int64_t> eval_every;  // unset: steps / 60 for a val metric
   std::optional<int64_t> eval_samples;
   std::optional<double> smoothing;  // EMA beta; unset 0.98
   std::optional<double> diverge;    // unset: 4

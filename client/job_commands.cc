@@ -9,11 +9,13 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/cli_session.h"
@@ -88,6 +90,30 @@ bool WritePlot(const std::string& cmd, const JobCommandOptions& opts,
   return true;
 }
 
+// What a trial's training did besides its final evaluation, for its row:
+// "  [stopped early, best at step 90 (restored); ensemble of 3 snapshots:
+// acc 0.8954 (last 0.8945)]".
+std::string OutcomeNote(const v1::TrainingOutcome& o) {
+  std::vector<std::string> parts;
+  if (o.stopped_early()) {
+    parts.push_back(absl::StrFormat("stopped early, best at step %d%s",
+                                    o.early_stopping_best().step(),
+                                    o.restored_best() ? " (restored)" : ""));
+  }
+  if (o.ensemble_size() > 0) {
+    parts.push_back(absl::StrFormat(
+        "ensemble of %d snapshots: acc %.4f (last %.4f)", o.ensemble_size(),
+        o.ensemble_eval().val_accuracy(),
+        o.snapshots(o.snapshots_size() - 1).eval().val_accuracy()));
+  }
+  if (o.skipped_updates() > 0) {
+    parts.push_back(absl::StrFormat("%d updates skipped (loss scaling)",
+                                    o.skipped_updates()));
+  }
+  if (parts.empty()) return "";
+  return absl::StrCat("  [", absl::StrJoin(parts, "; "), "]");
+}
+
 // Submits a spec file to --server or, without one, to an embedded service
 // (client/cli_session.h) and, unless --detach, follows the job: a row per
 // trial as it finishes, then the ranking.
@@ -159,13 +185,13 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
           if (progress) report.ClearProgress(term);
           const v1::Trial& t = event.trial_finished().trial();
           out << absl::StrFormat(
-                     "%-5d %-10s %9.4f %9s  %s\n", t.trial_index(), "done",
+                     "%-5d %-10s %9.4f %9s  %s%s\n", t.trial_index(), "done",
                      t.final_eval().val_loss(),
                      t.final_eval().has_val_accuracy()
                          ? absl::StrFormat("%.4f",
                                            t.final_eval().val_accuracy())
                          : std::string("-"),
-                     t.label())
+                     t.label(), OutcomeNote(t.outcome()))
               << std::flush;
         } else if (event.has_recommendation() &&
                    !event.recommendation().has_seed_index()) {

@@ -82,6 +82,9 @@ constexpr std::pair<absl::string_view, absl::string_view> kFlagOfPath[] = {
     {"run.optimizer.momentum", "--momentum"},
     {"run.optimizer.weight_decay", "--weight-decay"},
     {"run.batch_size", "--batch-size"},
+    {"run.grad_accumulation", "--grad-accumulation"},
+    {"run.device.precision", "--precision"},
+    {"run.device.loss_scale", "--loss-scale"},
     {"run.device.threads", "--threads"},
     {"run.device.device", "--device"},
     {"range_test.start_lr", "--start-lr"},
@@ -231,6 +234,11 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
   if (o.momentum) opt.set_momentum(*o.momentum);
   if (o.weight_decay) opt.set_weight_decay(*o.weight_decay);
   if (o.batch_size) run.set_batch_size(*o.batch_size);
+  if (o.grad_accumulation) run.set_grad_accumulation(*o.grad_accumulation);
+  absl::StatusOr<Precision> precision = ParsePrecision(o.precision, run_names);
+  if (!precision.ok()) return precision.status();
+  run.mutable_device()->set_precision(PrecisionToProto(*precision));
+  if (o.loss_scale) run.mutable_device()->set_loss_scale(*o.loss_scale);
   run.mutable_device()->set_threads(o.threads);
   run.mutable_device()->set_device(o.device);
 
@@ -318,6 +326,16 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
                   "L2 penalty >= 0, decoupled for adamw (default 0)");
   optional_int("--batch-size", opts.batch_size,
                "samples per batch (default 128)");
+  optional_int("--grad-accumulation", opts.grad_accumulation,
+               "batches per optimizer update, their gradients averaged;\n"
+               "the LR steps once per update (default 1)");
+  cmd->add_option("--precision", opts.precision,
+                  "autocast fp32|bf16|fp16; fp16 needs CUDA and scales the "
+                  "loss\n(default fp32)");
+  optional_double("--loss-scale", opts.loss_scale,
+                  "dynamic loss scaling's first scale; an update with\n"
+                  "non-finite gradients is skipped and halves it (default: "
+                  "65536\nunder fp16, else off)");
   optional_double("--start-lr", opts.start_lr, "first LR (default 1e-7)");
   optional_double("--end-lr", opts.end_lr, "last LR (default 10)");
   optional_int("--steps", opts.steps,

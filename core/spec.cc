@@ -81,6 +81,10 @@ constexpr OptimizerKind kOptimizerKinds[] = {
     OptimizerKind::kSgd, OptimizerKind::kAdam, OptimizerKind::kAdamW,
     OptimizerKind::kRmsProp};
 constexpr RampShape kRampShapes[] = {RampShape::kExp, RampShape::kLinear};
+constexpr Precision kPrecisions[] = {Precision::kFp32, Precision::kBf16,
+                                     Precision::kFp16};
+constexpr StopMetric kStopMetrics[] = {StopMetric::kValLoss,
+                                       StopMetric::kValAccuracy};
 constexpr RangeMetric kRangeMetrics[] = {
     RangeMetric::kTrainLoss, RangeMetric::kValLoss, RangeMetric::kValAccuracy};
 
@@ -278,6 +282,30 @@ absl::Status ValidateDevice(const JobSpec& job, const FieldNamer& names) {
     return FieldError(dev, "cuda_graph",
                       "is only supported for built-in models");
   }
+  if (d.precision == Precision::kFp16 && d.device == "cpu") {
+    return FieldError(dev, "precision",
+                      "fp16 needs a CUDA device (cuda, cuda:<i> or auto); "
+                      "the CPU autocasts to bf16 only");
+  }
+  if (!(std::isfinite(d.loss_scale) && d.loss_scale >= 0.0)) {
+    return FieldError(
+        dev, "loss_scale",
+        absl::StrCat("must be finite and >= 0 (0: on for fp16 at ",
+                     kDefaultLossScale, "), got ", d.loss_scale));
+  }
+  // The graph replays one batch's forward and backward and overwrites the
+  // gradients; accumulation adds to them, and loss scaling must read them
+  // (and may skip the update) between replays.
+  if (d.cuda_graph && job.grad_accumulation > 1) {
+    return FieldError(dev, "cuda_graph",
+                      absl::StrCat("needs ", names("grad_accumulation"),
+                                   " 1, got ", job.grad_accumulation));
+  }
+  if (d.cuda_graph && UsesLossScaling(d)) {
+    return FieldError(dev, "cuda_graph",
+                      "does not take loss scaling (precision fp16 or "
+                      "loss_scale > 0); use bf16");
+  }
   return absl::OkStatus();
 }
 
@@ -340,6 +368,33 @@ absl::StatusOr<OptimizerKind> ParseOptimizerKind(absl::string_view name,
 absl::StatusOr<RampShape> ParseRampShape(absl::string_view name,
                                          const FieldNamer& names) {
   return ParseKind(kRampShapes, RampShapeName, name, names, "shape");
+}
+
+const char* PrecisionName(Precision precision) {
+  switch (precision) {
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kFp16:
+      return "fp16";
+  }
+  return "?";
+}
+
+absl::StatusOr<Precision> ParsePrecision(absl::string_view name,
+                                         const FieldNamer& names) {
+  return ParseKind(kPrecisions, PrecisionName, name, names, "device.precision");
+}
+
+const char* StopMetricName(StopMetric metric) {
+  return metric == StopMetric::kValLoss ? "val_loss" : "val_accuracy";
+}
+
+absl::StatusOr<StopMetric> ParseStopMetric(absl::string_view name,
+                                           const FieldNamer& names) {
+  return ParseKind(kStopMetrics, StopMetricName, name, names,
+                   "early_stopping.metric");
 }
 
 const char* RangeMetricName(RangeMetric metric) {
@@ -450,8 +505,19 @@ double OptimizerMomentum(const OptimizerSpec& o) {
 
 int64_t StepsPerEpoch(const JobSpec& job) {
   const std::optional<int64_t> train = TrainSamples(job.data);
-  if (!train.has_value() || *train <= 0 || job.batch_size < 1) return 0;
-  return *train / std::min(job.batch_size, *train);
+  if (!train.has_value() || *train <= 0 || job.batch_size < 1 ||
+      job.grad_accumulation < 1) {
+    return 0;
+  }
+  return *train / (std::min(job.batch_size, *train) * job.grad_accumulation);
+}
+
+bool UsesLossScaling(const DeviceOptions& device) {
+  return device.loss_scale > 0.0 || device.precision == Precision::kFp16;
+}
+
+double InitialLossScale(const DeviceOptions& device) {
+  return device.loss_scale > 0.0 ? device.loss_scale : kDefaultLossScale;
 }
 
 std::optional<int64_t> MlpParameterCount(const JobSpec& job) {
@@ -471,6 +537,7 @@ std::optional<int64_t> MlpParameterCount(const JobSpec& job) {
 
 bool MayPackSeeds(const JobSpec& job, const RangeTestSpec& spec) {
   return spec.pack_seeds && spec.seeds.size() >= 2 && spec.eval_every == 0 &&
+         !UsesLossScaling(job.device) &&
          (job.model.kind == ModelKind::kMlp ||
           job.model.kind == ModelKind::kCnn);
 }
@@ -490,6 +557,12 @@ absl::Status ValidateJob(const JobSpec& job, const FieldNamer& names) {
   LRTUNE_RETURN_IF_ERROR(ValidateData(job.data, names));
   LRTUNE_RETURN_IF_ERROR(ValidateOptimizer(job.optimizer, names));
   LRTUNE_RETURN_IF_ERROR(AtLeast(names, "batch_size", job.batch_size, 1));
+  if (job.grad_accumulation < 1 ||
+      job.grad_accumulation > kMaxGradAccumulation) {
+    return FieldError(names, "grad_accumulation",
+                      absl::StrCat("must be in [1, ", kMaxGradAccumulation,
+                                   "], got ", job.grad_accumulation));
+  }
   return ValidateDevice(job, names);
 }
 
@@ -547,6 +620,21 @@ absl::Status ValidateTrain(const TrainSpec& s, const FieldNamer& names) {
                       "needs exactly one of epochs and steps > 0");
   }
   LRTUNE_RETURN_IF_ERROR(AtLeast(names, "point_every", s.point_every, 1));
+  LRTUNE_RETURN_IF_ERROR(
+      AtLeast(names, "eval_every_steps", s.eval_every_steps, 0));
+  const EarlyStoppingOptions& stop = s.early_stopping;
+  LRTUNE_RETURN_IF_ERROR(
+      AtLeast(names, "early_stopping.patience", stop.patience, 0));
+  if (!(std::isfinite(stop.min_delta) && stop.min_delta >= 0.0)) {
+    return FieldError(
+        names, "early_stopping.min_delta",
+        absl::StrCat("must be finite and >= 0, got ", stop.min_delta));
+  }
+  if (s.snapshot_ensemble < 0 || s.snapshot_ensemble > kMaxSnapshotEnsemble) {
+    return FieldError(names, "snapshot_ensemble",
+                      absl::StrCat("must be in [0, ", kMaxSnapshotEnsemble,
+                                   "], got ", s.snapshot_ensemble));
+  }
   LRTUNE_RETURN_IF_ERROR(
       AtLeast(names, "checkpoint_every", s.checkpoint_every, 0));
   return AtLeast(names, "max_restored_records", s.max_restored_records, -1);

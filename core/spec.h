@@ -32,6 +32,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/curve_analysis.h"
+#include "core/early_stopping.h"
 #include "core/field_names.h"
 #include "core/schedule.h"
 
@@ -49,6 +50,19 @@ inline constexpr int64_t kMaxInlineSamples = 1ll << 20;  // x_shape[0]
 inline constexpr int64_t kMaxLabel = 100000;             // y_labels[i]
 inline constexpr int kMaxThreads = 256;                  // device.threads
 inline constexpr int64_t kMaxRangeTestSteps = 1000000;   // range test steps
+inline constexpr int64_t kMaxGradAccumulation = 1024;    // grad_accumulation
+// GradScaler's defaults (torch.cuda.amp.GradScaler): the first loss scale
+// of an fp16 run, the factors it grows by after kLossScaleGrowthInterval
+// updates without an overflow and shrinks by at one.
+inline constexpr double kDefaultLossScale = 65536.0;
+inline constexpr double kLossScaleGrowth = 2.0;
+inline constexpr double kLossScaleBackoff = 0.5;
+inline constexpr int64_t kLossScaleGrowthInterval = 2000;
+// Updates skipped in a row (non-finite gradients) before a run gives up:
+// the scale is then 2^-64 of what it was, and the gradients are NaN, not
+// overflowing.
+inline constexpr int kMaxSkippedInARow = 64;
+inline constexpr int64_t kMaxSnapshotEnsemble = 64;  // snapshot_ensemble
 // Seeds are packed into one model on a CPU only up to this many parameters
 // per seed: beyond it K packed steps cost what K separate ones do.
 inline constexpr int64_t kCpuMaxPackedParameters = 100000;
@@ -58,6 +72,8 @@ inline constexpr int64_t kCpuMaxPackedParameters = 100000;
 enum class ModelKind { kMlp, kCnn, kResnet20, kTorchScript };
 enum class LossKind { kCrossEntropy, kMse };
 enum class OptimizerKind { kSgd, kAdam, kAdamW, kRmsProp };
+// The forward pass's and the loss's precision (autocast).
+enum class Precision { kFp32, kBf16, kFp16 };
 
 // "mlp", "cnn", "resnet20", "torchscript"; "cross_entropy", "mse"; "sgd",
 // "adam", "adamw", "rmsprop". The parsers fail INVALID_ARGUMENT naming the
@@ -65,7 +81,9 @@ enum class OptimizerKind { kSgd, kAdam, kAdamW, kRmsProp };
 const char* ModelKindName(ModelKind kind);
 const char* LossKindName(LossKind kind);
 const char* OptimizerKindName(OptimizerKind kind);
-const char* RampShapeName(RampShape shape);  // "exp", "linear"
+const char* RampShapeName(RampShape shape);      // "exp", "linear"
+const char* PrecisionName(Precision precision);  // "fp32", "bf16", "fp16"
+const char* StopMetricName(StopMetric metric);   // "val_loss", "val_accuracy"
 absl::StatusOr<ModelKind> ParseModelKind(absl::string_view name,
                                          const FieldNamer& names);
 absl::StatusOr<LossKind> ParseLossKind(absl::string_view name,
@@ -74,6 +92,10 @@ absl::StatusOr<OptimizerKind> ParseOptimizerKind(absl::string_view name,
                                                  const FieldNamer& names);
 absl::StatusOr<RampShape> ParseRampShape(absl::string_view name,
                                          const FieldNamer& names);
+absl::StatusOr<Precision> ParsePrecision(absl::string_view name,
+                                         const FieldNamer& names);
+absl::StatusOr<StopMetric> ParseStopMetric(absl::string_view name,
+                                           const FieldNamer& names);
 // "mlp|cnn|resnet20|torchscript" and the like, for --help and errors.
 std::string ModelKindNames(absl::string_view separator);
 std::string LossKindNames(absl::string_view separator);
@@ -139,7 +161,16 @@ struct DeviceOptions {
   std::string device = "cpu";  // "cpu", "cuda", "cuda:<i>" or "auto"
   int threads = 0;             // CPU intra-op threads; 0 = leave as is
   bool cuda_graph = false;     // CUDA only, built-in models only
-  bool bf16 = false;           // CUDA only: bf16 autocast of forward + loss
+  // Autocast of forward + loss: fp32 (none), bf16 (CUDA or CPU), fp16
+  // (CUDA only, with dynamic loss scaling).
+  Precision precision = Precision::kFp32;
+  // Dynamic loss scaling (GradScaler's): the first scale, > 0, or 0 = on
+  // at kDefaultLossScale for fp16 and off otherwise. The loss is multiplied
+  // by the scale before backward and the gradients divided by it after; an
+  // update whose gradients are not all finite is skipped (the LR does not
+  // advance) and the scale halves; kLossScaleGrowthInterval updates without
+  // one double it.
+  double loss_scale = 0.0;
   // A coordinator leases the job only to a device with at least this much
   // memory (0: any); the engine does not read it.
   int64_t min_device_memory_bytes = 0;
@@ -152,7 +183,12 @@ struct JobSpec {
   OptimizerSpec optimizer;
   LossKind loss = LossKind::kCrossEntropy;
   int64_t batch_size = 128;  // >= 1; capped at the training set's size
-  uint64_t seed = 0;         // model init and batch order
+  // Gradient accumulation: batches of batch_size per optimizer update, in
+  // [1, kMaxGradAccumulation]. Each update averages their gradients (the
+  // loss of each is divided by it), so 4 x 32 is one update of 128 samples;
+  // steps, schedules and steps per epoch count updates.
+  int64_t grad_accumulation = 1;
+  uint64_t seed = 0;  // model init and batch order
   DeviceOptions device;
 };
 
@@ -196,7 +232,23 @@ struct TrainSpec {
   int64_t epochs = 0;
   int64_t steps = 0;
   int64_t point_every = 1;  // emit a StepPoint every k steps (>= 1)
-  // Evaluate at the end of every epoch (and at the end of the run).
+  // Evaluate at the end of every epoch and of the run, every
+  // eval_every_steps updates when > 0, and at the schedule's cycle ends
+  // (CycleEnds) when early stopping or snapshots are on.
+  int64_t eval_every_steps = 0;
+  // Cycle-aware early stopping (core/early_stopping.h): judged at the
+  // schedule's cycle ends, or at every evaluation for a schedule without
+  // cycles; patience 0 = off.
+  EarlyStoppingOptions early_stopping;
+  // Snapshot ensembles (Huang et al. 2017, on SGDR): k >= 1 keeps the
+  // weights at every cycle end and reports the last snapshot's accuracy
+  // and that of the last k snapshots' averaged softmax. Needs a schedule
+  // with cycles and a cross-entropy loss. 0 = off; at most
+  // kMaxSnapshotEnsemble.
+  int64_t snapshot_ensemble = 0;
+  // Where the snapshots are written (snapshot-<step>.pt); empty: kept in
+  // memory only. Worker configuration, like checkpoint_path.
+  std::string snapshot_dir;
   // Checkpoint file: restored when it exists (the run continues at its
   // step), written at every epoch end, every `checkpoint_every` steps (0 =
   // epoch ends only) and on cancellation. Empty = no checkpoints.
@@ -239,9 +291,13 @@ std::string DatasetNames(absl::string_view separator);
 std::optional<int64_t> TrainSamples(const DataSpec& data);
 std::optional<int64_t> InputWidth(const DataSpec& data);
 std::optional<int64_t> OutputWidth(const DataSpec& data);
-// Optimizer steps per epoch: train samples / min(batch_size, samples), 0
-// where the size is unknown.
+// Optimizer steps per epoch: train samples / (min(batch_size, samples) x
+// grad_accumulation), 0 where the size is unknown.
 int64_t StepsPerEpoch(const JobSpec& job);
+// Whether a run scales its loss (DeviceOptions::loss_scale), and the scale
+// it starts at.
+bool UsesLossScaling(const DeviceOptions& device);
+double InitialLossScale(const DeviceOptions& device);
 // The optimizer's momentum as a range test's analysis reads it
 // (AnalysisOptions::momentum): SGD's and RMSprop's momentum, Adam's and
 // AdamW's beta1.
@@ -251,7 +307,8 @@ double OptimizerMomentum(const OptimizerSpec& optimizer);
 std::optional<int64_t> MlpParameterCount(const JobSpec& job);
 
 // Whether a range test's seeds may train packed into one batched model:
-// more than one seed, pack_seeds, no eval_every, an mlp or a cnn. The
+// more than one seed, pack_seeds, no eval_every, an mlp or a cnn, no loss
+// scaling (one member's overflow would skip every member's update). The
 // engine packs them when also the built model fits (engine.cc).
 bool MayPackSeeds(const JobSpec& job, const RangeTestSpec& spec);
 // What a coordinator expects the engine to do, before any model exists:

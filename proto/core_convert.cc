@@ -27,6 +27,8 @@ static_assert(v1::ScheduleKind_MAX == kScheduleKinds &&
 // So are the profile's shapes and modes (0 is unset: the first one).
 static_assert(v1::ProfileShape_MAX == static_cast<int>(ProfileShape::kRex) + 1,
               "proto and core profile shapes must stay in the same order");
+static_assert(v1::Precision_MAX == static_cast<int>(Precision::kFp16) + 1,
+              "proto and core precisions must stay in the same order");
 static_assert(v1::ProfileMode_MAX == static_cast<int>(ProfileMode::kCyclic) + 1,
               "proto and core profile modes must stay in the same order");
 
@@ -250,6 +252,10 @@ v1::RangeMetric RangeMetricToProto(RangeMetric metric) {
   return v1::RANGE_METRIC_TRAIN_LOSS;
 }
 
+v1::Precision PrecisionToProto(Precision precision) {
+  return static_cast<v1::Precision>(static_cast<int>(precision) + 1);
+}
+
 v1::RampShape RampToProto(RampShape s) {
   return s == RampShape::kLinear ? v1::RAMP_SHAPE_LINEAR : v1::RAMP_SHAPE_EXP;
 }
@@ -453,7 +459,32 @@ absl::StatusOr<JobSpec> RunSpecFromProto(const v1::RunSpec& run,
   job.device.device = d.device().empty() ? "auto" : d.device();
   job.device.threads = d.threads();
   job.device.cuda_graph = d.cuda_graph();
-  job.device.bf16 = d.bf16();
+  switch (d.precision()) {
+    case v1::PRECISION_UNSPECIFIED:
+      job.device.precision = d.bf16() ? Precision::kBf16 : Precision::kFp32;
+      break;
+    case v1::PRECISION_FP32:
+      job.device.precision = Precision::kFp32;
+      break;
+    case v1::PRECISION_BF16:
+      job.device.precision = Precision::kBf16;
+      break;
+    case v1::PRECISION_FP16:
+      job.device.precision = Precision::kFp16;
+      break;
+    default:
+      return UnknownEnum(names, "device.precision", d.precision());
+  }
+  if (d.bf16() && job.device.precision != Precision::kBf16) {
+    return FieldError(
+        names, "device.bf16",
+        absl::StrCat("(deprecated) is true but ", names("device.precision"),
+                     " is ", PrecisionName(job.device.precision)));
+  }
+  if (d.has_loss_scale()) job.device.loss_scale = d.loss_scale();
+  if (run.has_grad_accumulation()) {
+    job.grad_accumulation = run.grad_accumulation();
+  }
   job.device.min_device_memory_bytes = d.min_device_memory_bytes();
   LRTUNE_RETURN_IF_ERROR(ValidateJob(job, names));
   return job;
@@ -534,13 +565,31 @@ absl::StatusOr<TrainSpec> TrainSpecFromProto(const v1::TrainSpec& p,
       break;
   }
   if (p.has_point_every()) s.point_every = p.point_every();
-  if (p.eval_every_steps() != 0) {
-    return FieldError(
-        names, "eval_every_steps",
-        absl::StrCat("must be 0 (other cadences are reserved), got ",
-                     p.eval_every_steps()));
-  }
+  s.eval_every_steps = p.eval_every_steps();
   s.checkpoint_every = p.checkpoint_every();
+  const v1::EarlyStopping& stop = p.early_stopping();
+  s.early_stopping.patience = stop.patience();
+  s.early_stopping.min_delta = stop.min_delta();
+  if (stop.has_restore_best()) {
+    s.early_stopping.restore_best = stop.restore_best();
+  }
+  switch (stop.metric()) {
+    case v1::RANGE_METRIC_UNSPECIFIED:
+    case v1::RANGE_METRIC_VAL_LOSS:
+      s.early_stopping.metric = StopMetric::kValLoss;
+      break;
+    case v1::RANGE_METRIC_VAL_ACCURACY:
+      s.early_stopping.metric = StopMetric::kValAccuracy;
+      break;
+    case v1::RANGE_METRIC_TRAIN_LOSS:
+      return FieldError(names, "early_stopping.metric",
+                        "must be val_loss or val_accuracy (the training "
+                        "loss of a cycle's end says nothing of held-out "
+                        "data), got train_loss");
+    default:
+      return UnknownEnum(names, "early_stopping.metric", stop.metric());
+  }
+  s.snapshot_ensemble = p.snapshot_ensemble();
   LRTUNE_RETURN_IF_ERROR(ValidateTrain(s, names));
   return s;
 }
@@ -592,7 +641,11 @@ v1::RunSpec RunSpecToProto(const JobSpec& job) {
   pdev.set_device(job.device.device);
   pdev.set_threads(job.device.threads);
   pdev.set_cuda_graph(job.device.cuda_graph);
-  pdev.set_bf16(job.device.bf16);
+  pdev.set_precision(PrecisionToProto(job.device.precision));
+  if (job.device.loss_scale > 0) pdev.set_loss_scale(job.device.loss_scale);
+  if (job.grad_accumulation != 1) {
+    p.set_grad_accumulation(job.grad_accumulation);
+  }
   pdev.set_min_device_memory_bytes(job.device.min_device_memory_bytes);
   return p;
 }
@@ -628,6 +681,15 @@ v1::TrainSpec TrainSpecToProto(const TrainSpec& s) {
   }
   p.set_point_every(s.point_every);
   p.set_checkpoint_every(s.checkpoint_every);
+  p.set_eval_every_steps(s.eval_every_steps);
+  v1::EarlyStopping& stop = *p.mutable_early_stopping();
+  stop.set_patience(s.early_stopping.patience);
+  stop.set_min_delta(s.early_stopping.min_delta);
+  stop.set_metric(s.early_stopping.metric == StopMetric::kValAccuracy
+                      ? v1::RANGE_METRIC_VAL_ACCURACY
+                      : v1::RANGE_METRIC_VAL_LOSS);
+  stop.set_restore_best(s.early_stopping.restore_best);
+  p.set_snapshot_ensemble(s.snapshot_ensemble);
   return p;
 }
 

@@ -55,6 +55,7 @@ v1::RampShape RampToProto(RampShape shape);
 
 // The range test's analysed curve as the proto's (RANGE_METRIC_<NAME>).
 v1::RangeMetric RangeMetricToProto(RangeMetric metric);
+v1::Precision PrecisionToProto(Precision precision);
 
 // --- Specs: proto -> core (validated) ------------------------------------
 

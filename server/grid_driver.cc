@@ -53,6 +53,7 @@ absl::StatusOr<v1::Trial> TrialOf(const v1::GridSearchJob& grid,
     trial.set_steps(result.steps());
     trial.set_train_seconds(result.train_seconds());
     trial.set_resumed_from_step(result.resumed_from());
+    *trial.mutable_outcome() = result.outcome();
     std::optional<double> value = ObjectiveValue(grid, result);
     if (value.has_value()) trial.set_objective_value(*value);
   }

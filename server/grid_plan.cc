@@ -292,31 +292,16 @@ absl::StatusOr<GridPlan> ToGridPlan(const v1::GridSearchJob& grid) {
   return plan;
 }
 
+// The base's own fields (point_every, the evaluation cadence, early
+// stopping, snapshots, ...) by core's rules, in the request's names. Its
+// schedule and budget are for the axes to complete: a stand-in fills them
+// here (a budget that is set is checked as it is).
 absl::Status CheckTrainSpec(const v1::TrainSpec& t) {
-  if (t.has_point_every() && t.point_every() < 1) {
-    return Invalid("grid.train.point_every",
-                   absl::StrCat("must be >= 1, got ", t.point_every()));
-  }
-  if (t.eval_every_steps() != 0) {
-    return Invalid("grid.train.eval_every_steps",
-                   absl::StrCat("must be 0 (evaluate at every epoch end and "
-                                "at the end; other cadences are reserved), "
-                                "got ",
-                                t.eval_every_steps()));
-  }
-  if (t.checkpoint_every() < 0) {
-    return Invalid("grid.train.checkpoint_every",
-                   absl::StrCat("must be >= 0, got ", t.checkpoint_every()));
-  }
-  if (t.has_epochs() && t.epochs() < 1) {
-    return Invalid("grid.train.epochs",
-                   absl::StrCat("must be >= 1, got ", t.epochs()));
-  }
-  if (t.has_steps() && t.steps() < 1) {
-    return Invalid("grid.train.steps",
-                   absl::StrCat("must be >= 1, got ", t.steps()));
-  }
-  return absl::OkStatus();
+  v1::TrainSpec base = t;
+  base.mutable_schedule()->Clear();
+  base.mutable_schedule()->set_kind(v1::SCHEDULE_KIND_CONSTANT);
+  if (base.budget_case() == v1::TrainSpec::BUDGET_NOT_SET) base.set_steps(1);
+  return TrainSpecFromProto(base, PrefixNames("grid.train.")).status();
 }
 
 // Completes `trial.train.schedule` from `merged` (the trial's schedule as it

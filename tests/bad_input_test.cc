@@ -157,10 +157,32 @@ const Case kCases[] = {
      GRID("grid { axes { schedules { values { kind: SCHEDULE_KIND_SEQUENTIAL "
           "children { kind: SCHEDULE_KIND_CONSTANT } } } } }"),
      StatusCode::INVALID_ARGUMENT, "sequential"},
-    {"grid eval cadence reserved",
-     "grid { " RUN "train { steps: 10 eval_every_steps: 5 schedule { kind: "
+    {"grid eval cadence negative",
+     "grid { " RUN "train { steps: 10 eval_every_steps: -5 schedule { kind: "
      "SCHEDULE_KIND_COSINE } } grid { axes { seeds { values: 1 } } } }",
      StatusCode::INVALID_ARGUMENT, "grid.train.eval_every_steps"},
+    {"early stopping on the training loss",
+     "grid { " RUN "train { steps: 10 early_stopping { patience: 2 metric: "
+     "RANGE_METRIC_TRAIN_LOSS } schedule { kind: SCHEDULE_KIND_COSINE } } "
+     "grid { axes { seeds { values: 1 } } } }",
+     StatusCode::INVALID_ARGUMENT, "grid.train.early_stopping.metric"},
+    {"65 snapshots",
+     "grid { " RUN "train { steps: 10 snapshot_ensemble: 65 schedule { kind: "
+     "SCHEDULE_KIND_COSINE } } grid { axes { seeds { values: 1 } } } }",
+     StatusCode::INVALID_ARGUMENT, "grid.train.snapshot_ensemble"},
+    {"accumulation 0", RUNX("grad_accumulation: 0"),
+     StatusCode::INVALID_ARGUMENT, "run.grad_accumulation"},
+    {"fp16 on the cpu",
+     RUNX("device { device: 'cpu' precision: PRECISION_FP16 }"),
+     StatusCode::INVALID_ARGUMENT, "run.device.precision"},
+    {"cuda graph with accumulation",
+     RUNX("grad_accumulation: 2 device { device: 'cuda' cuda_graph: true }"),
+     StatusCode::INVALID_ARGUMENT, "run.device.cuda_graph"},
+    {"negative loss scale", RUNX("device { loss_scale: -1 }"),
+     StatusCode::INVALID_ARGUMENT, "run.device.loss_scale"},
+    {"bf16 flag against fp32",
+     RUNX("device { bf16: true precision: PRECISION_FP32 }"),
+     StatusCode::INVALID_ARGUMENT, "run.device.bf16"},
 };
 
 class BadInputTest : public ::testing::Test {

@@ -401,6 +401,42 @@ job = json.load(open(sys.argv[1]))
 assert job["state"] == "JOB_STATE_SUCCEEDED", job["state"]
 assert len(job["grid_result"]["ranking"]) == 4, job["grid_result"]
 assert sorted(t["rank"] for t in job["trials"]) == [1, 2, 3, 4]' "$tmp/out"
+# A trial under a cyclical schedule with early stopping and snapshots,
+# through the service: 512 images overfit, the trial stops at a cycle end
+# with its best weights, and its outcome reaches the row and the job.
+cat >"$tmp/early_stop.yaml" <<'YAML'
+grid:
+  run:
+    model: {kind: mlp, hidden: [256, 256]}
+    data: {name: fashion-mnist, subset: 512, validation_subset: 1000}
+    optimizer: {kind: sgd, momentum: 0.9}
+    batch_size: 128
+    device: {device: cpu, threads: 1}
+  train:
+    schedule: {kind: triangular, base_lr: 0.01, max_lr: 0.1, step_size_up: 5}
+    epochs: 60
+    early_stopping: {patience: 3}
+    snapshot_ensemble: 2
+  grid: {axes: [{seeds: {values: [3]}}]}
+YAML
+run grid --spec "$tmp/early_stop.yaml"
+check "early-stopping grid exit 0" test "$rc" = 0
+cat "$tmp/err" >&2
+check "the trial's row says it stopped early with the best restored" \
+  grep -q "stopped early, best at step [0-9]* (restored)" "$tmp/out"
+check "the trial's row gives the snapshot ensemble" \
+  grep -q "ensemble of 2 snapshots: acc 0\.[0-9]*" "$tmp/out"
+run grid --spec "$tmp/early_stop.yaml" --json
+check "the stored trial stopped at a cycle end, 3 cycles after its best" $PY -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["trials"][0]
+o = t["outcome"]
+steps, best = int(t["steps"]), int(o["early_stopping_best"]["step"])
+assert o["stopped_early"] and o["restored_best"], o
+assert steps % 10 == 0 and steps - best == 30 and steps < 240, (steps, best)
+assert t["final_eval"]["step"] == str(best), t["final_eval"]
+assert o["ensemble_size"] == 2 and len(o["snapshots"]) == steps // 10, o' "$tmp/out"
+
 # Ctrl-C cancels an embedded grid as it does a range test.
 sed 's/steps: 30}$/steps: 1000000}/' "$tmp/small_grid.yaml" >"$tmp/long_grid.yaml"
 rm -f "$XDG_DATA_HOME/lrtune/embedded.log"

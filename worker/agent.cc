@@ -413,6 +413,10 @@ void Agent::RunTask(int slot, const v1::Task& task) {
         // every record that preceded it; the numbering continues there.
         spec->checkpoint_path = checkpoint;
         spec->max_restored_records = buffer.acked_seq() + 1;
+        // Snapshots (snapshot ensembles) go beside the checkpoint.
+        if (spec->snapshot_ensemble > 0) {
+          spec->snapshot_dir = checkpoint + "-snapshots";
+        }
         callbacks.on_restore = [&](int64_t step, int64_t records) {
           absl::Status s = buffer.ResumeAt(records);
           Log(absl::StrCat("task ", task.task_id(), ": resumed at step ", step,

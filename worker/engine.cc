@@ -2,7 +2,6 @@
 // exceptions become Status values.
 #include "worker/engine.h"
 
-#include <sys/stat.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 #ifdef LRTUNE_WITH_CUDA
@@ -42,17 +41,12 @@ absl::Status StatusFromException(const std::exception& e,
   return oom ? absl::ResourceExhaustedError(full) : absl::InternalError(full);
 }
 
-}  // namespace internal
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since)
+      .count();
+}
 
 namespace {
-
-using internal::Dataset;
-using internal::Trainer;
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
 
 // `d` passed ValidateJob: its device name is well formed.
 absl::StatusOr<torch::Device> ResolveDevice(const DeviceOptions& d) {
@@ -75,28 +69,25 @@ absl::StatusOr<torch::Device> ResolveDevice(const DeviceOptions& d) {
     }
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
-  if (!device.is_cuda() && (d.cuda_graph || d.bf16)) {
-    return absl::InvalidArgumentError(
-        "device.cuda_graph and device.bf16 require a CUDA device");
+  if (!device.is_cuda() && (d.cuda_graph || d.precision == Precision::kFp16)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "device.cuda_graph and device.precision fp16 need a CUDA device, and ",
+        d.device, " is the CPU here; the CPU autocasts to bf16"));
   }
   if (d.threads > 0) torch::set_num_threads(d.threads);
   return device;
 }
 
+}  // namespace
+
 std::string DeviceName(const torch::Device& d) { return d.str(); }
 
-// Feeds each seed's points through the divergence monitor and callbacks.
-struct PendingPoint {
-  int64_t step;
-  double lr;
-  std::optional<double> momentum;
-  double elapsed;
-};
-
-struct Setup {
-  torch::Device device = torch::kCPU;
-  Dataset data;
-};
+std::string SkipMessage(int64_t step, double lr, double scale) {
+  return absl::StrCat("step ", step, " (lr ", lr,
+                      "): update skipped, gradients not finite; loss scale "
+                      "now ",
+                      scale);
+}
 
 absl::StatusOr<Setup> Prepare(const JobSpec& job, const Callbacks& cb) {
   LRTUNE_RETURN_IF_ERROR(ValidateJob(job));
@@ -110,6 +101,17 @@ absl::StatusOr<Setup> Prepare(const JobSpec& job, const Callbacks& cb) {
   }
   return s;
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::Dataset;
+using internal::PendingPoint;
+using internal::Seconds;
+using internal::Setup;
+using internal::Trainer;
+using Clock = std::chrono::steady_clock;
 
 // Packed seeds' parameters are capped at this many values (1 GiB of float32
 // parameters, and as much again per optimizer state).
@@ -141,14 +143,14 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
         "range_test.metric val_accuracy needs loss cross_entropy (an mse "
         "model has no accuracy); use val_loss");
   }
-  LRTUNE_ASSIGN_OR_RETURN(Setup setup, Prepare(job, cb));
+  LRTUNE_ASSIGN_OR_RETURN(Setup setup, internal::Prepare(job, cb));
   LRTUNE_ASSIGN_OR_RETURN(
       Schedule ramp, Schedule::Create(ScheduleSpec::Ramp(
                          spec.start_lr, spec.end_lr, spec.steps, spec.shape)));
   std::vector<uint64_t> seeds = spec.seeds;
   if (seeds.empty()) seeds.push_back(job.seed);
   RangeTestResult result;
-  result.device = DeviceName(setup.device);
+  result.device = internal::DeviceName(setup.device);
   auto build = [&](uint64_t seed) {
     return internal::BuildModel(job.model, setup.data, job.loss, seed,
                                 setup.device);
@@ -209,12 +211,13 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
           curves[m].push_back({p.step, p.lr, loss});
           if (cb.on_point) {
             cb.on_point({base + m, p.step, p.lr, p.momentum, loss,
-                         monitors[m].smoothed(), p.elapsed});
+                         monitors[m].smoothed(), p.elapsed, p.skipped});
           }
         }
       }
     };
     const Clock::time_point start = Clock::now();
+    int skipped = 0;  // updates loss scaling skipped at step t
     for (int64_t t = 0; t < spec.steps && live > 0; ++t) {
       if (cancel != nullptr && cancel->cancelled()) {
         return absl::CancelledError(
@@ -224,8 +227,29 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
       }
       const double lr = ramp.Lr(t);
       const std::optional<double> momentum = ramp.Momentum(t);
-      trainer->Step(t, lr, momentum);
-      pending.push_back({t, lr, momentum, Seconds(start)});
+      if (!trainer->Step(t, lr, momentum)) {  // never packed (MayPackSeeds)
+        ++skipped;
+        ++result.skipped_updates;
+        if (cb.on_progress) {
+          cb.on_progress(internal::SkipMessage(t, lr, trainer->loss_scale()));
+        }
+        if (skipped < kMaxSkippedInARow) {
+          --t;  // the same step again, at the smaller scale
+          continue;
+        }
+        // Not finite at any scale: the gradients are NaN, which ends the
+        // curve here as a non-finite loss would.
+        monitors[0].Add(std::nan(""));
+        --live;
+        curves[0].push_back({t, lr, std::nan("")});
+        if (cb.on_point) {
+          cb.on_point({base, t, lr, momentum, std::nan(""),
+                       monitors[0].smoothed(), Seconds(start), skipped});
+        }
+        break;
+      }
+      pending.push_back({t, lr, momentum, Seconds(start), skipped});
+      skipped = 0;
       result.steps_run += live;
       drain(/*flush=*/false);
       if (spec.eval_every > 0 && (t + 1) % spec.eval_every == 0 &&
@@ -286,216 +310,6 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
   return result;
 }
 
-bool FileExists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0;
-}
-
-absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job, const TrainSpec& spec,
-                                      const Callbacks& cb,
-                                      const CancellationToken* cancel) {
-  LRTUNE_RETURN_IF_ERROR(ValidateTrain(spec));
-  LRTUNE_ASSIGN_OR_RETURN(Schedule schedule, Schedule::Create(spec.schedule));
-  LRTUNE_ASSIGN_OR_RETURN(Setup setup, Prepare(job, cb));
-  LRTUNE_ASSIGN_OR_RETURN(std::unique_ptr<internal::Model> model,
-                          internal::BuildModel(job.model, setup.data, job.loss,
-                                               job.seed, setup.device));
-  LRTUNE_ASSIGN_OR_RETURN(
-      std::unique_ptr<Trainer> trainer,
-      Trainer::Create(job, setup.data, *model, {job.seed}, setup.device));
-  const int64_t spe = trainer->steps_per_epoch();
-  const int64_t total = spec.steps > 0 ? spec.steps : spec.epochs * spe;
-  if (schedule.length() > 0 && schedule.length() < total) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("train.schedule is built for ", schedule.length(),
-                     " steps but the budget is ", total, " steps"));
-  }
-  if (absl::Status st = schedule.CheckFinite(total); !st.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("train.schedule: ", st.message()));
-  }
-  TrainResult result;
-  result.device = DeviceName(setup.device);
-  // The loop's state, all of it saved with a checkpoint.
-  int64_t first = 0;
-  int64_t records = 0;  // points and evaluations emitted
-  EmaSmoother smoother(0.98);
-  double loss_sum = 0.0;
-  int64_t loss_count = 0;
-  bool have_eval = false;
-  double elapsed_before = 0.0;  // seconds trained before the restored step
-  const std::string& ckpt = spec.checkpoint_path;
-  // The newest checkpoint, else the one before it (SaveCheckpoint keeps it):
-  // the first that the caller's stored records reach.
-  bool skipped = false;
-  for (const std::string& candidate :
-       {ckpt, ckpt + kPreviousCheckpointSuffix}) {
-    if (ckpt.empty() || !FileExists(candidate)) continue;
-    LRTUNE_ASSIGN_OR_RETURN(Trainer::CheckpointState saved,
-                            Trainer::ReadCheckpointState(candidate));
-    auto it = saved.values.find("records");
-    const int64_t saved_records =
-        it == saved.values.end() ? -1 : static_cast<int64_t>(it->second);
-    if (spec.max_restored_records >= 0 &&
-        (saved_records < 0 || saved_records > spec.max_restored_records)) {
-      if (cb.on_progress) {
-        cb.on_progress(absl::StrCat("not restoring ", candidate, " (step ",
-                                    saved.step, "): it follows ", saved_records,
-                                    " records and only ",
-                                    spec.max_restored_records, " are stored"));
-      }
-      skipped = true;
-      continue;
-    }
-    LRTUNE_ASSIGN_OR_RETURN(saved, trainer->RestoreCheckpoint(candidate));
-    auto value = [&saved](const char* name) {
-      auto v = saved.values.find(name);
-      return v == saved.values.end() ? 0.0 : v->second;
-    };
-    first = saved.step;
-    records = std::max<int64_t>(saved_records, 0);
-    if (saved.values.count("ema_beta_pow") > 0) {
-      smoother.Restore({value("ema_avg"), value("ema_beta_pow"),
-                        static_cast<int64_t>(value("ema_count"))});
-    }
-    loss_sum = value("loss_sum");
-    loss_count = static_cast<int64_t>(value("loss_count"));
-    elapsed_before = value("elapsed_s");
-    have_eval = value("have_eval") != 0.0;
-    auto eval = [&value](const std::string& prefix) {
-      auto v = [&](const char* field) {
-        return value((prefix + field).c_str());
-      };
-      return Evaluation{0,
-                        static_cast<int64_t>(v("step")),
-                        static_cast<int64_t>(v("epoch")),
-                        v("lr"),
-                        v("train_loss"),
-                        v("val_loss"),
-                        v("val_accuracy")};
-    };
-    if (have_eval) {
-      result.final_eval = eval("final.");
-      result.best_eval = eval("best.");
-    }
-    result.resumed_from = first;
-    if (cb.on_progress) {
-      cb.on_progress(absl::StrCat("restored ", candidate, " at step ", first,
-                                  " (", records, " records before it)"));
-    }
-    if (cb.on_restore) cb.on_restore(first, records);
-    skipped = false;
-    break;
-  }
-  if (skipped && cb.on_progress) {
-    cb.on_progress("not restoring any checkpoint: training from step 0");
-  }
-  std::deque<PendingPoint> pending;
-  absl::Status failure;
-  auto drain = [&](bool flush) {
-    for (double loss : trainer->TakeLosses(flush)) {
-      PendingPoint p = pending.front();
-      pending.pop_front();
-      if (!failure.ok()) continue;
-      if (!std::isfinite(loss)) {
-        failure = absl::FailedPreconditionError(
-            absl::StrCat("training diverged: loss is ", loss, " at step ",
-                         p.step, " (lr ", p.lr, "); lower the learning rate"));
-        continue;
-      }
-      loss_sum += loss;
-      ++loss_count;
-      const double smoothed = smoother.Add(loss);
-      if (p.step % spec.point_every == 0) {
-        ++records;
-        if (cb.on_point) {
-          cb.on_point({0, p.step, p.lr, p.momentum, loss, smoothed, p.elapsed});
-        }
-      }
-    }
-    return failure;
-  };
-  const Clock::time_point start = Clock::now();
-  // Everything the loop needs to continue at `step` as if never stopped.
-  auto save = [&](int64_t step) {
-    Trainer::CheckpointState state;
-    state.step = step;
-    const EmaSmoother::State ema = smoother.state();
-    state.values = {{"records", static_cast<double>(records)},
-                    {"ema_avg", ema.avg},
-                    {"ema_beta_pow", ema.beta_pow},
-                    {"ema_count", static_cast<double>(ema.count)},
-                    {"loss_sum", loss_sum},
-                    {"loss_count", static_cast<double>(loss_count)},
-                    {"elapsed_s", elapsed_before + Seconds(start)},
-                    {"have_eval", have_eval ? 1.0 : 0.0}};
-    for (const auto& [prefix, e] : {std::pair<std::string, const Evaluation*>{
-                                        "final.", &result.final_eval},
-                                    {"best.", &result.best_eval}}) {
-      state.values[prefix + "step"] = static_cast<double>(e->step);
-      state.values[prefix + "epoch"] = static_cast<double>(e->epoch);
-      state.values[prefix + "lr"] = e->lr;
-      state.values[prefix + "train_loss"] = e->train_loss;
-      state.values[prefix + "val_loss"] = e->val_loss;
-      state.values[prefix + "val_accuracy"] = e->val_accuracy;
-    }
-    return trainer->SaveCheckpoint(ckpt, state);
-  };
-  for (int64_t t = first; t < total; ++t) {
-    if (cancel != nullptr && cancel->cancelled()) {
-      LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
-      if (!ckpt.empty()) LRTUNE_RETURN_IF_ERROR(save(t));
-      return absl::CancelledError(
-          absl::StrCat("training cancelled at step ", t));
-    }
-    const double lr = schedule.Lr(t);
-    const std::optional<double> momentum = schedule.Momentum(t);
-    trainer->Step(t, lr, momentum);
-    pending.push_back({t, lr, momentum, elapsed_before + Seconds(start)});
-    LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/false));
-    const int64_t done = t + 1;
-    const bool epoch_end = done % spe == 0 || done == total;
-    if (epoch_end) {
-      LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
-      internal::EvalResult e = trainer->Evaluate(0);
-      Evaluation ev{0,
-                    done,
-                    done / spe,
-                    lr,
-                    loss_count > 0 ? loss_sum / static_cast<double>(loss_count)
-                                   : std::nan(""),
-                    e.loss,
-                    e.accuracy};
-      loss_sum = 0.0;
-      loss_count = 0;
-      ++records;
-      if (cb.on_evaluation) cb.on_evaluation(ev);
-      result.final_eval = ev;
-      if (!have_eval || ev.val_loss < result.best_eval.val_loss) {
-        result.best_eval = ev;
-      }
-      have_eval = true;
-    }
-    const bool periodic =
-        spec.checkpoint_every > 0 && done % spec.checkpoint_every == 0;
-    if (!ckpt.empty() && (epoch_end || periodic)) {
-      LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
-      LRTUNE_RETURN_IF_ERROR(save(done));
-    }
-  }
-  LRTUNE_RETURN_IF_ERROR(drain(/*flush=*/true));
-  if (!have_eval) {  // restored at the end of the budget
-    internal::EvalResult e = trainer->Evaluate(0);
-    result.final_eval = {
-        0,      total,     total / spe, schedule.Lr(total - 1), std::nan(""),
-        e.loss, e.accuracy};
-    result.best_eval = result.final_eval;
-  }
-  result.steps = total;
-  result.train_seconds = Seconds(start);
-  return result;
-}
-
 }  // namespace
 
 absl::StatusOr<RangeTestResult> RunRangeTest(const JobSpec& job,
@@ -514,7 +328,7 @@ absl::StatusOr<TrainResult> RunTraining(const JobSpec& job,
                                         const Callbacks& callbacks,
                                         const CancellationToken* cancel) {
   try {
-    return TrainImpl(job, spec, callbacks, cancel);
+    return internal::TrainImpl(job, spec, callbacks, cancel);
   } catch (const std::exception& e) {
     return internal::StatusFromException(e, "training");
   }

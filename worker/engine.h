@@ -49,7 +49,9 @@ using ::lrtune::ModelKind;
 using ::lrtune::ModelSpec;
 using ::lrtune::OptimizerKind;
 using ::lrtune::OptimizerSpec;
+using ::lrtune::Precision;
 using ::lrtune::RangeTestSpec;
+using ::lrtune::StopMetric;
 using ::lrtune::TrainSpec;
 
 // A new checkpoint replaces the one before, which stays under this suffix
@@ -65,6 +67,9 @@ struct StepPoint {
   double loss = 0.0;       // raw training loss of the batch
   double smoothed = 0.0;   // bias-corrected EMA (range test's beta; 0.98)
   double elapsed_s = 0.0;  // since the start of this curve/run
+  // Updates skipped just before this one: loss scaling found non-finite
+  // gradients, and the same batch ran again at this LR.
+  int skipped_updates = 0;
 };
 
 struct Evaluation {
@@ -101,6 +106,7 @@ class CancellationToken {
 
 struct RangeTestResult {
   Recommendation recommendation;  // AggregateSeeds over the seeds
+  int64_t skipped_updates = 0;    // updates loss scaling skipped
   std::vector<Recommendation> per_seed;
   std::vector<std::vector<CurvePoint>> curves;  // per seed, up to divergence
   std::vector<Evaluation> evaluations;          // validation-metric mode
@@ -109,13 +115,32 @@ struct RangeTestResult {
   std::string device;                           // resolved, e.g. "cuda:0"
 };
 
+// One snapshot of a snapshot ensemble (TrainSpec::snapshot_ensemble).
+struct SnapshotInfo {
+  int64_t step = 0;  // updates done: a cycle end
+  Evaluation eval;   // of these weights alone
+  std::string path;  // written to, or empty (kept in memory)
+};
+
 struct TrainResult {
-  Evaluation final_eval;
+  Evaluation final_eval;     // of the weights the run ends with
   Evaluation best_eval;      // lowest validation loss
   int64_t steps = 0;         // total steps done (including restored ones)
   int64_t resumed_from = 0;  // step restored from the checkpoint, 0 if none
   double train_seconds = 0.0;
   std::string device;
+  // Early stopping: it ended the run before the budget (steps says when);
+  // the judged evaluation it kept, and whether the run ends with its
+  // weights (final_eval is then theirs, measured again).
+  bool stopped_early = false;
+  std::optional<Evaluation> early_stopping_best;
+  bool restored_best = false;
+  // Snapshot ensembles: every snapshot, oldest first, and the averaged
+  // softmax of the last ensemble_size of them.
+  std::vector<SnapshotInfo> snapshots;
+  Evaluation ensemble_eval;
+  int ensemble_size = 0;
+  int64_t skipped_updates = 0;  // updates loss scaling skipped
 };
 
 // Runs an LR range test per seed: a fresh model, the ramp from start_lr to

@@ -212,7 +212,17 @@ absl::Status ParseDevice(const json& j, DeviceOptions* d) {
   LRTUNE_RETURN_IF_ERROR(r.Get("device", &d->device));
   LRTUNE_RETURN_IF_ERROR(r.Get("threads", &d->threads));
   LRTUNE_RETURN_IF_ERROR(r.Get("cuda_graph", &d->cuda_graph));
-  LRTUNE_RETURN_IF_ERROR(r.Get("bf16", &d->bf16));
+  bool bf16 = false;  // the older spelling of "precision": "bf16"
+  LRTUNE_RETURN_IF_ERROR(r.Get("bf16", &bf16));
+  std::string precision = PrecisionName(bf16 ? Precision::kBf16 : d->precision);
+  LRTUNE_RETURN_IF_ERROR(r.Get("precision", &precision));
+  LRTUNE_ASSIGN_OR_RETURN(d->precision,
+                          ParsePrecision(precision, PrefixNames("")));
+  if (bf16 && d->precision != Precision::kBf16) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "device.bf16 is true but device.precision is ", precision));
+  }
+  LRTUNE_RETURN_IF_ERROR(r.Get("loss_scale", &d->loss_scale));
   return r.Finish();
 }
 
@@ -252,6 +262,22 @@ absl::Status ParseTrain(const json& j, TrainSpec* s) {
   LRTUNE_RETURN_IF_ERROR(r.Get("point_every", &s->point_every));
   LRTUNE_RETURN_IF_ERROR(r.Get("checkpoint_path", &s->checkpoint_path));
   LRTUNE_RETURN_IF_ERROR(r.Get("checkpoint_every", &s->checkpoint_every));
+  LRTUNE_RETURN_IF_ERROR(r.Get("eval_every_steps", &s->eval_every_steps));
+  LRTUNE_RETURN_IF_ERROR(r.Get("snapshot_ensemble", &s->snapshot_ensemble));
+  LRTUNE_RETURN_IF_ERROR(r.Get("snapshot_dir", &s->snapshot_dir));
+  if (const json* stop = r.Find("early_stopping")) {
+    EarlyStoppingOptions& e = s->early_stopping;
+    ObjectReader er(*stop, "train.early_stopping");
+    LRTUNE_RETURN_IF_ERROR(er.Check());
+    LRTUNE_RETURN_IF_ERROR(er.Get("patience", &e.patience));
+    LRTUNE_RETURN_IF_ERROR(er.Get("min_delta", &e.min_delta));
+    LRTUNE_RETURN_IF_ERROR(er.Get("restore_best", &e.restore_best));
+    std::string metric = StopMetricName(e.metric);
+    LRTUNE_RETURN_IF_ERROR(er.Get("metric", &metric));
+    LRTUNE_ASSIGN_OR_RETURN(e.metric,
+                            ParseStopMetric(metric, PrefixNames("train.")));
+    LRTUNE_RETURN_IF_ERROR(er.Finish());
+  }
   return r.Finish();
 }
 
@@ -307,6 +333,7 @@ absl::StatusOr<EngineJob> ParseJobJson(const std::string& text,
   LRTUNE_RETURN_IF_ERROR(r.Get("loss", &loss));
   LRTUNE_ASSIGN_OR_RETURN(s.loss, ParseLossKind(loss, PrefixNames("")));
   LRTUNE_RETURN_IF_ERROR(r.Get("batch_size", &s.batch_size));
+  LRTUNE_RETURN_IF_ERROR(r.Get("grad_accumulation", &s.grad_accumulation));
   LRTUNE_RETURN_IF_ERROR(r.Get("seed", &s.seed));
   if (const json* v = r.Find("device")) {
     LRTUNE_RETURN_IF_ERROR(ParseDevice(*v, &s.device));
@@ -341,6 +368,7 @@ std::string PointToJsonLine(const StepPoint& p) {
             {"smoothed", Num(p.smoothed)},
             {"elapsed_s", Num(p.elapsed_s)}};
   if (p.momentum) j["momentum"] = Num(*p.momentum);
+  if (p.skipped_updates > 0) j["skipped_updates"] = p.skipped_updates;
   return j.dump();
 }
 
@@ -376,7 +404,7 @@ std::string RangeTestResultToJsonLine(const RangeTestResult& r) {
 
 std::string TrainResultToJsonLine(const TrainResult& r) {
   const double done = static_cast<double>(r.steps - r.resumed_from);
-  return json{
+  json j{
       {"type", "result"},
       {"kind", "train"},
       {"final", EvaluationJson(r.final_eval)},
@@ -385,8 +413,25 @@ std::string TrainResultToJsonLine(const TrainResult& r) {
       {"resumed_from", r.resumed_from},
       {"train_seconds", Num(r.train_seconds)},
       {"steps_per_s", Num(r.train_seconds > 0 ? done / r.train_seconds : 0.0)},
-      {"device", r.device}}
-      .dump();
+      {"device", r.device},
+      {"stopped_early", r.stopped_early},
+      {"restored_best", r.restored_best},
+      {"skipped_updates", r.skipped_updates}};
+  if (r.early_stopping_best) {
+    j["early_stopping_best"] = EvaluationJson(*r.early_stopping_best);
+  }
+  if (!r.snapshots.empty()) {
+    json snapshots = json::array();
+    for (const SnapshotInfo& s : r.snapshots) {
+      snapshots.push_back({{"step", s.step},
+                           {"eval", EvaluationJson(s.eval)},
+                           {"path", s.path}});
+    }
+    j["snapshots"] = snapshots;
+    j["ensemble"] = EvaluationJson(r.ensemble_eval);
+    j["ensemble_size"] = r.ensemble_size;
+  }
+  return j.dump();
 }
 
 std::string ErrorToJsonLine(const absl::Status& status) {

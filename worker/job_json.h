@@ -11,9 +11,11 @@
 //    fields,
 //             "samples"/"classes"/"features" for synthetic sets},
 //    "optimizer": {"kind": "sgd", "momentum": 0.9, ...}, "loss": "mse",
-//    "batch_size": 128, "seed": 0,
-//    "device": {"device": "cpu", "threads": 1, "cuda_graph": false, "bf16":
-//    false}, "range_test": {"start_lr": 1e-7, "end_lr": 10, "steps": 100,
+//    "batch_size": 128, "grad_accumulation": 1, "seed": 0,
+//    "device": {"device": "cpu", "threads": 1, "cuda_graph": false,
+//               "precision": "fp32" | "bf16" | "fp16", "loss_scale": 0
+//               ("bf16": true is precision bf16)},
+//    "range_test": {"start_lr": 1e-7, "end_lr": 10, "steps": 100,
 //                   "shape": "exp", "smoothing_beta": 0.98,
 //                   "divergence_factor": 4, "seeds": [0, 1],
 //                   "eval_every": 0, "eval_samples": 512},

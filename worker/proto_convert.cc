@@ -22,6 +22,7 @@ v1::CurvePoint CurvePointToProto(const engine::StepPoint& point,
   p.set_loss(point.loss);
   p.set_smoothed(point.smoothed);
   p.set_elapsed_s(point.elapsed_s);
+  p.set_skipped_updates(point.skipped_updates);
   return p;
 }
 
@@ -63,6 +64,24 @@ v1::TrialTaskResult TrainResultToProto(const engine::TrainResult& result) {
   p.set_resumed_from(result.resumed_from);
   p.set_train_seconds(result.train_seconds);
   p.set_device(result.device);
+  v1::TrainingOutcome& o = *p.mutable_outcome();
+  o.set_stopped_early(result.stopped_early);
+  if (result.early_stopping_best) {
+    *o.mutable_early_stopping_best() =
+        EvaluationToProto(*result.early_stopping_best, 0);
+  }
+  o.set_restored_best(result.restored_best);
+  for (const engine::SnapshotInfo& s : result.snapshots) {
+    v1::Snapshot& ps = *o.add_snapshots();
+    ps.set_step(s.step);
+    *ps.mutable_eval() = EvaluationToProto(s.eval, 0);
+    ps.set_path(s.path);
+  }
+  if (result.ensemble_size > 0) {
+    *o.mutable_ensemble_eval() = EvaluationToProto(result.ensemble_eval, 0);
+    o.set_ensemble_size(result.ensemble_size);
+  }
+  o.set_skipped_updates(result.skipped_updates);
   return p;
 }
 

@@ -58,7 +58,9 @@ TEST(RunSpecRoundTrip, EveryField) {
   job.seed = 42;
   job.device.device = "cpu";
   job.device.threads = 2;
-  job.device.bf16 = true;
+  job.device.precision = Precision::kBf16;
+  job.grad_accumulation = 4;
+  job.device.loss_scale = 1024;
   auto back = RunSpecFromProto(RunSpecToProto(job));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->model.kind, job.model.kind);
@@ -83,7 +85,9 @@ TEST(RunSpecRoundTrip, EveryField) {
   EXPECT_EQ(back->seed, 42u);
   EXPECT_EQ(back->device.device, "cpu");
   EXPECT_EQ(back->device.threads, 2);
-  EXPECT_TRUE(back->device.bf16);
+  EXPECT_EQ(back->device.precision, Precision::kBf16);
+  EXPECT_EQ(back->grad_accumulation, 4);
+  EXPECT_EQ(back->device.loss_scale, 1024);
   EXPECT_FALSE(back->device.cuda_graph);
 }
 
@@ -300,8 +304,22 @@ TEST(TrainSpecRoundTrip, EveryField) {
   s.steps = 40;
   s.point_every = 4;
   s.checkpoint_every = 10;
+  s.eval_every_steps = 7;
+  s.early_stopping.patience = 3;
+  s.early_stopping.min_delta = 0.01;
+  s.early_stopping.metric = StopMetric::kValAccuracy;
+  s.early_stopping.restore_best = false;
+  s.snapshot_ensemble = 5;
+  s.snapshot_dir = "/tmp/snapshots";  // worker configuration: not sent
   auto back = TrainSpecFromProto(TrainSpecToProto(s));
   ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->eval_every_steps, 7);
+  EXPECT_EQ(back->early_stopping.patience, 3);
+  EXPECT_EQ(back->early_stopping.min_delta, 0.01);
+  EXPECT_EQ(back->early_stopping.metric, StopMetric::kValAccuracy);
+  EXPECT_FALSE(back->early_stopping.restore_best);
+  EXPECT_EQ(back->snapshot_ensemble, 5);
+  EXPECT_TRUE(back->snapshot_dir.empty());
   EXPECT_EQ(back->schedule.kind, ScheduleKind::kOneCycle);
   EXPECT_EQ(back->schedule.max_lr, 0.3);
   EXPECT_EQ(back->steps, 40);
@@ -328,9 +346,23 @@ TEST(TrainSpecFromProto, BadValuesNameTheField) {
   p.set_point_every(0);
   ExpectInvalid(TrainSpecFromProto(p).status(), "train.point_every");
   p.set_point_every(1);
-  p.set_eval_every_steps(5);
+  p.set_eval_every_steps(-5);
   ExpectInvalid(TrainSpecFromProto(p).status(), "train.eval_every_steps");
   p.set_eval_every_steps(0);
+  p.mutable_early_stopping()->set_patience(-1);
+  ExpectInvalid(TrainSpecFromProto(p).status(),
+                "train.early_stopping.patience");
+  p.mutable_early_stopping()->set_patience(2);
+  p.mutable_early_stopping()->set_metric(v1::RANGE_METRIC_TRAIN_LOSS);
+  ExpectInvalid(TrainSpecFromProto(p).status(), "train.early_stopping.metric");
+  p.mutable_early_stopping()->set_metric(v1::RANGE_METRIC_VAL_ACCURACY);
+  p.mutable_early_stopping()->set_min_delta(-0.1);
+  ExpectInvalid(TrainSpecFromProto(p).status(),
+                "train.early_stopping.min_delta");
+  p.clear_early_stopping();
+  p.set_snapshot_ensemble(65);
+  ExpectInvalid(TrainSpecFromProto(p).status(), "train.snapshot_ensemble");
+  p.set_snapshot_ensemble(0);
   p.set_checkpoint_every(-1);
   ExpectInvalid(TrainSpecFromProto(p).status(), "train.checkpoint_every");
   p.set_checkpoint_every(0);
@@ -449,7 +481,24 @@ TEST(ResultsToProto, TaskResults) {
   tr.resumed_from = 100;
   tr.train_seconds = 2.0;
   tr.device = "cuda:0";
+  tr.stopped_early = true;
+  tr.early_stopping_best = engine::Evaluation{0, 120, 3, 0.01, 0.3, 0.35, 0.9};
+  tr.restored_best = true;
+  tr.snapshots = {{60, {}, "/ckpt/t-snapshots/snapshot-60.pt"}, {120, {}, ""}};
+  tr.ensemble_eval.val_accuracy = 0.91;
+  tr.ensemble_size = 2;
+  tr.skipped_updates = 3;
   v1::TrialTaskResult t = TrainResultToProto(tr);
+  const v1::TrainingOutcome& o = t.outcome();
+  EXPECT_TRUE(o.stopped_early());
+  EXPECT_EQ(o.early_stopping_best().step(), 120);
+  EXPECT_TRUE(o.restored_best());
+  ASSERT_EQ(o.snapshots_size(), 2);
+  EXPECT_EQ(o.snapshots(0).path(), "/ckpt/t-snapshots/snapshot-60.pt");
+  EXPECT_EQ(o.snapshots(1).step(), 120);
+  EXPECT_EQ(o.ensemble_eval().val_accuracy(), 0.91);
+  EXPECT_EQ(o.ensemble_size(), 2);
+  EXPECT_EQ(o.skipped_updates(), 3);
   EXPECT_EQ(t.final_eval().val_loss(), 0.5);
   EXPECT_EQ(t.best_eval().val_loss(), 0.4);
   EXPECT_EQ(t.steps(), 200);

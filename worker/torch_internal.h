@@ -10,8 +10,10 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -95,6 +97,40 @@ absl::StatusOr<std::unique_ptr<Model>> PackModels(
 torch::Tensor MemberLosses(LossKind loss, const torch::Tensor& output,
                            const torch::Tensor& target);
 int64_t ParameterCount(Model& model);
+
+// --- What range tests and training share (engine.cc) ---------------------
+
+// Seconds since `since`.
+double Seconds(std::chrono::steady_clock::time_point since);
+
+// A job's device and data, ready to train.
+struct Setup {
+  torch::Device device = torch::kCPU;
+  Dataset data;
+};
+// Validates `job`, resolves its device (a CUDA-only option on the CPU is
+// InvalidArgument; CUDA asked for and absent FailedPrecondition; sets the
+// thread count) and loads its data, reporting it through on_progress.
+absl::StatusOr<Setup> Prepare(const JobSpec& job, const Callbacks& callbacks);
+std::string DeviceName(const torch::Device& device);  // "cpu", "cuda:0"
+
+// A step run but not yet reported: its loss arrives later (CUDA reads
+// losses in chunks).
+struct PendingPoint {
+  int64_t step;
+  double lr;
+  std::optional<double> momentum;
+  double elapsed;
+  int skipped;  // updates loss scaling skipped just before this one
+};
+
+// The progress line of an update that loss scaling skipped at `step`.
+std::string SkipMessage(int64_t step, double lr, double scale);
+
+// Schedule training (RunTraining without the exception edge): training.cc.
+absl::StatusOr<TrainResult> TrainImpl(const JobSpec& job, const TrainSpec& spec,
+                                      const Callbacks& callbacks,
+                                      const CancellationToken* cancel);
 
 }  // namespace lrtune::engine::internal
 

@@ -1,6 +1,7 @@
 #include "worker/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <torch/version.h>
 #include <unistd.h>
 
@@ -12,9 +13,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-
 #ifdef LRTUNE_WITH_CUDA
-#include <ATen/autocast_mode.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -24,40 +23,57 @@
 namespace lrtune::engine::internal {
 namespace {
 
-#ifdef LRTUNE_WITH_CUDA
-// bf16 autocast of the forward pass and the loss on CUDA, for one scope.
-class Bf16Autocast {
- public:
-  explicit Bf16Autocast(bool on) : on_(on) {
-    if (!on_) return;
 #if TORCH_VERSION_MAJOR > 2 || \
     (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-#else
-    at::autocast::set_enabled(true);
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#define LRTUNE_AUTOCAST_BY_DEVICE_TYPE 1  // set_autocast_*(device_type, ...)
 #endif
+
+// Autocast of the forward pass and the loss to `precision`'s type, for one
+// scope: bf16 on CUDA or the CPU, fp16 on CUDA (ValidateJob and
+// ResolveDevice refuse fp16 elsewhere); fp32 does nothing.
+class Autocast {
+ public:
+  Autocast(Precision precision, bool cuda)
+      : on_(precision != Precision::kFp32), cuda_(cuda) {
+    if (!on_) return;
+    const at::ScalarType type =
+        precision == Precision::kFp16 ? at::kHalf : at::kBFloat16;
+    Enable(true, type);
     // The weight cast cache must stay off inside CUDA-graph capture.
     at::autocast::set_autocast_cache_enabled(false);
   }
-  ~Bf16Autocast() {
+  ~Autocast() {
     if (!on_) return;
-#if TORCH_VERSION_MAJOR > 2 || \
-    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-#else
-    at::autocast::set_enabled(false);
-#endif
+    Enable(false, at::kFloat);
     at::autocast::clear_cache();
   }
-  Bf16Autocast(const Bf16Autocast&) = delete;
-  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+  Autocast(const Autocast&) = delete;
+  Autocast& operator=(const Autocast&) = delete;
 
  private:
-  bool on_;
-};
+  void Enable(bool on, at::ScalarType type) const {
+#ifdef LRTUNE_AUTOCAST_BY_DEVICE_TYPE
+    const c10::DeviceType device = cuda_ ? at::kCUDA : at::kCPU;
+    at::autocast::set_autocast_enabled(device, on);
+    if (on) at::autocast::set_autocast_dtype(device, type);
+#else
+    if (cuda_) {
+      at::autocast::set_enabled(on);
+      if (on) at::autocast::set_autocast_gpu_dtype(type);
+    } else {
+      at::autocast::set_cpu_enabled(on);
+      if (on) at::autocast::set_autocast_cpu_dtype(type);
+    }
 #endif
+  }
+
+  bool on_;
+  bool cuda_;
+};
+
+// A loss scale never grows past this (2^64): a run without overflows for
+// 128,000 updates would otherwise reach inf, which halving cannot undo.
+constexpr double kMaxLossScale = 18446744073709551616.0;
 
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
     const OptimizerSpec& o, std::vector<torch::Tensor> params) {
@@ -101,7 +117,13 @@ struct Trainer::Impl {
   torch::Device device;
   std::vector<uint64_t> seeds;  // one per member of the model
   int64_t k = 1;                // members
+  int64_t accumulation = 1;     // batches per update
   std::unique_ptr<torch::optim::Optimizer> optimizer;
+  // Dynamic loss scaling (DeviceOptions::loss_scale): on, the scale, and
+  // updates since it last changed.
+  bool scaling = false;
+  double scale = 1.0;
+  int64_t good_updates = 0;
   std::vector<torch::Tensor> params;
   bool on_cuda = false;
 
@@ -124,7 +146,10 @@ struct Trainer::Impl {
         model(m),
         device(dev),
         seeds(std::move(s)),
-        k(static_cast<int64_t>(seeds.size())) {}
+        k(static_cast<int64_t>(seeds.size())),
+        accumulation(j.grad_accumulation),
+        scaling(UsesLossScaling(j.device)),
+        scale(scaling ? InitialLossScale(j.device) : 1.0) {}
 
   // CUDA: copies the buffered per-step losses to the host (one sync) and
   // appends them to `ready`, in step order.
@@ -170,14 +195,35 @@ struct Trainer::Impl {
     }
   }
 
+  // Divides the gradients by the loss scale and says whether they are all
+  // finite (one host sync). Not finite: the update is to be skipped and
+  // the scale halves; kLossScaleGrowthInterval finite ones in a row double
+  // it (GradScaler's rule).
+  bool UnscaleGradients() {
+    std::vector<torch::Tensor> finite;
+    for (auto& p : params) {
+      if (!p.grad().defined()) continue;
+      p.mutable_grad().mul_(1.0 / scale);
+      finite.push_back(p.grad().isfinite().all());
+    }
+    if (!finite.empty() && !torch::stack(finite).all().item<bool>()) {
+      scale *= kLossScaleBackoff;
+      good_updates = 0;
+      return false;
+    }
+    if (++good_updates == kLossScaleGrowthInterval) {
+      scale = std::min(scale * kLossScaleGrowth, kMaxLossScale);
+      good_updates = 0;
+    }
+    return true;
+  }
+
   void ZeroGradToNone() {
     for (auto& p : params) p.mutable_grad() = torch::Tensor();
   }
 
   torch::Tensor ForwardLoss() {
-#ifdef LRTUNE_WITH_CUDA
-    Bf16Autocast autocast(job.device.bf16);
-#endif
+    Autocast autocast(job.device.precision, on_cuda);
     torch::Tensor out = model.Forward(xb).to(torch::kFloat32);
     if (k == 1) return ComputeLoss(job.loss, out, yb);
     return MemberLosses(job.loss, out, yb);  // [K]
@@ -193,8 +239,11 @@ struct Trainer::Impl {
     }
   }
 
-  void LoadBatch(int64_t step) {
-    const int64_t spe = data.train_size() / (xb.size(0) / k);
+  // Loads batch `micro` of update `step` (micro < accumulation): an
+  // update's batches are consecutive slices of the epoch's permutation, so
+  // 4 x 32 sees the samples one batch of 128 would.
+  void LoadBatch(int64_t step, int64_t micro) {
+    const int64_t spe = data.train_size() / (xb.size(0) / k * accumulation);
     const int64_t e = step / spe;
     if (e != epoch) {
       // One generator per (seed, epoch): the order of any epoch is known
@@ -211,7 +260,9 @@ struct Trainer::Impl {
     }
     const int64_t b = xb.size(0) / k;
     // Member m's batch goes to rows [m b, (m + 1) b).
-    torch::Tensor idx = perm.narrow(1, (step % spe) * b, b).reshape({-1});
+    torch::Tensor idx =
+        perm.narrow(1, ((step % spe) * accumulation + micro) * b, b)
+            .reshape({-1});
     torch::index_select_out(xb, data.train_x, 0, idx);
     torch::index_select_out(yb, data.train_y, 0, idx);
   }
@@ -277,19 +328,27 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     impl->loss_buf = torch::empty(
         {kLossChunk, k}, torch::TensorOptions(device).dtype(torch::kFloat32));
   }
+  const int64_t per_update = b * job.grad_accumulation;
+  if (per_update > data.train_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch_size (", b, ") x grad_accumulation (", job.grad_accumulation,
+        ") = ", per_update, " samples per update exceeds the ",
+        data.train_size(), " training samples"));
+  }
   std::unique_ptr<Trainer> t(new Trainer(std::move(impl)));
   t->batch_ = b;
-  t->steps_per_epoch_ = data.train_size() / b;
+  t->steps_per_epoch_ = data.train_size() / per_update;
   return t;
 }
 
-void Trainer::Step(int64_t step, double lr, std::optional<double> momentum) {
+bool Trainer::Step(int64_t step, double lr, std::optional<double> momentum) {
   Impl& s = *impl_;
-  s.LoadBatch(step);
   s.SetHyper(lr, momentum);
   torch::Tensor loss;
 #ifdef LRTUNE_WITH_CUDA
+  // ValidateJob: a graph run has one batch per update and no loss scaling.
   if (s.on_cuda && s.job.device.cuda_graph && s.model.graph_capturable()) {
+    s.LoadBatch(step, 0);
     if (!s.graph) s.CaptureGraph();
     s.graph->replay();
     loss = s.static_loss;
@@ -297,9 +356,21 @@ void Trainer::Step(int64_t step, double lr, std::optional<double> momentum) {
 #endif
   if (!loss.defined()) {
     s.ZeroGradToNone();
-    loss = s.ForwardLoss();
-    s.Backward(loss);
+    // Each batch's loss / accumulation: the gradients add up to the mean's.
+    for (int64_t micro = 0; micro < s.accumulation; ++micro) {
+      s.LoadBatch(step, micro);
+      torch::Tensor batch_loss = s.ForwardLoss();
+      torch::Tensor scaled = batch_loss;
+      if (s.accumulation > 1) {
+        scaled = scaled / static_cast<double>(s.accumulation);
+      }
+      if (s.scaling) scaled = scaled * s.scale;
+      s.Backward(scaled);
+      loss = micro == 0 ? batch_loss.detach() : loss + batch_loss.detach();
+    }
+    if (s.accumulation > 1) loss = loss / static_cast<double>(s.accumulation);
   }
+  if (s.scaling && !s.UnscaleGradients()) return false;
   s.optimizer->step();
   if (!s.on_cuda) {
     if (s.k == 1) {
@@ -309,12 +380,17 @@ void Trainer::Step(int64_t step, double lr, std::optional<double> momentum) {
       const double* v = host.data_ptr<double>();
       s.ready.insert(s.ready.end(), v, v + s.k);
     }
-    return;
+    return true;
   }
   s.loss_buf[s.buffered++].copy_(loss.detach().reshape({s.k}),
                                  /*non_blocking=*/true);
   // A full chunk moves to `ready` (one host sync); the caller takes it.
   if (s.buffered == kLossChunk) s.ReadBufferedLosses();
+  return true;
+}
+
+double Trainer::loss_scale() const {
+  return impl_->scaling ? impl_->scale : 0.0;
 }
 
 std::vector<double> Trainer::TakeLosses(bool flush) {
@@ -373,6 +449,13 @@ void WriteState(const Trainer::CheckpointState& state,
     run.write(name, torch::tensor(value, torch::kFloat64));
   }
   archive.write("run", run);
+  if (!state.tensors.empty()) {
+    torch::serialize::OutputArchive tensors;
+    for (const auto& [name, t] : state.tensors) {
+      tensors.write(name, t.detach().cpu());
+    }
+    archive.write("tensors", tensors);
+  }
 }
 
 Trainer::CheckpointState ReadState(torch::serialize::InputArchive& archive) {
@@ -386,6 +469,14 @@ Trainer::CheckpointState ReadState(torch::serialize::InputArchive& archive) {
       torch::Tensor value;
       run.read(name, value);
       state.values[name] = value.item<double>();
+    }
+  }
+  torch::serialize::InputArchive tensors;
+  if (archive.try_read("tensors", tensors)) {
+    for (const std::string& name : tensors.keys()) {
+      torch::Tensor t;
+      tensors.read(name, t);
+      state.tensors[name] = t;
     }
   }
   return state;
@@ -408,6 +499,10 @@ absl::Status Trainer::SaveCheckpoint(const std::string& path,
     torch::serialize::OutputArchive opt;
     s.optimizer->save(opt);
     archive.write("optimizer", opt);
+    if (s.scaling) {
+      archive.write("loss_scale", torch::tensor(s.scale, torch::kFloat64));
+      archive.write("good_updates", torch::tensor(s.good_updates));
+    }
     archive.save_to(tmp);
   } catch (const std::exception& e) {
     std::remove(tmp.c_str());
@@ -427,6 +522,83 @@ absl::Status Trainer::SaveCheckpoint(const std::string& path,
     return absl::InternalError(absl::StrCat("renaming ", tmp, " to ", path));
   }
   return absl::OkStatus();
+}
+
+std::vector<torch::Tensor> Trainer::CopyWeights() {
+  std::vector<torch::Tensor> out;
+  for (auto& [name, t] : impl_->model.State()) {
+    out.push_back(t.detach().clone());
+  }
+  return out;
+}
+
+absl::Status Trainer::LoadWeights(const std::vector<torch::Tensor>& weights) {
+  auto state = impl_->model.State();
+  if (weights.size() != state.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "weights: ", weights.size(), " tensors for a model of ", state.size()));
+  }
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < state.size(); ++i) {
+    if (!weights[i].sizes().equals(state[i].second.sizes())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "weights: tensor ", state[i].first, " has another shape"));
+    }
+    state[i].second.copy_(weights[i]);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::SaveWeights(const std::string& path,
+                                  const std::vector<torch::Tensor>& weights) {
+  try {
+    torch::serialize::OutputArchive archive;
+    auto state = impl_->model.State();
+    for (size_t i = 0; i < state.size() && i < weights.size(); ++i) {
+      archive.write(state[i].first, weights[i].cpu());
+    }
+    archive.save_to(path);
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("writing ", path, ": ", ExceptionMessage(e)));
+  }
+  return absl::OkStatus();
+}
+
+EvalResult Trainer::EvaluateEnsemble(
+    const std::vector<const std::vector<torch::Tensor>*>& members) {
+  Impl& s = *impl_;
+  TORCH_CHECK(s.k == 1 && s.job.loss == LossKind::kCrossEntropy,
+              "Trainer::EvaluateEnsemble: one model, cross-entropy");
+  const std::vector<torch::Tensor> current = CopyWeights();
+  torch::NoGradGuard no_grad;
+  s.model.SetTraining(false);
+  const int64_t n = s.data.val_x.size(0);
+  torch::Tensor probs;
+  constexpr int64_t kChunk = 1024;
+  for (const std::vector<torch::Tensor>* weights : members) {
+    TORCH_CHECK(LoadWeights(*weights).ok(), "ensemble member's weights");
+    std::vector<torch::Tensor> parts;
+    for (int64_t i = 0; i < n; i += kChunk) {
+      torch::Tensor x = s.data.val_x.narrow(0, i, std::min(kChunk, n - i));
+      parts.push_back(
+          torch::softmax(s.model.Forward(x).to(torch::kFloat64), 1));
+    }
+    torch::Tensor p = torch::cat(parts);
+    probs = probs.defined() ? probs + p : p;
+  }
+  TORCH_CHECK(LoadWeights(current).ok(), "restoring the weights");
+  s.model.SetTraining(true);
+  probs = probs / static_cast<double>(members.size());
+  EvalResult r;
+  r.loss = torch::nll_loss(torch::log(probs.clamp_min(1e-300)), s.data.val_y)
+               .item<double>();
+  r.accuracy = probs.argmax(1)
+                   .eq(s.data.val_y)
+                   .to(torch::kFloat64)
+                   .mean()
+                   .item<double>();
+  return r;
 }
 
 absl::StatusOr<Trainer::CheckpointState> Trainer::ReadCheckpointState(
@@ -461,6 +633,12 @@ absl::StatusOr<Trainer::CheckpointState> Trainer::RestoreCheckpoint(
     torch::serialize::InputArchive opt;
     archive.read("optimizer", opt);
     s.optimizer->load(opt);
+    torch::Tensor scale, good;
+    if (s.scaling && archive.try_read("loss_scale", scale) &&
+        archive.try_read("good_updates", good)) {
+      s.scale = scale.item<double>();
+      s.good_updates = good.item<int64_t>();
+    }
     return state;
   } catch (const std::exception& e) {
     return absl::DataLossError(

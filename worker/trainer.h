@@ -43,10 +43,15 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  // Runs optimizer step `step` (global index: it selects the epoch's
-  // permutation and the batch in it) with `lr` and, when set, `momentum`
-  // (beta1 for Adam-style optimizers). Throws c10::Error on LibTorch errors.
-  void Step(int64_t step, double lr, std::optional<double> momentum);
+  // Runs optimizer update `step` (global index: it selects the epoch's
+  // permutation and the batches in it) with `lr` and, when set, `momentum`
+  // (beta1 for Adam-style optimizers): job.grad_accumulation batches, their
+  // gradients averaged, under the job's precision. With loss scaling
+  // (UsesLossScaling) returns false when the gradients were not finite: the
+  // update was skipped, its loss is not reported, and the caller runs the
+  // same step again (the scale has halved). Otherwise true. Throws
+  // c10::Error on LibTorch errors.
+  bool Step(int64_t step, double lr, std::optional<double> momentum);
 
   // Returns the losses of steps run since the last call, in order, K =
   // Model::members() per step (member m of step i at i * K + m). On CPU
@@ -58,7 +63,9 @@ class Trainer {
   // all), in eval mode and without gradients. Not for a packed model.
   EvalResult Evaluate(int64_t max_samples);
 
-  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }  // updates
+  // The loss scale the next update uses; 0 without loss scaling.
+  double loss_scale() const;
   int64_t batch_size() const { return batch_; }  // per member
 
   // What a checkpoint holds besides the model and optimizer: the step to
@@ -67,9 +74,29 @@ class Trainer {
   struct CheckpointState {
     int64_t step = 0;
     std::map<std::string, double> values;
+    // Tensors of the loop (weights it keeps: the best, snapshots), saved
+    // on the CPU and restored on the CPU.
+    std::map<std::string, torch::Tensor> tensors;
   };
 
-  // Writes model state, optimizer state and `state` to `path` (atomically:
+  // The model's parameters and buffers, copied (Model::State order), and
+  // the same written back. LoadWeights: InvalidArgument when they do not
+  // fit the model.
+  std::vector<torch::Tensor> CopyWeights();
+  absl::Status LoadWeights(const std::vector<torch::Tensor>& weights);
+  // Writes `weights` to `path` under the model's tensor names (a
+  // torch::serialize archive, loadable with torch.load's C++ twin).
+  // Internal on I/O errors.
+  absl::Status SaveWeights(const std::string& path,
+                           const std::vector<torch::Tensor>& weights);
+  // The validation loss (NLL) and accuracy of the averaged softmax of
+  // `members` (weights as CopyWeights gives them), all validation samples;
+  // the model's own weights are back afterwards. One model, cross-entropy.
+  EvalResult EvaluateEnsemble(
+      const std::vector<const std::vector<torch::Tensor>*>& members);
+
+  // Writes model state, optimizer state, the loss scaler's state and
+  // `state` to `path` (atomically:
   // a temporary file of this process renamed over it, so two writers of
   // one path never mix). The checkpoint it replaces becomes
   // path + kPreviousCheckpointSuffix (engine.h). Internal on I/O errors.
