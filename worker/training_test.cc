@@ -149,6 +149,36 @@ TEST(AutocastTest, Bf16OnTheCpuFollowsTheFp32Curve) {
   EXPECT_LT(max_rel, 0.05);
 }
 
+// Smith's original test on Fashion-MNIST: accuracy (and validation loss)
+// against the LR, evaluated every 5 steps on 1000 held-out images, read by
+// the same rules into CLR bounds near the training loss's.
+TEST(ValidationMetricTest, GivesBoundsOnFashionMnist) {
+  JobSpec job = FashionJob(8192);
+  RangeTestSpec spec;
+  spec.start_lr = 1e-5;
+  spec.end_lr = 10;
+  spec.steps = 300;
+  spec.eval_every = 5;
+  spec.eval_samples = 1000;
+  absl::StatusOr<RangeTestResult> loss = RunRangeTest(job, spec, {});
+  ASSERT_TRUE(loss.ok()) << loss.status();
+  for (RangeMetric metric :
+       {RangeMetric::kValAccuracy, RangeMetric::kValLoss}) {
+    spec.metric = metric;
+    absl::StatusOr<RangeTestResult> r = RunRangeTest(job, spec, {});
+    ASSERT_TRUE(r.ok()) << r.status();
+    const Recommendation& rec = r->recommendation;
+    SCOPED_TRACE(RangeMetricName(metric));
+    EXPECT_GT(rec.min_lr, spec.start_lr);
+    EXPECT_GE(rec.max_lr / rec.min_lr, 3.0 - 1e-9);
+    EXPECT_LE(rec.max_lr / rec.min_lr, 10.0 + 1e-9);
+    EXPECT_LE(rec.points_used, 60);  // one point per evaluation
+    EXPECT_GE(rec.points_used, 20);
+    EXPECT_LT(std::abs(std::log10(rec.max_lr / loss->recommendation.max_lr)),
+              0.5);
+  }
+}
+
 TrainSpec Triangular(int64_t step_size_up, int64_t epochs) {
   TrainSpec spec;
   spec.schedule.kind = ScheduleKind::kTriangular;
