@@ -74,6 +74,8 @@ std::string StateWord(v1::TrialState state) {
       return "failed";
     case v1::TRIAL_STATE_SUCCEEDED:
       return "unranked";
+    case v1::TRIAL_STATE_PRUNED:
+      return "pruned";
     default:
       return "not finished";
   }
@@ -146,6 +148,11 @@ std::string GridPlot::Svg(const v1::Job& job, const std::string& title) const {
     return it != trials.end() && it->second->has_rank() &&
            it->second->rank() == 1;
   };
+  // A pruned search's losers: dashed, with a cross where they stopped.
+  auto is_pruned = [&](int32_t index) {
+    auto it = trials.find(index);
+    return it != trials.end() && it->second->state() == v1::TRIAL_STATE_PRUNED;
+  };
 
   std::string svg = svg::Header(width, height);
   absl::StrAppendFormat(
@@ -185,12 +192,28 @@ std::string GridPlot::Svg(const v1::Job& job, const std::string& title) const {
       absl::StrAppendFormat(&d, "%s%.1f,%.1f", d.empty() ? "M" : " L",
                             x(static_cast<double>(step)), y(v));
     }
+    const bool pruned = is_pruned(index);
     absl::StrAppendFormat(
         &svg,
         "<path id=\"trial-%d\" class=\"trial%s\" fill=\"none\" stroke=\"%s\" "
-        "stroke-width=\"%s\"%s d=\"%s\"/>\n",
-        index, best ? " best" : "", svg::Colour(index), best ? "3.5" : "1.5",
-        best ? "" : " stroke-opacity=\"0.8\"", d);
+        "stroke-width=\"%s\"%s%s d=\"%s\"/>\n",
+        index,
+        best     ? " best"
+        : pruned ? " pruned"
+                 : "",
+        svg::Colour(index), best ? "3.5" : "1.5",
+        best ? "" : " stroke-opacity=\"0.8\"",
+        pruned ? " stroke-dasharray=\"5 3\"" : "", d);
+    if (pruned && !loss_.at(index).empty()) {
+      const auto& [step, v] = *loss_.at(index).rbegin();
+      const double px = x(static_cast<double>(step)), py = y(v);
+      absl::StrAppendFormat(
+          &svg,
+          "<path class=\"pruned-at\" stroke=\"%s\" stroke-width=\"2\" "
+          "d=\"M%.1f,%.1f L%.1f,%.1f M%.1f,%.1f L%.1f,%.1f\"/>\n",
+          svg::Colour(index), px - 4, py - 4, px + 4, py + 4, px - 4, py + 4,
+          px + 4, py - 4);
+    }
     auto val = val_.find(index);
     if (val == val_.end()) continue;
     absl::StrAppendFormat(&svg, "<g id=\"val-%d\" class=\"val\" fill=\"%s\">",
@@ -237,13 +260,13 @@ std::string GridPlot::Svg(const v1::Job& job, const std::string& title) const {
     absl::StrAppendFormat(
         &svg,
         "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" "
-        "stroke-width=\"%s\"/><text class=\"entry\" x=\"%g\" y=\"%g\"%s>%s "
+        "stroke-width=\"%s\"%s/><text class=\"entry\" x=\"%g\" y=\"%g\"%s>%s "
         "trial %d: "
         "%s%s</text>\n",
         lx, ly - 4, lx + 18, ly - 4, svg::Colour(index), best ? "3.5" : "1.5",
-        lx + 24, ly, best ? " font-weight=\"bold\"" : "", svg::Escape(rank),
-        index, svg::Escape(WithoutWords(t->label(), common)),
-        best ? " (best)" : "");
+        is_pruned(index) ? " stroke-dasharray=\"5 3\"" : "", lx + 24, ly,
+        best ? " font-weight=\"bold\"" : "", svg::Escape(rank), index,
+        svg::Escape(WithoutWords(t->label(), common)), best ? " (best)" : "");
     ly += kLegendRow;
   }
   svg += "</g>\n</svg>\n";

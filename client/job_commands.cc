@@ -21,6 +21,7 @@
 #include "client/cli_session.h"
 #include "client/commands.h"
 #include "client/grid_plot.h"
+#include "client/grid_report.h"
 #include "client/job_spec.h"
 #include "client/lrtune_client.h"
 #include "client/range_test_report.h"
@@ -66,6 +67,11 @@ int Fail(const std::string& cmd, const absl::Status& status,
   return ExitCodeOf(status);
 }
 
+bool IsTerminal(v1::JobState state) {
+  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
+         state == v1::JOB_STATE_CANCELLED;
+}
+
 int JobExit(const v1::Job& job) {
   return job.state() == v1::JOB_STATE_FAILED ||
                  job.state() == v1::JOB_STATE_CANCELLED
@@ -88,30 +94,6 @@ bool WritePlot(const std::string& cmd, const JobCommandOptions& opts,
     return false;
   }
   return true;
-}
-
-// What a trial's training did besides its final evaluation, for its row:
-// "  [stopped early, best at step 90 (restored); ensemble of 3 snapshots:
-// acc 0.8954 (last 0.8945)]".
-std::string OutcomeNote(const v1::TrainingOutcome& o) {
-  std::vector<std::string> parts;
-  if (o.stopped_early()) {
-    parts.push_back(absl::StrFormat("stopped early, best at step %d%s",
-                                    o.early_stopping_best().step(),
-                                    o.restored_best() ? " (restored)" : ""));
-  }
-  if (o.ensemble_size() > 0) {
-    parts.push_back(absl::StrFormat(
-        "ensemble of %d snapshots: acc %.4f (last %.4f)", o.ensemble_size(),
-        o.ensemble_eval().val_accuracy(),
-        o.snapshots(o.snapshots_size() - 1).eval().val_accuracy()));
-  }
-  if (o.skipped_updates() > 0) {
-    parts.push_back(absl::StrFormat("%d updates skipped (loss scaling)",
-                                    o.skipped_updates()));
-  }
-  if (parts.empty()) return "";
-  return absl::StrCat("  [", absl::StrJoin(parts, "; "), "]");
 }
 
 // Submits a spec file to --server or, without one, to an embedded service
@@ -175,24 +157,19 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
   session.CancelOnInterrupt(job->job_id());
   RangeTestReport report(0);
   GridPlot plot;
+  GridProgress grid;
   absl::StatusOr<v1::Job> done =
       client.WatchJob(job->job_id(), 0, [&](const v1::JobEvent& event) {
         plot.Add(event);
         if (opts.json) return;
         report.Add(event);
         if (progress) report.DrawProgress(term);
+        grid.Add(event);
         if (event.has_trial_finished()) {
           if (progress) report.ClearProgress(term);
-          const v1::Trial& t = event.trial_finished().trial();
-          out << absl::StrFormat(
-                     "%-5d %-10s %9.4f %9s  %s%s\n", t.trial_index(), "done",
-                     t.final_eval().val_loss(),
-                     t.final_eval().has_val_accuracy()
-                         ? absl::StrFormat("%.4f",
-                                           t.final_eval().val_accuracy())
-                         : std::string("-"),
-                     t.label(), OutcomeNote(t.outcome()))
-              << std::flush;
+          out << TrialRow(event.trial_finished().trial());
+          if (grid.pruned_search()) out << grid.SummaryLine();
+          out << std::flush;
         } else if (event.has_recommendation() &&
                    !event.recommendation().has_seed_index()) {
           if (progress) report.ClearProgress(term);
@@ -219,22 +196,7 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
     out << Json(*final_job) << "\n";
     return JobExit(*final_job);
   }
-  if (final_job->has_grid()) {
-    out << "ranking:\n";
-    for (int index : final_job->grid_result().ranking()) {
-      for (const v1::Trial& t : final_job->trials()) {
-        if (t.trial_index() != index) continue;
-        out << absl::StrFormat("  %2d. trial %-3d %9.4f  %s\n", t.rank(), index,
-                               t.objective_value(), t.label());
-      }
-    }
-    for (const v1::Trial& t : final_job->trials()) {
-      if (t.state() == v1::TRIAL_STATE_FAILED) {
-        out << absl::StrFormat("  failed: trial %d (%s): %s\n", t.trial_index(),
-                               t.label(), t.failure());
-      }
-    }
-  }
+  if (final_job->has_grid()) out << GridTable(*final_job);
   out << absl::StrFormat("job %s: %s%s\n", final_job->job_id(),
                          StateName(final_job->state()),
                          final_job->failure().empty()
@@ -367,6 +329,7 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
       out << RangeTestSummary(*job, job->range_test_result().steps_run(),
                               ended > created ? (ended - created) * 1e-9 : 0);
     } else {
+      if (IsTerminal(job->state())) out << GridTable(*job);
       out << absl::StrFormat(
           "job %s: %s, %d/%d tasks done%s\n", job->job_id(),
           StateName(job->state()), job->tasks_done(), job->tasks_total(),

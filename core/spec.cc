@@ -635,6 +635,15 @@ absl::Status ValidateTrain(const TrainSpec& s, const FieldNamer& names) {
                       absl::StrCat("must be in [0, ", kMaxSnapshotEnsemble,
                                    "], got ", s.snapshot_ensemble));
   }
+  for (size_t i = 0; i < s.rung_steps.size(); ++i) {
+    const int64_t previous = i == 0 ? 0 : s.rung_steps[i - 1];
+    if (s.rung_steps[i] <= previous) {
+      return FieldError(
+          names, absl::StrCat("rung_steps[", i, "]"),
+          absl::StrCat("must be > ", previous, " (ascending, >= 1), got ",
+                       s.rung_steps[i]));
+    }
+  }
   LRTUNE_RETURN_IF_ERROR(
       AtLeast(names, "checkpoint_every", s.checkpoint_every, 0));
   return AtLeast(names, "max_restored_records", s.max_restored_records, -1);

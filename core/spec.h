@@ -249,6 +249,10 @@ struct TrainSpec {
   // Where the snapshots are written (snapshot-<step>.pt); empty: kept in
   // memory only. Worker configuration, like checkpoint_path.
   std::string snapshot_dir;
+  // Pruned search (core/pruning.h): the run evaluates after each of these
+  // updates (ascending, in [1, budget)) and asks its caller whether to go
+  // on (Callbacks::on_rung). Empty: none.
+  std::vector<int64_t> rung_steps;
   // Checkpoint file: restored when it exists (the run continues at its
   // step), written at every epoch end, every `checkpoint_every` steps (0 =
   // epoch ends only) and on cancellation. Empty = no checkpoints.

@@ -590,6 +590,7 @@ absl::StatusOr<TrainSpec> TrainSpecFromProto(const v1::TrainSpec& p,
       return UnknownEnum(names, "early_stopping.metric", stop.metric());
   }
   s.snapshot_ensemble = p.snapshot_ensemble();
+  s.rung_steps.assign(p.rung_steps().begin(), p.rung_steps().end());
   LRTUNE_RETURN_IF_ERROR(ValidateTrain(s, names));
   return s;
 }
@@ -690,6 +691,7 @@ v1::TrainSpec TrainSpecToProto(const TrainSpec& s) {
                       : v1::RANGE_METRIC_VAL_LOSS);
   stop.set_restore_best(s.early_stopping.restore_best);
   p.set_snapshot_ensemble(s.snapshot_ensemble);
+  for (int64_t step : s.rung_steps) p.add_rung_steps(step);
   return p;
 }
 

@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/pruning.h"
 #include "core/sync.h"
 #include "lrtune/v1/jobs.pb.h"
 #include "lrtune/v1/lrtune.pb.h"
@@ -157,6 +158,25 @@ class Coordinator {
       const JobLayout& layout, const TaskRecord& task,
       const v1::TrialTaskResult& result);
   absl::Status FillGrid(const JobRecord& record, v1::Job& job);
+
+  // Pruned search (grid_pruning.cc). A pruned grid's rung results so far
+  // and how many decisions were taken (the next one's order).
+  struct PruningState {
+    RungTable table;
+    int64_t decisions = 0;
+  };
+  // The job's state, rebuilt from its trials' stored rungs on first use;
+  // null for a grid without pruning. Under the job's lock.
+  absl::StatusOr<PruningState*> PruningOf(const JobLocks::Held& held,
+                                          const JobLayout& layout);
+  // For a trial's report: decides each stored evaluation at one of its
+  // rungs that has no decision yet, stores the decisions (the trial's
+  // record and rung_decision events, one transaction), and sets
+  // response.pruned when the trial has been pruned. Under the job's lock.
+  absl::Status DecideRungs(const JobLocks::Held& held, const TaskRecord& task,
+                           const JobLayout& layout,
+                           const v1::ReportPointsRequest& request,
+                           v1::ReportPointsResponse& response);
   // The job as it was accepted (the payload of every replay of its
   // "accepted" event), rebuilt from its spec: QUEUED, no attempts, trials
   // as planned.
@@ -184,6 +204,9 @@ class Coordinator {
   JobLocks job_locks_;
 
   lrtune::Mutex submit_mu_;  // see SubmitJob
+
+  lrtune::Mutex pruning_mu_;  // the map; an entry is its job lock's
+  std::map<std::string, PruningState> pruning_ ABSL_GUARDED_BY(pruning_mu_);
 
   lrtune::Mutex layout_mu_;
   std::map<std::string, JobLayout> layouts_ ABSL_GUARDED_BY(layout_mu_);

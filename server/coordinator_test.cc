@@ -51,13 +51,17 @@ class CoordinatorTest : public ::testing::Test {
 
   // With `fake`, the store and the coordinator read time from it and no
   // sweeper runs: a test moves time and calls SweepOnce itself.
+  // `keep_store`: a restart, on the store the last start left.
   void StartServer(absl::Duration lease_ttl = absl::Seconds(10),
-                   FakeClock* fake = nullptr) {
+                   FakeClock* fake = nullptr, bool keep_store = false) {
     Clock* clock = fake != nullptr ? static_cast<Clock*>(fake) : SystemClock();
-    db_path_ = absl::StrCat(
-        ::testing::TempDir(), "/coordinator_test_", getpid(), "_",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".db");
-    std::remove(db_path_.c_str());
+    if (!keep_store) {
+      db_path_ = absl::StrCat(
+          ::testing::TempDir(), "/coordinator_test_", getpid(), "_",
+          ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+          ".db");
+      std::remove(db_path_.c_str());
+    }
     auto store = JobStore::Open(db_path_, clock, JobEventEncoder());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
@@ -82,6 +86,16 @@ class CoordinatorTest : public ::testing::Test {
                                        grpc::InsecureChannelCredentials());
     client_ = v1::LrTune::NewStub(channel);
     worker_ = v1::WorkerHub::NewStub(channel);
+  }
+
+  // The coordinator stops (its memory lost: leases, workers, caches) and a
+  // new one opens the same store.
+  void RestartServer() {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    server_.reset();
+    coordinator_.reset();
+    store_.reset();
+    StartServer(absl::Seconds(10), nullptr, /*keep_store=*/true);
   }
 
   static void SetDeadline(ClientContext* context, absl::Duration d) {
@@ -983,6 +997,145 @@ TEST_F(CoordinatorTest,
   EXPECT_EQ(expired.expired_leases, 1);
   EXPECT_EQ(expired.grids_advanced, 1);
   EXPECT_EQ(sweep().grids_advanced, 0);
+}
+
+// A pruned grid: trials of one budget and kind meet at rungs (steps 10
+// and 30 of 90), each decision is taken once as its evaluation is stored,
+// told to the worker, stored with the trial and as an event, and a restart
+// neither repeats nor changes one: the next decisions weigh the stored ones.
+TEST_F(CoordinatorTest, PrunedGridDecidesAtRungsOnceAndDurably) {
+  StartServer();
+  v1::SubmitJobRequest request;
+  v1::GridSearchJob* grid = request.mutable_grid();
+  grid->mutable_run()->mutable_data()->set_name("spirals");
+  grid->mutable_train()->set_steps(90);
+  grid->mutable_train()->mutable_schedule()->set_kind(v1::SCHEDULE_KIND_COSINE);
+  v1::LrBoundsAxis* bounds =
+      grid->mutable_grid()->add_axes()->mutable_lr_bounds();
+  for (int i = 0; i < 5; ++i) {
+    v1::LrBoundsValue* b = bounds->add_values()->mutable_explicit_bounds();
+    b->set_min_lr(0.001 * (i + 1));
+    b->set_max_lr(0.01 * (i + 1));
+  }
+  grid->mutable_grid()->mutable_pruning()->set_kind(
+      v1::PRUNING_KIND_SUCCESSIVE_HALVING);
+  v1::Job job;
+  {
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    ASSERT_TRUE(client_->SubmitJob(&context, request, &job).ok());
+  }
+  ASSERT_EQ(job.trials_size(), 5);
+  EXPECT_EQ(job.trials(0).pruning_group(), "cosine/90");
+  EXPECT_EQ(std::vector<int64_t>(job.trials(0).train().rung_steps().begin(),
+                                 job.trials(0).train().rung_steps().end()),
+            (std::vector<int64_t>{10, 30}));
+  std::vector<v1::Task> tasks(5);
+  for (int i = 0; i < 5; ++i) {
+    std::optional<v1::Task> t = Acquire(Register(absl::StrCat("w", i)));
+    ASSERT_TRUE(t.has_value() && t->has_trial());
+    tasks[t->trial().trial_index()] = *t;
+  }
+  EXPECT_EQ(tasks[0].trial().train().rung_steps_size(), 2);
+  // Reports an evaluation at `step` (record `seq`); whether it was pruned.
+  auto rung = [&](int trial, int64_t seq, int64_t step, double accuracy) {
+    v1::ReportPointsRequest report;
+    report.set_task_id(tasks[trial].task_id());
+    report.set_attempt_id(tasks[trial].attempt_id());
+    v1::TaskRecord* r = report.add_records();
+    r->set_seq(seq);
+    r->mutable_evaluation()->set_step(step);
+    r->mutable_evaluation()->set_val_loss(1 - accuracy);
+    r->mutable_evaluation()->set_val_accuracy(accuracy);
+    v1::ReportPointsResponse response;
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    grpc::Status status = worker_->ReportPoints(&context, report, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.pruned();
+  };
+  // Rung 0, in arrival order; eta 3 keeps the best max(1, n / 3).
+  EXPECT_FALSE(rung(0, 0, 10, 0.50));  // alone
+  EXPECT_FALSE(rung(1, 0, 10, 0.60));  // the best of 2
+  EXPECT_TRUE(rung(2, 0, 10, 0.40));   // 3rd of 3
+  EXPECT_FALSE(rung(3, 0, 10, 0.70));  // the best of 4
+  EXPECT_TRUE(rung(4, 0, 10, 0.55));   // 3rd of 5
+  // A repeated report gets the stored decision, whatever it says now.
+  EXPECT_TRUE(rung(2, 0, 10, 0.99));
+  EXPECT_FALSE(rung(1, 0, 10, 0.01));
+
+  RestartServer();
+  EXPECT_TRUE(rung(4, 0, 10, 0.55));  // stored, not taken again
+  EXPECT_FALSE(rung(0, 1, 30, 0.80));
+  EXPECT_FALSE(rung(1, 1, 30, 0.90));
+  EXPECT_TRUE(rung(3, 1, 30, 0.85));  // 2nd of 3 at rung 1
+
+  // Every trial completes: the pruned ones at their rung.
+  auto complete = [&](int trial, int64_t steps, bool pruned, double acc) {
+    v1::CompleteTaskRequest done;
+    done.set_task_id(tasks[trial].task_id());
+    done.set_attempt_id(tasks[trial].attempt_id());
+    done.set_final_seq(trial == 2 || trial == 4 ? 0 : 1);
+    done.mutable_trial()->set_steps(steps);
+    done.mutable_trial()->mutable_final_eval()->set_val_accuracy(acc);
+    if (pruned)
+      done.mutable_trial()->mutable_outcome()->set_pruned_at_step(steps);
+    v1::CompleteTaskResponse ok;
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    grpc::Status status = worker_->CompleteTask(&context, done, &ok);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  };
+  complete(2, 10, true, 0.40);
+  complete(4, 10, true, 0.55);
+  complete(3, 30, true, 0.85);
+  complete(0, 90, false, 0.91);
+  complete(1, 90, false, 0.93);
+
+  v1::GetJobRequest get;
+  get.set_job_id(job.job_id());
+  v1::Job done;
+  {
+    ClientContext context;
+    SetDeadline(&context, absl::Seconds(5));
+    ASSERT_TRUE(client_->GetJob(&context, get, &done).ok());
+  }
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(std::vector<int32_t>(done.grid_result().ranking().begin(),
+                                 done.grid_result().ranking().end()),
+            (std::vector<int32_t>{1, 0}));
+  for (int t : {2, 3, 4}) {
+    EXPECT_EQ(done.trials(t).state(), v1::TRIAL_STATE_PRUNED) << t;
+    EXPECT_FALSE(done.trials(t).has_rank()) << t;
+  }
+  ASSERT_EQ(done.trials(3).rungs_size(), 2);
+  EXPECT_TRUE(done.trials(3).rungs(0).promoted());
+  EXPECT_FALSE(done.trials(3).rungs(1).promoted());
+  EXPECT_EQ(done.trials(3).rungs(1).step(), 30);
+  EXPECT_EQ(done.trials(3).rungs(1).order(), 8);  // the 8th decision
+  EXPECT_EQ(done.grid_result().trial_steps(), 90 + 90 + 10 + 30 + 10);
+  EXPECT_EQ(done.grid_result().full_grid_trial_steps(), 5 * 90);
+  EXPECT_EQ(done.grid_result().trials_pruned(), 3);
+
+  // The log holds each decision once, in the order taken.
+  v1::WatchJobRequest watch;
+  watch.set_job_id(job.job_id());
+  ClientContext context;
+  SetDeadline(&context, absl::Seconds(5));
+  auto reader = client_->WatchJob(&context, watch);
+  grpc::Status status;
+  std::vector<v1::JobEvent> events = ReadAll(reader.get(), &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ExpectGapFree(events, 1);
+  std::vector<int32_t> decided;
+  for (const v1::JobEvent& e : events) {
+    if (e.has_rung_decision()) {
+      decided.push_back(e.rung_decision().trial_index());
+      EXPECT_EQ(e.rung_decision().result().order(),
+                static_cast<int64_t>(decided.size()));
+    }
+  }
+  EXPECT_EQ(decided, (std::vector<int32_t>{0, 1, 2, 3, 4, 0, 1, 3}));
 }
 
 }  // namespace

@@ -51,6 +51,8 @@ std::string EventType(const v1::JobEvent& event) {
       return "recommendation";
     case v1::JobEvent::kRanking:
       return "ranking";
+    case v1::JobEvent::kRungDecision:
+      return "rung_decision";
     case v1::JobEvent::kAccepted:
       return std::string(kAcceptedEventType);
     case v1::JobEvent::kStateChanged:

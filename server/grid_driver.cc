@@ -42,6 +42,9 @@ absl::StatusOr<v1::Trial> TrialOf(const v1::GridSearchJob& grid,
         absl::StrCat("task ", task.id, ": stored trial does not parse"));
   }
   trial.set_state(TrialStateOf(task));
+  // A pruned search stopped it: pruned, whatever its task did after.
+  const bool pruned = IsPruned(trial);
+  if (pruned) trial.set_state(v1::TRIAL_STATE_PRUNED);
   if (task.state == TaskState::kSucceeded && task.result.has_value()) {
     v1::TrialTaskResult result;
     if (!result.ParseFromString(*task.result)) {
@@ -55,7 +58,7 @@ absl::StatusOr<v1::Trial> TrialOf(const v1::GridSearchJob& grid,
     trial.set_resumed_from_step(result.resumed_from());
     *trial.mutable_outcome() = result.outcome();
     std::optional<double> value = ObjectiveValue(grid, result);
-    if (value.has_value()) trial.set_objective_value(*value);
+    if (value.has_value() && !pruned) trial.set_objective_value(*value);
   }
   if (task.state == TaskState::kFailed && !task.attempt_errors.empty()) {
     trial.set_failure(task.attempt_errors.back());
@@ -204,13 +207,29 @@ absl::Status Coordinator::AdvanceGrid(const JobLocks::Held& held) {
   std::vector<std::pair<int32_t, double>> values;
   int succeeded = 0;
   std::string first_failure;
+  v1::GridResult result;
   for (const TaskRecord& t : tasks) {
     if (t.state == TaskState::kQueued || t.state == TaskState::kLeased) {
       return absl::OkStatus();  // still running
     }
     if (!IsTrial(layout, t)) continue;
     LRTUNE_ASSIGN_OR_RETURN(v1::Trial trial, TrialOf(layout.spec, t));
-    if (t.state == TaskState::kSucceeded) ++succeeded;
+    // Compute: what each trial ran (a pruned one to its rung, or as far as
+    // it reported), against every trial's whole budget.
+    result.set_full_grid_trial_steps(result.full_grid_trial_steps() +
+                                     trial.train().steps());
+    result.set_trial_steps(result.trial_steps() + trial.steps());
+    if (trial.state() == v1::TRIAL_STATE_PRUNED) {
+      result.set_trials_pruned(result.trials_pruned() + 1);
+      if (trial.steps() == 0 && !trial.rungs().empty()) {
+        result.set_trial_steps(result.trial_steps() +
+                               trial.rungs(trial.rungs_size() - 1).step());
+      }
+    }
+    if (t.state == TaskState::kSucceeded &&
+        trial.state() != v1::TRIAL_STATE_PRUNED) {
+      ++succeeded;
+    }
     if (trial.has_objective_value()) {
       values.emplace_back(trial.trial_index(), trial.objective_value());
     }
@@ -219,7 +238,6 @@ absl::Status Coordinator::AdvanceGrid(const JobLocks::Held& held) {
                                    trial.label(), "): ", trial.failure());
     }
   }
-  v1::GridResult result;
   if (range_result.has_value()) {
     *result.mutable_bounds() = range_result->recommendation();
   }

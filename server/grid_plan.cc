@@ -326,6 +326,39 @@ absl::Status CompleteSchedule(const v1::ScheduleSpec& merged,
 
 }  // namespace
 
+absl::StatusOr<std::optional<PruningOptions>> PruningOf(
+    const v1::GridSpec& spec) {
+  const v1::Pruning& p = spec.pruning();
+  switch (p.kind()) {
+    case v1::PRUNING_KIND_UNSPECIFIED:
+      if (p.has_reduction_factor() || p.has_min_fraction()) {
+        return Invalid("grid.grid.pruning.kind",
+                       "must be set (successive_halving) when the pruning's "
+                       "options are");
+      }
+      return std::nullopt;
+    case v1::PRUNING_KIND_SUCCESSIVE_HALVING:
+      break;
+    default:
+      return Invalid("grid.grid.pruning.kind",
+                     absl::StrCat("is not a known value: ", p.kind()));
+  }
+  PruningOptions options;
+  if (p.has_reduction_factor()) options.reduction_factor = p.reduction_factor();
+  options.min_fraction =
+      p.has_min_fraction()
+          ? p.min_fraction()
+          : 1.0 / (options.reduction_factor * options.reduction_factor);
+  LRTUNE_RETURN_IF_ERROR(
+      ValidatePruning(options, PrefixNames("grid.grid.pruning.")));
+  return options;
+}
+
+bool IsPruned(const v1::Trial& trial) {
+  return std::any_of(trial.rungs().begin(), trial.rungs().end(),
+                     [](const v1::RungResult& r) { return !r.promoted(); });
+}
+
 int64_t StepsPerEpoch(const v1::RunSpec& run) {
   absl::StatusOr<JobSpec> job = RunSpecFromProto(run);
   return job.ok() ? ::lrtune::StepsPerEpoch(*job) : 0;
@@ -355,6 +388,8 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
                    "val_accuracy needs a classification loss; an mse run "
                    "ranks by val_loss");
   }
+  LRTUNE_ASSIGN_OR_RETURN(std::optional<PruningOptions> pruning,
+                          PruningOf(spec));
   LRTUNE_ASSIGN_OR_RETURN(GridPlan plan, ToGridPlan(grid));
   GridNames names;
   names.grid = "grid.grid.";
@@ -395,6 +430,16 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
       LRTUNE_RETURN_IF_ERROR(SetFromFields(p.schedule.params, schedule));
     } else {
       schedule = ScheduleSpecToProto(p.completed);
+    }
+    if (pruning.has_value()) {
+      // The rungs follow the schedule's cycles, which the bounds do not
+      // move: the stand-in bounds' schedule gives them too.
+      LRTUNE_ASSIGN_OR_RETURN(Schedule built, Schedule::Create(p.completed));
+      t.set_pruning_group(PruningGroup(built, p.steps));
+      t.mutable_train()->clear_rung_steps();
+      for (int64_t step : RungSteps(built, p.steps, *pruning)) {
+        t.mutable_train()->add_rung_steps(step);
+      }
     }
     trials.push_back(std::move(out));
   }

@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/pruning.h"
 #include "lrtune/v1/jobs.pb.h"
 #include "lrtune/v1/results.pb.h"
 #include "server/spec_convert.h"
@@ -52,6 +53,16 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
 absl::Status FillRecommendedBounds(const v1::GridSearchJob& grid,
                                    const v1::Recommendation& recommendation,
                                    v1::Trial& trial);
+
+// The grid's pruned search (grid.grid.pruning), nullopt when it has none;
+// INVALID_ARGUMENT naming the field for an unknown kind or options out of
+// core's range (core/pruning.h ValidatePruning). PlanGrid gives every trial
+// of a pruned grid its comparison group and rung steps from these.
+absl::StatusOr<std::optional<PruningOptions>> PruningOf(
+    const v1::GridSpec& spec);
+
+// Whether a pruned search stopped `trial` at one of its rungs.
+bool IsPruned(const v1::Trial& trial);
 
 // Optimizer steps per epoch of `run` (core/spec.h's StepsPerEpoch: floor(
 // train samples / batch), as the engine splits the data), or 0 when unknown

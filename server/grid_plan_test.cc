@@ -242,6 +242,42 @@ TEST(PlanGrid, ErrorsNameTheFieldAndTheRule) {
   }
 }
 
+// A pruned grid's trials get their comparison group and rungs: a cosine's
+// at fractions of its budget, a triangular's at its next cycle end (iris:
+// 3 steps an epoch, so 30 epochs are 90 steps and a cycle is 2 x 3 steps).
+TEST(PlanGrid, PrunedGridsGiveTrialsTheirGroupAndRungs) {
+  v1::GridSearchJob g = IrisGrid();
+  ScheduleAxis(g, {v1::SCHEDULE_KIND_COSINE, v1::SCHEDULE_KIND_TRIANGULAR});
+  BoundsAxis(g, 0.01, 0.1);
+  g.mutable_grid()->add_axes()->mutable_budgets()->add_values()->set_epochs(30);
+  v1::Pruning& pruning = *g.mutable_grid()->mutable_pruning();
+  pruning.set_kind(v1::PRUNING_KIND_SUCCESSIVE_HALVING);
+  absl::StatusOr<std::vector<PlannedTrial>> trials = PlanGrid(g, {});
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  ASSERT_EQ(trials->size(), 2u);
+  const v1::Trial& cosine = (*trials)[0].trial;
+  const v1::Trial& triangular = (*trials)[1].trial;
+  EXPECT_EQ(cosine.pruning_group(), "cosine/90");
+  EXPECT_THAT(cosine.train().rung_steps(), ::testing::ElementsAre(10, 30));
+  EXPECT_EQ(triangular.pruning_group(), "triangular/90");
+  // CyclicLR's half-cycle: cycles = floor(90 / 6) = 15 of 6 steps.
+  EXPECT_THAT(triangular.train().rung_steps(), ::testing::ElementsAre(12, 30));
+
+  pruning.set_reduction_factor(1.5);
+  EXPECT_THAT(std::string(PlanGrid(g, {}).status().message()),
+              HasSubstr("grid.grid.pruning.reduction_factor must be in"));
+  pruning.clear_reduction_factor();
+  pruning.set_kind(v1::PRUNING_KIND_UNSPECIFIED);
+  pruning.set_min_fraction(0.1);
+  EXPECT_THAT(std::string(PlanGrid(g, {}).status().message()),
+              HasSubstr("grid.grid.pruning.kind must be set"));
+  g.mutable_grid()->clear_pruning();
+  trials = PlanGrid(g, {});
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  EXPECT_TRUE((*trials)[0].trial.train().rung_steps().empty());
+  EXPECT_TRUE((*trials)[0].trial.pruning_group().empty());
+}
+
 TEST(RankByObjective, AccuracyHigherLossLowerTiesByIndex) {
   v1::GridSearchJob g = IrisGrid();
   EXPECT_EQ(RankByObjective(g, {{0, 0.5}, {1, 0.9}, {2, 0.9}, {3, 0.1}}),

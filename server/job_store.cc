@@ -423,10 +423,9 @@ absl::StatusOr<std::vector<std::string>> JobStore::ListJobIds(
   return ids;
 }
 
-absl::StatusOr<int64_t> JobStore::AppendJobEvent(absl::string_view job_id,
-                                                 absl::string_view task_id,
-                                                 absl::string_view type,
-                                                 absl::string_view payload) {
+absl::StatusOr<int64_t> JobStore::AppendJobEvent(
+    absl::string_view job_id, absl::string_view task_id, absl::string_view type,
+    absl::string_view payload, std::optional<absl::Time> time) {
   int64_t seq = 0;
   {
     LRTUNE_ASSIGN_OR_RETURN(
@@ -441,8 +440,8 @@ absl::StatusOr<int64_t> JobStore::AppendJobEvent(absl::string_view job_id,
     }
     seq = st.ColumnInt64(0);
   }
-  LRTUNE_RETURN_IF_ERROR(
-      InsertEvent(job_id, seq, task_id, type, payload, clock_->Now()));
+  LRTUNE_RETURN_IF_ERROR(InsertEvent(job_id, seq, task_id, type, payload,
+                                     time.value_or(clock_->Now())));
   return seq;
 }
 

@@ -339,6 +339,16 @@ class JobStore {
   absl::Status FailTask(absl::string_view task_id, int attempt,
                         absl::string_view reason,
                         FailureKind kind = FailureKind::kError);
+  // In one transaction: replaces the spec of `task_id` (the current attempt
+  // of a leased task: fenced as above) with `spec` and appends `events` as
+  // job-level events. A pruned search stores a trial's rung decision this
+  // way: the trial's record and the decision event, both or neither.
+  // Returns the job's last seq; ABORTED once the job ended.
+  // `stored_at`, when given, receives the time stamped on the events.
+  absl::StatusOr<int64_t> UpdateTaskSpec(absl::string_view task_id, int attempt,
+                                         absl::string_view spec,
+                                         const std::vector<Event>& events,
+                                         absl::Time* stored_at = nullptr);
   // Stores the coordinator's aggregate result. NOT_FOUND when absent.
   absl::Status SetJobResult(absl::string_view job_id, absl::string_view result);
 
@@ -415,10 +425,11 @@ class JobStore {
   absl::StatusOr<TaskRecord> ReadFencedTask(absl::string_view task_id,
                                             int attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<int64_t> AppendJobEvent(absl::string_view job_id,
-                                         absl::string_view task_id,
-                                         absl::string_view type,
-                                         absl::string_view payload)
+  // `time`: when the event is stamped; unset: now.
+  absl::StatusOr<int64_t> AppendJobEvent(
+      absl::string_view job_id, absl::string_view task_id,
+      absl::string_view type, absl::string_view payload,
+      std::optional<absl::Time> time = std::nullopt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertEvent(absl::string_view job_id, int64_t seq,
                            absl::string_view task_id, absl::string_view type,

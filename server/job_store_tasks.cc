@@ -468,6 +468,37 @@ absl::StatusOr<std::vector<ExpiredLease>> JobStore::ExpireLeases(
   return expired;
 }
 
+absl::StatusOr<int64_t> JobStore::UpdateTaskSpec(
+    absl::string_view task_id, int attempt, absl::string_view spec,
+    const std::vector<Event>& events, absl::Time* stored_at) {
+  lrtune::MutexLock lock(&mu_);
+  LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
+  LRTUNE_ASSIGN_OR_RETURN(TaskRecord task, ReadFencedTask(task_id, attempt));
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(task.job_id));
+  if (IsTerminal(job.state)) {  // nothing follows a job's terminal event
+    return absl::AbortedError(
+        absl::StrCat("job ", task.job_id, " is ", JobStateName(job.state)));
+  }
+  {
+    LRTUNE_ASSIGN_OR_RETURN(
+        SqliteStatement st,
+        db_->Prepare("UPDATE tasks SET spec = ? WHERE id = ?"));
+    st.BindBlob(1, spec);
+    st.BindText(2, task_id);
+    LRTUNE_RETURN_IF_ERROR(st.Run());
+  }
+  const absl::Time now = clock_->Now();
+  int64_t last = 0;
+  for (const Event& e : events) {
+    LRTUNE_ASSIGN_OR_RETURN(
+        last, AppendJobEvent(task.job_id, "", e.type, e.payload, now));
+  }
+  if (events.empty()) last = job.last_seq;
+  LRTUNE_RETURN_IF_ERROR(txn.Commit());
+  if (stored_at != nullptr) *stored_at = now;
+  return last;
+}
+
 absl::StatusOr<int> JobStore::ReleaseHeldTasks(
     absl::string_view job_id, const std::vector<HeldTaskUpdate>& updates,
     const std::vector<Event>& events) {

@@ -288,6 +288,8 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
   response.set_acked_seq(task.last_acked_seq);
   if (request.records_size() == 0) {
     LRTUNE_RETURN_IF_ERROR(renew_only());
+    LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(task.job_id));
+    LRTUNE_RETURN_IF_ERROR(DecideRungs(held, task, layout, request, response));
     return response;
   }
   const int64_t first = request.records(0).seq();
@@ -326,8 +328,14 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
   const int64_t new_count =
       first + request.records_size() - (task.last_acked_seq + 1);
   if (first > task.last_acked_seq + 1 || new_count <= 0) {
-    // A gap (resend from last_acked_seq + 1) or a repeat (already stored).
+    // A gap (resend from last_acked_seq + 1) or a repeat (already stored:
+    // a rung it holds may not have its decision yet, if the coordinator
+    // stopped in between).
     LRTUNE_RETURN_IF_ERROR(renew_only());
+    if (new_count <= 0) {
+      LRTUNE_RETURN_IF_ERROR(
+          DecideRungs(held, task, layout, request, response));
+    }
     return response;
   }
   std::vector<Event> rows;
@@ -357,6 +365,7 @@ absl::StatusOr<v1::ReportPointsResponse> Coordinator::ReportPoints(
   }
   hub_.Publish(task.job_id, published, last);
   response.set_acked_seq(first + request.records_size() - 1);
+  LRTUNE_RETURN_IF_ERROR(DecideRungs(held, task, layout, request, response));
   return response;
 }
 

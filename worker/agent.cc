@@ -337,6 +337,10 @@ void Agent::RunTask(int slot, const v1::Task& task) {
         running->cancel_directive = true;
         running->cancel.Cancel();
       }
+      if (reporter.pruned() && !running->pruned) {
+        running->pruned = true;
+        running->cancel.Cancel();  // the run stops at its next step
+      }
       if (IsNotRegistered(s)) (void)Reregister(registration);
       if (s.ok()) {
         backoff.Reset();
@@ -430,15 +434,40 @@ void Agent::RunTask(int slot, const v1::Task& task) {
           }
         };
       }
+      // A rung of a pruned search: report the evaluation at once and wait
+      // for the coordinator's decision (rung_wait at most).
+      callbacks.on_rung = [&](const engine::Evaluation& e) {
+        const int64_t seq = buffer.last_seq();  // the rung's evaluation
+        buffer.RequestFlush();
+        if (!buffer.WaitForAck(seq, options_.rung_wait)) {
+          Log(absl::StrCat("task ", task.task_id(), ": no decision at step ",
+                           e.step, " within ",
+                           absl::FormatDuration(options_.rung_wait),
+                           "; going on"));
+        }
+        return !reporter.pruned();
+      };
       absl::StatusOr<engine::TrainResult> result =
           engine::RunTraining(*job, *spec, callbacks, &running->cancel);
       run_status = result.status();
       if (result.ok()) {
         *complete.mutable_trial() = TrainResultToProto(*result);
+      } else if (running->pruned && absl::IsCancelled(run_status)) {
+        // Pruned after the rung (its decision came late): the trial ran
+        // to here, and completes as pruned.
+        run_status = absl::OkStatus();
+        v1::TrialTaskResult& pruned = *complete.mutable_trial();
+        pruned.set_steps(running->step);
+        pruned.mutable_outcome()->set_pruned_at_step(running->step);
       }
-      if (!checkpoint.empty() && (result.ok() || running->cancel_directive ||
-                                  FailureKindFor(run_status, false, false) ==
-                                      v1::FAILURE_KIND_PERMANENT)) {
+      if (result.ok() && result->pruned_at_step >= 0) {
+        Log(absl::StrCat("task ", task.task_id(), ": pruned at step ",
+                         result->pruned_at_step));
+      }
+      if (!checkpoint.empty() &&
+          (result.ok() || running->cancel_directive || running->pruned ||
+           FailureKindFor(run_status, false, false) ==
+               v1::FAILURE_KIND_PERMANENT)) {
         // No attempt will follow. Kept otherwise (the worker stops, gives
         // the task up, or the run failed and will be retried).
         std::error_code ignored;

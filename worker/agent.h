@@ -49,7 +49,11 @@ struct AgentOptions {
   absl::Duration acquire_wait = absl::Seconds(5);  // long poll
   absl::Duration report_interval = absl::Milliseconds(100);
   size_t report_batch = 256;  // records per ReportPoints
-  Backoff::Options backoff;   // reconnection delays
+  // How long a trial at a rung of a pruned search waits for the
+  // coordinator's decision before going on without it (the decision then
+  // arrives with a later report and stops the run there).
+  absl::Duration rung_wait = absl::Seconds(10);
+  Backoff::Options backoff;  // reconnection delays
 };
 
 class Agent {
@@ -79,6 +83,7 @@ class Agent {
     std::atomic<int64_t> step{0};
     std::atomic<bool> cancel_directive{false};  // CANCEL: FailTask(CANCELLED)
     std::atomic<bool> abandoned{false};         // ABANDON or stale: silence
+    std::atomic<bool> pruned{false};  // a pruned search stopped the trial
   };
 
   absl::Status RegisterWithRetry();

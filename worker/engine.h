@@ -88,6 +88,10 @@ struct Callbacks {
   std::function<void(const Evaluation&)> on_evaluation;
   // Free-form progress lines ("loaded fashion-mnist: 60000 x [1, 28, 28]").
   std::function<void(const std::string&)> on_progress;
+  // Pruned search: a training run reached one of TrainSpec::rung_steps and
+  // evaluated there (on_evaluation has had that evaluation); return false
+  // to end the run now (TrainResult::pruned_at_step). Unset: go on.
+  std::function<bool(const Evaluation&)> on_rung;
   // Training restored a checkpoint: it continues at `step`, and `records`
   // points and evaluations came before it (the next record is number
   // `records`, counting from 0). Called before any record.
@@ -141,6 +145,8 @@ struct TrainResult {
   Evaluation ensemble_eval;
   int ensemble_size = 0;
   int64_t skipped_updates = 0;  // updates loss scaling skipped
+  // Its caller ended it at this rung (Callbacks::on_rung); -1: it was not.
+  int64_t pruned_at_step = -1;
 };
 
 // Runs an LR range test per seed: a fresh model, the ramp from start_lr to

@@ -265,6 +265,7 @@ absl::Status ParseTrain(const json& j, TrainSpec* s) {
   LRTUNE_RETURN_IF_ERROR(r.Get("eval_every_steps", &s->eval_every_steps));
   LRTUNE_RETURN_IF_ERROR(r.Get("snapshot_ensemble", &s->snapshot_ensemble));
   LRTUNE_RETURN_IF_ERROR(r.Get("snapshot_dir", &s->snapshot_dir));
+  LRTUNE_RETURN_IF_ERROR(r.Get("rung_steps", &s->rung_steps));
   if (const json* stop = r.Find("early_stopping")) {
     EarlyStoppingOptions& e = s->early_stopping;
     ObjectReader er(*stop, "train.early_stopping");
@@ -417,6 +418,7 @@ std::string TrainResultToJsonLine(const TrainResult& r) {
       {"stopped_early", r.stopped_early},
       {"restored_best", r.restored_best},
       {"skipped_updates", r.skipped_updates}};
+  if (r.pruned_at_step >= 0) j["pruned_at_step"] = r.pruned_at_step;
   if (r.early_stopping_best) {
     j["early_stopping_best"] = EvaluationJson(*r.early_stopping_best);
   }

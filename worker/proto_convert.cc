@@ -82,6 +82,7 @@ v1::TrialTaskResult TrainResultToProto(const engine::TrainResult& result) {
     o.set_ensemble_size(result.ensemble_size);
   }
   o.set_skipped_updates(result.skipped_updates);
+  if (result.pruned_at_step >= 0) o.set_pruned_at_step(result.pruned_at_step);
   return p;
 }
 

@@ -65,14 +65,28 @@ void RecordBuffer::Close() {
   closed_ = true;
 }
 
-bool RecordBuffer::WaitForWork(size_t min_pending,
-                               absl::Duration timeout) const {
+void RecordBuffer::RequestFlush() {
+  lrtune::MutexLock lock(&mu_);
+  flush_requested_ = true;
+}
+
+bool RecordBuffer::WaitForWork(size_t min_pending, absl::Duration timeout) {
   lrtune::MutexLock lock(&mu_);
   auto ready = [this, min_pending]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return closed_ || records_.size() >= min_pending;
+    return closed_ || flush_requested_ || records_.size() >= min_pending;
   };
   mu_.AwaitWithTimeout(lrtune::Condition(&ready), timeout);
+  flush_requested_ = false;
   return closed_;
+}
+
+bool RecordBuffer::WaitForAck(int64_t seq, absl::Duration timeout) const {
+  lrtune::MutexLock lock(&mu_);
+  auto ready = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return closed_ || acked_ >= seq;
+  };
+  mu_.AwaitWithTimeout(lrtune::Condition(&ready), timeout);
+  return acked_ >= seq;
 }
 
 int64_t RecordBuffer::last_seq() const {
@@ -130,6 +144,7 @@ absl::Status TaskReporter::Flush() {
     if (response->directive() == v1::DIRECTIVE_CANCEL) {
       cancel_requested_ = true;
     }
+    if (response->pruned()) pruned_.store(true, std::memory_order_release);
     absl::Status acked = buffer_->Acknowledge(response->acked_seq());
     if (!acked.ok()) return acked;
     if (contiguous && response->acked_seq() <= acked_before) {

@@ -18,6 +18,7 @@
 #ifndef LRTUNE_WORKER_REPORTER_H_
 #define LRTUNE_WORKER_REPORTER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -64,9 +65,16 @@ class RecordBuffer {
 
   // Marks the producer done and wakes WaitForWork.
   void Close();
-  // Blocks until at least `min_pending` records are pending, the buffer is
-  // closed, or `timeout` passes. Returns whether the buffer is closed.
-  bool WaitForWork(size_t min_pending, absl::Duration timeout) const;
+  // Wakes WaitForWork now, whatever is pending (the producer needs an
+  // answer about its newest record: a rung of a pruned search).
+  void RequestFlush();
+  // Blocks until at least `min_pending` records are pending, a flush was
+  // requested, the buffer is closed, or `timeout` passes. Returns whether
+  // the buffer is closed.
+  bool WaitForWork(size_t min_pending, absl::Duration timeout);
+  // Blocks until the coordinator acknowledged `seq` (true), the buffer is
+  // closed or `timeout` passes (false).
+  bool WaitForAck(int64_t seq, absl::Duration timeout) const;
 
   int64_t last_seq() const;   // seq of the newest record, -1 for none
   int64_t acked_seq() const;  // highest acknowledged seq, -1 for none
@@ -82,6 +90,7 @@ class RecordBuffer {
   // was never produced.
   int64_t first_kept_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool flush_requested_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Exponential backoff with a cap and multiplicative jitter: the n-th delay
@@ -127,6 +136,11 @@ class TaskReporter {
 
   // Whether a response carried DIRECTIVE_CANCEL.
   bool cancel_requested() const { return cancel_requested_; }
+  // Whether a response said the trial was pruned (ReportPointsResponse.
+  // pruned); set before the records it answered are acknowledged, so a
+  // thread that saw them acknowledged (RecordBuffer::WaitForAck) sees it.
+  // Any thread.
+  bool pruned() const { return pruned_.load(std::memory_order_acquire); }
   int64_t batches_sent() const { return batches_sent_; }
 
  private:
@@ -136,6 +150,7 @@ class TaskReporter {
   RecordBuffer* buffer_;
   const size_t max_batch_;
   bool cancel_requested_ = false;
+  std::atomic<bool> pruned_{false};
   int64_t batches_sent_ = 0;
 };
 

@@ -122,6 +122,23 @@ TEST(RecordBuffer, RewindBelowDroppedRecordsIsDataLoss) {
   EXPECT_EQ(buffer.Acknowledge(0).code(), absl::StatusCode::kDataLoss);
 }
 
+// A rung of a pruned search: the producer asks for a flush now and waits
+// for its record's acknowledgement.
+TEST(RecordBuffer, RequestFlushWakesTheSenderAndWaitForAckSeesTheAnswer) {
+  RecordBuffer buffer;
+  v1::TaskRecord r;
+  const int64_t seq = buffer.Add(r);
+  EXPECT_FALSE(buffer.WaitForAck(seq, absl::Milliseconds(1)));
+  buffer.RequestFlush();
+  // Woken at once although 100 records are asked for; only once.
+  EXPECT_FALSE(buffer.WaitForWork(100, absl::Seconds(10)));
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(buffer.WaitForWork(100, absl::Milliseconds(50)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(40));
+  ASSERT_TRUE(buffer.Acknowledge(seq).ok());
+  EXPECT_TRUE(buffer.WaitForAck(seq, absl::Seconds(10)));
+}
+
 TEST(RecordBuffer, WaitForWorkWakesOnBatchOrClose) {
   RecordBuffer buffer;
   EXPECT_FALSE(buffer.WaitForWork(1, absl::Milliseconds(1)));  // timeout

@@ -103,6 +103,7 @@ class TrainingRun {
   int64_t spe_ = 0;    // updates per epoch
   int64_t total_ = 0;  // the budget in updates
   std::vector<int64_t> cycle_ends_;
+  std::vector<int64_t> rungs_;  // spec_.rung_steps within the budget
   bool early_stopping_ = false;
   TrainResult result_;
   Clock::time_point start_;
@@ -145,6 +146,9 @@ absl::Status TrainingRun::Prepare() {
   if (absl::Status st = schedule_->CheckFinite(total_); !st.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("train.schedule: ", st.message()));
+  }
+  for (int64_t step : spec_.rung_steps) {
+    if (step < total_) rungs_.push_back(step);
   }
   early_stopping_ = spec_.early_stopping.patience > 0;
   if (early_stopping_ || spec_.snapshot_ensemble > 0) {
@@ -426,6 +430,10 @@ absl::Status TrainingRun::Finish(int64_t done) {
   }
   result_.steps = done;
   result_.stopped_early = stop_;
+  if (result_.pruned_at_step >= 0) {  // its caller ended it: nothing more
+    result_.train_seconds = Seconds(start_);
+    return absl::OkStatus();
+  }
   if (early_stopping_ && stopper_.has_best()) {
     result_.early_stopping_best = best_.info.eval;
     if (!best_.weights.empty()) {
@@ -464,6 +472,7 @@ absl::StatusOr<TrainResult> TrainingRun::Run() {
   const bool checkpoints = !spec_.checkpoint_path.empty();
   auto next_cycle_end =
       std::upper_bound(cycle_ends_.begin(), cycle_ends_.end(), first_);
+  auto next_rung = std::upper_bound(rungs_.begin(), rungs_.end(), first_);
   int64_t done = first_;
   for (int64_t t = first_; t < total_ && !stop_; ++t) {
     if (cancel_ != nullptr && cancel_->cancelled()) {
@@ -493,8 +502,17 @@ absl::StatusOr<TrainResult> TrainingRun::Run() {
     if (cycle_end) ++next_cycle_end;
     const bool cadence =
         spec_.eval_every_steps > 0 && done % spec_.eval_every_steps == 0;
-    if (epoch_end || cycle_end || cadence) {
+    const bool rung = next_rung != rungs_.end() && *next_rung == done;
+    if (rung) ++next_rung;
+    if (epoch_end || cycle_end || cadence || rung) {
       LRTUNE_RETURN_IF_ERROR(Evaluate(done, lr, cycle_end));
+    }
+    if (rung && cb_.on_rung && !cb_.on_rung(result_.final_eval)) {
+      result_.pruned_at_step = done;
+      if (cb_.on_progress) {
+        cb_.on_progress(absl::StrCat("pruned at step ", done));
+      }
+      break;
     }
     const bool periodic =
         spec_.checkpoint_every > 0 && done % spec_.checkpoint_every == 0;

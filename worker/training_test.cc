@@ -255,6 +255,50 @@ TEST(EarlyStoppingTest, WithoutCyclesEveryEvaluationIsJudged) {
   EXPECT_EQ(r->steps - r->early_stopping_best->step, 2 * 4);
 }
 
+// Pruned search: the run evaluates at each rung step (not an epoch end
+// here), asks, and ends there when told to.
+TEST(RungTest, EvaluatesAtEachRungAndStopsWhenTold) {
+  JobSpec job = FashionJob(2048);  // 16 updates an epoch
+  TrainSpec spec;
+  spec.schedule.kind = ScheduleKind::kCosine;
+  spec.schedule.t_max = 48;
+  spec.steps = 48;
+  spec.rung_steps = {5, 17, 48};  // the last is the budget: never a rung
+  std::vector<int64_t> asked;
+  std::vector<int64_t> evaluated;
+  Callbacks cb;
+  cb.on_evaluation = [&](const Evaluation& e) { evaluated.push_back(e.step); };
+  cb.on_rung = [&](const Evaluation& e) {
+    asked.push_back(e.step);
+    return true;
+  };
+  absl::StatusOr<TrainResult> whole = RunTraining(job, spec, cb);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(asked, (std::vector<int64_t>{5, 17}));
+  EXPECT_EQ(evaluated, (std::vector<int64_t>{5, 16, 17, 32, 48}));
+  EXPECT_EQ(whole->pruned_at_step, -1);
+  EXPECT_EQ(whole->steps, 48);
+
+  asked.clear();
+  cb.on_rung = [&](const Evaluation& e) {
+    asked.push_back(e.step);
+    return e.step < 17;  // pruned at the second rung
+  };
+  absl::StatusOr<TrainResult> pruned = RunTraining(job, spec, cb);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(asked, (std::vector<int64_t>{5, 17}));
+  EXPECT_EQ(pruned->pruned_at_step, 17);
+  EXPECT_EQ(pruned->steps, 17);
+  EXPECT_EQ(pruned->final_eval.step, 17);
+
+  spec.rung_steps = {17, 5};
+  EXPECT_NE(RunTraining(job, spec, {})
+                .status()
+                .message()
+                .find("train.rung_steps[1] must be > 17"),
+            std::string::npos);
+}
+
 TrainSpec Sgdr(int64_t t0, int64_t epochs) {
   TrainSpec spec;
   spec.schedule.kind = ScheduleKind::kSgdr;
