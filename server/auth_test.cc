@@ -90,7 +90,8 @@ TEST(TokenAuthenticator, ReloadKeepsTheOldTableWhenTheFileIsBad) {
 // The dashboard's callers: the same rules from an HTTP header's value.
 TEST(TokenAuthenticator, AuthenticatesAnHttpHeader) {
   absl::StatusOr<TokenTable> table = TokenTable::Parse(
-      "client alice alice-token-0123456789\nworker w worker-token-0123456789\n");
+      "client alice alice-token-0123456789\nworker w "
+      "worker-token-0123456789\n");
   ASSERT_TRUE(table.ok());
   TokenAuthenticator auth(*std::move(table));
   absl::StatusOr<Principal> alice =
@@ -101,9 +102,9 @@ TEST(TokenAuthenticator, AuthenticatesAnHttpHeader) {
   EXPECT_TRUE(auth.AuthenticateHeader("bearer  alice-token-0123456789 ").ok());
   for (std::optional<absl::string_view> bad :
        std::vector<std::optional<absl::string_view>>{
-           std::nullopt, "", "Bearer", "Bearer ", "Basic YWxpY2U6eA==",
-           "alice-token-0123456789", "Bearer alice-token-012345678",
-           "Bearer alice-token-0123456789x"}) {
+           std::nullopt, "", "Bearer", "Bearer ",
+           "Basic YWxpY2U6eA==", "alice-token-0123456789",
+           "Bearer alice-token-012345678", "Bearer alice-token-0123456789x"}) {
     absl::StatusOr<Principal> refused = auth.AuthenticateHeader(bad);
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated)
         << (bad.has_value() ? *bad : "(none)");

@@ -271,10 +271,8 @@ absl::StatusOr<JobRecord> JobStore::ReadJob(absl::string_view job_id) {
 }
 
 absl::StatusOr<JobPage> JobStore::ListJobs(
-    std::optional<absl::string_view> owner,
-                                           std::optional<JobState> state,
-                                           int page_size,
-                                           absl::string_view page_token) {
+    std::optional<absl::string_view> owner, std::optional<JobState> state,
+    int page_size, absl::string_view page_token) {
   if (page_size < 1 || page_size > 1000) {
     return absl::InvalidArgumentError(
         absl::StrCat("page_size must be in [1, 1000], got ", page_size));
