@@ -242,7 +242,7 @@
     const stateNames = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
     const body = el('tbody');
     const more = el('button', { hidden: true }, 'More');
-    const note = el('span', { class: 'muted' });
+    const note = el('span', { class: 'muted', id: 'jobs-count' });
     let rows = [];
     let nextToken = '';
 
@@ -356,6 +356,11 @@
     },
   };
 
+  function isDecade(v) {
+    const e = Math.log10(v);
+    return Math.abs(e - Math.round(e)) < 1e-9;
+  }
+
   function lineChart(canvas, xTitle, xLog, yTitle) {
     return new Chart(canvas, {
       type: 'line',
@@ -368,11 +373,10 @@
         interaction: { mode: 'nearest', intersect: false },
         scales: {
           x: { type: xLog ? 'logarithmic' : 'linear', title: { display: true, text: xTitle },
-            ticks: xLog ? { autoSkip: false, maxRotation: 0, callback: (v) => {
-              // Decades only, as 1e-3.
-              const e = Math.log10(v);
-              return Math.abs(e - Math.round(e)) < 1e-9 ? '1e' + Math.round(e) : '';
-            } } : {} },
+            // A log axis is labelled and ruled at decades only, as 1e-3.
+            ticks: xLog ? { autoSkip: false, maxRotation: 0,
+              callback: (v) => (isDecade(v) ? '1e' + Math.round(Math.log10(v)) : '') } : {},
+            grid: xLog ? { color: (c) => (c.tick && isDecade(c.tick.value) ? '#e6e6e6' : 'transparent') } : {} },
           y: { type: 'linear', title: { display: true, text: yTitle } },
         },
         plugins: { legend: { labels: { boxWidth: 12 } } },
