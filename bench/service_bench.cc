@@ -32,7 +32,9 @@
 // and the command that produced them are in bench/service_bench.md.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -81,6 +83,7 @@ struct Options {
   int slow_delay_us = 1000;    // the slow watcher's sleep after each event
   int repeat = 1;              // runs of each configuration, a row each
   int viewers = 0;             // dashboard viewers of the job; 0: none
+  int viewer_nice = 0;         // the viewers' threads' nice value
   int report_interval_ms = 0;  // the worker's pause between reports
 };
 
@@ -287,8 +290,13 @@ class Watcher {
 // step arrives once. Results are read after Done() has been notified.
 class SseViewer {
  public:
-  SseViewer(int port, std::string job_id, int64_t points)
-      : port_(port), job_id_(std::move(job_id)), receipt_ns_(points, 0) {
+  // `nice`: the reading thread's nice value (19 stands in for browsers on
+  // other machines: they take no CPU from the coordinator).
+  SseViewer(int port, std::string job_id, int64_t points, int nice)
+      : port_(port),
+        job_id_(std::move(job_id)),
+        nice_(nice),
+        receipt_ns_(points, 0) {
     thread_ = std::thread([this] { Read(); });
   }
   ~SseViewer() {
@@ -310,6 +318,8 @@ class SseViewer {
 
  private:
   void Read() {
+    pthread_setname_np(pthread_self(), "sse-viewer");
+    if (nice_ != 0) setpriority(PRIO_PROCESS, gettid(), nice_);
     status_ = Stream();
     if (!ready_.HasBeenNotified()) ready_.Notify();
     done_.Notify();
@@ -353,31 +363,47 @@ class SseViewer {
         buffer.erase(0, end + 4);
         head = false;
       }
+      // Frames are taken in place and the buffer trimmed once per read:
+      // erasing each frame from its front would cost the reader more than
+      // the server spends sending it.
+      size_t start = 0;
       size_t frame_end;
-      while ((frame_end = buffer.find("\n\n")) != std::string::npos) {
-        absl::string_view frame(buffer.data(), frame_end);
+      while ((frame_end = buffer.find("\n\n", start)) != std::string::npos) {
+        absl::string_view frame(buffer.data() + start, frame_end - start);
         bool terminal = false;
         LRTUNE_RETURN_IF_ERROR(Take(frame, now, &terminal));
-        buffer.erase(0, frame_end + 2);
         if (terminal) return absl::OkStatus();
+        start = frame_end + 2;
       }
+      buffer.erase(0, start);
     }
   }
 
-  // One frame: `id: N\nevent: KIND\ndata: ...`, or a comment.
+  // One frame: `id: N\nevent: KIND\ndata: ...`, or a comment. A points
+  // frame holds the points `first`..N as [trial,seed,step,...] elements.
   absl::Status Take(absl::string_view frame, int64_t now, bool* terminal) {
     if (frame.empty() || frame[0] == ':') return absl::OkStatus();
     int64_t seq = 0;
-    const size_t id = frame.find("id: ");
-    const size_t eol = frame.find('\n', id);
-    if (id != 0 || eol == absl::string_view::npos ||
+    const size_t eol = frame.find('\n');
+    if (frame.substr(0, 4) != "id: " || eol == absl::string_view::npos ||
         !absl::SimpleAtoi(frame.substr(4, eol - 4), &seq)) {
       return absl::DataLossError(
           absl::StrCat("viewer: a frame without id: ", frame.substr(0, 40)));
     }
-    if (seq != last_seq_ + 1) {
-      return absl::DataLossError(
-          absl::StrCat("viewer: event seq ", seq, " after ", last_seq_));
+    int64_t first = seq;
+    const bool points = frame.substr(eol + 1, 14) == "event: points\n";
+    constexpr absl::string_view kFirst = "data: {\"first\":";
+    const size_t at = frame.find(kFirst);
+    if (points && (at == absl::string_view::npos ||
+                   !absl::SimpleAtoi(
+                       frame.substr(at + kFirst.size(),
+                                    frame.find(',', at) - at - kFirst.size()),
+                       &first))) {
+      return absl::DataLossError("viewer: a points frame without first");
+    }
+    if (first != last_seq_ + 1 || seq < first) {
+      return absl::DataLossError(absl::StrCat("viewer: events ", first, "..",
+                                              seq, " after ", last_seq_));
     }
     last_seq_ = seq;
     if (!ready_.HasBeenNotified()) ready_.Notify();
@@ -385,27 +411,48 @@ class SseViewer {
         frame.find("JOB_STATE_SUCCEEDED") != absl::string_view::npos) {
       *terminal = true;
     }
-    if (frame.find("event: point\n") == absl::string_view::npos) {
-      return absl::OkStatus();
+    if (!points) return absl::OkStatus();
+    // Each element: [trial,seed,step,...]; the step is its third number.
+    int64_t count = 0;
+    size_t open = frame.find("[[");
+    if (open == absl::string_view::npos) {
+      return absl::DataLossError("viewer: a points frame without points");
     }
-    const size_t at = frame.find("\"step\":");
-    int64_t step = -1;
-    if (at != absl::string_view::npos) {
-      const size_t comma = frame.find(',', at);
-      (void)absl::SimpleAtoi(frame.substr(at + 7, comma - at - 7), &step);
+    for (++open;; ++count) {
+      const size_t close = frame.find(']', open);
+      if (close == absl::string_view::npos) {
+        return absl::DataLossError("viewer: a truncated points frame");
+      }
+      // The third field, between the second and third commas.
+      const size_t c1 = frame.find(',', open);
+      const size_t c2 = c1 < close ? frame.find(',', c1 + 1) : close;
+      const size_t c3 = c2 < close ? frame.find(',', c2 + 1) : close;
+      int64_t step = -1;
+      if (c3 >= close ||
+          !absl::SimpleAtoi(frame.substr(c2 + 1, c3 - c2 - 1), &step) ||
+          step < 0 || step >= static_cast<int64_t>(receipt_ns_.size()) ||
+          receipt_ns_[step] != 0) {
+        return absl::DataLossError(
+            absl::StrCat("viewer: step ", step, " unexpected or twice"));
+      }
+      receipt_ns_[step] = now;
+      ++points_received_;
+      if (close + 1 >= frame.size() || frame[close + 1] != ',') {
+        ++count;
+        break;
+      }
+      open = close + 2;
     }
-    if (step < 0 || step >= static_cast<int64_t>(receipt_ns_.size()) ||
-        receipt_ns_[step] != 0) {
-      return absl::DataLossError(
-          absl::StrCat("viewer: step ", step, " unexpected or twice"));
+    if (count != seq - first + 1) {
+      return absl::DataLossError(absl::StrCat(
+          "viewer: ", count, " points in frame ", first, "..", seq));
     }
-    receipt_ns_[step] = now;
-    ++points_received_;
     return absl::OkStatus();
   }
 
   const int port_;
   const std::string job_id_;
+  const int nice_;
   std::atomic<int> fd_{-1};
   absl::Notification ready_;
   absl::Notification done_;
@@ -596,8 +643,8 @@ absl::StatusOr<RunResult> RunOnce(const Options& options, int batch,
     }
     std::vector<std::unique_ptr<SseViewer>> viewers;
     for (int i = 0; i < options.viewers; ++i) {
-      viewers.push_back(std::make_unique<SseViewer>(server->dashboard_port(),
-                                                    job.job_id(), points));
+      viewers.push_back(std::make_unique<SseViewer>(
+          server->dashboard_port(), job.job_id(), points, options.viewer_nice));
     }
     // Subscribed watchers see points live; a later one would start from
     // the store and measure catch-up instead.
@@ -817,6 +864,12 @@ int main(int argc, char** argv) {
                  "dashboard viewers reading the job's event stream over HTTP "
                  "in every run; 0: no dashboard")
       ->check(CLI::Range(0, 200))
+      ->capture_default_str();
+  app.add_option("--viewer-nice", options.viewer_nice,
+                 "nice value of the viewers' reading threads; 19 stands in "
+                 "for browsers on other machines (no CPU taken from the "
+                 "coordinator)")
+      ->check(CLI::Range(0, 19))
       ->capture_default_str();
   app.add_option("--report-interval-ms", options.report_interval_ms,
                  "the worker's pause after each acknowledged report (a real "

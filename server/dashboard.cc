@@ -307,7 +307,8 @@ HttpResponse DashboardServer::Events(const Principal& caller,
   response.headers.emplace_back("X-Accel-Buffering", "no");  // nginx
   SecurityHeaders(response);
   const absl::Duration keepalive = options_.keepalive;
-  response.stream = [viewer, slot, keepalive](HttpStream& out) {
+  const absl::Duration interval = options_.min_write_interval;
+  response.stream = [viewer, slot, keepalive, interval](HttpStream& out) {
     // The comment flushes the head at once: the page knows it is
     // connected before the first event.
     if (!out.Write(": connected\n\n")) return;
@@ -325,6 +326,14 @@ HttpResponse DashboardServer::Events(const Principal& caller,
       if (batch->events > 0) {
         if (!out.Write(batch->frames) || batch->terminal) return;
         last_write = absl::Now();
+        // Caught up: let the next events gather for a moment, until the
+        // next multiple of the interval, so that the viewers of a job wake
+        // together and share the frames one of them builds.
+        if (!batch->more && interval > absl::ZeroDuration()) {
+          const int64_t beat = absl::ToInt64Nanoseconds(interval);
+          absl::SleepFor(
+              absl::Nanoseconds(beat - absl::GetCurrentTimeNanos() % beat));
+        }
         continue;
       }
       if (out.Closed()) return;

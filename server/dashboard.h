@@ -46,12 +46,21 @@ inline constexpr char kDefaultChartJs[] =
     "/usr/share/javascript/chart.js/chart.min.js";
 
 struct DashboardOptions {
-  HttpServerOptions http;  // the listener: address, TLS files, limits
+  // The listener: address, TLS files, limits. Its threads run at nice +10:
+  // with the CPU short, ingestion and gRPC go first and viewers wait a
+  // little (bench/dashboard_bench.md).
+  DashboardOptions() { http.nice = 10; }
+  HttpServerOptions http;
   std::string chart_js = kDefaultChartJs;  // served as /static/chart.js
   int max_streams = 128;  // event streams open at once; beyond: 503
   // An idle event stream gets a comment line this often (proxies and the
   // page see that it is alive).
   absl::Duration keepalive = absl::Seconds(15);
+  // An event stream that has caught up writes at most this often, what
+  // arrived meanwhile in one write: a page redraws no faster, and 50
+  // viewers of a busy job then cost the server 50 wake-ups per interval
+  // instead of per report (bench/dashboard_bench.md). 0: every report.
+  absl::Duration min_write_interval = absl::Milliseconds(25);
   // Called with one line per refused call and per cancelled job (never a
   // token); unset: silent.
   std::function<void(absl::string_view)> log;

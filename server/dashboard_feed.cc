@@ -12,24 +12,31 @@
 namespace lrtune::server {
 namespace {
 
-// An event and its frame, encoded by the first viewer that sends it
-// (outside any lock), then shared.
+// An event and its encoding (dashboard_json.h: a point's element or
+// another event's frame), made by the first viewer that sends it (outside
+// any lock), then shared.
 class Entry {
  public:
   explicit Entry(const v1::JobEvent& event)
-      : event_(event), terminal_(IsTerminalEvent(event)) {}
+      : event_(event),
+        point_(event.has_point()),
+        terminal_(IsTerminalEvent(event)) {}
   int64_t seq() const { return static_cast<int64_t>(event_.seq()); }
+  bool point() const { return point_; }
   bool terminal() const { return terminal_; }
-  const std::string& Frame() {
-    std::call_once(once_, [this] { frame_ = EventFrame(event_); });
-    return frame_;
+  const std::string& Encoded() {
+    std::call_once(once_, [this] {
+      encoded_ = point_ ? PointElement(event_) : EventFrame(event_);
+    });
+    return encoded_;
   }
 
  private:
   const v1::JobEvent event_;
+  const bool point_;
   const bool terminal_;
   std::once_flag once_;
-  std::string frame_;
+  std::string encoded_;
 };
 
 }  // namespace
@@ -70,9 +77,19 @@ class JobFeeds::Feed final : public EventSink {
  private:
   friend class JobFeeds::Viewer;
 
+  // The frames of the last range a viewer built from the window: viewers
+  // that caught up together (the dashboard wakes them on the same beat)
+  // ask for the same range, and build it once.
+  struct Built {
+    int64_t first = 0;
+    int64_t last = 0;
+    Batch batch;
+  };
+
   const std::string job_id_;
   const size_t window_limit_;
   lrtune::Mutex mu_;
+  std::shared_ptr<const Built> built_ ABSL_GUARDED_BY(mu_);
   // Consecutive seqs, oldest first.
   std::deque<std::shared_ptr<Entry>> window_ ABSL_GUARDED_BY(mu_);
   int64_t known_ ABSL_GUARDED_BY(mu_) = 0;  // a seq the store has reached
@@ -143,11 +160,12 @@ absl::StatusOr<JobFeeds::Batch> JobFeeds::Viewer::ReadStore() {
       feeds_->read_(feed_->job_id(), cursor_, limit);
   if (!events.ok()) return events.status();
   Batch batch;
+  FrameWriter frames(&batch.frames);
   for (const v1::JobEvent& e : *events) {
     const auto seq = static_cast<int64_t>(e.seq());
     if (seq <= cursor_) continue;
     if (seq != cursor_ + 1) break;  // cannot happen: seqs are gap-free
-    batch.frames += EventFrame(e);
+    frames.Add(e);
     ++batch.events;
     batch.last_seq = cursor_ = seq;
     if (IsTerminalEvent(e)) {
@@ -157,7 +175,9 @@ absl::StatusOr<JobFeeds::Batch> JobFeeds::Viewer::ReadStore() {
   }
   // Fewer than asked for: caught up with the store; what is stored from
   // now on reaches the feed (it was subscribed before this read).
+  frames.Finish();
   if (static_cast<int>(events->size()) < limit) read_store_ = false;
+  batch.more = read_store_ && !done_;
   return batch;
 }
 
@@ -178,6 +198,8 @@ absl::StatusOr<JobFeeds::Batch> JobFeeds::Viewer::Next(absl::Duration timeout) {
       if (!batch.ok() || batch->events > 0) return batch;
     }
     std::vector<std::shared_ptr<Entry>> taken;
+    bool more = false;
+    std::shared_ptr<const Feed::Built> built;
     {
       Feed& f = *feed_;
       lrtune::MutexLock lock(&f.mu_);
@@ -203,20 +225,41 @@ absl::StatusOr<JobFeeds::Batch> JobFeeds::Viewer::Next(absl::Duration timeout) {
       const size_t count = std::min(
           f.window_.size() - first,
           static_cast<size_t>(std::max(feeds_->options_.max_batch, 1)));
-      taken.assign(
-          f.window_.begin() + static_cast<std::ptrdiff_t>(first),
-          f.window_.begin() + static_cast<std::ptrdiff_t>(first + count));
+      if (f.built_ != nullptr && f.built_->first == cursor + 1 &&
+          f.built_->last == cursor + static_cast<int64_t>(count)) {
+        built = f.built_;
+      } else {
+        taken.assign(
+            f.window_.begin() + static_cast<std::ptrdiff_t>(first),
+            f.window_.begin() + static_cast<std::ptrdiff_t>(first + count));
+        more = first + count < f.window_.size();
+      }
+    }
+    if (built != nullptr) {
+      cursor_ = built->batch.last_seq;
+      done_ = built->batch.terminal;
+      return built->batch;
     }
     Batch batch;
+    batch.more = more;
+    FrameWriter frames(&batch.frames);
     for (const std::shared_ptr<Entry>& entry : taken) {
-      batch.frames += entry->Frame();
+      frames.AddEncoded(entry->seq(), entry->point(), entry->Encoded());
       ++batch.events;
       batch.last_seq = cursor_ = entry->seq();
       if (entry->terminal()) {
         batch.terminal = done_ = true;
+        batch.more = false;
         break;
       }
     }
+    frames.Finish();
+    auto share = std::make_shared<Feed::Built>();
+    share->first = static_cast<int64_t>(taken.front()->seq());
+    share->last = static_cast<int64_t>(taken.back()->seq());
+    share->batch = batch;
+    lrtune::MutexLock lock(&feed_->mu_);
+    feed_->built_ = std::move(share);
     return batch;
   }
 }

@@ -1,10 +1,10 @@
 // A job's events for the dashboard's viewers: one subscription to the
 // coordinator's EventHub per job however many viewers it has, each event
-// encoded once (dashboard_json.h's Server-Sent Events frame) and shared
-// from a bounded window; a viewer behind the window, or resuming from an
-// older seq, reads the store, as WatchJob's reactor does. So 50 viewers of
-// a running job cost the ingestion path one copy of each event, and the
-// store is read only for history.
+// encoded once (dashboard_json.h: a point's element of a `points` frame,
+// another event's frame) and shared from a bounded window; a viewer behind the
+// window, or resuming from an older seq, reads the store, as WatchJob's reactor
+// does. So 50 viewers of a running job cost the ingestion path one copy of each
+// event, and the store is read only for history.
 //
 //   JobFeeds feeds(coordinator.hub(), [&](const std::string& job, int64_t
 //       after, int limit) { return coordinator.ReadEvents(job, after, limit);
@@ -47,7 +47,10 @@ class JobFeeds {
       const std::string& job_id, int64_t after_seq, int limit)>;
 
   struct Options {
-    int window = 4096;     // encoded events kept per job being viewed
+    // Events kept per job being viewed (~300 bytes each): ~0.2 s of the
+    // fastest ingestion measured (bench/dashboard_bench.md), so that a
+    // viewer slowed down for a moment does not fall back to the store.
+    int window = 16384;
     int max_batch = 1024;  // events per Next
   };
 
@@ -66,6 +69,7 @@ class JobFeeds {
     int events = 0;         // how many
     int64_t last_seq = 0;   // of the last one (0: none)
     bool terminal = false;  // the last one ends the job: the stream is done
+    bool more = false;      // more events were ready than one batch holds
   };
 
   class Feed;

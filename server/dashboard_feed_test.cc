@@ -74,15 +74,23 @@ class FakeStore {
   int reads_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// The seqs of the frames in `frames`, from their id: lines.
+// The seqs of the events in `frames`: a frame's id, or for a `points`
+// frame every seq from its "first" to its id.
 std::vector<int64_t> Seqs(const std::string& frames) {
   std::vector<int64_t> seqs;
-  for (absl::string_view line : absl::StrSplit(frames, '\n')) {
-    if (absl::ConsumePrefix(&line, "id: ")) {
-      int64_t seq = 0;
-      EXPECT_TRUE(absl::SimpleAtoi(line, &seq));
-      seqs.push_back(seq);
+  for (absl::string_view frame :
+       absl::StrSplit(frames, "\n\n", absl::SkipEmpty())) {
+    int64_t id = 0;
+    int64_t first = -1;
+    for (absl::string_view line : absl::StrSplit(frame, '\n')) {
+      if (absl::ConsumePrefix(&line, "id: ")) {
+        EXPECT_TRUE(absl::SimpleAtoi(line, &id));
+      }
+      if (absl::ConsumePrefix(&line, "data: {\"first\":")) {
+        EXPECT_TRUE(absl::SimpleAtoi(line.substr(0, line.find(',')), &first));
+      }
     }
+    for (int64_t s = first < 0 ? id : first; s <= id; ++s) seqs.push_back(s);
   }
   return seqs;
 }
@@ -163,6 +171,30 @@ TEST(JobFeedsTest, AViewerBehindTheWindowReadsTheStore) {
   for (int s = 1; s <= 40; ++s) store.AppendAndPublish(hub, {Point(s)});
   EXPECT_EQ(Drain(*fast, 40), Range(1, 40));
   EXPECT_EQ(Drain(*slow, 40), Range(1, 40));
+}
+
+TEST(JobFeedsTest, AFullBatchSaysMoreIsReady) {
+  EventHub hub;
+  FakeStore store;
+  JobFeeds::Options options;
+  options.max_batch = 4;
+  JobFeeds feeds(&hub, store.Reader(), options);
+  std::unique_ptr<JobFeeds::Viewer> a = feeds.Watch(kJob, 0);
+  std::unique_ptr<JobFeeds::Viewer> b = feeds.Watch(kJob, 0);
+  for (int s = 1; s <= 6; ++s) store.AppendAndPublish(hub, {Point(s)});
+  absl::StatusOr<JobFeeds::Batch> full = a->Next(absl::Seconds(1));
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->events, 4);
+  EXPECT_TRUE(full->more);
+  absl::StatusOr<JobFeeds::Batch> rest = a->Next(absl::Seconds(1));
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(Seqs(rest->frames), Range(5, 6));
+  EXPECT_FALSE(rest->more);
+  // The second viewer, at the same place, gets the same frames.
+  absl::StatusOr<JobFeeds::Batch> same = b->Next(absl::Seconds(1));
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->frames, full->frames);
+  EXPECT_EQ(Drain(*b, 2), Range(5, 6));
 }
 
 TEST(JobFeedsTest, GapsAndBareNotificationsAreFilledFromTheStore) {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -67,20 +68,35 @@ absl::string_view EventKind(const v1::JobEvent& event) {
   return field->name();
 }
 
+std::string PointElement(const v1::JobEvent& event) {
+  const v1::PointEvent& p = event.point();
+  const v1::CurvePoint& point = p.point();
+  std::string out;
+  out.reserve(72);
+  char buf[48];
+  auto append_number = [&](double v) {
+    if (!std::isfinite(v)) {
+      out += "null,";
+      return;
+    }
+    const int n = std::snprintf(buf, sizeof(buf), "%.7g,", v);
+    out.append(buf, static_cast<size_t>(n));
+  };
+  const int n = std::snprintf(
+      buf, sizeof(buf), "[%d,%d,%lld,",
+      p.origin().has_trial_index() ? p.origin().trial_index() : -1,
+      point.seed_index(), static_cast<long long>(point.step()));
+  out.append(buf, static_cast<size_t>(n));
+  append_number(point.lr());
+  append_number(point.loss());
+  append_number(point.smoothed());
+  absl::StrAppend(&out, UnixMillis(event.time()), "]");
+  return out;
+}
+
 std::string EventFrame(const v1::JobEvent& event) {
   std::string data;
-  if (event.has_point()) {
-    const v1::PointEvent& p = event.point();
-    const v1::CurvePoint& point = p.point();
-    data = absl::StrCat(
-        "{\"seq\":", event.seq(), ",\"t\":", UnixMillis(event.time()),
-        ",\"trial\":",
-        p.origin().has_trial_index() ? p.origin().trial_index() : -1,
-        ",\"seed\":", point.seed_index(), ",\"step\":", point.step(),
-        ",\"lr\":", JsonNumber(point.lr()),
-        ",\"loss\":", JsonNumber(point.loss()),
-        ",\"smoothed\":", JsonNumber(point.smoothed()), "}");
-  } else if (event.has_accepted()) {
+  if (event.has_accepted()) {
     v1::JobEvent copy = event;
     StripUploads(*copy.mutable_accepted()->mutable_job());
     data = ProtoJson(copy);
@@ -96,6 +112,46 @@ std::string EventFrame(const v1::JobEvent& event) {
   }
   return absl::StrCat("id: ", event.seq(), "\nevent: ", EventKind(event),
                       "\ndata: ", data, "\n\n");
+}
+
+void FrameWriter::Add(const v1::JobEvent& event) {
+  const auto seq = static_cast<int64_t>(event.seq());
+  if (event.has_point()) {
+    AddEncoded(seq, true, PointElement(event));
+  } else {
+    AddEncoded(seq, false, EventFrame(event));
+  }
+}
+
+void FrameWriter::AddEncoded(int64_t seq, bool point,
+                             absl::string_view encoded) {
+  if (points_ > 0 &&
+      (!point || seq != last_ + 1 || points_ >= kPointsPerFrame)) {
+    Finish();
+  }
+  if (!point) {
+    out_->append(encoded.data(), encoded.size());
+    return;
+  }
+  // The id line comes first but names the last point: the open frame's
+  // points gather in open_ until Finish.
+  if (points_ == 0) {
+    first_ = seq;
+    open_.clear();
+  } else {
+    open_.push_back(',');
+  }
+  open_.append(encoded.data(), encoded.size());
+  last_ = seq;
+  ++points_;
+}
+
+void FrameWriter::Finish() {
+  if (points_ == 0) return;
+  absl::StrAppend(out_, "id: ", last_,
+                  "\nevent: points\ndata: {\"first\":", first_, ",\"points\":[",
+                  open_, "]}\n\n");
+  points_ = 0;
 }
 
 }  // namespace lrtune::server

@@ -1,8 +1,9 @@
-// How the dashboard's API writes jobs and events: JSON, and each event as a
-// Server-Sent Events frame.
+// How the dashboard's API writes jobs and events: JSON, and events as
+// Server-Sent Events frames.
 //
 //   response.body = JobJson(job);
-//   stream.Write(EventFrame(event));
+//   FrameWriter frames(&text);  for (e : events) frames.Add(e);
+//   frames.Finish();  stream.Write(text);
 //
 // A job is protobuf's JSON mapping of v1::Job with the .proto field names
 // (snake_case): enums by name, 64-bit integers as strings, NaN and
@@ -10,14 +11,18 @@
 // without what a client uploaded with the job (inline data sets and
 // TorchScript models, up to 64 MiB), which no page shows.
 //
-// An event frame is `id: <seq>`, `event: <kind>` (the JobEvent oneof's
-// field name: point, evaluation, state_changed, ...) and one `data:` line.
-// A point's data is compact, since points are most of a stream:
-// {"seq":12,"t":1732800000123,"trial":-1,"seed":0,"step":11,"lr":1.2e-05,
-// "loss":2.3,"smoothed":2.31} (t: when the coordinator stored it, ms since
-// the epoch; trial -1: the range test phase; a non-finite loss is null).
-// Every other event's data is the JobEvent in the mapping above. Pure
-// functions; thread-safe.
+// A frame is `id: <seq>`, `event: <kind>` and one `data:` line. Every event
+// but a point is a frame of its own: its kind is the JobEvent oneof's field
+// name (evaluation, state_changed, ...), its data the JobEvent in the
+// mapping above. Points, most of a stream, go compactly: a run of
+// consecutive point events is one `points` frame whose id is the last one's
+// seq and whose data is {"first":<seq of the first>,"points":[[trial,seed,
+// step,lr,loss,smoothed,t],...]} (trial -1: the range test phase; lr,
+// loss and smoothed to 7 significant digits, a float's, which is what a
+// chart needs and less than half the bytes of an exact double; a
+// non-finite one is null; t: when the coordinator stored it, ms since the
+// epoch), at most kPointsPerFrame of them. So Last-Event-ID resumes exactly
+// after any frame. Pure functions and a value type; thread-compatible.
 #ifndef LRTUNE_SERVER_DASHBOARD_JSON_H_
 #define LRTUNE_SERVER_DASHBOARD_JSON_H_
 
@@ -48,8 +53,36 @@ std::string JobListJson(v1::ListJobsResponse list);
 // The oneof field name of the event ("point", ...); "unknown" when unset.
 absl::string_view EventKind(const v1::JobEvent& event);
 
-// The Server-Sent Events frame of `event`, ending in an empty line.
+inline constexpr int kPointsPerFrame = 512;
+
+// A point event's element of a `points` frame: [trial,seed,step,lr,loss,
+// smoothed,t], the three doubles to 7 significant digits.
+std::string PointElement(const v1::JobEvent& event);
+
+// The frame of an event that is not a point, ending in an empty line.
 std::string EventFrame(const v1::JobEvent& event);
+
+// Appends the frames of a job's events, given in seq order, to `out`.
+class FrameWriter {
+ public:
+  explicit FrameWriter(std::string* out) : out_(out) {}
+  FrameWriter(const FrameWriter&) = delete;
+  FrameWriter& operator=(const FrameWriter&) = delete;
+
+  void Add(const v1::JobEvent& event);
+  // An event already encoded: a point's PointElement, or another event's
+  // EventFrame.
+  void AddEncoded(int64_t seq, bool point, absl::string_view encoded);
+  // Closes the open `points` frame, if any. Call before using `out`.
+  void Finish();
+
+ private:
+  std::string* const out_;
+  std::string open_;   // the open points frame's elements
+  int64_t first_ = 0;  // their first seq
+  int64_t last_ = 0;   // and last
+  int points_ = 0;     // how many; 0: no frame open
+};
 
 }  // namespace lrtune::server
 

@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -14,28 +15,70 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-TEST(DashboardJsonTest, APointIsACompactFrame) {
+v1::JobEvent Point(int64_t seq, int64_t step) {
   v1::JobEvent e;
-  e.set_seq(12);
+  e.set_seq(static_cast<uint64_t>(seq));
   e.set_job_id("j-1");
   e.mutable_time()->set_seconds(1732800000);
   e.mutable_time()->set_nanos(123456789);
   v1::CurvePoint* p = e.mutable_point()->mutable_point();
   p->set_seed_index(2);
-  p->set_step(11);
+  p->set_step(step);
   p->set_lr(1.25e-05);
   p->set_loss(2.5);
   p->set_smoothed(2.25);
-  EXPECT_EQ(EventFrame(e),
-            "id: 12\nevent: point\ndata: {\"seq\":12,\"t\":1732800000123,"
-            "\"trial\":-1,\"seed\":2,\"step\":11,\"lr\":1.25e-05,\"loss\":2.5,"
-            "\"smoothed\":2.25}\n\n");
-  e.mutable_point()->mutable_origin()->set_trial_index(3);
-  p->set_loss(std::numeric_limits<double>::quiet_NaN());
-  p->set_smoothed(std::numeric_limits<double>::infinity());
-  const std::string frame = EventFrame(e);
-  EXPECT_THAT(frame, HasSubstr("\"trial\":3,"));
-  EXPECT_THAT(frame, HasSubstr("\"loss\":null,\"smoothed\":null}"));
+  return e;
+}
+
+TEST(DashboardJsonTest, ConsecutivePointsShareACompactFrame) {
+  EXPECT_EQ(PointElement(Point(12, 11)),
+            "[-1,2,11,1.25e-05,2.5,2.25,1732800000123]");
+  v1::JobEvent precise = Point(1, 0);
+  precise.mutable_point()->mutable_point()->set_lr(0.00012345678901234567);
+  precise.mutable_point()->mutable_point()->set_loss(2.3025850929940455);
+  EXPECT_EQ(PointElement(precise),
+            "[-1,2,0,0.0001234568,2.302585,2.25,1732800000123]");
+  v1::JobEvent odd = Point(13, 12);
+  odd.mutable_point()->mutable_origin()->set_trial_index(3);
+  odd.mutable_point()->mutable_point()->set_loss(
+      std::numeric_limits<double>::quiet_NaN());
+  odd.mutable_point()->mutable_point()->set_smoothed(
+      std::numeric_limits<double>::infinity());
+  EXPECT_EQ(PointElement(odd), "[3,2,12,1.25e-05,null,null,1732800000123]");
+
+  v1::JobEvent state;
+  state.set_seq(14);
+  state.mutable_state_changed()->set_state(v1::JOB_STATE_RUNNING);
+  std::string text;
+  FrameWriter frames(&text);
+  frames.Add(Point(12, 11));
+  frames.Add(odd);
+  frames.Add(state);
+  frames.Add(Point(15, 13));
+  frames.Add(Point(17, 15));  // not consecutive: a frame of its own
+  frames.Finish();
+  EXPECT_EQ(text,
+            "id: 13\nevent: points\ndata: {\"first\":12,\"points\":["
+            "[-1,2,11,1.25e-05,2.5,2.25,1732800000123],"
+            "[3,2,12,1.25e-05,null,null,1732800000123]]}\n\n" +
+                EventFrame(state) +
+                "id: 15\nevent: points\ndata: {\"first\":15,\"points\":["
+                "[-1,2,13,1.25e-05,2.5,2.25,1732800000123]]}\n\n"
+                "id: 17\nevent: points\ndata: {\"first\":17,\"points\":["
+                "[-1,2,15,1.25e-05,2.5,2.25,1732800000123]]}\n\n");
+}
+
+TEST(DashboardJsonTest, ALongRunOfPointsIsSplit) {
+  std::string text;
+  FrameWriter frames(&text);
+  for (int i = 1; i <= kPointsPerFrame + 3; ++i) frames.Add(Point(i, i));
+  frames.Finish();
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("id: ", kPointsPerFrame,
+                                           "\nevent: points\n")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("id: ", kPointsPerFrame + 3,
+                                           "\nevent: points\ndata: "
+                                           "{\"first\":",
+                                           kPointsPerFrame + 1)));
 }
 
 TEST(DashboardJsonTest, OtherEventsAreTheProtoMapping) {

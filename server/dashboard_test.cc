@@ -269,13 +269,18 @@ TEST_F(DashboardTest, EventsStreamHistoryThenLiveAndResumeFromLastEventId) {
   EXPECT_THAT(got, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(got, HasSubstr("Content-Type: text/event-stream"));
   EXPECT_THAT(got, HasSubstr("id: 1\nevent: accepted\n"));
-  EXPECT_THAT(got, HasSubstr("\"step\":4,"));
+  EXPECT_THAT(got, HasSubstr("event: points\n"));
+  EXPECT_THAT(got, HasSubstr("[-1,0,4,"));  // trial, seed, step 4
 
   Report(task, 5, 5);  // live
   ASSERT_TRUE(stream.ReadUntil(absl::StrCat("id: ", history + 5, "\n")));
   got = stream.Take();
-  EXPECT_THAT(got, StartsWith(absl::StrCat("id: ", history + 1, "\n")));
-  EXPECT_THAT(got, HasSubstr("\"step\":9,"));
+  // The five live points in one frame: id the last, "first" the first.
+  EXPECT_THAT(got, StartsWith(absl::StrCat("id: ", history + 5,
+                                           "\nevent: points\ndata: "
+                                           "{\"first\":",
+                                           history + 1, ",")));
+  EXPECT_THAT(got, HasSubstr("[-1,0,9,"));
   // Idle: keep-alive comments.
   EXPECT_TRUE(stream.ReadUntil(": keepalive", absl::Seconds(2)));
 
@@ -286,8 +291,8 @@ TEST_F(DashboardTest, EventsStreamHistoryThenLiveAndResumeFromLastEventId) {
       job, kAlice, absl::StrCat("Last-Event-ID: ", history, "\r\n"))));
   ASSERT_TRUE(resumed.ReadUntil(absl::StrCat("id: ", history + 5, "\n")));
   got = resumed.Take();
-  EXPECT_THAT(got, Not(HasSubstr(absl::StrCat("id: ", history, "\n"))));
-  EXPECT_THAT(got, HasSubstr(absl::StrCat("id: ", history + 1, "\n")));
+  EXPECT_THAT(got, HasSubstr(absl::StrCat("{\"first\":", history + 1, ",")));
+  EXPECT_THAT(got, Not(HasSubstr("[-1,0,4,")));  // before Last-Event-ID
   Report(task, 10, 10);
   Complete(task, 20);
   const int64_t last = coordinator_->GetJob("alice", job)->last_seq();

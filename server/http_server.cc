@@ -7,8 +7,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -506,7 +508,10 @@ absl::Status HttpServer::Start() {
   port_ = ntohs(bound.ss_family == AF_INET6
                     ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                     : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  accept_thread_ = std::thread([this] { AcceptLoop(); });
+  accept_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "lrtune-http-acc");
+    AcceptLoop();
+  });
   return absl::OkStatus();
 }
 
@@ -548,6 +553,11 @@ void HttpServer::AcceptLoop() {
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     std::thread([shared = shared_, fd, peer = PeerName(addr)] {
+      pthread_setname_np(pthread_self(), "lrtune-http");  // for top -H
+      if (shared->options.nice > 0) {
+        setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()),
+                    shared->options.nice);
+      }
       // OpenSSL writes with write(2): a peer gone makes it EPIPE, not a
       // SIGPIPE that would end the process.
       sigset_t pipe;

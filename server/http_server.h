@@ -55,6 +55,9 @@ struct HttpServerOptions {
   std::string tls_client_ca_file;
   HttpLimits limits;
   int max_connections = 256;
+  // Added to the nice value of the connections' threads: with a CPU
+  // short, the service's own threads (ingestion) go first. 0: as is.
+  int nice = 0;
   absl::Duration head_timeout = absl::Seconds(10);
   absl::Duration idle_timeout = absl::Seconds(30);
   absl::Duration write_timeout = absl::Seconds(10);

@@ -621,8 +621,12 @@
         if (rec) range.recommendation(rec);
       }
       const stop = streamEvents(jobId, (kind, data) => {
-        if (kind === 'point') {
-          if (data.trial >= 0) { if (trials) trials.point(data); } else if (range) range.point(data);
+        if (kind === 'points') {
+          // [trial, seed, step, lr, loss, smoothed, t] each (docs/dashboard.md).
+          for (const [trial, seed, step, lr, loss, smoothed, t] of data.points) {
+            const p = { trial, seed, step, lr, loss, smoothed, t };
+            if (trial >= 0) { if (trials) trials.point(p); } else if (range) range.point(p);
+          }
           return false;
         }
         if (kind === 'evaluation') {
