@@ -211,10 +211,18 @@ class Api:
         return status, (json.loads(body) if body else None)
 
     def events(self, job_id, token):
-        """The kinds of a finished job's events, in order, from its stream."""
+        """The kinds of a finished job's events, in order, from its stream
+        (a `points` frame counts as one "point" per point it holds)."""
         status, body = self.request("GET", "/api/jobs/%s/events" % job_id,
                                     token)
-        kinds = re.findall(r"^event: (\w+)$", body.decode(), re.M)
+        kinds = []
+        for frame in body.decode().split("\n\n"):
+            fields = dict(line.split(": ", 1) for line in frame.split("\n")
+                          if ": " in line and not line.startswith(":"))
+            if fields.get("event") == "points":
+                kinds += ["point"] * len(json.loads(fields["data"])["points"])
+            elif "event" in fields:
+                kinds.append(fields["event"])
         return status, kinds
 
 
