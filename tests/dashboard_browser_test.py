@@ -339,7 +339,9 @@ def run(tmp, procs):
             stderr=worker_log))
         ended = wait_for(lambda: stats_of(browser).get("terminal"), 180, 0.2)
         check("the page saw the job end", ended, page_stats(browser))
-        time.sleep(0.5)  # the last draw
+        # The page draws at most every 50 ms: the last draw follows.
+        wait_for(lambda: (lambda st: st.get("pointsDrawn") ==
+                          st.get("pointsReceived"))(stats_of(browser)), 5)
         stats = stats_of(browser)
         status, kinds = api.events(job, TOKENS["alice"][1])
         points = kinds.count("point")
@@ -475,6 +477,9 @@ def run(tmp, procs):
             browser.goto(url)
             done = wait_for(lambda: stats_of(browser).get("terminal"), 60,
                             0.2)
+            # The page draws at most every 50 ms: the last draw follows.
+            wait_for(lambda: (lambda st: st.get("pointsDrawn") ==
+                              st.get("pointsReceived"))(stats_of(browser)), 5)
             stats = stats_of(browser)
             check("the embedded page shows the test's curve to its end",
                   done and stats.get("pointsDrawn", 0) > 0 and
