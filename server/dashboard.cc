@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <utility>
 
@@ -170,6 +171,30 @@ void DashboardServer::ReleaseStream() {
   --streams_;
 }
 
+std::string DashboardServer::CachedList(const std::string& key) {
+  lrtune::MutexLock lock(&mu_);
+  auto it = lists_.find(key);
+  if (it == lists_.end() ||
+      absl::Now() - it->second.at >= options_.list_cache) {
+    return "";
+  }
+  return it->second.body;
+}
+
+void DashboardServer::CacheList(const std::string& key,
+                                const std::string& body) {
+  if (options_.list_cache <= absl::ZeroDuration()) return;
+  const absl::Time now = absl::Now();
+  lrtune::MutexLock lock(&mu_);
+  // Bounded: stale answers go first, and at most 256 stay.
+  for (auto it = lists_.begin(); it != lists_.end();) {
+    it = now - it->second.at >= options_.list_cache ? lists_.erase(it)
+                                                    : std::next(it);
+  }
+  if (lists_.size() >= 256) lists_.erase(lists_.begin());
+  lists_[key] = CachedAnswer{now, body};
+}
+
 absl::StatusOr<std::string> DashboardServer::ActingOwner(
     const Principal& caller, const std::string& job_id) {
   if (caller.role != Role::kAdmin) return caller.name;
@@ -237,12 +262,20 @@ HttpResponse DashboardServer::Api(const HttpRequest& request,
     case DashboardRoute::kJobs: {
       absl::StatusOr<v1::ListJobsRequest> list = ListRequestOf(request);
       if (!list.ok()) return ErrorOf(list.status());
-      absl::StatusOr<v1::ListJobsResponse> jobs =
-          caller->role == Role::kAdmin
-              ? coordinator_->ListAllJobs(*list)
-              : coordinator_->ListJobs(caller->name, *list);
-      if (!jobs.ok()) return ErrorOf(jobs.status());
-      return Json(200, JobListJson(*std::move(jobs)));
+      const bool all = caller->role == Role::kAdmin;
+      // The scope and the normalized query: a name never contains '*'.
+      const std::string key = absl::StrCat(all ? "*" : caller->name, "?",
+                                           list->SerializeAsString());
+      std::string body = CachedList(key);
+      if (body.empty()) {
+        absl::StatusOr<v1::ListJobsResponse> jobs =
+            all ? coordinator_->ListAllJobs(*list)
+                : coordinator_->ListJobs(caller->name, *list);
+        if (!jobs.ok()) return ErrorOf(jobs.status());
+        body = JobListJson(*std::move(jobs));
+        CacheList(key, body);
+      }
+      return Json(200, std::move(body));
     }
     case DashboardRoute::kJob: {
       absl::StatusOr<std::string> owner = ActingOwner(*caller, route.job_id);
@@ -269,6 +302,10 @@ HttpResponse DashboardServer::Api(const HttpRequest& request,
       if (!job.ok()) return ErrorOf(job.status());
       Log(absl::StrCat("dashboard: job ", route.job_id, " cancelled by ",
                        caller->name));
+      {
+        lrtune::MutexLock lock(&mu_);
+        lists_.clear();  // the canceller's next list shows it
+      }
       return Json(200, JobJson(*std::move(job)));
     }
     default:

@@ -23,6 +23,7 @@
 #define LRTUNE_SERVER_DASHBOARD_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -56,6 +57,10 @@ struct DashboardOptions {
   // An idle event stream gets a comment line this often (proxies and the
   // page see that it is alive).
   absl::Duration keepalive = absl::Seconds(15);
+  // A job list answered within this long is answered again from memory
+  // for the same caller scope and query: every open list page re-reads it
+  // every 5 s, and the store serves ingestion too. 0: always read.
+  absl::Duration list_cache = absl::Seconds(2);
   // An event stream that has caught up writes at most this often, what
   // arrived meanwhile in one write: a page redraws no faster, and 50
   // viewers of a busy job then cost the server 50 wake-ups per interval
@@ -113,8 +118,19 @@ class DashboardServer {
   JobFeeds feeds_;
   std::unique_ptr<HttpServer> http_;
 
+  // The job list's answers from memory (options_.list_cache), by caller
+  // scope ("*" for an admin, else the owner) and query string.
+  std::string CachedList(const std::string& key);
+  void CacheList(const std::string& key, const std::string& body);
+
+  struct CachedAnswer {
+    absl::Time at;
+    std::string body;
+  };
+
   mutable lrtune::Mutex mu_;
   int streams_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, CachedAnswer> lists_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lrtune::server

@@ -52,8 +52,10 @@ class DashboardTest : public ::testing::Test {
     std::remove(chart_js_.c_str());
   }
 
-  void StartDashboard(int max_streams = 128) {
+  void StartDashboard(int max_streams = 128,
+                      absl::Duration list_cache = absl::Seconds(2)) {
     DashboardOptions options;
+    options.list_cache = list_cache;
     options.http.address = "127.0.0.1:0";
     options.chart_js = chart_js_;
     options.max_streams = max_streams;
@@ -235,6 +237,24 @@ TEST_F(DashboardTest, ClientsSeeTheirOwnJobsAndAdminsEveryones) {
               StartsWith("HTTP/1.1 200 "));
   EXPECT_THAT(Call("GET", "/api/jobs/j-0000000000000000", kOps),
               StartsWith("HTTP/1.1 404 "));
+}
+
+// Every open list page re-reads the list every 5 s: an answer is reused
+// for the same scope and query for list_cache, not read from the store
+// once per viewer.
+TEST_F(DashboardTest, TheJobListIsReadOncePerScopeAndQueryForAWhile) {
+  StartDashboard(128, absl::Milliseconds(500));
+  const std::string first = Submit("alice");
+  const std::string before = Call("GET", "/api/jobs", kAlice);
+  const std::string second = Submit("alice");
+  EXPECT_THAT(Call("GET", "/api/jobs", kAlice), Not(HasSubstr(second)));
+  // Another scope, or another query, is read afresh.
+  EXPECT_THAT(Call("GET", "/api/jobs", kOps), HasSubstr(second));
+  EXPECT_THAT(Call("GET", "/api/jobs?page_size=10", kAlice), HasSubstr(second));
+  EXPECT_THAT(Call("GET", "/api/jobs", kBob), Not(HasSubstr(first)));
+  absl::SleepFor(absl::Milliseconds(600));
+  EXPECT_THAT(Call("GET", "/api/jobs", kAlice), HasSubstr(second));
+  EXPECT_THAT(before, HasSubstr(first));
 }
 
 TEST_F(DashboardTest, AdminsAndOwnersCancelFromTheirOwnPageOnly) {
