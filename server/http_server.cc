@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -552,7 +553,7 @@ void HttpServer::AcceptLoop() {
     }
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    std::thread([shared = shared_, fd, peer = PeerName(addr)] {
+    auto serve = [shared = shared_, fd, peer = PeerName(addr)] {
       pthread_setname_np(pthread_self(), "lrtune-http");  // for top -H
       if (shared->options.nice > 0) {
         setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()),
@@ -570,7 +571,14 @@ void HttpServer::AcceptLoop() {
       }
       lrtune::MutexLock lock(&shared->mu);
       --shared->active;
-    }).detach();
+    };
+    try {
+      std::thread(std::move(serve)).detach();
+    } catch (const std::system_error&) {  // out of threads: refuse it
+      close(fd);
+      lrtune::MutexLock lock(&shared_->mu);
+      --shared_->active;
+    }
   }
 }
 
