@@ -172,7 +172,10 @@ class HttpServer::Connection final : public HttpStream {
         response.stream(*this);
         return;
       }
-      if (!Write(response.body) || !keep_alive) return;
+      // A HEAD answer has the head a GET would, without the body.
+      if ((request->method != "HEAD" && !Write(response.body)) || !keep_alive) {
+        return;
+      }
       first = false;
     }
   }

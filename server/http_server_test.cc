@@ -67,6 +67,21 @@ TEST(HttpServerTest, AnswersRequestsOnAKeptAliveConnection) {
   EXPECT_TRUE(client.closed());
 }
 
+TEST(HttpServerTest, AHeadAnswerHasNoBody) {
+  HttpServer server(Echo, Loopback());
+  ASSERT_TRUE(server.Start().ok());
+  Client client(server.port());
+  ASSERT_TRUE(
+      client.Send("HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // The second answer follows the first head directly.
+  ASSERT_TRUE(client.ReadUntil("GET /b  from loopback"));
+  const std::string both = client.Take();
+  EXPECT_THAT(both, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(both, HasSubstr("\r\n\r\nHTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(both, Not(HasSubstr("HEAD /a")));
+}
+
 TEST(HttpServerTest, MalformedRequestsAreAnsweredAndClosed) {
   HttpServer server(Echo, Loopback());
   ASSERT_TRUE(server.Start().ok());
