@@ -466,10 +466,14 @@
       recommendation(rec) {
         const s = [];
         const add = (key, label, color) => { if (num(rec[key]) > 0) s.push({ lr: num(rec[key]), label, color }); };
+        // Whichever suggestions the server's Recommendation carries
+        // (results.proto); an unset one is not drawn.
         add('lr_steepest', 'steepest', '#cf222e');
         add('lr_valley', 'valley', '#1a7f37');
         add('lr_minimum', 'minimum/10', '#8250df');
         add('lr_slide', 'slide', '#bf8700');
+        add('lr_steep', 'steep', '#1b7c83');
+        add('lr_lowest', 'lowest', '#6e7781');
         chart.$lrtune = { minLr: num(rec.min_lr), maxLr: num(rec.max_lr), suggestions: s };
         redraw();
       },
@@ -491,7 +495,8 @@
         ['CLR bounds', 'min_lr ' + fmt(rec.min_lr, 4) + '   max_lr ' + fmt(rec.max_lr, 4)],
         ['stepsize', (rec.stepsize_iterations || 0) + ' iterations' +
           (num(rec.stepsize_epochs) > 0 ? ' (' + fmt(rec.stepsize_epochs) + ' epochs)' : '')],
-        ['suggestions', ['steepest', 'valley', 'minimum', 'slide']
+        ['suggestions', ['steepest', 'valley', 'minimum', 'slide', 'steep', 'lowest']
+          .filter((k) => rec['lr_' + k] !== undefined)
           .map((k) => k + ' ' + fmt(rec['lr_' + k])).join('   ')],
         ['1cycle', 'max_lr ' + fmt(oc.max_lr, 4) + '  div_factor ' + fmt(oc.div_factor) +
           '  final_div_factor ' + fmt(oc.final_div_factor) + '  pct_start ' + fmt(oc.pct_start) +
