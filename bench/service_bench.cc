@@ -19,12 +19,27 @@
 // after every event checks the coordinator's promise that a slow watcher
 // never holds back ingestion.
 //
-// The benchmark checks itself: it exits 1 when the watcher's stream skips,
-// repeats or reorders an event, or loses a point. Figures and the command
-// that produced them are in bench/service_bench.md.
+// With --viewers=N the coordinator also serves the web dashboard
+// (server/dashboard.h) and N dashboard viewers read the job's Server-Sent
+// Events stream over HTTP, each on a TCP connection and a thread of its
+// own, as browser tabs would: the latency from a report to each viewer's
+// receipt of the point, and ingestion with them against without them
+// (bench/dashboard_bench.md). --report-interval-ms paces the worker as a
+// real one (it reports every 100 ms) instead of sending back to back.
+//
+// The benchmark checks itself: it exits 1 when the watcher's stream (or a
+// viewer's) skips, repeats or reorders an event, or loses a point. Figures
+// and the command that produced them are in bench/service_bench.md.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -40,6 +55,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
@@ -51,6 +67,7 @@
 #include "lrtune/v1/lrtune.grpc.pb.h"
 #include "lrtune/v1/worker.grpc.pb.h"
 #include "server/coordinator.h"
+#include "server/dashboard.h"
 #include "server/event_codec.h"
 #include "server/grpc_services.h"
 #include "server/job_store.h"
@@ -61,10 +78,13 @@ namespace {
 struct Options {
   std::vector<int> batches = {1, 32, 256};  // records per ReportPoints
   int64_t points = 0;                       // per run; 0: AutoPoints(batch)
-  std::string db_dir;        // "": a fresh directory under $TMPDIR or /tmp
-  int slow_batch = 256;      // batch of the run with a slow watcher; 0: none
-  int slow_delay_us = 1000;  // the slow watcher's sleep after each event
-  int repeat = 1;            // runs of each configuration, a row each
+  std::string db_dir;          // "": a fresh directory under $TMPDIR or /tmp
+  int slow_batch = 256;        // batch of the run with a slow watcher; 0: none
+  int slow_delay_us = 1000;    // the slow watcher's sleep after each event
+  int repeat = 1;              // runs of each configuration, a row each
+  int viewers = 0;             // dashboard viewers of the job; 0: none
+  int viewer_nice = 0;         // the viewers' threads' nice value
+  int report_interval_ms = 0;  // the worker's pause between reports
 };
 
 // Sizes a run to a few seconds on a 2-core machine: small batches pay one
@@ -100,7 +120,7 @@ void RemoveDb(const std::string& path) {
 class LoopbackCoordinator {
  public:
   static absl::StatusOr<std::unique_ptr<LoopbackCoordinator>> Start(
-      const std::string& db_path) {
+      const std::string& db_path, bool dashboard) {
     auto self = std::unique_ptr<LoopbackCoordinator>(new LoopbackCoordinator);
     LRTUNE_ASSIGN_OR_RETURN(self->store_, JobStore::Open(db_path, SystemClock(),
                                                          JobEventEncoder()));
@@ -119,10 +139,19 @@ class LoopbackCoordinator {
       return absl::UnavailableError("cannot listen on 127.0.0.1:0");
     }
     self->coordinator_->StartSweeper();
+    if (dashboard) {
+      DashboardOptions options;
+      options.http.address = "127.0.0.1:0";
+      options.chart_js = "/dev/null";  // no page is drawn here
+      self->dashboard_ = std::make_unique<DashboardServer>(
+          self->coordinator_.get(), &self->auth_, options);
+      LRTUNE_RETURN_IF_ERROR(self->dashboard_->Start());
+    }
     return self;
   }
 
   ~LoopbackCoordinator() {
+    if (dashboard_ != nullptr) dashboard_->Stop();
     if (server_ != nullptr) {
       server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
     }
@@ -134,6 +163,8 @@ class LoopbackCoordinator {
   // A channel with a TCP connection of its own: gRPC shares connections
   // between channels with equal arguments, and a worker and a watcher are
   // separate processes in production.
+  int dashboard_port() const { return dashboard_->port(); }
+
   std::shared_ptr<grpc::Channel> NewChannel() const {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -151,6 +182,7 @@ class LoopbackCoordinator {
   std::unique_ptr<LrTuneService> lrtune_;
   std::unique_ptr<WorkerHubService> hub_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<DashboardServer> dashboard_;
   int port_ = 0;
 };
 
@@ -252,6 +284,186 @@ class Watcher {
   std::thread thread_;  // last: starts once every field is built
 };
 
+// A dashboard viewer: reads the job's event stream over HTTP from seq 1 on
+// its own thread and TCP connection, as a browser tab does, stamping each
+// point as its bytes arrive and checking that seqs are gap-free and every
+// step arrives once. Results are read after Done() has been notified.
+class SseViewer {
+ public:
+  // `nice`: the reading thread's nice value (19 stands in for browsers on
+  // other machines: they take no CPU from the coordinator).
+  SseViewer(int port, std::string job_id, int64_t points, int nice)
+      : port_(port),
+        job_id_(std::move(job_id)),
+        nice_(nice),
+        receipt_ns_(points, 0) {
+    thread_ = std::thread([this] { Read(); });
+  }
+  ~SseViewer() {
+    Cancel();
+    thread_.join();
+    close(fd_);
+  }
+  SseViewer(const SseViewer&) = delete;
+  SseViewer& operator=(const SseViewer&) = delete;
+
+  absl::Notification& Ready() { return ready_; }
+  absl::Notification& Done() { return done_; }
+  void Cancel() {
+    if (fd_ >= 0) shutdown(fd_, SHUT_RDWR);
+  }
+  const absl::Status& status() const { return status_; }
+  int64_t points_received() const { return points_received_; }
+  const std::vector<int64_t>& receipt_ns() const { return receipt_ns_; }
+
+ private:
+  void Read() {
+    pthread_setname_np(pthread_self(), "sse-viewer");
+    if (nice_ != 0) setpriority(PRIO_PROCESS, gettid(), nice_);
+    status_ = Stream();
+    if (!ready_.HasBeenNotified()) ready_.Notify();
+    done_.Notify();
+  }
+
+  absl::Status Stream() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      return absl::UnavailableError("viewer: cannot connect");
+    }
+    const std::string request =
+        absl::StrCat("GET /api/jobs/", job_id_,
+                     "/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Accept: text/event-stream\r\n\r\n");
+    if (send(fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
+      return absl::UnavailableError("viewer: cannot send");
+    }
+    std::string buffer;
+    bool head = true;
+    char chunk[1 << 16];
+    for (;;) {
+      const ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
+      if (n <= 0) {
+        return absl::DataLossError(absl::StrCat(
+            "viewer: the stream ended before the job, after seq ", last_seq_));
+      }
+      const int64_t now = NowNs();
+      buffer.append(chunk, static_cast<size_t>(n));
+      if (head) {
+        const size_t end = buffer.find("\r\n\r\n");
+        if (end == std::string::npos) continue;
+        if (buffer.compare(0, 12, "HTTP/1.1 200") != 0) {
+          return absl::UnavailableError(
+              absl::StrCat("viewer: ", buffer.substr(0, buffer.find('\r'))));
+        }
+        buffer.erase(0, end + 4);
+        head = false;
+      }
+      // Frames are taken in place and the buffer trimmed once per read:
+      // erasing each frame from its front would cost the reader more than
+      // the server spends sending it.
+      size_t start = 0;
+      size_t frame_end;
+      while ((frame_end = buffer.find("\n\n", start)) != std::string::npos) {
+        absl::string_view frame(buffer.data() + start, frame_end - start);
+        bool terminal = false;
+        LRTUNE_RETURN_IF_ERROR(Take(frame, now, &terminal));
+        if (terminal) return absl::OkStatus();
+        start = frame_end + 2;
+      }
+      buffer.erase(0, start);
+    }
+  }
+
+  // One frame: `id: N\nevent: KIND\ndata: ...`, or a comment. A points
+  // frame holds the points `first`..N as [trial,seed,step,...] elements.
+  absl::Status Take(absl::string_view frame, int64_t now, bool* terminal) {
+    if (frame.empty() || frame[0] == ':') return absl::OkStatus();
+    int64_t seq = 0;
+    const size_t eol = frame.find('\n');
+    if (frame.substr(0, 4) != "id: " || eol == absl::string_view::npos ||
+        !absl::SimpleAtoi(frame.substr(4, eol - 4), &seq)) {
+      return absl::DataLossError(
+          absl::StrCat("viewer: a frame without id: ", frame.substr(0, 40)));
+    }
+    int64_t first = seq;
+    const bool points = frame.substr(eol + 1, 14) == "event: points\n";
+    constexpr absl::string_view kFirst = "data: {\"first\":";
+    const size_t at = frame.find(kFirst);
+    if (points && (at == absl::string_view::npos ||
+                   !absl::SimpleAtoi(
+                       frame.substr(at + kFirst.size(),
+                                    frame.find(',', at) - at - kFirst.size()),
+                       &first))) {
+      return absl::DataLossError("viewer: a points frame without first");
+    }
+    if (first != last_seq_ + 1 || seq < first) {
+      return absl::DataLossError(absl::StrCat("viewer: events ", first, "..",
+                                              seq, " after ", last_seq_));
+    }
+    last_seq_ = seq;
+    if (!ready_.HasBeenNotified()) ready_.Notify();
+    if (frame.find("event: state_changed") != absl::string_view::npos &&
+        frame.find("JOB_STATE_SUCCEEDED") != absl::string_view::npos) {
+      *terminal = true;
+    }
+    if (!points) return absl::OkStatus();
+    // Each element: [trial,seed,step,...]; the step is its third number.
+    int64_t count = 0;
+    size_t open = frame.find("[[");
+    if (open == absl::string_view::npos) {
+      return absl::DataLossError("viewer: a points frame without points");
+    }
+    for (++open;; ++count) {
+      const size_t close = frame.find(']', open);
+      if (close == absl::string_view::npos) {
+        return absl::DataLossError("viewer: a truncated points frame");
+      }
+      // The third field, between the second and third commas.
+      const size_t c1 = frame.find(',', open);
+      const size_t c2 = c1 < close ? frame.find(',', c1 + 1) : close;
+      const size_t c3 = c2 < close ? frame.find(',', c2 + 1) : close;
+      int64_t step = -1;
+      if (c3 >= close ||
+          !absl::SimpleAtoi(frame.substr(c2 + 1, c3 - c2 - 1), &step) ||
+          step < 0 || step >= static_cast<int64_t>(receipt_ns_.size()) ||
+          receipt_ns_[step] != 0) {
+        return absl::DataLossError(
+            absl::StrCat("viewer: step ", step, " unexpected or twice"));
+      }
+      receipt_ns_[step] = now;
+      ++points_received_;
+      if (close + 1 >= frame.size() || frame[close + 1] != ',') {
+        ++count;
+        break;
+      }
+      open = close + 2;
+    }
+    if (count != seq - first + 1) {
+      return absl::DataLossError(absl::StrCat(
+          "viewer: ", count, " points in frame ", first, "..", seq));
+    }
+    return absl::OkStatus();
+  }
+
+  const int port_;
+  const std::string job_id_;
+  const int nice_;
+  std::atomic<int> fd_{-1};
+  absl::Notification ready_;
+  absl::Notification done_;
+  // Written by the reading thread only, read after done_.
+  std::vector<int64_t> receipt_ns_;
+  int64_t points_received_ = 0;
+  int64_t last_seq_ = 0;
+  absl::Status status_;
+  std::thread thread_;  // last: starts once every field is built
+};
+
 // Submits a one-seed range test of `points` steps: the coordinator does not
 // read the spec beyond validating it, since no engine runs here.
 absl::StatusOr<v1::Job> SubmitRangeTest(v1::LrTune::Stub* client,
@@ -309,7 +521,8 @@ struct SendTimes {
 // Reports `points` curve points in batches of `batch`, one RPC in flight,
 // and checks every acknowledgement.
 absl::Status SendPoints(v1::WorkerHub::Stub* worker, const v1::Task& task,
-                        int64_t points, int batch, SendTimes* times) {
+                        int64_t points, int batch, absl::Duration pause,
+                        SendTimes* times) {
   times->send_ns.assign(points, 0);
   times->ack_ns.clear();
   v1::ReportPointsRequest request;
@@ -338,6 +551,7 @@ absl::Status SendPoints(v1::WorkerHub::Stub* worker, const v1::Task& task,
     LRTUNE_RETURN_IF_ERROR(FromGrpc(
         worker->ReportPoints(&context, request, &response), "ReportPoints"));
     const int64_t acked = NowNs();
+    if (pause > absl::ZeroDuration()) absl::SleepFor(pause);
     times->ack_ns.push_back(acked - sent);
     times->last_ack_ns = acked;
     if (response.acked_seq() != first + count - 1) {
@@ -392,6 +606,10 @@ struct RunResult {
   double latency_p99_us = 0;
   double latency_max_us = 0;
   int64_t slow_events = 0;  // events the slow watcher read before it stopped
+  int viewers = 0;          // dashboard viewers
+  double view_p50_us = 0;   // report to a viewer's receipt, all viewers
+  double view_p99_us = 0;
+  double view_max_us = 0;
 };
 
 absl::StatusOr<RunResult> RunOnce(const Options& options, int batch,
@@ -407,8 +625,9 @@ absl::StatusOr<RunResult> RunOnce(const Options& options, int batch,
   SendTimes times;
   std::vector<int64_t> receipt_ns;
   {
-    LRTUNE_ASSIGN_OR_RETURN(std::unique_ptr<LoopbackCoordinator> server,
-                            LoopbackCoordinator::Start(db_path));
+    LRTUNE_ASSIGN_OR_RETURN(
+        std::unique_ptr<LoopbackCoordinator> server,
+        LoopbackCoordinator::Start(db_path, options.viewers > 0));
     auto client = v1::LrTune::NewStub(server->NewChannel());
     auto worker = v1::WorkerHub::NewStub(server->NewChannel());
     LRTUNE_ASSIGN_OR_RETURN(v1::Job job, SubmitRangeTest(client.get(), points));
@@ -422,6 +641,11 @@ absl::StatusOr<RunResult> RunOnce(const Options& options, int batch,
           std::make_unique<Watcher>(server->NewChannel(), job.job_id(), points,
                                     absl::Microseconds(options.slow_delay_us));
     }
+    std::vector<std::unique_ptr<SseViewer>> viewers;
+    for (int i = 0; i < options.viewers; ++i) {
+      viewers.push_back(std::make_unique<SseViewer>(
+          server->dashboard_port(), job.job_id(), points, options.viewer_nice));
+    }
     // Subscribed watchers see points live; a later one would start from
     // the store and measure catch-up instead.
     for (Watcher* w : {&watcher, slow.get()}) {
@@ -430,8 +654,14 @@ absl::StatusOr<RunResult> RunOnce(const Options& options, int batch,
         return absl::DeadlineExceededError("a watcher got no event in 10 s");
       }
     }
+    for (auto& v : viewers) {
+      if (!v->Ready().WaitForNotificationWithTimeout(absl::Seconds(10))) {
+        return absl::DeadlineExceededError("a viewer got no event in 10 s");
+      }
+    }
     LRTUNE_RETURN_IF_ERROR(
-        SendPoints(worker.get(), task, points, batch, &times));
+        SendPoints(worker.get(), task, points, batch,
+                   absl::Milliseconds(options.report_interval_ms), &times));
     LRTUNE_RETURN_IF_ERROR(CompleteTask(worker.get(), task, points));
     if (!watcher.Done().WaitForNotificationWithTimeout(absl::Seconds(120))) {
       return absl::DeadlineExceededError(
@@ -455,6 +685,29 @@ absl::StatusOr<RunResult> RunOnce(const Options& options, int batch,
       result.slow_events = slow->events_received();
     }
     receipt_ns = watcher.receipt_ns();
+    std::vector<int64_t> view_latency;
+    for (auto& v : viewers) {
+      if (!v->Done().WaitForNotificationWithTimeout(absl::Seconds(120))) {
+        return absl::DeadlineExceededError(
+            "a viewer's stream did not end within 120 s");
+      }
+      LRTUNE_RETURN_IF_ERROR(v->status());
+      if (v->points_received() != points) {
+        return absl::DataLossError(absl::StrCat("a viewer received ",
+                                                v->points_received(), " of ",
+                                                points, " points"));
+      }
+      for (int64_t i = 0; i < points; ++i) {
+        view_latency.push_back(v->receipt_ns()[i] - times.send_ns[i]);
+      }
+    }
+    if (!view_latency.empty()) {
+      std::sort(view_latency.begin(), view_latency.end());
+      result.viewers = options.viewers;
+      result.view_p50_us = Percentile(view_latency, 50) / 1e3;
+      result.view_p99_us = Percentile(view_latency, 99) / 1e3;
+      result.view_max_us = static_cast<double>(view_latency.back()) / 1e3;
+    }
   }
   RemoveDb(db_path);
 
@@ -478,22 +731,35 @@ absl::StatusOr<RunResult> RunOnce(const Options& options, int batch,
   return result;
 }
 
-void PrintHeader() {
-  std::cout << absl::StrFormat("%6s %7s %-7s %11s %11s %8s %8s %8s %8s %9s\n",
+void PrintHeader(bool viewers) {
+  std::cout << absl::StrFormat("%6s %7s %-7s %11s %11s %8s %8s %8s %8s %9s",
                                "batch", "points", "watch", "ingest/s",
                                "stream/s", "ack p50", "lat p50", "lat p99",
                                "lat max", "slow read");
-  std::cout << absl::StrFormat("%6s %7s %-7s %11s %11s %8s %8s %8s %8s %9s\n",
+  if (viewers) {
+    std::cout << absl::StrFormat(" %7s %8s %8s %8s", "viewers", "view p50",
+                                 "view p99", "view max");
+  }
+  std::cout << absl::StrFormat("\n%6s %7s %-7s %11s %11s %8s %8s %8s %8s %9s",
                                "", "", "", "points", "points", "us", "us", "us",
                                "us", "events");
+  if (viewers) {
+    std::cout << absl::StrFormat(" %7s %8s %8s %8s", "", "us", "us", "us");
+  }
+  std::cout << "\n";
 }
 
 void PrintRow(const RunResult& r) {
   std::cout << absl::StrFormat(
-      "%6d %7d %-7s %11.0f %11.0f %8.0f %8.0f %8.0f %8.0f %9s\n", r.batch,
+      "%6d %7d %-7s %11.0f %11.0f %8.0f %8.0f %8.0f %8.0f %9s", r.batch,
       r.points, r.slow_watcher ? "1+slow" : "1", r.ingest_per_s, r.stream_per_s,
       r.ack_p50_us, r.latency_p50_us, r.latency_p99_us, r.latency_max_us,
       r.slow_watcher ? absl::StrCat(r.slow_events) : std::string("-"));
+  if (r.viewers > 0) {
+    std::cout << absl::StrFormat(" %7d %8.0f %8.0f %8.0f", r.viewers,
+                                 r.view_p50_us, r.view_p99_us, r.view_max_us);
+  }
+  std::cout << "\n";
   std::cout.flush();
 }
 
@@ -526,8 +792,17 @@ int RunBench(Options options) {
   }
   std::cout << "service_bench: store in " << options.db_dir
             << " (WAL, synchronous=FULL), gRPC on 127.0.0.1; slow watcher "
-            << options.slow_delay_us << " us per event\n";
-  PrintHeader();
+            << options.slow_delay_us << " us per event";
+  if (options.viewers > 0) {
+    std::cout << "; " << options.viewers
+              << " dashboard viewers (HTTP event streams)";
+  }
+  if (options.report_interval_ms > 0) {
+    std::cout << "; the worker pauses " << options.report_interval_ms
+              << " ms between reports";
+  }
+  std::cout << "\n";
+  PrintHeader(options.viewers > 0);
   int rc = 0;
   for (const auto& [batch, slow] : runs) {
     const int64_t points =
@@ -584,6 +859,22 @@ int main(int argc, char** argv) {
   app.add_option("--slow-delay-us", options.slow_delay_us,
                  "the slow watcher's sleep after each event, microseconds")
       ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  app.add_option("--viewers", options.viewers,
+                 "dashboard viewers reading the job's event stream over HTTP "
+                 "in every run; 0: no dashboard")
+      ->check(CLI::Range(0, 200))
+      ->capture_default_str();
+  app.add_option("--viewer-nice", options.viewer_nice,
+                 "nice value of the viewers' reading threads; 19 stands in "
+                 "for browsers on other machines (no CPU taken from the "
+                 "coordinator)")
+      ->check(CLI::Range(0, 19))
+      ->capture_default_str();
+  app.add_option("--report-interval-ms", options.report_interval_ms,
+                 "the worker's pause after each acknowledged report (a real "
+                 "worker reports every 100 ms); 0: back to back")
+      ->check(CLI::Range(0, 10000))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   return lrtune::server::RunBench(options);

@@ -183,6 +183,10 @@ class Session::Interrupts {
     lrtune::MutexLock lock(&mu_);
     return interrupted_;
   }
+  void Wait() {
+    lrtune::MutexLock lock(&mu_);
+    mu_.Await(lrtune::Condition(&interrupted_));
+  }
 
  private:
   static inline int write_fd_ = -1;
@@ -209,6 +213,11 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   session->err_ = &err;
   session->term_ = &err;
   std::string server = ResolveServer(flags);
+  if (!server.empty() && settings.ui) {
+    return absl::InvalidArgumentError(
+        "--ui serves the embedded service's dashboard; with --server, open "
+        "the coordinator's (lrtune-server --dashboard-listen)");
+  }
   if (!server.empty()) {
     // The CLI says what failed in one line; gRPC's own log lines (e.g. a
     // failed TLS handshake) would say it again in its words. GRPC_VERBOSITY
@@ -257,6 +266,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
     }
   }
   options.log = session->term_;
+  if (settings.ui) options.dashboard_listen = "127.0.0.1:0";
   absl::StatusOr<std::unique_ptr<client::EmbeddedService>> started =
       client::EmbeddedService::Start(options);
   if (!started.ok()) {
@@ -295,8 +305,28 @@ void Session::CancelOnInterrupt(const std::string& job_id) {
   });
 }
 
+std::string Session::DashboardUrl(const std::string& job_id) const {
+#ifdef LRTUNE_EMBEDDED
+  if (embedded_ != nullptr && embedded_->service != nullptr) {
+    return embedded_->service->DashboardUrl(job_id);
+  }
+#endif
+  (void)job_id;
+  return "";
+}
+
+void Session::WaitForInterrupt() {
+  if (interrupts_ != nullptr) interrupts_->Wait();
+}
+
 bool Session::interrupted() const {
   return interrupted_ || (interrupts_ != nullptr && interrupts_->interrupted());
+}
+
+void Session::RestoreStderr() {
+  if (embedded_ == nullptr) return;
+  term_ = err_;
+  embedded_->redirect.reset();
 }
 
 void Session::Stop() {

@@ -59,6 +59,7 @@ struct EmbeddedSettings {
   std::string device = "auto";  // cpu|cuda|cuda:<i>|auto
   int threads = 0;              // CPU threads; 0: all cores
   std::string db_path;          // empty: client::DefaultDbPath()
+  bool ui = false;              // serve the dashboard on 127.0.0.1
 };
 
 // A connection to the service for one command: the remote --server, or an
@@ -67,7 +68,8 @@ struct EmbeddedSettings {
 class Session {
  public:
   // Errors: bad flags or unreadable files (InvalidArgument naming the
-  // flag), no server in a build without the engine (InvalidArgument), the
+  // flag), no server in a build without the engine (InvalidArgument),
+  // EmbeddedSettings::ui with a server (InvalidArgument naming --ui), the
   // embedded service cannot start (Internal, with its reason).
   static absl::StatusOr<std::unique_ptr<Session>> Open(
       const ServerFlags& flags, const EmbeddedSettings& embedded,
@@ -85,6 +87,9 @@ class Session {
   const std::string& device_hint() const { return device_hint_; }
   // " (log: PATH)" for an embedded session that logs to a file; else "".
   std::string LogHint() const;
+  // The embedded dashboard's address for a browser (with its token), at
+  // `job_id`'s page or the job list; empty without EmbeddedSettings::ui.
+  std::string DashboardUrl(const std::string& job_id = "") const;
 
   // Embedded: Ctrl-C (SIGINT, SIGTERM) cancels `job_id` from now on, and a
   // second one leaves at once (exit 130). Remote: nothing (the job runs on
@@ -92,9 +97,15 @@ class Session {
   void CancelOnInterrupt(const std::string& job_id);
   // Whether an interrupt came (also after Stop). Thread-safe until Stop.
   bool interrupted() const;
+  // Embedded: waits for Ctrl-C (SIGINT, SIGTERM); at once if one came.
+  // Remote: returns at once.
+  void WaitForInterrupt();
 
   // Stops the embedded service and gives fd 2 back; idempotent.
   void Stop();
+  // Gives fd 2 back, leaving the embedded service running (its log lines
+  // reach the terminal from now on); term() is then the terminal.
+  void RestoreStderr();
 
  private:
   struct Embedded;

@@ -95,6 +95,7 @@ struct RangeTestOptions {
   bool json = false;                // one JSON object on stdout
   std::string csv_path;             // curve CSV; empty: none
   std::string plot_path;            // SVG figure; empty: none
+  bool ui = false;  // embedded: serve the web dashboard until Ctrl-C
   ServerFlags remote;
   std::string db_path;  // embedded store; empty: DefaultDbPath()
   // Not a flag: main sets it when stdout is a terminal (a text plot of the

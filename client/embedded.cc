@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,11 +19,14 @@
 #include "absl/time/time.h"
 #include "core/status_macros.h"
 #include "grpcpp/grpcpp.h"
+#include "server/auth.h"
 #include "server/clock.h"
 #include "server/coordinator.h"
+#include "server/dashboard.h"
 #include "server/event_codec.h"
 #include "server/grpc_services.h"
 #include "server/job_store.h"
+#include "server/listen_policy.h"
 #include "worker/agent.h"
 #include "worker/engine.h"
 #include "worker/engine_loader.h"
@@ -81,6 +85,20 @@ void CancelLeftovers(server::Coordinator& coordinator, std::ostream* log) {
   }
 }
 
+// 128 random bits as hex: the embedded dashboard's token.
+absl::StatusOr<std::string> RandomToken() {
+  unsigned char bytes[16];
+  if (getrandom(bytes, sizeof(bytes), 0) !=
+      static_cast<ssize_t>(sizeof(bytes))) {
+    return absl::InternalError(
+        absl::StrCat("getrandom: ", std::strerror(errno)));
+  }
+  std::string token;
+  for (unsigned char b : bytes)
+    absl::StrAppend(&token, absl::Hex(b, absl::kZeroPad2));
+  return token;
+}
+
 }  // namespace
 
 // Destroyed in reverse order of declaration: the agent's thread is joined
@@ -96,6 +114,11 @@ struct EmbeddedService::State {
   std::unique_ptr<server::LrTuneService> lrtune_service;
   std::unique_ptr<server::WorkerHubService> hub_service;
   std::unique_ptr<grpc::Server> server;
+  // The dashboard, with the one token it accepts (an admin: it shows this
+  // store's jobs, all of them "local"'s).
+  std::unique_ptr<server::TokenAuthenticator> dashboard_auth;
+  std::unique_ptr<server::DashboardServer> dashboard;
+  std::string dashboard_token;
   std::unique_ptr<worker::Agent> agent;
   std::thread agent_thread;
   bool stopped = false;
@@ -180,6 +203,28 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   }
   s.coordinator->StartSweeper();
 
+  if (!options.dashboard_listen.empty()) {
+    if (!server::IsLoopback(options.dashboard_listen)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the embedded dashboard listens on loopback only, not ",
+                       options.dashboard_listen));
+    }
+    LRTUNE_ASSIGN_OR_RETURN(s.dashboard_token, RandomToken());
+    LRTUNE_ASSIGN_OR_RETURN(server::TokenTable table,
+                            server::TokenTable::Parse(absl::StrCat(
+                                "admin local ", s.dashboard_token, "\n")));
+    s.dashboard_auth =
+        std::make_unique<server::TokenAuthenticator>(std::move(table));
+    server::DashboardOptions dopts;
+    dopts.http.address = options.dashboard_listen;
+    if (!options.dashboard_chart_js.empty()) {
+      dopts.chart_js = options.dashboard_chart_js;
+    }
+    s.dashboard = std::make_unique<server::DashboardServer>(
+        s.coordinator.get(), s.dashboard_auth.get(), dopts);
+    LRTUNE_RETURN_IF_ERROR(s.dashboard->Start());
+  }
+
   worker::AgentOptions aopts;
   aopts.server = s.target;
   aopts.devices = options.devices;
@@ -219,6 +264,16 @@ EmbeddedService::~EmbeddedService() { Shutdown(); }
 
 const std::string& EmbeddedService::target() const { return state_->target; }
 
+std::string EmbeddedService::DashboardUrl(const std::string& job_id) const {
+  const State& s = *state_;
+  if (s.dashboard == nullptr) return "";
+  const std::string& address = s.options.dashboard_listen;
+  return absl::StrCat("http://", address.substr(0, address.rfind(':')), ":",
+                      s.dashboard->port(), "/#/",
+                      job_id.empty() ? "" : absl::StrCat("jobs/", job_id),
+                      "?token=", s.dashboard_token);
+}
+
 void EmbeddedService::Shutdown() {
   State& s = *state_;
   if (s.stopped) return;
@@ -226,6 +281,7 @@ void EmbeddedService::Shutdown() {
   if (s.agent != nullptr) s.agent->Shutdown();
   if (s.agent_thread.joinable()) s.agent_thread.join();
   s.agent.reset();
+  if (s.dashboard != nullptr) s.dashboard->Stop();
   if (s.server != nullptr) {
     s.server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
     s.server->Wait();

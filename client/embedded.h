@@ -39,6 +39,11 @@ struct EmbeddedOptions {
   // Where the service says it is waiting for the store's lock, and why the
   // worker stopped if it does. Not owned; may be null (silent).
   std::ostream* log = nullptr;
+  // The web dashboard (server/dashboard.h) on this loopback address, e.g.
+  // "127.0.0.1:0" for any free port; empty: none. Its one token is made
+  // up at start and lives only in dashboard_url().
+  std::string dashboard_listen;
+  std::string dashboard_chart_js;  // empty: Debian's libjs-chart.js
 };
 
 class EmbeddedService {
@@ -47,7 +52,8 @@ class EmbeddedService {
   // engine (LibTorch) and starts the worker. Errors: the store
   // cannot be created or opened (the message names the path), the socket
   // cannot be served (Internal), the engine cannot be loaded
-  // (FailedPrecondition naming the paths tried), bad options
+  // (FailedPrecondition naming the paths tried), the dashboard cannot
+  // start (its error: Chart.js missing, the address taken), bad options
   // (InvalidArgument).
   static absl::StatusOr<std::unique_ptr<EmbeddedService>> Start(
       const EmbeddedOptions& options);
@@ -58,6 +64,12 @@ class EmbeddedService {
 
   // The gRPC target of the LrTune service, "unix:/tmp/lrtune-XXXXXX/sock".
   const std::string& target() const;
+
+  // The dashboard's address for a browser, holding its token in the
+  // fragment (never sent to the server; the page keeps it for the tab):
+  // "http://127.0.0.1:PORT/#/jobs/<job_id>?token=..." or, without a job,
+  // the job list. Empty when the service has no dashboard.
+  std::string DashboardUrl(const std::string& job_id = "") const;
 
   // Stops the worker (releasing a running task), then the server and the
   // sweeper, closes the store, removes the socket and releases the lock.

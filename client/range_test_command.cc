@@ -374,6 +374,9 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
   cmd->add_option("--plot", opts.plot_path,
                   "write the curve as an SVG figure to FILE.svg (log lr, raw "
                   "and smoothed loss, the bounds band, the suggestions)");
+  cmd->add_flag("--ui", opts.ui,
+                "embedded: serve the web dashboard on 127.0.0.1, print its "
+                "address, and keep serving after the test until Ctrl-C");
   AddServerFlags(cmd, opts.remote, /*embedded_default=*/true);
   cmd->add_option("--db", opts.db_path,
                   "embedded mode's job store (default "
@@ -394,6 +397,7 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
   settings.device = opts.device;
   settings.threads = opts.threads;
   settings.db_path = opts.db_path;
+  settings.ui = opts.ui;
   absl::StatusOr<std::unique_ptr<Session>> opened =
       Session::Open(opts.remote, settings, err);
   if (!opened.ok()) {
@@ -410,13 +414,37 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
   const absl::Time start = absl::Now();
   absl::StatusOr<v1::Job> job =
       client.RangeTest(*request, [&](const v1::JobEvent& event) {
-        if (event.has_accepted()) session.CancelOnInterrupt(event.job_id());
+        if (event.has_accepted()) {
+          session.CancelOnInterrupt(event.job_id());
+          if (opts.ui) {
+            *term << "lrtune range-test: dashboard at "
+                  << session.DashboardUrl(event.job_id()) << "\n";
+          }
+        }
         report.Add(event);
         if (progress) report.DrawProgress(*term);
       });
   const double wall = absl::ToDoubleSeconds(absl::Now() - start);
   if (progress) report.ClearProgress(*term);
-  session.Stop();  // fd 2 is the terminal again
+  // --ui: the dashboard stays up for a look at the result, once the
+  // command has said all it says, until Ctrl-C.
+  struct KeepDashboard {
+    Session* session;  // null: nothing to keep
+    std::ostream& out;
+    ~KeepDashboard() {
+      if (session == nullptr) return;
+      out.flush();
+      session->term() << "lrtune range-test: the dashboard stays up at "
+                      << session->DashboardUrl() << " until Ctrl-C\n";
+      session->WaitForInterrupt();
+    }
+  } keep{opts.ui && job.ok() && !session.interrupted() ? &session : nullptr,
+         out};
+  if (keep.session != nullptr) {
+    session.RestoreStderr();  // the service keeps running
+  } else {
+    session.Stop();  // fd 2 is the terminal again
+  }
   const bool interrupted = session.interrupted();
   const std::string log_hint = session.LogHint();
   const std::string device_hint = session.device_hint();

@@ -13,9 +13,11 @@ BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DLRTUNE_SANITIZE=ON \
   -DLRTUNE_WITH_TORCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 TARGETS=(schedule_test schedule_params_test curve_analysis_test suggestions_test
-         curve_csv_test recommendation_format_test grid_test early_stopping_test pruning_test
-         proto_test
-         job_store_test lease_table_test grid_plan_test coordinator_test)
+         curve_csv_test recommendation_format_test grid_test
+         early_stopping_test pruning_test proto_test
+         job_store_test lease_table_test grid_plan_test coordinator_test
+         http_request_test http_server_test dashboard_routes_test
+         dashboard_json_test dashboard_feed_test dashboard_test)
 if grep -q "lrtune_client_test" client/CMakeLists.txt 2>/dev/null; then
   TARGETS+=(lrtune_client_test)
 fi

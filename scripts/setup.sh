@@ -6,7 +6,8 @@
 # - Debian packages: toolchain, Abseil, gRPC/protobuf, LibTorch (CPU) with the
 #   pthread OpenBLAS (without it Debian's torch falls back to the reference
 #   BLAS and trains ~20x slower), GoogleTest/Benchmark, Python torch for the
-#   golden-value scripts, and the Fashion-MNIST dataset.
+#   golden-value scripts, the Fashion-MNIST dataset, and for the dashboard
+#   Chart.js (served by lrtune-server) and headless Chromium (its test).
 # - scikit-learn's bundled CSVs (digits, iris, wine, breast_cancer), taken
 #   from the python3-sklearn .deb without installing the Python stack, into
 #   $LRTUNE_DATA_DIR (default /usr/local/share/lrtune/datasets), where the
@@ -24,6 +25,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread
   python3 python3-torch python3-grpcio
   dataset-fashion-mnist
+  libjs-chart.js chromium
 )
 
 missing=()

@@ -137,6 +137,10 @@ std::optional<Principal> TokenTable::Find(absl::string_view token) const {
 }
 
 absl::Status TokenAuthenticator::Reload() {
+  if (path_.empty()) {
+    return absl::FailedPreconditionError(
+        "these tokens were not read from a file");
+  }
   absl::StatusOr<TokenTable> table = TokenTable::Load(path_);
   if (!table.ok()) return table.status();
   auto fresh = std::make_shared<const TokenTable>(*std::move(table));
@@ -159,11 +163,18 @@ absl::StatusOr<Principal> TokenAuthenticator::Authenticate(
     const grpc::CallbackServerContext& context) {
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
+  if (it == metadata.end()) return AuthenticateHeader(std::nullopt);
+  return AuthenticateHeader(
+      absl::string_view(it->second.data(), it->second.size()));
+}
+
+absl::StatusOr<Principal> TokenAuthenticator::AuthenticateHeader(
+    std::optional<absl::string_view> authorization) {
+  if (!authorization.has_value()) {
     return absl::UnauthenticatedError(
         "missing bearer token (send `authorization: Bearer <token>`)");
   }
-  absl::string_view value(it->second.data(), it->second.size());
+  absl::string_view value = *authorization;
   constexpr absl::string_view kScheme = "bearer ";
   if (value.size() <= kScheme.size() ||
       !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {

@@ -67,6 +67,10 @@ class Authenticator {
   // The caller's principal, or UNAUTHENTICATED.
   virtual absl::StatusOr<Principal> Authenticate(
       const grpc::CallbackServerContext& context) = 0;
+  // The same for an HTTP caller (the dashboard), from the value of its
+  // `Authorization` header (nullopt: it sent none).
+  virtual absl::StatusOr<Principal> AuthenticateHeader(
+      std::optional<absl::string_view> authorization) = 0;
 };
 
 // Accepts every caller as {"local", admin}: a loopback-only server without
@@ -75,6 +79,10 @@ class LocalAuthenticator final : public Authenticator {
  public:
   absl::StatusOr<Principal> Authenticate(
       const grpc::CallbackServerContext& context) override {
+    return Principal{"local", Role::kAdmin};
+  }
+  absl::StatusOr<Principal> AuthenticateHeader(
+      std::optional<absl::string_view> authorization) override {
     return Principal{"local", Role::kAdmin};
   }
 };
@@ -86,6 +94,10 @@ class LocalAuthenticator final : public Authenticator {
 class TokenAuthenticator final : public Authenticator {
  public:
   explicit TokenAuthenticator(std::string path) : path_(std::move(path)) {}
+  // Tokens held in memory only (the embedded dashboard's one-time token);
+  // Reload then answers FAILED_PRECONDITION and keeps them.
+  explicit TokenAuthenticator(TokenTable table)
+      : table_(std::make_shared<const TokenTable>(std::move(table))) {}
   TokenAuthenticator(const TokenAuthenticator&) = delete;
   TokenAuthenticator& operator=(const TokenAuthenticator&) = delete;
 
@@ -99,6 +111,9 @@ class TokenAuthenticator final : public Authenticator {
   // "unknown bearer token".
   absl::StatusOr<Principal> Authenticate(
       const grpc::CallbackServerContext& context) override;
+  // As Authenticate: `authorization` is the metadata's or header's value.
+  absl::StatusOr<Principal> AuthenticateHeader(
+      std::optional<absl::string_view> authorization) override;
 
  private:
   std::shared_ptr<const TokenTable> Table();

@@ -87,5 +87,36 @@ TEST(TokenAuthenticator, ReloadKeepsTheOldTableWhenTheFileIsBad) {
   EXPECT_EQ(auth.size(), 2u);
 }
 
+// The dashboard's callers: the same rules from an HTTP header's value.
+TEST(TokenAuthenticator, AuthenticatesAnHttpHeader) {
+  absl::StatusOr<TokenTable> table = TokenTable::Parse(
+      "client alice alice-token-0123456789\nworker w "
+      "worker-token-0123456789\n");
+  ASSERT_TRUE(table.ok());
+  TokenAuthenticator auth(*std::move(table));
+  absl::StatusOr<Principal> alice =
+      auth.AuthenticateHeader("Bearer alice-token-0123456789");
+  ASSERT_TRUE(alice.ok()) << alice.status();
+  EXPECT_EQ(alice->name, "alice");
+  EXPECT_EQ(alice->role, Role::kClient);
+  EXPECT_TRUE(auth.AuthenticateHeader("bearer  alice-token-0123456789 ").ok());
+  for (std::optional<absl::string_view> bad :
+       std::vector<std::optional<absl::string_view>>{
+           std::nullopt, "", "Bearer", "Bearer ",
+           "Basic YWxpY2U6eA==", "alice-token-0123456789",
+           "Bearer alice-token-012345678", "Bearer alice-token-0123456789x"}) {
+    absl::StatusOr<Principal> refused = auth.AuthenticateHeader(bad);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated)
+        << (bad.has_value() ? *bad : "(none)");
+  }
+  // In-memory tokens have no file to reload; they stay.
+  EXPECT_EQ(auth.Reload().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(auth.size(), 2u);
+  LocalAuthenticator local;
+  absl::StatusOr<Principal> anyone = local.AuthenticateHeader(std::nullopt);
+  ASSERT_TRUE(anyone.ok());
+  EXPECT_EQ(anyone->role, Role::kAdmin);
+}
+
 }  // namespace
 }  // namespace lrtune::server

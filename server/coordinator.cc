@@ -248,6 +248,24 @@ absl::StatusOr<v1::Job> Coordinator::GetJob(const std::string& owner,
 
 absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(
     const std::string& owner, const v1::ListJobsRequest& request) {
+  return ListJobsOf(owner, request);
+}
+
+absl::StatusOr<v1::ListJobsResponse> Coordinator::ListAllJobs(
+    const v1::ListJobsRequest& request) {
+  return ListJobsOf(std::nullopt, request);
+}
+
+absl::StatusOr<std::string> Coordinator::JobOwner(const std::string& job_id) {
+  if (job_id.empty()) {
+    return absl::InvalidArgumentError("job_id is required");
+  }
+  LRTUNE_ASSIGN_OR_RETURN(JobRecord record, store_->GetJob(job_id));
+  return record.owner;
+}
+
+absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobsOf(
+    std::optional<std::string> owner, const v1::ListJobsRequest& request) {
   if (request.page_size() < 0 || request.page_size() > 1000) {
     return absl::InvalidArgumentError(absl::StrCat(
         "page_size must be in [0, 1000], got ", request.page_size()));

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -74,6 +75,13 @@ class Coordinator {
                                  const std::string& job_id);
   absl::StatusOr<v1::ListJobsResponse> ListJobs(
       const std::string& owner, const v1::ListJobsRequest& request);
+  // ListJobs over every owner's jobs, for a caller who may see them all
+  // (an admin on the dashboard).
+  absl::StatusOr<v1::ListJobsResponse> ListAllJobs(
+      const v1::ListJobsRequest& request);
+  // The owner of `job_id`, for such a caller to act as: NOT_FOUND when
+  // there is no such job.
+  absl::StatusOr<std::string> JobOwner(const std::string& job_id);
   absl::StatusOr<v1::Job> CancelJob(const std::string& owner,
                                     const v1::CancelJobRequest& request);
   // The job as GetJob, and OUT_OF_RANGE when after_seq > its last_seq.
@@ -125,6 +133,9 @@ class Coordinator {
   absl::StatusOr<v1::Job> BuildJob(const JobRecord& record);
   absl::StatusOr<JobRecord> OwnedJob(const std::string& owner,
                                      const std::string& job_id);
+  // ListJobs of `owner`'s jobs, or of everyone's when nullopt.
+  absl::StatusOr<v1::ListJobsResponse> ListJobsOf(
+      std::optional<std::string> owner, const v1::ListJobsRequest& request);
   // Tells watchers of `job_id` that its log grew (they read the store).
   void NotifyJob(const std::string& job_id);
   // Appends coordinator events as task events of `task` (its attempt) and

@@ -270,10 +270,9 @@ absl::StatusOr<JobRecord> JobStore::ReadJob(absl::string_view job_id) {
   return JobFromRow(st);
 }
 
-absl::StatusOr<JobPage> JobStore::ListJobs(absl::string_view owner,
-                                           std::optional<JobState> state,
-                                           int page_size,
-                                           absl::string_view page_token) {
+absl::StatusOr<JobPage> JobStore::ListJobs(
+    std::optional<absl::string_view> owner, std::optional<JobState> state,
+    int page_size, absl::string_view page_token) {
   if (page_size < 1 || page_size > 1000) {
     return absl::InvalidArgumentError(
         absl::StrCat("page_size must be in [1, 1000], got ", page_size));
@@ -286,10 +285,11 @@ absl::StatusOr<JobPage> JobStore::ListJobs(absl::string_view owner,
   LRTUNE_ASSIGN_OR_RETURN(
       SqliteStatement st,
       db_->Prepare(absl::StrCat(
-          "SELECT ", kJobColumns,
-          " FROM jobs WHERE owner = ?1 AND (?2 IS NULL OR state = ?2) "
-          "AND num < ?3 ORDER BY num DESC LIMIT ?4")));
-  st.BindText(1, owner);
+          "SELECT ", kJobColumns, " FROM jobs WHERE ",
+          owner.has_value() ? "owner = ?1 AND " : "",
+          "(?2 IS NULL OR state = ?2) AND num < ?3 ORDER BY num DESC "
+          "LIMIT ?4")));
+  if (owner.has_value()) st.BindText(1, *owner);
   if (state.has_value()) {
     st.BindText(2, JobStateName(*state));
   } else {

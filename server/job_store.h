@@ -290,10 +290,11 @@ class JobStore {
   absl::StatusOr<TaskRecord> GetTask(absl::string_view task_id);
   absl::StatusOr<std::vector<TaskRecord>> ListTasks(absl::string_view job_id);
 
-  // The owner's jobs, newest first, at most `page_size` (1..1000) per page.
-  // Pass the previous page's token to continue; INVALID_ARGUMENT for a token
-  // this store did not issue.
-  absl::StatusOr<JobPage> ListJobs(absl::string_view owner,
+  // The owner's jobs (every owner's when `owner` is nullopt), newest
+  // first, at most `page_size` (1..1000) per page. Pass the previous page's
+  // token to continue; INVALID_ARGUMENT for a token this store did not
+  // issue.
+  absl::StatusOr<JobPage> ListJobs(std::optional<absl::string_view> owner,
                                    std::optional<JobState> state, int page_size,
                                    absl::string_view page_token);
 

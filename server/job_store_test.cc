@@ -168,6 +168,19 @@ TEST_F(JobStoreTest, ListPagesOwnJobsNewestFirst) {
       absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->ListJobs("alice", std::nullopt, 0, "").status().code(),
             absl::StatusCode::kInvalidArgument);
+
+  // Without an owner: everyone's, still newest first and paged.
+  std::vector<std::string> owners;
+  token.clear();
+  do {
+    auto page = store_->ListJobs(std::nullopt, std::nullopt, 4, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const JobRecord& job : page->jobs) owners.push_back(job.owner);
+    token = page->next_page_token;
+  } while (!token.empty());
+  ASSERT_EQ(owners.size(), 10u);
+  EXPECT_EQ(owners.front(), "bob");  // the newest
+  EXPECT_EQ(owners.back(), "alice");
 }
 
 TEST_F(JobStoreTest, LeasesOldestQueuedTaskAndCountsAttempts) {

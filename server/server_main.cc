@@ -1,15 +1,18 @@
 // lrtune-server: the coordinator. Serves LrTune (clients) and WorkerHub
 // (workers) over gRPC, with its state in one SQLite file, plus standard
 // gRPC health checking and server reflection, and optionally Prometheus
-// metrics over HTTP.
+// metrics over HTTP, and the web dashboard over HTTP(S).
 //
 //   lrtune-server --listen 0.0.0.0:50051 --db /var/lib/lrtune/jobs.db
 //       --tokens-file /etc/lrtune/tokens --tls-cert server.pem
 //       --tls-key server.key --metrics-listen 127.0.0.1:9090
+//       --dashboard-listen 0.0.0.0:8443
 //
-// Secure by default: a non-loopback --listen needs --tls-cert/--tls-key and
-// --tokens-file, or --insecure. On loopback without --tokens-file every
-// caller is the admin "local" (docs/security.md).
+// Secure by default: a non-loopback --listen or --dashboard-listen needs
+// --tls-cert/--tls-key and --tokens-file, or --insecure (the one rule of
+// listen_policy.h). On loopback without --tokens-file every caller is the
+// admin "local" (docs/security.md). The dashboard serves with the same
+// certificate and tokens as gRPC (docs/dashboard.md).
 //
 // SIGHUP: reload the tokens file (a bad file keeps the previous tokens).
 // SIGTERM / SIGINT: health goes NOT_SERVING, stop accepting, let calls in
@@ -25,7 +28,6 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
-#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -33,9 +35,11 @@
 #include "grpcpp/security/server_credentials.h"
 #include "server/auth.h"
 #include "server/coordinator.h"
+#include "server/dashboard.h"
 #include "server/event_codec.h"
 #include "server/grpc_services.h"
 #include "server/job_store.h"
+#include "server/listen_policy.h"
 #include "server/metrics.h"
 #ifdef LRTUNE_HAVE_GRPC_REFLECTION
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -49,19 +53,16 @@ struct Options {
   std::string lease_ttl = "10s";           // absl duration
   int max_attempts = 3;                    // per task, 1..10
   std::string sweep_interval = "1s";       // lease-expiry sweep
-  std::string tokens_file;     // "<role> <name> <token>" lines; "" = none
-  std::string tls_cert;        // PEM certificate chain; "" = plaintext
-  std::string tls_key;         // PEM private key of tls_cert
-  std::string tls_client_ca;   // PEM CAs; set: clients need a certificate
-  bool insecure = false;       // allow non-loopback without TLS / tokens
-  std::string metrics_listen;  // host:port of GET /metrics; "" = off
+  std::string tokens_file;       // "<role> <name> <token>" lines; "" = none
+  std::string tls_cert;          // PEM certificate chain; "" = plaintext
+  std::string tls_key;           // PEM private key of tls_cert
+  std::string tls_client_ca;     // PEM CAs; set: clients need a certificate
+  bool insecure = false;         // allow non-loopback without TLS / tokens
+  std::string metrics_listen;    // host:port of GET /metrics; "" = off
+  std::string dashboard_listen;  // host:port of the web dashboard; "" = off
+  // Chart.js for the dashboard (Debian's libjs-chart.js).
+  std::string dashboard_chart_js = lrtune::server::kDefaultChartJs;
 };
-
-bool IsLoopback(const std::string& address) {
-  return absl::StartsWith(address, "127.") ||
-         absl::StartsWith(address, "localhost:") ||
-         absl::StartsWith(address, "[::1]:");
-}
 
 volatile std::sig_atomic_t g_signal = 0;
 volatile std::sig_atomic_t g_reload = 0;
@@ -120,23 +121,21 @@ int CheckSecurityFlags(const Options& options) {
                  "--tls-key\n";
     return 2;
   }
-  const bool tls = !options.tls_cert.empty();
-  const bool tokens = !options.tokens_file.empty();
-  if (!IsLoopback(options.listen) && !(tls && tokens)) {
-    if (!options.insecure) {
-      std::cerr << "lrtune-server: refusing to listen on " << options.listen
-                << " without " << (tls ? "" : "TLS (--tls-cert, --tls-key)")
-                << (!tls && !tokens ? " and " : "")
-                << (tokens ? "" : "tokens (--tokens-file)")
-                << ": anyone who can reach it could run and read jobs. Listen "
-                   "on 127.0.0.1, add them, or pass --insecure to accept the "
-                   "risk.\n";
+  lrtune::server::Exposure exposure;
+  exposure.tls = !options.tls_cert.empty();
+  exposure.tokens = !options.tokens_file.empty();
+  exposure.insecure = options.insecure;
+  for (const auto& [flag, address] :
+       {std::pair<const char*, const std::string*>{"--listen", &options.listen},
+        {"--dashboard-listen", &options.dashboard_listen}}) {
+    if (address->empty()) continue;
+    absl::StatusOr<std::string> warning =
+        lrtune::server::CheckExposure(flag, *address, exposure);
+    if (!warning.ok()) {
+      std::cerr << "lrtune-server: " << warning.status().message() << "\n";
       return 2;
     }
-    std::cerr << "lrtune-server: WARNING: --insecure: listening on "
-              << options.listen << (tls ? "" : " without TLS")
-              << (tokens ? "" : " without tokens (every caller is admin)")
-              << "\n";
+    if (!warning->empty()) std::cerr << "lrtune-server: " << *warning << "\n";
   }
   return 0;
 }
@@ -220,6 +219,30 @@ int Run(const Options& options) {
       std::cerr << "lrtune-server: metrics on http://" << options.metrics_listen
                 << "/metrics (port " << metrics_port << ")\n";
     }
+    lrtune::server::DashboardOptions dashboard_options;
+    dashboard_options.http.address = options.dashboard_listen;
+    dashboard_options.http.tls_cert_file = options.tls_cert;
+    dashboard_options.http.tls_key_file = options.tls_key;
+    dashboard_options.http.tls_client_ca_file = options.tls_client_ca;
+    dashboard_options.chart_js = options.dashboard_chart_js;
+    dashboard_options.log = [](absl::string_view line) {
+      std::cerr << absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ ", absl::Now(),
+                                    absl::UTCTimeZone())
+                << "lrtune-server: " << line << "\n";
+    };
+    lrtune::server::DashboardServer dashboard(&coordinator, auth.get(),
+                                              dashboard_options, &metrics);
+    if (!options.dashboard_listen.empty()) {
+      if (absl::Status started = dashboard.Start(); !started.ok()) {
+        std::cerr << "lrtune-server: --dashboard-listen: " << started.message()
+                  << "\n";
+        return started.code() == absl::StatusCode::kUnavailable ? 1 : 2;
+      }
+      std::cerr << "lrtune-server: dashboard on "
+                << (options.tls_cert.empty() ? "http" : "https") << "://"
+                << options.dashboard_listen << "/ (port " << dashboard.port()
+                << ")\n";
+    }
     lrtune::server::LrTuneService lrtune_service(&coordinator, auth.get(),
                                                  &metrics);
     lrtune::server::WorkerHubService hub_service(&coordinator, auth.get(),
@@ -272,6 +295,7 @@ int Run(const Options& options) {
     std::cerr << "lrtune-server: signal " << g_signal << ", shutting down\n";
     if (health != nullptr) health->Shutdown();  // probes: NOT_SERVING
     coordinator.work_signal()->Stop();  // long polls answer now, not in 30 s
+    dashboard.Stop();  // its event streams end; its handlers are done
     server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
     coordinator.StopSweeper();
     metrics_http.Stop();
@@ -316,12 +340,22 @@ int main(int argc, char** argv) {
                  "certificate it signed (mutual TLS). Default: none")
       ->capture_default_str();
   app.add_flag("--insecure", options.insecure,
-               "allow a non-loopback --listen without TLS and tokens. "
+               "allow a non-loopback --listen or --dashboard-listen without "
+               "TLS and tokens. "
                "Default: off")
       ->capture_default_str();
   app.add_option("--metrics-listen", options.metrics_listen,
                  "host:port serving Prometheus text at /metrics. Default: "
                  "none, off")
+      ->capture_default_str();
+  app.add_option("--dashboard-listen", options.dashboard_listen,
+                 "host:port serving the web dashboard (HTTPS with "
+                 "--tls-cert, the same tokens as gRPC; docs/dashboard.md). "
+                 "Default: none, off")
+      ->capture_default_str();
+  app.add_option("--dashboard-chart-js", options.dashboard_chart_js,
+                 "Chart.js file the dashboard serves (Debian's "
+                 "libjs-chart.js)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   return Run(options);
