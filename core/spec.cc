@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -110,10 +112,10 @@ constexpr int64_t kFashionTrainSamples = 60000;
 
 absl::Status ValidateInline(const DataSpec& d, const FieldNamer& names) {
   const FieldNamer in = Nested(names, "data.inline_data.");
-  if (d.x_shape.size() < 2 || d.x_shape.size() > 5) {
-    return FieldError(
-        in, "x_shape",
-        absl::StrCat("must have 2..5 dims, got ", d.x_shape.size()));
+  if (d.x_shape.size() < 2 || d.x_shape.size() > 1 + kMaxSampleDims) {
+    return FieldError(in, "x_shape",
+                      absl::StrCat("must have 2..", 1 + kMaxSampleDims,
+                                   " dims, got ", d.x_shape.size()));
   }
   int64_t product = 1;
   for (size_t i = 0; i < d.x_shape.size(); ++i) {
@@ -127,10 +129,10 @@ absl::Status ValidateInline(const DataSpec& d, const FieldNamer& names) {
     product *= d.x_shape[i];
   }
   const int64_t n = d.x_shape[0];
-  if (n < 10) {
-    return FieldError(
-        in, "x_shape[0]",
-        absl::StrCat("must hold at least 10 rows (samples), got ", n));
+  if (n < kMinDatasetSamples) {
+    return FieldError(in, "x_shape[0]",
+                      absl::StrCat("must hold at least ", kMinDatasetSamples,
+                                   " rows (samples), got ", n));
   }
   if (static_cast<int64_t>(d.x.size()) != product) {
     return FieldError(in, "x",
@@ -184,10 +186,32 @@ absl::Status ValidateInline(const DataSpec& d, const FieldNamer& names) {
 }
 
 absl::Status ValidateData(const DataSpec& d, const FieldNamer& names) {
-  if (d.name != "inline" && FindDataset(d.name) == nullptr) {
-    return FieldError(names, "data.name",
-                      absl::StrCat("must be one of ", DatasetNames(", "),
-                                   "; got \"", d.name, "\""));
+  if (d.name != "inline" && FindDataset(d.name) == nullptr &&
+      !IsDatasetName(d.name)) {
+    return FieldError(
+        names, "data.name",
+        absl::StrCat("must be one of ", DatasetNames(", "),
+                     " or the name of a data set by reference (1 to ",
+                     kMaxDatasetNameLength,
+                     " characters of A-Z a-z 0-9 . _ -, starting with a "
+                     "letter or a digit); got \"",
+                     d.name, "\""));
+  }
+  if (d.description.has_value()) {
+    if (!IsReferencedDataset(d.name)) {
+      return FieldError(names, "data.description",
+                        absl::StrCat("must be unset for the ",
+                                     d.name == "inline" ? "inline" : "built-in",
+                                     " data set \"", d.name, "\""));
+    }
+    const FieldNamer described = Nested(names, "data.description.");
+    LRTUNE_RETURN_IF_ERROR(
+        ValidateDatasetDescription(*d.description, described));
+    if (d.description->name != d.name) {
+      return FieldError(described, "name",
+                        absl::StrCat("must be data.name \"", d.name,
+                                     "\", got \"", d.description->name, "\""));
+    }
   }
   LRTUNE_RETURN_IF_ERROR(AtLeast(names, "data.subset", d.subset, 0));
   LRTUNE_RETURN_IF_ERROR(
@@ -443,21 +467,114 @@ std::string DatasetNames(absl::string_view separator) {
   return absl::StrJoin(names, separator);
 }
 
+bool IsDatasetName(absl::string_view name) {
+  if (name.empty() || name.size() > kMaxDatasetNameLength) return false;
+  if (!absl::ascii_isalnum(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' &&
+        c != '_' && c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool IsReferencedDataset(absl::string_view name) {
+  return name != "inline" && FindDataset(name) == nullptr &&
+         IsDatasetName(name);
+}
+
+absl::Status ValidateDatasetDescription(const DatasetDescription& d,
+                                        const FieldNamer& names) {
+  if (!IsReferencedDataset(d.name)) {
+    return FieldError(
+        names, "name",
+        absl::StrCat("must be 1 to ", kMaxDatasetNameLength,
+                     " characters of A-Z a-z 0-9 . _ -, starting with a "
+                     "letter or a digit, and not inline or a built-in name (",
+                     DatasetNames(", "), "); got \"", d.name, "\""));
+  }
+  if (d.sample_shape.empty() ||
+      d.sample_shape.size() > static_cast<size_t>(kMaxSampleDims)) {
+    return FieldError(names, "sample_shape",
+                      absl::StrCat("must have 1..", kMaxSampleDims,
+                                   " dims, got ", d.sample_shape.size()));
+  }
+  int64_t width = 1;
+  for (size_t i = 0; i < d.sample_shape.size(); ++i) {
+    const int64_t dim = d.sample_shape[i];
+    LRTUNE_RETURN_IF_ERROR(
+        AtLeast(names, absl::StrCat("sample_shape[", i, "]"), dim, 1));
+    if (width > std::numeric_limits<int64_t>::max() / dim) {
+      return FieldError(names, "sample_shape", "overflows int64");
+    }
+    width *= dim;
+  }
+  LRTUNE_RETURN_IF_ERROR(
+      AtLeast(names, "train_samples", d.train_samples, kMinDatasetSamples));
+  LRTUNE_RETURN_IF_ERROR(
+      AtLeast(names, "validation_samples", d.validation_samples, 0));
+  if (d.classes != 0 && (d.classes < 2 || d.classes > kMaxLabel + 1)) {
+    return FieldError(names, "classes",
+                      absl::StrCat("must be 0 (regression) or in [2, ",
+                                   kMaxLabel + 1, "], got ", d.classes));
+  }
+  if (d.classes > 0 && d.target_width != 0) {
+    return FieldError(names, "target_width",
+                      absl::StrCat("must be 0 for class labels (classes ",
+                                   d.classes, "), got ", d.target_width));
+  }
+  if (d.classes == 0 && d.target_width < 1) {
+    return FieldError(
+        names, "target_width",
+        absl::StrCat("must be >= 1 for regression targets (classes 0), got ",
+                     d.target_width));
+  }
+  return AtLeast(names, "bytes", d.bytes, 0);
+}
+
+std::string DatasetDifference(const DatasetDescription& have,
+                              const DatasetDescription& planned) {
+  std::vector<std::string> out;
+  auto compare = [&out](const char* field, const std::string& a,
+                        const std::string& b) {
+    if (a != b) out.push_back(absl::StrCat(field, " ", a, ", planned ", b));
+  };
+  auto shape = [](const std::vector<int64_t>& s) {
+    return absl::StrCat("[", absl::StrJoin(s, ","), "]");
+  };
+  compare("name", have.name, planned.name);
+  compare("sample_shape", shape(have.sample_shape),
+          shape(planned.sample_shape));
+  compare("train_samples", absl::StrCat(have.train_samples),
+          absl::StrCat(planned.train_samples));
+  compare("validation_samples", absl::StrCat(have.validation_samples),
+          absl::StrCat(planned.validation_samples));
+  compare("classes", absl::StrCat(have.classes), absl::StrCat(planned.classes));
+  compare("target_width", absl::StrCat(have.target_width),
+          absl::StrCat(planned.target_width));
+  return absl::StrJoin(out, "; ");
+}
+
 std::optional<int64_t> TrainSamples(const DataSpec& data) {
   int64_t n = 0;
-  bool official_split = false;
+  // The training split's size where the data has one of its own.
+  std::optional<int64_t> split_train;
   if (data.name == "inline") {
     if (data.x_shape.empty()) return std::nullopt;
     n = data.x_shape[0];
-  } else {
-    const DatasetInfo* info = FindDataset(data.name);
-    if (info == nullptr) return std::nullopt;
+  } else if (const DatasetInfo* info = FindDataset(data.name)) {
     n = info->samples > 0 ? info->samples : data.synthetic_samples;
-    official_split = info->official_split;
+    if (info->official_split) split_train = kFashionTrainSamples;
+  } else if (data.description.has_value()) {
+    n = data.description->train_samples;
+    if (data.description->validation_samples > 0) split_train = n;
+  } else {
+    return std::nullopt;
   }
   int64_t train = n;
-  if (official_split) {
-    train = kFashionTrainSamples;
+  if (split_train.has_value()) {
+    train = *split_train;
   } else {
     // As the engine splits: floor(n x fraction) samples validate.
     train = n - static_cast<int64_t>(std::floor(static_cast<double>(n) *
@@ -475,7 +592,12 @@ std::optional<int64_t> InputWidth(const DataSpec& data) {
     return w;
   }
   const DatasetInfo* info = FindDataset(data.name);
-  if (info == nullptr) return std::nullopt;
+  if (info == nullptr) {
+    if (!data.description.has_value()) return std::nullopt;
+    int64_t w = 1;
+    for (int64_t d : data.description->sample_shape) w *= d;
+    return w;
+  }
   return info->features > 0 ? info->features : data.synthetic_features;
 }
 
@@ -486,7 +608,11 @@ std::optional<int64_t> OutputWidth(const DataSpec& data) {
     return *std::max_element(data.y_labels.begin(), data.y_labels.end()) + 1;
   }
   const DatasetInfo* info = FindDataset(data.name);
-  if (info == nullptr) return std::nullopt;
+  if (info == nullptr) {
+    if (!data.description.has_value()) return std::nullopt;
+    const DatasetDescription& d = *data.description;
+    return d.classes > 0 ? d.classes : d.target_width;
+  }
   if (info->classes < 0) return 1;
   return info->classes > 0 ? info->classes : data.synthetic_classes;
 }
@@ -552,9 +678,36 @@ bool ExpectPackedSeeds(const JobSpec& job, const RangeTestSpec& spec) {
 
 // --- Validators ----------------------------------------------------------
 
+namespace {
+
+// A data set by reference says whether it holds labels or targets: the
+// loss must fit (the built-in and inline sets are checked by the engine,
+// which sees their arrays).
+absl::Status ValidateLossFitsData(const JobSpec& job, const FieldNamer& names) {
+  if (!job.data.description.has_value()) return absl::OkStatus();
+  const DatasetDescription& d = *job.data.description;
+  if (job.loss == LossKind::kCrossEntropy && d.classes == 0) {
+    return FieldError(
+        names, "loss",
+        absl::StrCat("cross_entropy needs class labels, but data set \"",
+                     d.name,
+                     "\" holds regression targets (classes 0): use mse"));
+  }
+  if (job.loss == LossKind::kMse && d.classes > 0) {
+    return FieldError(names, "loss",
+                      absl::StrCat("mse needs float targets, but data set \"",
+                                   d.name, "\" holds class labels (classes ",
+                                   d.classes, "): use cross_entropy"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidateJob(const JobSpec& job, const FieldNamer& names) {
   LRTUNE_RETURN_IF_ERROR(ValidateModel(job.model, names));
   LRTUNE_RETURN_IF_ERROR(ValidateData(job.data, names));
+  LRTUNE_RETURN_IF_ERROR(ValidateLossFitsData(job, names));
   LRTUNE_RETURN_IF_ERROR(ValidateOptimizer(job.optimizer, names));
   LRTUNE_RETURN_IF_ERROR(AtLeast(names, "batch_size", job.batch_size, 1));
   if (job.grad_accumulation < 1 ||

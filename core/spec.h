@@ -114,9 +114,45 @@ struct ModelSpec {
   std::string torchscript;
 };
 
+// A data set by reference: one a worker reads from its data directory,
+// DIR/NAME/manifest.json and .npy arrays (worker/dataset_dir.h reads them;
+// docs/engine.md). This is what its manifest and arrays say, and all that
+// the coordinator and the CLI know of it: workers report it when they
+// register, and the coordinator writes it into every job that names the
+// set, so that a job's plan (steps per epoch, packed seeds) does not
+// depend on which workers are registered later. ValidateDatasetDescription
+// states its rules.
+struct DatasetDescription {
+  std::string name;                   // IsDatasetName
+  std::vector<int64_t> sample_shape;  // per sample: {features} or {C, H, W}
+  int64_t train_samples = 0;          // rows of the training arrays
+  // Rows of the validation arrays; 0: the set has none, and the training
+  // arrays are split by DataSpec::validation_fraction.
+  int64_t validation_samples = 0;
+  // Classification: labels in [0, classes), classes >= 2, target_width 0.
+  // Regression: classes 0, float32 targets of target_width >= 1 each.
+  int64_t classes = 0;
+  int64_t target_width = 0;
+  int64_t bytes = 0;  // of its arrays on disk (for listings); >= 0
+
+  bool operator==(const DatasetDescription& o) const {
+    return name == o.name && sample_shape == o.sample_shape &&
+           train_samples == o.train_samples &&
+           validation_samples == o.validation_samples && classes == o.classes &&
+           target_width == o.target_width && bytes == o.bytes;
+  }
+  bool operator!=(const DatasetDescription& o) const { return !(*this == o); }
+};
+
 struct DataSpec {
-  // A name in Datasets() (below), or "inline" for the tensors x / y.
+  // A name in Datasets() (below), "inline" for the tensors x / y, or the
+  // name of a data set by reference (IsDatasetName).
   std::string name = "fashion-mnist";
+  // A data set by reference: what it holds, when the caller knows (the
+  // coordinator fills it in from the workers' registrations; the engine
+  // reads it from disk and refuses a set that differs: DatasetDifference).
+  // Must be unset for a built-in or inline data set.
+  std::optional<DatasetDescription> description;
   // Train on the first `subset` samples of the training split; 0 = all.
   int64_t subset = 0;
   // Validate on the first `validation_subset` samples of the validation
@@ -289,9 +325,39 @@ const DatasetInfo* FindDataset(absl::string_view name);  // null: not built in
 // "fashion-mnist, digits, ..., linear" (separator ", ") or with "|".
 std::string DatasetNames(absl::string_view separator);
 
+// Data sets by reference (DatasetDescription above; docs/engine.md).
+// A name is 1 to kMaxDatasetNameLength characters of [A-Za-z0-9._-]
+// starting with a letter or a digit (it names a directory: no '/', never
+// "." or ".."), and neither "inline" nor a built-in name, which win.
+inline constexpr size_t kMaxDatasetNameLength = 64;
+// A data set's training rows (an inline one's x_shape[0]) and per-sample
+// dims (inline x_shape has 1 + these).
+inline constexpr int64_t kMinDatasetSamples = 10;
+inline constexpr int kMaxSampleDims = 4;
+// Data sets one worker may report when it registers.
+inline constexpr int kMaxDatasetsPerWorker = 1024;
+bool IsDatasetName(absl::string_view name);
+// Whether `name` is a data set by reference: IsDatasetName, and neither
+// built in nor "inline".
+bool IsReferencedDataset(absl::string_view name);
+// Every rule a description obeys: a valid name, 1..kMaxSampleDims sample
+// dims each >= 1, train_samples >= kMinDatasetSamples, validation_samples
+// >= 0, classes in {0} or [2, kMaxLabel + 1] with target_width 0 for
+// classes and >= 1 for regression, bytes >= 0. `names` names its fields by
+// their path in the description ("sample_shape[1]"); INVALID_ARGUMENT.
+absl::Status ValidateDatasetDescription(const DatasetDescription& d,
+                                        const FieldNamer& names);
+// How `have` (the set a worker holds) differs from `planned` (the job's
+// description) in what a run depends on: "" when it does not, else each
+// field that differs, "train_samples 1000, planned 2000; classes 3,
+// planned 10". bytes is not compared.
+std::string DatasetDifference(const DatasetDescription& have,
+                              const DatasetDescription& planned);
+
 // The training samples a job's data gives after the validation split and
 // the subset, and its input and output widths (an MLP's first and last
-// layer); nullopt where only the data can tell (inline labels, torchscript).
+// layer); nullopt where only the data can tell (inline labels, a data set
+// by reference without its description).
 std::optional<int64_t> TrainSamples(const DataSpec& data);
 std::optional<int64_t> InputWidth(const DataSpec& data);
 std::optional<int64_t> OutputWidth(const DataSpec& data);
