@@ -386,6 +386,18 @@ void DataFromProto(const v1::DataSpec& d, DataSpec& out) {
     out.validation_fraction = d.validation_fraction();
   }
   out.split_seed = d.split_seed();
+  if (d.has_description()) {
+    // Checked with the rest of the data by ValidateJob.
+    const v1::DatasetDescription& p = d.description();
+    DatasetDescription& desc = out.description.emplace();
+    desc.name = p.name();
+    desc.sample_shape.assign(p.sample_shape().begin(), p.sample_shape().end());
+    desc.train_samples = p.train_samples();
+    desc.validation_samples = p.validation_samples();
+    desc.classes = p.classes();
+    desc.target_width = p.target_width();
+    desc.bytes = p.bytes();
+  }
   if (d.has_synthetic_samples()) out.synthetic_samples = d.synthetic_samples();
   if (d.has_synthetic_classes()) out.synthetic_classes = d.synthetic_classes();
   if (d.has_synthetic_features()) {
@@ -394,6 +406,28 @@ void DataFromProto(const v1::DataSpec& d, DataSpec& out) {
 }
 
 }  // namespace
+
+absl::StatusOr<DatasetDescription> DatasetDescriptionFromProto(
+    const v1::DatasetDescription& d, const FieldNamer& names) {
+  v1::DataSpec data;
+  *data.mutable_description() = d;
+  DataSpec out;
+  DataFromProto(data, out);
+  LRTUNE_RETURN_IF_ERROR(ValidateDatasetDescription(*out.description, names));
+  return *std::move(out.description);
+}
+
+v1::DatasetDescription DatasetDescriptionToProto(const DatasetDescription& d) {
+  v1::DatasetDescription p;
+  p.set_name(d.name);
+  for (int64_t v : d.sample_shape) p.add_sample_shape(v);
+  p.set_train_samples(d.train_samples);
+  p.set_validation_samples(d.validation_samples);
+  p.set_classes(d.classes);
+  p.set_target_width(d.target_width);
+  p.set_bytes(d.bytes);
+  return p;
+}
 
 v1::ModelKind ModelKindToProto(ModelKind k) {
   switch (k) {
@@ -624,6 +658,9 @@ v1::RunSpec RunSpecToProto(const JobSpec& job) {
   pd.set_synthetic_samples(d.synthetic_samples);
   pd.set_synthetic_classes(d.synthetic_classes);
   pd.set_synthetic_features(d.synthetic_features);
+  if (d.description.has_value()) {
+    *pd.mutable_description() = DatasetDescriptionToProto(*d.description);
+  }
   const OptimizerSpec& o = job.optimizer;
   v1::OptimizerSpec& po = *p.mutable_optimizer();
   po.set_kind(OptimizerKindToProto(o.kind));

@@ -85,6 +85,14 @@ v1::TrainSpec TrainSpecToProto(const TrainSpec& spec);
 v1::ModelKind ModelKindToProto(ModelKind kind);
 v1::OptimizerKind OptimizerKindToProto(OptimizerKind kind);
 
+// A data set by reference's description (RunSpecFromProto converts and
+// checks the one in a DataSpec): FromProto runs core's
+// ValidateDatasetDescription, naming the fields through `names` (e.g.
+// PrefixNames("capabilities.datasets[3].")). ToProto sets every field.
+absl::StatusOr<DatasetDescription> DatasetDescriptionFromProto(
+    const v1::DatasetDescription& d, const FieldNamer& names);
+v1::DatasetDescription DatasetDescriptionToProto(const DatasetDescription& d);
+
 // The ready-to-use schedules (core/curve_analysis.h RecommendSchedules).
 v1::RecommendedSchedules RecommendedSchedulesToProto(
     const RecommendedSchedules& schedules);

@@ -106,6 +106,33 @@ TEST(RunSpecRoundTrip, InlineData) {
   EXPECT_EQ(back->data.y_target_width, 1);
 }
 
+TEST(RunSpecRoundTrip, DataSetByReference) {
+  engine::JobSpec job;
+  job.data.name = "mine";
+  DatasetDescription& d = job.data.description.emplace();
+  d.name = "mine";
+  d.sample_shape = {3, 32, 32};
+  d.train_samples = 50000;
+  d.validation_samples = 10000;
+  d.classes = 10;
+  d.bytes = 737280128;
+  auto back = RunSpecFromProto(RunSpecToProto(job));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->data.name, "mine");
+  ASSERT_TRUE(back->data.description.has_value());
+  EXPECT_EQ(*back->data.description, d);
+  // The description obeys core's rules, named by their request path.
+  v1::RunSpec run = RunSpecToProto(job);
+  run.mutable_data()->mutable_description()->set_classes(1);
+  EXPECT_NE(RunSpecFromProto(run).status().message().find(
+                "run.data.description.classes must be 0 (regression) or in"),
+            std::string::npos);
+  absl::StatusOr<DatasetDescription> alone = DatasetDescriptionFromProto(
+      RunSpecToProto(job).data().description(), PrefixNames("d."));
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_EQ(*alone, d);
+}
+
 TEST(RunSpecFromProto, BadValuesNameTheField) {
   v1::RunSpec run;
   run.set_batch_size(0);
