@@ -129,19 +129,30 @@ absl::StatusOr<CsvTable> ReadSklearnCsv(const std::string& path) {
   return t;
 }
 
+std::vector<std::string> DataDirs(const std::string& data_dir) {
+  std::vector<std::string> dirs;
+  auto add = [&dirs](absl::string_view list) {
+    for (absl::string_view d : absl::StrSplit(list, ':', absl::SkipEmpty())) {
+      dirs.emplace_back(d);
+    }
+  };
+  if (!data_dir.empty()) {
+    add(data_dir);
+    return dirs;
+  }
+  if (const char* env = std::getenv("LRTUNE_DATA_DIR"); env && *env) add(env);
+  dirs.push_back("/usr/local/share/lrtune/datasets");
+  return dirs;
+}
+
 absl::StatusOr<std::string> FindDatasetDir(const std::string& data_dir,
                                            const std::string& subdir) {
   std::vector<std::string> tried;
-  if (!data_dir.empty()) {
-    tried.push_back(absl::StrCat(data_dir, "/", subdir));
-  } else {
-    if (const char* env = std::getenv("LRTUNE_DATA_DIR"); env && *env) {
-      tried.push_back(absl::StrCat(env, "/", subdir));
-    }
-    tried.push_back(absl::StrCat("/usr/local/share/lrtune/datasets/", subdir));
-    if (subdir == "fashion-mnist") {
-      tried.push_back("/usr/share/datasets/fashion-mnist");
-    }
+  for (const std::string& dir : DataDirs(data_dir)) {
+    tried.push_back(absl::StrCat(dir, "/", subdir));
+  }
+  if (data_dir.empty() && subdir == "fashion-mnist") {
+    tried.push_back("/usr/share/datasets/fashion-mnist");
   }
   for (const std::string& dir : tried) {
     if (IsDir(dir)) return dir;

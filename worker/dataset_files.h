@@ -39,10 +39,18 @@ struct CsvTable {
 // then rows of features followed by an integer label in the last column.
 absl::StatusOr<CsvTable> ReadSklearnCsv(const std::string& path);
 
-// Returns the directory holding `subdir` (e.g. "fashion-mnist", "sklearn"):
-// `data_dir`/subdir when data_dir is set, else $LRTUNE_DATA_DIR/subdir, else
-// /usr/local/share/lrtune/datasets/subdir, and for fashion-mnist also
-// /usr/share/datasets/fashion-mnist. NotFound lists the places tried.
+// The data directories, in the order they are searched: those of
+// `data_dir` when it is set, else of $LRTUNE_DATA_DIR (when set) and
+// /usr/local/share/lrtune/datasets. Either may list several, separated by
+// ':' as in PATH ("/datasets:/usr/local/share/lrtune/datasets": a shared
+// volume, then the image's built-in sets); empty entries are skipped. They
+// need not exist.
+std::vector<std::string> DataDirs(const std::string& data_dir);
+
+// Returns the directory holding `subdir` (e.g. "fashion-mnist", "sklearn",
+// a data set by reference's name): the first of DataDirs(data_dir)/subdir
+// that exists, and for fashion-mnist also /usr/share/datasets/fashion-mnist.
+// NotFound lists the places tried.
 absl::StatusOr<std::string> FindDatasetDir(const std::string& data_dir,
                                            const std::string& subdir);
 

@@ -36,6 +36,18 @@ TEST(DatasetFilesTest, MissingFileIsNotFound) {
             absl::StatusCode::kNotFound);
 }
 
+TEST(DatasetFilesTest, DataDirsAreAPathList) {
+  EXPECT_EQ(DataDirs("/a"), std::vector<std::string>{"/a"});
+  EXPECT_EQ(DataDirs("/datasets::/usr/local/share/lrtune/datasets:"),
+            (std::vector<std::string>{"/datasets",
+                                      "/usr/local/share/lrtune/datasets"}));
+  // The built-in sets are found in a later entry of the list.
+  absl::StatusOr<std::string> dir = FindDatasetDir(
+      "/nonexistent:/usr/local/share/lrtune/datasets", "sklearn");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  EXPECT_EQ(*dir, "/usr/local/share/lrtune/datasets/sklearn");
+}
+
 TEST(DatasetFilesTest, ReadsInstalledDatasets) {
   absl::StatusOr<std::string> dir = FindDatasetDir("", "sklearn");
   ASSERT_TRUE(dir.ok()) << dir.status();
