@@ -205,6 +205,9 @@ Split Inline(const DataSpec& spec) {
 absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
                                     const torch::Device& device) {
   // The spec passed ValidateJob (engine.cc's Prepare).
+  if (IsReferencedDataset(spec.name)) {
+    return LoadReferencedDataset(spec, device);
+  }
   const DatasetInfo* info = FindDataset(spec.name);
   Dataset d;
   d.name = spec.name;

@@ -97,7 +97,7 @@ absl::StatusOr<Setup> Prepare(const JobSpec& job, const Callbacks& cb) {
   if (cb.on_progress) {
     cb.on_progress(absl::StrCat(
         "loaded ", s.data.name, ": ", s.data.train_size(), " train, ",
-        s.data.val_x.size(0), " validation samples on ", DeviceName(s.device)));
+        s.data.val_size(), " validation samples on ", DeviceName(s.device)));
   }
   return s;
 }

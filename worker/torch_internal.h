@@ -34,15 +34,45 @@ std::string ExceptionMessage(const std::exception& e);
 absl::Status StatusFromException(const std::exception& e,
                                  const std::string& context);
 
-// A dataset held in memory on the job's device. x is float32 [N, ...];
-// y is int64 [N] (classification) or float32 [N, k] (regression).
+// A dataset held in memory on the job's device, or mapped from disk (a
+// data set by reference on the CPU). x is float32 [N, ...]; y is int64 [N]
+// (classification) or float32 [N, k] (regression).
 struct Dataset {
   std::string name;
   torch::Tensor train_x, train_y, val_x, val_y;
+  // The rows of train_x / val_x that make up each split, int64 on the
+  // device; undefined: every row, in order. A data set by reference split
+  // by validation_fraction selects its rows so that its mapped arrays are
+  // never gathered whole (referenced_data.cc).
+  torch::Tensor train_rows, val_rows;
   std::vector<int64_t> sample_shape;  // per-sample shape of x
   int64_t num_classes = 0;            // 0 for regression
   int64_t target_width = 0;           // regression: k
-  int64_t train_size() const { return train_x.size(0); }
+  int64_t train_size() const {
+    return train_rows.defined() ? train_rows.size(0) : train_x.size(0);
+  }
+  int64_t val_size() const {
+    return val_rows.defined() ? val_rows.size(0) : val_x.size(0);
+  }
+  // Writes training samples `idx` (positions in the training split, int64
+  // on the device) into `xb` and `yb`.
+  void GatherTrain(const torch::Tensor& idx, torch::Tensor& xb,
+                   torch::Tensor& yb) const {
+    const torch::Tensor rows =
+        train_rows.defined() ? train_rows.index_select(0, idx) : idx;
+    torch::index_select_out(xb, train_x, 0, rows);
+    torch::index_select_out(yb, train_y, 0, rows);
+  }
+  // Validation samples [start, start + n): views of val_x / val_y, or
+  // their rows gathered.
+  std::pair<torch::Tensor, torch::Tensor> ValSlice(int64_t start,
+                                                   int64_t n) const {
+    if (!val_rows.defined()) {
+      return {val_x.narrow(0, start, n), val_y.narrow(0, start, n)};
+    }
+    const torch::Tensor rows = val_rows.narrow(0, start, n);
+    return {val_x.index_select(0, rows), val_y.index_select(0, rows)};
+  }
 };
 
 // Loads (or generates) the dataset of `spec` onto `device`: standardised
@@ -50,6 +80,16 @@ struct Dataset {
 // ValidateJob (core/spec.h). Errors: NotFound / DataLoss (files).
 absl::StatusOr<Dataset> LoadDataset(const DataSpec& spec,
                                     const torch::Device& device);
+// LoadDataset of a data set by reference (core/spec.h IsReferencedDataset):
+// its arrays mapped from the data directory (worker/dataset_dir.h), never
+// read whole on the CPU; on CUDA copied to the device. Split by its
+// validation arrays or by spec.validation_fraction (as the built-in sets
+// are), subsets applied; features as stored (not standardised). Errors:
+// NotFound (no such set here), DataLoss (a file breaking a rule, a label
+// outside [0, classes)), FailedPrecondition (the set differs from
+// spec.description, naming what differs).
+absl::StatusOr<Dataset> LoadReferencedDataset(const DataSpec& spec,
+                                              const torch::Device& device);
 
 // A trainable model: built-in (torch::nn) or TorchScript.
 class Model {

@@ -263,8 +263,7 @@ struct Trainer::Impl {
     torch::Tensor idx =
         perm.narrow(1, ((step % spe) * accumulation + micro) * b, b)
             .reshape({-1});
-    torch::index_select_out(xb, data.train_x, 0, idx);
-    torch::index_select_out(yb, data.train_y, 0, idx);
+    data.GatherTrain(idx, xb, yb);
   }
 
 #ifdef LRTUNE_WITH_CUDA
@@ -406,7 +405,7 @@ EvalResult Trainer::Evaluate(int64_t max_samples) {
   TORCH_CHECK(s.k == 1, "Trainer::Evaluate: not for a packed model");
   torch::NoGradGuard no_grad;
   s.model.SetTraining(false);
-  int64_t n = s.data.val_x.size(0);
+  int64_t n = s.data.val_size();
   if (max_samples > 0) n = std::min(n, max_samples);
   const bool ce = s.job.loss == LossKind::kCrossEntropy;
   torch::Tensor loss_sum =
@@ -416,8 +415,7 @@ EvalResult Trainer::Evaluate(int64_t max_samples) {
   constexpr int64_t kChunk = 1024;
   for (int64_t i = 0; i < n; i += kChunk) {
     const int64_t m = std::min(kChunk, n - i);
-    torch::Tensor x = s.data.val_x.narrow(0, i, m);
-    torch::Tensor y = s.data.val_y.narrow(0, i, m);
+    const auto [x, y] = s.data.ValSlice(i, m);
     torch::Tensor out = s.model.Forward(x).to(torch::kFloat32);
     if (ce) {
       loss_sum +=
@@ -573,14 +571,14 @@ EvalResult Trainer::EvaluateEnsemble(
   const std::vector<torch::Tensor> current = CopyWeights();
   torch::NoGradGuard no_grad;
   s.model.SetTraining(false);
-  const int64_t n = s.data.val_x.size(0);
+  const int64_t n = s.data.val_size();
   torch::Tensor probs;
   constexpr int64_t kChunk = 1024;
   for (const std::vector<torch::Tensor>* weights : members) {
     TORCH_CHECK(LoadWeights(*weights).ok(), "ensemble member's weights");
     std::vector<torch::Tensor> parts;
     for (int64_t i = 0; i < n; i += kChunk) {
-      torch::Tensor x = s.data.val_x.narrow(0, i, std::min(kChunk, n - i));
+      torch::Tensor x = s.data.ValSlice(i, std::min(kChunk, n - i)).first;
       parts.push_back(
           torch::softmax(s.model.Forward(x).to(torch::kFloat64), 1));
     }
@@ -590,14 +588,12 @@ EvalResult Trainer::EvaluateEnsemble(
   TORCH_CHECK(LoadWeights(current).ok(), "restoring the weights");
   s.model.SetTraining(true);
   probs = probs / static_cast<double>(members.size());
+  const torch::Tensor val_y = s.data.ValSlice(0, n).second;
   EvalResult r;
-  r.loss = torch::nll_loss(torch::log(probs.clamp_min(1e-300)), s.data.val_y)
+  r.loss = torch::nll_loss(torch::log(probs.clamp_min(1e-300)), val_y)
                .item<double>();
-  r.accuracy = probs.argmax(1)
-                   .eq(s.data.val_y)
-                   .to(torch::kFloat64)
-                   .mean()
-                   .item<double>();
+  r.accuracy =
+      probs.argmax(1).eq(val_y).to(torch::kFloat64).mean().item<double>();
   return r;
 }
 
