@@ -11,8 +11,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/spec.h"
 #include "core/status_macros.h"
 #include "proto/core_convert.h"
+#include "server/worker_datasets.h"
 
 namespace lrtune::server {
 namespace {
@@ -20,7 +22,12 @@ namespace {
 // Where a task may run: run.device.device "cpu" -> cpu slots; "cuda" or
 // "cuda:<i>" -> CUDA slots; "auto" or unset -> any slot. A memory
 // requirement needs a CUDA slot reporting that much (CPU slots report none).
-NewTask OnDevice(const v1::RunSpec& run, NewTask task) {
+// A data set by reference needs a worker that has it.
+NewTask Placed(const v1::RunSpec& run, NewTask task) {
+  if (run.data().source_case() == v1::DataSpec::kName &&
+      IsReferencedDataset(run.data().name())) {
+    task.dataset = run.data().name();
+  }
   const std::string& device = run.device().device();
   if (device == "cpu") {
     task.device = "cpu";
@@ -165,7 +172,11 @@ void Coordinator::NotifyJob(const std::string& job_id) {
 }
 
 absl::StatusOr<v1::Job> Coordinator::SubmitJob(
-    const std::string& owner, const v1::SubmitJobRequest& request) {
+    const std::string& owner, const v1::SubmitJobRequest& submitted) {
+  // Stored and planned with its data set by reference described, so that
+  // neither depends on the workers registered later.
+  LRTUNE_ASSIGN_OR_RETURN(const v1::SubmitJobRequest request,
+                          DescribeDatasets(submitted));
   LRTUNE_RETURN_IF_ERROR(ValidateSubmitJob(request, options_.limits));
   const int max_attempts = request.has_max_attempts() ? request.max_attempts()
                                                       : options_.max_attempts;
@@ -179,8 +190,11 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
         store_->FindByRequestId(owner, request.request_id()));
     if (earlier.has_value()) {
       v1::SubmitJobRequest stored;
+      // The descriptions are the coordinator's, not the client's: a retry
+      // is the same job even if a worker's copy of its set changed since.
       if (!stored.ParseFromString(earlier->spec) ||
-          stored.SerializeAsString() != request.SerializeAsString()) {
+          WithoutDatasetDescriptions(stored).SerializeAsString() !=
+              WithoutDatasetDescriptions(request).SerializeAsString()) {
         return absl::AlreadyExistsError(absl::StrCat(
             "request_id \"", request.request_id(),
             "\" was used for a different job (", earlier->id, ")"));
@@ -205,12 +219,12 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
       *range.mutable_run() = grid.run();
       *range.mutable_range_test() = grid.range_test();
       for (std::string& spec : RangeTestTaskSpecs(range)) {
-        tasks.push_back(OnDevice(grid.run(), {std::move(spec), false}));
+        tasks.push_back(Placed(grid.run(), {std::move(spec), false}));
       }
     }
     for (const PlannedTrial& t : trials) {
-      tasks.push_back(OnDevice(t.trial.run(),
-                               {t.trial.SerializeAsString(), t.needs_bounds}));
+      tasks.push_back(
+          Placed(t.trial.run(), {t.trial.SerializeAsString(), t.needs_bounds}));
     }
     JobOptions job_options;
     job_options.max_attempts = max_attempts;
@@ -227,7 +241,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
   std::vector<NewTask> tasks;
   for (std::string& spec : RangeTestTaskSpecs(request.range_test())) {
     tasks.push_back(
-        OnDevice(request.range_test().run(), {std::move(spec), false}));
+        Placed(request.range_test().run(), {std::move(spec), false}));
   }
   JobOptions job_options;
   job_options.max_attempts = max_attempts;

@@ -31,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "core/pruning.h"
 #include "core/sync.h"
@@ -194,6 +195,15 @@ class Coordinator {
   absl::StatusOr<v1::Job> AcceptedJob(const JobRecord& record);
 
   void SignalWork() { signal_.Signal(); }
+
+  // Data sets by reference (worker_datasets.cc): `request` with the data
+  // set by reference of each run described as the first registered worker
+  // (by id) that has it reports it, whatever description the client sent
+  // dropped. INVALID_ARGUMENT naming <path>.data.name ("run", "grid.run")
+  // and listing the workers' sets when no registered worker has it.
+  absl::StatusOr<v1::SubmitJobRequest> DescribeDatasets(
+      v1::SubmitJobRequest request);
+  absl::Status DescribeDataset(v1::RunSpec& run, absl::string_view path);
 
   struct WorkerInfo {
     v1::Capabilities capabilities;

@@ -89,6 +89,10 @@ ALTER TABLE task_attempts ADD COLUMN device TEXT NOT NULL DEFAULT '';
     // its EventEncoder's encoding. No schema change: ReencodeOwnEvents
     // rewrites their payloads.
     "",
+    // 4: the data set by reference a task reads, which a worker must have.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN dataset TEXT NOT NULL DEFAULT '';
+)sql",
 };
 // The migration whose data step is ReencodeOwnEvents.
 constexpr int kReencodeMigration = 2;
@@ -235,8 +239,8 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db_->Prepare("INSERT INTO tasks (id, job_id, idx, spec, state, "
-                     "max_attempts, held, device, min_memory) VALUES (?, ?, "
-                     "?, ?, 'queued', ?, ?, ?, ?)"));
+                     "max_attempts, held, device, min_memory, dataset) VALUES "
+                     "(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)"));
     st.BindText(1, TaskId(job_id, static_cast<int64_t>(i)));
     st.BindText(2, job_id);
     st.BindInt64(3, static_cast<int64_t>(i));
@@ -245,6 +249,7 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
     st.BindInt64(6, tasks[i].held ? 1 : 0);
     st.BindText(7, tasks[i].device);
     st.BindInt64(8, tasks[i].min_memory);
+    st.BindText(9, tasks[i].dataset);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
   LRTUNE_RETURN_IF_ERROR(

@@ -172,6 +172,9 @@ struct NewTask {
   // at least min_memory bytes; 0 = no requirement).
   std::string device;
   int64_t min_memory = 0;
+  // The data set by reference it reads (core/spec.h IsReferencedDataset):
+  // only a worker that has it may run it. "": any worker.
+  std::string dataset;
 };
 
 // What the slot asking for a task offers (LeaseNextTask).
@@ -179,6 +182,9 @@ struct SlotOffer {
   std::string device;  // "cpu" or "cuda"; "" leases any task (tests, tools)
   int64_t memory_bytes = 0;
   std::string slot_device;  // the slot's own device ("cuda:1"), recorded
+  // The data sets by reference the worker has (names hold no ','): a task
+  // naming another is not leased. nullopt: any task (tests, tools).
+  std::optional<std::vector<std::string>> datasets = std::nullopt;
 };
 
 struct JobOptions {

@@ -107,9 +107,17 @@ absl::StatusOr<std::optional<TaskLease>> JobStore::LeaseNextTask(
             "COUNT(*) FROM tasks l WHERE l.job_id = j.id AND l.state = "
             "'leased') < j.max_parallel) AND (?1 = '' OR t.device = '' OR "
             "(t.device = ?1 AND (t.min_memory = 0 OR t.min_memory <= ?2))) "
+            "AND (?3 = 0 OR t.dataset = '' OR "
+            "instr(?4, ',' || t.dataset || ',') > 0) "
             "ORDER BY t.num LIMIT 1"));
     st.BindText(1, offer.device);
     st.BindInt64(2, offer.memory_bytes);
+    // The worker's data sets as ",a,b,": a name matches only whole.
+    st.BindInt64(3, offer.datasets.has_value() ? 1 : 0);
+    st.BindText(
+        4, offer.datasets.has_value()
+               ? absl::StrCat(",", absl::StrJoin(*offer.datasets, ","), ",")
+               : std::string());
     LRTUNE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return std::optional<TaskLease>();
     task_id = st.ColumnText(0);

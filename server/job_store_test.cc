@@ -507,6 +507,8 @@ TEST_F(JobStoreTest, OpeningAVersion2FileReencodesTheStoresOwnEvents) {
       "' || char(9) || '2' || char(9) || 'w1' || char(9) || 'cpu' || char(9) "
       "|| 'failed' || char(9) || '0' || char(9) || '30' || char(9) || '40' || "
       "char(9) || 'out of memory' END AS BLOB) WHERE type = 'attempt_ended'"));
+  // Version 2 had no tasks.dataset (migration 4 adds it).
+  exec("ALTER TABLE tasks DROP COLUMN dataset");
   exec("PRAGMA user_version = 2");
   sqlite3_close(db);
 
@@ -805,6 +807,30 @@ TEST_F(JobStoreTest, TasksGoOnlyToSlotsMeetingTheirDevice) {
   std::set<std::string> devices;
   for (const AttemptRecord& a : *attempts) devices.insert(a.device);
   EXPECT_EQ(devices, (std::set<std::string>{"cpu", "cuda:0", "cuda:1"}));
+}
+
+TEST_F(JobStoreTest, TasksGoOnlyToWorkersWithTheirDataSet) {
+  std::vector<NewTask> tasks = {{"mine"}, {"mine-2"}, {"builtin"}};
+  tasks[0].dataset = "mine";
+  tasks[1].dataset = "mine-2";
+  ASSERT_TRUE(
+      store_->CreateJob("alice", "range_test", "spec", tasks, JobOptions{})
+          .ok());
+  SlotOffer none{"cpu", 0, "cpu"}, other{"cpu", 0, "cpu"},
+      prefix{"cpu", 0, "cpu"}, both{"cpu", 0, "cpu"};
+  none.datasets.emplace();
+  other.datasets = std::vector<std::string>{"other"};
+  prefix.datasets = std::vector<std::string>{"mine-", "mine-2x", "ine"};
+  both.datasets = std::vector<std::string>{"mine-2", "mine"};
+  // A worker without the set gets only the task that needs none; names
+  // match whole, never as a part of another.
+  EXPECT_EQ((*store_->LeaseNextTask("w1", kTtl, prefix))->spec, "builtin");
+  EXPECT_FALSE(store_->LeaseNextTask("w2", kTtl, none)->has_value());
+  EXPECT_FALSE(store_->LeaseNextTask("w3", kTtl, other)->has_value());
+  EXPECT_EQ((*store_->LeaseNextTask("w4", kTtl, both))->spec, "mine");
+  EXPECT_EQ((*store_->LeaseNextTask("w4", kTtl, both))->spec, "mine-2");
+  // A tool's offer (no data sets given) takes anything: nothing is left.
+  EXPECT_FALSE(store_->LeaseNextTask("w5", kTtl, {})->has_value());
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "proto/status_details.h"
 #include "server/coordinator.h"
 #include "server/range_test_results.h"
+#include "server/worker_datasets.h"
 
 namespace lrtune::server {
 namespace {
@@ -52,6 +53,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(
                        "\" is not one of capabilities.devices"));
     }
   }
+  LRTUNE_RETURN_IF_ERROR(CheckWorkerDatasets(caps));
   v1::RegisterResponse response;
   std::string id = request.worker_id();
   if (id.empty()) {
@@ -111,6 +113,11 @@ absl::StatusOr<v1::AcquireTaskResponse> Coordinator::AcquireTask(
       offer.slot_device = device;
       for (const v1::Device& d : caps.devices()) {
         if (d.name() == device) offer.memory_bytes = d.memory_bytes();
+      }
+      // Only a task whose data set by reference this worker has.
+      offer.datasets.emplace();
+      for (const v1::DatasetDescription& d : caps.datasets()) {
+        offer.datasets->push_back(d.name());
       }
     }
   }
