@@ -67,7 +67,8 @@ struct ServerFlags {
 // in proto/lrtune/v1/spec.proto).
 struct RangeTestOptions {
   std::string model = "mlp";  // mlp|cnn|resnet20 or a TorchScript FILE.pt
-  // A built-in name, or a scikit-learn style CSV file (plain or .gz) sent
+  // A built-in name, the name of a data set by reference in the workers'
+  // data directory, or a scikit-learn style CSV file (plain or .gz) sent
   // inline with the request.
   std::string dataset = "fashion-mnist";
   std::string hidden;  // MLP widths "256,256"; empty: 256,256
@@ -132,9 +133,12 @@ struct JobCommandOptions {
   std::string reason;      // cancel: recorded on the job
   int limit = 20;          // jobs: at most this many, 1..500
   std::string spec_path;   // submit, grid: the job spec file
-  bool detach = false;     // submit, grid: print the id, do not follow
-  std::string plot_path;   // grid, submit, get: SVG of a grid; empty: none
-  std::string db_path;     // submit, grid embedded: the store; empty: default
+  // submit, grid: a data set's name replacing the spec's run.data (a
+  // built-in one or one by reference); empty: the spec's
+  std::string dataset;
+  bool detach = false;    // submit, grid: print the id, do not follow
+  std::string plot_path;  // grid, submit, get: SVG of a grid; empty: none
+  std::string db_path;    // submit, grid embedded: the store; empty: default
 };
 struct JobCommands {
   CLI::App* jobs = nullptr;

@@ -254,6 +254,11 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
     }
     CancelLeftovers(*s.coordinator, nullptr);
   });
+  // The worker's data sets by reference are known once it registered (a
+  // few ms on the socket): a job naming one, submitted next, finds it.
+  // Without a registration within the wait the job is refused as it would
+  // be by a coordinator without workers.
+  s.agent->WaitRegistered(absl::Seconds(10));
   return service;
 }
 

@@ -103,6 +103,15 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
               std::ostream& out, std::ostream& err, bool progress) {
   absl::StatusOr<v1::SubmitJobRequest> request = ReadJobSpec(opts.spec_path);
   if (!request.ok()) return Fail(cmd, request.status(), err);
+  if (!opts.dataset.empty()) {
+    // The spec's data, but another set: its name is checked with the rest
+    // by the coordinator (core/spec.h's rules).
+    v1::DataSpec& data =
+        request->has_grid()
+            ? *request->mutable_grid()->mutable_run()->mutable_data()
+            : *request->mutable_range_test()->mutable_run()->mutable_data();
+    data.set_name(opts.dataset);
+  }
   if (cmd == "grid" && !request->has_grid()) {
     return Fail(cmd,
                 absl::InvalidArgumentError(
@@ -252,6 +261,10 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
                      "FILE.json or FILE.yaml: a SubmitJobRequest "
                      "(docs/examples/grid.yaml)")
         ->required();
+    (*cmd)->add_option("--dataset", opts.dataset,
+                       "NAME: train on this data set instead of the spec's "
+                       "run.data.name: a built-in one or a data set by "
+                       "reference in the workers' data directory");
     (*cmd)->add_flag("--detach", opts.detach,
                      "print the job id and return (with --server)");
     (*cmd)->add_option("--plot", opts.plot_path,

@@ -1,6 +1,7 @@
 // `lrtune range-test`: flags -> a RangeTestRequest, sent to --server or to
 // an embedded coordinator and worker (client/embedded.h); the events become
 // a progress line, and the job the recommendation (JSON or text) and CSV.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -140,10 +141,13 @@ FieldNamer CliNames(const std::string& dataset, std::string prefix) {
 }
 
 // `--dataset` names a file (not a built-in data set) when it has a '/',
-// ends in .csv or .csv.gz, or an existing file has that name.
+// ends in .csv or .csv.gz, or a regular file has that name; otherwise a
+// valid name is a data set by reference in the workers' data directory.
 bool IsDatasetFile(const std::string& value) {
+  struct stat st;
   return absl::StrContains(value, '/') || absl::EndsWith(value, ".csv") ||
-         absl::EndsWith(value, ".csv.gz") || access(value.c_str(), F_OK) == 0;
+         absl::EndsWith(value, ".csv.gz") ||
+         (stat(value.c_str(), &st) == 0 && S_ISREG(st.st_mode));
 }
 
 // A scikit-learn style CSV file as the request's inline data: x float32
@@ -169,6 +173,23 @@ absl::Status SetInlineDataset(const std::string& path, v1::DataSpec& data) {
                               ": this lrtune was built without worker/ "
                               "(the CSV reader); use a named data set"));
 #endif
+}
+
+// After a refusal of --dataset NAME by the coordinator: the other forms
+// the flag takes, and where an embedded worker looks for data sets.
+std::string DatasetHint(absl::string_view message, bool embedded) {
+  if (!absl::StrContains(message, "run.data.name")) return "";
+  std::string hint = "; --dataset also takes a FILE.csv[.gz]";
+#ifdef LRTUNE_DATASET_FILES
+  if (embedded) {
+    absl::StrAppend(&hint, "; the embedded worker reads data sets from ",
+                    absl::StrJoin(engine::DataDirs(""), " and "),
+                    " ($LRTUNE_DATA_DIR)");
+  }
+#else
+  (void)embedded;
+#endif
+  return hint;
 }
 
 }  // namespace
@@ -219,10 +240,16 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
   } else if (IsDatasetFile(o.dataset)) {
     absl::Status read = SetInlineDataset(o.dataset, *run.mutable_data());
     if (!read.ok()) return read;
+  } else if (IsReferencedDataset(o.dataset)) {
+    // The coordinator knows whether a worker has it.
+    run.mutable_data()->set_name(o.dataset);
   } else {
-    return Invalid(absl::StrCat("--dataset must be one of ",
-                                CliDatasetNames(", "),
-                                " or a FILE.csv[.gz]; got '", o.dataset, "'"));
+    return Invalid(absl::StrCat(
+        "--dataset must be one of ", CliDatasetNames(", "),
+        ", the NAME of a data set in the workers' data directory (1 to ",
+        kMaxDatasetNameLength,
+        " characters of A-Z a-z 0-9 . _ -), or a FILE.csv[.gz]; got '",
+        o.dataset, "'"));
   }
   run.mutable_data()->set_subset(o.subset);
 
@@ -301,9 +328,13 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
                   "mlp|cnn|resnet20, or a TorchScript FILE.pt (default mlp)");
   cmd->add_option("--dataset", opts.dataset,
                   absl::StrCat(CliDatasetNames("|"),
-                               ", or FILE.csv[.gz]: features then an integer "
-                               "class label per row, optional header, sent "
-                               "with the request (default fashion-mnist)"));
+                               "; or NAME, a data set by reference in the "
+                               "workers' data directory (DIR/NAME/"
+                               "manifest.json and .npy arrays, "
+                               "docs/engine.md); or FILE.csv[.gz]: features "
+                               "then an integer class label per row, "
+                               "optional header, sent with the request "
+                               "(default fashion-mnist)"));
   cmd->add_option("--hidden", opts.hidden,
                   "MLP hidden widths, e.g. 256,256 (default 256,256)");
   cmd->add_option("--threads", opts.threads,
@@ -453,6 +484,9 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
         << (job.status().code() == absl::StatusCode::kInvalidArgument
                 ? WithFlag(job.status().message())
                 : std::string(job.status().message()))
+        << (job.status().code() == absl::StatusCode::kInvalidArgument
+                ? DatasetHint(job.status().message(), session.embedded())
+                : "")
         << "\n";
     return ExitCodeOf(job.status());
   }

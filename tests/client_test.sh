@@ -5,7 +5,8 @@
 # the --json contract, the --csv curve, and the exit codes (2 bad flag,
 # 4 unreachable); --dataset FILE.csv[.gz]; `lrtune grid` and `submit`
 # embedded and remote, and their --plot. Every run has its own
-# XDG_DATA_HOME. (TLS: tests/client_tls_test.sh.)
+# XDG_DATA_HOME. (TLS: tests/client_tls_test.sh; --dataset NAME, data sets
+# by reference: tests/dataset_cli_test.sh.)
 #
 #   bash tests/client_test.sh path/to/lrtune path/to/lrtune-server \
 #     path/to/lrtune-worker
@@ -176,11 +177,20 @@ run range-test "${SMALL[@]}" --steps 0
 check "--steps 0 exits 2" test "$rc" = 2
 check "--steps 0 names the flag" grep -q -- "--steps must be in \[2, 1000000\], got 0" "$tmp/err"
 check "--steps 0 is one line" test "$(lines "$tmp/err")" = 1
+run range-test --dataset 'no such!'
+check "--dataset 'no such!' exits 2" test "$rc" = 2
+check "--dataset 'no such!' names the flag and value" grep -q -- "--dataset must be one of .*'no such!'" "$tmp/err"
+check "--dataset 'no such!' is one line" test "$(lines "$tmp/err")" = 1
+check "--dataset 'no such!' mentions FILE.csv" grep -q "FILE.csv" "$tmp/err"
+# A well-formed name is a data set by reference: the (embedded) worker
+# does not have it.
 run range-test --dataset nope
 check "--dataset nope exits 2" test "$rc" = 2
-check "--dataset nope names the flag and value" grep -q -- "--dataset must be one of .*'nope'" "$tmp/err"
+check "--dataset nope names the flag and value" \
+  grep -q -- "run.data.name \"nope\" is neither a built-in data set .*(--dataset)" "$tmp/err"
 check "--dataset nope is one line" test "$(lines "$tmp/err")" = 1
-check "--dataset nope mentions FILE.csv" grep -q "FILE.csv" "$tmp/err"
+check "--dataset nope mentions FILE.csv and where the worker looks" \
+  grep -q "FILE.csv.*the embedded worker reads data sets from" "$tmp/err"
 NO_DATA=(--model mlp --hidden 32 --threads 1)
 run range-test "${NO_DATA[@]}" --dataset "$tmp/missing.csv"
 check "--dataset missing.csv exits 2" test "$rc" = 2

@@ -10,8 +10,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
+#include "proto/core_convert.h"
+#include "worker/dataset_dir.h"
+#include "worker/dataset_files.h"
 #include "worker/proto_convert.h"
 
 namespace lrtune::worker {
@@ -119,6 +123,15 @@ absl::Status Agent::RegisterWithRetry() {
   }
   caps.set_torch_version(engine::TorchVersion());
   caps.set_agent_version("0.1.0");
+  // The data sets by reference in the data directory, read again at every
+  // registration (a set added since shows up after a restart of either
+  // side). Only headers are read; the arrays are mapped when a task runs.
+  const engine::DatasetListing datasets =
+      engine::ListDatasets(engine::DataDirs(options_.data_dir));
+  for (const std::string& problem : datasets.problems) Log(problem);
+  for (const DatasetDescription& d : datasets.datasets) {
+    *caps.add_datasets() = DatasetDescriptionToProto(d);
+  }
   Backoff backoff(options_.backoff);
   while (!stop_.HasBeenNotified()) {
     absl::StatusOr<v1::RegisterResponse> r = hub_->Register(request);
@@ -128,9 +141,16 @@ absl::Status Agent::RegisterWithRetry() {
       ++registrations_;
       const absl::Duration hb = FromProto(r->heartbeat_interval());
       if (hb > absl::ZeroDuration()) heartbeat_interval_ = hb;
-      Log(absl::StrCat("registered as ", worker_id_, " with ", options_.slots,
-                       " slot(s), heartbeat every ",
-                       absl::FormatDuration(heartbeat_interval_)));
+      std::vector<std::string> names;
+      for (const DatasetDescription& d : datasets.datasets) {
+        names.push_back(d.name);
+      }
+      Log(absl::StrCat(
+          "registered as ", worker_id_, " with ", options_.slots,
+          " slot(s), heartbeat every ",
+          absl::FormatDuration(heartbeat_interval_),
+          names.empty() ? "" : "; data sets: ", absl::StrJoin(names, ", ")));
+      if (!registered_.HasBeenNotified()) registered_.Notify();
       return absl::OkStatus();
     }
     if (!IsTransient(r.status())) return r.status();
@@ -140,6 +160,10 @@ absl::Status Agent::RegisterWithRetry() {
     SleepOrStop(delay);
   }
   return absl::CancelledError("shut down before registering");
+}
+
+bool Agent::WaitRegistered(absl::Duration timeout) const {
+  return registered_.WaitForNotificationWithTimeout(timeout);
 }
 
 absl::Status Agent::Reregister(int64_t seen) {

@@ -41,9 +41,12 @@ struct AgentOptions {
   std::string server;                       // host:port; required
   std::vector<std::string> devices{"cpu"};  // "cpu", "cuda:<i>"
   int slots = 1;                            // 1..64, round-robin on devices
-  int threads = 0;             // CPU threads in total; 0 = all cores
-  std::string worker_id;       // empty: the coordinator assigns one
-  std::string data_dir;        // empty: the engine's default
+  int threads = 0;        // CPU threads in total; 0 = all cores
+  std::string worker_id;  // empty: the coordinator assigns one
+  // Where the data sets are (built-in files and data sets by reference);
+  // empty: $LRTUNE_DATA_DIR, then /usr/local/share/lrtune/datasets
+  // (worker/dataset_files.h DataDirs).
+  std::string data_dir;
   std::string checkpoint_dir;  // empty: no checkpoints
   std::string hostname;        // sent on Register, for humans
   absl::Duration acquire_wait = absl::Seconds(5);  // long poll
@@ -68,6 +71,11 @@ class Agent {
   // until Shutdown. Returns OK after a shutdown; InvalidArgument for bad
   // options or when the coordinator refuses the registration.
   absl::Status Run();
+
+  // Waits up to `timeout` for Run's first successful registration, which
+  // reported the data sets in the data directory; true once it happened.
+  // Thread-safe.
+  bool WaitRegistered(absl::Duration timeout) const;
 
   // Stops acquiring, cancels running tasks (they are released with
   // FailTask(RELEASED), best effort) and makes Run return. Thread-safe;
@@ -113,6 +121,7 @@ class Agent {
   const AgentOptions options_;
   const std::unique_ptr<HubClient> hub_;
   lrtune::Notification stop_;
+  lrtune::Notification registered_;  // the first Register succeeded
   // Held across a re-registration, so that only one thread registers.
   lrtune::Mutex register_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 

@@ -48,8 +48,11 @@ int main(int argc, char** argv) {
                  "Keep this worker id across restarts (empty: assigned)")
       ->capture_default_str();
   app.add_option("--data-dir", options.data_dir,
-                 "Data set directory (empty: $LRTUNE_DATA_DIR or the "
-                 "engine's default)")
+                 "Data set directories, ':'-separated, searched in order: "
+                 "the built-in sets' files and data sets by reference "
+                 "(NAME/manifest.json and .npy arrays, reported to the "
+                 "coordinator at registration; docs/engine.md). Empty: "
+                 "$LRTUNE_DATA_DIR, then /usr/local/share/lrtune/datasets")
       ->capture_default_str();
   app.add_option("--checkpoint-dir", options.checkpoint_dir,
                  "Directory for grid trials' checkpoints, written at every "
