@@ -6,6 +6,8 @@ be checked without one:
 
 - the Compose files pass `docker-compose config` (no daemon needed) and
   reserve one distinct GPU per worker, keep the store on a named volume,
+  give every worker the same data set volume (read-only, before the
+  image's built-in sets),
   run TLS and tokens everywhere, mount the secrets they name, and
   health-check every service with lrtune-health over TLS;
 - the Kubernetes manifests parse, build with `kubectl kustomize` when
@@ -261,6 +263,31 @@ class ComposeTest(unittest.TestCase):
                              f"{variant}: one volume for all: {sources}")
             self.assertIn(sources.pop(), config.get("volumes") or {},
                           f"{variant}: a named volume")
+
+    def test_workers_read_one_dataset_volume_then_the_image(self):
+        # Data sets by reference: every worker sees the same sets, so the
+        # first of its --data-dir directories is one volume for all,
+        # read-only; the image's built-in sets stay in the list after it.
+        for variant, config in self.configs.items():
+            workers = {n: s for n, s in active_services(config).items()
+                       if n != "coordinator"}
+            sources = set()
+            for name, s in workers.items():
+                dirs = (arg_value(s["command"], "--data-dir") or "").split(":")
+                self.assertEqual(dirs[1:],
+                                 ["/usr/local/share/lrtune/datasets"],
+                                 f"{variant} {name}: --data-dir {dirs}")
+                mounts = [v for v in s.get("volumes", [])
+                          if _target(v) == dirs[0]]
+                self.assertEqual(len(mounts), 1,
+                                 f"{variant} {name}: a volume at {dirs[0]}")
+                mount = mounts[0]
+                read_only = (mount.get("read_only") if isinstance(mount, dict)
+                             else mount.endswith(":ro"))
+                self.assertTrue(read_only, f"{variant} {name}: read-only")
+                sources.add(_source(mount))
+            self.assertEqual(len(sources), 1,
+                             f"{variant}: one data set volume: {sources}")
 
     def test_secrets_are_mounted_where_used(self):
         for variant, config in self.configs.items():
@@ -533,6 +560,21 @@ class KubernetesTest(unittest.TestCase):
                 for c in containers_of(d):
                     self.assertTrue(c["image"].startswith(
                         "registry.example.com/"), c["image"])
+
+    def test_workers_read_the_dataset_claim_then_the_image(self):
+        dirs = arg_value(self.worker["args"], "--data-dir").split(":")
+        self.assertEqual(dirs[1:], ["/usr/local/share/lrtune/datasets"])
+        (mount,) = [m for m in self.worker["volumeMounts"]
+                    if m["mountPath"] == dirs[0]]
+        self.assertTrue(mount.get("readOnly"))
+        volumes = {v["name"]: v
+                   for v in self.workers["spec"]["template"]["spec"]["volumes"]}
+        claim = volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
+        claims = {d["metadata"]["name"]: d
+                  for d in self.by_kind.get("PersistentVolumeClaim", [])}
+        self.assertIn(claim, claims)
+        # Every worker pod, on any node, mounts it.
+        self.assertIn("ReadWriteMany", claims[claim]["spec"]["accessModes"])
 
     def test_workers_request_one_gpu_each(self):
         res = self.worker["resources"]
