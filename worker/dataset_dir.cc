@@ -247,20 +247,8 @@ absl::StatusOr<std::pair<DatasetManifest, DatasetDescription>> Describe(
   return std::make_pair(*std::move(parsed), std::move(d));
 }
 
-bool IsDir(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-}  // namespace
-
-absl::StatusOr<DatasetManifest> ParseDatasetManifest(absl::string_view text) {
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    return absl::InvalidArgumentError(absl::StrCat("not JSON: ", e.what()));
-  }
+// A parsed manifest's keys and values, checked.
+absl::StatusOr<DatasetManifest> ParseManifestJson(const json& j) {
   LRTUNE_RETURN_IF_ERROR(Keys(j, "",
                               {"format", "shape", "dtype", "classes", "targets",
                                "split", "description"}));
@@ -331,6 +319,23 @@ absl::StatusOr<DatasetManifest> ParseDatasetManifest(absl::string_view text) {
     m.description = j["description"].get<std::string>();
   }
   return m;
+}
+
+bool IsDir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+absl::StatusOr<DatasetManifest> ParseDatasetManifest(absl::string_view text) {
+  // nlohmann throws for text that is not JSON and for a number beyond a
+  // double (out_of_range): either way not a manifest we can read.
+  try {
+    return ParseManifestJson(json::parse(text.begin(), text.end()));
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("not JSON: ", e.what()));
+  }
 }
 
 absl::StatusOr<DatasetDescription> DescribeDataset(const std::string& dir,

@@ -96,6 +96,10 @@ TEST(DatasetManifest, DefaultsAndSplit) {
 TEST(DatasetManifest, RefusalsNameTheKeyAndTheRule) {
   const std::pair<const char*, const char*> cases[] = {
       {"not json", "not JSON"},
+      // A number beyond a double: nlohmann's out_of_range, not parse_error
+      // (the fuzzer's find).
+      {"7777e773", "not JSON"},
+      {R"({"shape": [1e999], "dtype": "float32", "classes": 2})", "not JSON"},
       {"[1]", "the manifest must be a JSON object"},
       {R"({"dtype": "float32", "classes": 2})", "\"shape\" is required"},
       {R"({"shape": [], "dtype": "float32", "classes": 2})",
