@@ -158,8 +158,8 @@ struct DataSpec {
   // Validate on the first `validation_subset` samples of the validation
   // split; 0 = all.
   int64_t validation_subset = 0;
-  // Share of samples held out for validation where the dataset has no
-  // official split (sklearn, synthetic, inline), in [0, 0.9]. The split is a
+  // Held out for validation without an official split (sklearn, synthetic,
+  // inline; by reference, no validation arrays), in [0, 0.9]. The split is a
   // permutation seeded by `split_seed`, so it does not depend on the job seed.
   double validation_fraction = 0.2;
   uint64_t split_seed = 0;
