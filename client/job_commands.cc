@@ -110,6 +110,17 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
                     ": not a grid spec (its top-level key must be grid)"),
                 err);
   }
+  return SubmitAndFollow(cmd, *request, opts, out, err, progress);
+}
+
+}  // namespace
+
+int SubmitAndFollow(
+    const std::string& cmd, const v1::SubmitJobRequest& submitted,
+    const JobCommandOptions& opts, std::ostream& out, std::ostream& err,
+    bool progress,
+    const std::function<void(const v1::Job&, std::ostream&)>& epilogue) {
+  const v1::SubmitJobRequest* request = &submitted;
   if (!opts.plot_path.empty() && !request->has_grid()) {
     return Fail(cmd,
                 absl::InvalidArgumentError(
@@ -197,6 +208,7 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
     return JobExit(*final_job);
   }
   if (final_job->has_grid()) out << GridTable(*final_job);
+  if (epilogue) epilogue(*final_job, out);
   out << absl::StrFormat("job %s: %s%s\n", final_job->job_id(),
                          StateName(final_job->state()),
                          final_job->failure().empty()
@@ -204,8 +216,6 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
                              : ": " + final_job->failure() + session.LogHint());
   return JobExit(*final_job);
 }
-
-}  // namespace
 
 JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
   JobCommands cmds;

@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   CLI::App* schedule_cmd = lrtune::AddScheduleCommand(app, schedule);
   CLI::App* analyze_cmd = lrtune::AddAnalyzeCommand(app, analyze);
   CLI::App* range_test_cmd = lrtune::AddRangeTestCommand(app, range_test);
+  lrtune::AdviseOptions advise;
+  CLI::App* advise_cmd = lrtune::AddAdviseCommand(app, advise);
   const lrtune::JobCommands job_cmds = lrtune::AddJobCommands(app, job_opts);
 
   try {
@@ -67,6 +69,10 @@ int main(int argc, char** argv) {
     return ExitNow(
         lrtune::RunRangeTest(range_test, std::cout, std::cerr,
                              /*progress=*/isatty(STDERR_FILENO) != 0));
+  }
+  if (advise_cmd->parsed()) {
+    return ExitNow(lrtune::RunAdvise(advise, std::cout, std::cerr,
+                                     /*progress=*/isatty(STDERR_FILENO) != 0));
   }
   for (CLI::App* cmd : {job_cmds.jobs, job_cmds.get, job_cmds.watch,
                         job_cmds.cancel, job_cmds.submit, job_cmds.grid}) {

@@ -600,6 +600,7 @@ absl::Status ValidateRangeTest(const RangeTestSpec& s,
     }
   }
   LRTUNE_RETURN_IF_ERROR(AtLeast(names, "eval_every", s.eval_every, 0));
+  LRTUNE_RETURN_IF_ERROR(AtLeast(names, "budget_epochs", s.budget_epochs, 0));
   LRTUNE_RETURN_IF_ERROR(AtLeast(names, "eval_samples", s.eval_samples, 1));
   if (s.metric != RangeMetric::kTrainLoss &&
       (s.eval_every < 1 || s.eval_every > s.steps)) {

@@ -224,6 +224,10 @@ struct RangeTestSpec {
   // at most kCpuMaxPackedParameters: MayPackSeeds): the curves equal
   // unpacked runs' within float tolerance. False: one model after another.
   bool pack_seeds = true;
+  // The training budget the advice is for, in epochs, >= 0: the
+  // recommendation's ready-to-use schedules span it (RecommendSchedules)
+  // instead of four CLR cycles. 0: none given.
+  int64_t budget_epochs = 0;
 };
 
 struct TrainSpec {

@@ -516,6 +516,7 @@ absl::StatusOr<RangeTestSpec> RangeTestSpecFromProto(const v1::RangeTestSpec& p,
   s.eval_every = p.eval_every();
   if (p.has_eval_samples()) s.eval_samples = p.eval_samples();
   if (p.has_pack_seeds()) s.pack_seeds = p.pack_seeds();
+  s.budget_epochs = p.budget_epochs();
   switch (p.metric()) {
     case v1::RANGE_METRIC_UNSPECIFIED:
     case v1::RANGE_METRIC_TRAIN_LOSS:
@@ -669,6 +670,7 @@ v1::RangeTestSpec RangeTestSpecToProto(const RangeTestSpec& s) {
   p.set_eval_samples(s.eval_samples);
   p.set_metric(RangeMetricToProto(s.metric));
   p.set_pack_seeds(s.pack_seeds);
+  if (s.budget_epochs > 0) p.set_budget_epochs(s.budget_epochs);
   return p;
 }
 

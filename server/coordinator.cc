@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "proto/core_convert.h"
+#include "server/range_test_results.h"
 
 namespace lrtune::server {
 namespace {
@@ -126,6 +127,8 @@ absl::StatusOr<Coordinator::JobLayout> Coordinator::Layout(
         absl::StrCat("job ", record.id, ": stored spec does not parse"));
   }
   JobLayout layout;
+  if (spec.has_range_test())
+    layout.budget_steps = BudgetSteps(spec.range_test());
   if (spec.has_grid()) {
     layout.grid = true;
     layout.spec = spec.grid();

@@ -153,6 +153,8 @@ class Coordinator {
     bool grid = false;
     int range_tasks = 0;
     v1::GridSearchJob spec;  // grid only, without inline data and models
+    // A range test's budget for its schedules (BudgetSteps); 0: none.
+    int64_t budget_steps = 0;
   };
   absl::StatusOr<JobLayout> Layout(const std::string& job_id);
   bool IsTrial(const JobLayout& layout, const TaskRecord& task) const {

@@ -457,7 +457,8 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
     }
     std::optional<v1::RangeTestResult> job_result;
     if (all_done) {
-      LRTUNE_ASSIGN_OR_RETURN(job_result, AggregateRangeTest(results));
+      LRTUNE_ASSIGN_OR_RETURN(job_result,
+                              AggregateRangeTest(results, layout.budget_steps));
       v1::JobEvent agg;
       *agg.mutable_recommendation()->mutable_recommendation() =
           job_result->recommendation();
