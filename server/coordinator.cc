@@ -228,6 +228,9 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
   for (std::string& spec : RangeTestTaskSpecs(request.range_test())) {
     tasks.push_back(
         OnDevice(request.range_test().run(), {std::move(spec), false}));
+    // A client's run: no worker slot offers this device.
+    if (IsClientDriven(request.range_test()))
+      tasks.back().device = kClientDevice;
   }
   JobOptions job_options;
   job_options.max_attempts = max_attempts;
