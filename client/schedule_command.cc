@@ -1,9 +1,18 @@
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "core/schedule.h"
 #include "core/schedule_params.h"
+#include "google/protobuf/util/json_util.h"
+#include "lrtune/v1/schedule.pb.h"
+#include "proto/core_convert.h"
 
 namespace lrtune {
 namespace {
@@ -69,7 +78,36 @@ const std::map<std::string, std::string>& ParamHelp() {
   return *help;
 }
 
+// A ScheduleSpec in protobuf JSON, from `path` ("-": stdin), through the
+// API's one conversion (proto/core_convert.h). InvalidArgument naming
+// --spec-json and what is wrong.
+absl::StatusOr<ScheduleSpec> ReadScheduleJson(const std::string& path) {
+  std::stringstream text;
+  if (path == "-") {
+    text << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path);
+    if (!in) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--spec-json: cannot open '", path, "': ", std::strerror(errno)));
+    }
+    text << in.rdbuf();
+  }
+  v1::ScheduleSpec proto;
+  const google::protobuf::util::Status parsed =
+      google::protobuf::util::JsonStringToMessage(text.str(), &proto);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--spec-json: not a lrtune.v1.ScheduleSpec in JSON: ",
+                     parsed.message().as_string()));
+  }
+  return ScheduleSpecFromProto(proto, "--spec-json");
+}
+
 }  // namespace
+
+int PrintSchedule(const ScheduleSpec& spec, const ScheduleOptions& opts,
+                  std::ostream& out, std::ostream& err);
 
 CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts) {
   CLI::App* cmd = app.add_subcommand(
@@ -100,11 +138,27 @@ CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts) {
                   "steps to print (default: the schedule's length, if it has "
                   "one)");
   cmd->add_flag("--csv", opts.csv, "print CSV (step,lr,momentum) with header");
+  cmd->add_option("--spec-json", opts.spec_json,
+                  "a lrtune.v1.ScheduleSpec in protobuf JSON (FILE, or - for "
+                  "stdin)\ninstead of the parameter flags");
   return cmd;
 }
 
 int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
                 std::ostream& err) {
+  if (!opts.spec_json.empty()) {
+    if (!opts.params.empty()) {
+      err << "lrtune schedule: --spec-json takes the place of the parameter "
+             "flags; give one or the other\n";
+      return kExitUsage;
+    }
+    absl::StatusOr<ScheduleSpec> spec = ReadScheduleJson(opts.spec_json);
+    if (!spec.ok()) {
+      err << "lrtune schedule: " << spec.status().message() << "\n";
+      return kExitUsage;
+    }
+    return PrintSchedule(*spec, opts, out, err);
+  }
   if (!opts.params.count("kind") && !opts.params.count("mode")) {
     err << "lrtune schedule: --kind is required (e.g. --kind cosine)\n";
     return kExitUsage;
@@ -125,6 +179,11 @@ int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
       return kExitUsage;
     }
   }
+  return PrintSchedule(spec, opts, out, err);
+}
+
+int PrintSchedule(const ScheduleSpec& spec, const ScheduleOptions& opts,
+                  std::ostream& out, std::ostream& err) {
   // Errors name the flags the user typed: --total-steps, not total_steps
   // (a warm-up's schedule too: Create checks it under its own names).
   const FieldNamer flags = [](absl::string_view path) {
