@@ -73,6 +73,7 @@ ClientRun::Point ClientRun::Add(const ClientStep& s) {
   const double lr = lrs_[static_cast<size_t>(step)];
   if (monitor_.Add(s.loss) && !diverged_at_.has_value()) diverged_at_ = step;
   curve_.push_back({step, lr, s.loss});
+  elapsed_s_ = s.elapsed_s;
   return {step,       lr, s.loss, monitor_.smoothed(), s.skipped_updates,
           s.elapsed_s};
 }

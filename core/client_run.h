@@ -77,6 +77,8 @@ class ClientRun {
 
   // The step Add takes next: the number of steps added.
   int64_t next_step() const { return static_cast<int64_t>(curve_.size()); }
+  // The last added step's elapsed_s: the client's training time so far.
+  double elapsed_s() const { return elapsed_s_; }
   // Diverged, or every step of the plan added.
   bool ended() const { return diverged_at_.has_value() || done(); }
   // The step at which the divergence rule fired; nullopt while it has not.
@@ -100,6 +102,7 @@ class ClientRun {
   DivergenceMonitor monitor_;
   std::vector<CurvePoint> curve_;
   std::optional<int64_t> diverged_at_;
+  double elapsed_s_ = 0.0;
 };
 
 }  // namespace lrtune

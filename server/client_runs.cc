@@ -159,6 +159,7 @@ absl::Status Coordinator::FinishRun(const JobLocks::Held& held,
   v1::RangeTestTaskResult result;
   *result.mutable_recommendation() = RecommendationToProto(rec);
   result.set_steps_run(run.next_step());
+  result.set_train_seconds(run.elapsed_s());
   result.set_device(kClientDevice);
   LRTUNE_ASSIGN_OR_RETURN(JobLayout layout, Layout(task.job_id));
   LRTUNE_RETURN_IF_ERROR(FinishRangeTask(held, task, layout, result));
