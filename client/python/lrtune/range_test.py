@@ -313,13 +313,18 @@ class RangeTest:
         test is over: leave the loop then."""
         if self._done or not self._started:
             return self._done
-        value = loss.detach() if hasattr(loss, "detach") else float(loss)
+        # A number at once on the CPU (item() costs ~1 us there); a CUDA
+        # loss stays a tensor, read by the reporter thread, so that the
+        # loop never waits for the GPU.
+        value = loss.detach() if getattr(loss, "is_cuda", False) else float(loss)
         self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
         self._micro += 1
         if self._micro < self._accumulation:
             return False
         self._micro = 0
-        mean, self._loss_sum = self._loss_sum / self._accumulation, None
+        mean, self._loss_sum = self._loss_sum, None
+        if self._accumulation > 1:
+            mean = mean / self._accumulation
         updated = self._updates != self._updates_seen
         self._updates_seen = self._updates
         stop = False
