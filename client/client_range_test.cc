@@ -262,6 +262,11 @@ absl::StatusOr<v1::EndRunResponse> ClientRangeTest::Finish() {
     end.set_attempt_id(attempt_id_);
     ended = client_->EndRun(end);
   }
+  lrtune::MutexLock lock(&mu_);
+  // The coordinator's own words when it stopped the run.
+  if (ended.ok() && stopped_by_coordinator_) {
+    ended->set_end_reason(stop_reason_);
+  }
   return ended;
 }
 

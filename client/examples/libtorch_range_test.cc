@@ -16,11 +16,12 @@
 
 namespace {
 
-// Two Gaussian blobs 3 standard deviations apart: x [n, 8], y [n].
+// Two Gaussian blobs 1 standard deviation apart (so the loss has a floor
+// and blows up at large LRs): x [n, 8], y [n].
 std::pair<torch::Tensor, torch::Tensor> Blobs(int64_t n) {
   torch::Tensor y = torch::arange(n) % 2;
   torch::Tensor x =
-      torch::randn({n, 8}) + (y.to(torch::kFloat) * 3 - 1.5).unsqueeze(1);
+      torch::randn({n, 8}) + (y.to(torch::kFloat) - 0.5).unsqueeze(1);
   return {x, y};
 }
 
@@ -52,7 +53,7 @@ int main(int argc, char** argv) {
   lrtune::client::ClientRangeTestOptions options;
   lrtune::v1::RangeTestSpec& spec = *options.job.mutable_range_test();
   spec.set_start_lr(1e-5);
-  spec.set_end_lr(10);
+  spec.set_end_lr(100);
   spec.set_steps(steps);
   spec.mutable_analysis()->set_iters_per_epoch(n / batch);
   spec.mutable_analysis()->set_momentum(0.9);  // the analysis's margin
