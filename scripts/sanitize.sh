@@ -14,7 +14,8 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DLRTUNE_SANITIZE=ON \
   -DLRTUNE_WITH_TORCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 TARGETS=(schedule_test schedule_params_test curve_analysis_test suggestions_test
          curve_csv_test recommendation_format_test grid_test proto_test
-         job_store_test lease_table_test grid_plan_test coordinator_test)
+         job_store_test lease_table_test grid_plan_test coordinator_test
+         client_run_test client_runs_test client_range_test_test)
 if grep -q "lrtune_client_test" client/CMakeLists.txt 2>/dev/null; then
   TARGETS+=(lrtune_client_test)
 fi
