@@ -1,7 +1,9 @@
 """Client-driven range tests across processes: a real PyTorch training script
 (tests/python_loop/own_loop.py) against a real lrtune-server on loopback,
-with the coordinator SIGKILLed and restarted mid-test, and a client-driven
-test against a worker-run one on the same model, data and seed.
+with the coordinator SIGKILLed and restarted mid-test; RangeTest against a
+server with TLS and tokens (another owner's job, no token, a wrong CA);
+and a client-driven test against a worker-run one on the same model, data
+and seed.
 
     LRTUNE_SERVER_BIN=... LRTUNE_WORKER_BIN=... LRTUNE_BIN=... \
         python3 -m unittest -v tests/python_loop_test.py
@@ -189,6 +191,113 @@ class OwnLoopAgainstAServer(unittest.TestCase):
         print(f"\nkilled at update {killed_at}: {len(points)} updates stored once, "
               f"bounds {result['min_lr']:.3g}..{result['max_lr']:.3g}",
               file=sys.stderr)
+
+
+def small_loop(lrtune, **options):
+    """A short RangeTest of a tiny model on overlapping blobs; returns it."""
+    torch.manual_seed(0)
+    y = torch.arange(512) % 2
+    x = torch.randn(512, 8) + (y.float() - 0.5).unsqueeze(1)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with lrtune.RangeTest(model, opt, steps=60, end_lr=100, **options) as rt:
+        for i in range(10000):
+            idx = torch.arange(i * 32, i * 32 + 32) % 512
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if rt.step(loss):
+                break
+    return rt
+
+
+@unittest.skipUnless(SERVER_BIN, "LRTUNE_SERVER_BIN unset")
+class TlsAndTokens(unittest.TestCase):
+    """server= with TLS and tokens, as the CLI's --tls-ca and --token-file:
+    a client's run on its own job, another owner's job refused as missing,
+    no token and a wrong CA refused."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.tmp.name
+
+        def openssl(*args):
+            subprocess.run(["openssl", *args], cwd=d, check=True,
+                           capture_output=True)
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-subj", "/CN=lrtune test CA", "-keyout", "ca.key", "-out", "ca.pem")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-subj", "/CN=other CA", "-keyout", "other.key", "-out", "other.pem")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                "-keyout", "server.key", "-out", "server.csr")
+        with open(os.path.join(d, "san.ext"), "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey",
+                "ca.key", "-CAcreateserial", "-days", "1", "-extfile", "san.ext",
+                "-out", "server.pem")
+        tokens = {"alice": "alice-token-0123456789abcdef",
+                  "bob": "bob-token-0123456789abcdef0"}
+        with open(os.path.join(d, "tokens"), "w") as f:
+            for name, token in tokens.items():
+                f.write(f"client {name} {token}\n")
+        os.chmod(os.path.join(d, "tokens"), 0o600)
+        for name, token in tokens.items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write(token + "\n")
+        cls.port = free_port()
+        cls.log = open(os.path.join(d, "server.log"), "ab")
+        cls.proc = subprocess.Popen(
+            [SERVER_BIN, "--listen", f"127.0.0.1:{cls.port}", "--db",
+             os.path.join(d, "server.db"), "--tls-cert", os.path.join(d, "server.pem"),
+             "--tls-key", os.path.join(d, "server.key"),
+             "--tokens-file", os.path.join(d, "tokens")], stderr=cls.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", cls.port)) == 0:
+                    break
+            time.sleep(0.05)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait()
+        cls.log.close()
+        cls.tmp.cleanup()
+
+    def options(self, who="alice", ca="ca.pem", **more):
+        d = self.tmp.name
+        out = dict(server=f"127.0.0.1:{self.port}", tls_ca=os.path.join(d, ca), **more)
+        if who:
+            out["token_file"] = os.path.join(d, who)
+        return out
+
+    def test_a_run_over_tls_with_a_token(self):
+        import lrtune
+        rt = small_loop(lrtune, **self.options(tls_server_name="localhost"))
+        self.assertGreater(rt.result.max_lr, 0)
+        self.assertIn("diverged", rt.end_reason)
+
+    def test_another_owners_job_no_token_and_a_wrong_ca_are_refused(self):
+        import lrtune
+        alice = small_loop(lrtune, **self.options(seeds=2))
+        with self.assertRaises(lrtune.LrtuneError) as bob:
+            small_loop(lrtune, job=alice.job_id, **self.options("bob"))
+        self.assertEqual(bob.exception.code.name, "NOT_FOUND")
+        with self.assertRaises(lrtune.LrtuneError) as anonymous:
+            small_loop(lrtune, **self.options(None))
+        self.assertEqual(anonymous.exception.code.name, "UNAUTHENTICATED")
+        with self.assertRaises(lrtune.LrtuneError) as wrong_ca:
+            small_loop(lrtune, **self.options(ca="other.pem"))
+        self.assertEqual(wrong_ca.exception.code.name, "UNAVAILABLE")
+        # Alice's second run is still hers to take.
+        second = small_loop(lrtune, job=alice.job_id, **self.options())
+        self.assertEqual(second.run_index, 1)
+        self.assertEqual(second.result.recommendation.seeds, 2)
 
 
 @unittest.skipUnless(SERVER_BIN and WORKER_BIN and CLI_BIN,
