@@ -3,7 +3,7 @@
 // hub (Register .. FailTask, under workers_mu_ and each job's lock) is
 // worker_hub.cc, the sweeper sweeper.cc, the grid driver grid_driver.cc,
 // the long poll work_signal.cc, a range test's aggregate
-// range_test_results.cc.
+// range_test_results.cc, client-driven range tests client_runs.cc.
 #include "server/coordinator.h"
 
 #include <algorithm>

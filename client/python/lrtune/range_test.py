@@ -311,8 +311,11 @@ class RangeTest:
         number, as used for backward; divide by accumulation_steps or not,
         as long as every batch is treated alike). Returns True once the
         test is over: leave the loop then."""
-        if self._done or not self._started:
-            return self._done
+        if not self._started:
+            raise RuntimeError("RangeTest.step() before the test started: use "
+                               "`with lrtune.RangeTest(...) as rt:` or rt.start()")
+        if self._done:
+            return True
         # A number at once on the CPU (item() costs ~1 us there); a CUDA
         # loss stays a tensor, read by the reporter thread, so that the
         # loop never waits for the GPU.
