@@ -37,6 +37,10 @@ CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& opts) {
                   "the optimizer's momentum during the test (Adam's beta1),\n"
                   "in [0,1): max_lr stays below the divergence LR by\n"
                   "1/(1-F), clamped to 3..10 (default: unknown, read as 0.9)");
+  cmd->add_option("--planned-steps", opts.planned_steps,
+                  "the steps the test was planned to run (fastai's num_it):\n"
+                  "fastai's suggestions read from step N/10 on (default 0:\n"
+                  "the curve's rows)");
   cmd->add_flag("--json", opts.json, "print one JSON object");
   return cmd;
 }
@@ -67,6 +71,7 @@ int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
   ao.smoothing_beta = opts.smoothing;
   ao.divergence_factor = opts.diverge;
   ao.momentum = opts.momentum;
+  ao.planned_steps = opts.planned_steps;
   // The options' rules (core/curve_analysis.h), in the flags' names.
   const FieldNamer flags = [](absl::string_view field) -> std::string {
     if (field == "smoothing_beta") return "--smoothing";

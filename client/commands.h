@@ -55,6 +55,7 @@ struct AnalyzeOptions {
   double smoothing = 0.98;         // EMA beta
   double diverge = 4.0;            // divergence factor
   std::optional<double> momentum;  // the optimizer's; unset: unknown
+  int64_t planned_steps = 0;       // fastai's num_it; 0: the curve's rows
   bool json = false;
 };
 

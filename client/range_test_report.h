@@ -60,8 +60,8 @@ class RangeTestReport {
   // log axis, per seed the raw loss faint (polyline id "raw-<seed>") and
   // the smoothed loss ("smoothed-<seed>"), the [min_lr, max_lr] band
   // labelled (group "bounds"), each suggestion a labelled dashed line
-  // ("lr-steepest", "lr-valley", "lr-minimum", "lr-slide"), axes with a
-  // tick per decade and a legend. Empty without points.
+  // ("lr-steepest", "lr-valley", "lr-minimum", "lr-slide", "lr-steep"), axes
+  // with a tick per decade and a legend. Empty without points.
   std::string Svg(const v1::Recommendation& rec,
                   const std::string& title) const;
 
@@ -79,7 +79,8 @@ class RangeTestReport {
 // The --json contract: one object with job_id, state, points,
 // wall_seconds, device, steps_run, train_seconds, recommendation (core's
 // RecommendationToJson keys: min_lr, max_lr, stepsize_iterations,
-// stepsize_epochs, lr_steepest, lr_valley, lr_minimum, lr_slide, one_cycle,
+// stepsize_epochs, lr_valley, lr_slide, lr_minimum, lr_steep, lr_steepest,
+// lr_lowest, one_cycle,
 // warnings, ...), per_seed (the same, one per seed) and schedules (the
 // proto's RecommendedSchedules as protobuf JSON). A job that did not
 // succeed has state and failure, and no recommendation. `device` is the

@@ -143,9 +143,11 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
   };
   const Mark marks[] = {
       {"lr-steepest", "steepest", rec.has_lr_steepest(), rec.lr_steepest()},
-      {"lr-valley", "valley", rec.has_lr_valley(), rec.lr_valley()},
-      {"lr-minimum", "minimum/10", rec.has_lr_minimum(), rec.lr_minimum()},
-      {"lr-slide", "slide", rec.has_lr_slide(), rec.lr_slide()},
+      {"lr-valley", "fastai valley", rec.has_lr_valley(), rec.lr_valley()},
+      {"lr-minimum", "fastai minimum/10", rec.has_lr_minimum(),
+       rec.lr_minimum()},
+      {"lr-slide", "fastai slide", rec.has_lr_slide(), rec.lr_slide()},
+      {"lr-steep", "fastai steep", rec.has_lr_steep(), rec.lr_steep()},
   };
   int row = 0;
   for (const Mark& m : marks) {

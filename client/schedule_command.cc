@@ -23,12 +23,14 @@ std::string FlagName(const std::string& param) {
   return "--" + f;
 }
 
+FieldNamer FlagNames() {
+  return [](absl::string_view path) { return FlagName(std::string(path)); };
+}
+
 // What each parameter means, for --help; PyTorch's names and defaults.
 const std::map<std::string, std::string>& ParamHelp() {
   static const auto* help = new std::map<std::string, std::string>{
-      {"kind",
-       "constant|step|multistep|exponential|linear|polynomial|cosine|sgdr|"
-       "triangular|triangular2|exp_range|one_cycle|rex|wsd|fractal|ramp"},
+      {"kind", ScheduleKindNames("|")},
       {"mode", "CyclicLR mode (selects triangular|triangular2|exp_range)"},
       {"base_lr",
        "optimizer's initial LR (decaying kinds); lower bound (cyclic); ramp "
@@ -42,10 +44,10 @@ const std::map<std::string, std::string>& ParamHelp() {
       {"end_factor", "linear: last factor (default 1.0)"},
       {"total_iters", "linear/polynomial: steps to reach the end (default 5)"},
       {"power", "polynomial exponent (default 1.0)"},
-      {"eta_min", "floor of cosine, sgdr, rex, wsd (default 0)"},
+      {"eta_min", "floor of cosine, sgdr, rex, wsd, profile (default 0)"},
       {"t_max", "cosine: half period in steps"},
-      {"t0", "sgdr: first period in steps"},
-      {"t_mult", "sgdr: period multiplier (default 1)"},
+      {"t0", "sgdr: first period; profile: half-cycle, in steps"},
+      {"t_mult", "sgdr, profile: period multiplier (default 1)"},
       {"step_size_up", "cyclic: steps from base to max (default 2000)"},
       {"step_size_down", "cyclic: steps from max to base (default = up)"},
       {"cycle_momentum",
@@ -57,7 +59,13 @@ const std::map<std::string, std::string>& ParamHelp() {
       {"div_factor", "one_cycle: initial = max_lr/div_factor (default 25)"},
       {"final_div_factor", "one_cycle: min = initial/final_div (default 1e4)"},
       {"three_phase", "one_cycle: fast.ai-style third phase (default off)"},
-      {"rex_beta", "rex profile parameter in [0,1) (default 0.5)"},
+      {"rex_beta", "rex (kind or shape) parameter in [0,1) (default 0.5)"},
+      {"profile",
+       "profile: shape linear|cosine|exp|rex, eta_min..base_lr (default "
+       "linear)"},
+      {"profile_mode",
+       "profile: decay|growth|cyclic (growth then decay) per period (default "
+       "decay)"},
       {"cooldown_steps",
        "wsd: the cooldown's length in steps (default 0: the fraction)"},
       {"cooldown_fraction",
@@ -70,9 +78,12 @@ const std::map<std::string, std::string>& ParamHelp() {
        "(default 10)"},
       {"ramp", "ramp shape exp|linear (default exp)"},
       {"warmup_steps",
-       "prepend a LinearLR warm-up of N steps to any kind (default 0: none)"},
+       "prepend a warm-up of N steps to any kind (default 0: none)"},
       {"warmup_start_factor",
        "the warm-up's first LR as a fraction of base_lr (default 0.1)"},
+      {"warmup_shape",
+       "the warm-up's growth linear (LinearLR)|cosine|exp|rex (default "
+       "linear)"},
       {"sample_every", "hold the profile for k steps (default 1)"},
   };
   return *help;
@@ -164,9 +175,12 @@ int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
     return kExitUsage;
   }
   ScheduleSpec spec;
+  // Errors name the flags the user typed: --total-steps, not total_steps
+  // (a warm-up's schedule too: Create checks it under its own names).
+  const FieldNamer flags = FlagNames();
   // The kind first, so that --mode can refine it whatever the flag order.
   if (auto it = opts.params.find("kind"); it != opts.params.end()) {
-    if (absl::Status st = SetScheduleParam(spec, "kind", it->second);
+    if (absl::Status st = SetScheduleParam(spec, "kind", it->second, flags);
         !st.ok()) {
       err << "lrtune schedule: " << st.message() << "\n";
       return kExitUsage;
@@ -174,7 +188,8 @@ int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
   }
   for (const auto& [name, value] : opts.params) {
     if (name == "kind") continue;
-    if (absl::Status st = SetScheduleParam(spec, name, value); !st.ok()) {
+    if (absl::Status st = SetScheduleParam(spec, name, value, flags);
+        !st.ok()) {
       err << "lrtune schedule: " << st.message() << "\n";
       return kExitUsage;
     }
@@ -186,9 +201,7 @@ int PrintSchedule(const ScheduleSpec& spec, const ScheduleOptions& opts,
                   std::ostream& out, std::ostream& err) {
   // Errors name the flags the user typed: --total-steps, not total_steps
   // (a warm-up's schedule too: Create checks it under its own names).
-  const FieldNamer flags = [](absl::string_view path) {
-    return FlagName(std::string(path));
-  };
+  const FieldNamer flags = FlagNames();
   absl::StatusOr<Schedule> schedule = Schedule::Create(spec, flags);
   if (!schedule.ok()) {
     err << "lrtune schedule: " << schedule.status().message() << "\n";

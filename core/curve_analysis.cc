@@ -219,6 +219,38 @@ bool DivergenceMonitor::Add(double loss) {
   return diverged_;
 }
 
+namespace {
+
+// fastai's four suggestions, as lr_find computes them on these points: the
+// recorder's curve (its EMA, its stop at 4 x best, [num_it / 10, n - 5)),
+// then valley, slide, minimum / 10 and steep. NaN where fastai would have
+// too few points to read.
+void FillFastaiSuggestions(const std::vector<CurvePoint>& points,
+                           const AnalysisOptions& options, Recommendation& r) {
+  std::vector<double> lrs, losses;
+  lrs.reserve(points.size());
+  losses.reserve(points.size());
+  for (const CurvePoint& p : points) {
+    lrs.push_back(p.lr);
+    losses.push_back(p.loss);
+  }
+  const int64_t num_it = options.planned_steps > 0
+                             ? options.planned_steps
+                             : static_cast<int64_t>(points.size());
+  const AnchorCurve fa = FastaiRecorderCurve(lrs, losses, num_it);
+  auto lr_at = [&fa](const absl::StatusOr<int64_t>& idx) {
+    return idx.ok() ? fa.lrs[static_cast<size_t>(*idx)] : kNaN;
+  };
+  if (fa.losses.empty()) return;
+  r.lr_valley = lr_at(ComputeValleyIndex(fa.losses));
+  r.lr_slide =
+      lr_at(ComputeSlideIndex(fa.losses, kSlideWindow, kSlideThreshold));
+  r.lr_minimum = lr_at(ComputeMinimumIndex(fa.losses)) / 10.0;
+  r.lr_steep = lr_at(ComputeSteepIndex(fa.lrs, fa.losses));
+}
+
+}  // namespace
+
 absl::StatusOr<Recommendation> AnalyzeCurve(
     const std::vector<CurvePoint>& points, const AnalysisOptions& options) {
   LRTUNE_RETURN_IF_ERROR(ValidateAnalysisOptions(options, PrefixNames("")));
@@ -271,6 +303,7 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
                         "or more) or lower end_lr",
                         used, kMinPoints));
   }
+  FillFastaiSuggestions(points, options, r);
   if (used == 0) {
     FillOneCycle(r);
     return r;
@@ -288,9 +321,7 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
   auto lr_at = [&lrs](const absl::StatusOr<int64_t>& idx) {
     return idx.ok() ? lrs[static_cast<size_t>(*idx)] : kNaN;
   };
-  r.lr_minimum = lr_at(ComputeMinimumIndex(z)) / 10.0;
-  r.lr_valley = lr_at(ComputeValleyIndex(z));
-  r.lr_slide = lr_at(ComputeSlideIndex(z, kSlideWindow, kSlideThreshold));
+  r.lr_lowest = lr_at(ComputeMinimumIndex(z));
   const auto skip_head = static_cast<int64_t>(
       std::floor(options.skip_head_fraction * static_cast<double>(used)));
   r.lr_steepest = lr_at(ComputeSteepestIndex(lrs, z, skip_head));
@@ -371,10 +402,12 @@ absl::StatusOr<Recommendation> AggregateSeeds(
   out.max_lr = std::isnan(max_lr) ? 0.0 : max_lr;
   out.min_lr = std::isnan(min_lr) ? 0.0 : min_lr;
   ClampBoundsRatio(out);
-  out.lr_steepest = log_median(&Recommendation::lr_steepest);
   out.lr_valley = log_median(&Recommendation::lr_valley);
-  out.lr_minimum = log_median(&Recommendation::lr_minimum);
   out.lr_slide = log_median(&Recommendation::lr_slide);
+  out.lr_minimum = log_median(&Recommendation::lr_minimum);
+  out.lr_steep = log_median(&Recommendation::lr_steep);
+  out.lr_steepest = log_median(&Recommendation::lr_steepest);
+  out.lr_lowest = log_median(&Recommendation::lr_lowest);
   FillOneCycle(out);
   out.spread_decades = std::max(spread(&Recommendation::min_lr),
                                 spread(&Recommendation::max_lr));
@@ -434,6 +467,11 @@ absl::Status ValidateAnalysisOptions(const AnalysisOptions& o,
     return FieldError(
         names, "iters_per_epoch",
         absl::StrCat("must be >= 0 (0 = unknown), got ", o.iters_per_epoch));
+  }
+  if (o.planned_steps < 0) {
+    return FieldError(names, "planned_steps",
+                      absl::StrCat("must be >= 0 (0 = the points given), got ",
+                                   o.planned_steps));
   }
   if (o.momentum.has_value() && !(*o.momentum >= 0.0 && *o.momentum < 1.0)) {
     return FieldError(names, "momentum",

@@ -109,6 +109,10 @@ struct AnalysisOptions {
   // then 0 and stepsize_iterations uses k x 1).
   int64_t iters_per_epoch = 0;
   int stepsize_k = 4;  // stepsize = k x iters_per_epoch, k in [2, 10]
+  // The test's planned steps (fastai's num_it): the fastai-named
+  // suggestions read the recorded curve from point planned_steps / 10 on,
+  // as lr_find does. >= 0; 0 = the number of points given.
+  int64_t planned_steps = 0;
   // The optimizer's momentum during the test (SGD's and RMSprop's momentum,
   // Adam's and AdamW's beta1; OptimizerMomentum in core/spec.h), in [0, 1).
   // It sets how far below the divergence LR max_lr stays: at most
@@ -146,11 +150,18 @@ struct Recommendation {
   double max_lr = 0.0;
   int64_t stepsize_iterations = 0;
   double stepsize_epochs = 0.0;
-  // Suggestions (NaN where a curve gives none).
-  double lr_steepest = std::numeric_limits<double>::quiet_NaN();
+  // Suggestions (NaN where a curve gives none). fastai's four, named as
+  // fastai names them, are what fastai's lr_find returns on the same
+  // points: its causal smoothing, stop and slice (FastaiRecorderCurve in
+  // suggestions.h), then valley, slide, minimum (its LR / 10) and steep.
   double lr_valley = std::numeric_limits<double>::quiet_NaN();
-  double lr_minimum = std::numeric_limits<double>::quiet_NaN();  // min / 10
   double lr_slide = std::numeric_limits<double>::quiet_NaN();
+  double lr_minimum = std::numeric_limits<double>::quiet_NaN();  // min / 10
+  double lr_steep = std::numeric_limits<double>::quiet_NaN();
+  // lrtune's own positions, read from the zero-lag curve (PositionCurve):
+  // the steepest descent and the lowest loss (its LR, not divided).
+  double lr_steepest = std::numeric_limits<double>::quiet_NaN();
+  double lr_lowest = std::numeric_limits<double>::quiet_NaN();
   OneCycleSettings one_cycle;
   // Index of the point where the curve diverged, or -1.
   int64_t diverged_at = -1;

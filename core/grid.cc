@@ -51,7 +51,7 @@ bool IsCyclic(ScheduleKind k) {
 
 bool FloorsAtMin(ScheduleKind k) {
   return k == ScheduleKind::kCosine || k == ScheduleKind::kSgdr ||
-         k == ScheduleKind::kRex;
+         k == ScheduleKind::kRex || k == ScheduleKind::kProfile;
 }
 
 // The LR fields the lr_bounds axis sets for a kind.
@@ -159,6 +159,12 @@ ScheduleSpec Build(const Prepared& p, const GridBounds* bounds, int64_t budget,
   if (k == ScheduleKind::kCosine && !given("t_max")) s.t_max = n;
   if (k == ScheduleKind::kSgdr && !given("t0")) {
     s.t0 = SgdrT0(n, per_epoch, s.t_mult);
+  }
+  if (k == ScheduleKind::kProfile && !given("t0")) {
+    // One decay or growth over the budget; cyclic: CyclicLR's half-cycles.
+    s.t0 = s.profile_mode == ProfileMode::kCyclic
+               ? CyclicStepSizeUp(n, per_epoch)
+               : std::max<int64_t>(n, 1);
   }
   if ((k == ScheduleKind::kLinear || k == ScheduleKind::kPolynomial) &&
       !given("total_iters")) {

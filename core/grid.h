@@ -25,6 +25,10 @@
 //   cosine                             base_lr=max, eta_min=min t_max=N
 //   sgdr                               base_lr=max, eta_min=min t0
 //   rex                                base_lr=max, eta_min=min total_steps=N
+//   profile                            base_lr=max, eta_min=min t0=N (decay,
+//                                                               growth), or
+//                                                               step_size_up
+//                                                               (cyclic)
 //   constant, step, multistep,         base_lr=max              total_iters=N
 //   exponential, linear, polynomial                             (linear,
 //                                                               polynomial)

@@ -376,6 +376,16 @@ TEST(BoundMappingTest, CosineSgdrRexFloorAtMin) {
   EXPECT_DOUBLE_EQ(s.eta_min, 0.001);
   EXPECT_EQ(s.total_steps, 777);
 
+  // A profile floors at min too; one decay (or growth) spans the budget,
+  // and a cyclic one takes the cyclic kinds' half-cycles (E = 100).
+  s = Complete({"profile", {{"profile", "rex"}}}, b, GridBudget::Epochs(3));
+  EXPECT_DOUBLE_EQ(s.base_lr, 0.1);
+  EXPECT_DOUBLE_EQ(s.eta_min, 0.001);
+  EXPECT_EQ(s.t0, 300);
+  s = Complete({"profile", {{"profile_mode", "cyclic"}}}, b,
+               GridBudget::Epochs(10));
+  EXPECT_EQ(s.t0, 100);  // 5 cycles of 2 x 100 steps
+
   // wsd cools down to 0, as Hägele et al. and transformers do, unless the
   // spec sets eta_min; its length is the budget.
   s = Complete({"wsd", {}}, b, GridBudget::Steps(600));

@@ -64,10 +64,12 @@ std::string RecommendationToJson(const Recommendation& rec) {
                       ",\"max_lr\":", JsonNumber(rec.max_lr),
                       ",\"stepsize_iterations\":", rec.stepsize_iterations,
                       ",\"stepsize_epochs\":", JsonNumber(rec.stepsize_epochs),
-                      ",\"lr_steepest\":", JsonNumber(rec.lr_steepest),
                       ",\"lr_valley\":", JsonNumber(rec.lr_valley),
-                      ",\"lr_minimum\":", JsonNumber(rec.lr_minimum),
                       ",\"lr_slide\":", JsonNumber(rec.lr_slide),
+                      ",\"lr_minimum\":", JsonNumber(rec.lr_minimum),
+                      ",\"lr_steep\":", JsonNumber(rec.lr_steep),
+                      ",\"lr_steepest\":", JsonNumber(rec.lr_steepest),
+                      ",\"lr_lowest\":", JsonNumber(rec.lr_lowest),
                       ",\"one_cycle\":{\"max_lr\":", JsonNumber(oc.max_lr),
                       ",\"div_factor\":", JsonNumber(oc.div_factor),
                       ",\"final_div_factor\":", JsonNumber(oc.final_div_factor),
@@ -100,9 +102,11 @@ std::string FormatRecommendation(const Recommendation& rec) {
   }
   absl::StrAppendFormat(
       &out,
-      "  suggestions     steepest %s   valley %s   minimum/10 %s   slide %s\n",
-      Lr(rec.lr_steepest), Lr(rec.lr_valley), Lr(rec.lr_minimum),
+      "  fastai          valley %s   steep %s   minimum/10 %s   slide %s\n",
+      Lr(rec.lr_valley), Lr(rec.lr_steep), Lr(rec.lr_minimum),
       Lr(rec.lr_slide));
+  absl::StrAppendFormat(&out, "  zero-lag        steepest %s   lowest %s\n",
+                        Lr(rec.lr_steepest), Lr(rec.lr_lowest));
   const OneCycleSettings& oc = rec.one_cycle;
   absl::StrAppendFormat(
       &out,

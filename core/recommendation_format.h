@@ -17,7 +17,8 @@
 namespace lrtune {
 
 // A compact JSON object with the keys min_lr, max_lr, stepsize_iterations,
-// stepsize_epochs, lr_steepest, lr_valley, lr_minimum, lr_slide,
+// stepsize_epochs, lr_valley, lr_slide, lr_minimum, lr_steep (fastai's),
+// lr_steepest, lr_lowest (lrtune's zero-lag positions),
 // one_cycle{max_lr, div_factor, final_div_factor, pct_start, base_momentum,
 // max_momentum}, diverged_at, points_used, seeds, spread_decades, max_lr_low,
 // max_lr_high and warnings[{code, message}]. Numbers round-trip exactly; a

@@ -1,6 +1,7 @@
-// Schedules as PyTorch computes them (core/schedule.h). At ~750 lines, over
+// Schedules as PyTorch computes them (core/schedule.h). At ~780 lines, over
 // the house's ~600: one switch per concern (validation, LR, momentum) over
-// the seventeen kinds, which splitting by kind would scatter.
+// the eighteen kinds, which splitting by kind would scatter; the shapes
+// several kinds share are in schedule_shapes.cc.
 #include "core/schedule.h"
 
 #include <algorithm>
@@ -18,6 +19,9 @@ namespace lrtune {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
+// A profile's half-cycle, in steps: a cyclic period (two of them) stays far
+// from the largest int64.
+constexpr int64_t kMaxProfilePeriod = int64_t{1} << 40;
 
 struct KindName {
   ScheduleKind kind;
@@ -41,6 +45,7 @@ constexpr KindName kKindNames[] = {
     {ScheduleKind::kSequential, "sequential"},
     {ScheduleKind::kWsd, "wsd"},
     {ScheduleKind::kFractal, "fractal"},
+    {ScheduleKind::kProfile, "profile"},
 };
 
 bool IsCyclic(ScheduleKind k) {
@@ -191,13 +196,23 @@ int64_t FractalIndex(int64_t n, int64_t i) {
 double CooldownValue(Cooldown c, double p) {
   switch (c) {
     case Cooldown::kLinear:
-      return 1.0 - p;
+      return DecayShape(ProfileShape::kLinear, p, 0.0);
     case Cooldown::kCosine:
-      return 0.5 * (1.0 + std::cos(kPi * p));
+      return DecayShape(ProfileShape::kCosine, p, 0.0);
     case Cooldown::kOneMinusSqrt:
       return 1.0 - std::sqrt(p);
   }
   return 1.0 - p;
+}
+
+absl::Status RequireRexBeta(const FieldNamer& n, absl::string_view kind,
+                            double beta) {
+  LRTUNE_RETURN_IF_ERROR(RequireFinite(n, "rex_beta", beta));
+  if (beta < 0 || beta >= 1) {
+    return Invalid(absl::StrFormat("%s: %s must be in [0, 1), got %g", kind,
+                                   n("rex_beta"), beta));
+  }
+  return absl::OkStatus();
 }
 
 double AnnealValue(Anneal a, double start, double end, double pct) {
@@ -332,10 +347,17 @@ absl::Status ValidateKind(const ScheduleSpec& s, const FieldNamer& n) {
     case ScheduleKind::kRex:
       LRTUNE_RETURN_IF_ERROR(
           RequireAtLeast(n, "total_steps", s.total_steps, 1));
-      LRTUNE_RETURN_IF_ERROR(RequireFinite(n, "rex_beta", s.rex_beta));
-      if (s.rex_beta < 0 || s.rex_beta >= 1) {
-        return Invalid(absl::StrFormat("rex: %s must be in [0, 1), got %g",
-                                       n("rex_beta"), s.rex_beta));
+      LRTUNE_RETURN_IF_ERROR(RequireRexBeta(n, kind, s.rex_beta));
+      return RequireFloor(n, kind, s);
+    case ScheduleKind::kProfile:
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast(n, "t0", s.t0, 1));
+      if (s.t0 > kMaxProfilePeriod) {
+        return Invalid(absl::StrFormat("profile: %s must be <= %d, got %d",
+                                       n("t0"), kMaxProfilePeriod, s.t0));
+      }
+      LRTUNE_RETURN_IF_ERROR(RequireAtLeast(n, "t_mult", s.t_mult, 1));
+      if (s.profile == ProfileShape::kRex) {
+        LRTUNE_RETURN_IF_ERROR(RequireRexBeta(n, kind, s.rex_beta));
       }
       return RequireFloor(n, kind, s);
     case ScheduleKind::kWsd: {
@@ -422,10 +444,14 @@ absl::StatusOr<ScheduleKind> ParseScheduleKind(absl::string_view name) {
   for (const KindName& k : kKindNames) {
     if (k.name == n) return k.kind;
   }
+  return Invalid(absl::StrFormat("unknown schedule kind '%s'; valid kinds: %s",
+                                 name, ScheduleKindNames(", ")));
+}
+
+std::string ScheduleKindNames(absl::string_view separator) {
   std::vector<absl::string_view> names;
   for (const KindName& k : kKindNames) names.push_back(k.name);
-  return Invalid(absl::StrFormat("unknown schedule kind '%s'; valid kinds: %s",
-                                 name, absl::StrJoin(names, ", ")));
+  return absl::StrJoin(names, separator);
 }
 
 ScheduleSpec ScheduleSpec::OneCycle(double max_lr, int64_t total_steps) {
@@ -448,13 +474,23 @@ ScheduleSpec ScheduleSpec::Ramp(double start_lr, double end_lr, int64_t steps,
 }
 
 ScheduleSpec ScheduleSpec::Warmup(int64_t warmup_steps, double start_factor,
-                                  ScheduleSpec after) {
+                                  ScheduleSpec after, ProfileShape shape) {
   ScheduleSpec warm;
-  warm.kind = ScheduleKind::kLinear;
   warm.base_lr = after.base_lr;
-  warm.start_factor = start_factor;
-  warm.end_factor = 1.0;
-  warm.total_iters = warmup_steps;
+  if (shape == ProfileShape::kLinear) {
+    warm.kind = ScheduleKind::kLinear;
+    warm.start_factor = start_factor;
+    warm.end_factor = 1.0;
+    warm.total_iters = warmup_steps;
+  } else {
+    warm.kind = ScheduleKind::kProfile;
+    warm.profile = shape;
+    warm.profile_mode = ProfileMode::kGrowth;
+    warm.eta_min = start_factor * after.base_lr;
+    warm.rex_beta = after.rex_beta;
+    warm.t0 = warmup_steps;
+    warm.total_steps = warmup_steps;
+  }
   ScheduleSpec s;
   s.kind = ScheduleKind::kSequential;
   s.base_lr = after.base_lr;
@@ -485,7 +521,7 @@ absl::StatusOr<Schedule> Schedule::Create(const ScheduleSpec& spec,
     LRTUNE_RETURN_IF_ERROR(Create(after, names).status());
     return Create(
         ScheduleSpec::Warmup(spec.warmup_steps, spec.warmup_start_factor,
-                             std::move(after)),
+                             std::move(after), spec.warmup_shape),
         names);
   }
   ScheduleSpec s = spec;
@@ -650,18 +686,32 @@ double Schedule::ProfileLr(int64_t t) const {
       return s.eta_min +
              (base - s.eta_min) * (1 + std::cos(kPi * td / s.t_max)) / 2;
     case ScheduleKind::kSgdr: {
-      int64_t t_cur = t, t_i = s.t0;
-      if (s.t_mult == 1) {
-        t_cur = t % s.t0;
-      } else {
-        while (t_cur >= t_i) {
-          t_cur -= t_i;
-          t_i *= s.t_mult;
-        }
-      }
+      const RestartPosition pos = RestartAt(t, s.t0, s.t_mult);
       return s.eta_min +
              (base - s.eta_min) *
-                 (1 + std::cos(kPi * static_cast<double>(t_cur) / t_i)) / 2;
+                 (1 + std::cos(kPi * static_cast<double>(pos.t_cur) /
+                               static_cast<double>(pos.period))) /
+                 2;
+    }
+    case ScheduleKind::kProfile: {
+      // A cyclic period is two half-cycles: growth, then decay.
+      const int64_t halves = s.profile_mode == ProfileMode::kCyclic ? 2 : 1;
+      const RestartPosition pos = RestartAt(t, s.t0 * halves, s.t_mult);
+      const double half = static_cast<double>(pos.period / halves);
+      double shape;
+      if (s.profile_mode == ProfileMode::kDecay) {
+        shape = DecayShape(s.profile, static_cast<double>(pos.t_cur) / half,
+                           s.rex_beta);
+      } else if (s.profile_mode == ProfileMode::kGrowth ||
+                 static_cast<double>(pos.t_cur) < half) {
+        shape = GrowthShape(s.profile, static_cast<double>(pos.t_cur) / half,
+                            s.rex_beta);
+      } else {
+        shape = DecayShape(s.profile,
+                           (static_cast<double>(pos.t_cur) - half) / half,
+                           s.rex_beta);
+      }
+      return s.eta_min + (base - s.eta_min) * shape;
     }
     case ScheduleKind::kTriangular:
     case ScheduleKind::kTriangular2:
@@ -675,11 +725,11 @@ double Schedule::ProfileLr(int64_t t) const {
       return AnnealValue(s.anneal, pos.phase.start_lr, pos.phase.end_lr,
                          pos.pct);
     }
-    case ScheduleKind::kRex: {
-      const double z = 1.0 - td / static_cast<double>(s.total_steps);
-      return s.eta_min +
-             (base - s.eta_min) * z / ((1 - s.rex_beta) + s.rex_beta * z);
-    }
+    case ScheduleKind::kRex:
+      return s.eta_min + (base - s.eta_min) *
+                             DecayShape(ProfileShape::kRex,
+                                        td / static_cast<double>(s.total_steps),
+                                        s.rex_beta);
     case ScheduleKind::kWsd: {
       const WsdCooldown c = WsdCooldownOf(s);
       if (t < c.start) return base;

@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/field_names.h"
+#include "core/schedule_shapes.h"
 
 namespace lrtune {
 
@@ -48,6 +49,7 @@ enum class ScheduleKind {
   kSequential,   // SequentialLR(children, boundaries); warmup is one case.
   kWsd,          // Warmup-stable-decay (Hägele et al. 2024); HF's WSD.
   kFractal,      // Fractal Chebyshev steps (Agarwal et al. 2021); experimental.
+  kProfile,      // A decay or growth shape per period; cyclic, restarts.
 };
 
 enum class Anneal { kCos, kLinear };
@@ -66,6 +68,9 @@ absl::string_view ScheduleKindName(ScheduleKind kind);
 // "warmup" is not a kind: see ScheduleSpec::Warmup). Error names the value
 // and lists the valid kinds.
 absl::StatusOr<ScheduleKind> ParseScheduleKind(absl::string_view name);
+// Every canonical kind name, in the enum's order, joined by `separator`:
+// "constant|step|...|profile" for --help.
+std::string ScheduleKindNames(absl::string_view separator);
 
 // Every parameter any kind uses, with PyTorch's names and defaults. A field a
 // kind does not use is ignored. NaN in an optional double means "unset": the
@@ -139,15 +144,25 @@ struct ScheduleSpec {
   int64_t fractal_period = 8;  // n, a power of 2 in [1, 2^20]
   double fractal_kappa = 10;   // the condition number, in [1, 1e6]
 
+  // profile: eta_min + (base_lr - eta_min) x shape, over periods of t0,
+  // t0 t_mult, t0 t_mult^2, ... steps (core/schedule_shapes.h): decay f(z)
+  // or growth g(z) = f(1 - z) with z = t_cur / period, or, cyclic, a
+  // growth half-cycle then a decay half-cycle of period steps each. t0 and
+  // t_mult are sgdr's fields; rex_beta is read by the rex shape.
+  ProfileShape profile = ProfileShape::kLinear;
+  ProfileMode profile_mode = ProfileMode::kDecay;
+
   // ramp shape (exp: base * (max/base)^(t/(N-1)); linear).
   RampShape ramp = RampShape::kExp;
 
-  // Warm-up before any kind: LinearLR from warmup_start_factor x base_lr to
-  // base_lr over warmup_steps, then this schedule counting its own steps
-  // from 0 (what Warmup below builds; Create builds it when warmup_steps
-  // > 0). 0: none.
+  // Warm-up before any kind: from warmup_start_factor x base_lr to base_lr
+  // over warmup_steps, then this schedule counting its own steps from 0
+  // (what Warmup below builds; Create builds it when warmup_steps > 0). Its
+  // shape is LinearLR's line, or another profile's growth (exp, cosine,
+  // rex). 0: none.
   int64_t warmup_steps = 0;          // >= 0
   double warmup_start_factor = 0.1;  // in (0, 1]
+  ProfileShape warmup_shape = ProfileShape::kLinear;
 
   // Profile x sampling rate: hold the value of step floor(t/k)*k. 1 = every
   // step. Applies to every kind but sequential (set it on the children).
@@ -162,10 +177,13 @@ struct ScheduleSpec {
   static ScheduleSpec OneCycle(double max_lr, int64_t total_steps);
   static ScheduleSpec Ramp(double start_lr, double end_lr, int64_t steps,
                            RampShape shape);
-  // LinearLR warmup from start_factor*base to base over `warmup_steps`, then
-  // `after` (whose own step counter starts at 0 when the warmup ends).
+  // A warm-up from start_factor*base to base over `warmup_steps`, then
+  // `after` (whose own step counter starts at 0 when the warmup ends): a
+  // LinearLR for the linear shape (PyTorch's warm-up), else a growth
+  // profile of that shape from start_factor*base.
   static ScheduleSpec Warmup(int64_t warmup_steps, double start_factor,
-                             ScheduleSpec after);
+                             ScheduleSpec after,
+                             ProfileShape shape = ProfileShape::kLinear);
 };
 
 // The values in force during one step.

@@ -115,6 +115,13 @@ struct Param {
   bool flag = false;  // a boolean: the CLI's --name / --no-name
 };
 
+std::vector<std::pair<std::string, ProfileShape>> ProfileShapeChoices() {
+  return {{"linear", ProfileShape::kLinear},
+          {"cosine", ProfileShape::kCosine},
+          {"exp", ProfileShape::kExp},
+          {"rex", ProfileShape::kRex}};
+}
+
 // A boolean parameter.
 Param Flag(std::string name, bool ScheduleSpec::*field) {
   return {std::move(name), Bool(field), true};
@@ -162,10 +169,17 @@ const std::vector<Param>& Table() {
                                         {"1-sqrt", Cooldown::kOneMinusSqrt}})},
       {"fractal_period", Int(&ScheduleSpec::fractal_period)},
       {"fractal_kappa", Double(&ScheduleSpec::fractal_kappa)},
+      {"profile", Choice(&ScheduleSpec::profile, ProfileShapeChoices())},
+      {"profile_mode",
+       Choice(&ScheduleSpec::profile_mode, {{"decay", ProfileMode::kDecay},
+                                            {"growth", ProfileMode::kGrowth},
+                                            {"cyclic", ProfileMode::kCyclic}})},
       {"ramp", Choice(&ScheduleSpec::ramp, {{"exp", RampShape::kExp},
                                             {"linear", RampShape::kLinear}})},
       {"warmup_steps", Int(&ScheduleSpec::warmup_steps)},
       {"warmup_start_factor", Double(&ScheduleSpec::warmup_start_factor)},
+      {"warmup_shape",
+       Choice(&ScheduleSpec::warmup_shape, ProfileShapeChoices())},
       {"sample_every", Int(&ScheduleSpec::sample_every)},
   };
   return *table;
@@ -175,11 +189,17 @@ const std::vector<Param>& Table() {
 
 absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
                               absl::string_view value) {
+  return SetScheduleParam(spec, name, value, PrefixNames(""));
+}
+
+absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
+                              absl::string_view value,
+                              const FieldNamer& names) {
   std::string key = absl::AsciiStrToLower(name);
   std::replace(key.begin(), key.end(), '-', '_');
   if (key == "t_0") key = "t0";
   for (const Param& p : Table()) {
-    if (p.name == key) return p.set(spec, key, value);
+    if (p.name == key) return p.set(spec, names(key), value);
   }
   return absl::InvalidArgumentError(
       absl::StrFormat("unknown schedule parameter '%s'; known: %s", name,

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "core/field_names.h"
 #include "core/schedule.h"
 
 namespace lrtune {
@@ -27,6 +28,10 @@ namespace lrtune {
 // later, by Schedule::Create).
 absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
                               absl::string_view value);
+// The same, naming the parameter in a value error by `names` (field_names.h)
+// applied to its snake_case name: "--cooldown: 'x' is not one of ...".
+absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
+                              absl::string_view value, const FieldNamer& names);
 
 // Every accepted name (snake_case), in a stable order: for --help and for
 // error messages.

@@ -95,7 +95,7 @@ TEST(ScheduleParityTest, GoldenCoversEveryPyTorchDefinedKind) {
   for (const char* k :
        {"constant", "step", "multistep", "exponential", "linear", "polynomial",
         "cosine", "sgdr", "triangular", "triangular2", "exp_range", "one_cycle",
-        "sequential"}) {
+        "sequential", "rex", "wsd", "fractal", "profile"}) {
     EXPECT_TRUE(kinds.count(k)) << "no golden case for " << k;
   }
 }
@@ -223,6 +223,109 @@ TEST(FractalScheduleTest, TakesTheNodesInTheFractalOrder) {
   EXPECT_DOUBLE_EQ(MustCreate(spec).Lr(3), 0.01);
 }
 
+ScheduleSpec Profile(ProfileShape shape, ProfileMode mode, int64_t t0,
+                     int64_t t_mult = 1) {
+  ScheduleSpec spec;
+  spec.kind = ScheduleKind::kProfile;
+  spec.profile = shape;
+  spec.profile_mode = mode;
+  spec.t0 = t0;
+  spec.t_mult = t_mult;
+  spec.base_lr = 0.2;
+  spec.eta_min = 0.004;
+  return spec;
+}
+
+// The profile kind's cosine decay restarted with t_mult is SGDR, its
+// linear cyclic variant is CyclicLR's triangle, its rex decay over one
+// period is the rex kind, and its linear growth is LinearLR: one shape
+// table, the named kinds its special cases.
+TEST(ProfileScheduleTest, ItsSpecialCasesAreTheNamedKinds) {
+  ScheduleSpec sgdr;
+  sgdr.kind = ScheduleKind::kSgdr;
+  sgdr.base_lr = 0.2;
+  sgdr.eta_min = 0.004;
+  sgdr.t0 = 7;
+  sgdr.t_mult = 2;
+  Schedule a = MustCreate(sgdr);
+  Schedule b =
+      MustCreate(Profile(ProfileShape::kCosine, ProfileMode::kDecay, 7, 2));
+  for (int64_t t = 0; t < 300; ++t) ASSERT_NEAR(a.Lr(t), b.Lr(t), 1e-15) << t;
+
+  ScheduleSpec tri;
+  tri.kind = ScheduleKind::kTriangular;
+  tri.base_lr = 0.004;
+  tri.max_lr = 0.2;
+  tri.step_size_up = 9;
+  tri.cycle_momentum = false;
+  a = MustCreate(tri);
+  b = MustCreate(Profile(ProfileShape::kLinear, ProfileMode::kCyclic, 9));
+  for (int64_t t = 0; t < 100; ++t) ASSERT_NEAR(a.Lr(t), b.Lr(t), 1e-15) << t;
+
+  ScheduleSpec rex;
+  rex.kind = ScheduleKind::kRex;
+  rex.base_lr = 0.2;
+  rex.eta_min = 0.004;
+  rex.total_steps = 40;
+  rex.rex_beta = 0.9;
+  ScheduleSpec rex_profile =
+      Profile(ProfileShape::kRex, ProfileMode::kDecay, 40);
+  rex_profile.rex_beta = 0.9;
+  a = MustCreate(rex);
+  b = MustCreate(rex_profile);
+  for (int64_t t = 0; t < 40; ++t) ASSERT_DOUBLE_EQ(a.Lr(t), b.Lr(t)) << t;
+
+  ScheduleSpec linear;
+  linear.kind = ScheduleKind::kLinear;
+  linear.base_lr = 0.2;
+  linear.start_factor = 0.02;  // 0.004 / 0.2
+  linear.total_iters = 12;
+  a = MustCreate(linear);
+  b = MustCreate(Profile(ProfileShape::kLinear, ProfileMode::kGrowth, 12));
+  for (int64_t t = 0; t < 12; ++t) ASSERT_NEAR(a.Lr(t), b.Lr(t), 1e-15) << t;
+}
+
+// Every shape runs from eta_min to base_lr: a growth starts at the floor
+// and rises monotonically, its decay is the same values played backwards.
+TEST(ProfileScheduleTest, GrowthIsTheDecayPlayedBackwards) {
+  for (ProfileShape shape : {ProfileShape::kLinear, ProfileShape::kCosine,
+                             ProfileShape::kExp, ProfileShape::kRex}) {
+    SCOPED_TRACE(static_cast<int>(shape));
+    Schedule up = MustCreate(Profile(shape, ProfileMode::kGrowth, 20));
+    Schedule down = MustCreate(Profile(shape, ProfileMode::kDecay, 20));
+    EXPECT_NEAR(up.Lr(0), 0.004, 1e-15);
+    EXPECT_DOUBLE_EQ(down.Lr(0), 0.2);
+    for (int64_t t = 1; t < 20; ++t) {
+      EXPECT_GT(up.Lr(t), up.Lr(t - 1));
+      EXPECT_NEAR(up.Lr(t), down.Lr(20 - t), 1e-15);
+    }
+    EXPECT_NEAR(up.Lr(20), 0.004, 1e-15);  // the next period starts over
+  }
+}
+
+// A shaped warm-up starts at warmup_start_factor x base_lr and reaches
+// base_lr when the schedule after it begins.
+TEST(ProfileScheduleTest, AShapedWarmupRisesToTheScheduleAfterIt) {
+  ScheduleSpec cos;
+  cos.kind = ScheduleKind::kCosine;
+  cos.t_max = 30;
+  cos.base_lr = 0.3;
+  cos.warmup_steps = 10;
+  cos.warmup_start_factor = 0.1;
+  cos.warmup_shape = ProfileShape::kExp;
+  Schedule s = MustCreate(cos);
+  EXPECT_NEAR(s.Lr(0), 0.03, 1e-15);
+  EXPECT_DOUBLE_EQ(s.Lr(10), 0.3);
+  EXPECT_EQ(s.length(), 0);
+  // The exp growth is slow, then fast: below the line half-way.
+  EXPECT_LT(s.Lr(5), 0.03 + 0.27 * 0.5);
+}
+
+TEST(ProfileScheduleTest, KindNamesListIt) {
+  EXPECT_NE(ScheduleKindNames("|").find("|profile"), std::string::npos);
+  EXPECT_TRUE(ParseScheduleKind("profile").ok());
+}
+
 struct BadSpecCase {
   const char* name;
   std::vector<std::pair<const char*, const char*>> params;
@@ -338,6 +441,20 @@ INSTANTIATE_TEST_SUITE_P(
                      {"max_lr", "0.1"},
                      {"total_steps", "10"}},
                     "must be > the start lr"},
+        BadSpecCase{
+            "profile_t0", {{"kind", "profile"}}, "t0 must be >= 1, got 0"},
+        BadSpecCase{"profile_t0_huge",
+                    {{"kind", "profile"}, {"t0", "2000000000000"}},
+                    "profile: t0 must be <= 1099511627776"},
+        BadSpecCase{"profile_rex_beta",
+                    {{"kind", "profile"},
+                     {"t0", "10"},
+                     {"profile", "rex"},
+                     {"rex_beta", "1"}},
+                    "profile: rex_beta must be in [0, 1)"},
+        BadSpecCase{"profile_floor",
+                    {{"kind", "profile"}, {"t0", "10"}, {"eta_min", "0.5"}},
+                    "profile: eta_min must be in [0, base_lr"},
         BadSpecCase{"sample_every",
                     {{"kind", "constant"}, {"sample_every", "0"}},
                     "sample_every must be >= 1"}),

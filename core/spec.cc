@@ -473,6 +473,11 @@ AnalysisOptions CurveAnalysisOptions(const JobSpec& job,
   if (!options.momentum.has_value()) {
     options.momentum = OptimizerMomentum(job.optimizer);
   }
+  if (options.planned_steps == 0) {  // fastai's num_it: the planned points
+    options.planned_steps = spec.metric == RangeMetric::kTrainLoss
+                                ? spec.steps
+                                : spec.steps / spec.eval_every;
+  }
   return options;
 }
 

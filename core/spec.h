@@ -266,9 +266,11 @@ int64_t StepsPerEpoch(const JobSpec& job);
 // AdamW's beta1.
 double OptimizerMomentum(const OptimizerSpec& optimizer);
 // The options one curve of a range test is analysed with: the spec's, with
-// iters_per_epoch (when 0) from `steps_per_epoch` and the momentum (when
-// unset) from the job's optimizer (OptimizerMomentum). The engine and the
-// coordinator (a client's run) both read their curves with these.
+// iters_per_epoch (when 0) from `steps_per_epoch`, the momentum (when
+// unset) from the job's optimizer (OptimizerMomentum) and planned_steps
+// (when 0) the points the test plans (its steps, or its evaluations for a
+// validation metric). The engine and the coordinator (a client's run) both
+// read their curves with these.
 AnalysisOptions CurveAnalysisOptions(const JobSpec& job,
                                      const RangeTestSpec& spec,
                                      int64_t steps_per_epoch);

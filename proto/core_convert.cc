@@ -18,12 +18,29 @@ double NanIfUnset(bool has, double v) {
   return has ? v : std::numeric_limits<double>::quiet_NaN();
 }
 
-// Proto ScheduleKind n (1..17) is core's enumerator n - 1, in the same order.
-constexpr int kScheduleKinds = 17;
+// Proto ScheduleKind n (1..18) is core's enumerator n - 1, in the same order.
+constexpr int kScheduleKinds = 18;
 static_assert(v1::ScheduleKind_MAX == kScheduleKinds &&
-                  static_cast<int>(ScheduleKind::kFractal) + 1 ==
+                  static_cast<int>(ScheduleKind::kProfile) + 1 ==
                       kScheduleKinds,
               "proto and core schedule kinds must stay in the same order");
+// So are the profile's shapes and modes (0 is unset: the first one).
+static_assert(v1::ProfileShape_MAX == static_cast<int>(ProfileShape::kRex) + 1,
+              "proto and core profile shapes must stay in the same order");
+static_assert(v1::ProfileMode_MAX == static_cast<int>(ProfileMode::kCyclic) + 1,
+              "proto and core profile modes must stay in the same order");
+
+absl::StatusOr<ProfileShape> ProfileShapeFromProto(v1::ProfileShape shape,
+                                                   const std::string& path) {
+  if (shape < 0 || shape > v1::ProfileShape_MAX) {
+    return Invalid(path, absl::StrCat("unknown value ", shape));
+  }
+  return static_cast<ProfileShape>(shape == 0 ? 0 : shape - 1);
+}
+
+v1::ProfileShape ProfileShapeToProto(ProfileShape shape) {
+  return static_cast<v1::ProfileShape>(static_cast<int>(shape) + 1);
+}
 
 absl::Status ScheduleFromProtoRec(const v1::ScheduleSpec& p,
                                   const std::string& path, int depth,
@@ -99,6 +116,17 @@ absl::Status ScheduleFromProtoRec(const v1::ScheduleSpec& p,
                      absl::StrCat("unknown value ", p.cooldown()));
   }
   LRTUNE_ASSIGN_OR_RETURN(s.ramp, RampFromProto(p.ramp(), path + ".ramp"));
+  LRTUNE_ASSIGN_OR_RETURN(
+      s.profile, ProfileShapeFromProto(p.profile(), path + ".profile"));
+  LRTUNE_ASSIGN_OR_RETURN(
+      s.warmup_shape,
+      ProfileShapeFromProto(p.warmup_shape(), path + ".warmup_shape"));
+  if (p.profile_mode() < 0 || p.profile_mode() > v1::ProfileMode_MAX) {
+    return Invalid(path + ".profile_mode",
+                   absl::StrCat("unknown value ", p.profile_mode()));
+  }
+  s.profile_mode = static_cast<ProfileMode>(
+      p.profile_mode() == 0 ? 0 : p.profile_mode() - 1);
   if (p.has_sample_every()) s.sample_every = p.sample_every();
   if (p.children_size() > 16) {
     return Invalid(
@@ -123,10 +151,12 @@ v1::Recommendation RecommendationToProto(const Recommendation& rec) {
   out.set_max_lr(rec.max_lr);
   out.set_stepsize_iterations(rec.stepsize_iterations);
   out.set_stepsize_epochs(rec.stepsize_epochs);
-  if (!std::isnan(rec.lr_steepest)) out.set_lr_steepest(rec.lr_steepest);
   if (!std::isnan(rec.lr_valley)) out.set_lr_valley(rec.lr_valley);
-  if (!std::isnan(rec.lr_minimum)) out.set_lr_minimum(rec.lr_minimum);
   if (!std::isnan(rec.lr_slide)) out.set_lr_slide(rec.lr_slide);
+  if (!std::isnan(rec.lr_minimum)) out.set_lr_minimum(rec.lr_minimum);
+  if (!std::isnan(rec.lr_steep)) out.set_lr_steep(rec.lr_steep);
+  if (!std::isnan(rec.lr_steepest)) out.set_lr_steepest(rec.lr_steepest);
+  if (!std::isnan(rec.lr_lowest)) out.set_lr_lowest(rec.lr_lowest);
   v1::OneCycleSettings& oc = *out.mutable_one_cycle();
   oc.set_max_lr(rec.one_cycle.max_lr);
   oc.set_div_factor(rec.one_cycle.div_factor);
@@ -155,10 +185,12 @@ Recommendation RecommendationFromProto(const v1::Recommendation& rec) {
   out.max_lr = rec.max_lr();
   out.stepsize_iterations = rec.stepsize_iterations();
   out.stepsize_epochs = rec.stepsize_epochs();
-  out.lr_steepest = NanIfUnset(rec.has_lr_steepest(), rec.lr_steepest());
   out.lr_valley = NanIfUnset(rec.has_lr_valley(), rec.lr_valley());
-  out.lr_minimum = NanIfUnset(rec.has_lr_minimum(), rec.lr_minimum());
   out.lr_slide = NanIfUnset(rec.has_lr_slide(), rec.lr_slide());
+  out.lr_minimum = NanIfUnset(rec.has_lr_minimum(), rec.lr_minimum());
+  out.lr_steep = NanIfUnset(rec.has_lr_steep(), rec.lr_steep());
+  out.lr_steepest = NanIfUnset(rec.has_lr_steepest(), rec.lr_steepest());
+  out.lr_lowest = NanIfUnset(rec.has_lr_lowest(), rec.lr_lowest());
   if (rec.has_one_cycle()) {
     const v1::OneCycleSettings& oc = rec.one_cycle();
     out.one_cycle.max_lr = oc.max_lr();
@@ -271,6 +303,10 @@ v1::ScheduleSpec ScheduleSpecToProto(const ScheduleSpec& s) {
                      ? v1::COOLDOWN_SHAPE_COSINE
                      : v1::COOLDOWN_SHAPE_ONE_MINUS_SQRT);
   p.set_ramp(RampToProto(s.ramp));
+  p.set_profile(ProfileShapeToProto(s.profile));
+  p.set_profile_mode(
+      static_cast<v1::ProfileMode>(static_cast<int>(s.profile_mode) + 1));
+  p.set_warmup_shape(ProfileShapeToProto(s.warmup_shape));
   p.set_sample_every(s.sample_every);
   for (const ScheduleSpec& c : s.children) {
     *p.add_children() = ScheduleSpecToProto(c);

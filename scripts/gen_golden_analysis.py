@@ -17,6 +17,7 @@ Run with Debian's interpreter (numpy + torch):
 """
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -124,9 +125,76 @@ def cases():
     yield "strictly_decreasing_50", exp_ramp(50), [3.0 - 0.05 * i for i in range(50)]
 
 
+def recorder_curve(lrs, raw, num_it, dtype):
+    """fastai's lr_find on a recorded run: the recorder's bias-corrected EMA
+    (AvgSmoothLoss, beta 0.98) of the raw losses, the test stopped after the
+    first point whose smoothed loss passes 4 x the best so far (that point is
+    recorded) or before a non-finite loss, then [num_it // 10 : -5]."""
+    beta = 0.98
+    avg = torch.zeros((), dtype=dtype)
+    best = None
+    rec_lrs, rec = [], []
+    for i, (lr, x) in enumerate(zip(lrs, raw), start=1):
+        if not math.isfinite(x):
+            break
+        avg = torch.lerp(torch.tensor(x, dtype=dtype), avg, beta)
+        smooth = float(avg / (1 - beta ** i))
+        rec_lrs.append(lr)
+        rec.append(smooth)
+        if best is None or smooth < best:
+            best = smooth
+        if smooth > 4 * best:
+            break
+    end = len(rec) - 5
+    return rec_lrs[num_it // 10:end], rec[num_it // 10:end]
+
+
+def fastai_suggestions(lrs, raw, num_it):
+    """lr_find's four suggestions, or None where float32 (fastai's tensors)
+    and float64 (lrtune) disagree: then the case is not a fair golden."""
+    got = []
+    for dtype in (torch.float64, torch.float32):
+        l, s = recorder_curve(lrs, raw, num_it, dtype)
+        v, sl, m, st = valley(s), slide(s), minimum(s), steep(l, s)
+        got.append({"valley_lr": l[v],
+                    "slide_lr": None if sl is None else l[sl],
+                    "minimum_lr": l[m] / 10,
+                    "steep_lr": None if st is None else l[st],
+                    "points": len(s)})
+    return got[0] if got[0] == got[1] else None
+
+
+def recorder_cases():
+    """Whole recorded range tests: two real ones from the quality study (the
+    MLP on Fashion-MNIST under SGD with momentum and under Adam, seed 0, run
+    to lr 10) and a synthetic noisy U."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    study = os.path.join(root, "bench/quality/results/curves-0.jsonl")
+    wanted = {"mlp-fmnist-sgdm-b128", "mlp-fmnist-adam-b128"}
+    with open(study) as f:
+        for line in f:
+            row = json.loads(line)
+            if row["setting"] in wanted:
+                seed = row["seeds"][0]
+                yield (row["setting"] + "-seed0", seed["lr"], seed["loss"],
+                       row["steps"])
+    rng = np.random.RandomState(7)
+    lrs = exp_ramp(100)
+    yield ("u_noisy_recorded", lrs,
+           [v + float(e) for v, e in zip(u_curve(lrs), rng.normal(0, 0.1, 100))],
+           100)
+
+
 def main():
     out = {"generator": "scripts/gen_golden_analysis.py",
-           "numpy": np.__version__, "torch": torch.__version__, "cases": []}
+           "numpy": np.__version__, "torch": torch.__version__, "cases": [],
+           "recorder_cases": []}
+    for name, lrs, raw, num_it in recorder_cases():
+        expected = fastai_suggestions(lrs, raw, num_it)
+        if expected is None:
+            raise SystemExit(f"{name}: float32 and float64 suggestions differ")
+        out["recorder_cases"].append(dict(
+            name=name, lrs=lrs, losses=raw, num_it=num_it, **expected))
     for name, lrs, losses in cases():
         v, s, m, st = valley(losses), slide(losses), minimum(losses), steep(lrs, losses)
         out["cases"].append({

@@ -96,6 +96,83 @@ def fractal_lambda(n, kappa):
     return factor
 
 
+def decay_shape(shape, z, beta):
+    """A profile's decay f(z): 1 at z = 0 (docs/schedules.md)."""
+    if shape == "linear":
+        return 1.0 - z
+    if shape == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * z))
+    if shape == "exp":  # e^(-4z), rescaled to end at 0
+        return (math.exp(-4.0 * z) - math.exp(-4.0)) / (1.0 - math.exp(-4.0))
+    left = 1.0 - z  # rex
+    return left / ((1.0 - beta) + beta * left)
+
+
+def profile_lambda(shape, mode, t0, t_mult=1, base=0.1, eta_min=0.0,
+                   beta=0.5, sample_every=1):
+    """The profile kind as a LambdaLR factor: periods t0, t0 t_mult, ...;
+    decay f(z), growth f(1 - z), cyclic a growth then a decay half-cycle."""
+    halves = 2 if mode == "cyclic" else 1
+
+    def factor(step):
+        t = step - step % sample_every
+        t_cur, period = t, t0 * halves
+        while t_cur >= period:
+            t_cur -= period
+            period *= t_mult
+        half = period // halves
+        if mode == "decay":
+            value = decay_shape(shape, t_cur / half, beta)
+        elif mode == "growth" or t_cur < half:
+            value = decay_shape(shape, 1.0 - t_cur / half, beta)
+        else:
+            value = decay_shape(shape, (t_cur - half) / half, beta)
+        return (eta_min + (base - eta_min) * value) / base
+    return factor
+
+
+def profile_cases():
+    """Decay and growth profiles of every shape, cyclic and restarting
+    variants, held samples, and the shaped warm-ups."""
+    out = []
+    for shape, beta in [("linear", 0.5), ("cosine", 0.5), ("exp", 0.5),
+                        ("rex", 0.5), ("rex", 0.9)]:
+        for mode, t0, t_mult, steps in [("decay", 20, 1, 50),
+                                        ("growth", 16, 1, 40),
+                                        ("cyclic", 10, 2, 70)]:
+            params = {"kind": "profile", "profile": shape,
+                      "profile_mode": mode, "t0": str(t0),
+                      "t_mult": str(t_mult), "eta_min": "0.01",
+                      "rex_beta": repr(beta)}
+            out.append(case(
+                "profile_%s_b%g_%s" % (shape, beta, mode), params, steps,
+                lambda o, shape=shape, mode=mode, t0=t0, t_mult=t_mult,
+                beta=beta: S.LambdaLR(o, profile_lambda(
+                    shape, mode, t0, t_mult, eta_min=0.01, beta=beta))))
+    out.append(case(
+        "profile_exp_decay_tmult3_held",
+        {"kind": "profile", "profile": "exp", "t0": "4", "t_mult": "3",
+         "sample_every": "3"}, 60,
+        lambda o: S.LambdaLR(o, profile_lambda("exp", "decay", 4, 3,
+                                               sample_every=3))))
+    for beta, eta_min in [(0.5, 0.0), (0.9, 0.02)]:
+        out.append(case(
+            "rex_b%g" % beta,
+            {"kind": "rex", "total_steps": "60", "rex_beta": repr(beta),
+             "eta_min": repr(eta_min)}, 60,
+            lambda o, beta=beta, eta_min=eta_min: S.LambdaLR(o, profile_lambda(
+                "rex", "decay", 60, eta_min=eta_min, beta=beta))))
+    for shape in ["cosine", "exp", "rex"]:
+        out.append(case(
+            "warmup_%s_cosine" % shape,
+            {"kind": "cosine", "t_max": "24", "warmup_steps": "8",
+             "warmup_start_factor": "0.05", "warmup_shape": shape}, 32,
+            sequential([lambda o, shape=shape: S.LambdaLR(o, profile_lambda(
+                shape, "growth", 8, eta_min=0.005)),
+                lambda o: S.CosineAnnealingLR(o, T_max=24)], [8])))
+    return out
+
+
 def cases():
     out = []
     add = out.append
@@ -245,6 +322,7 @@ def cases():
                                               total_iters=5),
                          lambda o: S.LambdaLR(o, wsd_lambda(45, 9, "1-sqrt"))],
                         [5])))
+    out.extend(profile_cases())
     return out
 
 

@@ -48,7 +48,34 @@ check "fractal: a period that is no power of 2 names the flag" \
 run schedule --kind wsd --total-steps 10 --cooldown sqrt
 check "wsd: a bad cooldown shape exits 2" test "$rc" = 2
 check "wsd: the error lists the shapes" \
-  grep -q "cooldown: 'sqrt' is not one of linear, cosine, 1-sqrt" "$tmp/err"
+  grep -q -- "--cooldown: 'sqrt' is not one of linear, cosine, 1-sqrt" "$tmp/err"
+
+# Growth and decay profiles: a cyclic exp profile rises from eta_min to
+# base_lr over t0 steps and falls back over the next t0; a rex growth as a
+# cosine's warm-up starts at the warm-up's first LR.
+run schedule --kind profile --profile exp --profile-mode cyclic --t0 4 \
+  --eta-min 0.01 --base-lr 0.1 --steps 9 --csv
+check "profile exit 0" test "$rc" = 0
+check "cyclic profile: trough, peak at t0, trough at 2 t0, symmetric" $PY -c "
+import csv,sys
+lrs=[float(r['lr']) for r in csv.DictReader(open('$tmp/out'))]
+ok = abs(lrs[0]-0.01)<1e-15 and abs(lrs[4]-0.1)<1e-15 and abs(lrs[8]-0.01)<1e-15 \
+  and all(abs(lrs[4-i]-lrs[4+i])<1e-15 for i in range(5)) and lrs[1]<lrs[2]<lrs[3]
+sys.exit(not ok)"
+run schedule --kind cosine --t-max 10 --warmup-steps 5 --warmup-shape rex \
+  --warmup-start-factor 0.1 --base-lr 0.2 --steps 6 --csv
+check "rex warm-up: from 0.02, concave, then the cosine's base_lr" $PY -c "
+import csv,sys
+lrs=[float(r['lr']) for r in csv.DictReader(open('$tmp/out'))]
+ok = abs(lrs[0]-0.02)<1e-15 and abs(lrs[5]-0.2)<1e-15 \
+  and lrs[1]-lrs[0] > lrs[4]-lrs[3] > 0
+sys.exit(not ok)"
+run schedule --kind profile --profile square --t0 3
+check "profile: a bad shape names --profile and the shapes" \
+  grep -q -- "--profile: 'square' is not one of linear, cosine, exp, rex" "$tmp/err"
+run schedule --kind profile --steps 3
+check "profile: a missing half-cycle names --t0" \
+  grep -q -- "--t0 must be >= 1, got 0" "$tmp/err"
 
 # Booleans are flags: --three-phase on its own, --no-X to turn a default off.
 run schedule --kind one_cycle --max-lr 0.1 --total-steps 30 --three-phase --csv
@@ -99,7 +126,8 @@ run schedule --kind cosine --t-max 0 --warmup-steps 3
 check "under a warm-up, the schedule's own flag" \
   grep -q -- "--t-max must be >= 1, got 0" "$tmp/err"
 run schedule --kind step --gamma fast --steps 3
-check "non-numeric flag names it" grep -q "gamma: 'fast' is not a number" "$tmp/err"
+check "non-numeric flag names it" \
+  grep -q -- "--gamma: 'fast' is not a number" "$tmp/err"
 run schedule --kind step --no-such-flag 3
 check "unknown flag exits 2" test "$rc" = 2
 
@@ -121,11 +149,25 @@ check "analyze exit 0" test "$rc" = 0
 check "analyze json keys and bounds" $PY -c "
 import json, sys
 r = json.load(open('$tmp/out'))
-for k in ['min_lr','max_lr','stepsize_iterations','lr_steepest','lr_valley','lr_minimum','warnings']:
+for k in ['min_lr','max_lr','stepsize_iterations','lr_valley','lr_slide','lr_minimum',
+          'lr_steep','lr_steepest','lr_lowest','warnings']:
     assert k in r, k
+# fastai's suggestions are lagged: its minimum/10 x 10 is right of the
+# zero-lag lowest point.
+assert r['lr_minimum'] * 10 > r['lr_lowest'], r
 assert 1e-6 <= r['min_lr'] < r['max_lr'] <= 1e-1, r
 assert 3 <= r['max_lr'] / r['min_lr'] <= 10 + 1e-9, r
 assert r['stepsize_iterations'] == 400, r
+"
+# fastai reads its curve from num_it // 10 on: a test planned for 2000
+# steps of which 200 were recorded leaves fastai nothing to read (as
+# lr_find would), while lrtune's own positions stay.
+run analyze --csv "$tmp/curve.csv" --planned-steps 2000 --json
+check "analyze --planned-steps sets fastai's window" $PY -c "
+import json
+a = json.load(open('$tmp/out'))
+assert all(a[k] is None for k in ['lr_valley','lr_slide','lr_minimum','lr_steep']), a
+assert a['lr_lowest'] is not None and a['max_lr'] > 0, a
 "
 run analyze --csv "$tmp/curve.csv"
 check "analyze text names the bounds" grep -q "CLR bounds" "$tmp/out"

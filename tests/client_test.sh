@@ -30,7 +30,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 rec = d["recommendation"]
 keys = ["min_lr", "max_lr", "stepsize_iterations", "stepsize_epochs",
-        "lr_steepest", "lr_valley", "lr_minimum", "one_cycle", "warnings"]
+        "lr_valley", "lr_slide", "lr_minimum", "lr_steep", "lr_steepest",
+        "lr_lowest", "one_cycle", "warnings"]
 missing = [k for k in ["job_id", "points", "wall_seconds"] if k not in d]
 missing += [k for k in keys if k not in rec]
 assert not missing, missing

@@ -81,8 +81,10 @@ class RangeTestResult:
     """The aggregate recommendation of a range test.
 
     min_lr/max_lr are the CLR bounds (both 0 when the loss never decreased:
-    see warnings). suggestions maps "steepest", "valley", "minimum", "slide"
-    to an LR (absent: the curve gives none). one_cycle holds OneCycleLR's
+    see warnings). suggestions maps fastai's "valley", "slide", "minimum"
+    (already / 10) and "steep" (what fastai's lr_find returns on the same
+    points) and lrtune's zero-lag "steepest" and "lowest" to an LR (absent:
+    the curve gives none). one_cycle holds OneCycleLR's
     max_lr, div_factor, final_div_factor, pct_start, base_momentum,
     max_momentum. max_lr_interval is (smallest, largest) of the seeds'
     max_lr and spread_decades the seeds' spread: how much to trust max_lr.
@@ -107,7 +109,8 @@ class RangeTestResult:
 def _result_from(job) -> RangeTestResult:
     rec = job.range_test_result.recommendation
     suggestions = {name: getattr(rec, "lr_" + name)
-                   for name in ("steepest", "valley", "minimum", "slide")
+                   for name in ("valley", "slide", "minimum", "steep",
+                                "steepest", "lowest")
                    if rec.HasField("lr_" + name)}
     oc = rec.one_cycle
     one_cycle = {f: getattr(oc, f) for f in (
