@@ -104,8 +104,10 @@ class Reporter(threading.Thread):
                         continue
                 else:
                     details = e.details()
+                # A coordinator going down cancels the calls in flight.
                 if code not in (grpc.StatusCode.UNAVAILABLE,
-                                grpc.StatusCode.DEADLINE_EXCEEDED):
+                                grpc.StatusCode.DEADLINE_EXCEEDED,
+                                grpc.StatusCode.CANCELLED):
                     self._fail(LrtuneError(code, details))
                     return
                 if time.monotonic() - last_answer > self._give_up:
