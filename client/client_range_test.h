@@ -21,9 +21,9 @@
 // acked + 1, idempotent by step) and STOP, which done() shows on the next
 // call. A lapsed lease (FAILED_PRECONDITION) is taken back by joining again
 // with the same client_id. An error the coordinator gives (a bad report,
-// another owner's job) or a coordinator unreachable (or shutting down,
-// cancelling the calls in flight) past give_up_after
-// ends the test: done() turns true and status() says why.
+// another owner's job), or a coordinator unreachable (or shutting down,
+// cancelling the calls in flight) past give_up_after, ends the test:
+// done() turns true and status() says why.
 //
 // Threads: Start, the accessors, Step, SkipStep, Finish and WaitForJob are
 // for one thread (the training loop's); the background thread is the
