@@ -20,8 +20,10 @@ machine the wall clock is the noisiest; CPU time is what the test costs.
 The bare loop trains at LR 0.01 and the plan ramps from 0.01 to 0.0101, so
 both train alike (another LR would change the training, not only the
 loop) and no run diverges: each runs its `steps` steps. The service's CPU
-is read from /proc in clock ticks (10 ms). Prints one JSON line per
-model.
+is read from /proc in clock ticks (10 ms). A third "model", micro, times
+what rt.step() adds to the training thread alone (a trivial model on one
+fixed batch, 20 x steps updates, the thread's CPU time). Prints one JSON
+line per model.
 """
 
 import argparse
@@ -111,11 +113,47 @@ def run(name, loader, steps, with_lrtune, db):
     return elapsed / steps, cpu / steps, (cpu + served) / steps
 
 
+def micro(reps, steps, db):
+    """What rt.step() adds to the training thread alone: a trivial model
+    (Linear(4, 2) on one fixed batch of 8, no DataLoader), the training
+    thread's CPU time per update, bare and with RangeTest."""
+    import lrtune
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    out = {False: [], True: []}
+    for rep in range(reps):
+        for with_rt in ((False, True) if rep % 2 == 0 else (True, False)):
+            torch.manual_seed(0)
+            model = nn.Linear(4, 2)
+            opt = torch.optim.SGD(model.parameters(), lr=0.01)
+            rt = None
+            if with_rt:
+                rt = lrtune.RangeTest(model, opt, start_lr=0.01, end_lr=0.0101,
+                                      steps=steps + 1, db=db)
+                rt.start()
+            start = time.thread_time()
+            for _ in range(steps):
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if rt is not None:
+                    rt.step(loss)
+            out[with_rt].append((time.thread_time() - start) / steps)
+            if rt is not None:
+                rt.close()
+    b, r = statistics.median(out[False]), statistics.median(out[True])
+    return {"model": "micro", "steps": steps, "reps": reps,
+            "training_thread_cpu": {
+                "bare_us_per_step": round(b * 1e6, 2),
+                "rangetest_us_per_step": round(r * 1e6, 2),
+                "overhead_us_per_step": round((r - b) * 1e6, 2)}}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--models", default="mlp,tiny")
+    parser.add_argument("--models", default="mlp,tiny,micro")
     args = parser.parse_args()
     torch.set_num_threads(1)
     x, y = load()
@@ -127,6 +165,9 @@ def main():
         import lrtune
         lrtune.connect(db=db)  # the embedded service, started once
         for name in args.models.split(","):
+            if name == "micro":
+                print(json.dumps(micro(args.reps, 20 * args.steps, db)), flush=True)
+                continue
             runs = {False: [], True: []}
             for rep in range(args.reps):
                 # ABBA: neither variant always runs first.
