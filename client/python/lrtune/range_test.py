@@ -83,7 +83,10 @@ class RangeTest:
     iters_per_epoch: optimizer updates per epoch, for the stepsize (pass
         len(loader) // accumulation_steps); unknown: the stepsize is k x 1.
     seeds=1: runs of a new job (a count, or their seed labels).
-    job, run_index: join that job's run (default: the next free one).
+    job, run_index: join that job's run (default: the next free one); the
+        job's plan and analysis hold, and the arguments above that shape a
+        new job (the plan, seeds, iters_per_epoch, the analysis's) are not
+        read.
     server, token, token_file, tls_ca, tls_server_name: as lrtune.connect;
         db: the embedded service's store.
     restore=True: put the model and optimizer back as they were.
