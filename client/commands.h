@@ -1,6 +1,7 @@
 // The `lrtune` subcommands: `schedule` and `analyze` (no server),
 // `range-test`, `grid` and `submit` (a coordinator at --server, or an
-// embedded one), `jobs`, `get`, `watch`, `cancel` (--server).
+// embedded one), `jobs`, `get`, `watch`, `cancel` (--server), and `serve`
+// (the embedded coordinator alone, for client-driven range tests).
 //
 // Each command registers its flags on the CLI11 app (read once, in main,
 // into an Options struct) and runs from the filled struct:
@@ -42,6 +43,10 @@ struct ScheduleOptions {
   static constexpr int64_t kStepsUnset = -(int64_t{1} << 62);
   int64_t steps = kStepsUnset;
   bool csv = false;  // CSV with a header instead of a table
+  // A lrtune.v1.ScheduleSpec in protobuf JSON ("-": stdin) instead of the
+  // parameter flags (the Python package's lrtune.torch.scheduler sends a
+  // recommendation's schedules so); empty: the flags.
+  std::string spec_json;
 };
 
 struct AnalyzeOptions {
@@ -109,9 +114,17 @@ struct RangeTestOptions {
 // seeds, device, server, store), shared by range-test and advise.
 void AddRangeTestFlags(CLI::App* cmd, RangeTestOptions& opts);
 
+// `lrtune serve`: the embedded coordinator for client-driven range tests.
+struct ServeOptions {
+  std::string db_path;  // empty: client::DefaultDbPath()
+};
+
 CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts);
 int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
                 std::ostream& err);
+
+CLI::App* AddServeCommand(CLI::App& app, ServeOptions& opts);
+int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err);
 
 CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& opts);
 int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,

@@ -14,7 +14,8 @@ SECONDS_EACH=${FUZZ_SECONDS:-60}
 OUT=${FUZZ_OUT:-$BUILD_DIR/artifacts}
 TARGETS=("$@")
 if [[ ${#TARGETS[@]} -eq 0 ]]; then
-  TARGETS=(curve_csv schedule job_json submit_job spec_file dashboard_request)
+  TARGETS=(curve_csv schedule job_json submit_job spec_file dashboard_request
+           client_runs)
 fi
 
 mkdir -p "$BUILD_DIR"

@@ -3,7 +3,7 @@
 // hub (Register .. FailTask, under workers_mu_ and each job's lock) is
 // worker_hub.cc, the sweeper sweeper.cc, the grid driver grid_driver.cc,
 // the long poll work_signal.cc, a range test's aggregate
-// range_test_results.cc.
+// range_test_results.cc, client-driven range tests client_runs.cc.
 #include "server/coordinator.h"
 
 #include <algorithm>
@@ -231,6 +231,9 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
   for (std::string& spec : RangeTestTaskSpecs(request.range_test())) {
     tasks.push_back(
         OnDevice(request.range_test().run(), {std::move(spec), false}));
+    // A client's run: no worker slot offers this device.
+    if (IsClientDriven(request.range_test()))
+      tasks.back().device = kClientDevice;
   }
   JobOptions job_options;
   job_options.max_attempts = max_attempts;
