@@ -1,6 +1,7 @@
 // The `lrtune` subcommands: `schedule` and `analyze` (no server),
 // `range-test`, `grid` and `submit` (a coordinator at --server, or an
-// embedded one), `jobs`, `get`, `watch`, `cancel` (--server).
+// embedded one), `jobs`, `get`, `watch`, `cancel` (--server), and `serve`
+// (the embedded coordinator alone, for client-driven range tests).
 //
 // Each command registers its flags on the CLI11 app (read once, in main,
 // into an Options struct) and runs from the filled struct:
@@ -15,6 +16,7 @@
 #define LRTUNE_CLIENT_COMMANDS_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <ostream>
@@ -41,6 +43,10 @@ struct ScheduleOptions {
   static constexpr int64_t kStepsUnset = -(int64_t{1} << 62);
   int64_t steps = kStepsUnset;
   bool csv = false;  // CSV with a header instead of a table
+  // A lrtune.v1.ScheduleSpec in protobuf JSON ("-": stdin) instead of the
+  // parameter flags (the Python package's lrtune.torch.scheduler sends a
+  // recommendation's schedules so); empty: the flags.
+  std::string spec_json;
 };
 
 struct AnalyzeOptions {
@@ -89,13 +95,14 @@ struct RangeTestOptions {
   std::string metric = "train_loss";         // train_loss|val_loss|val_accuracy
   std::optional<int64_t> eval_every;  // unset: steps / 60 for a val metric
   std::optional<int64_t> eval_samples;
-  std::optional<double> smoothing;  // EMA beta; unset 0.98
-  std::optional<double> diverge;    // unset: 4
-  int64_t subset = 0;               // training samples; 0: all
-  std::string device = "auto";      // cpu|cuda|cuda:<i>|auto
-  bool json = false;                // one JSON object on stdout
-  std::string csv_path;             // curve CSV; empty: none
-  std::string plot_path;            // SVG figure; empty: none
+  std::optional<int64_t> budget_epochs;  // schedules for it; unset: none
+  std::optional<double> smoothing;       // EMA beta; unset 0.98
+  std::optional<double> diverge;         // unset: 4
+  int64_t subset = 0;                    // training samples; 0: all
+  std::string device = "auto";           // cpu|cuda|cuda:<i>|auto
+  bool json = false;                     // one JSON object on stdout
+  std::string csv_path;                  // curve CSV; empty: none
+  std::string plot_path;                 // SVG figure; empty: none
   bool ui = false;  // embedded: serve the web dashboard until Ctrl-C
   ServerFlags remote;
   std::string db_path;  // embedded store; empty: DefaultDbPath()
@@ -104,9 +111,21 @@ struct RangeTestOptions {
   bool terminal_plot = false;
 };
 
+// The run's and the range test's flags (model, data, optimizer, ramp,
+// seeds, device, server, store), shared by range-test and advise.
+void AddRangeTestFlags(CLI::App* cmd, RangeTestOptions& opts);
+
+// `lrtune serve`: the embedded coordinator for client-driven range tests.
+struct ServeOptions {
+  std::string db_path;  // empty: client::DefaultDbPath()
+};
+
 CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts);
 int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
                 std::ostream& err);
+
+CLI::App* AddServeCommand(CLI::App& app, ServeOptions& opts);
+int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err);
 
 CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& opts);
 int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
@@ -153,6 +172,39 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts);
 // submit and grid exit 3 when the job failed or was cancelled.
 int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
                   std::ostream& out, std::ostream& err, bool progress);
+// What `grid` and `submit` do with a request, for commands that build one
+// (advise): submit it to --server or an embedded service, follow it (a row
+// per trial, the search's progress), print the table and then
+// `epilogue`'s lines, and return the exit code. JobCommandOptions: remote,
+// json, detach, plot_path and db_path are read.
+int SubmitAndFollow(const std::string& cmd, const v1::SubmitJobRequest& request,
+                    const JobCommandOptions& opts, std::ostream& out,
+                    std::ostream& err, bool progress,
+                    const std::function<void(const v1::Job&, std::ostream&)>&
+                        epilogue = nullptr);
+
+// `lrtune advise`: the schedule to use for a budget, found by a range test
+// and a pruned search over the schedule kinds and max_lr multiples
+// around its recommendation (docs/cli.md).
+struct AdviseOptions {
+  RangeTestOptions range_test;  // the range test's flags (and the run's)
+  // The budget, in epochs, >= 1 (required).
+  int64_t budget_epochs = 0;
+  // The kinds tried (default one_cycle,cosine,rex,linear,triangular,sgdr,
+  // wsd) and the multiples of the recommended bounds (default 0.5,1,2).
+  std::string kinds = "one_cycle,cosine,rex,linear,triangular,sgdr,wsd";
+  std::string multiples = "0.5,1,2";
+  double reduction_factor = 3.0;  // the pruning's eta
+  std::string plot_path;          // the search's SVG; empty: none
+};
+CLI::App* AddAdviseCommand(CLI::App& app, AdviseOptions& opts);
+// The search as a grid request (the range test first, then kinds x
+// multiples of the recommended bounds over the budget, pruned). Errors name
+// the flag.
+absl::StatusOr<v1::SubmitJobRequest> BuildAdviseRequest(
+    const AdviseOptions& opts);
+int RunAdvise(const AdviseOptions& opts, std::ostream& out, std::ostream& err,
+              bool progress);
 
 }  // namespace lrtune
 

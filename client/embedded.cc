@@ -129,9 +129,6 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   if (options.db_path.empty()) {
     return absl::InvalidArgumentError("embedded service: db_path is empty");
   }
-  if (options.devices.empty()) {
-    return absl::InvalidArgumentError("embedded service: no device");
-  }
   auto state = std::make_unique<State>();
   state->options = options;
   // From here on, ~EmbeddedService cleans up whatever was started.
@@ -202,6 +199,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
     return absl::InternalError(absl::StrCat("cannot serve on ", s.target));
   }
   s.coordinator->StartSweeper();
+  if (options.devices.empty()) return service;  // the coordinator alone
 
   if (!options.dashboard_listen.empty()) {
     if (!server::IsLoopback(options.dashboard_listen)) {

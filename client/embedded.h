@@ -32,7 +32,9 @@ namespace lrtune::client {
 struct EmbeddedOptions {
   // SQLite file of the job store; its directory is created. Required.
   std::string db_path;
-  // The worker's devices: "cpu" or "cuda:<i>"; one slot per device.
+  // The worker's devices: "cpu" or "cuda:<i>"; one slot per device. Empty:
+  // no worker and no LibTorch, only the coordinator (`lrtune serve`, for
+  // client-driven range tests, where the client trains).
   std::vector<std::string> devices{"cpu"};
   int threads = 0;       // CPU threads for training; 0 = all cores
   std::string data_dir;  // empty: $LRTUNE_DATA_DIR or the engine's default
@@ -49,7 +51,7 @@ struct EmbeddedOptions {
 class EmbeddedService {
  public:
   // Opens the store, serves on a fresh unix socket, loads the training
-  // engine (LibTorch) and starts the worker. Errors: the store
+  // engine (LibTorch) and starts the worker (with devices). Errors: the store
   // cannot be created or opened (the message names the path), the socket
   // cannot be served (Internal), the engine cannot be loaded
   // (FailedPrecondition naming the paths tried), the dashboard cannot

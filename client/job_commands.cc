@@ -119,6 +119,17 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
                     ": not a grid spec (its top-level key must be grid)"),
                 err);
   }
+  return SubmitAndFollow(cmd, *request, opts, out, err, progress);
+}
+
+}  // namespace
+
+int SubmitAndFollow(
+    const std::string& cmd, const v1::SubmitJobRequest& submitted,
+    const JobCommandOptions& opts, std::ostream& out, std::ostream& err,
+    bool progress,
+    const std::function<void(const v1::Job&, std::ostream&)>& epilogue) {
+  const v1::SubmitJobRequest* request = &submitted;
   if (!opts.plot_path.empty() && !request->has_grid()) {
     return Fail(cmd,
                 absl::InvalidArgumentError(
@@ -206,6 +217,7 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
     return JobExit(*final_job);
   }
   if (final_job->has_grid()) out << GridTable(*final_job);
+  if (epilogue) epilogue(*final_job, out);
   out << absl::StrFormat("job %s: %s%s\n", final_job->job_id(),
                          StateName(final_job->state()),
                          final_job->failure().empty()
@@ -213,8 +225,6 @@ int RunSubmit(const std::string& cmd, const JobCommandOptions& opts,
                              : ": " + final_job->failure() + session.LogHint());
   return JobExit(*final_job);
 }
-
-}  // namespace
 
 JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
   JobCommands cmds;
@@ -229,8 +239,10 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
   common(cmds.get);
   cmds.get->add_option("job", opts.job_id, "job id")->required();
   cmds.get->add_option("--plot", opts.plot_path,
-                       "a grid: write its trials' curves as an SVG figure to "
-                       "FILE.svg (a running grid is followed to its end)");
+                       "write the job as an SVG figure to FILE.svg: a range "
+                       "test's curve\n(a worker's or a client's) with its "
+                       "bounds, a grid's trials (a running\njob is followed "
+                       "to its end)");
   cmds.watch = app.add_subcommand(
       "watch",
       "Follow a job's events until it ends (resuming after disconnects); "
@@ -316,14 +328,26 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
   if (cmd == "get") {
     absl::StatusOr<v1::Job> job = client.GetJob(opts.job_id);
     if (!job.ok()) return Fail(cmd, job.status(), err);
-    if (!opts.plot_path.empty()) {
-      if (!job->has_grid()) {
-        return Fail(cmd,
-                    absl::InvalidArgumentError(
-                        "--plot draws grids; " + opts.job_id +
-                        " is a range test (lrtune range-test --plot)"),
-                    err);
+    if (!opts.plot_path.empty() && job->has_range_test()) {
+      // A range test's curve (a worker's or a client's: the same point
+      // events), drawn as `range-test --plot` draws it, once it has ended.
+      RangeTestReport report(/*total_steps=*/0);
+      absl::StatusOr<v1::Job> replayed = client.WatchJob(
+          opts.job_id, 0, [&](const v1::JobEvent& e) { report.Add(e); });
+      if (!replayed.ok()) return Fail(cmd, replayed.status(), err);
+      const std::string svg =
+          report.Svg(replayed->range_test_result().recommendation(),
+                     "range test " + opts.job_id);
+      std::ofstream file(opts.plot_path);
+      if (svg.empty() || !(file << svg)) {
+        err << "lrtune get: cannot write --plot " << opts.plot_path << ": "
+            << (svg.empty() ? "the job has no point to plot"
+                            : std::strerror(errno))
+            << "\n";
+        return kExitUsage;
       }
+      *job = *std::move(replayed);
+    } else if (!opts.plot_path.empty()) {
       // The curves are in the job's events: read them all again.
       GridPlot plot;
       absl::StatusOr<v1::Job> replayed = client.WatchJob(

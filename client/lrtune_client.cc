@@ -288,4 +288,35 @@ absl::StatusOr<v1::Job> Client::CancelJob(const std::string& job_id,
   return job;
 }
 
+absl::StatusOr<v1::RangeTestRun> Client::JoinRangeTest(
+    const v1::JoinRangeTestRequest& request) {
+  grpc::ClientContext context;
+  Prepare(context, options_, /*unary=*/true);
+  v1::RangeTestRun run;
+  grpc::Status status = stubs_->lrtune->JoinRangeTest(&context, request, &run);
+  LRTUNE_RETURN_IF_ERROR(FromGrpc(status, target_, "JoinRangeTest", options_));
+  return run;
+}
+
+absl::StatusOr<v1::ReportLossesResponse> Client::ReportLosses(
+    const v1::ReportLossesRequest& request) {
+  grpc::ClientContext context;
+  Prepare(context, options_, /*unary=*/true);
+  v1::ReportLossesResponse response;
+  grpc::Status status =
+      stubs_->lrtune->ReportLosses(&context, request, &response);
+  LRTUNE_RETURN_IF_ERROR(FromGrpc(status, target_, "ReportLosses", options_));
+  return response;
+}
+
+absl::StatusOr<v1::EndRunResponse> Client::EndRun(
+    const v1::EndRunRequest& request) {
+  grpc::ClientContext context;
+  Prepare(context, options_, /*unary=*/true);
+  v1::EndRunResponse response;
+  grpc::Status status = stubs_->lrtune->EndRun(&context, request, &response);
+  LRTUNE_RETURN_IF_ERROR(FromGrpc(status, target_, "EndRun", options_));
+  return response;
+}
+
 }  // namespace lrtune::client

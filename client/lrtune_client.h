@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lrtune/v1/client_run.pb.h"
 #include "lrtune/v1/jobs.pb.h"
 #include "lrtune/v1/lrtune.pb.h"
 
@@ -116,6 +117,14 @@ class Client {
   // `reason` is recorded on the job; empty: the server's default.
   absl::StatusOr<v1::Job> CancelJob(const std::string& job_id,
                                     const std::string& reason = "");
+
+  // Client-driven range tests, the RPCs as they are (client_run.proto);
+  // ClientRangeTest (client_range_test.h) runs them for a training loop.
+  absl::StatusOr<v1::RangeTestRun> JoinRangeTest(
+      const v1::JoinRangeTestRequest& request);
+  absl::StatusOr<v1::ReportLossesResponse> ReportLosses(
+      const v1::ReportLossesRequest& request);
+  absl::StatusOr<v1::EndRunResponse> EndRun(const v1::EndRunRequest& request);
 
  private:
   struct Stubs;

@@ -39,10 +39,14 @@ int main(int argc, char** argv) {
   lrtune::AnalyzeOptions analyze;
   lrtune::RangeTestOptions range_test;
   lrtune::JobCommandOptions job_opts;
+  lrtune::ServeOptions serve;
   CLI::App* schedule_cmd = lrtune::AddScheduleCommand(app, schedule);
   CLI::App* analyze_cmd = lrtune::AddAnalyzeCommand(app, analyze);
   CLI::App* range_test_cmd = lrtune::AddRangeTestCommand(app, range_test);
+  lrtune::AdviseOptions advise;
+  CLI::App* advise_cmd = lrtune::AddAdviseCommand(app, advise);
   const lrtune::JobCommands job_cmds = lrtune::AddJobCommands(app, job_opts);
+  CLI::App* serve_cmd = lrtune::AddServeCommand(app, serve);
 
   try {
     app.parse(argc, argv);
@@ -62,11 +66,18 @@ int main(int argc, char** argv) {
   if (analyze_cmd->parsed()) {
     return lrtune::RunAnalyze(analyze, std::cout, std::cerr);
   }
+  if (serve_cmd->parsed()) {
+    return ExitNow(lrtune::RunServe(serve, std::cout, std::cerr));
+  }
   if (range_test_cmd->parsed()) {
     range_test.terminal_plot = isatty(STDOUT_FILENO) != 0;
     return ExitNow(
         lrtune::RunRangeTest(range_test, std::cout, std::cerr,
                              /*progress=*/isatty(STDERR_FILENO) != 0));
+  }
+  if (advise_cmd->parsed()) {
+    return ExitNow(lrtune::RunAdvise(advise, std::cout, std::cerr,
+                                     /*progress=*/isatty(STDERR_FILENO) != 0));
   }
   for (CLI::App* cmd : {job_cmds.jobs, job_cmds.get, job_cmds.watch,
                         job_cmds.cancel, job_cmds.submit, job_cmds.grid}) {

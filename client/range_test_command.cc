@@ -99,6 +99,7 @@ constexpr std::pair<absl::string_view, absl::string_view> kFlagOfPath[] = {
     {"range_test.eval_every", "--eval-every"},
     {"range_test.eval_samples", "--eval-samples"},
     {"range_test.pack_seeds", "--no-pack"},
+    {"range_test.budget_epochs", "--budget-epochs"},
 };
 
 // A server's message names fields by their path; the user knows the flags.
@@ -293,6 +294,7 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
   }
   if (o.eval_every) rt.set_eval_every(*o.eval_every);
   if (o.eval_samples) rt.set_eval_samples(*o.eval_samples);
+  if (o.budget_epochs) rt.set_budget_epochs(*o.budget_epochs);
   if (o.smoothing) rt.mutable_analysis()->set_smoothing_beta(*o.smoothing);
   if (o.diverge) rt.mutable_analysis()->set_divergence_factor(*o.diverge);
 
@@ -315,15 +317,7 @@ absl::StatusOr<v1::RangeTestRequest> BuildRangeTestRequest(
   return request;
 }
 
-CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
-  CLI::App* cmd = app.add_subcommand(
-      "range-test",
-      "Run an LR range test and print the recommended LR bounds, stepsize\n"
-      "and schedules. Without --server (and LRTUNE_SERVER) a coordinator and\n"
-      "a worker run inside this process, with the job store in\n"
-      "$XDG_DATA_HOME/lrtune/jobs.db.\n"
-      "Example: lrtune range-test --model mlp --dataset fashion-mnist "
-      "--seeds 3 --steps 300");
+void AddRangeTestFlags(CLI::App* cmd, RangeTestOptions& opts) {
   cmd->add_option("--model", opts.model,
                   "mlp|cnn|resnet20, or a TorchScript FILE.pt (default mlp)");
   cmd->add_option("--dataset", opts.dataset,
@@ -397,6 +391,27 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
                   "train on the first N samples (default 0: all)");
   cmd->add_option("--device", opts.device,
                   "cpu|cuda|cuda:<i>|auto (default auto)");
+  AddServerFlags(cmd, opts.remote, /*embedded_default=*/true);
+  cmd->add_option("--db", opts.db_path,
+                  "embedded mode's job store (default "
+                  "$XDG_DATA_HOME/lrtune/jobs.db)");
+}
+
+CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
+  CLI::App* cmd = app.add_subcommand(
+      "range-test",
+      "Run an LR range test and print the recommended LR bounds, stepsize\n"
+      "and schedules. Without --server (and LRTUNE_SERVER) a coordinator and\n"
+      "a worker run inside this process, with the job store in\n"
+      "$XDG_DATA_HOME/lrtune/jobs.db.\n"
+      "Example: lrtune range-test --model mlp --dataset fashion-mnist "
+      "--seeds 3 --steps 300");
+  AddRangeTestFlags(cmd, opts);
+  cmd->add_option_function<int64_t>(
+      "--budget-epochs", [&opts](const int64_t& v) { opts.budget_epochs = v; },
+      "the training budget the advice is for, in epochs: the recommended\n"
+      "schedules (--json's schedules) span it in whole cycles (default:\n"
+      "four CLR cycles)");
   cmd->add_flag("--json", opts.json,
                 "print one JSON object (job_id, points, wall_seconds, "
                 "recommendation, ...)");
@@ -408,10 +423,6 @@ CLI::App* AddRangeTestCommand(CLI::App& app, RangeTestOptions& opts) {
   cmd->add_flag("--ui", opts.ui,
                 "embedded: serve the web dashboard on 127.0.0.1, print its "
                 "address, and keep serving after the test until Ctrl-C");
-  AddServerFlags(cmd, opts.remote, /*embedded_default=*/true);
-  cmd->add_option("--db", opts.db_path,
-                  "embedded mode's job store (default "
-                  "$XDG_DATA_HOME/lrtune/jobs.db)");
   return cmd;
 }
 

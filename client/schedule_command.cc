@@ -1,9 +1,18 @@
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "core/schedule.h"
 #include "core/schedule_params.h"
+#include "google/protobuf/util/json_util.h"
+#include "lrtune/v1/schedule.pb.h"
+#include "proto/core_convert.h"
 
 namespace lrtune {
 namespace {
@@ -12,6 +21,10 @@ std::string FlagName(const std::string& param) {
   std::string f = param;
   std::replace(f.begin(), f.end(), '_', '-');
   return "--" + f;
+}
+
+FieldNamer FlagNames() {
+  return [](absl::string_view path) { return FlagName(std::string(path)); };
 }
 
 // What each parameter means, for --help; PyTorch's names and defaults.
@@ -76,7 +89,36 @@ const std::map<std::string, std::string>& ParamHelp() {
   return *help;
 }
 
+// A ScheduleSpec in protobuf JSON, from `path` ("-": stdin), through the
+// API's one conversion (proto/core_convert.h). InvalidArgument naming
+// --spec-json and what is wrong.
+absl::StatusOr<ScheduleSpec> ReadScheduleJson(const std::string& path) {
+  std::stringstream text;
+  if (path == "-") {
+    text << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path);
+    if (!in) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--spec-json: cannot open '", path, "': ", std::strerror(errno)));
+    }
+    text << in.rdbuf();
+  }
+  v1::ScheduleSpec proto;
+  const google::protobuf::util::Status parsed =
+      google::protobuf::util::JsonStringToMessage(text.str(), &proto);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--spec-json: not a lrtune.v1.ScheduleSpec in JSON: ",
+                     parsed.message().as_string()));
+  }
+  return ScheduleSpecFromProto(proto, "--spec-json");
+}
+
 }  // namespace
+
+int PrintSchedule(const ScheduleSpec& spec, const ScheduleOptions& opts,
+                  std::ostream& out, std::ostream& err);
 
 CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts) {
   CLI::App* cmd = app.add_subcommand(
@@ -107,11 +149,27 @@ CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts) {
                   "steps to print (default: the schedule's length, if it has "
                   "one)");
   cmd->add_flag("--csv", opts.csv, "print CSV (step,lr,momentum) with header");
+  cmd->add_option("--spec-json", opts.spec_json,
+                  "a lrtune.v1.ScheduleSpec in protobuf JSON (FILE, or - for "
+                  "stdin)\ninstead of the parameter flags");
   return cmd;
 }
 
 int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
                 std::ostream& err) {
+  if (!opts.spec_json.empty()) {
+    if (!opts.params.empty()) {
+      err << "lrtune schedule: --spec-json takes the place of the parameter "
+             "flags; give one or the other\n";
+      return kExitUsage;
+    }
+    absl::StatusOr<ScheduleSpec> spec = ReadScheduleJson(opts.spec_json);
+    if (!spec.ok()) {
+      err << "lrtune schedule: " << spec.status().message() << "\n";
+      return kExitUsage;
+    }
+    return PrintSchedule(*spec, opts, out, err);
+  }
   if (!opts.params.count("kind") && !opts.params.count("mode")) {
     err << "lrtune schedule: --kind is required (e.g. --kind cosine)\n";
     return kExitUsage;
@@ -119,9 +177,7 @@ int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
   ScheduleSpec spec;
   // Errors name the flags the user typed: --total-steps, not total_steps
   // (a warm-up's schedule too: Create checks it under its own names).
-  const FieldNamer flags = [](absl::string_view path) {
-    return FlagName(std::string(path));
-  };
+  const FieldNamer flags = FlagNames();
   // The kind first, so that --mode can refine it whatever the flag order.
   if (auto it = opts.params.find("kind"); it != opts.params.end()) {
     if (absl::Status st = SetScheduleParam(spec, "kind", it->second, flags);
@@ -138,6 +194,14 @@ int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
       return kExitUsage;
     }
   }
+  return PrintSchedule(spec, opts, out, err);
+}
+
+int PrintSchedule(const ScheduleSpec& spec, const ScheduleOptions& opts,
+                  std::ostream& out, std::ostream& err) {
+  // Errors name the flags the user typed: --total-steps, not total_steps
+  // (a warm-up's schedule too: Create checks it under its own names).
+  const FieldNamer flags = FlagNames();
   absl::StatusOr<Schedule> schedule = Schedule::Create(spec, flags);
   if (!schedule.ok()) {
     err << "lrtune schedule: " << schedule.status().message() << "\n";

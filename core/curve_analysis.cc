@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/grid.h"
 #include "core/status_macros.h"
 #include "core/suggestions.h"
 
@@ -487,18 +488,20 @@ absl::Status ValidateAnalysisOptions(const AnalysisOptions& o,
 }
 
 std::optional<RecommendedSchedules> RecommendSchedules(
-    const Recommendation& rec) {
+    const Recommendation& rec, int64_t budget_steps) {
   const int64_t stepsize = rec.stepsize_iterations;
   if (!(rec.min_lr > 0) || !(rec.max_lr >= rec.min_lr) || stepsize < 1) {
     return std::nullopt;
   }
+  const bool budget = budget_steps > 0;
   RecommendedSchedules out;
-  out.total_steps = 8 * stepsize;
+  out.total_steps = budget ? budget_steps : 8 * stepsize;
   ScheduleSpec& tri = out.triangular;
   tri.kind = ScheduleKind::kTriangular;
   tri.base_lr = rec.min_lr;
   tri.max_lr = rec.max_lr;
-  tri.step_size_up = stepsize;
+  tri.step_size_up =
+      budget ? CyclicStepSizeUp(out.total_steps, stepsize) : stepsize;
   const OneCycleSettings& s = rec.one_cycle;
   ScheduleSpec& oc = out.one_cycle;
   oc = ScheduleSpec::OneCycle(s.max_lr > 0 ? s.max_lr : rec.max_lr,
@@ -514,8 +517,9 @@ std::optional<RecommendedSchedules> RecommendSchedules(
   sgdr.kind = ScheduleKind::kSgdr;
   sgdr.base_lr = rec.max_lr;
   sgdr.eta_min = rec.min_lr;
-  sgdr.t0 = 2 * stepsize;
   sgdr.t_mult = 2;
+  sgdr.t0 = budget ? SgdrFirstPeriod(out.total_steps, 2 * stepsize, sgdr.t_mult)
+                   : 2 * stepsize;
   ScheduleSpec& rex = out.rex;
   rex.kind = ScheduleKind::kRex;
   rex.base_lr = rec.max_lr;

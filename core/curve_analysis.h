@@ -217,10 +217,14 @@ absl::StatusOr<Recommendation> AggregateSeeds(
     const std::vector<Recommendation>& per_seed);
 
 // The ready-to-use schedules of a recommendation (results.proto
-// RecommendedSchedules), over four CLR cycles: total_steps = 8 x
-// stepsize_iterations. triangular: min_lr to max_lr, step_size_up =
-// stepsize; one_cycle: the OneCycleSettings; sgdr: max_lr down to min_lr,
-// t0 = 2 x stepsize, t_mult 2; rex: max_lr down to 0.
+// RecommendedSchedules), over the user's budget of `budget_steps` when it
+// is > 0, else over four CLR cycles (8 x stepsize_iterations): total_steps.
+// triangular: min_lr to max_lr in whole cycles of about the stepsize
+// (CyclicStepSizeUp, core/grid.h; step_size_up = stepsize without a
+// budget); one_cycle: the OneCycleSettings over total_steps; sgdr: max_lr
+// down to min_lr, t_mult 2, t0 = 2 x stepsize or, with a budget, the
+// longest first period of restarts at least 2 x stepsize apart that fills
+// it (SgdrFirstPeriod); rex: max_lr down to 0 over total_steps.
 struct RecommendedSchedules {
   int64_t total_steps = 0;
   ScheduleSpec triangular;
@@ -231,7 +235,7 @@ struct RecommendedSchedules {
 // nullopt when there is no recommendation (min_lr 0) or the stepsize is
 // unknown (< 1).
 std::optional<RecommendedSchedules> RecommendSchedules(
-    const Recommendation& rec);
+    const Recommendation& rec, int64_t budget_steps = 0);
 
 }  // namespace lrtune
 

@@ -424,6 +424,40 @@ TEST(AnalyzeCurveTest, FastaiNamedSuggestionsAreFastaisOnTheSameCurve) {
   }
 }
 
+// The ready-to-use schedules: four CLR cycles without a budget; with one,
+// they span it, the cyclical ones in whole cycles ending at a trough.
+TEST(RecommendSchedulesTest, SpanTheBudgetWhenGiven) {
+  Recommendation rec;
+  rec.min_lr = 0.005;
+  rec.max_lr = 0.05;
+  rec.stepsize_iterations = 400;
+  rec.one_cycle.max_lr = 0.05;
+  rec.one_cycle.div_factor = 10;
+  std::optional<RecommendedSchedules> four = RecommendSchedules(rec);
+  ASSERT_TRUE(four.has_value());
+  EXPECT_EQ(four->total_steps, 3200);
+  EXPECT_EQ(four->triangular.step_size_up, 400);
+  EXPECT_EQ(four->sgdr.t0, 800);
+  EXPECT_EQ(four->one_cycle.total_steps, 3200);
+  // 3 epochs of 469 steps: 1407 steps.
+  std::optional<RecommendedSchedules> budget = RecommendSchedules(rec, 1407);
+  ASSERT_TRUE(budget.has_value());
+  EXPECT_EQ(budget->total_steps, 1407);
+  EXPECT_EQ(budget->one_cycle.total_steps, 1407);
+  EXPECT_EQ(budget->rex.total_steps, 1407);
+  // floor(1407 / 800) = 1 cycle: step_size_up = ceil(1407 / 2) = 704.
+  EXPECT_EQ(budget->triangular.step_size_up, 704);
+  // Periods t0 + 2 t0 >= 800 each is too many (3 x 800 > 1407): one period.
+  EXPECT_EQ(budget->sgdr.t0, 1407);
+  std::optional<RecommendedSchedules> long_budget =
+      RecommendSchedules(rec, 10 * 469);
+  ASSERT_TRUE(long_budget.has_value());
+  // 4690 / 800 = 5 cycles of 2 x 469.
+  EXPECT_EQ(long_budget->triangular.step_size_up, 469);
+  // 1 + 2 + 4 = 7 periods of >= 800 would need 5600: two (3 x 800 <= 4690).
+  EXPECT_EQ(long_budget->sgdr.t0, 1564);
+}
+
 Recommendation Rec(double min_lr, double max_lr, double valley) {
   Recommendation r;
   r.min_lr = min_lr;

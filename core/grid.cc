@@ -106,25 +106,6 @@ absl::StatusOr<Prepared> Prepare(const GridSchedule& axis, bool has_bounds) {
 
 int64_t CeilDiv(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
-int64_t CyclicStepSizeUp(int64_t n, int64_t per_epoch) {
-  int64_t cycles = 1;
-  if (per_epoch > 0) cycles = std::max<int64_t>(1, n / 2 / per_epoch);
-  return CeilDiv(n, 2 * cycles);
-}
-
-int64_t SgdrT0(int64_t n, int64_t per_epoch, int64_t t_mult) {
-  if (per_epoch <= 0 || t_mult < 1) return n;
-  if (t_mult == 1) return CeilDiv(n, std::max<int64_t>(1, n / per_epoch));
-  // P(k) = 1 + t_mult + ... + t_mult^(k-1); grow k while P(k+1) E <= N.
-  const int64_t most = n / per_epoch;  // P(k) E <= N  <=>  P(k) <= most
-  int64_t periods = 1, power = 1;      // P(k) and t_mult^(k-1)
-  while (power <= n / t_mult && power * t_mult <= most - periods) {
-    power *= t_mult;
-    periods += power;
-  }
-  return CeilDiv(n, periods);
-}
-
 // Applies bounds (null: none) and the budget of `n` steps to a prepared
 // schedule, by the rules in grid.h.
 ScheduleSpec Build(const Prepared& p, const GridBounds* bounds, int64_t budget,
@@ -158,7 +139,7 @@ ScheduleSpec Build(const Prepared& p, const GridBounds* bounds, int64_t budget,
   }
   if (k == ScheduleKind::kCosine && !given("t_max")) s.t_max = n;
   if (k == ScheduleKind::kSgdr && !given("t0")) {
-    s.t0 = SgdrT0(n, per_epoch, s.t_mult);
+    s.t0 = SgdrFirstPeriod(n, per_epoch, s.t_mult);
   }
   if (k == ScheduleKind::kProfile && !given("t0")) {
     // One decay or growth over the budget; cyclic: CyclicLR's half-cycles.
@@ -430,6 +411,25 @@ absl::StatusOr<PlannedTrial> PlanTrial(const GridPlan& plan, int64_t index,
 }
 
 }  // namespace
+
+int64_t CyclicStepSizeUp(int64_t n, int64_t per_epoch) {
+  int64_t cycles = 1;
+  if (per_epoch > 0) cycles = std::max<int64_t>(1, n / 2 / per_epoch);
+  return CeilDiv(n, 2 * cycles);
+}
+
+int64_t SgdrFirstPeriod(int64_t n, int64_t per_epoch, int64_t t_mult) {
+  if (per_epoch <= 0 || t_mult < 1) return n;
+  if (t_mult == 1) return CeilDiv(n, std::max<int64_t>(1, n / per_epoch));
+  // P(k) = 1 + t_mult + ... + t_mult^(k-1); grow k while P(k+1) E <= N.
+  const int64_t most = n / per_epoch;  // P(k) E <= N  <=>  P(k) <= most
+  int64_t periods = 1, power = 1;      // P(k) and t_mult^(k-1)
+  while (power <= n / t_mult && power * t_mult <= most - periods) {
+    power *= t_mult;
+    periods += power;
+  }
+  return CeilDiv(n, periods);
+}
 
 size_t GridAxis::size() const {
   switch (kind) {

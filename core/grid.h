@@ -185,6 +185,18 @@ struct PlannedTrial {
 absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(const GridPlan& plan,
                                                    const GridNames& names);
 
+// A budget of `steps` as whole cycles of a cyclical schedule whose
+// half-cycle is about `half_cycle` steps: cycles = max(1, floor(steps /
+// (2 half_cycle))), and step_size_up = ceil(steps / (2 cycles)), so the
+// budget ends at a cycle's end; one cycle when half_cycle <= 0. The grid's
+// rule with an epoch as the half-cycle; a range test's budget-aware
+// schedules with its stepsize.
+int64_t CyclicStepSizeUp(int64_t steps, int64_t half_cycle);
+// SGDR's first period for a budget: the most periods n with P(n) x
+// min_period <= steps, P(n) = 1 + t_mult + ... + t_mult^(n-1) (at least
+// one; one when min_period <= 0), then t0 = ceil(steps / P(n)).
+int64_t SgdrFirstPeriod(int64_t steps, int64_t min_period, int64_t t_mult);
+
 // One trial's schedule: `schedule` with `bounds` (null: the schedule's own
 // LRs) over a budget of `budget_steps`, completed by the table above and
 // validated over the budget. PlanGrid builds every trial with it, and the

@@ -63,39 +63,73 @@ absl::Status ParseIntList(absl::string_view name, absl::string_view v,
 
 using Setter = std::function<absl::Status(ScheduleSpec&, absl::string_view,
                                           absl::string_view)>;
+// A parameter's value as text that its setter reads back; "" when unset
+// (a NaN double) or not a parameter of its own (mode).
+using Getter = std::function<std::string(const ScheduleSpec&)>;
+struct Accessor {
+  Setter set;
+  Getter get;
+};
 
-Setter Double(double ScheduleSpec::*field) {
-  return [field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
-    return ParseDouble(n, v, &(s.*field));
-  };
-}
-Setter Int(int64_t ScheduleSpec::*field) {
-  return [field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
-    return ParseInt(n, v, &(s.*field));
-  };
-}
-Setter Bool(bool ScheduleSpec::*field) {
-  return [field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
-    return ParseBool(n, v, &(s.*field));
-  };
-}
-Setter IntList(std::vector<int64_t> ScheduleSpec::*field) {
-  return [field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
-    return ParseIntList(n, v, &(s.*field));
-  };
+// The shortest decimal that reads back as `v`.
+std::string ShortestDouble(double v) {
+  if (std::isnan(v)) return "";
+  // As people write it when that reads back ("10", "0.0675"), else the
+  // fewest significant digits that do.
+  std::string plain = absl::StrCat(v);
+  double back = 0;
+  if (absl::SimpleAtod(plain, &back) && back == v) return plain;
+  for (int precision = 7; precision <= 17; ++precision) {
+    std::string text = absl::StrFormat("%.*g", precision, v);
+    double back = 0;
+    if (absl::SimpleAtod(text, &back) && back == v) return text;
+  }
+  return absl::StrFormat("%.17g", v);
 }
 
-absl::Status SetKind(ScheduleSpec& s, absl::string_view, absl::string_view v) {
-  LRTUNE_ASSIGN_OR_RETURN(s.kind, ParseScheduleKind(v));
-  return absl::OkStatus();
+Accessor Double(double ScheduleSpec::*field) {
+  return {[field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
+            return ParseDouble(n, v, &(s.*field));
+          },
+          [field](const ScheduleSpec& s) { return ShortestDouble(s.*field); }};
 }
+Accessor Int(int64_t ScheduleSpec::*field) {
+  return {[field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
+            return ParseInt(n, v, &(s.*field));
+          },
+          [field](const ScheduleSpec& s) { return absl::StrCat(s.*field); }};
+}
+Accessor Bool(bool ScheduleSpec::*field) {
+  return {[field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
+            return ParseBool(n, v, &(s.*field));
+          },
+          [field](const ScheduleSpec& s) {
+            return std::string(s.*field ? "true" : "false");
+          }};
+}
+Accessor IntList(std::vector<int64_t> ScheduleSpec::*field) {
+  return {
+      [field](ScheduleSpec& s, absl::string_view n, absl::string_view v) {
+        return ParseIntList(n, v, &(s.*field));
+      },
+      [field](const ScheduleSpec& s) { return absl::StrJoin(s.*field, ","); }};
+}
+
+const Accessor kKind = {
+    [](ScheduleSpec& s, absl::string_view, absl::string_view v) {
+      LRTUNE_ASSIGN_OR_RETURN(s.kind, ParseScheduleKind(v));
+      return absl::OkStatus();
+    },
+    [](const ScheduleSpec& s) {
+      return std::string(ScheduleKindName(s.kind));
+    }};
 
 // A parameter whose value is one of a few names, each setting `field`.
 template <typename T>
-Setter Choice(T ScheduleSpec::*field,
-              std::vector<std::pair<std::string, T>> choices) {
-  return [field, choices](ScheduleSpec& s, absl::string_view n,
-                          absl::string_view v) {
+Accessor Choice(T ScheduleSpec::*field,
+                std::vector<std::pair<std::string, T>> choices) {
+  Setter set = [field, choices](ScheduleSpec& s, absl::string_view n,
+                                absl::string_view v) {
     const std::string value = absl::AsciiStrToLower(v);
     std::vector<std::string> names;
     for (const auto& [name, choice] : choices) {
@@ -107,11 +141,18 @@ Setter Choice(T ScheduleSpec::*field,
     }
     return BadValue(n, v, absl::StrCat("one of ", absl::StrJoin(names, ", ")));
   };
+  Getter get = [field, choices](const ScheduleSpec& s) {
+    for (const auto& [name, choice] : choices) {
+      if (s.*field == choice) return name;
+    }
+    return std::string();
+  };
+  return {std::move(set), std::move(get)};
 }
 
 struct Param {
   std::string name;
-  Setter set;
+  Accessor access;
   bool flag = false;  // a boolean: the CLI's --name / --no-name
 };
 
@@ -130,11 +171,15 @@ Param Flag(std::string name, bool ScheduleSpec::*field) {
 // Ordered as the README documents them.
 const std::vector<Param>& Table() {
   static const auto* table = new std::vector<Param>{
-      {"kind", SetKind},
+      {"kind", kKind},
+      // An alias of kind: it sets it, and reads as nothing of its own.
       {"mode",
-       Choice(&ScheduleSpec::kind, {{"triangular", ScheduleKind::kTriangular},
-                                    {"triangular2", ScheduleKind::kTriangular2},
-                                    {"exp_range", ScheduleKind::kExpRange}})},
+       {Choice(&ScheduleSpec::kind,
+               {{"triangular", ScheduleKind::kTriangular},
+                {"triangular2", ScheduleKind::kTriangular2},
+                {"exp_range", ScheduleKind::kExpRange}})
+            .set,
+        [](const ScheduleSpec&) { return std::string(); }}},
       {"base_lr", Double(&ScheduleSpec::base_lr)},
       {"max_lr", Double(&ScheduleSpec::max_lr)},
       {"total_steps", Int(&ScheduleSpec::total_steps)},
@@ -199,7 +244,7 @@ absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
   std::replace(key.begin(), key.end(), '-', '_');
   if (key == "t_0") key = "t0";
   for (const Param& p : Table()) {
-    if (p.name == key) return p.set(spec, names(key), value);
+    if (p.name == key) return p.access.set(spec, names(key), value);
   }
   return absl::InvalidArgumentError(
       absl::StrFormat("unknown schedule parameter '%s'; known: %s", name,
@@ -213,6 +258,37 @@ const std::vector<std::string>& ScheduleParamNames() {
     return v;
   }();
   return *names;
+}
+
+std::vector<std::pair<std::string, std::string>> ScheduleParamValues(
+    const ScheduleSpec& spec) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Param& p : Table()) {
+    std::string text = p.access.get(spec);
+    if (!text.empty()) out.emplace_back(p.name, std::move(text));
+  }
+  return out;
+}
+
+std::string ScheduleFlags(const ScheduleSpec& spec) {
+  ScheduleSpec defaults;
+  defaults.kind = spec.kind;
+  std::vector<std::string> flags;
+  for (const Param& p : Table()) {
+    const std::string text = p.access.get(spec);
+    if (text.empty() || (p.name != "kind" && text == p.access.get(defaults))) {
+      continue;
+    }
+    std::string flag = absl::StrCat("--", p.name);
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if (p.flag) {
+      flags.push_back(text == "true" ? flag
+                                     : absl::StrCat("--no-", flag.substr(2)));
+    } else {
+      flags.push_back(absl::StrCat(flag, " ", text));
+    }
+  }
+  return absl::StrJoin(flags, " ");
 }
 
 bool IsScheduleFlag(absl::string_view name) {

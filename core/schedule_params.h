@@ -11,6 +11,7 @@
 #define LRTUNE_CORE_SCHEDULE_PARAMS_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -36,6 +37,17 @@ absl::Status SetScheduleParam(ScheduleSpec& spec, absl::string_view name,
 // Every accepted name (snake_case), in a stable order: for --help and for
 // error messages.
 const std::vector<std::string>& ScheduleParamNames();
+
+// Every parameter's value in `spec` as text SetScheduleParam reads back
+// (doubles as their shortest round-trip decimal; unset ones, and the mode
+// alias, left out), in ScheduleParamNames' order.
+std::vector<std::pair<std::string, std::string>> ScheduleParamValues(
+    const ScheduleSpec& spec);
+// `spec` as the `lrtune schedule` flags that rebuild it: --kind and every
+// parameter whose value differs from the kind's defaults ("--kind one_cycle
+// --max-lr 0.0675 --total-steps 1404 --div-factor 10"). A sequential's
+// children are not flags: only its kind and warm-up show.
+std::string ScheduleFlags(const ScheduleSpec& spec);
 
 // Whether a name of ScheduleParamNames is a boolean (cycle_momentum,
 // three_phase): the CLI takes it as a flag, --three-phase on its own and

@@ -1,5 +1,11 @@
 #include "core/schedule_params.h"
 
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 
 namespace lrtune {
@@ -82,6 +88,39 @@ TEST(ScheduleParamsTest, FlagsAreTheBooleans) {
                          !SetScheduleParam(spec, name, "0.5").ok();
     EXPECT_EQ(IsScheduleFlag(name), boolean) << name;
   }
+}
+
+// A schedule as flags reads back as the same schedule: only what differs
+// from the kind's defaults is written, and every double in full.
+TEST(ScheduleFlagsTest, RebuildTheSchedule) {
+  ScheduleSpec spec = ScheduleSpec::OneCycle(0.0675, 1404);
+  spec.div_factor = 10;
+  spec.three_phase = true;
+  spec.cycle_momentum = false;
+  const std::string flags = ScheduleFlags(spec);
+  EXPECT_EQ(flags,
+            "--kind one_cycle --max-lr 0.0675 --total-steps 1404 "
+            "--no-cycle-momentum --div-factor 10 --three-phase");
+  ScheduleSpec back;
+  for (absl::string_view f : absl::StrSplit(flags, "--", absl::SkipEmpty())) {
+    std::vector<std::string> kv =
+        absl::StrSplit(absl::StripAsciiWhitespace(f), ' ');
+    if (kv.size() == 1) {
+      const bool no = absl::StartsWith(kv[0], "no-");
+      ASSERT_TRUE(SetScheduleParam(back, no ? kv[0].substr(3) : kv[0],
+                                   no ? "false" : "true")
+                      .ok());
+    } else {
+      ASSERT_TRUE(SetScheduleParam(back, kv[0], kv[1]).ok()) << f;
+    }
+  }
+  EXPECT_EQ(ScheduleParamValues(back), ScheduleParamValues(spec));
+  ScheduleSpec cos;
+  cos.kind = ScheduleKind::kCosine;
+  cos.base_lr = 1.0 / 3.0;  // the 16 digits that read back
+  cos.t_max = 90;
+  EXPECT_EQ(ScheduleFlags(cos),
+            "--kind cosine --base-lr 0.3333333333333333 --t-max 90");
 }
 
 }  // namespace

@@ -89,6 +89,8 @@ constexpr StopMetric kStopMetrics[] = {StopMetric::kValLoss,
                                        StopMetric::kValAccuracy};
 constexpr RangeMetric kRangeMetrics[] = {
     RangeMetric::kTrainLoss, RangeMetric::kValLoss, RangeMetric::kValAccuracy};
+constexpr RangeDriver kRangeDrivers[] = {RangeDriver::kWorker,
+                                         RangeDriver::kClient};
 
 // The built-in data sets (worker/data.cc loads them).
 constexpr DatasetInfo kDatasets[] = {
@@ -438,6 +440,21 @@ absl::StatusOr<RangeMetric> ParseRangeMetric(absl::string_view name,
   return ParseKind(kRangeMetrics, RangeMetricName, name, names, "metric");
 }
 
+const char* RangeDriverName(RangeDriver driver) {
+  switch (driver) {
+    case RangeDriver::kWorker:
+      return "worker";
+    case RangeDriver::kClient:
+      return "client";
+  }
+  return "?";
+}
+
+absl::StatusOr<RangeDriver> ParseRangeDriver(absl::string_view name,
+                                             const FieldNamer& names) {
+  return ParseKind(kRangeDrivers, RangeDriverName, name, names, "driver");
+}
+
 std::string ModelKindNames(absl::string_view separator) {
   return JoinNames(kModelKinds, ModelKindName, separator);
 }
@@ -629,6 +646,22 @@ double OptimizerMomentum(const OptimizerSpec& o) {
   return o.momentum;
 }
 
+AnalysisOptions CurveAnalysisOptions(const JobSpec& job,
+                                     const RangeTestSpec& spec,
+                                     int64_t steps_per_epoch) {
+  AnalysisOptions options = spec.analysis;
+  if (options.iters_per_epoch == 0) options.iters_per_epoch = steps_per_epoch;
+  if (!options.momentum.has_value()) {
+    options.momentum = OptimizerMomentum(job.optimizer);
+  }
+  if (options.planned_steps == 0) {  // fastai's num_it: the planned points
+    options.planned_steps = spec.metric == RangeMetric::kTrainLoss
+                                ? spec.steps
+                                : spec.steps / spec.eval_every;
+  }
+  return options;
+}
+
 int64_t StepsPerEpoch(const JobSpec& job) {
   const std::optional<int64_t> train = TrainSamples(job.data);
   if (!train.has_value() || *train <= 0 || job.batch_size < 1 ||
@@ -662,7 +695,8 @@ std::optional<int64_t> MlpParameterCount(const JobSpec& job) {
 }
 
 bool MayPackSeeds(const JobSpec& job, const RangeTestSpec& spec) {
-  return spec.pack_seeds && spec.seeds.size() >= 2 && spec.eval_every == 0 &&
+  return spec.driver == RangeDriver::kWorker && spec.pack_seeds &&
+         spec.seeds.size() >= 2 && spec.eval_every == 0 &&
          !UsesLossScaling(job.device) &&
          (job.model.kind == ModelKind::kMlp ||
           job.model.kind == ModelKind::kCnn);
@@ -753,6 +787,7 @@ absl::Status ValidateRangeTest(const RangeTestSpec& s,
     }
   }
   LRTUNE_RETURN_IF_ERROR(AtLeast(names, "eval_every", s.eval_every, 0));
+  LRTUNE_RETURN_IF_ERROR(AtLeast(names, "budget_epochs", s.budget_epochs, 0));
   LRTUNE_RETURN_IF_ERROR(AtLeast(names, "eval_samples", s.eval_samples, 1));
   if (s.metric != RangeMetric::kTrainLoss &&
       (s.eval_every < 1 || s.eval_every > s.steps)) {
@@ -761,6 +796,32 @@ absl::Status ValidateRangeTest(const RangeTestSpec& s,
         absl::StrCat("must be in [1, steps (", s.steps, ")] for metric ",
                      RangeMetricName(s.metric),
                      " (evaluate every k steps), got ", s.eval_every));
+  }
+  if (s.driver == RangeDriver::kClient) {
+    // The client trains: the coordinator sends it the plan whole and reads
+    // only the training losses it reports.
+    if (s.steps > kMaxClientRangeTestSteps) {
+      return FieldError(
+          names, "steps",
+          absl::StrCat("must be in [2, ", kMaxClientRangeTestSteps,
+                       "] for a client-driven test (its plan travels in one "
+                       "message), got ",
+                       s.steps));
+    }
+    if (s.metric != RangeMetric::kTrainLoss) {
+      return FieldError(
+          names, "metric",
+          absl::StrCat("must be train_loss for a client-driven test (the "
+                       "client reports training losses), got ",
+                       RangeMetricName(s.metric)));
+    }
+    if (s.eval_every != 0) {
+      return FieldError(
+          names, "eval_every",
+          absl::StrCat("must be 0 for a client-driven test (the client "
+                       "reports no evaluations), got ",
+                       s.eval_every));
+    }
   }
   return absl::OkStatus();
 }

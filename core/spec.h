@@ -63,6 +63,9 @@ inline constexpr int64_t kLossScaleGrowthInterval = 2000;
 // overflowing.
 inline constexpr int kMaxSkippedInARow = 64;
 inline constexpr int64_t kMaxSnapshotEnsemble = 64;  // snapshot_ensemble
+// A client-driven range test's plan (every step's LR) travels whole in one
+// message to the client (client_run.h): at most this many steps.
+inline constexpr int64_t kMaxClientRangeTestSteps = 100000;
 // Seeds are packed into one model on a CPU only up to this many parameters
 // per seed: beyond it K packed steps cost what K separate ones do.
 inline constexpr int64_t kCpuMaxPackedParameters = 100000;
@@ -235,6 +238,17 @@ const char* RangeMetricName(RangeMetric metric);
 absl::StatusOr<RangeMetric> ParseRangeMetric(absl::string_view name,
                                              const FieldNamer& names);
 
+// Who trains a range test's runs: the service's workers (the engine, on the
+// job's model and data), or the client in its own training loop, reporting
+// each step's loss while the coordinator hands out the plan and applies the
+// divergence rule (core/client_run.h; docs/api.md, "Client-driven range
+// tests").
+enum class RangeDriver { kWorker, kClient };
+// "worker", "client"; the parser names the field and every valid name.
+const char* RangeDriverName(RangeDriver driver);
+absl::StatusOr<RangeDriver> ParseRangeDriver(absl::string_view name,
+                                             const FieldNamer& names);
+
 struct RangeTestSpec {
   double start_lr = 1e-7;
   double end_lr = 10.0;
@@ -260,6 +274,15 @@ struct RangeTestSpec {
   // at most kCpuMaxPackedParameters: MayPackSeeds): the curves equal
   // unpacked runs' within float tolerance. False: one model after another.
   bool pack_seeds = true;
+  // The training budget the advice is for, in epochs, >= 0: the
+  // recommendation's ready-to-use schedules span it (RecommendSchedules)
+  // instead of four CLR cycles. 0: none given.
+  int64_t budget_epochs = 0;
+  // kClient: one client run per seed (the seeds label the runs: seeds,
+  // ranks with their data shards), at most kMaxClientRangeTestSteps steps,
+  // the training loss as the metric (no eval_every); pack_seeds is not
+  // read.
+  RangeDriver driver = RangeDriver::kWorker;
 };
 
 struct TrainSpec {
@@ -372,14 +395,24 @@ double InitialLossScale(const DeviceOptions& device);
 // (AnalysisOptions::momentum): SGD's and RMSprop's momentum, Adam's and
 // AdamW's beta1.
 double OptimizerMomentum(const OptimizerSpec& optimizer);
+// The options one curve of a range test is analysed with: the spec's, with
+// iters_per_epoch (when 0) from `steps_per_epoch`, the momentum (when
+// unset) from the job's optimizer (OptimizerMomentum) and planned_steps
+// (when 0) the points the test plans (its steps, or its evaluations for a
+// validation metric). The engine and the coordinator (a client's run) both
+// read their curves with these.
+AnalysisOptions CurveAnalysisOptions(const JobSpec& job,
+                                     const RangeTestSpec& spec,
+                                     int64_t steps_per_epoch);
 // An MLP's parameter count (weights and biases), nullopt where a width is
 // unknown or the model is not an mlp.
 std::optional<int64_t> MlpParameterCount(const JobSpec& job);
 
 // Whether a range test's seeds may train packed into one batched model:
-// more than one seed, pack_seeds, no eval_every, an mlp or a cnn, no loss
-// scaling (one member's overflow would skip every member's update). The
-// engine packs them when also the built model fits (engine.cc).
+// worker-driven, more than one seed, pack_seeds, no eval_every, an mlp or a
+// cnn, no loss scaling (one member's overflow would skip every member's
+// update). The engine packs them when also the built model fits
+// (engine.cc).
 bool MayPackSeeds(const JobSpec& job, const RangeTestSpec& spec);
 // What a coordinator expects the engine to do, before any model exists:
 // MayPackSeeds, and a cnn, or an mlp on CUDA or of at most

@@ -550,6 +550,7 @@ absl::StatusOr<RangeTestSpec> RangeTestSpecFromProto(const v1::RangeTestSpec& p,
   s.eval_every = p.eval_every();
   if (p.has_eval_samples()) s.eval_samples = p.eval_samples();
   if (p.has_pack_seeds()) s.pack_seeds = p.pack_seeds();
+  s.budget_epochs = p.budget_epochs();
   switch (p.metric()) {
     case v1::RANGE_METRIC_UNSPECIFIED:
     case v1::RANGE_METRIC_TRAIN_LOSS:
@@ -563,6 +564,17 @@ absl::StatusOr<RangeTestSpec> RangeTestSpecFromProto(const v1::RangeTestSpec& p,
       break;
     default:
       return UnknownEnum(names, "metric", p.metric());
+  }
+  switch (p.driver()) {
+    case v1::RANGE_DRIVER_UNSPECIFIED:
+    case v1::RANGE_DRIVER_WORKER:
+      s.driver = RangeDriver::kWorker;
+      break;
+    case v1::RANGE_DRIVER_CLIENT:
+      s.driver = RangeDriver::kClient;
+      break;
+    default:
+      return UnknownEnum(names, "driver", p.driver());
   }
   LRTUNE_RETURN_IF_ERROR(ValidateRangeTest(s, names));
   return s;
@@ -706,6 +718,9 @@ v1::RangeTestSpec RangeTestSpecToProto(const RangeTestSpec& s) {
   p.set_eval_samples(s.eval_samples);
   p.set_metric(RangeMetricToProto(s.metric));
   p.set_pack_seeds(s.pack_seeds);
+  if (s.budget_epochs > 0) p.set_budget_epochs(s.budget_epochs);
+  // Unset means the workers: a worker's test converts as it always did.
+  if (s.driver == RangeDriver::kClient) p.set_driver(v1::RANGE_DRIVER_CLIENT);
   return p;
 }
 

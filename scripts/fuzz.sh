@@ -15,7 +15,7 @@ OUT=${FUZZ_OUT:-$BUILD_DIR/artifacts}
 TARGETS=("$@")
 if [[ ${#TARGETS[@]} -eq 0 ]]; then
   TARGETS=(curve_csv schedule job_json submit_job spec_file dashboard_request
-           npy_header dataset_manifest)
+           npy_header dataset_manifest client_runs)
 fi
 
 mkdir -p "$BUILD_DIR"

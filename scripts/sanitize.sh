@@ -17,7 +17,8 @@ TARGETS=(schedule_test schedule_params_test curve_analysis_test suggestions_test
          early_stopping_test pruning_test proto_test
          job_store_test lease_table_test grid_plan_test coordinator_test
          http_request_test http_server_test dashboard_routes_test
-         dashboard_json_test dashboard_feed_test dashboard_test)
+         dashboard_json_test dashboard_feed_test dashboard_test
+         client_run_test client_runs_test client_range_test_test)
 if grep -q "lrtune_client_test" client/CMakeLists.txt 2>/dev/null; then
   TARGETS+=(lrtune_client_test)
 fi

@@ -6,8 +6,10 @@
 # - Debian packages: toolchain, Abseil, gRPC/protobuf, LibTorch (CPU) with the
 #   pthread OpenBLAS (without it Debian's torch falls back to the reference
 #   BLAS and trains ~20x slower), GoogleTest/Benchmark, Python torch for the
-#   golden-value scripts, the Fashion-MNIST dataset, and for the dashboard
-#   Chart.js (served by lrtune-server) and headless Chromium (its test).
+#   golden-value scripts, what `pip install ./client/python` needs offline
+#   (grpcio, protobuf, venv, setuptools, wheel; matplotlib for rt.plot()),
+#   the Fashion-MNIST dataset, and for the dashboard Chart.js (served by
+#   lrtune-server) and headless Chromium (its test).
 # - scikit-learn's bundled CSVs (digits, iris, wine, breast_cancer), taken
 #   from the python3-sklearn .deb without installing the Python stack, into
 #   $LRTUNE_DATA_DIR (default /usr/local/share/lrtune/datasets), where the
@@ -24,6 +26,8 @@ PACKAGES=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libtorch-dev libopenblas0-pthread
   python3 python3-torch python3-grpcio
+  python3-protobuf python3-venv python3-pip python3-setuptools python3-wheel
+  python3-matplotlib
   dataset-fashion-mnist
   libjs-chart.js chromium
 )

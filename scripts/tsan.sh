@@ -5,7 +5,8 @@
 # complete, and the sweeper runs: coordinator_concurrency_test), the lease
 # table (concurrent renews, grants and sweeps), the job store (concurrent
 # appends), the per-job locks (job_locks_test: a counter only a job's lock
-# guards) and core/sync.h's own test. A separate clang build without
+# guards), client-driven runs of several jobs reported from many threads
+# (client_runs_concurrency_test) and core/sync.h's own test. A separate clang build without
 # LibTorch (build-tsan/) of only those targets; a data race or a
 # lock-order inversion fails it. auth_test and metrics_test run on one
 # thread, so TSan would add nothing there but the coordinator's build.
@@ -35,6 +36,7 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DLRTUNE_WITH_TORCH=OFF \
 # its threads are false (dashboard_test starts a gRPC server, so it is not
 # here; its feed and HTTP server are).
 TARGETS=(sync_test lease_table_test job_store_test job_locks_test
-  coordinator_concurrency_test dashboard_feed_test http_server_test)
+  coordinator_concurrency_test dashboard_feed_test http_server_test
+  client_runs_concurrency_test)
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 exec bash scripts/run_gtests.sh tsan "$BUILD_DIR" "${TARGETS[@]}"

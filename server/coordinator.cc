@@ -3,7 +3,7 @@
 // hub (Register .. FailTask, under workers_mu_ and each job's lock) is
 // worker_hub.cc, the sweeper sweeper.cc, the grid driver grid_driver.cc,
 // the long poll work_signal.cc, a range test's aggregate
-// range_test_results.cc.
+// range_test_results.cc, client-driven range tests client_runs.cc.
 #include "server/coordinator.h"
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "core/spec.h"
 #include "core/status_macros.h"
 #include "proto/core_convert.h"
+#include "server/range_test_results.h"
 #include "server/worker_datasets.h"
 
 namespace lrtune::server {
@@ -133,6 +134,8 @@ absl::StatusOr<Coordinator::JobLayout> Coordinator::Layout(
         absl::StrCat("job ", record.id, ": stored spec does not parse"));
   }
   JobLayout layout;
+  if (spec.has_range_test())
+    layout.budget_steps = BudgetSteps(spec.range_test());
   if (spec.has_grid()) {
     layout.grid = true;
     layout.spec = spec.grid();
@@ -242,6 +245,9 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
   for (std::string& spec : RangeTestTaskSpecs(request.range_test())) {
     tasks.push_back(
         Placed(request.range_test().run(), {std::move(spec), false}));
+    // A client's run: no worker slot offers this device.
+    if (IsClientDriven(request.range_test()))
+      tasks.back().device = kClientDevice;
   }
   JobOptions job_options;
   job_options.max_attempts = max_attempts;

@@ -12,6 +12,13 @@
 // trial; trials that use the recommended bounds are held until the seeds
 // are done (AdvanceGrid), and the grid ends once every trial has, ranked.
 //
+// A client-driven range test (range_test.driver CLIENT) is one task per
+// run that no worker slot takes: a client joins a run (JoinRangeTest),
+// reports its steps (ReportLosses), which the coordinator checks against
+// the plan, stores as point events and follows with the divergence rule
+// (core/client_run.h), and ends the run itself once it is over; the last
+// run to end aggregates, as for workers (client_runs.cc).
+//
 // A job is durable before SubmitJob returns. Worker writes are fenced by
 // the task's attempt id (FAILED_PRECONDITION for a stale one). Every stored
 // event is published to the EventHub after its commit. Thread-safe.
@@ -21,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -33,8 +41,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/client_run.h"
 #include "core/pruning.h"
 #include "core/sync.h"
+#include "lrtune/v1/client_run.pb.h"
 #include "lrtune/v1/jobs.pb.h"
 #include "lrtune/v1/lrtune.pb.h"
 #include "lrtune/v1/worker.pb.h"
@@ -92,6 +102,14 @@ class Coordinator {
   // Up to `limit` stored events after `after_seq`, as JobEvents.
   absl::StatusOr<std::vector<v1::JobEvent>> ReadEvents(
       const std::string& job_id, int64_t after_seq, int limit);
+
+  // --- Client-driven range tests (client_runs.cc; lrtune.proto) ---
+  absl::StatusOr<v1::RangeTestRun> JoinRangeTest(
+      const std::string& owner, const v1::JoinRangeTestRequest& request);
+  absl::StatusOr<v1::ReportLossesResponse> ReportLosses(
+      const std::string& owner, const v1::ReportLossesRequest& request);
+  absl::StatusOr<v1::EndRunResponse> EndRun(const std::string& owner,
+                                            const v1::EndRunRequest& request);
 
   // --- WorkerHub ---
   absl::StatusOr<v1::RegisterResponse> Register(
@@ -154,6 +172,8 @@ class Coordinator {
     bool grid = false;
     int range_tasks = 0;
     v1::GridSearchJob spec;  // grid only, without inline data and models
+    // A range test's budget for its schedules (BudgetSteps); 0: none.
+    int64_t budget_steps = 0;
   };
   absl::StatusOr<JobLayout> Layout(const std::string& job_id);
   bool IsTrial(const JobLayout& layout, const TaskRecord& task) const {
@@ -189,6 +209,37 @@ class Coordinator {
                            const JobLayout& layout,
                            const v1::ReportPointsRequest& request,
                            v1::ReportPointsResponse& response);
+  // A range-test task's end with `result`: its seeds' recommendation events
+  // and, once every seed of a range-test job is done, the aggregate and the
+  // job's result; then the task succeeds. A worker's CompleteTask and a
+  // client's run (client_runs.cc) both end here.
+  absl::Status FinishRangeTask(const JobLocks::Held& held,
+                               const TaskRecord& task, const JobLayout& layout,
+                               const v1::RangeTestTaskResult& result);
+
+  // A client-driven job, as its runs need it (immutable, cached).
+  struct ClientJob {
+    std::string owner;
+    std::vector<uint64_t> seeds;  // one per run
+    RangeTestSpec spec;
+    AnalysisOptions analysis;  // CurveAnalysisOptions
+  };
+  // NOT_FOUND for a missing job or another owner's; INVALID_ARGUMENT for
+  // a job that is not client-driven.
+  absl::StatusOr<ClientJob> ClientJobOf(const std::string& owner,
+                                        const std::string& job_id);
+  // The run's state in step with what the store holds for `task`: the
+  // cached one, else rebuilt from its stored points. Under the job's lock.
+  absl::StatusOr<ClientRun*> RunOf(const JobLocks::Held& held,
+                                   const ClientJob& job,
+                                   const TaskRecord& task);
+  // Stores a client's points as task events and publishes them.
+  absl::Status AppendRunPoints(const TaskRecord& task,
+                               const std::vector<v1::JobEvent>& events,
+                               int64_t first_step);
+  // Ends the run `task` from its state: its recommendation, FinishRangeTask.
+  absl::Status FinishRun(const JobLocks::Held& held, const TaskRecord& task,
+                         const ClientRun& run);
   // The job as it was accepted (the payload of every replay of its
   // "accepted" event), rebuilt from its spec: QUEUED, no attempts, trials
   // as planned.
@@ -231,6 +282,11 @@ class Coordinator {
 
   lrtune::Mutex layout_mu_;
   std::map<std::string, JobLayout> layouts_ ABSL_GUARDED_BY(layout_mu_);
+
+  lrtune::Mutex client_mu_;  // the caches; the runs change under job locks
+  std::map<std::string, ClientJob> client_jobs_ ABSL_GUARDED_BY(client_mu_);
+  std::map<std::string, std::unique_ptr<ClientRun>> client_runs_
+      ABSL_GUARDED_BY(client_mu_);
 
   lrtune::Mutex workers_mu_;
   std::map<std::string, WorkerInfo> workers_ ABSL_GUARDED_BY(workers_mu_);

@@ -464,6 +464,49 @@ grpc::ServerUnaryReactor* LrTuneService::CancelJob(
   return Reply(context, std::move(job), response);
 }
 
+grpc::ServerUnaryReactor* LrTuneService::JoinRangeTest(
+    grpc::CallbackServerContext* context,
+    const v1::JoinRangeTestRequest* request, v1::RangeTestRun* response) {
+  absl::StatusOr<std::string> owner = Authorize(*context);
+  if (!owner.ok()) {
+    return Reply<v1::RangeTestRun>(context, owner.status(), response);
+  }
+  absl::StatusOr<v1::RangeTestRun> run =
+      coordinator_->JoinRangeTest(*owner, *request);
+  if (run.ok()) {
+    Log(absl::StrCat("run ", run->run_id(), " attempt ", run->attempt_id(),
+                     " joined by client ", request->client_id()));
+  }
+  return Reply(context, std::move(run), response);
+}
+
+grpc::ServerUnaryReactor* LrTuneService::ReportLosses(
+    grpc::CallbackServerContext* context,
+    const v1::ReportLossesRequest* request,
+    v1::ReportLossesResponse* response) {
+  absl::StatusOr<std::string> owner = Authorize(*context);
+  if (!owner.ok()) {
+    return Reply<v1::ReportLossesResponse>(context, owner.status(), response);
+  }
+  return Reply(context, coordinator_->ReportLosses(*owner, *request), response);
+}
+
+grpc::ServerUnaryReactor* LrTuneService::EndRun(
+    grpc::CallbackServerContext* context, const v1::EndRunRequest* request,
+    v1::EndRunResponse* response) {
+  absl::StatusOr<std::string> owner = Authorize(*context);
+  if (!owner.ok()) {
+    return Reply<v1::EndRunResponse>(context, owner.status(), response);
+  }
+  absl::StatusOr<v1::EndRunResponse> ended =
+      coordinator_->EndRun(*owner, *request);
+  if (ended.ok()) {
+    Log(absl::StrCat("run ", request->run_id(),
+                     " ended: ", ended->end_reason()));
+  }
+  return Reply(context, std::move(ended), response);
+}
+
 grpc::ServerUnaryReactor* WorkerHubService::Register(
     grpc::CallbackServerContext* context, const v1::RegisterRequest* request,
     v1::RegisterResponse* response) {

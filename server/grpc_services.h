@@ -72,6 +72,17 @@ class LrTuneService final : public v1::LrTune::CallbackService {
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
                                       const v1::CancelJobRequest* request,
                                       v1::Job* response) override;
+  grpc::ServerUnaryReactor* JoinRangeTest(
+      grpc::CallbackServerContext* context,
+      const v1::JoinRangeTestRequest* request,
+      v1::RangeTestRun* response) override;
+  grpc::ServerUnaryReactor* ReportLosses(
+      grpc::CallbackServerContext* context,
+      const v1::ReportLossesRequest* request,
+      v1::ReportLossesResponse* response) override;
+  grpc::ServerUnaryReactor* EndRun(grpc::CallbackServerContext* context,
+                                   const v1::EndRunRequest* request,
+                                   v1::EndRunResponse* response) override;
 
  private:
   // The caller's name when it may use LrTune.

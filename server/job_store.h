@@ -312,6 +312,26 @@ class JobStore {
       absl::string_view worker_id, absl::Duration ttl,
       const SlotOffer& offer = {});
 
+  // A client-driven range test's run (job_store_client_runs.cc): leases
+  // task `index` of the job, or with no index the task `holder` holds, else
+  // the lowest queued, unheld task with no record stored, to `holder` (a
+  // client's id) until now+ttl, the job moving to running. A task `holder`
+  // already holds is renewed and returned as it is (the same attempt); a
+  // task that ended is returned with its state and not leased.
+  // NOT_FOUND (job); INVALID_ARGUMENT (index out of range);
+  // FAILED_PRECONDITION naming the reason: the job is closed, the task is
+  // leased to another holder, its stored records were reported under
+  // another holder (a curve comes from one training), no task is free.
+  struct ClientLease {
+    TaskLease lease;
+    TaskState state = TaskState::kLeased;
+    int index = 0;
+  };
+  absl::StatusOr<ClientLease> LeaseClientTask(absl::string_view job_id,
+                                              std::optional<int> index,
+                                              absl::string_view holder,
+                                              absl::Duration ttl);
+
   // Extends the lease to now+ttl. FAILED_PRECONDITION "stale attempt N,
   // current M", "task is <state>, not leased" or "lease expired".
   absl::StatusOr<LeaseRenewal> RenewLease(absl::string_view task_id,

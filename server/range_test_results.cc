@@ -5,6 +5,7 @@
 #include "core/curve_analysis.h"
 #include "core/status_macros.h"
 #include "proto/core_convert.h"
+#include "server/grid_plan.h"
 
 namespace lrtune::server {
 
@@ -14,8 +15,12 @@ std::vector<v1::Recommendation> TaskSeedRecommendations(
   return {r.per_seed().begin(), r.per_seed().end()};
 }
 
+int64_t BudgetSteps(const v1::RangeTestJob& job) {
+  return job.range_test().budget_epochs() * StepsPerEpoch(job.run());
+}
+
 absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
-    const std::vector<v1::RangeTestTaskResult>& results) {
+    const std::vector<v1::RangeTestTaskResult>& results, int64_t budget_steps) {
   v1::RangeTestResult out;
   std::vector<Recommendation> per_seed;
   for (const v1::RangeTestTaskResult& r : results) {
@@ -29,7 +34,7 @@ absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
   LRTUNE_ASSIGN_OR_RETURN(Recommendation aggregate, AggregateSeeds(per_seed));
   *out.mutable_recommendation() = RecommendationToProto(aggregate);
   if (std::optional<RecommendedSchedules> schedules =
-          RecommendSchedules(aggregate)) {
+          RecommendSchedules(aggregate, budget_steps)) {
     *out.mutable_recommendation()->mutable_schedules() =
         RecommendedSchedulesToProto(*schedules);
   }

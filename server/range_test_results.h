@@ -4,6 +4,7 @@
 #ifndef LRTUNE_SERVER_RANGE_TEST_RESULTS_H_
 #define LRTUNE_SERVER_RANGE_TEST_RESULTS_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -19,9 +20,15 @@ std::vector<v1::Recommendation> TaskSeedRecommendations(
 
 // Aggregates a range test's task results (in seed order) into the job's
 // result: every seed's recommendation, their aggregate (AggregateSeeds)
-// and its ready-to-use schedules (RecommendSchedules).
+// and its ready-to-use schedules (RecommendSchedules) over `budget_steps`
+// (0: four CLR cycles).
 absl::StatusOr<v1::RangeTestResult> AggregateRangeTest(
-    const std::vector<v1::RangeTestTaskResult>& results);
+    const std::vector<v1::RangeTestTaskResult>& results,
+    int64_t budget_steps = 0);
+
+// A range-test job's budget in steps: range_test.budget_epochs x the run's
+// steps per epoch; 0 when none is given or the epoch's length is unknown.
+int64_t BudgetSteps(const v1::RangeTestJob& job);
 
 }  // namespace lrtune::server
 

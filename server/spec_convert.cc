@@ -1,5 +1,6 @@
 #include "server/spec_convert.h"
 
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -29,12 +30,35 @@ absl::Status ValidateSubmitJob(const v1::SubmitJobRequest& request,
   }
   switch (request.spec_case()) {
     case v1::SubmitJobRequest::kRangeTest: {
-      LRTUNE_RETURN_IF_ERROR(
-          ValidateRunSpec(request.range_test().run(), "run"));
-      return ValidateRangeTestSpec(request.range_test().range_test(),
-                                   "range_test");
+      const v1::RunSpec& run = request.range_test().run();
+      LRTUNE_RETURN_IF_ERROR(ValidateRunSpec(run, "run"));
+      LRTUNE_RETURN_IF_ERROR(ValidateRangeTestSpec(
+          request.range_test().range_test(), "range_test"));
+      if (IsClientDriven(request.range_test())) {
+        // What the workers would train on means nothing here; refusing it
+        // keeps a model or a data set from travelling for no use.
+        for (const auto& [set, field] :
+             {std::pair<bool, const char*>{run.has_model(), "model"},
+              {run.has_data(), "data"},
+              {run.has_device(), "device"}}) {
+          if (set) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "run.", field,
+                " must be unset for a client-driven range test "
+                "(range_test.driver client): the client trains its own "
+                "model on its own data"));
+          }
+        }
+      }
+      return absl::OkStatus();
     }
     case v1::SubmitJobRequest::kGrid:
+      if (request.grid().has_range_test() &&
+          request.grid().range_test().driver() == v1::RANGE_DRIVER_CLIENT) {
+        return absl::InvalidArgumentError(
+            "grid.range_test.driver must be worker: a grid's range test and "
+            "trials train on workers");
+      }
       return absl::OkStatus();  // PlanGrid (grid_plan.h) checks the rest
     case v1::SubmitJobRequest::SPEC_NOT_SET:
       break;
@@ -51,6 +75,10 @@ std::vector<uint64_t> RangeTestSeeds(const v1::RangeTestJob& job) {
 }
 
 }  // namespace
+
+bool IsClientDriven(const v1::RangeTestJob& job) {
+  return job.range_test().driver() == v1::RANGE_DRIVER_CLIENT;
+}
 
 bool PacksSeeds(const v1::RangeTestJob& job) {
   absl::StatusOr<JobSpec> run = RunSpecFromProto(job.run());

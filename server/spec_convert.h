@@ -48,10 +48,17 @@ absl::Status ValidateRangeTestSpec(const v1::RangeTestSpec& spec,
                                    absl::string_view path);
 
 // Checks a request: spec set, max_attempts in 1..limit, a range test's
-// parts. A grid's parts are checked by PlanGrid (grid_plan.h), which
-// expands it.
+// parts (a client-driven one's run holds no model, data or device: the
+// client trains its own). A grid's parts are checked by PlanGrid
+// (grid_plan.h), which expands it; its range test runs on workers.
 absl::Status ValidateSubmitJob(const v1::SubmitJobRequest& request,
                                const SpecLimits& limits);
+
+// A client-driven range test (range_test.driver CLIENT): its runs are
+// tasks on kClientDevice, which no worker slot offers (a client joins
+// them: Coordinator::JoinRangeTest).
+bool IsClientDriven(const v1::RangeTestJob& job);
+inline constexpr char kClientDevice[] = "client";
 
 // Whether a range test's seeds run as one task, packed into one batched
 // model by the worker's engine: core/spec.h's ExpectPackedSeeds (a bigger

@@ -430,59 +430,69 @@ absl::StatusOr<v1::CompleteTaskResponse> Coordinator::CompleteTask(
       return absl::InvalidArgumentError(
           "result.range_test is required for a range-test task");
     }
-    v1::RangeTestTask spec;
-    if (!spec.ParseFromString(task.spec)) {
-      return absl::DataLossError(
-          absl::StrCat("task ", task.id, ": stored spec does not parse"));
-    }
-    // One recommendation event per seed the task ran.
-    std::vector<v1::JobEvent> events;
-    int seed_index = spec.seed_index();
-    for (v1::Recommendation& seed :
-         TaskSeedRecommendations(request.range_test())) {
-      v1::RecommendationEvent& e =
-          *events.emplace_back().mutable_recommendation();
-      e.set_seed_index(seed_index++);
-      *e.mutable_recommendation() = std::move(seed);
-    }
-
-    // Is this the job's last seed? Then aggregate before the job succeeds.
-    LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
-                            store_->ListTasks(job_id));
-    // A grid's seeds are the first range_tasks tasks; AdvanceGrid
-    // aggregates them.
-    std::vector<v1::RangeTestTaskResult> results(tasks.size());
-    bool all_done = !layout.grid;
-    for (const TaskRecord& t : tasks) {
-      if (layout.grid) break;
-      if (t.id == task.id) {
-        results[t.index] = request.range_test();
-      } else if (t.state != TaskState::kSucceeded || !t.result.has_value() ||
-                 !results[t.index].ParseFromString(*t.result)) {
-        all_done = false;
-      }
-    }
-    std::optional<v1::RangeTestResult> job_result;
-    if (all_done) {
-      LRTUNE_ASSIGN_OR_RETURN(job_result, AggregateRangeTest(results));
-      v1::JobEvent agg;
-      *agg.mutable_recommendation()->mutable_recommendation() =
-          job_result->recommendation();
-      events.push_back(std::move(agg));
-    }
-    LRTUNE_RETURN_IF_ERROR(AppendEvents(held, task, task.attempt, events));
-    if (job_result.has_value()) {
-      LRTUNE_RETURN_IF_ERROR(
-          store_->SetJobResult(job_id, job_result->SerializeAsString()));
-    }
-    LRTUNE_RETURN_IF_ERROR(store_->CompleteTask(
-        task.id, task.attempt, request.range_test().SerializeAsString()));
-    leases_.Release(task.id, task.attempt).IgnoreError();
-    if (layout.grid) LRTUNE_RETURN_IF_ERROR(AdvanceGrid(held));
+    LRTUNE_RETURN_IF_ERROR(
+        FinishRangeTask(held, task, layout, request.range_test()));
   }
   NotifyJob(job_id);
   SignalWork();  // a job's parallel slot is free
   return v1::CompleteTaskResponse();
+}
+
+absl::Status Coordinator::FinishRangeTask(
+    const JobLocks::Held& held, const TaskRecord& task, const JobLayout& layout,
+    const v1::RangeTestTaskResult& result) {
+  assert(held.job_id() == task.job_id);
+  const std::string& job_id = task.job_id;
+  v1::RangeTestTask spec;
+  if (!spec.ParseFromString(task.spec)) {
+    return absl::DataLossError(
+        absl::StrCat("task ", task.id, ": stored spec does not parse"));
+  }
+  // One recommendation event per seed the task ran.
+  std::vector<v1::JobEvent> events;
+  int seed_index = spec.seed_index();
+  for (v1::Recommendation& seed : TaskSeedRecommendations(result)) {
+    v1::RecommendationEvent& e =
+        *events.emplace_back().mutable_recommendation();
+    e.set_seed_index(seed_index++);
+    *e.mutable_recommendation() = std::move(seed);
+  }
+
+  // Is this the job's last seed? Then aggregate before the job succeeds.
+  LRTUNE_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks,
+                          store_->ListTasks(job_id));
+  // A grid's seeds are the first range_tasks tasks; AdvanceGrid
+  // aggregates them.
+  std::vector<v1::RangeTestTaskResult> results(tasks.size());
+  bool all_done = !layout.grid;
+  for (const TaskRecord& t : tasks) {
+    if (layout.grid) break;
+    if (t.id == task.id) {
+      results[t.index] = result;
+    } else if (t.state != TaskState::kSucceeded || !t.result.has_value() ||
+               !results[t.index].ParseFromString(*t.result)) {
+      all_done = false;
+    }
+  }
+  std::optional<v1::RangeTestResult> job_result;
+  if (all_done) {
+    LRTUNE_ASSIGN_OR_RETURN(job_result,
+                            AggregateRangeTest(results, layout.budget_steps));
+    v1::JobEvent agg;
+    *agg.mutable_recommendation()->mutable_recommendation() =
+        job_result->recommendation();
+    events.push_back(std::move(agg));
+  }
+  LRTUNE_RETURN_IF_ERROR(AppendEvents(held, task, task.attempt, events));
+  if (job_result.has_value()) {
+    LRTUNE_RETURN_IF_ERROR(
+        store_->SetJobResult(job_id, job_result->SerializeAsString()));
+  }
+  LRTUNE_RETURN_IF_ERROR(
+      store_->CompleteTask(task.id, task.attempt, result.SerializeAsString()));
+  leases_.Release(task.id, task.attempt).IgnoreError();
+  if (layout.grid) LRTUNE_RETURN_IF_ERROR(AdvanceGrid(held));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::FailTaskResponse> Coordinator::FailTask(

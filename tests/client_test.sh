@@ -346,7 +346,10 @@ check "get GRID --plot exit 0" test "$rc" = 0
 cat "$tmp/err" >&2
 check "get GRID --plot draws one curve per trial" grid_svg_ok "$tmp/remote_grid.svg" 6
 run get "$job" --plot "$tmp/rt.svg"
-check "get RANGE_TEST --plot exits 2" test "$rc" = 2
+check "get RANGE_TEST --plot exits 0" test "$rc" = 0
+check "get RANGE_TEST --plot draws the curve and its bounds" \
+  grep -q 'id="smoothed-0"' "$tmp/rt.svg"
+check "... with its bounds" grep -q 'id="bounds"' "$tmp/rt.svg"
 printf '{"range_test": {"run": {"data": {"name": "spirals"}, "model": {"kind": "mlp", "hidden": [8]}, "optimizer": {"kind": "adamw"}}, "range_test": {"steps": 30, "shape": "linear"}}}' >"$tmp/rt.json"
 run submit --spec "$tmp/rt.json" --detach
 check "submit --detach exit 0" test "$rc" = 0

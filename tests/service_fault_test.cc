@@ -25,10 +25,13 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "lrtune/v1/lrtune.grpc.pb.h"
@@ -93,10 +96,14 @@ class ServiceFaultTest : public testing::Test {
     return std::make_unique<Process>(args, (dir_ / (id + ".log")).string());
   }
 
-  // A stub on a fresh channel, once the server accepts connections.
+  // A stub on a fresh channel, once the server accepts connections. The
+  // channel has subchannels of its own: a global pool could hand it the
+  // connection to a server just killed, before gRPC noticed its death.
   std::unique_ptr<lrtune::v1::LrTune::Stub> Connect() {
-    auto channel =
-        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto channel = grpc::CreateCustomChannel(
+        address_, grpc::InsecureChannelCredentials(), args);
     EXPECT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
                                           std::chrono::seconds(20)))
         << "no server on " << address_;
@@ -540,6 +547,126 @@ TEST_F(ServiceFaultTest, ServerKilledMidGridRestartsAndTheGridFinishes) {
   }
   EXPECT_EQ(worker_a->Stop(), 0);
   EXPECT_EQ(worker_b->Stop(), 0);
+  server->Stop();
+}
+
+// A pruned search: two schedule kinds x four explicit bounds (8 trials of
+// 3000 steps, rungs at 333 and 1000; the triangular's at its next cycle
+// ends). Run once to its end on one worker, as the reference; then again,
+// with the coordinator SIGKILLed after its third rung decision and
+// restarted: every trial is pruned or promoted at every rung exactly as in
+// the reference, each decision is in the log once, and the ones taken
+// before the kill are unchanged.
+lrtune::v1::SubmitJobRequest PrunedSearch() {
+  lrtune::v1::SubmitJobRequest request;
+  lrtune::v1::GridSearchJob* grid = request.mutable_grid();
+  *grid->mutable_run() = OneSeedRangeTest().range_test().run();
+  grid->mutable_train()->set_steps(3000);
+  auto* schedules = grid->mutable_grid()->add_axes()->mutable_schedules();
+  schedules->add_values()->set_kind(lrtune::v1::SCHEDULE_KIND_COSINE);
+  auto* tri = schedules->add_values();
+  tri->set_kind(lrtune::v1::SCHEDULE_KIND_TRIANGULAR);
+  tri->set_step_size_up(250);
+  auto* bounds = grid->mutable_grid()->add_axes()->mutable_lr_bounds();
+  for (double max_lr : {0.003, 0.03, 0.3, 3.0}) {
+    auto* b = bounds->add_values()->mutable_explicit_bounds();
+    b->set_min_lr(max_lr / 10);
+    b->set_max_lr(max_lr);
+  }
+  grid->mutable_grid()->mutable_pruning()->set_kind(
+      lrtune::v1::PRUNING_KIND_SUCCESSIVE_HALVING);
+  return request;
+}
+
+// trial -> "rung:promoted rung:promoted ..." from a job's log; every
+// (trial, rung) once.
+std::map<int, std::string> Decisions(
+    const std::vector<lrtune::v1::JobEvent>& events) {
+  std::map<int, std::string> out;
+  std::set<std::pair<int, int>> seen;
+  for (const lrtune::v1::JobEvent& e : events) {
+    if (!e.has_rung_decision()) continue;
+    const auto& d = e.rung_decision();
+    EXPECT_TRUE(seen.insert({d.trial_index(), d.result().rung()}).second)
+        << "trial " << d.trial_index() << " rung " << d.result().rung()
+        << " decided twice";
+    absl::StrAppend(&out[d.trial_index()], d.result().rung(), ":",
+                    d.result().promoted() ? "on " : "pruned ");
+  }
+  return out;
+}
+
+TEST_F(ServiceFaultTest, ServerKilledMidPrunedSearchKeepsItsDecisions) {
+  std::map<int, std::string> reference;
+  {
+    std::unique_ptr<Process> server = StartServer();
+    ASSERT_TRUE(server->started());
+    std::unique_ptr<Process> worker = StartWorker("reference");
+    auto stub = Connect();
+    grpc::ClientContext context;
+    lrtune::v1::Job job;
+    ASSERT_TRUE(stub->SubmitJob(&context, PrunedSearch(), &job).ok());
+    Watched all = Watch(*stub, job.job_id(), 0);
+    ASSERT_TRUE(all.status.ok()) << all.status.error_message();
+    ASSERT_EQ(all.events.back().state_changed().state(),
+              lrtune::v1::JOB_STATE_SUCCEEDED);
+    reference = Decisions(all.events);
+    EXPECT_EQ(worker->Stop(), 0);
+    server->Stop();
+  }
+  ASSERT_EQ(reference.size(), 8u);  // every trial reached its first rung
+  int pruned = 0;
+  for (const auto& [trial, d] : reference) {
+    pruned += absl::StrContains(d, "pruned");
+  }
+  // One worker: the trials arrive one after another, and ASHA keeps a new
+  // arrival that beats the ones before it, so few are pruned; some must be.
+  EXPECT_GE(pruned, 1);
+
+  for (const char* file : {"jobs.db", "jobs.db-wal", "jobs.db-shm"}) {
+    std::filesystem::remove(dir_ / file);
+  }
+  std::unique_ptr<Process> server = StartServer();
+  ASSERT_TRUE(server->started());
+  std::unique_ptr<Process> worker = StartWorker("faulty");
+  auto stub = Connect();
+  grpc::ClientContext context;
+  lrtune::v1::Job job;
+  ASSERT_TRUE(stub->SubmitJob(&context, PrunedSearch(), &job).ok());
+  // Read until the third decision, then kill the coordinator.
+  Watched before;
+  {
+    grpc::ClientContext watch_context;
+    watch_context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::seconds(90));
+    lrtune::v1::WatchJobRequest watch;
+    watch.set_job_id(job.job_id());
+    auto reader = stub->WatchJob(&watch_context, watch);
+    lrtune::v1::JobEvent event;
+    int decisions = 0;
+    while (decisions < 3 && reader->Read(&event)) {
+      before.events.push_back(event);
+      decisions += event.has_rung_decision();
+    }
+    server->Kill();
+    watch_context.TryCancel();
+    reader->Finish();
+    ASSERT_EQ(decisions, 3);
+  }
+  server = StartServer();
+  ASSERT_TRUE(server->started());
+  stub = Connect();
+  Watched stored = Watch(*stub, job.job_id(), 0);
+  ASSERT_TRUE(stored.status.ok()) << stored.status.error_message();
+  ASSERT_EQ(stored.events.back().state_changed().state(),
+            lrtune::v1::JOB_STATE_SUCCEEDED)
+      << stored.events.back().ShortDebugString();
+  ExpectSameEvents(before.events, stored.events);
+  for (size_t i = 0; i < stored.events.size(); ++i) {
+    ASSERT_EQ(stored.events[i].seq(), i + 1);
+  }
+  EXPECT_EQ(Decisions(stored.events), reference);
+  EXPECT_EQ(worker->Stop(), 0);
   server->Stop();
 }
 

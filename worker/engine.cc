@@ -137,6 +137,11 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
                                               const Callbacks& cb,
                                               const CancellationToken* cancel) {
   LRTUNE_RETURN_IF_ERROR(ValidateRangeTest(spec));
+  if (spec.driver == RangeDriver::kClient) {
+    return absl::InvalidArgumentError(
+        "range_test.driver is client: the client trains this test in its own "
+        "loop, not the engine");
+  }
   if (spec.metric == RangeMetric::kValAccuracy &&
       job.loss != LossKind::kCrossEntropy) {
     return absl::InvalidArgumentError(
@@ -262,18 +267,8 @@ absl::StatusOr<RangeTestResult> RangeTestImpl(const JobSpec& job,
     }
     drain(/*flush=*/true);
     result.train_seconds += Seconds(start);
-    AnalysisOptions options = spec.analysis;
-    if (options.iters_per_epoch == 0) {
-      options.iters_per_epoch = trainer->steps_per_epoch();
-    }
-    if (!options.momentum.has_value()) {
-      options.momentum = OptimizerMomentum(job.optimizer);
-    }
-    if (options.planned_steps == 0) {  // fastai's num_it: the planned points
-      options.planned_steps = spec.metric == RangeMetric::kTrainLoss
-                                  ? spec.steps
-                                  : spec.steps / spec.eval_every;
-    }
+    const AnalysisOptions options =
+        CurveAnalysisOptions(job, spec, trainer->steps_per_epoch());
     for (int m = 0; m < k; ++m) {
       // Smith's original test reads the validation metric instead: one
       // point per evaluation (never packed: PackSeeds), 1 - accuracy so

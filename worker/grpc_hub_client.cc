@@ -26,6 +26,9 @@ constexpr std::chrono::seconds kCallDeadline(10);
 // connect timeout (20 s), which slow networks need.
 constexpr int kInitialReconnectBackoffMs = 100;
 constexpr int kMaxReconnectBackoffMs = 1000;
+// The largest task the worker takes: a model and inline data at the
+// spec's limits (core/spec.h) with room to spare.
+constexpr int kMaxTaskBytes = 256 << 20;
 
 // How long the connection watcher waits on the channel at a time; it bounds
 // how long destroying the client takes.
@@ -37,6 +40,10 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& target,
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               kInitialReconnectBackoffMs);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
+  // A task carries the client's TorchScript model and inline data, which
+  // the coordinator accepted within its own request limit (64 MiB by
+  // default): gRPC's default 4 MiB would refuse to deliver it.
+  args.SetMaxReceiveMessageSize(kMaxTaskBytes);
   std::shared_ptr<grpc::ChannelCredentials> credentials =
       grpc::InsecureChannelCredentials();
   if (!tls_ca_pem.empty()) {

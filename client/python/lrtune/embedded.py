@@ -1,0 +1,77 @@
+"""The embedded service: `lrtune serve` as a child of this process.
+
+Without a server, lrtune.RangeTest (and lrtune.connect()) start the
+`lrtune` binary's embedded coordinator, without a worker (the script
+trains), on a private unix socket, with the job store the CLI's embedded
+commands use ($XDG_DATA_HOME/lrtune/jobs.db, else
+~/.local/share/lrtune/jobs.db; `db` chooses another). One service per
+process, started on first use; it ends when this process closes its stdin,
+at exit or when the process dies, however it dies.
+
+The binary is $LRTUNE_BIN, else `lrtune` on PATH. One process uses a store
+at a time: a second one waits for the first (`lrtune serve` says so on
+stderr).
+"""
+
+import atexit
+import os
+import shutil
+import subprocess
+import threading
+from typing import Optional
+
+
+def find_binary() -> str:
+    """The `lrtune` binary: $LRTUNE_BIN, else `lrtune` on PATH."""
+    path = os.environ.get("LRTUNE_BIN") or shutil.which("lrtune")
+    if not path:
+        raise FileNotFoundError(
+            "the lrtune binary is not found: build it (cmake --build build "
+            "--target lrtune) and put it on PATH or set LRTUNE_BIN, or pass "
+            "server='HOST:PORT'")
+    return path
+
+
+class EmbeddedService:
+    """A running `lrtune serve`; `target` is its gRPC target."""
+
+    def __init__(self, db: Optional[str] = None, binary: Optional[str] = None):
+        args = [binary or find_binary(), "serve"]
+        if db:
+            args += ["--db", db]
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE)
+        line = self._proc.stdout.readline().decode().strip()
+        if not line.startswith("unix:"):
+            rc = self._proc.wait()
+            raise RuntimeError(f"`{' '.join(args)}` exited with {rc} before "
+                               "serving (its message is above)")
+        self.target = line
+        self.db = db
+
+    def close(self):
+        if self._proc.poll() is None:
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+_lock = threading.Lock()
+_shared: Optional[EmbeddedService] = None
+
+
+def shared_service(db: Optional[str] = None) -> EmbeddedService:
+    """This process's embedded service, started on first use (a later call
+    naming another `db` gets a ValueError)."""
+    global _shared
+    with _lock:
+        if _shared is None:
+            _shared = EmbeddedService(db)
+            atexit.register(_shared.close)
+        elif db and db != _shared.db:
+            raise ValueError(f"the embedded service already runs on "
+                             f"{_shared.db or 'the default store'}, not {db}")
+        return _shared

@@ -1,0 +1,90 @@
+// `lrtune serve`: the embedded coordinator alone, on a private unix socket,
+// for client-driven range tests (the client trains, so no worker and no
+// LibTorch start). It prints the socket's gRPC target as its first line on
+// stdout and serves until stdin reaches its end (the parent that started
+// it exited, however it exited) or a SIGINT, SIGTERM or SIGHUP comes. The
+// Python package's embedded mode runs it (client/python/lrtune/embedded.py).
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <iostream>
+#include <thread>
+
+#include "client/cli_session.h"
+#include "client/commands.h"
+#include "core/sync.h"
+#ifdef LRTUNE_EMBEDDED
+#include "client/embedded.h"
+#endif
+
+namespace lrtune {
+
+CLI::App* AddServeCommand(CLI::App& app, ServeOptions& opts) {
+  CLI::App* cmd = app.add_subcommand(
+      "serve",
+      "Run the embedded coordinator, without a worker, on a private unix\n"
+      "socket for client-driven range tests (a training script trains and\n"
+      "reports; the Python package starts this when given no server).\n"
+      "Prints the gRPC target (unix:/...) on the first line of stdout and\n"
+      "serves until stdin ends or SIGINT/SIGTERM/SIGHUP.\n"
+      "Example: lrtune serve --db /tmp/jobs.db");
+  cmd->add_option("--db", opts.db_path,
+                  "job store (default $XDG_DATA_HOME/lrtune/jobs.db, as the\n"
+                  "other embedded commands; one process uses it at a time)");
+  return cmd;
+}
+
+int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
+#ifndef LRTUNE_EMBEDDED
+  (void)opts;
+  (void)out;
+  err << "lrtune serve: this build has no embedded service\n";
+  return kExitUsage;
+#else
+  // Before any thread starts, so that every thread inherits the mask and
+  // the signals wait for sigwait below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  client::EmbeddedOptions options;
+  options.db_path =
+      opts.db_path.empty() ? client::DefaultDbPath() : opts.db_path;
+  options.devices.clear();  // the coordinator alone: clients train
+  options.log = &err;
+  absl::StatusOr<std::unique_ptr<client::EmbeddedService> > service =
+      client::EmbeddedService::Start(options);
+  if (!service.ok()) {
+    err << "lrtune serve: " << service.status().message() << "\n";
+    return ExitCodeOf(service.status());
+  }
+  out << (*service)->target() << std::endl;
+
+  // Whichever comes first ends the service; the other thread is left
+  // blocked and ends with the process.
+  static lrtune::Notification* const stop = new lrtune::Notification;
+  std::thread([] {
+    char buffer[256];
+    while (true) {
+      const ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
+      if (n == 0 || (n < 0 && errno != EINTR)) break;
+    }
+    if (!stop->HasBeenNotified()) stop->Notify();
+  }).detach();
+  std::thread([signals] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    if (!stop->HasBeenNotified()) stop->Notify();
+  }).detach();
+  stop->WaitForNotification();
+  (*service)->Shutdown();
+  return kExitOk;
+#endif
+}
+
+}  // namespace lrtune
