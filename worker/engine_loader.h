@@ -3,7 +3,8 @@
 // Linking lrtune_engine_lazy instead of lrtune_engine gives engine.h's
 // training functions (RunRangeTest, RunTraining, TorchVersion,
 // DescribeDevice) without LibTorch at start-up: the first call opens
-// lrtune_torch_engine.so and forwards to it.
+// lrtune_torch_engine.so, after the placeholders for the libraries LibTorch
+// never uses (torch_placeholders.h), and forwards to it.
 //
 //   LRTUNE_RETURN_IF_ERROR(LoadTorchEngine());  // optional: fail early
 //   auto result = engine::RunRangeTest(job, spec, callbacks);
