@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "worker/blas_core.h"
 #include "worker/engine.h"
 #include "worker/engine_plugin.h"
 #include "worker/torch_placeholders.h"
@@ -92,6 +93,7 @@ struct Loaded {
 const Loaded& Load() {
   static const Loaded* loaded = [] {
     auto* l = new Loaded;
+    ChooseBlasCore();  // before LibTorch loads OpenBLAS
     std::vector<std::string> tried;
     for (const std::string& path : CandidatePaths()) {
       if (access(path.c_str(), R_OK) != 0) {

@@ -17,7 +17,7 @@
 // library it loads need a symbol of one (another LibTorch), dlopen fails
 // with "undefined symbol" while relocating, before any initializer runs;
 // the caller then closes the placeholders and opens the module again
-// without them (engine_loader.cc). tests/torch_placeholders_test.sh checks
+// without them (engine_loader.cc). tests/torch_load_test.sh checks
 // that every symbol binds to the same library with and without them.
 //
 //   TorchPlaceholders p = TorchPlaceholders::Open(dir);

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# LibTorch's placeholders (worker/torch_placeholders.h) change nothing but
-# what is mapped: with them, none of the libraries they stand for is loaded;
-# every symbol of every library still loaded binds to the library it binds
-# to without them (LD_DEBUG=bindings, both ways), a std:: template instance
+# How lrtune opens LibTorch (worker/engine_loader.h).
+#
+# Its placeholders (worker/torch_placeholders.h) change nothing but what is
+# mapped: with them, none of the libraries they stand for is loaded; every
+# symbol of every library still loaded binds to the library it binds to
+# without them (LD_DEBUG=bindings, both ways), a std:: template instance
 # excepted, which may bind to another copy of the same code; a range test's
 # curve is the same to the last digit; and a placeholder that cannot work
 # (one for libc10) costs a second dlopen, not the run.
 #
-#   bash tests/torch_placeholders_test.sh PROBE LRTUNE PLACEHOLDER_DIR \
-#     BROKEN_DIR
+# OpenBLAS runs the kernels of the CPU's features (worker/blas_core.h), or
+# those OPENBLAS_CORETYPE names when the user set it.
+#
+#   bash tests/torch_load_test.sh PROBE LRTUNE PLACEHOLDER_DIR BROKEN_DIR
 set -u
 PROBE=$1
 BIN=$2
@@ -16,7 +20,7 @@ PLACEHOLDERS=$3
 BROKEN=$4
 # shellcheck source=tests/testlib.sh
 source "$(dirname "$0")/testlib.sh"
-unset LRTUNE_SERVER LRTUNE_TORCH_PLACEHOLDERS
+unset LRTUNE_SERVER LRTUNE_TORCH_PLACEHOLDERS OPENBLAS_CORETYPE
 export XDG_DATA_HOME="$tmp/xdg" XDG_RUNTIME_DIR="$tmp/run"
 export LRTUNE_CACHE_DIR=off
 mkdir -p "$XDG_RUNTIME_DIR"
@@ -110,6 +114,28 @@ PY
 }
 check "every binding is the same with and without the placeholders" \
   bindings_agree
+
+# OpenBLAS's kernels: the CPU's widest (the probe prints OpenBLAS's choice).
+want=$($PY - <<'PY'
+flags = set()
+for line in open("/proc/cpuinfo"):
+    if line.startswith("flags"):
+        flags = set(line.split(":", 1)[1].split())
+        break
+skylake = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
+print("SkylakeX" if skylake <= flags else
+      "Haswell" if {"avx2", "fma"} <= flags else "")
+PY
+)
+core() { sed -n 's/^openblas core: //p' "$1"; }
+echo "OpenBLAS: $(core "$tmp/on.err") (this CPU: ${want:-older than Haswell})"
+if [[ -n $want ]]; then
+  check "OpenBLAS runs this CPU's $want kernels" \
+    test "$(core "$tmp/on.err")" = "$want"
+fi
+probe "$tmp/user" OPENBLAS_CORETYPE=Sandybridge
+check "OPENBLAS_CORETYPE set by the user is kept" \
+  test "$(core "$tmp/user.err")" = Sandybridge
 
 # The same range test, curve for curve, three ways.
 SMALL=(range-test --model mlp --hidden 32 --dataset spirals --threads 1
