@@ -50,14 +50,23 @@ seconds() {
 }
 hidden_of() { [[ $1 == mlp ]] && echo 256,256 || echo 32; }  # MLP widths
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR==1{a=$1} {b=$1} END {printf "%.2f-%.2f", a, b}'; }
 lrtune_rt() { "$LRTUNE" range-test "${COMMON[@]}" "$@"; }
 pytorch_rt() {
   "$PYTHON" bench/pytorch_loop.py --range-test --subset 20000 --batch 128 \
     --steps 300 --threads 1 "$@"
 }
 
-# Warm the page cache and the decoded-data cache once.
-lrtune_rt --hidden 32 >/dev/null 2>&1
+# Warm the page cache and the decoded-data cache once, and read which
+# OpenBLAS kernels each side runs (OPENBLAS_VERBOSE=2 prints "Core: NAME";
+# lrtune's embedded stderr goes to embedded.log). lrtune chooses them by the
+# CPU's features (worker/blas_core.h), PyTorch leaves it to OpenBLAS, which
+# falls back to its slowest on a CPU model it does not know; the "same
+# kernels" columns give PyTorch lrtune's.
+OPENBLAS_VERBOSE=2 lrtune_rt --hidden 32 >/dev/null 2>&1
+LRTUNE_BLAS=$(sed -n 's/^Core: //p' "$XDG_DATA_HOME/lrtune/embedded.log" | head -1)
+PYTORCH_BLAS=$(OPENBLAS_VERBOSE=2 "$PYTHON" -c 'import torch' 2>&1 |
+  sed -n 's/^Core: //p' | head -1)
 pytorch_rt --model tiny_mlp >/dev/null
 
 echo "| command that trains nothing | wall |"
@@ -73,19 +82,21 @@ for cmd in "--help" "schedule --kind cosine --t-max 10 --steps 3" \
 done
 echo
 
-echo "| model | seeds | lrtune | lrtune, no data cache | PyTorch | PyTorch / lrtune |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| model | seeds | lrtune | lrtune, no data cache | PyTorch | PyTorch / lrtune | PyTorch, same kernels | that / lrtune |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for model in tiny_mlp mlp; do
   hidden=$(hidden_of "$model")
   for k in 1 3; do
-    l=() c=() p=()
+    l=() c=() p=() q=()
     for ((i = 0; i < REPEAT; i++)); do
       l+=("$(seconds lrtune_rt --hidden "$hidden" --seeds "$k")")
       c+=("$(LRTUNE_CACHE_DIR=off seconds lrtune_rt --hidden "$hidden" --seeds "$k")")
       p+=("$(seconds pytorch_rt --model "$model" --seeds "$k")")
+      q+=("$(OPENBLAS_CORETYPE=$LRTUNE_BLAS seconds pytorch_rt --model "$model" --seeds "$k")")
     done
     lm=$(median "${l[@]}") cm=$(median "${c[@]}") pm=$(median "${p[@]}")
-    "$PYTHON" -c "print('| $model (784-$hidden-10) | $k | %.2f s | %.2f s | %.2f s | %.2fx |' % ($lm, $cm, $pm, $pm / $lm))"
+    qm=$(median "${q[@]}")
+    "$PYTHON" -c "print('| $model (784-$hidden-10) | $k | %.2f s ($(spread "${l[@]}")) | %.2f s | %.2f s ($(spread "${p[@]}")) | %.2fx | %.2f s ($(spread "${q[@]}")) | %.2fx |' % ($lm, $cm, $pm, $pm / $lm, $qm, $qm / $lm))"
   done
 done
 
@@ -112,6 +123,7 @@ if [[ $WHOLE_ONLY == 0 ]]; then
   done
 fi
 echo
+echo "OpenBLAS kernels: lrtune ${LRTUNE_BLAS:-?}, PyTorch ${PYTORCH_BLAS:-?} (same kernels: ${LRTUNE_BLAS:-?})"
 echo "lrtune: $("$LRTUNE" --version 2>&1 | head -1)"
 echo "python: $("$PYTHON" -c 'import torch, sys; print("torch", torch.__version__, "python", sys.version.split()[0])')"
-echo "medians of $REPEAT runs; $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc --all) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+echo "medians of $REPEAT runs (min-max in brackets); $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc --all) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | xargs)); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

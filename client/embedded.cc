@@ -129,6 +129,15 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   if (options.db_path.empty()) {
     return absl::InvalidArgumentError("embedded service: db_path is empty");
   }
+  // LibTorch (~0.3 s of the process here): loaded now, not at exec, and
+  // before any thread: its first load sets OPENBLAS_CORETYPE
+  // (engine_loader.h), and the store and server, on threads beside it,
+  // would stall on the dynamic loader's lock for as long. The coordinator
+  // alone (no device: lrtune serve) trains nothing and never loads it.
+  if (!options.devices.empty()) {
+    LRTUNE_RETURN_IF_ERROR(engine::LoadTorchEngine());
+    engine::TuneAllocatorForTraining();
+  }
   auto state = std::make_unique<State>();
   state->options = options;
   // From here on, ~EmbeddedService cleans up whatever was started.
@@ -235,11 +244,6 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   // on another thread: "Mutex unlocked when destroyed"). Plain polls every
   // acquire_retry cost nothing on a unix socket.
   aopts.acquire_wait = absl::ZeroDuration();
-  // LibTorch (~0.7 s of the process here): loaded now, not at exec, and not
-  // on a thread beside the store and server, which then stall on the
-  // dynamic loader's lock for as long.
-  LRTUNE_RETURN_IF_ERROR(engine::LoadTorchEngine());
-  engine::TuneAllocatorForTraining();
   s.agent = std::make_unique<worker::Agent>(
       aopts, worker::NewGrpcHubClient(s.target, ""));
   s.agent_thread = std::thread([&s] {

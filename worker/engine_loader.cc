@@ -12,8 +12,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "worker/blas_core.h"
 #include "worker/engine.h"
 #include "worker/engine_plugin.h"
+#include "worker/torch_placeholders.h"
 
 #ifndef LRTUNE_ENGINE_CUDA
 #define LRTUNE_ENGINE_CUDA 1  // unknown: ask the module
@@ -50,6 +52,39 @@ std::vector<std::string> CandidatePaths() {
   return paths;
 }
 
+// The placeholders for the module at `module_path`: $LRTUNE_TORCH_PLACEHOLDERS
+// ("off": none), else those beside the module.
+std::string PlaceholderDir(const std::string& module_path) {
+  const char* env = std::getenv("LRTUNE_TORCH_PLACEHOLDERS");
+  if (env != nullptr && env[0] != '\0') {
+    return std::string(env) == "off" ? "" : env;
+  }
+  const size_t slash = module_path.rfind('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : module_path.substr(0, slash);
+  return absl::StrCat(dir, "/", internal::kPlaceholderDirName);
+}
+
+// dlopen(path) with LibTorch's placeholders open; should a library need one
+// of them after all (dlopen fails while relocating, before any initializer
+// has run), they are closed and the module opened without them. nullptr
+// and `*error` set when neither opens it.
+void* OpenModule(const std::string& path, std::string* error) {
+  const std::string dir = PlaceholderDir(path);
+  TorchPlaceholders placeholders;
+  if (!dir.empty()) placeholders = TorchPlaceholders::Open(dir);
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr && placeholders.size() > 0) {
+    placeholders.Close();
+    handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  }
+  if (handle == nullptr) {
+    const char* why = dlerror();
+    *error = why != nullptr ? why : "dlopen failed";
+  }
+  return handle;
+}
+
 struct Loaded {
   const EngineApi* api = nullptr;
   absl::Status status;
@@ -58,17 +93,17 @@ struct Loaded {
 const Loaded& Load() {
   static const Loaded* loaded = [] {
     auto* l = new Loaded;
+    ChooseBlasCore();  // before LibTorch loads OpenBLAS
     std::vector<std::string> tried;
     for (const std::string& path : CandidatePaths()) {
       if (access(path.c_str(), R_OK) != 0) {
         tried.push_back(absl::StrCat(path, " (not there)"));
         continue;
       }
-      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      std::string why;
+      void* handle = OpenModule(path, &why);
       if (handle == nullptr) {
-        const char* why = dlerror();
-        tried.push_back(
-            absl::StrCat(path, " (", why ? why : "dlopen failed", ")"));
+        tried.push_back(absl::StrCat(path, " (", why, ")"));
         continue;
       }
       using Entry = const EngineApi* (*)();

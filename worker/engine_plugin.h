@@ -36,6 +36,11 @@ inline constexpr char kEngineApiSymbol[] = "lrtune_engine_api";
 // build put it.
 inline constexpr char kEngineModuleName[] = "lrtune_torch_engine.so";
 
+// The directory beside the module that holds the placeholders opened before
+// it (torch_placeholders.h); $LRTUNE_TORCH_PLACEHOLDERS names another, or
+// "off" for none. The build writes it (worker/CMakeLists.txt).
+inline constexpr char kPlaceholderDirName[] = "lrtune_torch_placeholders";
+
 struct EngineApi {
   int version = kEngineApiVersion;
   // sizeof the structs that cross the boundary, as the module saw them.

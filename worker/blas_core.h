@@ -1,0 +1,46 @@
+// Which OpenBLAS kernels lrtune's LibTorch runs on: chosen from the CPU's
+// features, because OpenBLAS picks by CPU model and falls back to its
+// slowest x86-64 kernels (Prescott, SSE3) on a model it does not know.
+//
+// Debian 12's OpenBLAS 0.3.21 does not know CPUs newer than it (here an
+// Intel Xeon of family 6, model 207, with AVX-512): its sgemm then runs
+// the MLP 784-256-256-10's step 3.5x slower than with its AVX-512 kernels
+// (bench/whole_process.md). OpenBLAS reads OPENBLAS_CORETYPE once, when it
+// is loaded; lrtune loads it with LibTorch (engine_loader.cc), so setting
+// the variable first is enough. A value the user set is kept.
+//
+//   ChooseBlasCore();        // before LibTorch (and OpenBLAS) are loaded
+//   LRTUNE_RETURN_IF_ERROR(LoadTorchEngine());
+#ifndef LRTUNE_WORKER_BLAS_CORE_H_
+#define LRTUNE_WORKER_BLAS_CORE_H_
+
+#include <string>
+
+namespace lrtune::engine {
+
+// The features that decide the kernels.
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  // AVX-512 F, CD, BW, DQ and VL, all usable (the OS saves their state).
+  bool avx512_skylake = false;
+};
+
+// This CPU's features (x86-64; all false elsewhere). Thread-safe.
+CpuFeatures DetectCpuFeatures();
+
+// The OpenBLAS core whose kernels `cpu` runs: "SkylakeX" with the AVX-512
+// set, else "Haswell" with AVX2 and FMA, else "" (OpenBLAS's own choice).
+// SkylakeX's and Haswell's sgemm kernels are those OpenBLAS uses for every
+// CPU with those features that it knows (Zen's are Haswell's).
+std::string BlasCoreFor(const CpuFeatures& cpu);
+
+// Sets OPENBLAS_CORETYPE to BlasCoreFor(DetectCpuFeatures()) unless it is
+// set to a name already, and returns the variable's value afterwards ("" when
+// it stays unset or empty). Call it before OpenBLAS is loaded, and before the
+// process starts threads: it calls setenv.
+std::string ChooseBlasCore();
+
+}  // namespace lrtune::engine
+
+#endif  // LRTUNE_WORKER_BLAS_CORE_H_
