@@ -63,6 +63,24 @@ std::vector<double> ZeroLagOf(const std::vector<double>& lrs,
                        PositionBeta(lrs));
 }
 
+// Where the zero-lag curve z is back kReturnFraction of the way from its
+// lowest point to its start (DivergenceMonitor's return rule, read without
+// the causal EMA's lag), or -1. On a curve that never diverged, this is the
+// divergence the lagging average missed.
+int64_t ReturnIndex(const std::vector<double>& z) {
+  if (z.empty()) return -1;
+  const auto i_min =
+      static_cast<size_t>(std::min_element(z.begin(), z.end()) - z.begin());
+  const double drop = z.front() - z[i_min];
+  if (!(drop > kReturnMinDrop * std::abs(z.front()))) return -1;
+  for (size_t i = i_min + 1; i < z.size(); ++i) {
+    if (z[i] - z[i_min] >= kReturnFraction * drop) {
+      return static_cast<int64_t>(i);
+    }
+  }
+  return -1;
+}
+
 absl::Status ValidatePoints(const std::vector<CurvePoint>& points) {
   if (points.empty()) {
     return absl::InvalidArgumentError(
@@ -273,6 +291,17 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
   const int64_t used = r.diverged_at < 0 ? n : r.diverged_at;
   r.points_used = used;
 
+  std::vector<double> lrs(static_cast<size_t>(used));
+  std::vector<double> losses(static_cast<size_t>(used));
+  for (int64_t i = 0; i < used; ++i) {
+    lrs[static_cast<size_t>(i)] = points[static_cast<size_t>(i)].lr;
+    losses[static_cast<size_t>(i)] = points[static_cast<size_t>(i)].loss;
+  }
+  // Positions are read from the zero-lag curve (the causal one is late),
+  // after a 5-point running median has removed isolated spikes.
+  const std::vector<double> z =
+      used > 0 ? ZeroLagOf(lrs, losses) : std::vector<double>{};
+
   r.stepsize_iterations = int64_t{options.stepsize_k} *
                           std::max<int64_t>(options.iters_per_epoch, 1);
   r.stepsize_epochs = options.iters_per_epoch > 0 ? options.stepsize_k : 0.0;
@@ -288,6 +317,22 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
                           "overflow in fp16) before trusting the result",
                           p.loss, p.step, p.lr));
     }
+  } else if (const int64_t back = ReturnIndex(z); back >= 0) {
+    // The loss did come back (bench/quality: cnn-fmnist-sgdm-b128 seed 0
+    // returned to chance by lr ~0.3 and read max_lr 0.11, where the seeds
+    // that diverged read 0.03-0.04 and 1cycle at 0.1 lost a seed).
+    const double lr_back = lrs[static_cast<size_t>(back)];
+    const double margin = DivergenceMargin(options.momentum);
+    AddWarning(r, "never_diverged",
+               absl::StrFormat(
+                   "the loss came back to its starting level by lr %g, but "
+                   "the divergence rule's running average (EMA beta %g) lags "
+                   "and never crossed it up to lr %g, so max_lr has no "
+                   "divergence cap and may be too high: counting lr %g as "
+                   "the divergence, max_lr would be at most %g (that lr / %g, "
+                   "the divergence margin)",
+                   lr_back, options.smoothing_beta, points.back().lr, lr_back,
+                   lr_back / margin, margin));
   } else {
     AddWarning(r, "never_diverged",
                absl::StrFormat(
@@ -310,15 +355,6 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
     return r;
   }
 
-  std::vector<double> lrs(static_cast<size_t>(used));
-  std::vector<double> losses(static_cast<size_t>(used));
-  for (int64_t i = 0; i < used; ++i) {
-    lrs[static_cast<size_t>(i)] = points[static_cast<size_t>(i)].lr;
-    losses[static_cast<size_t>(i)] = points[static_cast<size_t>(i)].loss;
-  }
-  // Positions are read from the zero-lag curve (the causal one is late),
-  // after a 5-point running median has removed isolated spikes.
-  const std::vector<double> z = ZeroLagOf(lrs, losses);
   auto lr_at = [&lrs](const absl::StatusOr<int64_t>& idx) {
     return idx.ok() ? lrs[static_cast<size_t>(*idx)] : kNaN;
   };

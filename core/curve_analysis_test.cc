@@ -283,6 +283,36 @@ TEST(AnalyzeCurveTest, MonotoneDecreaseWarnsNeverDiverged) {
   EXPECT_EQ(r.points_used, 100);
   EXPECT_TRUE(HasWarning(r, "never_diverged"));
   EXPECT_FALSE(HasWarning(r, "never_decreased"));
+  EXPECT_TRUE(Contains(r.warnings[0].message, "raise end_lr"));
+}
+
+// bench/quality, cnn-fmnist-sgdm-b128 seed 0: the loss went back to chance
+// late in the ramp, but the divergence rule's lagging EMA never crossed, so
+// its max_lr had no cap (0.11, where the seeds that diverged read 0.03-0.04
+// and 1cycle at 0.1 lost a seed). The warning says so and gives the cap.
+TEST(AnalyzeCurveTest, AReturnTheRuleMissedIsNamedWithItsCap) {
+  const auto points = MakeCurve(
+      [](double lr) {
+        const double x = std::log10(lr);
+        return 2.3 - 1.8 / (1.0 + std::exp(-(x + 4.0) * 2.5)) +
+               2.0 * std::clamp((x - 0.75) / 0.15, 0.0, 1.0);
+      },
+      300);
+  AnalysisOptions options;
+  options.momentum = 0.9;
+  const Recommendation r = Analyze(points, options);
+  EXPECT_EQ(r.diverged_at, -1);
+  ASSERT_TRUE(HasWarning(r, "never_diverged"));
+  const std::string& message = r.warnings[0].message;
+  EXPECT_TRUE(Contains(message, "came back to its starting level by lr"))
+      << message;
+  const size_t at = message.find("at most ");
+  ASSERT_NE(at, std::string::npos) << message;
+  const double cap = std::stod(message.substr(at + 8));
+  // The loss is back up from log10 lr 0.75 on: the cap is a tenth of that.
+  EXPECT_GT(cap, std::pow(10.0, 0.75) / 10);
+  EXPECT_LT(cap, 1.0);
+  EXPECT_GT(r.max_lr, cap);  // the rule itself is unchanged: uncapped
 }
 
 TEST(AnalyzeCurveTest, DivergesAtStep3) {

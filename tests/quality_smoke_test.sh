@@ -63,6 +63,31 @@ check "report has the setting's row with an oracle and a gap" grep -qE \
   "$tmp/report.md"
 check "report summarises the gaps" grep -q '^- all: 1 rows; lrtune gap max' "$tmp/report.md"
 
+# The candidates stage trains the LRs a screen lists (rule_screen.py), here
+# the oracle's best grid LR again at fresh seeds, which report.py shows as
+# "oracle again".
+best=$($PY -c "
+import sys
+sys.path.insert(0, sys.argv[1])
+import report
+s = report.Study(sys.argv[2], sys.argv[3])
+print(s.oracle(s.settings[0], 'one_cycle', 2)[0])
+" "$ROOT/bench/quality" "$SET" "$OUT")
+echo "{\"setting\": \"mlp32-digits-sgdm-b64\", \"rule\": \"oracle_again\", \"max_lr\": [$best, $best, $best], \"seeds\": [3, 4, 5]}" \
+  >"$OUT/candidates.jsonl"
+before=$(cat "$OUT"/runs-*.jsonl | wc -l)
+run --settings "$SET" --out "$OUT" --stage candidates
+check "candidates stage exits 0" test "$rc" = 0
+check "three runs at the fresh seeds" test \
+  "$(cat "$OUT"/runs-*.jsonl | wc -l)" = "$((before + 3))"
+$PY "$ROOT/bench/quality/report.py" "$SET" "$OUT" >"$tmp/report.md"
+check "report gives the oracle again" grep -q \
+  "the oracle's own LR at fresh seeds: gap max" "$tmp/report.md"
+echo '{"setting": "mlp32-digits-sgdm-b64", "rule": "x"}' >"$OUT/candidates.jsonl"
+run --settings "$SET" --out "$OUT" --stage candidates
+check "a candidate without max_lr exits 1" test "$rc" = 1
+check "and names the line" grep -q 'candidates.jsonl line 1' "$tmp/err"
+
 run --settings "$SET" --out "$OUT" --stage nope
 check "a bad stage exits 2" test "$rc" = 2
 check "and names the flag" grep -q -- '--stage must be' "$tmp/err"

@@ -20,6 +20,12 @@
 //   advice  every rule's LR from the curves (advice.jsonl, rewritten by
 //           shard 0) and training at it -> runs-<shard>.jsonl
 //   train   oracle and advice together
+//   candidates  1cycle runs at the LRs listed in <out>/candidates.jsonl, one
+//           line per (setting, rule): {"setting", "rule", "max_lr": [one per
+//           seed], "seeds": [optional; the range test's by default]}, at
+//           every budget of the setting. bench/quality/rule_screen.py writes
+//           it: rules screened on the curves but not in core, and the
+//           oracle's own LR again at fresh seeds (its noise).
 // Training runs are keyed by setting, schedule, LRs, budget and seed, so a
 // rule that lands on an LR already trained costs nothing.
 #include <algorithm>
@@ -62,7 +68,8 @@ constexpr char kUsage[] =
     "\n"
     "  --settings FILE  the study's settings (bench/quality/settings.json)\n"
     "  --out DIR        results: curves-*, runs-*.jsonl, advice.jsonl\n"
-    "  --stage S        curves, oracle, advice or train (oracle + advice)\n"
+    "  --stage S        curves, oracle, advice, train (oracle + advice) or\n"
+    "                   candidates (the LRs in DIR/candidates.jsonl)\n"
     "  --only IDS       comma-separated setting ids (default: every one)\n"
     "  --shard I/N      train only every N-th pending run from the I-th\n"
     "                   (default 0/1); run N processes for N cores\n"
@@ -349,6 +356,46 @@ json Train(const Setting& s, const Run& run, int64_t iters_per_epoch,
   return out;
 }
 
+// --- stage candidates: LRs a screen chose, trained like any rule's ---------
+
+struct Candidate {
+  std::string rule;
+  std::vector<double> max_lr;   // one per seed
+  std::vector<uint64_t> seeds;  // empty: the setting's range-test seeds
+};
+
+// <out>/candidates.jsonl by setting id; InvalidArgument naming the line on a
+// malformed one (a missing file is an error too: the stage needs it).
+absl::StatusOr<std::map<std::string, std::vector<Candidate>>> LoadCandidates(
+    const std::string& dir) {
+  const std::string path = dir + "/candidates.jsonl";
+  if (!std::ifstream(path)) {
+    return absl::NotFoundError(absl::StrCat(
+        "cannot read ", path, " (bench/quality/rule_screen.py writes it)"));
+  }
+  std::map<std::string, std::vector<Candidate>> out;
+  int line = 0;
+  for (const json& j : ReadJsonLines(path)) {
+    ++line;
+    Candidate c;
+    if (!j.is_object() || !j.contains("setting") || !j.contains("rule") ||
+        !j.contains("max_lr") || !j["max_lr"].is_array()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, " line ", line,
+          ": expected {\"setting\", \"rule\", \"max_lr\": [...]}"));
+    }
+    c.rule = j["rule"].get<std::string>();
+    c.max_lr = j["max_lr"].get<std::vector<double>>();
+    if (j.contains("seeds")) c.seeds = j["seeds"].get<std::vector<uint64_t>>();
+    if (!c.seeds.empty() && c.seeds.size() != c.max_lr.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, " line ", line, ": seeds and max_lr differ in length"));
+    }
+    out[j["setting"].get<std::string>()].push_back(std::move(c));
+  }
+  return out;
+}
+
 bool Pick(const Options& o, const Setting& s) {
   return o.only.empty() || o.only.count(s.id) > 0;
 }
@@ -389,6 +436,13 @@ int Main(const Options& o) {
     runs.push_back(std::move(r));
     run_setting.push_back(&s);
   };
+  std::map<std::string, std::vector<Candidate>> candidates;
+  if (o.stage == "candidates") {
+    absl::StatusOr<std::map<std::string, std::vector<Candidate>>> c =
+        LoadCandidates(o.out);
+    if (!c.ok()) return Fail(c.status());
+    candidates = std::move(*c);
+  }
   std::ofstream advice_out;
   if ((train_all || o.stage == "advice") && o.shard == 0) {
     advice_out.open(o.out + "/advice.jsonl", std::ios::trunc);
@@ -402,6 +456,16 @@ int Main(const Options& o) {
           for (uint64_t seed : seeds) {
             add(s, {s.id, "one_cycle", lr, 0.0, b, seed});
             if (s.clr) add(s, {s.id, "triangular", lr, lr / 4.0, b, seed});
+          }
+        }
+      }
+    }
+    for (const Candidate& c : candidates[s.id]) {
+      const std::vector<uint64_t>& cs = c.seeds.empty() ? seeds : c.seeds;
+      for (int64_t b : s.budgets) {
+        for (size_t i = 0; i < cs.size() && i < c.max_lr.size(); ++i) {
+          if (c.max_lr[i] > 0.0) {
+            add(s, {s.id, "one_cycle", c.max_lr[i], 0.0, b, cs[i]});
           }
         }
       }
@@ -515,9 +579,10 @@ int main(int argc, char** argv) {
     return usage("--settings, --out and --stage are required");
   }
   if (o.stage != "train" && o.stage != "curves" && o.stage != "oracle" &&
-      o.stage != "advice") {
-    return usage("--stage must be curves, oracle, advice or train, got \"" +
-                 o.stage + "\"");
+      o.stage != "advice" && o.stage != "candidates") {
+    return usage(
+        "--stage must be curves, oracle, advice, train or candidates, got \"" +
+        o.stage + "\"");
   }
   engine::TuneAllocatorForTraining();
   return Main(o);

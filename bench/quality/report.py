@@ -4,7 +4,10 @@
     /usr/bin/python3 bench/quality/report.py bench/quality/settings.json \
         bench/quality/results > bench/quality/results.md
 
-Reads curves-*.jsonl, advice.jsonl and runs-*.jsonl from the results folder.
+Reads curves-*.jsonl, advice.jsonl and runs-*.jsonl from the results folder,
+and candidates.jsonl where rule_screen.py wrote one: its `oracle_again` lines
+(the oracle's own grid LR trained at fresh seeds) give the "oracle again"
+column, the gap a rule that lands exactly on the oracle's LR would show.
 For every setting and budget, the oracle is the best mean validation accuracy
 (over the seeds) of the 1cycle max_lr grid; a rule's gap is the oracle's
 accuracy minus the mean accuracy of the runs trained at the rule's LR, in
@@ -62,6 +65,12 @@ class Study:
         self.advice = {}
         for a in read_lines(os.path.join(results, "advice.jsonl")):
             self.advice[(a["setting"], a["rule"], a["schedule"])] = a
+        # setting -> {lr (6 digits): fresh seeds} for the oracle trained again
+        self.again = {}
+        for c in read_lines(os.path.join(results, "candidates.jsonl")):
+            if c["rule"] == "oracle_again":
+                self.again.setdefault(c["setting"], {})[g6(c["max_lr"][0])] = (
+                    c["seeds"])
 
     def accuracy(self, s, schedule, max_lr, min_lr, epochs, seed):
         """Validation accuracy in percent, chance if diverged, None if not run."""
@@ -72,8 +81,8 @@ class Study:
             return 100.0 / CLASSES[s["job"]["data"]["name"]]
         return 100.0 * r["val_accuracy"]
 
-    def mean_accuracy(self, s, schedule, lrs, min_lrs, epochs):
-        seeds = s["job"]["range_test"]["seeds"]
+    def mean_accuracy(self, s, schedule, lrs, min_lrs, epochs, seeds=None):
+        seeds = seeds or s["job"]["range_test"]["seeds"]
         accs = []
         for i, seed in enumerate(seeds):
             if i >= len(lrs) or not (lrs[i] and lrs[i] > 0):
@@ -122,6 +131,12 @@ class Study:
                     d = lr["detail"]
                     row["spread"] = spread_decades(d["per_seed_max_lr"])
                     row["warnings"] = d["warnings"]
+                fresh = self.again.get(s["id"], {}).get(g6(o[0]))
+                if fresh:
+                    acc = self.mean_accuracy(s, "one_cycle", [o[0]] * len(fresh),
+                                             None, epochs, fresh)
+                    if acc is not None:
+                        row["again_gap"] = o[1] - acc
                 c = self.oracle(s, "triangular", epochs)
                 a = self.advice.get((s["id"], "lrtune", "triangular"))
                 if c is not None and a is not None:
@@ -158,6 +173,7 @@ def summary(rows, label):
             behind.append(r["lrtune_gap"] - min(classic))
     spreads = [r["spread"] for r in rows if "spread" in r]
     clr = [r["clr_gap"] for r in rows if r.get("clr_gap") is not None]
+    again = [r["again_gap"] for r in rows if r.get("again_gap") is not None]
     parts = [
         "%s: %d rows" % (label, len(gaps)),
         "lrtune gap max %.2f, mean %.2f points" % (max(gaps), statistics.mean(gaps)),
@@ -166,6 +182,10 @@ def summary(rows, label):
         % (max(behind) if behind else float("nan"), sum(b > 0.3 for b in behind)),
         "seed spread max %.2f decades" % (max(spreads) if spreads else float("nan")),
     ]
+    if again:
+        parts.append("the oracle's own LR at fresh seeds: gap max %.2f, mean %.2f, "
+                     "rows over 0.5: %d" % (max(again), statistics.mean(again),
+                                            sum(g > 0.5 for g in again)))
     if clr:
         parts.append("CLR gap max %.2f, mean %.2f" % (max(clr), statistics.mean(clr)))
     for k, name in RULES[1:]:
@@ -182,17 +202,18 @@ def main():
     rows = list(study.rows())
     print("| setting | split | epochs | oracle max_lr | oracle acc | lrtune max_lr"
           " | lrtune | valley | min/10 | steep | lr-finder | CLR lrtune | spread"
-          " | warnings |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          " | oracle again | warnings |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         edge = " (edge)" if r["oracle_at_edge"] else ""
-        print("| %s | %s | %d | %s%s | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        print("| %s | %s | %d | %s%s | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             r["setting"], r["split"], r["epochs"], fmt(r["oracle_lr"], "%.3g"), edge,
             r["oracle_acc"], fmt(r.get("lrtune_lr"), "%.3g"),
             fmt(r.get("lrtune_gap")), fmt(r.get("fastai_valley_gap")),
             fmt(r.get("fastai_minimum_gap")), fmt(r.get("fastai_steep_gap")),
             fmt(r.get("lrfinder_steepest_gap")), fmt(r.get("clr_gap")),
-            fmt(r.get("spread")), " ".join(r.get("warnings", []))))
+            fmt(r.get("spread")), fmt(r.get("again_gap")),
+            " ".join(r.get("warnings", []))))
     print()
     for label, pick in (("all", lambda r: True),
                         ("choose", lambda r: r["split"] == "choose"),
