@@ -234,6 +234,19 @@ absl::StatusOr<v1::Job> Coordinator::SubmitJob(
     job_options.request_id = request.request_id();
     job_options.max_parallel =
         grid.grid().has_max_parallel() ? grid.grid().max_parallel() : 0;
+    LRTUNE_ASSIGN_OR_RETURN(std::optional<PruningOptions> pruning,
+                            server::PruningOf(grid.grid()));
+    if (pruning.has_value()) {
+      // The range test's seeds first, then the trials from the middle of
+      // their LR axis outward (PrunedLeaseOrder).
+      const int range_tasks = static_cast<int>(tasks.size() - trials.size());
+      for (int i = 0; i < range_tasks; ++i) {
+        job_options.lease_order.push_back(i);
+      }
+      for (int t : PrunedLeaseOrder(grid, trials)) {
+        job_options.lease_order.push_back(range_tasks + t);
+      }
+    }
     LRTUNE_ASSIGN_OR_RETURN(
         JobRecord record,
         store_->CreateJob(owner, "grid", request.SerializeAsString(), tasks,

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <set>
 #include <string>
 #include <utility>
@@ -444,6 +445,35 @@ absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
     trials.push_back(std::move(out));
   }
   return trials;
+}
+
+std::vector<int> PrunedLeaseOrder(const v1::GridSearchJob& grid,
+                                  const std::vector<PlannedTrial>& trials) {
+  const v1::GridSpec& spec = grid.grid();
+  std::vector<double> distance(trials.size(), 0.0);
+  for (size_t t = 0; t < trials.size(); ++t) {
+    const v1::TrialChoice& choice = trials[t].trial.choice();
+    for (int a = 0; a < spec.axes_size() && a < choice.value_index_size();
+         ++a) {
+      if (!spec.axes(a).has_lr_bounds()) continue;
+      const auto& values = spec.axes(a).lr_bounds().values();
+      const int j = choice.value_index(a);
+      if (j < 0 || j >= values.size()) continue;
+      const v1::LrBounds& b = values.Get(j);
+      if (b.has_recommended()) {
+        const double scale =
+            b.recommended().has_scale() ? b.recommended().scale() : 1.0;
+        if (scale > 0.0) distance[t] += std::abs(std::log2(scale));
+      } else {
+        distance[t] += std::abs(j - (values.size() - 1) / 2.0);
+      }
+    }
+  }
+  std::vector<int> order(trials.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int x, int y) { return distance[x] < distance[y]; });
+  return order;
 }
 
 absl::Status FillRecommendedBounds(const v1::GridSearchJob& grid,

@@ -46,6 +46,15 @@ struct PlannedTrial {
 absl::StatusOr<std::vector<PlannedTrial>> PlanGrid(
     const v1::GridSearchJob& grid, const SpecLimits& limits);
 
+// The order a pruned search's trials are leased in, as positions in
+// `trials`: from the middle of the lr_bounds axis outward (a recommended
+// value by |log2 scale|, so the range test's own bounds come first; fixed
+// bounds by their distance from the axis's middle), the grid's order within
+// a distance. ASHA promotes a rung's first arrivals whatever they are; led
+// by the likely best, the later ones have a bar to clear (docs/grid.md).
+std::vector<int> PrunedLeaseOrder(const v1::GridSearchJob& grid,
+                                  const std::vector<PlannedTrial>& trials);
+
 // Completes a waiting trial's schedule with the range test's recommended
 // bounds (times the value's scale) and rewrites nothing else. INVALID_
 // ARGUMENT when there is no recommendation (min_lr 0) or the trial's

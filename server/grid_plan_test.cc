@@ -278,6 +278,39 @@ TEST(PlanGrid, PrunedGridsGiveTrialsTheirGroupAndRungs) {
   EXPECT_TRUE((*trials)[0].trial.pruning_group().empty());
 }
 
+TEST(PrunedLeaseOrder, FromTheMiddleOfTheLrAxisOutwardGridOrderWithin) {
+  v1::GridSearchJob g = IrisGrid();
+  g.mutable_range_test()->set_steps(50);
+  ScheduleAxis(g, {v1::SCHEDULE_KIND_COSINE, v1::SCHEDULE_KIND_REX});
+  v1::GridAxis* bounds = g.mutable_grid()->add_axes();
+  for (double scale : {0.25, 0.5, 1.0, 2.0, 4.0}) {
+    bounds->mutable_lr_bounds()->add_values()->mutable_recommended()->set_scale(
+        scale);
+  }
+  g.mutable_train()->set_steps(30);
+  absl::StatusOr<std::vector<PlannedTrial>> trials = PlanGrid(g, {});
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  ASSERT_EQ(trials->size(), 10u);
+  // Trials 0-4 are cosine x scales 0.25..4, 5-9 rex: scale 1 (2 and 7)
+  // first, then 0.5 and 2 (distance 1), then 0.25 and 4.
+  EXPECT_THAT(PrunedLeaseOrder(g, *trials),
+              ::testing::ElementsAre(2, 7, 1, 3, 6, 8, 0, 4, 5, 9));
+
+  // Explicit bounds: the axis's middle value first (an even count: the two
+  // middle ones).
+  v1::GridSearchJob f = IrisGrid();
+  v1::GridAxis* fixed = f.mutable_grid()->add_axes();
+  for (double lr : {0.01, 0.02, 0.04, 0.08}) {
+    v1::LrBounds* b = fixed->mutable_lr_bounds()->add_values();
+    b->mutable_explicit_bounds()->set_min_lr(lr / 10);
+    b->mutable_explicit_bounds()->set_max_lr(lr);
+  }
+  f.mutable_train()->set_steps(30);
+  trials = PlanGrid(f, {});
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  EXPECT_THAT(PrunedLeaseOrder(f, *trials), ::testing::ElementsAre(1, 2, 0, 3));
+}
+
 TEST(RankByObjective, AccuracyHigherLossLowerTiesByIndex) {
   v1::GridSearchJob g = IrisGrid();
   EXPECT_EQ(RankByObjective(g, {{0, 0.5}, {1, 0.9}, {2, 0.9}, {3, 0.1}}),

@@ -214,6 +214,19 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
     return absl::InvalidArgumentError(
         absl::StrCat("max_attempts must be >= 1, got ", max_attempts));
   }
+  if (!options.lease_order.empty()) {
+    std::vector<bool> seen(tasks.size(), false);
+    bool ok = options.lease_order.size() == tasks.size();
+    for (int i : options.lease_order) {
+      ok = ok && i >= 0 && static_cast<size_t>(i) < tasks.size() && !seen[i];
+      if (ok) seen[i] = true;
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "lease_order must list each of the ", tasks.size(),
+          " task indices once, got ", options.lease_order.size(), " entries"));
+    }
+  }
   lrtune::MutexLock lock(&mu_);
   std::string job_id =
       absl::StrFormat("j-%016x", absl::Uniform<uint64_t>(bitgen_));
@@ -235,7 +248,14 @@ absl::StatusOr<JobRecord> JobStore::CreateJob(absl::string_view owner,
     st.BindText(8, options.request_id);
     LRTUNE_RETURN_IF_ERROR(st.Run());
   }
-  for (size_t i = 0; i < tasks.size(); ++i) {
+  // Tasks are inserted in lease order: LeaseNextTask takes the lowest num.
+  std::vector<size_t> order(tasks.size());
+  for (size_t k = 0; k < order.size(); ++k) {
+    order[k] = options.lease_order.empty()
+                   ? k
+                   : static_cast<size_t>(options.lease_order[k]);
+  }
+  for (size_t i : order) {
     LRTUNE_ASSIGN_OR_RETURN(
         SqliteStatement st,
         db_->Prepare("INSERT INTO tasks (id, job_id, idx, spec, state, "

@@ -197,6 +197,10 @@ struct JobOptions {
   int max_attempts = 3;    // per task, >= 1
   int max_parallel = 0;    // tasks leased at once, >= 0; 0 = no limit
   std::string request_id;  // the client's idempotency key; "" = none
+  // The order slots lease the tasks in, as task indices (a permutation of
+  // 0..n-1); empty: index order. Stored as the tasks' lease order, so a
+  // restart keeps it.
+  std::vector<int> lease_order;
 };
 
 // What ReleaseHeldTasks does with one held task (by index).

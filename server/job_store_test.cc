@@ -768,6 +768,38 @@ TEST_F(JobStoreTest, MaxParallelCapsLeasesPerJob) {
   EXPECT_EQ(Lease().task_id, capped->id + "-t2");
 }
 
+TEST_F(JobStoreTest, LeaseOrderIsStoredAndKeepsTheIndices) {
+  JobOptions options;
+  options.lease_order = {2, 0, 1};
+  auto job = store_->CreateJob(
+      "alice", "grid", "spec",
+      std::vector<NewTask>{{"a", false}, {"b", false}, {"c", false}}, options);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(Lease().spec, "c");
+  // A reopened store leases in the same order.
+  store_.reset();
+  store_ = OpenStore();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(Lease().spec, "a");
+  EXPECT_EQ(Lease().spec, "b");
+  auto tasks = store_->ListTasks(job->id);
+  ASSERT_TRUE(tasks.ok()) << tasks.status();
+  ASSERT_EQ(tasks->size(), 3u);
+  EXPECT_EQ((*tasks)[2].id, job->id + "-t2");
+  EXPECT_EQ((*tasks)[2].index, 2);
+
+  for (std::vector<int> bad : {std::vector<int>{0, 1}, {0, 1, 1}, {0, 1, 3}}) {
+    options.lease_order = bad;
+    absl::Status refused =
+        store_
+            ->CreateJob("alice", "grid", "spec",
+                        std::vector<NewTask>{{"a"}, {"b"}, {"c"}}, options)
+            .status();
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(refused.message(), HasSubstr("lease_order must list each"));
+  }
+}
+
 TEST_F(JobStoreTest, AppendCanRenewTheLeaseInTheSameCommit) {
   Create("alice");
   TaskLease lease = Lease();
