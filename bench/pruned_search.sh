@@ -128,8 +128,10 @@ for name, r, steps in (("pruned", p, p["steps"]), ("exhaustive", e, e_steps)):
     print(f"| {name} | {r['label']} | {100 * r['acc']:.2f}% | {steps} | "
           f"{100 * steps / r['full']:.0f}% | {r['pruned']} | {r['wall']:.0f} | "
           f"{r['search']:.0f} | {100 * r['use']:.0f}% |")
-print(f"\nThe pruned winner is {100 * (e['acc'] - p['acc']):+.2f} points "
-      f"below the exhaustive winner (goal: within 0.3); the pruned search "
+gap = 100 * (e["acc"] - p["acc"])
+print(f"\nThe pruned winner is {abs(gap):.2f} points "
+      f"{'below' if gap >= 0 else 'above'} the exhaustive winner (goal: within "
+      f"0.3); the pruned search "
       f"ran {100 * p['steps'] / e_steps:.0f}% of the exhaustive search's "
       f"trial-steps (goal: at most 35%).")
 PY
