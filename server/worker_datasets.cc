@@ -53,6 +53,9 @@ v1::SubmitJobRequest WithoutDatasetDescriptions(v1::SubmitJobRequest request) {
 
 absl::Status Coordinator::DescribeDataset(v1::RunSpec& run,
                                           absl::string_view path) {
+  // No data at all (a client-driven range test trains on the client's own)
+  // stays unset: mutable_data() would set an empty one.
+  if (!run.has_data()) return absl::OkStatus();
   v1::DataSpec& data = *run.mutable_data();
   // A client's description is never trusted: the workers' is the one.
   data.clear_description();
