@@ -12,12 +12,16 @@
 # OpenBLAS runs the kernels of the CPU's features (worker/blas_core.h), or
 # those OPENBLAS_CORETYPE names when the user set it.
 #
-#   bash tests/torch_load_test.sh PROBE LRTUNE PLACEHOLDER_DIR BROKEN_DIR
+# lrtune-worker, linked with LibTorch, starts again with the variable set
+# (ReexecWithBlasCore) and so runs the same kernels.
+#
+#   bash tests/torch_load_test.sh PROBE LRTUNE PLACEHOLDER_DIR BROKEN_DIR WORKER
 set -u
 PROBE=$1
 BIN=$2
 PLACEHOLDERS=$3
 BROKEN=$4
+WORKER=$5
 # shellcheck source=tests/testlib.sh
 source "$(dirname "$0")/testlib.sh"
 unset LRTUNE_SERVER LRTUNE_TORCH_PLACEHOLDERS OPENBLAS_CORETYPE
@@ -136,6 +140,17 @@ fi
 probe "$tmp/user" OPENBLAS_CORETYPE=Sandybridge
 check "OPENBLAS_CORETYPE set by the user is kept" \
   test "$(core "$tmp/user.err")" = Sandybridge
+# The worker's last image: OpenBLAS prints "Core: NAME" when it loads.
+worker_core() {
+  env "$@" OPENBLAS_VERBOSE=2 "$WORKER" --help 2>&1 | sed -n 's/^Core: //p' |
+    tail -1
+}
+if [[ -n $want ]]; then
+  check "lrtune-worker runs this CPU's $want kernels" \
+    test "$(worker_core)" = "$want"
+fi
+check "lrtune-worker keeps the user's OPENBLAS_CORETYPE" \
+  test "$(worker_core OPENBLAS_CORETYPE=Sandybridge)" = Sandybridge
 
 # The same range test, curve for curve, three ways.
 SMALL=(range-test --model mlp --hidden 32 --dataset spirals --threads 1

@@ -13,6 +13,7 @@
 
 #include "CLI/CLI.hpp"
 #include "worker/agent.h"
+#include "worker/blas_core.h"
 #include "worker/engine.h"
 #include "worker/hub_client.h"
 
@@ -28,6 +29,9 @@ void OnSignal(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenBLAS came with LibTorch and read OPENBLAS_CORETYPE before main:
+  // choose its kernels, then start again with them (worker/blas_core.h).
+  lrtune::engine::ReexecWithBlasCore(argv);
   lrtune::worker::AgentOptions options;
   std::string devices = "cpu";
   std::string token_file;

@@ -1,5 +1,7 @@
 #include "worker/blas_core.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 
 namespace lrtune::engine {
@@ -35,6 +37,13 @@ std::string ChooseBlasCore() {
   const std::string core = BlasCoreFor(DetectCpuFeatures());
   if (!core.empty()) setenv(kVar, core.c_str(), /*overwrite=*/1);
   return core;
+}
+
+void ReexecWithBlasCore(char** argv) {
+  const char* set = std::getenv("OPENBLAS_CORETYPE");
+  if (set != nullptr && set[0] != '\0') return;
+  if (ChooseBlasCore().empty()) return;
+  execv("/proc/self/exe", argv);
 }
 
 }  // namespace lrtune::engine

@@ -41,6 +41,15 @@ std::string BlasCoreFor(const CpuFeatures& cpu);
 // process starts threads: it calls setenv.
 std::string ChooseBlasCore();
 
+// For a binary linked with LibTorch, whose OpenBLAS is loaded (and has read
+// OPENBLAS_CORETYPE) before main: when the variable is unset or empty and
+// ChooseBlasCore names a core, re-executes this binary (/proc/self/exe) with
+// the same arguments and the variable set, so that the new image's OpenBLAS
+// loads those kernels (lrtune-worker, lrtune-engine). Returns when there is
+// nothing to do, or the exec failed (OpenBLAS's own choice then stands).
+// Call it first in main: before threads, before anything to undo.
+void ReexecWithBlasCore(char** argv);
+
 }  // namespace lrtune::engine
 
 #endif  // LRTUNE_WORKER_BLAS_CORE_H_

@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "core/recommendation_format.h"
+#include "worker/blas_core.h"
 #include "worker/engine.h"
 #include "worker/job_json.h"
 
@@ -119,6 +120,7 @@ void PrintTrainText(const TrainResult& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ReexecWithBlasCore(argv);  // OpenBLAS's kernels (worker/blas_core.h)
   TuneAllocatorForTraining();
   Options opt;
   for (int i = 1; i < argc; ++i) {
