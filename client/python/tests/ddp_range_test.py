@@ -8,6 +8,7 @@ max_lr (rank 0 also the stored steps).
         python3 ddp_range_test.py
 """
 
+import datetime
 import json
 import os
 
@@ -20,8 +21,11 @@ from lrtune.v1 import lrtune_pb2
 
 
 def main():
+    # A rank that cannot meet the other fails within a minute and a half
+    # instead of gloo's half hour.
     dist.init_process_group("gloo", rank=int(os.environ["RANK"]),
-                            world_size=int(os.environ["WORLD_SIZE"]))
+                            world_size=int(os.environ["WORLD_SIZE"]),
+                            timeout=datetime.timedelta(seconds=90))
     rank = dist.get_rank()
     torch.manual_seed(0)  # the same initial model on every rank
     model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(),

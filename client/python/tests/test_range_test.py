@@ -12,6 +12,8 @@ uses its own job store under a temporary XDG_DATA_HOME.
 import json
 import math
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -363,18 +365,49 @@ class DistributedTest(unittest.TestCase):
 
     def test_two_ranks_share_one_run(self):
         with tempfile.TemporaryDirectory() as tmp:
-            port = str(29500 + os.getpid() % 1000)
-            procs = []
+            # A port nobody listens on now (a fixed one may be another
+            # program's, and rank 1 would then wait on it).
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = str(s.getsockname()[1])
+            procs, logs = [], []
             for rank in range(2):
                 env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2",
                            MASTER_ADDR="127.0.0.1", MASTER_PORT=port,
                            OUT=os.path.join(tmp, f"rank{rank}.json"),
-                           LRTUNE_TEST_DB=os.path.join(tmp, "jobs.db"))
+                           LRTUNE_TEST_DB=os.path.join(tmp, "jobs.db"),
+                           PYTHONFAULTHANDLER="1")
+                logs.append(open(os.path.join(tmp, f"rank{rank}.log"), "w+"))
                 procs.append(subprocess.Popen(
                     [sys.executable, os.path.join(HERE, "ddp_range_test.py")],
-                    env=env))
+                    env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
+            deadline = time.monotonic() + 240
+            codes = []
             for p in procs:
-                self.assertEqual(p.wait(timeout=240), 0)
+                try:
+                    left = max(1.0, deadline - time.monotonic())
+                    codes.append(p.wait(timeout=left))
+                except subprocess.TimeoutExpired:
+                    codes.append(None)
+            if codes != [0, 0]:
+                # What each rank was doing: its output, and where a hung
+                # one's threads were (faulthandler, on SIGABRT).
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGABRT)
+                        try:
+                            p.wait(timeout=10)
+                        except subprocess.TimeoutExpired:
+                            p.kill()
+                            p.wait()
+                for rank, log in enumerate(logs):
+                    log.seek(0)
+                    sys.stderr.write(f"--- rank {rank} (exit {codes[rank]}):\n"
+                                     f"{log.read()[-6000:]}\n")
+            for log in logs:
+                log.close()
+            self.assertEqual(codes, [0, 0], "exit codes of ranks 0 and 1 "
+                             "(None: still running after 240 s)")
             r0, r1 = [], []
             for r, out in enumerate((r0, r1)):
                 with open(os.path.join(tmp, f"rank{r}.json")) as f:
