@@ -3,67 +3,61 @@
 #include <cmath>
 #include <vector>
 
-#include "core/schedule_params.h"
+#include "core/schedule_testing.h"
 #include "gtest/gtest.h"
 
 namespace lrtune {
 namespace {
 
-Schedule Make(std::vector<std::pair<const char*, const char*>> params) {
-  ScheduleSpec spec;
-  for (const auto& [k, v] : params) {
-    EXPECT_TRUE(SetScheduleParam(spec, k, v).ok()) << k;
-  }
-  absl::StatusOr<Schedule> s = Schedule::Create(spec);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return *std::move(s);
-}
-
 using Ends = std::vector<int64_t>;
 
 TEST(CycleEndsTest, WhereEachKindIsBackAtItsLow) {
   // Cycles of step_size_up + step_size_down.
-  EXPECT_EQ(CycleEnds(Make({{"kind", "triangular"},
-                            {"max_lr", "1"},
-                            {"step_size_up", "3"},
-                            {"step_size_down", "2"}}),
+  EXPECT_EQ(CycleEnds(MakeSchedule({{"kind", "triangular"},
+                                    {"max_lr", "1"},
+                                    {"step_size_up", "3"},
+                                    {"step_size_down", "2"}}),
                       17),
             (Ends{5, 10, 15}));
   // SGDR's restarts: periods 4, 8, 16.
   EXPECT_EQ(
-      CycleEnds(Make({{"kind", "sgdr"}, {"t0", "4"}, {"t_mult", "2"}}), 30),
+      CycleEnds(MakeSchedule({{"kind", "sgdr"}, {"t0", "4"}, {"t_mult", "2"}}),
+                30),
       (Ends{4, 12, 28}));
   // A cyclic profile's period is two half-cycles; a decaying one restarts.
+  EXPECT_EQ(CycleEnds(MakeSchedule({{"kind", "profile"},
+                                    {"profile_mode", "cyclic"},
+                                    {"t0", "3"}}),
+                      20),
+            (Ends{6, 12, 18}));
   EXPECT_EQ(
       CycleEnds(
-          Make({{"kind", "profile"}, {"profile_mode", "cyclic"}, {"t0", "3"}}),
+          MakeSchedule({{"kind", "profile"}, {"profile", "rex"}, {"t0", "7"}}),
           20),
-      (Ends{6, 12, 18}));
-  EXPECT_EQ(
-      CycleEnds(Make({{"kind", "profile"}, {"profile", "rex"}, {"t0", "7"}}),
-                20),
       (Ends{7, 14}));
   // A growth ends at its peak: no cycle ends there.
-  EXPECT_TRUE(
-      CycleEnds(
-          Make({{"kind", "profile"}, {"profile_mode", "growth"}, {"t0", "5"}}),
-          20)
-          .empty());
+  EXPECT_TRUE(CycleEnds(MakeSchedule({{"kind", "profile"},
+                                      {"profile_mode", "growth"},
+                                      {"t0", "5"}}),
+                        20)
+                  .empty());
   // One cycle: the end, when it fits in the budget.
-  const Schedule one =
-      Make({{"kind", "one_cycle"}, {"max_lr", "0.1"}, {"total_steps", "50"}});
+  const Schedule one = MakeSchedule(
+      {{"kind", "one_cycle"}, {"max_lr", "0.1"}, {"total_steps", "50"}});
   EXPECT_EQ(CycleEnds(one, 50), (Ends{50}));
   EXPECT_TRUE(CycleEnds(one, 49).empty());
   // No cycles at all.
   EXPECT_TRUE(
-      CycleEnds(Make({{"kind", "cosine"}, {"t_max", "10"}}), 100).empty());
-  EXPECT_TRUE(CycleEnds(Make({{"kind", "constant"}}), 100).empty());
+      CycleEnds(MakeSchedule({{"kind", "cosine"}, {"t_max", "10"}}), 100)
+          .empty());
+  EXPECT_TRUE(CycleEnds(MakeSchedule({{"kind", "constant"}}), 100).empty());
 }
 
 TEST(CycleEndsTest, AWarmupShiftsTheCyclesAfterIt) {
   EXPECT_EQ(
-      CycleEnds(Make({{"kind", "sgdr"}, {"t0", "10"}, {"warmup_steps", "5"}}),
-                40),
+      CycleEnds(
+          MakeSchedule({{"kind", "sgdr"}, {"t0", "10"}, {"warmup_steps", "5"}}),
+          40),
       (Ends{15, 25, 35}));
 }
 

@@ -3,68 +3,62 @@
 #include <cmath>
 #include <vector>
 
-#include "core/schedule_params.h"
+#include "core/schedule_testing.h"
 #include "gtest/gtest.h"
 
 namespace lrtune {
 namespace {
 
-Schedule Make(std::vector<std::pair<const char*, const char*>> params) {
-  ScheduleSpec spec;
-  for (const auto& [k, v] : params) {
-    EXPECT_TRUE(SetScheduleParam(spec, k, v).ok()) << k;
-  }
-  absl::StatusOr<Schedule> s = Schedule::Create(spec);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return *std::move(s);
-}
-
 using Steps = std::vector<int64_t>;
 
 TEST(RungStepsTest, MonotoneSchedulesAtFractionsOfTheBudget) {
   const PruningOptions o;  // eta 3, first rung at 1/9
-  EXPECT_EQ(RungSteps(Make({{"kind", "cosine"}, {"t_max", "900"}}), 900, o),
-            (Steps{100, 300}));
-  EXPECT_EQ(RungSteps(Make({{"kind", "one_cycle"},
-                            {"max_lr", "0.1"},
-                            {"total_steps", "702"}}),
+  EXPECT_EQ(
+      RungSteps(MakeSchedule({{"kind", "cosine"}, {"t_max", "900"}}), 900, o),
+      (Steps{100, 300}));
+  EXPECT_EQ(RungSteps(MakeSchedule({{"kind", "one_cycle"},
+                                    {"max_lr", "0.1"},
+                                    {"total_steps", "702"}}),
                       702, o),
             (Steps{78, 234}));
   PruningOptions two;
   two.reduction_factor = 2;
   two.min_fraction = 0.25;
-  EXPECT_EQ(RungSteps(Make({{"kind", "constant"}}), 100, two), (Steps{25, 50}));
+  EXPECT_EQ(RungSteps(MakeSchedule({{"kind", "constant"}}), 100, two),
+            (Steps{25, 50}));
 }
 
 TEST(RungStepsTest, CyclicalSchedulesAtTheNextCycleEnd) {
   const PruningOptions o;
   // Cycles of 2 x 40: N/9 = 100 moves to 160, N/3 = 300 to 320.
-  EXPECT_EQ(RungSteps(Make({{"kind", "triangular"},
-                            {"max_lr", "1"},
-                            {"step_size_up", "40"}}),
+  EXPECT_EQ(RungSteps(MakeSchedule({{"kind", "triangular"},
+                                    {"max_lr", "1"},
+                                    {"step_size_up", "40"}}),
                       900, o),
             (Steps{160, 320}));
   // SGDR restarting at 200, 600 (t_mult 2): both rungs move to 200 and 600.
-  EXPECT_EQ(RungSteps(Make({{"kind", "sgdr"}, {"t0", "200"}, {"t_mult", "2"}}),
+  EXPECT_EQ(RungSteps(MakeSchedule(
+                          {{"kind", "sgdr"}, {"t0", "200"}, {"t_mult", "2"}}),
                       900, o),
             (Steps{200, 600}));
   // One cycle over the budget has no cycle end before it: like a monotone
   // schedule, it is compared at the fractions, with its own kind.
-  EXPECT_EQ(RungSteps(Make({{"kind", "triangular"},
-                            {"max_lr", "1"},
-                            {"step_size_up", "450"}}),
+  EXPECT_EQ(RungSteps(MakeSchedule({{"kind", "triangular"},
+                                    {"max_lr", "1"},
+                                    {"step_size_up", "450"}}),
                       900, o),
             (Steps{100, 300}));
 }
 
 TEST(PruningGroupTest, BudgetAndKindAfterAWarmup) {
-  EXPECT_EQ(PruningGroup(Make({{"kind", "rex"}, {"total_steps", "300"}}), 300),
+  EXPECT_EQ(PruningGroup(
+                MakeSchedule({{"kind", "rex"}, {"total_steps", "300"}}), 300),
             "rex/300");
-  EXPECT_EQ(
-      PruningGroup(
-          Make({{"kind", "cosine"}, {"t_max", "290"}, {"warmup_steps", "10"}}),
-          300),
-      "cosine/300");
+  EXPECT_EQ(PruningGroup(MakeSchedule({{"kind", "cosine"},
+                                       {"t_max", "290"},
+                                       {"warmup_steps", "10"}}),
+                         300),
+            "cosine/300");
 }
 
 TEST(RungTableTest, KeepsTheBestThirdOfWhatArrivedSoFar) {

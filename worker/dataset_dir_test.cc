@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "worker/npy_testing.h"
 
 namespace lrtune::engine {
 namespace {
@@ -22,25 +23,15 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-// Writes an array as np.save does: a version 1.0 header padded to a
-// multiple of 64 bytes, then product(shape) x `elem_bytes` bytes of `fill`.
+// Writes an array as np.save does: the header, then product(shape) x
+// `elem_bytes` bytes of `fill`.
 void WriteNpy(const std::filesystem::path& path, const std::string& descr,
               const std::vector<int64_t>& shape, size_t elem_bytes,
               char fill = 0) {
-  std::string dims = absl::StrJoin(shape, ", ");
-  if (shape.size() == 1) dims += ",";
-  std::string header =
-      absl::StrCat("{'descr': '", descr,
-                   "', 'fortran_order': False, 'shape': (", dims, "), }");
-  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-  header += '\n';
   size_t n = elem_bytes;
   for (int64_t d : shape) n *= static_cast<size_t>(d);
   std::ofstream out(path, std::ios::binary);
-  out << "\x93NUMPY" << '\x01' << '\0'
-      << static_cast<char>(header.size() & 0xff)
-      << static_cast<char>(header.size() >> 8) << header
-      << std::string(n, fill);
+  out << NpySaveHeader(descr, shape) << std::string(n, fill);
 }
 
 class DatasetDirTest : public ::testing::Test {

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/engine.h"
+#include "worker/npy_testing.h"
 
 namespace lrtune::engine {
 namespace {
@@ -32,17 +33,8 @@ constexpr int64_t kClasses = 4;
 std::ofstream NpyWriter(const std::filesystem::path& path,
                         const std::string& descr,
                         const std::vector<int64_t>& shape) {
-  std::string dims = absl::StrJoin(shape, ", ");
-  if (shape.size() == 1) dims += ",";
-  std::string header =
-      absl::StrCat("{'descr': '", descr,
-                   "', 'fortran_order': False, 'shape': (", dims, "), }");
-  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-  header += '\n';
   std::ofstream out(path, std::ios::binary);
-  out << "\x93NUMPY" << '\x01' << '\0'
-      << static_cast<char>(header.size() & 0xff)
-      << static_cast<char>(header.size() >> 8) << header;
+  out << NpySaveHeader(descr, shape);
   return out;
 }
 
