@@ -684,9 +684,14 @@ std::optional<int64_t> MlpParameterCount(const JobSpec& job) {
   const std::optional<int64_t> in = InputWidth(job.data);
   const std::optional<int64_t> out = OutputWidth(job.data);
   if (!in.has_value() || !out.has_value()) return std::nullopt;
-  std::vector<int64_t> widths = {*in};
-  widths.insert(widths.end(), job.model.hidden.begin(), job.model.hidden.end());
-  widths.push_back(*out);
+  return MlpParameterCount(*in, job.model.hidden, *out);
+}
+
+int64_t MlpParameterCount(int64_t in, const std::vector<int64_t>& hidden,
+                          int64_t out) {
+  std::vector<int64_t> widths = {in};
+  widths.insert(widths.end(), hidden.begin(), hidden.end());
+  widths.push_back(out);
   int64_t n = 0;
   for (size_t i = 0; i + 1 < widths.size(); ++i) {
     n += widths[i] * widths[i + 1] + widths[i + 1];

@@ -198,7 +198,9 @@ struct OptimizerSpec {
 
 struct DeviceOptions {
   std::string device = "cpu";  // "cpu", "cuda", "cuda:<i>" or "auto"
-  int threads = 0;             // CPU intra-op threads; 0 = leave as is
+  // CPU threads, shared between LibTorch's pool and OpenBLAS's
+  // (worker/blas_core.h); 0: OMP_NUM_THREADS, else the usable cores.
+  int threads = 0;
   bool cuda_graph = false;     // CUDA only, built-in models only
   // Autocast of forward + loss: fp32 (none), bf16 (CUDA or CPU), fp16
   // (CUDA only, with dynamic loss scaling).
@@ -407,6 +409,9 @@ AnalysisOptions CurveAnalysisOptions(const JobSpec& job,
 // An MLP's parameter count (weights and biases), nullopt where a width is
 // unknown or the model is not an mlp.
 std::optional<int64_t> MlpParameterCount(const JobSpec& job);
+// The same from the widths: `in` inputs, the `hidden` layers, `out` outputs.
+int64_t MlpParameterCount(int64_t in, const std::vector<int64_t>& hidden,
+                          int64_t out);
 
 // Whether a range test's seeds may train packed into one batched model:
 // worker-driven, more than one seed, pack_seeds, no eval_every, an mlp or a

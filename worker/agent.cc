@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
 #include "proto/core_convert.h"
+#include "worker/blas_core.h"
 #include "worker/dataset_dir.h"
 #include "worker/dataset_files.h"
 #include "worker/proto_convert.h"
@@ -114,9 +115,7 @@ absl::Status Agent::RegisterWithRetry() {
     device.set_compute_capability(info.compute_capability);
   }
   const int threads =
-      options_.threads > 0
-          ? options_.threads
-          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+      options_.threads > 0 ? options_.threads : engine::DefaultCpuThreads();
   caps.set_threads(threads);
   for (int i = 0; i < options_.slots; ++i) {
     caps.add_slots()->set_device(options_.devices[i % options_.devices.size()]);

@@ -1,8 +1,14 @@
 #include "worker/blas_core.h"
 
+#include <dlfcn.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <thread>
 
 namespace lrtune::engine {
 
@@ -44,6 +50,52 @@ void ReexecWithBlasCore(char** argv) {
   if (set != nullptr && set[0] != '\0') return;
   if (ChooseBlasCore().empty()) return;
   execv("/proc/self/exe", argv);
+}
+
+int DefaultCpuThreads() {
+  if (const char* omp = std::getenv("OMP_NUM_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(omp, &end, 10);
+    if (end != omp && *end == '\0' && n > 0) return static_cast<int>(n);
+  }
+  int cores = static_cast<int>(std::thread::hardware_concurrency());
+  cpu_set_t mask;
+  if (sched_getaffinity(0, sizeof(mask), &mask) == 0) {
+    cores = CPU_COUNT(&mask);
+  }
+  // "max 100000", or "QUOTA PERIOD" in microseconds: QUOTA / PERIOD CPUs.
+  std::ifstream cpu_max("/sys/fs/cgroup/cpu.max");
+  std::string quota;
+  double period = 0;
+  if (cpu_max >> quota >> period && quota != "max" && period > 0) {
+    char* end = nullptr;
+    const double q = std::strtod(quota.c_str(), &end);
+    if (end != quota.c_str() && q > 0) {
+      cores = std::min(cores, static_cast<int>(std::ceil(q / period)));
+    }
+  }
+  return std::max(cores, 1);
+}
+
+CpuThreads PlanCpuThreads(int threads, bool gemm_bound) {
+  CpuThreads plan;
+  if (threads <= 1) return plan;
+  (gemm_bound ? plan.blas : plan.torch) = threads;
+  return plan;
+}
+
+bool SetBlasThreads(int threads) {
+  const char* set = std::getenv("OPENBLAS_NUM_THREADS");
+  if (set != nullptr && set[0] != '\0') return false;
+  using SetThreads = void (*)(int);
+  // Debian's libblas.so.3 (openblas-pthread) forwards to libopenblas.so.0,
+  // which holds the thread pool; RTLD_NOLOAD finds it only if loaded.
+  void* lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+  void* sym = dlsym(lib != nullptr ? lib : RTLD_DEFAULT,
+                    "openblas_set_num_threads");
+  if (sym != nullptr) reinterpret_cast<SetThreads>(sym)(threads);
+  if (lib != nullptr) dlclose(lib);  // only the count NOLOAD added
+  return sym != nullptr;
 }
 
 }  // namespace lrtune::engine

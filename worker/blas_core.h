@@ -50,6 +50,37 @@ std::string ChooseBlasCore();
 // Call it first in main: before threads, before anything to undo.
 void ReexecWithBlasCore(char** argv);
 
+// How a CPU job's threads are shared between LibTorch's pool (OpenMP: the
+// element-wise ops, and convolutions through oneDNN) and OpenBLAS's (every
+// matmul's sgemm). Both pools spin while they wait for work, so given the
+// same cores at once each slows the other: on 2 cores, 2 + 2 threads ran
+// the MLP 784-32-10's step 4.7x slower than 2 + 1, and a plain PyTorch
+// script loses the same (bench/cpu_threads.md). One pool gets the job's
+// threads, the other one thread.
+struct CpuThreads {
+  int torch = 1;
+  int blas = 1;
+};
+
+// The CPU threads a job gets when it names none (DeviceOptions::threads 0):
+// OMP_NUM_THREADS where it is set to a count, else the cores this process
+// may run on (its affinity mask), capped by a cgroup v2 CPU quota
+// (/sys/fs/cgroup/cpu.max: a container's or a Kubernetes pod's limit).
+// At least 1.
+int DefaultCpuThreads();
+
+// `threads` (>= 1) for a model whose work is its matmuls (`gemm_bound`: an
+// MLP of more than kCpuMaxPackedParameters, whose sgemm calls OpenBLAS
+// splits across threads) or not (a small MLP, whose matmuls are too small
+// to split; a CNN, whose convolutions LibTorch's pool runs).
+CpuThreads PlanCpuThreads(int threads, bool gemm_bound);
+
+// Sets the thread count of the OpenBLAS loaded in this process
+// (openblas_set_num_threads). False, doing nothing, where none is loaded
+// (LibTorch on MKL, say) or OPENBLAS_NUM_THREADS is set: the user's count
+// stands.
+bool SetBlasThreads(int threads);
+
 }  // namespace lrtune::engine
 
 #endif  // LRTUNE_WORKER_BLAS_CORE_H_

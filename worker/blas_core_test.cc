@@ -1,5 +1,7 @@
 #include "worker/blas_core.h"
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 
 #include "gtest/gtest.h"
@@ -45,6 +47,43 @@ TEST(BlasCoreTest, UnsetItBecomesThisCpusCore) {
     EXPECT_EQ(value, core);
   }
   unsetenv("OPENBLAS_CORETYPE");
+}
+
+TEST(CpuThreadsTest, OnePoolGetsTheThreadsTheOtherOne) {
+  for (const bool gemm_bound : {false, true}) {
+    const CpuThreads one = PlanCpuThreads(1, gemm_bound);
+    EXPECT_EQ(one.torch, 1);
+    EXPECT_EQ(one.blas, 1);
+  }
+  // A small MLP or a CNN: LibTorch's pool (convolutions, element-wise ops).
+  CpuThreads plan = PlanCpuThreads(8, /*gemm_bound=*/false);
+  EXPECT_EQ(plan.torch, 8);
+  EXPECT_EQ(plan.blas, 1);
+  // A large MLP: OpenBLAS splits its matmuls.
+  plan = PlanCpuThreads(8, /*gemm_bound=*/true);
+  EXPECT_EQ(plan.torch, 1);
+  EXPECT_EQ(plan.blas, 8);
+}
+
+// The OpenBLAS that LibTorch loads (Debian's libopenblas0-pthread, which
+// scripts/setup.sh installs), opened here as LibTorch would.
+TEST(CpuThreadsTest, SetsTheLoadedOpenBlasUnlessTheUserSetACount) {
+  unsetenv("OPENBLAS_NUM_THREADS");
+  void* lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_GLOBAL);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  using GetThreads = int (*)();
+  auto get = reinterpret_cast<GetThreads>(
+      dlsym(lib, "openblas_get_num_threads"));
+  ASSERT_NE(get, nullptr);
+  ASSERT_TRUE(SetBlasThreads(1));
+  EXPECT_EQ(get(), 1);
+  ASSERT_TRUE(SetBlasThreads(2));
+  EXPECT_EQ(get(), 2);
+  setenv("OPENBLAS_NUM_THREADS", "3", 1);
+  EXPECT_FALSE(SetBlasThreads(1));
+  EXPECT_EQ(get(), 2);
+  unsetenv("OPENBLAS_NUM_THREADS");
+  dlclose(lib);
 }
 
 }  // namespace

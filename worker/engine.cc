@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "worker/blas_core.h"
 #include "worker/torch_internal.h"
 #include "worker/trainer.h"
 
@@ -74,8 +75,35 @@ absl::StatusOr<torch::Device> ResolveDevice(const DeviceOptions& d) {
         "device.cuda_graph and device.precision fp16 need a CUDA device, and ",
         d.device, " is the CPU here; the CPU autocasts to bf16"));
   }
-  if (d.threads > 0) torch::set_num_threads(d.threads);
   return device;
+}
+
+// The CPU threads a job trains on (DeviceOptions::threads; 0:
+// DefaultCpuThreads), shared between LibTorch's pool and OpenBLAS's as
+// PlanCpuThreads says. On CUDA only LibTorch's count is set, as asked.
+// Process-wide (engine.h).
+void ApplyThreads(const JobSpec& job, const Dataset& data,
+                  const torch::Device& device) {
+  const int threads =
+      job.device.threads > 0 ? job.device.threads : DefaultCpuThreads();
+  if (device.is_cuda()) {
+    if (job.device.threads > 0) torch::set_num_threads(threads);
+    return;
+  }
+  bool gemm_bound = false;
+  if (job.model.kind == ModelKind::kMlp) {
+    int64_t in = 1;
+    for (int64_t d : data.sample_shape) in *= d;
+    gemm_bound =
+        MlpParameterCount(in, job.model.hidden,
+                          data.num_classes > 0 ? data.num_classes
+                                               : data.target_width) >
+        kCpuMaxPackedParameters;
+  }
+  const CpuThreads plan = PlanCpuThreads(threads, gemm_bound);
+  // No OpenBLAS here (LibTorch on MKL manages MKL's threads itself), or
+  // OPENBLAS_NUM_THREADS set by the user: LibTorch gets the job's count.
+  torch::set_num_threads(SetBlasThreads(plan.blas) ? plan.torch : threads);
 }
 
 }  // namespace
@@ -94,6 +122,7 @@ absl::StatusOr<Setup> Prepare(const JobSpec& job, const Callbacks& cb) {
   Setup s;
   LRTUNE_ASSIGN_OR_RETURN(s.device, ResolveDevice(job.device));
   LRTUNE_ASSIGN_OR_RETURN(s.data, internal::LoadDataset(job.data, s.device));
+  ApplyThreads(job, s.data, s.device);
   if (cb.on_progress) {
     cb.on_progress(absl::StrCat(
         "loaded ", s.data.name, ": ", s.data.train_size(), " train, ",

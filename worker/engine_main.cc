@@ -36,7 +36,7 @@ constexpr char kUsage[] =
     "  --format F      jsonl: a JSON line per point, evaluation and result\n"
     "                  (default); text: progress and a summary for a person\n"
     "  --device DEV    override the job's device: cpu, cuda, cuda:1, auto\n"
-    "  --threads N     override the job's CPU threads (0: torch's default)\n"
+    "  --threads N     override the job's CPU threads (0: all cores)\n"
     "  --quiet         jsonl without the per-step points\n"
     "  --version       print the LibTorch version\n";
 
