@@ -201,7 +201,7 @@ struct DeviceOptions {
   // CPU threads, shared between LibTorch's pool and OpenBLAS's
   // (worker/blas_core.h); 0: OMP_NUM_THREADS, else the usable cores.
   int threads = 0;
-  bool cuda_graph = false;     // CUDA only, built-in models only
+  bool cuda_graph = false;  // CUDA only, built-in models only
   // Autocast of forward + loss: fp32 (none), bf16 (CUDA or CPU), fp16
   // (CUDA only, with dynamic loss scaling).
   Precision precision = Precision::kFp32;

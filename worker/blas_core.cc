@@ -91,8 +91,8 @@ bool SetBlasThreads(int threads) {
   // Debian's libblas.so.3 (openblas-pthread) forwards to libopenblas.so.0,
   // which holds the thread pool; RTLD_NOLOAD finds it only if loaded.
   void* lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
-  void* sym = dlsym(lib != nullptr ? lib : RTLD_DEFAULT,
-                    "openblas_set_num_threads");
+  void* sym =
+      dlsym(lib != nullptr ? lib : RTLD_DEFAULT, "openblas_set_num_threads");
   if (sym != nullptr) reinterpret_cast<SetThreads>(sym)(threads);
   if (lib != nullptr) dlclose(lib);  // only the count NOLOAD added
   return sym != nullptr;

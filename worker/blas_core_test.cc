@@ -72,8 +72,8 @@ TEST(CpuThreadsTest, SetsTheLoadedOpenBlasUnlessTheUserSetACount) {
   void* lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_GLOBAL);
   ASSERT_NE(lib, nullptr) << dlerror();
   using GetThreads = int (*)();
-  auto get = reinterpret_cast<GetThreads>(
-      dlsym(lib, "openblas_get_num_threads"));
+  auto get =
+      reinterpret_cast<GetThreads>(dlsym(lib, "openblas_get_num_threads"));
   ASSERT_NE(get, nullptr);
   ASSERT_TRUE(SetBlasThreads(1));
   EXPECT_EQ(get(), 1);

@@ -94,11 +94,10 @@ void ApplyThreads(const JobSpec& job, const Dataset& data,
   if (job.model.kind == ModelKind::kMlp) {
     int64_t in = 1;
     for (int64_t d : data.sample_shape) in *= d;
-    gemm_bound =
-        MlpParameterCount(in, job.model.hidden,
-                          data.num_classes > 0 ? data.num_classes
-                                               : data.target_width) >
-        kCpuMaxPackedParameters;
+    gemm_bound = MlpParameterCount(in, job.model.hidden,
+                                   data.num_classes > 0 ? data.num_classes
+                                                        : data.target_width) >
+                 kCpuMaxPackedParameters;
   }
   const CpuThreads plan = PlanCpuThreads(threads, gemm_bound);
   // No OpenBLAS here (LibTorch on MKL manages MKL's threads itself), or
