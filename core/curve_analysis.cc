@@ -26,7 +26,10 @@ constexpr double kSlideThreshold = 0.005;
 constexpr double kClearDropFraction = 0.10;  // min_lr: dropped by 10% of D
 constexpr double kPlateauFraction = 0.05;    // the floor: within 5% of D of min
 // DivergenceMargin's range (docs/analysis.md section 4).
-constexpr double kMinDivergenceMargin = 3.0;
+constexpr double kMinDivergenceMargin = 2.0;
+// At the least margin (momentum <= 0.5, plain SGD and RMSprop in the study)
+// max_lr reads the floor's right end x 1.2 (docs/analysis.md section 4).
+constexpr double kLightMomentumRightEnd = 1.2;
 constexpr double kMaxDivergenceMargin = 10.0;
 constexpr double kMinBoundsRatio = 3.0;
 constexpr double kMaxBoundsRatio = 10.0;
@@ -163,17 +166,26 @@ void FillBounds(const std::vector<double>& lrs, const std::vector<double>& z,
   size_t i_base = i_peak;
   while (z[i_base] > z[i_peak] - kClearDropFraction * depth) ++i_base;
   // max_lr: the right end of the loss's floor (the last point of the run
-  // from the minimum that stays within 5% of D above it), capped at the
-  // last LR before divergence / margin (DivergenceMargin). bench/quality
-  // shows why: the floor's left end (the rule before) was 0.5 decade low on
-  // average, 1.3 under Adam; the right end alone overshoots where accuracy
-  // falls off a cliff past the floor (cnn-fmnist-sgdm-b128); and a tenth
-  // of the divergence LR is 3-5x low without momentum (mlp-fmnist-sgd-b128).
+  // from the minimum that stays within 5% of D above it), x 1.2 without
+  // momentum, capped at the last LR before divergence / margin
+  // (DivergenceMargin). bench/quality shows why: the floor's left end (the
+  // rule before) was 0.5 decade low on average, 1.3 under Adam; the right
+  // end alone overshoots where accuracy falls off a cliff past the floor
+  // (cnn-fmnist-sgdm-b128); a tenth of the divergence LR is 3-5x low
+  // without momentum (mlp-fmnist-sgd-b128); and without momentum the best
+  // LR sits past the floor's right end: x 1.2 with the cap at / 2 took the
+  // 12 choose rows of SGD and RMSprop from 0.29 to 0.16 points behind on
+  // average (cnn-fmnist-sgd-b128 3 epochs: 0.65 -> 0.09), and the 4
+  // holdout rows from 0.32 to 0.04 (mlp-fmnist-sgd-b512 3 epochs: 0.53 ->
+  // 0.05; bench/quality/rule_screen.md section 5).
   const double floor_level = z[i_min] + kPlateauFraction * depth;
   size_t i_right = i_min;
   while (i_right + 1 < z.size() && z[i_right + 1] <= floor_level) ++i_right;
+  const double right_end =
+      lrs[i_right] *
+      (margin <= kMinDivergenceMargin ? kLightMomentumRightEnd : 1.0);
   r.min_lr = lrs[i_base];
-  r.max_lr = std::min(lrs[i_right], lrs.back() / margin);
+  r.max_lr = std::min(right_end, lrs.back() / margin);
   ClampBoundsRatio(r);
   if (noise > kNoisyCurveFraction * depth) {
     AddWarning(r, "noisy_curve",

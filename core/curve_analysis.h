@@ -122,9 +122,10 @@ struct AnalysisOptions {
 };
 
 // max_lr is at most the last LR before divergence divided by this:
-// 1 / (1 - momentum) clamped to [3, 10], so 10 under momentum 0.9 (SGD with
-// momentum, Adam's beta1) and 3 without (docs/analysis.md section 4 and the
-// quality study's rows that chose it). Unset momentum: 10.
+// 1 / (1 - momentum) clamped to [2, 10], so 10 under momentum 0.9 (SGD with
+// momentum, Adam's beta1) and 2 without, where max_lr also reads the
+// floor's right end x 1.2 (docs/analysis.md section 4 and the quality
+// study's rows that chose them). Unset momentum: 10.
 double DivergenceMargin(std::optional<double> momentum);
 
 // Smith's 1cycle settings derived from the bounds.

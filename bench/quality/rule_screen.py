@@ -145,7 +145,7 @@ def momentum(setting):
 
 
 def margin(m):
-    return min(max(1 / (1 - m), 3.0), 10.0)
+    return min(max(1 / (1 - m), 2.0), 10.0)
 
 
 def family(setting):
@@ -158,8 +158,18 @@ def family(setting):
 
 
 def core_rule(c, s):
-    """core's max_lr today: the floor's right end, capped at lr_last / margin."""
-    return min(c.right_end(c.floor(0.05)), c.lr_last / margin(momentum(s)))
+    """core's max_lr today: the floor's right end (x 1.2 at the least
+    margin, without momentum), capped at lr_last / margin."""
+    m = margin(momentum(s))
+    return min((1.2 if m <= 2.0 else 1.0) * c.right_end(c.floor(0.05)),
+               c.lr_last / m)
+
+
+def core_rule_before(c, s):
+    """core's max_lr until 2026-12-07: the floor's right end, capped at
+    lr_last / clamp(1 / (1 - momentum), 3, 10)."""
+    return min(c.right_end(c.floor(0.05)),
+               c.lr_last / min(max(1 / (1 - momentum(s)), 3.0), 10.0))
 
 
 def log_median(values):
@@ -350,8 +360,10 @@ def candidates():
                    c.lr_last / margin(momentum(s)))
 
     return [
-        ("core today: floor's right end (5% of D), cap lr_last / margin",
-         core_rule, None),
+        ("core today: floor's right end (5% of D; x 1.2 without momentum), "
+         "cap lr_last / margin", core_rule, None),
+        ("core until 2026-12-07: floor's right end, cap lr_last / "
+         "clamp(1 / (1 - momentum), 3, 10)", core_rule_before, None),
         ("floor at 2% of D", floor_right(0.02), None),
         ("floor at 10% of D", floor_right(0.10), None),
         ("floor at 20% of D", floor_right(0.20), None),
@@ -371,7 +383,8 @@ def candidates():
         ("Adam/AdamW x 0.8", scaled({"adam": 0.8}), None),
         ("Adam/AdamW x 1.2", scaled({"adam": 1.2}), None),
         ("without momentum (SGD, RMSprop) x 1.2",
-         scaled({"sgd": 1.2, "rmsprop": 1.2}), None),
+         lambda c, s: (1.2 if momentum(s) == 0 else 1.0) *
+         core_rule_before(c, s), None),
         ("without momentum: right end x 1.2, cap lr_last / 2",
          lambda c, s: core_rule(c, s) if momentum(s) > 0 else min(
              1.2 * c.right_end(c.floor(0.05)), c.lr_last / 2), None),
@@ -797,7 +810,11 @@ def main():
               "`STAGES=candidates bash bench/quality/run.sh` trains them, all "
               "seeds at the aggregate LR as lrtune trains, and the oracle's "
               "own grid LR at fresh seeds. The core row is the study's "
-              "trained table (results.md).\n")
+              "trained table (results.md). These candidates were trained on "
+              "2026-12-06 against the core of that day (\"core until "
+              "2026-12-07\" above); \"without momentum: right end x 1.2, cap "
+              "lr_last / 2\" became core's rule on 2026-12-07 (docs/"
+              "analysis.md section 4), so its rows and core's now agree.\n")
         print("\n".join(trained))
 
 
