@@ -402,12 +402,16 @@ void Agent::RunTask(int slot, const v1::Task& task) {
     buffer.Add(std::move(r));
   };
   // What this worker sets on every job it runs: its data directory, the
-  // slot's device, and its share of the CPU threads unless the job asks.
+  // slot's device, and its share of the CPU threads unless the job asks
+  // (of all cores when --threads is 0: slots running at once must not each
+  // take every core).
   auto localize = [&](engine::JobSpec& job) {
     job.data.data_dir = options_.data_dir;
     job.device.device = device;
-    if (job.device.threads == 0 && options_.threads > 0) {
-      job.device.threads = std::max(1, options_.threads / options_.slots);
+    if (job.device.threads == 0) {
+      const int total =
+          options_.threads > 0 ? options_.threads : engine::DefaultCpuThreads();
+      job.device.threads = std::max(1, total / options_.slots);
     }
   };
   if (task.has_range_test()) {
