@@ -351,6 +351,15 @@ def candidates():
         m = 0.0 if family(s) == "adam" else momentum(s)
         return min(c.right_end(c.floor(0.05)), c.lr_last / margin(m))
 
+    def adam_sqrt_batch(c, s):
+        # Adam's best LR moves with the batch size, its curve barely does
+        # (section 4); Malladi et al. 2022 scale Adam's LR with sqrt(batch).
+        if family(s) != "adam":
+            return core_rule(c, s)
+        batch = s["job"].get("batch_size", 128)
+        return min(core_rule(c, s) * math.sqrt(batch / 128.0),
+                   c.lr_last / margin(momentum(s)))
+
     def scaled(factors):
         return lambda c, s: factors.get(family(s), 1.0) * core_rule(c, s)
 
@@ -390,6 +399,8 @@ def candidates():
              1.2 * c.right_end(c.floor(0.05)), c.lr_last / 2), None),
         ("median of the seeds' curves, then core's rule", core_rule,
          lambda cs, s, per: core_rule(median_curve(cs), s)),
+        ("Adam/AdamW x sqrt(batch / 128) (the square-root scaling rule), "
+         "same cap", adam_sqrt_batch, None),
     ]
 
 
