@@ -88,14 +88,21 @@ bool SetBlasThreads(int threads) {
   const char* set = std::getenv("OPENBLAS_NUM_THREADS");
   if (set != nullptr && set[0] != '\0') return false;
   using SetThreads = void (*)(int);
+  using GetThreads = int (*)();
   // Debian's libblas.so.3 (openblas-pthread) forwards to libopenblas.so.0,
   // which holds the thread pool; RTLD_NOLOAD finds it only if loaded.
   void* lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
-  void* sym =
-      dlsym(lib != nullptr ? lib : RTLD_DEFAULT, "openblas_set_num_threads");
-  if (sym != nullptr) reinterpret_cast<SetThreads>(sym)(threads);
+  void* handle = lib != nullptr ? lib : RTLD_DEFAULT;
+  void* set_sym = dlsym(handle, "openblas_set_num_threads");
+  void* get_sym = dlsym(handle, "openblas_get_num_threads");
+  const bool found = set_sym != nullptr && get_sym != nullptr;
+  // Only a change is written: slots starting jobs at once mostly ask for
+  // the count there is, and OpenBLAS reads it at every call.
+  if (found && reinterpret_cast<GetThreads>(get_sym)() != threads) {
+    reinterpret_cast<SetThreads>(set_sym)(threads);
+  }
   if (lib != nullptr) dlclose(lib);  // only the count NOLOAD added
-  return sym != nullptr;
+  return found;
 }
 
 }  // namespace lrtune::engine
