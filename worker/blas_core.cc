@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace lrtune::engine {
@@ -52,6 +53,20 @@ void ReexecWithBlasCore(char** argv) {
   execv("/proc/self/exe", argv);
 }
 
+int CoresUnderQuota(int cores, const std::string& cpu_max) {
+  // "max PERIOD", or "QUOTA PERIOD" in microseconds: QUOTA / PERIOD CPUs.
+  std::istringstream in(cpu_max);
+  std::string quota;
+  double period = 0;
+  if (!(in >> quota >> period) || quota == "max" || !(period > 0)) {
+    return cores;
+  }
+  char* end = nullptr;
+  const double q = std::strtod(quota.c_str(), &end);
+  if (end == quota.c_str() || *end != '\0' || !(q > 0)) return cores;
+  return std::max(1, std::min(cores, static_cast<int>(std::ceil(q / period))));
+}
+
 int DefaultCpuThreads() {
   if (const char* omp = std::getenv("OMP_NUM_THREADS")) {
     char* end = nullptr;
@@ -63,18 +78,10 @@ int DefaultCpuThreads() {
   if (sched_getaffinity(0, sizeof(mask), &mask) == 0) {
     cores = CPU_COUNT(&mask);
   }
-  // "max 100000", or "QUOTA PERIOD" in microseconds: QUOTA / PERIOD CPUs.
-  std::ifstream cpu_max("/sys/fs/cgroup/cpu.max");
-  std::string quota;
-  double period = 0;
-  if (cpu_max >> quota >> period && quota != "max" && period > 0) {
-    char* end = nullptr;
-    const double q = std::strtod(quota.c_str(), &end);
-    if (end != quota.c_str() && q > 0) {
-      cores = std::min(cores, static_cast<int>(std::ceil(q / period)));
-    }
-  }
-  return std::max(cores, 1);
+  std::ifstream file("/sys/fs/cgroup/cpu.max");
+  std::stringstream cpu_max;
+  cpu_max << file.rdbuf();
+  return std::max(CoresUnderQuota(cores, cpu_max.str()), 1);
 }
 
 CpuThreads PlanCpuThreads(int threads, bool gemm_bound) {

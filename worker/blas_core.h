@@ -68,6 +68,10 @@ struct CpuThreads {
 // (/sys/fs/cgroup/cpu.max: a container's or a Kubernetes pod's limit).
 // At least 1.
 int DefaultCpuThreads();
+// `cores` capped by a cgroup v2 cpu.max line ("max 100000", or "QUOTA
+// PERIOD": ceil(QUOTA / PERIOD) CPUs, at least 1); `cores` where the line
+// is empty or malformed.
+int CoresUnderQuota(int cores, const std::string& cpu_max);
 
 // `threads` (>= 1) for a model whose work is its matmuls (`gemm_bound`: an
 // MLP of more than kCpuMaxPackedParameters, whose sgemm calls OpenBLAS

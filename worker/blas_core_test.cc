@@ -65,6 +65,26 @@ TEST(CpuThreadsTest, OnePoolGetsTheThreadsTheOtherOne) {
   EXPECT_EQ(plan.blas, 8);
 }
 
+TEST(CpuThreadsTest, ACgroupQuotaCapsTheCores) {
+  EXPECT_EQ(CoresUnderQuota(8, "max 100000\n"), 8);
+  EXPECT_EQ(CoresUnderQuota(8, "200000 100000\n"), 2);
+  EXPECT_EQ(CoresUnderQuota(8, "150000 100000\n"), 2);  // 1.5 CPUs
+  EXPECT_EQ(CoresUnderQuota(8, "50000 100000\n"), 1);
+  EXPECT_EQ(CoresUnderQuota(2, "800000 100000\n"), 2);  // the mask is less
+  for (const char* bad : {"", "max", "abc 100000", "100000 0", "-5 100000"}) {
+    EXPECT_EQ(CoresUnderQuota(4, bad), 4) << bad;
+  }
+}
+
+TEST(CpuThreadsTest, OmpNumThreadsIsTheDefaultWhereSet) {
+  setenv("OMP_NUM_THREADS", "3", 1);
+  EXPECT_EQ(DefaultCpuThreads(), 3);
+  setenv("OMP_NUM_THREADS", "two", 1);  // not a count: the cores
+  EXPECT_GE(DefaultCpuThreads(), 1);
+  unsetenv("OMP_NUM_THREADS");
+  EXPECT_GE(DefaultCpuThreads(), 1);
+}
+
 // The OpenBLAS that LibTorch loads (Debian's libopenblas0-pthread, which
 // scripts/setup.sh installs), opened here as LibTorch would.
 TEST(CpuThreadsTest, SetsTheLoadedOpenBlasUnlessTheUserSetACount) {
