@@ -56,17 +56,6 @@ int64_t StatusKb(pid_t pid, const std::string& field) {
   return -1;
 }
 
-// Waits until `log` holds `text`; false after `within`.
-bool WaitForLog(const Process& p, const std::string& text,
-                std::chrono::seconds within) {
-  const auto deadline = Clock::now() + within;
-  while (Clock::now() < deadline) {
-    if (p.Log().find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
 TEST(LargeDataset, RangeTestOnA220MBSetByReference) {
   const std::filesystem::path dir = MakeTempDir("lrtune_large_dataset_test");
   const std::filesystem::path data = dir / "data";
@@ -100,7 +89,7 @@ TEST(LargeDataset, RangeTestOnA220MBSetByReference) {
        "1", "--threads", "1", "--data-dir", data.string()},
       (dir / "worker.log").string());
   ASSERT_TRUE(worker.started());
-  ASSERT_TRUE(WaitForLog(worker, "data sets: big", std::chrono::seconds(30)))
+  ASSERT_TRUE(worker.WaitForLog("data sets: big", std::chrono::seconds(30)))
       << worker.Log();
   const int64_t rss_anon_idle = StatusKb(worker.pid(), "RssAnon");
 

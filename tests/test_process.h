@@ -160,6 +160,18 @@ class Process {
   // What the child has written to its log so far; empty without a log.
   std::string Log() const { return log_.empty() ? "" : ReadFile(log_); }
 
+  // Waits until the log holds `text`; false after `within` (or without a
+  // log).
+  bool WaitForLog(const std::string& text,
+                  std::chrono::milliseconds within) const {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Log().find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
  private:
   pid_t pid_ = -1;
   std::string log_;

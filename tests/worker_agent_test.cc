@@ -99,10 +99,18 @@ TEST(WorkerAgentEndToEnd, TwelveTrialGridOnTwoWorkers) {
   ASSERT_TRUE(server.started());
   std::vector<Process> workers;
   for (const char* id : {"wa", "wb"}) {
-    workers.emplace_back(std::vector<std::string>{
-        LRTUNE_WORKER_BIN, "--server", address, "--devices", "cpu", "--slots",
-        "1", "--threads", "1", "--worker-id", id});
+    workers.emplace_back(
+        std::vector<std::string>{LRTUNE_WORKER_BIN, "--server", address,
+                                 "--devices", "cpu", "--slots", "1",
+                                 "--threads", "1", "--worker-id", id},
+        (dir / (std::string(id) + ".log")).string());
     ASSERT_TRUE(workers.back().started());
+  }
+  // Both up before the job: a worker still loading LibTorch when the test
+  // ends has no SIGTERM handler yet, and its Stop() would read 143.
+  for (Process& w : workers) {
+    ASSERT_TRUE(w.WaitForLog("registered as", std::chrono::seconds(60)))
+        << w.Log();
   }
   auto channel =
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
@@ -196,7 +204,7 @@ TEST(WorkerAgentEndToEnd, TwelveTrialGridOnTwoWorkers) {
     EXPECT_TRUE(w == "wa" || w == "wb") << w;
   }
 
-  for (Process& w : workers) EXPECT_EQ(w.Stop(), 0);
+  for (Process& w : workers) EXPECT_EQ(w.Stop(), 0) << w.Log();
   server.Stop();
   std::filesystem::remove_all(dir);
 }
