@@ -7,6 +7,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -177,6 +178,16 @@ TEST(DivergenceMarginTest, OneOverOneMinusMomentumWithinTwoAndTen) {
   EXPECT_DOUBLE_EQ(DivergenceMargin(0.0), 2.0);
 }
 
+// The same curve read under momentum 0.9 and under none.
+std::pair<Recommendation, Recommendation> AnalyzeHeavyAndPlain(
+    const std::vector<CurvePoint>& points) {
+  AnalysisOptions heavy;
+  heavy.momentum = 0.9;
+  AnalysisOptions plain;
+  plain.momentum = 0.0;
+  return {Analyze(points, heavy), Analyze(points, plain)};
+}
+
 // A floor that runs flat almost to the blow-up: max_lr is the divergence
 // cap, a tenth of the last LR before divergence under momentum 0.9 and a
 // half without. The quality study's rows without momentum chose the half
@@ -189,12 +200,7 @@ TEST(AnalyzeCurveTest, WithoutMomentumMaxLrStaysHalfBelowDivergence) {
     return 2.3 - 2.0 / (1.0 + std::exp(-(x + 4.0) * 4.0)) +
            std::exp((x - 0.6) * 25.0);
   });
-  AnalysisOptions heavy;
-  heavy.momentum = 0.9;
-  AnalysisOptions plain;
-  plain.momentum = 0.0;
-  const Recommendation h = Analyze(points, heavy);
-  const Recommendation p = Analyze(points, plain);
+  const auto [h, p] = AnalyzeHeavyAndPlain(points);
   ASSERT_GT(h.diverged_at, 0);
   ASSERT_EQ(p.diverged_at, h.diverged_at);  // the same curve, read again
   const double last = points[static_cast<size_t>(h.points_used - 1)].lr;
@@ -214,12 +220,7 @@ TEST(AnalyzeCurveTest, WithoutMomentumMaxLrReadsPastTheFloor) {
            0.5 / (1.0 + std::exp(-(x + 2.0) * 6.0)) +
            std::exp((x - 0.6) * 25.0);
   });
-  AnalysisOptions heavy;
-  heavy.momentum = 0.9;
-  AnalysisOptions plain;
-  plain.momentum = 0.0;
-  const Recommendation h = Analyze(points, heavy);
-  const Recommendation p = Analyze(points, plain);
+  const auto [h, p] = AnalyzeHeavyAndPlain(points);
   ASSERT_GT(h.diverged_at, 0);
   const double last = points[static_cast<size_t>(h.points_used - 1)].lr;
   ASSERT_LT(h.max_lr, last / 10);  // the floor's right end, not the cap

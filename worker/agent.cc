@@ -26,6 +26,11 @@ using google::protobuf::util::TimeUtil;
 
 constexpr size_t kMaxReasonBytes = 4096;
 
+// The CPU threads this worker uses in all: --threads, or (0) all cores.
+int TotalThreads(const AgentOptions& options) {
+  return options.threads > 0 ? options.threads : engine::DefaultCpuThreads();
+}
+
 void Log(const std::string& line) {
   std::fprintf(stderr, "lrtune-worker: %s\n", line.c_str());
 }
@@ -114,9 +119,7 @@ absl::Status Agent::RegisterWithRetry() {
     device.set_memory_bytes(info.memory_bytes);
     device.set_compute_capability(info.compute_capability);
   }
-  const int threads =
-      options_.threads > 0 ? options_.threads : engine::DefaultCpuThreads();
-  caps.set_threads(threads);
+  caps.set_threads(TotalThreads(options_));
   for (int i = 0; i < options_.slots; ++i) {
     caps.add_slots()->set_device(options_.devices[i % options_.devices.size()]);
   }
@@ -409,9 +412,7 @@ void Agent::RunTask(int slot, const v1::Task& task) {
     job.data.data_dir = options_.data_dir;
     job.device.device = device;
     if (job.device.threads == 0) {
-      const int total =
-          options_.threads > 0 ? options_.threads : engine::DefaultCpuThreads();
-      job.device.threads = std::max(1, total / options_.slots);
+      job.device.threads = std::max(1, TotalThreads(options_) / options_.slots);
     }
   };
   if (task.has_range_test()) {
