@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of tests/fuzz/ with clang (ASan + UBSan) and
-# runs each for FUZZ_SECONDS (default 60) on a copy of its seed corpus.
+# runs each for FUZZ_SECONDS (default 60) on a copy of its seed corpus,
+# FUZZ_JOBS (default: the cores) at a time.
 # Every seed, including the crash reproducers kept in the corpus, runs
 # first; a crash, a sanitizer report or a leak fails this script and leaves
 # the reproducer in $FUZZ_OUT (default build-fuzz/artifacts).
@@ -29,14 +30,33 @@ if ! { CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja \
 fi
 mkdir -p "$OUT"
 
-failed=0
-for t in "${TARGETS[@]}"; do
+# fuzz_one T: runs target T on a copy of its corpus; its output goes to
+# $OUT/T.log, its exit status to $OUT/T.rc.
+fuzz_one() {
+  local t=$1 work rc=0
   work=$(mktemp -d)
   cp -r "tests/fuzz/corpus/$t/." "$work/"
-  echo "fuzz: $t for ${SECONDS_EACH}s ($(ls "$work" | wc -l) seeds)"
-  if ! "$BUILD_DIR/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" \
-      -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-      -artifact_prefix="$OUT/$t-" "$work" >"$OUT/$t.log" 2>&1; then
+  "$BUILD_DIR/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" \
+    -max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$OUT/$t-" "$work" >"$OUT/$t.log" 2>&1 || rc=$?
+  echo "$rc" >"$OUT/$t.rc"
+  rm -rf "$work"
+}
+
+# Each fuzzer is one process on one core: FUZZ_JOBS (default: the cores)
+# of them run side by side, so CI's wall time is the targets' seconds
+# divided by the cores, not their sum.
+JOBS=${FUZZ_JOBS:-$(nproc)}
+for t in "${TARGETS[@]}"; do
+  while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
+  echo "fuzz: $t for ${SECONDS_EACH}s ($(ls "tests/fuzz/corpus/$t" | wc -l) seeds)"
+  fuzz_one "$t" &
+done
+wait
+
+failed=0
+for t in "${TARGETS[@]}"; do
+  if [[ $(cat "$OUT/$t.rc" 2>/dev/null) != 0 ]]; then
     echo "fuzz: $t FAILED; reproducer and log in $OUT/ (tail below)" >&2
     tail -n 30 "$OUT/$t.log" >&2
     failed=1
@@ -44,6 +64,5 @@ for t in "${TARGETS[@]}"; do
     grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" \
       "$OUT/$t.log" | sed "s/^/fuzz: $t /"
   fi
-  rm -rf "$work"
 done
 exit $failed
