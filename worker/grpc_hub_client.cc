@@ -7,6 +7,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "core/sync.h"
+#include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
 #include "lrtune/v1/worker.grpc.pb.h"
 #include "proto/status_details.h"
@@ -30,9 +31,9 @@ constexpr int kMaxReconnectBackoffMs = 1000;
 // spec's limits (core/spec.h) with room to spare.
 constexpr int kMaxTaskBytes = 256 << 20;
 
-// How long the connection watcher waits on the channel at a time; it bounds
-// how long destroying the client takes.
-constexpr std::chrono::milliseconds kWatchSlice(200);
+// How long the connection watcher waits on the channel at a time before it
+// asks again for a connection (GetState(true)).
+constexpr std::chrono::milliseconds kWatchSlice(1000);
 
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& target,
                                           const std::string& tls_ca_pem) {
@@ -71,8 +72,15 @@ class GrpcHubClient final : public HubClient {
         token_(std::move(token)),
         watcher_([this] { WatchConnection(); }) {}
 
+  // Wakes the watcher at once (the alarm), and once it has left the
+  // channel alone, destroys the channel, which ends the state watch still
+  // pending on the watcher's queue: no waiting out a slice.
   ~GrpcHubClient() override {
     stop_.Notify();
+    wake_.Set(&watch_queue_, std::chrono::system_clock::now(), &wake_);
+    watcher_done_.WaitForNotification();
+    stub_.reset();
+    channel_.reset();
     watcher_.join();
   }
 
@@ -146,10 +154,22 @@ class GrpcHubClient final : public HubClient {
   // asking for the state with try_to_connect starts one when idle.
   void WatchConnection() {
     grpc_connectivity_state state = channel_->GetState(true);
-    while (!stop_.HasBeenNotified()) {
-      channel_->WaitForStateChange(
-          state, std::chrono::system_clock::now() + kWatchSlice);
+    for (;;) {
+      channel_->NotifyOnStateChange(
+          state, std::chrono::system_clock::now() + kWatchSlice, &watch_queue_,
+          /*tag=*/this);
+      void* tag = nullptr;
+      bool ok = false;
+      (void)watch_queue_.Next(&tag, &ok);  // the watch, or the alarm
+      if (stop_.HasBeenNotified()) break;
       state = channel_->GetState(true);
+    }
+    watcher_done_.Notify();
+    // What is left (the watch until the channel goes, the alarm) drains.
+    watch_queue_.Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (watch_queue_.Next(&tag, &ok)) {
     }
   }
 
@@ -160,7 +180,10 @@ class GrpcHubClient final : public HubClient {
   bool waits_cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::set<grpc::ClientContext*> waits_ ABSL_GUARDED_BY(mu_);  // in flight
   lrtune::Notification stop_;
-  std::thread watcher_;  // last: starts once the rest is built
+  grpc::CompletionQueue watch_queue_;  // the watcher's, and wake_'s
+  grpc::Alarm wake_;
+  lrtune::Notification watcher_done_;  // it no longer touches channel_
+  std::thread watcher_;                // last: starts once the rest is built
 };
 
 }  // namespace
