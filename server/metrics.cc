@@ -1,5 +1,7 @@
 #include "server/metrics.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <optional>
 #include <utility>
@@ -241,6 +243,12 @@ absl::Status MetricsHttpServer::Start(const std::string& address, int* port) {
         response.set_content(metrics_->RenderPrometheus(absl::Now()),
                              "text/plain; version=0.0.4; charset=utf-8");
       });
+  // httplib's default adds SO_REUSEPORT, which let a second server bind
+  // the same port and take half the scrapes; SO_REUSEADDR alone does not.
+  impl_->server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   int bound = wanted;
   if (wanted == 0) {
     bound = impl_->server.bind_to_any_port(host);

@@ -255,12 +255,18 @@ int Run(const Options& options) {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(options.listen, credentials, &port);
+    // gRPC binds with SO_REUSEPORT by default: a second coordinator on the
+    // same port started without an error and the kernel split new
+    // connections between the two (workers on one, jobs on the other).
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.RegisterService(&lrtune_service);
     builder.RegisterService(&hub_service);
     builder.SetMaxReceiveMessageSize(64 << 20);
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (server == nullptr || port == 0) {
-      std::cerr << "lrtune-server: cannot listen on " << options.listen << "\n";
+      std::cerr << "lrtune-server: cannot listen on " << options.listen
+                << " (--listen): the port is in use (another lrtune-server?) "
+                   "or the address is not this machine's\n";
       return 1;
     }
     grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();

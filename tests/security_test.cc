@@ -542,6 +542,40 @@ bool MakeCertificate(const std::string& cert, const std::string& key) {
   return std::system(openssl.c_str()) == 0;
 }
 
+// A second server on a port the first holds is refused, for gRPC and for
+// the metrics (both used to bind with SO_REUSEPORT, and the kernel split the
+// connections between the two servers), and the first keeps serving.
+TEST_F(SecurityTest, ASecondServerOnTheSamePortIsRefused) {
+  struct Case {
+    std::vector<std::string> flags;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--listen", address_},
+       "cannot listen on " + address_ + " (--listen): the port is in use"},
+      {{"--listen", "127.0.0.1:" + std::to_string(FreePort()),
+        "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port_)},
+       "--metrics-listen: cannot listen for metrics on 127.0.0.1:" +
+           std::to_string(metrics_port_)},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const fs::path log = dir_ / ("second" + std::to_string(i) + ".log");
+    std::vector<std::string> args = {
+        LRTUNE_SERVER_BIN, "--db",
+        (dir_ / ("second" + std::to_string(i) + ".db")).string()};
+    args.insert(args.end(), cases[i].flags.begin(), cases[i].flags.end());
+    Process second(args, log.string());
+    ASSERT_TRUE(second.started());
+    const int rc = second.Wait(std::chrono::seconds(10));
+    if (rc == -1) second.Stop(kStopWithin);
+    EXPECT_EQ(rc, 1) << "still serving beside the first? " << ReadFile(log);
+    EXPECT_NE(ReadFile(log).find(cases[i].message), std::string::npos)
+        << ReadFile(log);
+  }
+  EXPECT_TRUE(ListJobs(kAlice).ok());
+  EXPECT_NE(Metrics(), "");
+}
+
 // A server with TLS from a self-signed certificate made by `openssl`.
 TEST(SecurityTlsTest, PlaintextClientsCannotTalkToATlsServer) {
   const fs::path dir = MakeTempDir("lrtune_security_tls");
