@@ -47,6 +47,9 @@ fuzz_one() {
 # of them run side by side, so CI's wall time is the targets' seconds
 # divided by the cores, not their sum.
 JOBS=${FUZZ_JOBS:-$(nproc)}
+# A status left by an earlier run must not pass for this one: a target
+# whose subshell dies before writing its own (no .rc) counts as failed.
+for t in "${TARGETS[@]}"; do rm -f "$OUT/$t.rc"; done
 for t in "${TARGETS[@]}"; do
   while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
   echo "fuzz: $t for ${SECONDS_EACH}s ($(ls "tests/fuzz/corpus/$t" | wc -l) seeds)"
