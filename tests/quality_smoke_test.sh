@@ -83,6 +83,44 @@ check "three runs at the fresh seeds" test \
 $PY "$ROOT/bench/quality/report.py" "$SET" "$OUT" >"$tmp/report.md"
 check "report gives the oracle again" grep -q \
   "the oracle's own LR at fresh seeds: gap max" "$tmp/report.md"
+
+# Six seeds: a second replicate at seeds 3, 4, 5 (its own curves, advice and
+# grid), pooled with the first by pooled.py (bench/quality/replicate.sh).
+OUT_B=$tmp/results-b
+mkdir -p "$OUT_B"
+$PY "$ROOT/bench/quality/pooled.py" --replicate-settings "$SET" "$OUT_B/settings.json"
+check "replicate settings at seeds 3, 4, 5 without the CLR grid" $PY -c "
+import json, sys
+s = json.load(open(sys.argv[1]))['settings'][0]
+assert s['job']['range_test']['seeds'] == [3, 4, 5] and s['clr'] is False, s
+" "$OUT_B/settings.json"
+run --settings "$OUT_B/settings.json" --out "$OUT_B" --stage curves
+run --settings "$OUT_B/settings.json" --out "$OUT_B" --stage train
+check "the replicate trains" test "$rc" = 0
+# Only lrtune's own CLR advice trains triangular runs there (3 seeds x 1
+# budget), no grid; every run at seeds 3, 4, 5.
+check "the replicate: no CLR grid, seeds 3, 4, 5 only" $PY -c "
+import glob, json, sys
+runs = [json.loads(l) for f in glob.glob(sys.argv[1] + '/runs-*.jsonl') for l in open(f)]
+assert sum(r['schedule'] == 'triangular' for r in runs) <= 3, len(runs)
+assert {r['seed'] for r in runs} == {3, 4, 5}, {r['seed'] for r in runs}
+" "$OUT_B"
+$PY "$ROOT/bench/quality/pooled.py" "$SET" "$OUT" "$OUT_B" >"$tmp/pooled.md"
+check "pooled exits 0" test $? = 0
+check "pooled has the row and a summary" grep -q '^- all: 1 rows; lrtune gap max' \
+  "$tmp/pooled.md"
+check "pooled gives the noise floor" grep -q '^- noise floor' "$tmp/pooled.md"
+# A replicate pooled with itself is the replicate: report.py's gap.
+check "one replicate pooled with itself gives report.py's lrtune gap" $PY -c "
+import sys
+sys.path.insert(0, sys.argv[1])
+import pooled, report
+a = next(report.Study(sys.argv[2], sys.argv[3]).rows())
+p = next(pooled.rows(sys.argv[2], sys.argv[3], sys.argv[3]))
+assert abs(a['lrtune_gap'] - p['lrtune_gap']) < 1e-9, (a, p)
+assert abs(p['split_noise']) < 1e-12 and p['oracle_lr'] == a['oracle_lr'], p
+" "$ROOT/bench/quality" "$SET" "$OUT"
+
 echo '{"setting": "mlp32-digits-sgdm-b64", "rule": "x"}' >"$OUT/candidates.jsonl"
 run --settings "$SET" --out "$OUT" --stage candidates
 check "a candidate without max_lr exits 1" test "$rc" = 1
