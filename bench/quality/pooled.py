@@ -20,8 +20,9 @@ its own advice, classic rules and oracle grid. Pooled, per setting and budget:
   on the seeds it did not see (the best of A's grid scored on B's runs, and
   the other way round, averaged): the oracle without its winner's curse;
 - spread A / B: the seeds' max_lr spread of each replicate's range test;
-- "split" is the gap between the replicates' three-seed means at the pooled
-  oracle's LR: the seed noise of one replicate's rows.
+- "A - B" is the difference between the replicates' three-seed means at the
+  pooled oracle's LR: the seed noise of one replicate's rows;
+- lag: lrtune's gap minus the best classic rule's.
 
 The noise floor at the end simulates a rule that always trains at each row's
 best LR, with each row's seed noise: the gaps six seeds still cannot resolve.
@@ -208,7 +209,7 @@ def main():
     rs = list(rows(*sys.argv[1:]))
     print("| setting | split | epochs | oracle max_lr (6 seeds) | oracle acc"
           " | lrtune max_lr A / B | lrtune | cross | valley | min/10 | steep"
-          " | lr-finder | lag | spread A / B | split | warnings |")
+          " | lr-finder | lag | spread A / B | A - B | warnings |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rs:
         lr = r.get("lrtune_lr")

@@ -387,7 +387,7 @@ def candidates():
          None),
         ("never diverged: cap from where z came back to its start",
          never_diverged_return, None),
-        ("Adam/AdamW: beta1 does not amplify the step (margin 3)",
+        ("Adam/AdamW: beta1 does not amplify the step (the margin without momentum, 2)",
          adam_no_amplification, None),
         ("Adam/AdamW x 0.8", scaled({"adam": 0.8}), None),
         ("Adam/AdamW x 1.2", scaled({"adam": 1.2}), None),
@@ -825,7 +825,11 @@ def main():
               "2026-12-06 against the core of that day (\"core until "
               "2026-12-07\" above); \"without momentum: right end x 1.2, cap "
               "lr_last / 2\" became core's rule on 2026-12-07 (docs/"
-              "analysis.md section 4), so its rows and core's now agree.\n")
+              "analysis.md section 4), so its rows and core's now agree. "
+              "\"core until 2026-12-07\" and \"Adam/AdamW: beta1 does not "
+              "amplify the step\" were trained later that day on both "
+              "replicates of the study for the six-seed comparison "
+              "(pooled_screen.py, pooled_screen.md).\n")
         print("\n".join(trained))
 
 
