@@ -3,7 +3,7 @@
 # (its own range tests, advice, classic rules and 1cycle oracle grid), then
 # the table of both replicates pooled (bench/quality/README.md, "Six seeds").
 #
-#   bash bench/quality/replicate.sh          # ~75 min on 2 cores; resumes
+#   bash bench/quality/replicate.sh          # ~1 h on 2 cores; resumes
 #
 # The settings are settings.json with the range test's seeds moved to 3, 4, 5
 # and the triangular-CLR grid off (pooled.py --replicate-settings).
