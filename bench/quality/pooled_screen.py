@@ -145,6 +145,33 @@ def trained(a, b, grids):
     return out
 
 
+def cap_section(a, b):
+    """How often core's divergence cap, not the floor, sets a seed's max_lr,
+    and how far the divergence LR moves between a range test's seeds."""
+    out = ["| family | seed curves | cap sets max_lr | divergence LR spread "
+           "across a test's seeds, median / max (decades) |",
+           "|---|---|---|---|"]
+    for fam in ("sgd", "sgdm", "adam", "rmsprop"):
+        curves = capped = 0
+        spreads = []
+        for rep in (a, b):
+            for s in rep.study.settings:
+                if rs.family(s) != fam or s["id"] not in rep.curves:
+                    continue
+                m = rs.margin(rs.momentum(s))
+                lasts = []
+                for c in rep.curves[s["id"]]:
+                    curves += 1
+                    capped += rs.core_rule(c, s) < (
+                        (1.2 if m <= 2.0 else 1.0) * c.right_end(c.floor(0.05)))
+                    lasts.append(c.lr_last)
+                spreads.append(math.log10(max(lasts) / min(lasts)))
+        if curves:
+            out.append("| %s | %d | %d | %.2f / %.2f |" % (
+                fam, curves, capped, statistics.median(spreads), max(spreads)))
+    return out
+
+
 def cells(rows):
     g = [r["gap"] for r in rows]
     sp = [x for r in rows for x in r["spread"]]
@@ -173,6 +200,8 @@ def main():
         print("| %s | %s | %s |" % (
             name, cells([r for r in rows if r["split"] == "choose"]),
             cells([r for r in rows if r["split"] == "holdout"])))
+    print("\n## Where the divergence cap sets max_lr\n")
+    print("\n".join(cap_section(a, b)))
     print("\n## Trained, both replicates pooled\n")
     print("\n".join(trained(a, b, grids)))
 
