@@ -39,16 +39,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402  (this folder's report.py: the study's reader)
 
 
-def grid_means(study, s, epochs):
-    """[(lr, mean accuracy over the replicate's seeds)] or None if incomplete."""
-    seeds = s["job"]["range_test"]["seeds"]
-    out = []
-    for lr in report.log_grid(s["grid"][0], s["grid"][1], s.get("grid_points", 13)):
-        acc = study.mean_accuracy(s, "one_cycle", [lr] * len(seeds), None, epochs)
-        if acc is None:
-            return None
-        out.append((lr, acc))
-    return out
+def pool(ga, gb):
+    """Two replicates' grids [(lr, three-seed mean)] as one six-seed grid."""
+    return [(lr, (x + y) / 2) for (lr, x), (_, y) in zip(ga, gb)]
 
 
 def rule_accuracy(study, s, rule, epochs):
@@ -69,10 +62,11 @@ def rows(settings_path, dir_a, dir_b):
     for s in a_study.settings:
         sb = b_settings[s["id"]]
         for epochs in s["budgets"]:
-            ga, gb = grid_means(a_study, s, epochs), grid_means(b_study, sb, epochs)
+            ga = a_study.grid(s, "one_cycle", epochs)
+            gb = b_study.grid(sb, "one_cycle", epochs)
             if ga is None or gb is None:
                 continue
-            pooled = [(lr, (x + y) / 2) for (lr, x), (_, y) in zip(ga, gb)]
+            pooled = pool(ga, gb)
             j = max(range(len(pooled)), key=lambda k: pooled[k][1])
             oracle_lr, oracle_acc = pooled[j]
             ja = max(range(len(ga)), key=lambda k: ga[k][1])
@@ -175,10 +169,6 @@ def noise_floor(rows, trials=2000, seed=0):
     return q(means), q(maxes), sum(m <= 0.5 for m in maxes) / trials, sds
 
 
-def fmt(x, spec="%.2f"):
-    return report.fmt(x, spec)
-
-
 def write_replicate_settings(src, dst, seeds=(3, 4, 5)):
     """The study's settings with the range test's seeds moved and the
     triangular-CLR grid off (its gaps are not among issue 13's goals)."""
@@ -207,6 +197,7 @@ def main():
     if len(sys.argv) != 4 or sys.argv[1].startswith("-"):
         sys.exit(USAGE)
     rs = list(rows(*sys.argv[1:]))
+    fmt = report.fmt
     print("| setting | split | epochs | oracle max_lr (6 seeds) | oracle acc"
           " | lrtune max_lr A / B | lrtune | cross | valley | min/10 | steep"
           " | lr-finder | lag | spread A / B | A - B | warnings |")
@@ -228,10 +219,8 @@ def main():
                   "%.2f / %.2f" % sp if sp else "-", fmt(r["split_noise"]),
                   " ".join(r.get("warnings", []))))
     print()
-    for label, pick in (("all", lambda r: True),
-                        ("choose", lambda r: r["split"] == "choose"),
-                        ("holdout", lambda r: r["split"] == "holdout")):
-        print("- " + summary([r for r in rs if pick(r)], label))
+    for label, split_rows in report.by_split(rs):
+        print("- " + summary(split_rows, label))
     if rs:
         mean_q, max_q, p, sds = noise_floor(rs)
         print("- noise floor (a rule always at each row's best LR, six seeds, "

@@ -50,15 +50,14 @@ def load():
                   os.path.join(HERE, "results"))
     b_dir = os.path.join(HERE, "results-seeds345")
     b = Replicate(os.path.join(b_dir, "settings.json"), b_dir)
+    b.by_id = {s["id"]: s for s in b.study.settings}
     grids = {}
     for s in a.study.settings:
-        sb = next(x for x in b.study.settings if x["id"] == s["id"])
         for epochs in s["budgets"]:
-            ga = pooled.grid_means(a.study, s, epochs)
-            gb = pooled.grid_means(b.study, sb, epochs)
+            ga = a.study.grid(s, "one_cycle", epochs)
+            gb = b.study.grid(b.by_id[s["id"]], "one_cycle", epochs)
             if ga and gb:
-                grids[(s["id"], epochs)] = [(lr, (x + y) / 2)
-                                            for (lr, x), (_, y) in zip(ga, gb)]
+                grids[(s["id"], epochs)] = pooled.pool(ga, gb)
     return a, b, grids
 
 
@@ -124,7 +123,7 @@ def trained(a, b, grids):
             continue
         rows = []
         for s in a.study.settings:
-            sb = next(x for x in b.study.settings if x["id"] == s["id"])
+            sb = b.by_id[s["id"]]
             for epochs in s["budgets"]:
                 g = grids.get((s["id"], epochs))
                 ma, mb = la[rule].get(s["id"]), lb[rule].get(s["id"])
@@ -158,12 +157,10 @@ def cap_section(a, b):
             for s in rep.study.settings:
                 if rs.family(s) != fam or s["id"] not in rep.curves:
                     continue
-                m = rs.margin(rs.momentum(s))
                 lasts = []
                 for c in rep.curves[s["id"]]:
                     curves += 1
-                    capped += rs.core_rule(c, s) < (
-                        (1.2 if m <= 2.0 else 1.0) * c.right_end(c.floor(0.05)))
+                    capped += rs.core_rule(c, s) < rs.core_floor(c, s)
                     lasts.append(c.lr_last)
                 spreads.append(math.log10(max(lasts) / min(lasts)))
         if curves:

@@ -94,20 +94,27 @@ class Study:
             accs.append(a)
         return statistics.mean(accs)
 
-    def oracle(self, s, schedule, epochs):
-        """(best lr, best mean accuracy, at_edge) over the grid, or None."""
+    def grid(self, s, schedule, epochs):
+        """[(lr, mean accuracy over the seeds)] for the oracle grid, or None
+        while any point is untrained."""
         seeds = s["job"]["range_test"]["seeds"]
-        best = None
-        grid = log_grid(s["grid"][0], s["grid"][1], s.get("grid_points", 13))
-        for j, lr in enumerate(grid):
+        out = []
+        for lr in log_grid(s["grid"][0], s["grid"][1], s.get("grid_points", 13)):
             lo = lr / 4.0 if schedule == "triangular" else 0.0
             acc = self.mean_accuracy(s, schedule, [lr] * len(seeds),
                                      [lo] * len(seeds), epochs)
             if acc is None:
                 return None
-            if best is None or acc > best[1]:
-                best = (lr, acc, j in (0, len(grid) - 1))
-        return best
+            out.append((lr, acc))
+        return out
+
+    def oracle(self, s, schedule, epochs):
+        """(best lr, best mean accuracy, at_edge) over the grid, or None."""
+        grid = self.grid(s, schedule, epochs)
+        if grid is None:
+            return None
+        j = max(range(len(grid)), key=lambda k: grid[k][1])
+        return grid[j] + (j in (0, len(grid) - 1),)
 
     def rows(self):
         for s in self.settings:
@@ -195,6 +202,13 @@ def summary(rows, label):
     return "; ".join(parts)
 
 
+def by_split(rows):
+    """(label, rows) for all rows, then the choose and the holdout rows."""
+    yield "all", rows
+    for split in ("choose", "holdout"):
+        yield split, [r for r in rows if r["split"] == split]
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit("usage: report.py SETTINGS.json RESULTS_DIR")
@@ -215,10 +229,8 @@ def main():
             fmt(r.get("spread")), fmt(r.get("again_gap")),
             " ".join(r.get("warnings", []))))
     print()
-    for label, pick in (("all", lambda r: True),
-                        ("choose", lambda r: r["split"] == "choose"),
-                        ("holdout", lambda r: r["split"] == "holdout")):
-        print("- " + summary([r for r in rows if pick(r)], label))
+    for label, split_rows in by_split(rows):
+        print("- " + summary(split_rows, label))
 
 
 if __name__ == "__main__":

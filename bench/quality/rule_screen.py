@@ -157,12 +157,16 @@ def family(setting):
     return "sgdm" if momentum(setting) > 0 else "sgd"
 
 
+def core_floor(c, s):
+    """core's max_lr before its divergence cap: the floor's right end, x 1.2
+    at the least margin (without momentum)."""
+    return (1.2 if margin(momentum(s)) <= 2.0 else 1.0) * c.right_end(
+        c.floor(0.05))
+
+
 def core_rule(c, s):
-    """core's max_lr today: the floor's right end (x 1.2 at the least
-    margin, without momentum), capped at lr_last / margin."""
-    m = margin(momentum(s))
-    return min((1.2 if m <= 2.0 else 1.0) * c.right_end(c.floor(0.05)),
-               c.lr_last / m)
+    """core's max_lr today: core_floor, capped at lr_last / margin."""
+    return min(core_floor(c, s), c.lr_last / margin(momentum(s)))
 
 
 def core_rule_before(c, s):
