@@ -279,6 +279,50 @@ TEST(AnalyzeCurveTest, EarlySpikeNeitherDivergesNorMovesTheBounds) {
   EXPECT_NEAR(IndexOf(spiky, b.lr_lowest), kTrueMinimum, 4);
 }
 
+// lrtune's steepest is the descent to the lowest point: a blow-up past the
+// floor and the drop back from it (below the divergence rule) do not move
+// it. Read over the whole curve, the drop won: 43 of the quality study's
+// 144 seed curves put steepest past the lowest point.
+TEST(AnalyzeCurveTest, SteepestIsOnTheWayDownNotTheRecoveryFromABlowUp) {
+  auto points = MakeCurve(UCurve);
+  for (int i = 66; i <= 69; ++i) points[static_cast<size_t>(i)].loss += 3.0;
+  const Recommendation r = Analyze(points);
+  ASSERT_GT(r.diverged_at, 72);  // the bump is too short to end the curve
+  EXPECT_NEAR(IndexOf(points, r.lr_steepest), kTrueSteepest, 4);
+  EXPECT_NEAR(IndexOf(points, r.lr_lowest), kTrueMinimum, 4);
+}
+
+// The same on a real curve: Adam on the MLP (quality study row
+// mlp-fmnist-adam-b128, seed 0) blows up near lr 0.04 and falls back to
+// chance before the divergence rule fires; its steepest read 0.078 there,
+// 30x its lowest point (0.0024).
+TEST(AnalyzeCurveTest, SteepestOfARecordedAdamCurveIsBelowItsLowest) {
+  std::ifstream in(std::string(LRTUNE_SOURCE_DIR) +
+                   "/tests/golden/analysis_fastai.json");
+  ASSERT_TRUE(in.good());
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const nlohmann::json golden = nlohmann::json::parse(buf.str());
+  bool found = false;
+  for (const nlohmann::json& c : golden.at("recorder_cases")) {
+    if (c.at("name") != "mlp-fmnist-adam-b128-seed0") continue;
+    found = true;
+    std::vector<CurvePoint> points;
+    const auto lrs = c.at("lrs").get<std::vector<double>>();
+    for (size_t i = 0; i < lrs.size(); ++i) {
+      const nlohmann::json& loss = c.at("losses")[i];
+      points.push_back({static_cast<int64_t>(i), lrs[i],
+                        loss.is_null() ? std::nan("") : loss.get<double>()});
+    }
+    const Recommendation r = Analyze(points);
+    ASSERT_TRUE(std::isfinite(r.lr_steepest));
+    EXPECT_LT(r.lr_steepest, r.lr_lowest);
+    EXPECT_LT(r.lr_steepest, r.max_lr);
+    EXPECT_GT(r.lr_steepest, 1e-5);  // on the descent, not the plateau
+  }
+  EXPECT_TRUE(found);
+}
+
 TEST(AnalyzeCurveTest, NanInTheMiddleEndsTheCurveThere) {
   auto points = MakeCurve(UCurve);
   points[50].loss = NAN;
