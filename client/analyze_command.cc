@@ -33,10 +33,14 @@ CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& opts) {
                   "EMA beta of the loss smoothing, in [0,1) (default 0.98)");
   cmd->add_option("--diverge", opts.diverge,
                   "divergence: smoothed loss > F x best (default 4)");
-  cmd->add_option("--momentum", opts.momentum,
-                  "the optimizer's momentum during the test (Adam's beta1),\n"
-                  "in [0,1): max_lr stays below the divergence LR by\n"
-                  "1/(1-F), clamped to 3..10 (default: unknown, read as 0.9)");
+  cmd->add_option(
+      "--momentum", opts.momentum,
+      absl::StrFormat(
+          "the optimizer's momentum during the test (Adam's beta1),\n"
+          "in [0,1): max_lr stays below the divergence LR by\n"
+          "1/(1-F), clamped to %g..%g (docs/analysis.md section 4;\n"
+          "default: unknown, read as 0.9)",
+          DivergenceMargin(0.0), DivergenceMargin(0.999)));
   cmd->add_option("--planned-steps", opts.planned_steps,
                   "the steps the test was planned to run (fastai's num_it):\n"
                   "fastai's suggestions read from step N/10 on (default 0:\n"
