@@ -65,6 +65,29 @@ Recommendation Analyze(const std::vector<CurvePoint>& points,
   return r.ok() ? *r : Recommendation{};
 }
 
+// tests/golden/analysis_fastai.json (scripts/gen_golden_analysis.py).
+nlohmann::json GoldenAnalysis() {
+  std::ifstream in(std::string(LRTUNE_SOURCE_DIR) +
+                   "/tests/golden/analysis_fastai.json");
+  EXPECT_TRUE(in.good());
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return nlohmann::json::parse(buf.str());
+}
+
+// The points of one of its recorded range tests (a null loss: not finite).
+std::vector<CurvePoint> RecordedPoints(const nlohmann::json& c) {
+  std::vector<CurvePoint> points;
+  const auto lrs = c.at("lrs").get<std::vector<double>>();
+  const nlohmann::json& losses = c.at("losses");
+  for (size_t i = 0; i < lrs.size(); ++i) {
+    points.push_back(
+        {static_cast<int64_t>(i), lrs[i],
+         losses[i].is_null() ? std::nan("") : losses[i].get<double>()});
+  }
+  return points;
+}
+
 TEST(EmaSmootherTest, BiasCorrectedAndSkipsNonFinite) {
   EmaSmoother ema(0.98);
   EXPECT_TRUE(std::isnan(ema.value()));
@@ -297,24 +320,12 @@ TEST(AnalyzeCurveTest, SteepestIsOnTheWayDownNotTheRecoveryFromABlowUp) {
 // chance before the divergence rule fires; its steepest read 0.078 there,
 // 30x its lowest point (0.0024).
 TEST(AnalyzeCurveTest, SteepestOfARecordedAdamCurveIsBelowItsLowest) {
-  std::ifstream in(std::string(LRTUNE_SOURCE_DIR) +
-                   "/tests/golden/analysis_fastai.json");
-  ASSERT_TRUE(in.good());
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const nlohmann::json golden = nlohmann::json::parse(buf.str());
+  const nlohmann::json golden = GoldenAnalysis();
   bool found = false;
   for (const nlohmann::json& c : golden.at("recorder_cases")) {
     if (c.at("name") != "mlp-fmnist-adam-b128-seed0") continue;
     found = true;
-    std::vector<CurvePoint> points;
-    const auto lrs = c.at("lrs").get<std::vector<double>>();
-    for (size_t i = 0; i < lrs.size(); ++i) {
-      const nlohmann::json& loss = c.at("losses")[i];
-      points.push_back({static_cast<int64_t>(i), lrs[i],
-                        loss.is_null() ? std::nan("") : loss.get<double>()});
-    }
-    const Recommendation r = Analyze(points);
+    const Recommendation r = Analyze(RecordedPoints(c));
     ASSERT_TRUE(std::isfinite(r.lr_steepest));
     EXPECT_LT(r.lr_steepest, r.lr_lowest);
     EXPECT_LT(r.lr_steepest, r.max_lr);
@@ -492,26 +503,13 @@ TEST(AnalyzeCurveTest, BadInputNamesTheFieldAndRule) {
 // it (recorder EMA, stop at 4 x best, [num_it // 10 : -5], the four
 // functions), to the last bit of the LR they pick.
 TEST(AnalyzeCurveTest, FastaiNamedSuggestionsAreFastaisOnTheSameCurve) {
-  std::ifstream in(std::string(LRTUNE_SOURCE_DIR) +
-                   "/tests/golden/analysis_fastai.json");
-  ASSERT_TRUE(in.good());
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const nlohmann::json golden = nlohmann::json::parse(buf.str());
+  const nlohmann::json golden = GoldenAnalysis();
   ASSERT_GE(golden.at("recorder_cases").size(), 3u);
   for (const nlohmann::json& c : golden.at("recorder_cases")) {
     SCOPED_TRACE(c.at("name").get<std::string>());
-    std::vector<CurvePoint> points;
-    const auto lrs = c.at("lrs").get<std::vector<double>>();
-    const nlohmann::json& losses = c.at("losses");  // null: not finite
-    for (size_t i = 0; i < lrs.size(); ++i) {
-      points.push_back(
-          {static_cast<int64_t>(i), lrs[i],
-           losses[i].is_null() ? std::nan("") : losses[i].get<double>()});
-    }
     AnalysisOptions o;
     o.planned_steps = c.at("num_it").get<int64_t>();
-    const Recommendation r = Analyze(points, o);
+    const Recommendation r = Analyze(RecordedPoints(c), o);
     auto expect_lr = [](const nlohmann::json& want, double got,
                         const char* name) {
       if (want.is_null()) {
