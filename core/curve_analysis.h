@@ -101,7 +101,7 @@ class DivergenceMonitor {
 struct AnalysisOptions {
   // Causal EMA beta in [0, 1): divergence and Recommendation::smoothed.
   // Positions are read from a zero-lag curve whose width follows the points
-  // per decade instead (PositionCurve).
+  // per decade and the noise instead (PositionCurve).
   double smoothing_beta = 0.98;
   double divergence_factor = 4.0;   // > 1
   double skip_head_fraction = 0.1;  // steepest: skip this share of points
@@ -198,9 +198,11 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
 // per loss: the losses up to (not including) the first point where
 // DivergenceMonitor(options' beta and factor) says the curve diverged, a
 // 5-point running median to remove isolated spikes, then the zero-lag EMA
-// (SmoothZeroLag) whose span is a tenth of a decade of LR (its beta follows
-// the points per decade of `lrs`, not smoothing_beta), so features are
-// neither late nor smeared. Shorter than `losses` when the curve diverged.
+// (SmoothZeroLag) whose span is a tenth of a decade of LR, up to three
+// tenths where the per-step noise is over 0.5% of the drop (its beta
+// follows the points per decade of `lrs` and the noise, not
+// smoothing_beta; docs/analysis.md section 2), so features are neither
+// late nor smeared. Shorter than `losses` when the curve diverged.
 // lrs[i] is the LR of losses[i]. For plots of what was analyzed.
 std::vector<double> PositionCurve(const std::vector<double>& lrs,
                                   const std::vector<double>& losses,

@@ -14,14 +14,15 @@ chosen on the `choose` rows; `holdout` rows are reported, never tuned on.
 
 The candidates need pieces core does not compute (other floor levels, other
 caps), so the script restates core's analysis (core/curve_analysis.cc: the
-divergence monitor, median-5 + zero-lag EMA, the floor and the cap) in
-Python. Section 1 checks the restatement against core: against every seed's
-max_lr in results/advice.jsonl (written by core through quality_study) and,
-with BUILD_DIR, against `lrtune analyze` on every curve. A mismatch stops
-the script.
+divergence monitor, median-5 + zero-lag EMA over 0.1-0.3 decade by the
+noise, the floor and the cap) in Python. Section 1 checks the restatement
+against core: against every seed's max_lr in results/advice.jsonl
+(written by core through quality_study) and, with BUILD_DIR, against
+`lrtune analyze` on every curve. A mismatch stops the script.
 
 Needs numpy (Debian's python3-numpy).
 """
+import copy
 import itertools
 import json
 import math
@@ -81,14 +82,19 @@ def zero_lag(v, beta):
     return run(run(v)[::-1])[::-1]
 
 
-def position_beta(lrs):
+def position_beta(lrs, span=1.0):
+    """core's zero-lag beta: a span of 0.1 decade (x span) in points."""
     per_decade = (len(lrs) - 1) / math.log10(lrs[-1] / lrs[0])
-    return 1 - 1 / max(1.0, 0.1 * per_decade)
+    return 1 - 1 / max(1.0, 0.1 * span * per_decade)
 
 
 def step_noise(losses):
+    """core's EstimateNoise: the MAD of the first differences, with core's
+    median (the upper middle element of an even count)."""
+    def median(v):
+        return np.partition(v, len(v) // 2)[len(v) // 2]
     d = np.diff(losses)
-    return 1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2)
+    return 1.4826 * median(np.abs(d - median(d))) / math.sqrt(2)
 
 
 class Curve:
@@ -99,12 +105,28 @@ class Curve:
         self.diverged_at = causal_divergence(losses)
         used = len(losses) if self.diverged_at < 0 else self.diverged_at
         self.lrs, self.raw = self.all_lrs[:used], self.all_losses[:used]
-        self.z = zero_lag(running_median(self.raw), position_beta(self.lrs))
+        self.noise = step_noise(self.raw)
+        self.lr_last = self.lrs[-1]
+        # core's z (ZeroLagOf): 0.1 decade, x sigma / (0.005 D) on a noisy
+        # curve, at most x 3, D read at 0.1 decade.
+        self.smooth(1.0)
+        if self.depth > 0 and self.noise > 0.005 * self.depth:
+            self.smooth(min(3.0, self.noise / (0.005 * self.depth)))
+
+    def smooth(self, span):
+        """Reads z over span x 0.1 decade, and what follows from it."""
+        self.span = span
+        self.z = zero_lag(running_median(self.raw),
+                          position_beta(self.lrs, span))
         self.i_min = int(np.argmin(self.z))
         self.i_peak = int(np.argmax(self.z[:self.i_min + 1]))
         self.depth = self.z[self.i_peak] - self.z[self.i_min]
-        self.noise = step_noise(self.raw)
-        self.lr_last = self.lrs[-1]
+        return self
+
+    def respan(self, span):
+        """A copy of this curve read over span x 0.1 decade."""
+        c = copy.copy(self)
+        return c.smooth(span) if span != self.span else c
 
     def right_end(self, level):
         i = self.i_min
@@ -171,9 +193,16 @@ def core_rule(c, s):
 
 def core_rule_before(c, s):
     """core's max_lr until 2026-12-07: the floor's right end, capped at
-    lr_last / clamp(1 / (1 - momentum), 3, 10)."""
+    lr_last / clamp(1 / (1 - momentum), 3, 10), z over 0.1 decade."""
+    c = c.respan(1.0)
     return min(c.right_end(c.floor(0.05)),
                c.lr_last / min(max(1 / (1 - momentum(s)), 3.0), 10.0))
+
+
+def core_rule_fixed_span(c, s):
+    """core's max_lr before the noise widened its smoothing (2026-12-07):
+    z over 0.1 decade whatever the noise."""
+    return core_rule(c.respan(1.0), s)
 
 
 def log_median(values):
@@ -405,6 +434,10 @@ def candidates():
          lambda cs, s, per: core_rule(median_curve(cs), s)),
         ("Adam/AdamW x sqrt(batch / 128) (the square-root scaling rule), "
          "same cap", adam_sqrt_batch, None),
+        ("core before 2026-12-07's noise-widened smoothing: z over 0.1 "
+         "decade whatever the noise", core_rule_fixed_span, None),
+        ("zero-lag smoothing over 0.2 decade whatever the noise",
+         lambda c, s: core_rule(c.respan(2.0), s), None),
     ]
 
 
