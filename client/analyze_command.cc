@@ -4,6 +4,8 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -41,6 +43,13 @@ CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& opts) {
           "1/(1-F), clamped to %g..%g (docs/analysis.md section 4;\n"
           "default: unknown, read as 0.9)",
           DivergenceMargin(0.0), DivergenceMargin(0.999)));
+  cmd->add_option("--optimizer", opts.optimizer,
+                  "the optimizer the test ran: sgd, adam, adamw or rmsprop;\n"
+                  "under adam and adamw max_lr is scaled by sqrt(batch / 128)\n"
+                  "(with --batch-size; default: unknown, no scaling)");
+  cmd->add_option("--batch-size", opts.batch_size,
+                  "samples per optimizer update during the test (batch x\n"
+                  "accumulation; default 0: unknown)");
   cmd->add_option("--planned-steps", opts.planned_steps,
                   "the steps the test was planned to run (fastai's num_it):\n"
                   "fastai's suggestions read from step N/10 on (default 0:\n"
@@ -69,7 +78,19 @@ int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
         << points.status().message() << "\n";
     return kExitUsage;
   }
+  const std::vector<std::string> optimizers = {"sgd", "adam", "adamw",
+                                               "rmsprop"};
+  if (!opts.optimizer.empty() &&
+      std::find(optimizers.begin(), optimizers.end(), opts.optimizer) ==
+          optimizers.end()) {
+    err << "lrtune analyze: --optimizer must be one of sgd, adam, adamw, "
+           "rmsprop; got \""
+        << opts.optimizer << "\"\n";
+    return kExitUsage;
+  }
   AnalysisOptions ao;
+  ao.adam_family = opts.optimizer == "adam" || opts.optimizer == "adamw";
+  ao.batch_size = opts.batch_size;
   ao.iters_per_epoch = opts.iters_per_epoch;
   ao.stepsize_k = opts.stepsize_k;
   ao.smoothing_beta = opts.smoothing;

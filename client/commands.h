@@ -57,6 +57,8 @@ struct AnalyzeOptions {
   double diverge = 4.0;            // divergence factor
   std::optional<double> momentum;  // the optimizer's; unset: unknown
   int64_t planned_steps = 0;       // fastai's num_it; 0: the curve's rows
+  std::string optimizer;           // sgd, adam, adamw, rmsprop; "": unknown
+  int64_t batch_size = 0;          // one update's samples; 0: unknown
   bool json = false;
 };
 

@@ -208,6 +208,13 @@ TEST(ClientRunTest, CurveAnalysisOptionsFillTheRunsDefaults) {
   o = CurveAnalysisOptions(job, spec, 469);
   EXPECT_EQ(o.iters_per_epoch, 10);
   EXPECT_EQ(o.momentum, 0.0);
+  // Adam's batch scale reads one update's samples: 64 x 4 accumulated.
+  EXPECT_TRUE(o.adam_family);
+  job.batch_size = 64;
+  job.grad_accumulation = 4;
+  EXPECT_EQ(CurveAnalysisOptions(job, spec, 469).batch_size, 256);
+  job.optimizer.kind = OptimizerKind::kSgd;
+  EXPECT_FALSE(CurveAnalysisOptions(job, spec, 469).adam_family);
 }
 
 }  // namespace

@@ -654,6 +654,16 @@ AnalysisOptions CurveAnalysisOptions(const JobSpec& job,
   if (!options.momentum.has_value()) {
     options.momentum = OptimizerMomentum(job.optimizer);
   }
+  options.adam_family = options.adam_family ||
+                        job.optimizer.kind == OptimizerKind::kAdam ||
+                        job.optimizer.kind == OptimizerKind::kAdamW;
+  if (options.batch_size == 0) {  // one update's samples, as trained
+    const std::optional<int64_t> train = TrainSamples(job.data);
+    const int64_t batch = train.has_value() && *train > 0
+                              ? std::min(job.batch_size, *train)
+                              : job.batch_size;
+    options.batch_size = batch * job.grad_accumulation;
+  }
   if (options.planned_steps == 0) {  // fastai's num_it: the planned points
     options.planned_steps = spec.metric == RangeMetric::kTrainLoss
                                 ? spec.steps

@@ -399,7 +399,8 @@ double InitialLossScale(const DeviceOptions& device);
 double OptimizerMomentum(const OptimizerSpec& optimizer);
 // The options one curve of a range test is analysed with: the spec's, with
 // iters_per_epoch (when 0) from `steps_per_epoch`, the momentum (when
-// unset) from the job's optimizer (OptimizerMomentum) and planned_steps
+// unset) from the job's optimizer (OptimizerMomentum), adam_family and
+// batch_size (when 0: one update's samples) from the job, and planned_steps
 // (when 0) the points the test plans (its steps, or its evaluations for a
 // validation metric). The engine and the coordinator (a client's run) both
 // read their curves with these.

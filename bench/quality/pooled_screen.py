@@ -160,7 +160,8 @@ def cap_section(a, b):
                 lasts = []
                 for c in rep.curves[s["id"]]:
                     curves += 1
-                    capped += rs.core_rule(c, s) < rs.core_floor(c, s)
+                    capped += (rs.core_rule_unscaled(c, s) <
+                               rs.core_floor(c, s))
                     lasts.append(c.lr_last)
                 spreads.append(math.log10(max(lasts) / min(lasts)))
         if curves:

@@ -259,11 +259,13 @@ double LrAt(const lrtune::AnchorCurve& c, const absl::StatusOr<int64_t>& idx) {
 
 absl::StatusOr<std::vector<Advice>> ComputeAdvice(const Setting& s,
                                                   const Curves& c) {
-  AnalysisOptions options = s.job.range_test.analysis;
-  options.iters_per_epoch = c.iters_per_epoch;
-  if (!options.momentum.has_value()) {
-    options.momentum = lrtune::OptimizerMomentum(s.job.job.optimizer);
-  }
+  // As the engine reads the curve (the momentum, Adam's batch scale), but
+  // fastai's suggestions read from the recorded points' tenth on, as the
+  // study's classic-rule columns always have (the engine's from the
+  // planned steps' tenth: the same unless a seed diverged early).
+  AnalysisOptions options = lrtune::CurveAnalysisOptions(
+      s.job.job, s.job.range_test, c.iters_per_epoch);
+  options.planned_steps = s.job.range_test.analysis.planned_steps;
   std::vector<Recommendation> per_seed;
   Advice valley{"fastai_valley", "one_cycle", {}, {}, {}};
   Advice minimum{"fastai_minimum", "one_cycle", {}, {}, {}};

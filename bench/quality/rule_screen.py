@@ -186,9 +186,24 @@ def core_floor(c, s):
         c.floor(0.05))
 
 
-def core_rule(c, s):
-    """core's max_lr today: core_floor, capped at lr_last / margin."""
+def core_rule_unscaled(c, s):
+    """core's max_lr before the Adam batch scale: core_floor, capped at
+    lr_last / margin."""
     return min(core_floor(c, s), c.lr_last / margin(momentum(s)))
+
+
+def adam_scale(s):
+    """core's AdamBatchScale: sqrt(batch / 128) under Adam and AdamW."""
+    if family(s) != "adam":
+        return 1.0
+    return math.sqrt(s["job"].get("batch_size", 128) / 128.0)
+
+
+def core_rule(c, s):
+    """core's max_lr today: core_rule_unscaled x adam_scale, never above the
+    cap."""
+    cap = c.lr_last / margin(momentum(s))
+    return min(core_rule_unscaled(c, s) * adam_scale(s), cap)
 
 
 def core_rule_before(c, s):
@@ -202,7 +217,7 @@ def core_rule_before(c, s):
 def core_rule_fixed_span(c, s):
     """core's max_lr before the noise widened its smoothing (2026-12-07):
     z over 0.1 decade whatever the noise."""
-    return core_rule(c.respan(1.0), s)
+    return core_rule_unscaled(c.respan(1.0), s)
 
 
 def log_median(values):
@@ -316,16 +331,17 @@ def check_parity(data, build):
         worst = 0.0
         for s in data.settings:
             for c, seed in zip(data.curves[s["id"]], data.raw[s["id"]]["seeds"]):
-                got = analyze(lrtune, seed, momentum(s))
+                got = analyze(lrtune, seed, s)
                 worst = max(worst, abs(core_rule(c, s) / got - 1))
         if worst > 1e-9:
             sys.exit("rule_screen: lrtune analyze disagrees (%.3g)" % worst)
-        checked.append("%d curves against `lrtune analyze --momentum M` "
-                       "(max relative difference %.1e)" % (n, worst))
+        checked.append("%d curves against `lrtune analyze --momentum M "
+                       "--optimizer O --batch-size B` (max relative "
+                       "difference %.1e)" % (n, worst))
     return checked
 
 
-def analyze(lrtune, seed, m):
+def analyze(lrtune, seed, s):
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
         f.write("step,lr,loss\n")
         for i, (lr, loss) in enumerate(zip(seed["lr"], seed["loss"])):
@@ -333,7 +349,9 @@ def analyze(lrtune, seed, m):
         path = f.name
     try:
         out = subprocess.run([lrtune, "analyze", "--csv", path, "--json",
-                              "--momentum", str(m)],
+                              "--momentum", str(momentum(s)), "--optimizer",
+                              s["job"]["optimizer"]["kind"], "--batch-size",
+                              str(s["job"].get("batch_size", 128))],
                              capture_output=True, text=True, check=True)
     finally:
         os.unlink(path)
@@ -384,15 +402,6 @@ def candidates():
         m = 0.0 if family(s) == "adam" else momentum(s)
         return min(c.right_end(c.floor(0.05)), c.lr_last / margin(m))
 
-    def adam_sqrt_batch(c, s):
-        # Adam's best LR moves with the batch size, its curve barely does
-        # (section 4); Malladi et al. 2022 scale Adam's LR with sqrt(batch).
-        if family(s) != "adam":
-            return core_rule(c, s)
-        batch = s["job"].get("batch_size", 128)
-        return min(core_rule(c, s) * math.sqrt(batch / 128.0),
-                   c.lr_last / margin(momentum(s)))
-
     def scaled(factors):
         return lambda c, s: factors.get(family(s), 1.0) * core_rule(c, s)
 
@@ -403,7 +412,10 @@ def candidates():
 
     return [
         ("core today: floor's right end (5% of D; x 1.2 without momentum), "
-         "cap lr_last / margin", core_rule, None),
+         "cap lr_last / margin, x sqrt(batch / 128) under Adam and AdamW",
+         core_rule, None),
+        ("core before the Adam batch scale (2026-12-07)", core_rule_unscaled,
+         None),
         ("core until 2026-12-07: floor's right end, cap lr_last / "
          "clamp(1 / (1 - momentum), 3, 10)", core_rule_before, None),
         ("floor at 2% of D", floor_right(0.02), None),
@@ -432,12 +444,10 @@ def candidates():
              1.2 * c.right_end(c.floor(0.05)), c.lr_last / 2), None),
         ("median of the seeds' curves, then core's rule", core_rule,
          lambda cs, s, per: core_rule(median_curve(cs), s)),
-        ("Adam/AdamW x sqrt(batch / 128) (the square-root scaling rule), "
-         "same cap", adam_sqrt_batch, None),
         ("core before 2026-12-07's noise-widened smoothing: z over 0.1 "
          "decade whatever the noise", core_rule_fixed_span, None),
         ("zero-lag smoothing over 0.2 decade whatever the noise",
-         lambda c, s: core_rule(c.respan(2.0), s), None),
+         lambda c, s: core_rule_unscaled(c.respan(2.0), s), None),
     ]
 
 
