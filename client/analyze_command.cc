@@ -5,7 +5,6 @@
 #include <iostream>
 #include <sstream>
 #include <string>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -13,6 +12,7 @@
 #include "core/curve_analysis.h"
 #include "core/curve_csv.h"
 #include "core/recommendation_format.h"
+#include "core/spec.h"
 
 namespace lrtune {
 
@@ -78,18 +78,26 @@ int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
         << points.status().message() << "\n";
     return kExitUsage;
   }
-  const std::vector<std::string> optimizers = {"sgd", "adam", "adamw",
-                                               "rmsprop"};
-  if (!opts.optimizer.empty() &&
-      std::find(optimizers.begin(), optimizers.end(), opts.optimizer) ==
-          optimizers.end()) {
-    err << "lrtune analyze: --optimizer must be one of sgd, adam, adamw, "
-           "rmsprop; got \""
-        << opts.optimizer << "\"\n";
-    return kExitUsage;
-  }
+  // The options' rules (core/curve_analysis.h, core/spec.h), in the flags'
+  // names.
+  const FieldNamer flags = [](absl::string_view field) -> std::string {
+    if (field == "smoothing_beta") return "--smoothing";
+    if (field == "divergence_factor") return "--diverge";
+    if (field == "optimizer.kind") return "--optimizer";
+    std::string flag = absl::StrCat("--", field);
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    return flag;
+  };
   AnalysisOptions ao;
-  ao.adam_family = opts.optimizer == "adam" || opts.optimizer == "adamw";
+  if (!opts.optimizer.empty()) {
+    absl::StatusOr<OptimizerKind> kind =
+        ParseOptimizerKind(opts.optimizer, flags);
+    if (!kind.ok()) {
+      err << "lrtune analyze: " << kind.status().message() << "\n";
+      return kExitUsage;
+    }
+    ao.adam_family = IsAdamFamily(*kind);
+  }
   ao.batch_size = opts.batch_size;
   ao.iters_per_epoch = opts.iters_per_epoch;
   ao.stepsize_k = opts.stepsize_k;
@@ -97,14 +105,6 @@ int RunAnalyze(const AnalyzeOptions& opts, std::ostream& out,
   ao.divergence_factor = opts.diverge;
   ao.momentum = opts.momentum;
   ao.planned_steps = opts.planned_steps;
-  // The options' rules (core/curve_analysis.h), in the flags' names.
-  const FieldNamer flags = [](absl::string_view field) -> std::string {
-    if (field == "smoothing_beta") return "--smoothing";
-    if (field == "divergence_factor") return "--diverge";
-    std::string flag = absl::StrCat("--", field);
-    std::replace(flag.begin(), flag.end(), '_', '-');
-    return flag;
-  };
   if (absl::Status valid = ValidateAnalysisOptions(ao, flags); !valid.ok()) {
     err << "lrtune analyze: " << valid.message() << "\n";
     return kExitUsage;

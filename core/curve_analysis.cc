@@ -108,13 +108,12 @@ Drop DropOf(const std::vector<double>& z) {
 // with the noise: over 0.3 decade apart in 12 of its 48 range tests, 2
 // with the wider smoothing, and the six-seed gap to the oracle went from
 // 0.26 to 0.22 points (choose rows 0.25 -> 0.24, holdout 0.29 -> 0.19;
-// bench/quality/pooled_screen.md).
+// bench/quality/pooled_screen.md). `noise`: EstimateNoise(losses).
 std::vector<double> ZeroLagOf(const std::vector<double>& lrs,
-                              const std::vector<double>& losses) {
+                              const std::vector<double>& losses, double noise) {
   const std::vector<double> median = RunningMedian(losses, kSpikeHalfWidth);
   std::vector<double> z = SmoothZeroLag(median, PositionBeta(lrs, 1.0));
   const double depth = DropOf(z).depth;
-  const double noise = EstimateNoise(losses);
   if (depth > 0.0 && noise > kWideningNoise * depth) {
     const double widening =
         std::min(kMaxWidening, noise / (kWideningNoise * depth));
@@ -355,8 +354,9 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
   }
   // Positions are read from the zero-lag curve (the causal one is late),
   // after a 5-point running median has removed isolated spikes.
+  const double noise = EstimateNoise(losses);
   const std::vector<double> z =
-      used > 0 ? ZeroLagOf(lrs, losses) : std::vector<double>{};
+      used > 0 ? ZeroLagOf(lrs, losses, noise) : std::vector<double>{};
 
   r.stepsize_iterations = int64_t{options.stepsize_k} *
                           std::max<int64_t>(options.iters_per_epoch, 1);
@@ -430,7 +430,7 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
         std::vector<double>(z.begin(), z.begin() + end), skip_head));
   }
 
-  FillBounds(lrs, z, EstimateNoise(losses), DivergenceMargin(options.momentum),
+  FillBounds(lrs, z, noise, DivergenceMargin(options.momentum),
              AdamBatchScale(options), r);
   FillOneCycle(r);
   r.max_lr_low = r.max_lr_high = r.max_lr;
@@ -447,8 +447,9 @@ std::vector<double> PositionCurve(const std::vector<double>& lrs,
   const auto end = [used](const std::vector<double>& v) {
     return v.begin() + static_cast<std::ptrdiff_t>(used);
   };
-  return ZeroLagOf(std::vector<double>(lrs.begin(), end(lrs)),
-                   std::vector<double>(losses.begin(), end(losses)));
+  const std::vector<double> kept(losses.begin(), end(losses));
+  return ZeroLagOf(std::vector<double>(lrs.begin(), end(lrs)), kept,
+                   EstimateNoise(kept));
 }
 
 absl::StatusOr<Recommendation> AggregateSeeds(

@@ -654,16 +654,8 @@ AnalysisOptions CurveAnalysisOptions(const JobSpec& job,
   if (!options.momentum.has_value()) {
     options.momentum = OptimizerMomentum(job.optimizer);
   }
-  options.adam_family = options.adam_family ||
-                        job.optimizer.kind == OptimizerKind::kAdam ||
-                        job.optimizer.kind == OptimizerKind::kAdamW;
-  if (options.batch_size == 0) {  // one update's samples, as trained
-    const std::optional<int64_t> train = TrainSamples(job.data);
-    const int64_t batch = train.has_value() && *train > 0
-                              ? std::min(job.batch_size, *train)
-                              : job.batch_size;
-    options.batch_size = batch * job.grad_accumulation;
-  }
+  options.adam_family = options.adam_family || IsAdamFamily(job.optimizer.kind);
+  if (options.batch_size == 0) options.batch_size = UpdateSamples(job);
   if (options.planned_steps == 0) {  // fastai's num_it: the planned points
     options.planned_steps = spec.metric == RangeMetric::kTrainLoss
                                 ? spec.steps
@@ -672,13 +664,25 @@ AnalysisOptions CurveAnalysisOptions(const JobSpec& job,
   return options;
 }
 
+int64_t UpdateSamples(const JobSpec& job) {
+  const std::optional<int64_t> train = TrainSamples(job.data);
+  const int64_t batch = train.has_value() && *train > 0
+                            ? std::min(job.batch_size, *train)
+                            : job.batch_size;
+  return batch * job.grad_accumulation;
+}
+
 int64_t StepsPerEpoch(const JobSpec& job) {
   const std::optional<int64_t> train = TrainSamples(job.data);
   if (!train.has_value() || *train <= 0 || job.batch_size < 1 ||
       job.grad_accumulation < 1) {
     return 0;
   }
-  return *train / (std::min(job.batch_size, *train) * job.grad_accumulation);
+  return *train / UpdateSamples(job);
+}
+
+bool IsAdamFamily(OptimizerKind kind) {
+  return kind == OptimizerKind::kAdam || kind == OptimizerKind::kAdamW;
 }
 
 bool UsesLossScaling(const DeviceOptions& device) {

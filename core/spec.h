@@ -386,9 +386,16 @@ std::string DatasetDifference(const DatasetDescription& have,
 std::optional<int64_t> TrainSamples(const DataSpec& data);
 std::optional<int64_t> InputWidth(const DataSpec& data);
 std::optional<int64_t> OutputWidth(const DataSpec& data);
-// Optimizer steps per epoch: train samples / (min(batch_size, samples) x
-// grad_accumulation), 0 where the size is unknown.
+// Samples per optimizer update: min(batch_size, train samples) x
+// grad_accumulation (batch_size x grad_accumulation where the size is
+// unknown).
+int64_t UpdateSamples(const JobSpec& job);
+// Optimizer steps per epoch: train samples / UpdateSamples, 0 where the
+// size is unknown.
 int64_t StepsPerEpoch(const JobSpec& job);
+// Adam and AdamW, whose max_lr scales with the batch
+// (AnalysisOptions::adam_family).
+bool IsAdamFamily(OptimizerKind kind);
 // Whether a run scales its loss (DeviceOptions::loss_scale), and the scale
 // it starts at.
 bool UsesLossScaling(const DeviceOptions& device);
