@@ -46,6 +46,17 @@ std::vector<CurvePoint> MakeCurve(const std::function<double(double)>& f,
   return points;
 }
 
+// The points' lrs and losses, as PositionCurve takes them.
+std::pair<std::vector<double>, std::vector<double>> Split(
+    const std::vector<CurvePoint>& points) {
+  std::pair<std::vector<double>, std::vector<double>> out;
+  for (const CurvePoint& p : points) {
+    out.first.push_back(p.lr);
+    out.second.push_back(p.loss);
+  }
+  return out;
+}
+
 // Index of the point whose lr is `lr` (suggestions are points' lrs).
 int64_t IndexOf(const std::vector<CurvePoint>& points, double lr) {
   for (size_t i = 0; i < points.size(); ++i) {
@@ -292,11 +303,7 @@ TEST(AnalyzeCurveTest, WithoutMomentumMaxLrReadsPastTheFloor) {
 TEST(PositionCurveTest, IsWhatTheAnalysisRead) {
   const auto points = MakeCurve(UCurve, 100, 0.05, 5);
   const Recommendation r = Analyze(points);
-  std::vector<double> lrs, losses;
-  for (const CurvePoint& p : points) {
-    lrs.push_back(p.lr);
-    losses.push_back(p.loss);
-  }
+  auto [lrs, losses] = Split(points);
   const std::vector<double> z = PositionCurve(lrs, losses, AnalysisOptions{});
   ASSERT_EQ(static_cast<int64_t>(z.size()), r.points_used);
   ASSERT_LT(r.points_used, static_cast<int64_t>(points.size()));
@@ -321,18 +328,10 @@ TEST(PositionCurveTest, SpanIsATenthOfADecadeWidenedByTheNoise) {
     return SmoothZeroLag(RunningMedian(losses, 2),
                          1.0 - 1.0 / std::max(1.0, 0.1 * tenths * per_decade));
   };
-  auto split = [](const std::vector<CurvePoint>& points) {
-    std::pair<std::vector<double>, std::vector<double>> out;
-    for (const CurvePoint& p : points) {
-      out.first.push_back(p.lr);
-      out.second.push_back(p.loss);
-    }
-    return out;
-  };
   // Never diverges (cut at the minimum), so the whole curve is read.
   auto noisy = MakeCurve(UCurve, 100, 0.1, 7);
   noisy.resize(static_cast<size_t>(kTrueMinimum));
-  const auto [lrs, losses] = split(noisy);
+  const auto [lrs, losses] = Split(noisy);
   const std::vector<double> z = PositionCurve(lrs, losses, AnalysisOptions{});
   EXPECT_EQ(z, zero_lag(lrs, losses, 3.0));
   EXPECT_NE(z, zero_lag(lrs, losses, 1.0));
@@ -341,7 +340,7 @@ TEST(PositionCurveTest, SpanIsATenthOfADecadeWidenedByTheNoise) {
   for (size_t i = 0; i < line.size(); ++i) {
     line[i].loss = 2.3 - 0.01 * static_cast<double>(i);
   }
-  const auto [line_lrs, line_losses] = split(line);
+  const auto [line_lrs, line_losses] = Split(line);
   EXPECT_EQ(PositionCurve(line_lrs, line_losses, AnalysisOptions{}),
             zero_lag(line_lrs, line_losses, 1.0));
 }
