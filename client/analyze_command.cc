@@ -32,7 +32,10 @@ CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& opts) {
                   "stepsize = k x iterations per epoch, k in 2..10 "
                   "(default 4)");
   cmd->add_option("--smoothing", opts.smoothing,
-                  "EMA beta of the loss smoothing, in [0,1) (default 0.98)");
+                  "causal EMA beta in [0,1) of the divergence rule and the "
+                  "smoothed column; the bounds are read from a zero-lag "
+                  "curve whose width follows the points per decade and "
+                  "the noise (default 0.98)");
   cmd->add_option("--diverge", opts.diverge,
                   "divergence: smoothed loss > F x best (default 4)");
   cmd->add_option(

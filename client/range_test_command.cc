@@ -384,7 +384,10 @@ void AddRangeTestFlags(CLI::App* cmd, RangeTestOptions& opts) {
   optional_int("--eval-samples", opts.eval_samples,
                "validation samples per evaluation (default 512)");
   optional_double("--smoothing", opts.smoothing,
-                  "EMA beta of the loss smoothing in [0,1) (default 0.98)");
+                  "causal EMA beta in [0,1) of the divergence rule and the "
+                  "--csv smoothed column; the bounds (and --plot) read a "
+                  "zero-lag curve whose width follows the points per "
+                  "decade and the noise (default 0.98)");
   optional_double("--diverge", opts.diverge,
                   "stop when smoothed loss > F x best (default 4)");
   cmd->add_option("--subset", opts.subset,

@@ -95,8 +95,9 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
 
   // Per seed: the raw loss faint, and on top the curve the analysis reads
   // its positions from (core's PositionCurve: up to divergence, spikes
-  // removed, zero-lag smoothing a tenth of a decade wide, so features are
-  // not drawn ~50 points late as with the causal EMA).
+  // removed, zero-lag smoothing a tenth of a decade wide, up to three
+  // tenths on a noisy curve, so features are not drawn ~50 points late as
+  // with the causal EMA).
   std::map<int32_t, std::string> raw, smoothed;
   std::map<int32_t, std::vector<std::pair<double, double>>> kept;  // lr, loss
   for (const auto& [key, p] : curve_) {
