@@ -4,12 +4,15 @@
 # the gRPC modules into a temporary directory, then runs
 # client/python/tests/test_client.py (range_test_module on a tiny MLP, the
 # stream variant, errors naming the field, watch/get/cancel, the example
-# training script) with Debian's python3 (torch, grpcio).
+# training script, the printed summary against `lrtune get`'s when the CLI
+# is given) with Debian's python3 (torch, grpcio).
 #
-#   bash tests/python_client_test.sh path/to/lrtune-server path/to/lrtune-worker
+#   bash tests/python_client_test.sh path/to/lrtune-server \
+#     path/to/lrtune-worker [path/to/lrtune]
 set -u
 SERVER_BIN=$1
 WORKER_BIN=$2
+CLI_BIN=${3:-}
 BIN=$SERVER_BIN
 # shellcheck source=tests/testlib.sh
 source "$(dirname "$0")/testlib.sh"
@@ -53,7 +56,7 @@ start=$(date +%s.%N)
 # unittest takes a file path only relative to the working directory.
 (cd "$ROOT/client/python" &&
   LRTUNE_TEST_SERVER="127.0.0.1:$port" LRTUNE_GEN_DIR="$tmp/gen" \
-  PYTHONPATH="$ROOT/client/python" \
+  LRTUNE_TEST_CLI="$CLI_BIN" PYTHONPATH="$ROOT/client/python" \
   $PY -m unittest -v tests/test_client.py) >"$tmp/unittest.log" 2>&1
 rc=$?
 echo "python client tests: $(echo "$(date +%s.%N) - $start" | bc) s"

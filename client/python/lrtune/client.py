@@ -17,6 +17,7 @@ so no point is lost or repeated. A Client is safe to share between threads
 
 import dataclasses
 import io
+import math
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
@@ -89,7 +90,9 @@ class RangeTestResult:
     max_momentum. max_lr_interval is (smallest, largest) of the seeds'
     max_lr and spread_decades the seeds' spread: how much to trust max_lr.
     warnings are (code, message) pairs. job is the final
-    lrtune.v1.Job proto; recommendation the aggregate Recommendation proto.
+    lrtune.v1.Job proto; recommendation the aggregate Recommendation proto
+    (both left out of repr: they hold the curve's points). str() is the
+    summary `lrtune range-test` prints.
     """
     job_id: str
     min_lr: float
@@ -102,8 +105,59 @@ class RangeTestResult:
     spread_decades: float
     warnings: List[tuple]
     points: int
-    recommendation: Any
-    job: Any
+    recommendation: Any = dataclasses.field(repr=False)
+    job: Any = dataclasses.field(repr=False)
+
+    def __str__(self) -> str:
+        return (f"range test {self.job_id}: {self.points} points\n"
+                + format_recommendation(self.recommendation)).rstrip("\n")
+
+
+def _lr(message, name: str) -> str:
+    if name.startswith("lr_") and not message.HasField(name):
+        return "-"
+    v = getattr(message, name)
+    return "%.3g" % v if math.isfinite(v) else "-"
+
+
+def format_recommendation(rec) -> str:
+    """A Recommendation proto as `lrtune range-test` prints it
+    (core/recommendation_format.cc, FormatRecommendation)."""
+    lines = ["  CLR bounds      min_lr %s   max_lr %s"
+             % (_lr(rec, "min_lr"), _lr(rec, "max_lr"))]
+    if rec.stepsize_epochs > 0:
+        lines.append("  stepsize        %d iterations (%.3g epochs)"
+                     % (rec.stepsize_iterations, rec.stepsize_epochs))
+    else:
+        lines.append("  stepsize        %d iterations (give iterations per "
+                     "epoch for epochs)" % rec.stepsize_iterations)
+    lines.append("  fastai          valley %s   steep %s   minimum/10 %s   "
+                 "slide %s" % tuple(_lr(rec, "lr_" + n) for n in (
+                     "valley", "steep", "minimum", "slide")))
+    lines.append("  zero-lag        steepest %s   lowest %s"
+                 % (_lr(rec, "lr_steepest"), _lr(rec, "lr_lowest")))
+    oc = rec.one_cycle
+    lines.append("  1cycle          max_lr %s  div_factor %.3g  "
+                 "final_div_factor %.3g  pct_start %.2g  momentum %.2f..%.2f"
+                 % (_lr(oc, "max_lr"), oc.div_factor, oc.final_div_factor,
+                    oc.pct_start, oc.base_momentum, oc.max_momentum))
+    many = rec.seeds > 1
+    diverged = rec.diverged_at if rec.HasField("diverged_at") else -1
+    if diverged < 0:
+        how = "; none diverged" if many else "never diverged"
+    elif many:
+        how = "; first divergence at point %d" % diverged
+    else:
+        how = "diverged at point %d" % diverged
+    lines.append("  points used     %d%s%s)" % (
+        rec.points_used, " (fewest of the seeds" if many else " (", how))
+    if many:
+        lines.append("  seeds           %d, spread %.2f decades, max_lr %s..%s"
+                     % (rec.seeds, rec.spread_decades, _lr(rec, "max_lr_low"),
+                        _lr(rec, "max_lr_high")))
+    for w in rec.warnings:
+        lines.append("  warning         [%s] %s" % (w.code, w.message))
+    return "\n".join(lines) + "\n"
 
 
 def _result_from(job) -> RangeTestResult:

@@ -21,6 +21,7 @@ from lrtune import client as lrtune_client
 from lrtune.v1 import jobs_pb2, results_pb2
 
 SERVER = os.environ.get("LRTUNE_TEST_SERVER")
+CLI = os.environ.get("LRTUNE_TEST_CLI")  # the lrtune CLI, for parity checks
 EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                        "examples", "train_with_recommendation.py")
 
@@ -64,6 +65,16 @@ class LiveServerTest(unittest.TestCase):
         self.assertEqual(result.max_lr_interval, (result.max_lr, result.max_lr))
         self.assertEqual(result.job.state, jobs_pb2.JOB_STATE_SUCCEEDED)
         self.assertEqual(result.points, 60)
+        # str(result) is the summary `lrtune get` prints for the same job.
+        summary = str(result).splitlines()
+        self.assertEqual(summary[0], f"range test {result.job_id}: 60 points")
+        self.assertIn("max_lr %.3g" % result.max_lr, summary[1])
+        if CLI:
+            printed = subprocess.run(
+                [CLI, "get", "--server", SERVER, result.job_id],
+                capture_output=True, text=True, check=True).stdout.splitlines()
+            self.assertEqual(summary[1:], [line for line in printed
+                                           if line.startswith("  ")])
 
         # The finished job can be read and watched from any seq.
         job = self.client.get(result.job_id)
@@ -219,6 +230,19 @@ class FakeServerTest(unittest.TestCase):
         self.assertEqual(result.suggestions, {"valley": 0.02})
         self.assertEqual(result.one_cycle["div_factor"], 10)
         self.assertEqual(result.warnings, [("c", "m")])
+        # print(result) gives the CLI's summary; repr leaves the protos out.
+        self.assertEqual(str(result).splitlines(), [
+            "range test j-1: 0 points",
+            "  CLR bounds      min_lr 0.01   max_lr 0.1",
+            "  stepsize        0 iterations (give iterations per epoch for epochs)",
+            "  fastai          valley 0.02   steep -   minimum/10 -   slide -",
+            "  zero-lag        steepest -   lowest -",
+            "  1cycle          max_lr 0.1  div_factor 10  final_div_factor 0  "
+            "pct_start 0  momentum 0.00..0.00",
+            "  points used     0 (never diverged)",
+            "  warning         [c] m"])
+        self.assertNotIn("recommendation=", repr(result))
+        self.assertIn("max_lr=0.1", repr(result))
 
     def test_token_is_sent_as_bearer_metadata(self):
         client = self.make_client(token="s3cret")
