@@ -349,8 +349,9 @@ void AddRangeTestFlags(CLI::App* cmd, RangeTestOptions& opts) {
                   "SGD/RMSprop momentum >= 0 (default 0)");
   optional_double("--weight-decay", opts.weight_decay,
                   "L2 penalty >= 0, decoupled for adamw (default 0)");
-  optional_int("--batch-size", opts.batch_size,
-               "samples per batch (default 128)");
+  optional_int(
+      "--batch-size", opts.batch_size,
+      "samples per batch, capped at the training set's size (default 128)");
   optional_int("--grad-accumulation", opts.grad_accumulation,
                "batches per optimizer update, their gradients averaged;\n"
                "the LR steps once per update (default 1)");
