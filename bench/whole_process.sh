@@ -71,7 +71,7 @@ pytorch_rt --model tiny_mlp >/dev/null
 
 echo "| command that trains nothing | wall |"
 echo "|---|---:|"
-for cmd in "--help" "schedule --kind cosine --t-max 10 --steps 3" \
+for cmd in "--help" "schedule --kind cosine --t-max 10 --steps 3" "jobs" \
            "range-test --help"; do
   t=()
   for ((i = 0; i < REPEAT; i++)); do

@@ -246,17 +246,35 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
     }
   }
 #ifdef LRTUNE_EMBEDDED
-  absl::StatusOr<std::vector<std::string>> devices =
-      client::EmbeddedDevices(settings.device);
-  if (!devices.ok()) return devices.status();
   client::EmbeddedOptions options;
   options.db_path =
       settings.db_path.empty() ? client::DefaultDbPath() : settings.db_path;
-  options.devices = *devices;
-  options.threads = settings.threads;
-  session->device_hint_ = devices->front();
+  if (settings.store_only) {
+    if (access(options.db_path.c_str(), F_OK) != 0) {  // read, not create
+      return absl::NotFoundError(absl::StrCat(
+          "no job store at ", options.db_path,
+          ": no embedded job has run with it (a coordinator's jobs: "
+          "--server HOST:PORT)"));
+    }
+    options.devices.clear();  // nothing trains: LibTorch stays unloaded
+    options.wait_for_lock = false;
+  } else {
+    absl::StatusOr<std::vector<std::string>> devices =
+        client::EmbeddedDevices(settings.device);
+    if (!devices.ok()) return devices.status();
+    options.devices = *devices;
+    options.threads = settings.threads;
+    session->device_hint_ = devices->front();
+  }
   session->embedded_ = std::make_unique<Embedded>();
-  if (&err == &std::cerr && client::CreateParentDirs(options.db_path).ok()) {
+  if (settings.store_only) {
+    // Nothing trains, so nothing writes to fd 2 but gRPC, silenced as for
+    // a remote server; the command's errors reach the terminal.
+    if (std::getenv("GRPC_VERBOSITY") == nullptr) {
+      gpr_set_log_function([](gpr_log_func_args*) {});
+    }
+  } else if (&err == &std::cerr &&
+             client::CreateParentDirs(options.db_path).ok()) {
     absl::StatusOr<std::unique_ptr<client::StderrRedirect>> redirect =
         client::StderrRedirect::To(client::EmbeddedLogPath(options.db_path));
     if (redirect.ok()) {
@@ -271,6 +289,9 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
       client::EmbeddedService::Start(options);
   if (!started.ok()) {
     session->embedded_->redirect.reset();
+    if (settings.store_only && absl::IsFailedPrecondition(started.status())) {
+      return started.status();  // the store is in use: say so as it is
+    }
     return absl::InternalError(absl::StrCat(
         "cannot start the embedded service: ", started.status().message()));
   }

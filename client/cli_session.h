@@ -60,6 +60,10 @@ struct EmbeddedSettings {
   int threads = 0;              // CPU threads; 0: all cores
   std::string db_path;          // empty: client::DefaultDbPath()
   bool ui = false;              // serve the dashboard on 127.0.0.1
+  // The job store and its coordinator alone (no worker, no LibTorch), for
+  // commands that read jobs (`jobs`, `get`, `watch`, `cancel`); another
+  // process using the store is an error, not a wait.
+  bool store_only = false;
 };
 
 // A connection to the service for one command: the remote --server, or an
@@ -70,7 +74,8 @@ class Session {
   // Errors: bad flags or unreadable files (InvalidArgument naming the
   // flag), no server in a build without the engine (InvalidArgument),
   // EmbeddedSettings::ui with a server (InvalidArgument naming --ui), the
-  // embedded service cannot start (Internal, with its reason).
+  // embedded service cannot start (Internal, with its reason), a
+  // store_only store in use (FailedPrecondition naming it).
   static absl::StatusOr<std::unique_ptr<Session>> Open(
       const ServerFlags& flags, const EmbeddedSettings& embedded,
       std::ostream& err);

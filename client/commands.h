@@ -148,7 +148,7 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
 // `submit` and `grid` against --server or the embedded service.
 struct JobCommandOptions {
   std::string job_id;
-  ServerFlags remote;      // jobs..cancel: a server is required
+  ServerFlags remote;      // jobs..cancel: none is the embedded store
   bool json = false;       // protobuf JSON (watch: one event per line)
   uint64_t after_seq = 0;  // watch: events after this seq
   std::string reason;      // cancel: recorded on the job
@@ -159,7 +159,7 @@ struct JobCommandOptions {
   std::string dataset;
   bool detach = false;    // submit, grid: print the id, do not follow
   std::string plot_path;  // grid, submit, get: SVG of a grid; empty: none
-  std::string db_path;    // submit, grid embedded: the store; empty: default
+  std::string db_path;    // embedded: the job store; empty: the default
 };
 struct JobCommands {
   CLI::App* jobs = nullptr;

@@ -153,6 +153,14 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
         absl::StrCat("cannot open ", lock_path, ": ", std::strerror(errno)));
   }
   if (flock(s.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (!options.wait_for_lock) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "another lrtune (an embedded range-test, grid, submit or serve) "
+          "is using ",
+          options.db_path,
+          "; its jobs can be read once it ends (a job to follow live runs "
+          "on a server: lrtune-server, --server)"));
+    }
     if (options.log != nullptr) {
       *options.log << "lrtune: waiting for another embedded lrtune using "
                    << options.db_path << "\n";

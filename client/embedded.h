@@ -10,8 +10,9 @@
 //   service->Shutdown();  // or let it go out of scope
 //
 // One process at a time uses a store: Start waits on a lock file beside it
-// (saying so on `log`), then cancels the jobs an earlier embedded run left
-// unfinished (it was killed), so they are not resumed by this one.
+// (saying so on `log`; EmbeddedOptions::wait_for_lock false: it fails),
+// then cancels the jobs an earlier embedded run left unfinished (it was
+// killed), so they are not resumed by this one.
 //
 // This header is torch- and server-free; the .cc links the coordinator and
 // the worker agent, whose engine opens LibTorch in Start
@@ -46,6 +47,10 @@ struct EmbeddedOptions {
   // up at start and lives only in dashboard_url().
   std::string dashboard_listen;
   std::string dashboard_chart_js;  // empty: Debian's libjs-chart.js
+  // Whether Start waits while another process uses the store. false: it
+  // fails at once (FailedPrecondition naming the store), for commands that
+  // only read it (`lrtune jobs`, `get`).
+  bool wait_for_lock = true;
 };
 
 class EmbeddedService {

@@ -1,7 +1,9 @@
 // `lrtune jobs`, `get JOB`, `watch JOB`, `cancel JOB`: thin commands over
-// the client library for jobs on a coordinator (--server or LRTUNE_SERVER;
-// an embedded job ends with the command that ran it). `submit` and `grid`
-// run on --server or, without one, on the embedded service.
+// the client library for jobs on a coordinator (--server or LRTUNE_SERVER),
+// or without one on the embedded job store (the jobs that embedded
+// range-test, grid, submit and the Python package ran, read through its
+// coordinator alone, without LibTorch). `submit` and `grid` run on --server
+// or, without one, on the embedded service.
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -44,21 +46,6 @@ std::string StateName(v1::JobState state) {
   absl::string_view name = v1::JobState_Name(state);
   absl::ConsumePrefix(&name, "JOB_STATE_");
   return absl::AsciiStrToLower(name);
-}
-
-// The client of --server (or LRTUNE_SERVER), which these commands need.
-absl::StatusOr<std::unique_ptr<client::Client>> Connect(
-    const JobCommandOptions& opts) {
-  const std::string server = ResolveServer(opts.remote);
-  if (server.empty()) {
-    return absl::InvalidArgumentError(
-        "--server HOST:PORT (or LRTUNE_SERVER) is required: embedded jobs "
-        "end with the range-test or grid that ran them");
-  }
-  absl::StatusOr<client::ClientOptions> options =
-      RemoteClientOptions(opts.remote);
-  if (!options.ok()) return options.status();
-  return client::Client::Connect(server, *options);
 }
 
 int Fail(const std::string& cmd, const absl::Status& status,
@@ -232,11 +219,19 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
     AddServerFlags(cmd, opts.remote, embedded_default);
     cmd->add_flag("--json", opts.json, "print protobuf JSON");
   };
+  // jobs..cancel without a server: the embedded store.
+  auto store = [&opts](CLI::App* cmd) {
+    AddServerFlags(cmd, opts.remote, /*embedded_default=*/true);
+    cmd->add_flag("--json", opts.json, "print protobuf JSON");
+    cmd->add_option("--db", opts.db_path,
+                    "without --server: the embedded job store (default "
+                    "$XDG_DATA_HOME/lrtune/jobs.db)");
+  };
   cmds.jobs = app.add_subcommand("jobs", "List your jobs, newest first.");
-  common(cmds.jobs);
+  store(cmds.jobs);
   cmds.jobs->add_option("--limit", opts.limit, "at most N jobs (default 20)");
   cmds.get = app.add_subcommand("get", "Print a job and its result.");
-  common(cmds.get);
+  store(cmds.get);
   cmds.get->add_option("job", opts.job_id, "job id")->required();
   cmds.get->add_option("--plot", opts.plot_path,
                        "write the job as an SVG figure to FILE.svg: a range "
@@ -247,12 +242,12 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
       "watch",
       "Follow a job's events until it ends (resuming after disconnects); "
       "exit 3 if it fails.");
-  common(cmds.watch);
+  store(cmds.watch);
   cmds.watch->add_option("job", opts.job_id, "job id")->required();
   cmds.watch->add_option("--after-seq", opts.after_seq,
                          "only events after this seq (default 0: all)");
   cmds.cancel = app.add_subcommand("cancel", "Cancel a queued or running job.");
-  common(cmds.cancel);
+  store(cmds.cancel);
   cmds.cancel->add_option("job", opts.job_id, "job id")->required();
   cmds.cancel->add_option("--reason", opts.reason, "recorded on the job");
   for (CLI::App** cmd : {&cmds.submit, &cmds.grid}) {
@@ -295,9 +290,13 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
   if (cmd == "submit" || cmd == "grid") {
     return RunSubmit(cmd, opts, out, err, progress);
   }
-  absl::StatusOr<std::unique_ptr<client::Client>> connected = Connect(opts);
-  if (!connected.ok()) return Fail(cmd, connected.status(), err);
-  client::Client& client = **connected;
+  EmbeddedSettings settings;
+  settings.db_path = opts.db_path;
+  settings.store_only = true;
+  absl::StatusOr<std::unique_ptr<Session>> opened =
+      Session::Open(opts.remote, settings, err);
+  if (!opened.ok()) return Fail(cmd, opened.status(), err);
+  client::Client& client = (*opened)->client();
 
   if (cmd == "jobs") {
     if (opts.limit < 1 || opts.limit > 500) {

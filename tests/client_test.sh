@@ -3,7 +3,8 @@
 # default (coordinator and worker inside the CLI's process), the same run
 # against a real lrtune-server and lrtune-worker (--server, LRTUNE_SERVER),
 # the --json contract, the --csv curve, and the exit codes (2 bad flag,
-# 4 unreachable); --dataset FILE.csv[.gz]; `lrtune grid` and `submit`
+# 4 unreachable); --dataset FILE.csv[.gz]; the embedded store read later
+# (`jobs`, `get`, `watch`); `lrtune grid` and `submit`
 # embedded and remote, and their --plot. Every run has its own
 # XDG_DATA_HOME. (TLS: tests/client_tls_test.sh; --dataset NAME, data sets
 # by reference: tests/dataset_cli_test.sh.)
@@ -133,6 +134,28 @@ import json, sys
 print(json.load(open(sys.argv[1]))["job_id"] != json.load(open(sys.argv[2]))["job_id"])' \
   "$tmp/out" "$tmp/embedded.json")" = True
 
+# The embedded store's jobs, read later without a server (no LibTorch).
+second=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["job_id"])' "$tmp/out")
+run jobs
+check "embedded jobs exit 0" test "$rc" = 0
+check "embedded jobs lists the second run first" \
+  test "$(sed -n 2p "$tmp/out" | cut -d' ' -f1)" = "$second"
+first=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["job_id"])' "$tmp/embedded.json")
+check "embedded jobs lists the first run too" grep -q "^$first " "$tmp/out"
+run get "$second" --plot "$tmp/later.svg"
+check "embedded get exit 0" test "$rc" = 0
+check "embedded get prints the summary" grep -q "^  CLR bounds " "$tmp/out"
+check "embedded get --plot draws the curve" grep -q "<polyline" "$tmp/later.svg"
+run watch "$second"
+check "embedded watch of a finished job exit 0" test "$rc" = 0
+run get j-nonesuch
+check "embedded get of an unknown job exits 2" test "$rc" = 2
+check "embedded get of an unknown job names it" grep -q "j-nonesuch not found" "$tmp/err"
+run jobs --db "$tmp/none/jobs.db"
+check "jobs on a missing store exits 2" test "$rc" = 2
+check "jobs on a missing store names it" grep -q "no job store at $tmp/none/jobs.db" "$tmp/err"
+check "jobs on a missing store does not create it" test ! -e "$tmp/none"
+
 # Ctrl-C cancels the embedded job and exits 130.
 job_state() {
   $PY -c '
@@ -153,6 +176,10 @@ rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
 "$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 check "a long embedded run starts" wait_for_task
+run jobs
+check "jobs while an embedded run holds the store exits 2 at once" test "$rc" = 2
+check "jobs while an embedded run holds the store says so" \
+  grep -q "another lrtune .* is using $XDG_DATA_HOME/lrtune/jobs.db" "$tmp/err"
 kill -INT "$pid"
 wait "$pid"
 rc=$?
@@ -377,7 +404,9 @@ check "the server's message names the field" grep -q "grid.grid.axes\[0\].values
 
 unset LRTUNE_SERVER
 run jobs
-check "jobs without a server exits 2" test "$rc" = 2
+check "jobs without a server reads the embedded store" test "$rc" = 0
+check "the embedded store has none of the server's jobs" \
+  test "$(grep -c "$job" "$tmp/out")" = 0
 
 stop_service
 
