@@ -82,9 +82,13 @@ void PrintAdvice(const AdviseOptions& opts, const v1::Job& job,
   absl::StatusOr<ScheduleSpec> schedule =
       ScheduleSpecFromProto(best->train().schedule(), "schedule");
   out << absl::StrFormat(
-      "advice for %d epochs (%d steps): %s\n  lrtune schedule %s\n",
-      opts.budget_epochs, best->train().steps(), best->label(),
-      schedule.ok() ? ScheduleFlags(*schedule)
+      "advice for %d epoch%s (%d steps): %s\n  lrtune schedule %s\n",
+      opts.budget_epochs, opts.budget_epochs == 1 ? "" : "s",
+      best->train().steps(), best->label(),
+      // --steps: the budget's steps, which an unbounded kind (linear,
+      // constant, ...) needs for `lrtune schedule` to print it.
+      schedule.ok() ? absl::StrCat(ScheduleFlags(*schedule), " --steps ",
+                                   best->train().steps())
                     : std::string(schedule.status().message()));
   const v1::GridSearchJob& grid = job.grid();
   out << absl::StrFormat(

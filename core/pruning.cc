@@ -21,6 +21,10 @@ absl::Status ValidatePruning(const PruningOptions& o, const FieldNamer& names) {
                      "rung below the budget), got ",
                      o.min_fraction));
   }
+  if (o.min_steps < 1) {
+    return FieldError(names, "min_steps",
+                      absl::StrCat("must be >= 1, got ", o.min_steps));
+  }
   return absl::OkStatus();
 }
 
@@ -42,7 +46,7 @@ std::vector<int64_t> RungSteps(const Schedule& schedule, int64_t total,
       if (it == ends.end()) continue;
       step = *it;
     }
-    if (step < 1 || step >= total) continue;
+    if (step < o.min_steps || step >= total) continue;
     if (!out.empty() && out.back() >= step) continue;
     out.push_back(step);
   }

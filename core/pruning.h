@@ -12,7 +12,8 @@
 // The rules (docs/grid.md, "Pruned search"):
 //  - A trial of budget N steps has rungs at N / eta^k for k = K..1 (K
 //    rungs below the top; the first at min_fraction x N), rounded to a
-//    step. A cyclical schedule is compared where a cycle ends, with its LR
+//    step, none before min_steps. A cyclical schedule is compared where a
+//    cycle ends, with its LR
 //    at the low point: each rung moves to the first cycle end at or after
 //    it (CycleEnds, core/early_stopping.h); one that would reach N is
 //    dropped.
@@ -50,15 +51,20 @@ struct PruningOptions {
   // The first rung as a share of the budget, in (0, 1): with eta 3 and
   // 1/9, rungs at N/9 and N/3 (K = 2).
   double min_fraction = 1.0 / 9.0;
+  // No rung before this many steps, >= 1: a metric after a handful of
+  // updates ranks the initialisation and the warm-up, not the settings (a
+  // 1cycle of 11 steps is still warming up at its N/9 = step 1). A budget
+  // too short for any rung runs its trials to the end.
+  int64_t min_steps = 10;
 };
 
 // reduction_factor in [2, 10], min_fraction in (0, 1) and at most 1/eta
-// (at least one rung), naming the fields by `names`.
+// (at least one rung), min_steps >= 1, naming the fields by `names`.
 absl::Status ValidatePruning(const PruningOptions& options,
                              const FieldNamer& names);
 
 // The rungs of a trial of `total` steps under `schedule`, ascending, each
-// in [1, total). Empty when none fits.
+// in [min_steps, total). Empty when none fits.
 std::vector<int64_t> RungSteps(const Schedule& schedule, int64_t total,
                                const PruningOptions& options);
 

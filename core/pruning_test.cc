@@ -28,6 +28,21 @@ TEST(RungStepsTest, MonotoneSchedulesAtFractionsOfTheBudget) {
             (Steps{25, 50}));
 }
 
+TEST(RungStepsTest, NoRungBeforeMinSteps) {
+  const Schedule cosine = MakeSchedule({{"kind", "cosine"}, {"t_max", "100"}});
+  PruningOptions o;  // rungs at N/9 and N/3, none before step 10
+  EXPECT_EQ(RungSteps(cosine, 100, o), (Steps{11, 33}));
+  EXPECT_EQ(RungSteps(cosine, 45, o), (Steps{15}));  // N/9 = 5 is dropped
+  EXPECT_EQ(RungSteps(cosine, 11, o), (Steps{}));    // 1 and 4: none
+  o.min_steps = 1;
+  EXPECT_EQ(RungSteps(cosine, 11, o), (Steps{1, 4}));
+  o.min_steps = 0;
+  EXPECT_NE(ValidatePruning(o, PrefixNames("grid.pruning."))
+                .message()
+                .find("grid.pruning.min_steps must be >= 1, got 0"),
+            std::string::npos);
+}
+
 TEST(RungStepsTest, CyclicalSchedulesAtTheNextCycleEnd) {
   const PruningOptions o;
   // Cycles of 2 x 40: N/9 = 100 moves to 160, N/3 = 300 to 320.

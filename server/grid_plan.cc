@@ -332,7 +332,8 @@ absl::StatusOr<std::optional<PruningOptions>> PruningOf(
   const v1::Pruning& p = spec.pruning();
   switch (p.kind()) {
     case v1::PRUNING_KIND_UNSPECIFIED:
-      if (p.has_reduction_factor() || p.has_min_fraction()) {
+      if (p.has_reduction_factor() || p.has_min_fraction() ||
+          p.has_min_steps()) {
         return Invalid("grid.grid.pruning.kind",
                        "must be set (successive_halving) when the pruning's "
                        "options are");
@@ -350,6 +351,7 @@ absl::StatusOr<std::optional<PruningOptions>> PruningOf(
       p.has_min_fraction()
           ? p.min_fraction()
           : 1.0 / (options.reduction_factor * options.reduction_factor);
+  if (p.has_min_steps()) options.min_steps = p.min_steps();
   LRTUNE_RETURN_IF_ERROR(
       ValidatePruning(options, PrefixNames("grid.grid.pruning.")));
   return options;
