@@ -110,7 +110,11 @@ absl::Status CanonicalEnums(nlohmann::json& j,
     const google::protobuf::FieldDescriptor* f = d.FindFieldByName(key);
     if (f == nullptr) f = d.FindFieldByCamelcaseName(key);
     if (f == nullptr) continue;  // protobuf names the unknown field
-    const std::string field = path.empty() ? key : absl::StrCat(path, ".", key);
+    const std::string name = path.empty() ? key : absl::StrCat(path, ".", key);
+    // `field`: the element's path, with its index in a list
+    // (grid.grid.axes[0].schedules.values[1].kind), as protobuf's own
+    // messages name it.
+    std::string field = name;
     auto one = [&](nlohmann::json& v) -> absl::Status {
       if (f->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
         return CanonicalEnums(v, *f->message_type(), field);
@@ -129,8 +133,9 @@ absl::Status CanonicalEnums(nlohmann::json& j,
       return absl::OkStatus();
     };
     if (value.is_array()) {
-      for (nlohmann::json& v : value) {
-        absl::Status s = one(v);
+      for (size_t i = 0; i < value.size(); ++i) {
+        field = absl::StrCat(name, "[", i, "]");
+        absl::Status s = one(value[i]);
         if (!s.ok()) return s;
       }
     } else {

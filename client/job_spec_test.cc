@@ -7,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "core/schedule.h"
 #include "core/spec.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace lrtune {
@@ -83,6 +84,16 @@ TEST(JobSpec, AnUnknownNameIsRefusedWithTheFieldAndTheNames) {
             "adam, adamw, rmsprop; got \"lbfgs\"");
   auto bad_json = ParseJobSpec("{\"range_test\": ", /*json=*/true, "spec.json");
   EXPECT_FALSE(bad_json.ok());
+}
+
+TEST(JobSpec, AnUnknownNameInAListNamesItsIndex) {
+  auto r = Yaml(
+      "grid: {grid: {axes: [{budgets: {values: [{epochs: 1}]}},"
+      " {schedules: {values: [{kind: cosine}, {kind: one_cyle}]}}]}}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()),
+              testing::StartsWith("spec.yaml: grid.grid.axes[1].schedules."
+                                  "values[1].kind must be one of "));
 }
 
 }  // namespace
