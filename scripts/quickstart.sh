@@ -41,5 +41,6 @@ echo
 echo "Next: docs/cli.md; \`$BUILD_DIR/client/lrtune range-test --help\`;"
 echo "add --json for one JSON object, --server HOST:PORT for a coordinator;"
 echo "\`$BUILD_DIR/client/lrtune analyze --csv CURVE.csv\` reads a curve from any framework."
+echo "\`$BUILD_DIR/client/lrtune jobs\` lists the stored runs; \`lrtune get JOB --plot curve.svg\` draws one."
 echo "In your own PyTorch loop: PATH=$PWD/$BUILD_DIR/client:\$PATH .venv/bin/python, then"
 echo "\`with lrtune.RangeTest(model, optimizer) as rt: ... rt.step(loss)\` (client/python/README.md)."
