@@ -87,6 +87,22 @@ def _as_schedule_spec(schedule, kind, total_steps):
                          "its warnings)")
     if kind not in ("one_cycle", "triangular", "sgdr", "rex"):
         raise ValueError(f"kind must be one_cycle, triangular, sgdr or rex, got {kind!r}")
+    if rec.stepsize_epochs <= 0:
+        # The stepsize is k x iterations per epoch, which this range test
+        # did not know: the recommended schedules' cycles and lengths are
+        # placeholders built on one iteration per epoch.
+        how = ("pass iters_per_epoch=len(loader) to RangeTest "
+               "(lrtune analyze: --iters-per-epoch)")
+        if kind not in _BOUNDED:
+            raise ValueError(
+                f"the recommended {kind} schedule's cycle is k x iterations per "
+                f"epoch, which the range test did not know: {how}, or give "
+                f"a dict with your own step_size_up / t0")
+        if total_steps is None:
+            raise ValueError(
+                f"the recommended {kind} schedule's length is a placeholder: "
+                f"the range test did not know the iterations per epoch; give "
+                f"total_steps, or {how}")
     spec = schedule_pb2.ScheduleSpec()
     spec.CopyFrom(getattr(rec.schedules, kind))
     if kind in _BOUNDED and total_steps is not None:

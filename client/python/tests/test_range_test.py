@@ -356,6 +356,21 @@ class SchedulerTest(unittest.TestCase):
         with self.assertRaises(ValueError) as bad:
             lrtorch.scheduler(opt, {"kind": "cosine"}, total_steps=10)
         self.assertIn("--t-max", str(bad.exception))
+        # Without iterations per epoch (stepsize_epochs 0) the recommended
+        # cycles and lengths are placeholders: refused, saying what to give.
+        with self.assertRaises(ValueError) as bad:
+            lrtorch.scheduler(opt, rec)
+        self.assertIn("give total_steps", str(bad.exception))
+        with self.assertRaises(ValueError) as bad:
+            lrtorch.scheduler(opt, rec, kind="triangular", total_steps=500)
+        self.assertIn("iters_per_epoch=len(loader)", str(bad.exception))
+        rec.stepsize_epochs = 4
+        rec.schedules.triangular.kind = 9  # SCHEDULE_KIND_TRIANGULAR
+        rec.schedules.triangular.base_lr = 0.01
+        rec.schedules.triangular.max_lr = 0.1
+        rec.schedules.triangular.step_size_up = 100
+        self.assertEqual(len(lrtorch.schedule_values(rec, 500, kind="triangular")),
+                         500)
 
 
 @unittest.skipUnless(BIN, "LRTUNE_BIN is not set")
