@@ -65,6 +65,13 @@ std::optional<TorchSnippets> SnippetsFor(const v1::Job& job) {
       tri->step_size_down > 0 ? tri->step_size_down : tri->step_size_up;
   out.cyclic = absl::StrCat(
       "# lrtune job ", job_id, ": triangular CLR between the bounds\n",
+      // A client-driven test told nothing of its epochs: the stepsize was
+      // built on one iteration per epoch.
+      rec.stepsize_epochs() > 0
+          ? ""
+          : "# step_size_up is a placeholder: the range test did not know "
+            "the iterations\n# per epoch; set it to 2-10 x yours (Smith's "
+            "rule)\n",
       AdamStyle(optimizer)
           ? "# (cycle_momentum cycles Adam's beta1 from PyTorch 2.2 on;\n"
             "#  older versions need cycle_momentum=False)\n"

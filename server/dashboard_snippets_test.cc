@@ -45,6 +45,7 @@ Recommendation Typical() {
   rec.min_lr = 0.00675;
   rec.max_lr = 0.0675;
   rec.stepsize_iterations = 47;
+  rec.stepsize_epochs = 4;
   rec.one_cycle.max_lr = 0.0675;
   rec.one_cycle.div_factor = 10;
   rec.one_cycle.final_div_factor = 1e4;
@@ -73,6 +74,19 @@ TEST(DashboardSnippetsTest, HoldTheRecommendationsNumbers) {
   EXPECT_THAT(
       SnippetsFor(RangeTestJob(Typical(), v1::OPTIMIZER_KIND_ADAM))->cyclic,
       HasSubstr("beta1"));
+}
+
+TEST(DashboardSnippetsTest, AStepsizeWithoutEpochsIsMarkedAPlaceholder) {
+  EXPECT_THAT(
+      SnippetsFor(RangeTestJob(Typical(), v1::OPTIMIZER_KIND_SGD))->cyclic,
+      Not(HasSubstr("placeholder")));
+  Recommendation unknown = Typical();  // a client's test without epochs
+  unknown.stepsize_iterations = 4;
+  unknown.stepsize_epochs = 0;
+  EXPECT_THAT(
+      SnippetsFor(RangeTestJob(unknown, v1::OPTIMIZER_KIND_SGD))->cyclic,
+      HasSubstr("# step_size_up is a placeholder: the range test did not "
+                "know the iterations\n# per epoch"));
 }
 
 TEST(DashboardSnippetsTest, NoneWithoutBounds) {
