@@ -357,6 +357,7 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
   const double noise = EstimateNoise(losses);
   const std::vector<double> z =
       used > 0 ? ZeroLagOf(lrs, losses, noise) : std::vector<double>{};
+  r.position = z;
 
   r.stepsize_iterations = int64_t{options.stepsize_k} *
                           std::max<int64_t>(options.iters_per_epoch, 1);

@@ -195,6 +195,10 @@ struct Recommendation {
   std::vector<AnalysisWarning> warnings;
   // Causal, bias-corrected EMA of every input point (NaN after divergence).
   std::vector<double> smoothed;
+  // The curve the positions were read from (PositionCurve): one value per
+  // point up to the divergence, so plots draw what was analyzed. Per curve,
+  // as smoothed.
+  std::vector<double> position;
 };
 
 // Checks the options' ranges (smoothing_beta in [0, 1), divergence_factor

@@ -307,6 +307,7 @@ TEST(PositionCurveTest, IsWhatTheAnalysisRead) {
   const std::vector<double> z = PositionCurve(lrs, losses, AnalysisOptions{});
   ASSERT_EQ(static_cast<int64_t>(z.size()), r.points_used);
   ASSERT_LT(r.points_used, static_cast<int64_t>(points.size()));
+  EXPECT_EQ(r.position, z);  // carried for plots (Recommendation.position)
   EXPECT_EQ(std::min_element(z.begin(), z.end()) - z.begin(),
             IndexOf(points, r.lr_lowest));
   // A curve that never diverges is used whole.

@@ -178,6 +178,7 @@ v1::Recommendation RecommendationToProto(const Recommendation& rec) {
     pw.set_message(w.message);
   }
   out.mutable_smoothed()->Add(rec.smoothed.begin(), rec.smoothed.end());
+  out.mutable_position()->Add(rec.position.begin(), rec.position.end());
   return out;
 }
 
@@ -212,6 +213,7 @@ Recommendation RecommendationFromProto(const v1::Recommendation& rec) {
     out.warnings.push_back({w.code(), w.message()});
   }
   out.smoothed.assign(rec.smoothed().begin(), rec.smoothed().end());
+  out.position.assign(rec.position().begin(), rec.position().end());
   return out;
 }
 

@@ -453,6 +453,7 @@ TEST(ResultsToProto, RecommendationEveryFieldRoundTrips) {
   r.seeds = 2;
   r.warnings = {{"never_diverged", "the loss never diverged"}};
   r.smoothed = {1.0, 0.9, kNaN};
+  r.position = {0.95, 0.9};
   v1::Recommendation p = RecommendationToProto(r);
   EXPECT_EQ(p.lr_steepest(), 0.01);
   EXPECT_FALSE(p.has_lr_minimum());
@@ -482,6 +483,7 @@ TEST(ResultsToProto, RecommendationEveryFieldRoundTrips) {
   EXPECT_EQ(back.warnings[0].message, "the loss never diverged");
   ASSERT_EQ(back.smoothed.size(), 3u);
   EXPECT_TRUE(std::isnan(back.smoothed[2]));
+  EXPECT_EQ(back.position, r.position);
 
   r.diverged_at = -1;
   EXPECT_FALSE(RecommendationToProto(r).has_diverged_at());

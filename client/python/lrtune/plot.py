@@ -1,7 +1,9 @@
 """rt.plot(): a range test's curve and its recommendation with matplotlib,
 as torch-lr-finder's LRFinder.plot() draws one: the loss against the LR on
-a log axis, the coordinator's smoothing (the causal EMA its divergence rule
-reads), and the recommended bounds. matplotlib is optional: without it
+a log axis, the curve the coordinator's analysis read the bounds from
+(Recommendation.position: zero-lag smoothing, not the causal EMA its
+divergence rule reads, which runs ~50 points late), and the recommended
+bounds. matplotlib is optional: without it
 plot() raises ImportError saying how to install it."""
 
 import math
@@ -21,10 +23,15 @@ def plot_range_test(rt, ax=None, show_bounds=True):
     losses = [float(loss) for _, _, loss in rt.losses]
     ax.plot(lrs, losses, color="0.7", linewidth=1, label="loss")
     rec = rt.run_recommendation
-    if rec is not None and len(rec.smoothed) > 0:
-        n = min(len(rec.smoothed), len(lrs))
-        smoothed = [s if math.isfinite(s) else float("nan") for s in rec.smoothed[:n]]
-        ax.plot(lrs[:n], smoothed, color="C0", label="smoothed (EMA)")
+    # The curve the bounds were read from (zero-lag, up to the divergence);
+    # a coordinator without it sent the causal EMA only, which runs late.
+    curve, label = (rec.position, "smoothed (the analysis's curve)") \
+        if rec is not None and len(rec.position) > 0 else \
+        (rec.smoothed if rec is not None else [], "smoothed (EMA)")
+    if len(curve) > 0:
+        n = min(len(curve), len(lrs))
+        smoothed = [s if math.isfinite(s) else float("nan") for s in curve[:n]]
+        ax.plot(lrs[:n], smoothed, color="C0", label=label)
     if show_bounds:
         try:
             bounds = rt.result

@@ -473,7 +473,7 @@ class RangeTest:
 
     def plot(self, ax=None, show_bounds: bool = True):
         """Draws this process's curve (loss against LR, log scale, with the
-        coordinator's smoothing) and the recommended bounds, as
+        curve the analysis read the bounds from) and the bounds, as
         torch-lr-finder's plot(); returns the matplotlib Axes. Needs
         matplotlib (`apt install python3-matplotlib`)."""
         from lrtune import plot

@@ -266,6 +266,13 @@ class EmbeddedRangeTest(unittest.TestCase):
         ax = rt.plot()
         self.assertEqual(ax.get_xscale(), "log")
         self.assertGreaterEqual(len(ax.lines), 2)  # raw and smoothed
+        # The smoothed line is the curve the bounds were read from: the
+        # analysis's zero-lag curve up to the divergence, not the late EMA.
+        rec = rt.run_recommendation
+        self.assertEqual(len(rec.position), rec.points_used)
+        line = ax.lines[1]
+        self.assertEqual(line.get_label(), "smoothed (the analysis's curve)")
+        self.assertEqual(list(line.get_ydata()), list(rec.position))
         out = os.path.join(self.tmp.name, "curve.png")
         ax.figure.savefig(out)
         self.assertGreater(os.path.getsize(out), 1000)
