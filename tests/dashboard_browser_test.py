@@ -362,6 +362,17 @@ def run(tmp, procs):
         check("the chart has raw and smoothed curves for both seeds",
               browser.eval("Chart.getChart('curve').data.datasets"
                            ".filter(d => d.data.length > 0).length") == 4)
+        # Each seed's analysis replaced its streamed EMA with the curve its
+        # bounds were read from (Recommendation.position): up to the
+        # divergence, so never longer than the raw curve.
+        check("both seeds' smoothed lines are now the analysis's curves",
+              wait_for(lambda: stats_of(browser).get("positionCurves") == 2, 5),
+              page_stats(browser))
+        check("an analysis's curve ends where its points were used",
+              browser.eval(
+                  "(() => { const d = Chart.getChart('curve').data.datasets;"
+                  " return d[1].data.length > 10 &&"
+                  " d[1].data.length <= d[0].data.length; })()"))
         check("the chart's LR axis is logarithmic",
               browser.eval("Chart.getChart('curve').options.scales.x.type")
               == "logarithmic")

@@ -22,6 +22,7 @@
   const stats = {
     connected: false, reconnects: 0, events: 0, lastSeq: 0, terminal: false,
     pointsReceived: 0, pointsDrawn: 0, maxLagMs: 0, lagsMs: [],
+    positionCurves: 0,  // seeds whose smoothed line is now the analysis's
   };
   window.lrtuneDashboard = { stats };
 
@@ -463,6 +464,20 @@
         evals.data.push({ x: num(e.lr), y: num(e.val_loss) });
         redraw();
       },
+      // A seed's own analysis (its Recommendation.position): the curve its
+      // bounds were read from, zero-lag up to the divergence, replaces the
+      // causal EMA drawn while the points streamed, which runs late.
+      seedAnalysis(seed, rec) {
+        const position = (rec && rec.position) || [];
+        const sets = seeds.get(seed);
+        if (!sets || !position.length) return;
+        sets.smoothed.data = position.slice(0, sets.raw.data.length).map((v, i) => {
+          const y = num(v);
+          return { x: sets.raw.data[i].x, y: Number.isFinite(y) ? y : null };
+        });
+        stats.positionCurves += 1;
+        redraw();
+      },
       recommendation(rec) {
         const s = [];
         const add = (key, label, color) => { if (num(rec[key]) > 0) s.push({ lr: num(rec[key]), label, color }); };
@@ -643,6 +658,7 @@
         if (kind === 'recommendation') {
           const r = data.recommendation || {};
           if (r.seed_index === undefined && range) { range.recommendation(r.recommendation || {}); refresh(); }
+          else if (range) range.seedAnalysis(r.seed_index, r.recommendation);
           return false;
         }
         if (kind === 'state_changed') {
