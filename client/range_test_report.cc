@@ -50,6 +50,12 @@ std::string Duration(double seconds) {
 }  // namespace
 
 void RangeTestReport::Add(const v1::JobEvent& event, absl::Time now) {
+  if (event.has_recommendation() && event.recommendation().has_seed_index()) {
+    const auto& position = event.recommendation().recommendation().position();
+    positions_[event.recommendation().seed_index()].assign(position.begin(),
+                                                           position.end());
+    return;
+  }
   if (!event.has_point()) return;
   const v1::CurvePoint& p = event.point().point();
   if (points_ == 0) first_point_ = now;

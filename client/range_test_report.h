@@ -17,6 +17,7 @@
 #include <ostream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -30,7 +31,8 @@ class RangeTestReport {
   // ETA; curves that diverge end early).
   explicit RangeTestReport(int64_t total_steps) : total_steps_(total_steps) {}
 
-  // Takes one event of the job's stream (points; the rest is ignored).
+  // Takes one event of the job's stream (points, and each seed's own
+  // recommendation for the curve it was read from; the rest is ignored).
   void Add(const v1::JobEvent& event, absl::Time now = absl::Now());
 
   int64_t points() const { return points_; }
@@ -58,7 +60,9 @@ class RangeTestReport {
 
   // The curve as an SVG document (range_test_svg.cc): loss against lr on a
   // log axis, per seed the raw loss faint (polyline id "raw-<seed>") and
-  // the smoothed loss ("smoothed-<seed>"), the [min_lr, max_lr] band
+  // the smoothed loss ("smoothed-<seed>": the curve the seed's analysis
+  // read, its Recommendation.position, or else PositionCurve with default
+  // options), the [min_lr, max_lr] band
   // labelled (group "bounds"), each suggestion a labelled dashed line
   // ("lr-steepest", "lr-valley", "lr-minimum", "lr-slide", "lr-steep"), axes
   // with a tick per decade and a legend. Empty without points.
@@ -70,6 +74,8 @@ class RangeTestReport {
   int64_t points_ = 0;
   // (seed, step) -> point
   std::map<std::pair<int32_t, int64_t>, v1::CurvePoint> curve_;
+  // seed -> the curve its analysis read (Recommendation.position)
+  std::map<int32_t, std::vector<double>> positions_;
   v1::CurvePoint last_;
   absl::Time first_point_ = absl::InfinitePast();
   absl::Time last_draw_ = absl::InfinitePast();

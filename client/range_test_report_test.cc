@@ -1,6 +1,8 @@
 #include "client/range_test_report.h"
 
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
@@ -76,6 +78,39 @@ TEST(RangeTestReportTest, JsonOfASucceededJobHasTheContractKeys) {
     EXPECT_THAT(json, HasSubstr(key));
   }
   EXPECT_THAT(json, Not(HasSubstr("failure")));
+}
+
+// The SVG's smoothed line is the curve each seed's analysis read, as its
+// recommendation event carries it (Recommendation.position), whatever
+// options that analysis had.
+TEST(RangeTestReportTest, SvgDrawsTheCurveTheAnalysisRead) {
+  RangeTestReport report(100);
+  for (int step = 0; step < 50; ++step) {
+    const double lr = std::pow(10.0, -6 + 6.0 * step / 49);
+    report.Add(Point(0, step, lr, 2.0 - step / 50.0, 2.0));
+  }
+  v1::Recommendation rec;
+  rec.set_min_lr(1e-3);
+  rec.set_max_lr(1e-2);
+  const auto smoothed_points = [&]() {
+    const std::string svg = report.Svg(rec, "t");
+    const size_t at = svg.find("id=\"smoothed-0\"");
+    EXPECT_NE(at, std::string::npos);
+    const size_t from = svg.find("points=\"", at) + 8;
+    const std::string list = svg.substr(from, svg.find('"', from) - from);
+    return static_cast<int>(
+        std::vector<std::string>(absl::StrSplit(list, ' ', absl::SkipEmpty()))
+            .size());
+  };
+  EXPECT_EQ(smoothed_points(), 50);  // read again: the whole curve
+  v1::JobEvent analysis;
+  analysis.mutable_recommendation()->set_seed_index(0);
+  for (int i = 0; i < 30; ++i) {
+    analysis.mutable_recommendation()->mutable_recommendation()->add_position(
+        2.0 - i / 50.0);
+  }
+  report.Add(analysis);
+  EXPECT_EQ(smoothed_points(), 30);  // the analysis's, up to its divergence
 }
 
 TEST(RangeTestReportTest, PlotMarksTheBoundsAndEverySeed) {

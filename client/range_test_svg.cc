@@ -114,8 +114,14 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
       lrs.push_back(lr);
       losses.push_back(loss);
     }
-    const std::vector<double> z = PositionCurve(lrs, losses, AnalysisOptions{});
-    for (size_t i = 0; i < z.size(); ++i) {
+    // The seed's own analysis's curve, read with the job's options; a
+    // stream without one (an older coordinator) is read again here.
+    const auto carried = positions_.find(seed);
+    const std::vector<double> z =
+        carried != positions_.end() && !carried->second.empty()
+            ? carried->second
+            : PositionCurve(lrs, losses, AnalysisOptions{});
+    for (size_t i = 0; i < z.size() && i < points.size(); ++i) {
       absl::StrAppendFormat(&smoothed[seed], "%.1f,%.1f ", x(points[i].first),
                             y(z[i]));
     }
