@@ -300,7 +300,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
       client::Client::Connect(session->embedded_->service->target(), {});
   if (!connected.ok()) return connected.status();
   session->client_ = *std::move(connected);
-  session->interrupts_ = std::make_unique<Interrupts>();
+  // A job that trains here is cancelled on Ctrl-C; reading the store is
+  // left to the default action (the process ends).
+  if (!settings.store_only)
+    session->interrupts_ = std::make_unique<Interrupts>();
   return session;
 #else
   (void)settings;
