@@ -62,6 +62,15 @@ absl::StatusOr<std::string> ReadWhole(const std::string& path,
   return text.str();
 }
 
+// The CLI says what failed in one line; gRPC's own log lines (e.g. a failed
+// TLS handshake) would say it again in its words. GRPC_VERBOSITY set by the
+// user keeps them.
+void SilenceGrpcLog() {
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) {
+    gpr_set_log_function([](gpr_log_func_args*) {});
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
@@ -219,12 +228,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
         "the coordinator's (lrtune-server --dashboard-listen)");
   }
   if (!server.empty()) {
-    // The CLI says what failed in one line; gRPC's own log lines (e.g. a
-    // failed TLS handshake) would say it again in its words. GRPC_VERBOSITY
-    // set by the user keeps them.
-    if (std::getenv("GRPC_VERBOSITY") == nullptr) {
-      gpr_set_log_function([](gpr_log_func_args*) {});
-    }
+    SilenceGrpcLog();
     absl::StatusOr<client::ClientOptions> options = RemoteClientOptions(flags);
     if (!options.ok()) return options.status();
     absl::StatusOr<std::unique_ptr<client::Client>> connected =
@@ -270,9 +274,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   if (settings.store_only) {
     // Nothing trains, so nothing writes to fd 2 but gRPC, silenced as for
     // a remote server; the command's errors reach the terminal.
-    if (std::getenv("GRPC_VERBOSITY") == nullptr) {
-      gpr_set_log_function([](gpr_log_func_args*) {});
-    }
+    SilenceGrpcLog();
   } else if (&err == &std::cerr &&
              client::CreateParentDirs(options.db_path).ok()) {
     absl::StatusOr<std::unique_ptr<client::StderrRedirect>> redirect =

@@ -215,14 +215,14 @@ int SubmitAndFollow(
 
 JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
   JobCommands cmds;
-  auto common = [&opts](CLI::App* cmd, bool embedded_default = false) {
-    AddServerFlags(cmd, opts.remote, embedded_default);
+  // Every job command runs on --server or, without one, embedded.
+  auto common = [&opts](CLI::App* cmd) {
+    AddServerFlags(cmd, opts.remote, /*embedded_default=*/true);
     cmd->add_flag("--json", opts.json, "print protobuf JSON");
   };
   // jobs..cancel without a server: the embedded store.
-  auto store = [&opts](CLI::App* cmd) {
-    AddServerFlags(cmd, opts.remote, /*embedded_default=*/true);
-    cmd->add_flag("--json", opts.json, "print protobuf JSON");
+  auto store = [&opts, &common](CLI::App* cmd) {
+    common(cmd);
     cmd->add_option("--db", opts.db_path,
                     "without --server: the embedded job store (default "
                     "$XDG_DATA_HOME/lrtune/jobs.db)");
@@ -262,7 +262,7 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
                "follow it; --detach prints its id and returns (with "
                "--server).\nWithout --server (and LRTUNE_SERVER) it runs "
                "embedded, like range-test.");
-    common(*cmd, /*embedded_default=*/true);
+    common(*cmd);
     (*cmd)
         ->add_option("--spec", opts.spec_path,
                      "FILE.json or FILE.yaml: a SubmitJobRequest "

@@ -109,18 +109,20 @@ std::string RangeTestReport::Svg(const v1::Recommendation& rec,
     kept[key.first].emplace_back(p.lr(), p.loss());
   }
   for (const auto& [seed, points] : kept) {
-    std::vector<double> lrs, losses;
-    for (const auto& [lr, loss] : points) {
-      lrs.push_back(lr);
-      losses.push_back(loss);
-    }
     // The seed's own analysis's curve, read with the job's options; a
     // stream without one (an older coordinator) is read again here.
-    const auto carried = positions_.find(seed);
-    const std::vector<double> z =
-        carried != positions_.end() && !carried->second.empty()
-            ? carried->second
-            : PositionCurve(lrs, losses, AnalysisOptions{});
+    std::vector<double> z;
+    if (const auto carried = positions_.find(seed);
+        carried != positions_.end() && !carried->second.empty()) {
+      z = carried->second;
+    } else {
+      std::vector<double> lrs, losses;
+      for (const auto& [lr, loss] : points) {
+        lrs.push_back(lr);
+        losses.push_back(loss);
+      }
+      z = PositionCurve(lrs, losses, AnalysisOptions{});
+    }
     for (size_t i = 0; i < z.size() && i < points.size(); ++i) {
       absl::StrAppendFormat(&smoothed[seed], "%.1f,%.1f ", x(points[i].first),
                             y(z[i]));

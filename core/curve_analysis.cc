@@ -355,9 +355,8 @@ absl::StatusOr<Recommendation> AnalyzeCurve(
   // Positions are read from the zero-lag curve (the causal one is late),
   // after a 5-point running median has removed isolated spikes.
   const double noise = EstimateNoise(losses);
-  const std::vector<double> z =
-      used > 0 ? ZeroLagOf(lrs, losses, noise) : std::vector<double>{};
-  r.position = z;
+  if (used > 0) r.position = ZeroLagOf(lrs, losses, noise);
+  const std::vector<double>& z = r.position;  // also carried for plots
 
   r.stepsize_iterations = int64_t{options.stepsize_k} *
                           std::max<int64_t>(options.iters_per_epoch, 1);

@@ -25,9 +25,11 @@ def plot_range_test(rt, ax=None, show_bounds=True):
     rec = rt.run_recommendation
     # The curve the bounds were read from (zero-lag, up to the divergence);
     # a coordinator without it sent the causal EMA only, which runs late.
-    curve, label = (rec.position, "smoothed (the analysis's curve)") \
-        if rec is not None and len(rec.position) > 0 else \
-        (rec.smoothed if rec is not None else [], "smoothed (EMA)")
+    curve, label = [], ""
+    if rec is not None and len(rec.position) > 0:
+        curve, label = rec.position, "smoothed (the analysis's curve)"
+    elif rec is not None:
+        curve, label = rec.smoothed, "smoothed (EMA)"
     if len(curve) > 0:
         n = min(len(curve), len(lrs))
         smoothed = [s if math.isfinite(s) else float("nan") for s in curve[:n]]
