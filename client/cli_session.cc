@@ -17,6 +17,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/stderr_redirect.h"
 #include "core/sync.h"
 #include "grpc/support/log.h"
@@ -289,10 +291,33 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   if (settings.ui) options.dashboard_listen = "127.0.0.1:0";
   absl::StatusOr<std::unique_ptr<client::EmbeddedService>> started =
       client::EmbeddedService::Start(options);
+  // Another lrtune holds the store: its service answers for the jobs, the
+  // running one included (`watch` follows it live, `cancel` stops it).
+  // It publishes its socket a few ms after it takes the lock, and one that
+  // ends meanwhile frees the store, so both are tried for up to a second.
+  for (int tries = 0; settings.store_only && tries < 50 &&
+                      absl::IsFailedPrecondition(started.status());
+       ++tries) {
+    const std::string live = client::LiveServiceTarget(options.db_path);
+    if (!live.empty()) {
+      session->embedded_.reset();
+      absl::StatusOr<std::unique_ptr<client::Client>> connected =
+          client::Client::Connect(live, {});
+      if (!connected.ok()) return connected.status();
+      session->client_ = *std::move(connected);
+      return session;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+    started = client::EmbeddedService::Start(options);
+  }
   if (!started.ok()) {
     session->embedded_->redirect.reset();
     if (settings.store_only && absl::IsFailedPrecondition(started.status())) {
-      return started.status();  // the store is in use: say so as it is
+      return absl::FailedPreconditionError(
+          absl::StrCat(started.status().message(),
+                       ", and its service did not answer within a second "
+                       "(an older lrtune serves no other process): read its "
+                       "jobs once it ends"));
     }
     return absl::InternalError(absl::StrCat(
         "cannot start the embedded service: ", started.status().message()));

@@ -61,8 +61,9 @@ struct EmbeddedSettings {
   std::string db_path;          // empty: client::DefaultDbPath()
   bool ui = false;              // serve the dashboard on 127.0.0.1
   // The job store and its coordinator alone (no worker, no LibTorch), for
-  // commands that read jobs (`jobs`, `get`, `watch`, `cancel`); another
-  // process using the store is an error, not a wait.
+  // commands that read jobs (`jobs`, `get`, `watch`, `cancel`). While
+  // another lrtune uses the store, the session is a client of its service
+  // (client::LiveServiceTarget); it does not wait for the store.
   bool store_only = false;
 };
 
@@ -75,7 +76,8 @@ class Session {
   // flag), no server in a build without the engine (InvalidArgument),
   // EmbeddedSettings::ui with a server (InvalidArgument naming --ui), the
   // embedded service cannot start (Internal, with its reason), a
-  // store_only store in use (FailedPrecondition naming it).
+  // store_only store in use by a process that does not answer
+  // (FailedPrecondition naming it).
   static absl::StatusOr<std::unique_ptr<Session>> Open(
       const ServerFlags& flags, const EmbeddedSettings& embedded,
       std::ostream& err);

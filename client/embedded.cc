@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,7 +16,9 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/status_macros.h"
@@ -85,6 +89,17 @@ void CancelLeftovers(server::Coordinator& coordinator, std::ostream* log) {
   }
 }
 
+// Writes `target` as the content of the lock file this process holds (a
+// line), or empties it (target ""): what LiveServiceTarget reads.
+void PublishTarget(int lock_fd, const std::string& target) {
+  if (ftruncate(lock_fd, 0) != 0 || target.empty()) return;
+  const std::string line = target + "\n";
+  // One short write; a reader that finds no whole line counts no live
+  // service, so a failed write costs only the readers' way in.
+  const ssize_t written = pwrite(lock_fd, line.data(), line.size(), 0);
+  (void)written;
+}
+
 // 128 random bits as hex: the embedded dashboard's token.
 absl::StatusOr<std::string> RandomToken() {
   unsigned char bytes[16];
@@ -106,6 +121,7 @@ absl::StatusOr<std::string> RandomToken() {
 struct EmbeddedService::State {
   EmbeddedOptions options;
   int lock_fd = -1;
+  bool published = false;  // the lock file names target (held by this one)
   std::string socket_dir;
   std::string target;
   std::unique_ptr<server::JobStore> store;
@@ -157,9 +173,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
       return absl::FailedPreconditionError(absl::StrCat(
           "another lrtune (an embedded range-test, grid, submit or serve) "
           "is using ",
-          options.db_path,
-          "; its jobs can be read once it ends (a job to follow live runs "
-          "on a server: lrtune-server, --server)"));
+          options.db_path));
     }
     if (options.log != nullptr) {
       *options.log << "lrtune: waiting for another embedded lrtune using "
@@ -216,6 +230,8 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
     return absl::InternalError(absl::StrCat("cannot serve on ", s.target));
   }
   s.coordinator->StartSweeper();
+  PublishTarget(s.lock_fd, s.target);
+  s.published = true;
   if (options.devices.empty()) return service;  // the coordinator alone
 
   if (!options.dashboard_listen.empty()) {
@@ -293,6 +309,7 @@ void EmbeddedService::Shutdown() {
   State& s = *state_;
   if (s.stopped) return;
   s.stopped = true;
+  if (s.published) PublishTarget(s.lock_fd, "");  // no new readers
   if (s.agent != nullptr) s.agent->Shutdown();
   if (s.agent_thread.joinable()) s.agent_thread.join();
   s.agent.reset();
@@ -313,6 +330,36 @@ void EmbeddedService::Shutdown() {
     close(s.lock_fd);  // releases the lock
     s.lock_fd = -1;
   }
+}
+
+std::string LiveServiceTarget(const std::string& db_path) {
+  const std::string lock_path = db_path + ".lock";
+  const int fd = open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[256];
+  const ssize_t n = pread(fd, buf, sizeof(buf), 0);
+  close(fd);
+  if (n <= 0) return "";
+  std::string target(buf, static_cast<size_t>(n));
+  if (target.back() != '\n') return "";  // not a whole line
+  target.pop_back();
+  constexpr absl::string_view kUnix = "unix:";
+  if (!absl::StartsWith(target, kUnix)) return "";
+  const std::string path = target.substr(kUnix.size());
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof(addr.sun_path) ||
+      path.find('\n') != std::string::npos) {
+    return "";
+  }
+  // Something accepts there: the owner has not been killed since.
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return "";
+  const bool live = connect(sock, reinterpret_cast<const sockaddr*>(&addr),
+                            sizeof(addr)) == 0;
+  close(sock);
+  return live ? target : "";
 }
 
 std::string EmbeddedLogPath(const std::string& db_path) {

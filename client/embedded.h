@@ -12,7 +12,9 @@
 // One process at a time uses a store: Start waits on a lock file beside it
 // (saying so on `log`; EmbeddedOptions::wait_for_lock false: it fails),
 // then cancels the jobs an earlier embedded run left unfinished (it was
-// killed), so they are not resumed by this one.
+// killed), so they are not resumed by this one. While it serves, the lock
+// file holds its socket's target, so that another process of the same
+// user reads and cancels its jobs through it (LiveServiceTarget).
 //
 // This header is torch- and server-free; the .cc links the coordinator and
 // the worker agent, whose engine opens LibTorch in Start
@@ -88,6 +90,13 @@ class EmbeddedService {
   explicit EmbeddedService(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
+
+// The target ("unix:PATH") of the embedded service that holds the store at
+// `db_path` and serves now, read from the store's lock file; empty when
+// none does (no lock file, none written yet, or a process that was killed
+// left it: nothing accepts on its socket). The socket's directory is the
+// owner's alone (mode 0700), so only the same user gets through.
+std::string LiveServiceTarget(const std::string& db_path);
 
 // The store of the embedded mode: $XDG_DATA_HOME/lrtune/jobs.db, else
 // $HOME/.local/share/lrtune/jobs.db, else ./lrtune-jobs.db.

@@ -357,6 +357,12 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
     }
     if (opts.json) {
       out << Json(*job) << "\n";
+    } else if (job->has_range_test() && !IsTerminal(job->state())) {
+      // No result yet: where it stands, and how to follow it.
+      out << absl::StrFormat(
+          "range test %s: %s, %d/%d tasks done; lrtune watch %s follows it\n",
+          job->job_id(), StateName(job->state()), job->tasks_done(),
+          job->tasks_total(), job->job_id());
     } else if (job->has_range_test()) {
       const int64_t ended =
           job->end_time().seconds() * 1000000000 + job->end_time().nanos();

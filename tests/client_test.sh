@@ -156,7 +156,6 @@ check "jobs on a missing store exits 2" test "$rc" = 2
 check "jobs on a missing store names it" grep -q "no job store at $tmp/none/jobs.db" "$tmp/err"
 check "jobs on a missing store does not create it" test ! -e "$tmp/none"
 
-# Ctrl-C cancels the embedded job and exits 130.
 job_state() {
   $PY -c '
 import sqlite3, sys
@@ -172,14 +171,49 @@ wait_for_task() {
   done
   return 1
 }
+# While an embedded run holds the store, jobs, get, watch and cancel from
+# another process go through its service: the running job is listed,
+# followed live and cancelled.
 rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
-"$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$tmp/out" 2>"$tmp/err" &
+"$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$tmp/owner.out" \
+  2>"$tmp/owner.err" &
 pid=$!
 check "a long embedded run starts" wait_for_task
 run jobs
-check "jobs while an embedded run holds the store exits 2 at once" test "$rc" = 2
-check "jobs while an embedded run holds the store says so" \
-  grep -q "another lrtune .* is using $XDG_DATA_HOME/lrtune/jobs.db" "$tmp/err"
+check "jobs while an embedded run holds the store exits 0" test "$rc" = 0
+live=$(awk 'NR == 2 {print $1}' "$tmp/out")
+check "jobs lists the running job" grep -q "^$live  *range-test running" "$tmp/out"
+run get "$live" --json
+check "get of the running job exits 0" test "$rc" = 0
+check "get of the running job says running" grep -q '"JOB_STATE_RUNNING"' "$tmp/out"
+run get "$live"
+check "get of the running job says how to follow it" \
+  grep -q "^range test $live: running, 0/1 tasks done; lrtune watch $live follows it" "$tmp/out"
+"$BIN" watch "$live" --json >"$tmp/watch.out" 2>"$tmp/watch.err" &
+watcher=$!
+saw_points() {
+  for _ in $(seq 100); do
+    grep -q '"point"' "$tmp/watch.out" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "watch follows the running job's points" saw_points
+run cancel "$live"
+check "cancel of the running job exits 0" test "$rc" = 0
+check "cancel says cancelled" grep -q "job $live: cancelled" "$tmp/out"
+wait "$watcher"
+check "watch ends with the cancelled job, exit 3" test "$?" = 3
+wait "$pid"
+check "the run cancelled from outside exits 3" test "$?" = 3
+check "the run says its job was cancelled" grep -q "cancelled" "$tmp/owner.err"
+check "the run's job is cancelled in the store" test "$(job_state)" = cancelled
+
+# Ctrl-C cancels the embedded job and exits 130.
+rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
+"$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+check "a long embedded run starts again" wait_for_task
 kill -INT "$pid"
 wait "$pid"
 rc=$?
@@ -195,6 +229,8 @@ check "another long embedded run starts" wait_for_task
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
 check "the killed run's job is left running" test "$(job_state)" = running
+check "the killed run left its socket named in the lock file" \
+  grep -q "^unix:" "$XDG_DATA_HOME/lrtune/jobs.db.lock"
 run range-test "${SMALL[@]}" --steps 20
 check "the next run succeeds" test "$rc" = 0
 check "the next run cancels the leftover" grep -q "cancelled job .* left unfinished" "$tmp/err"
