@@ -301,10 +301,15 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
     const std::string live = client::LiveServiceTarget(options.db_path);
     if (!live.empty()) {
       session->embedded_.reset();
+      // An owner that ends does not come back at its socket: no waiting
+      // for it to (a remote server's two minutes).
+      client::ClientOptions attached;
+      attached.reconnect_timeout = absl::Seconds(1);
       absl::StatusOr<std::unique_ptr<client::Client>> connected =
-          client::Client::Connect(live, {});
+          client::Client::Connect(live, attached);
       if (!connected.ok()) return connected.status();
       session->client_ = *std::move(connected);
+      session->attached_db_ = options.db_path;
       return session;
     }
     absl::SleepFor(absl::Milliseconds(20));
@@ -343,6 +348,15 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
 Session::~Session() { Stop(); }
 
 bool Session::embedded() const { return embedded_ != nullptr; }
+
+absl::Status Session::Explain(absl::Status status) const {
+  if (attached_db_.empty() || !client::IsUnreachable(status)) return status;
+  return absl::UnavailableError(absl::StrCat(
+      "the lrtune that was using ", attached_db_,
+      " ended before the job did (it was killed?); the next embedded run "
+      "marks its unfinished jobs cancelled (",
+      status.message(), ")"));
+}
 
 std::string Session::LogHint() const {
   return log_path_.empty() ? "" : " (log: " + log_path_ + ")";

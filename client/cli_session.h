@@ -87,6 +87,10 @@ class Session {
 
   client::Client& client() { return *client_; }
   bool embedded() const;
+  // `status`, or for a session attached to another process's embedded
+  // service (EmbeddedSettings::store_only while another lrtune held the
+  // store) that could not be reached, why: that process ended.
+  absl::Status Explain(absl::Status status) const;
   // Where lines for the user go (stderr, or while an embedded session runs
   // and stderr goes to the log, the terminal it was).
   std::ostream& term() { return *term_; }
@@ -125,6 +129,7 @@ class Session {
   std::ostream* err_ = nullptr;
   std::ostream* term_ = nullptr;
   std::string device_hint_;
+  std::string attached_db_;  // the store whose owner this session reaches
   std::string log_path_;
   bool interrupted_ = false;  // as it was at Stop()
 };

@@ -227,7 +227,10 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
                     "without --server: the embedded job store (default "
                     "$XDG_DATA_HOME/lrtune/jobs.db)");
   };
-  cmds.jobs = app.add_subcommand("jobs", "List your jobs, newest first.");
+  cmds.jobs = app.add_subcommand(
+      "jobs",
+      "List your jobs, newest first. Without --server: the embedded store's, "
+      "a running embedded command's included (it answers for them).");
   store(cmds.jobs);
   cmds.jobs->add_option("--limit", opts.limit, "at most N jobs (default 20)");
   cmds.get = app.add_subcommand("get", "Print a job and its result.");
@@ -297,6 +300,7 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
       Session::Open(opts.remote, settings, err);
   if (!opened.ok()) return Fail(cmd, opened.status(), err);
   client::Client& client = (*opened)->client();
+  const Session& session = **opened;
 
   if (cmd == "jobs") {
     if (opts.limit < 1 || opts.limit > 500) {
@@ -306,7 +310,7 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
     v1::ListJobsRequest request;
     request.set_page_size(opts.limit);
     absl::StatusOr<v1::ListJobsResponse> jobs = client.ListJobs(request);
-    if (!jobs.ok()) return Fail(cmd, jobs.status(), err);
+    if (!jobs.ok()) return Fail(cmd, session.Explain(jobs.status()), err);
     if (opts.json) {
       out << Json(*jobs) << "\n";
       return kExitOk;
@@ -326,14 +330,15 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
   }
   if (cmd == "get") {
     absl::StatusOr<v1::Job> job = client.GetJob(opts.job_id);
-    if (!job.ok()) return Fail(cmd, job.status(), err);
+    if (!job.ok()) return Fail(cmd, session.Explain(job.status()), err);
     if (!opts.plot_path.empty() && job->has_range_test()) {
       // A range test's curve (a worker's or a client's: the same point
       // events), drawn as `range-test --plot` draws it, once it has ended.
       RangeTestReport report(/*total_steps=*/0);
       absl::StatusOr<v1::Job> replayed = client.WatchJob(
           opts.job_id, 0, [&](const v1::JobEvent& e) { report.Add(e); });
-      if (!replayed.ok()) return Fail(cmd, replayed.status(), err);
+      if (!replayed.ok())
+        return Fail(cmd, session.Explain(replayed.status()), err);
       const std::string svg =
           report.Svg(replayed->range_test_result().recommendation(),
                      "range test " + opts.job_id);
@@ -351,7 +356,8 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
       GridPlot plot;
       absl::StatusOr<v1::Job> replayed = client.WatchJob(
           opts.job_id, 0, [&](const v1::JobEvent& e) { plot.Add(e); });
-      if (!replayed.ok()) return Fail(cmd, replayed.status(), err);
+      if (!replayed.ok())
+        return Fail(cmd, session.Explain(replayed.status()), err);
       if (!WritePlot(cmd, opts, plot, *replayed, err)) return kExitUsage;
       *job = *std::move(replayed);
     }
@@ -391,7 +397,7 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
           if (progress) report.DrawProgress(err);
         });
     if (progress) report.ClearProgress(err);
-    if (!job.ok()) return Fail(cmd, job.status(), err);
+    if (!job.ok()) return Fail(cmd, session.Explain(job.status()), err);
     if (!opts.json) {
       out << absl::StrFormat(
           "job %s: %s%s\n", job->job_id(), StateName(job->state()),
@@ -401,7 +407,7 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
   }
   if (cmd == "cancel") {
     absl::StatusOr<v1::Job> job = client.CancelJob(opts.job_id, opts.reason);
-    if (!job.ok()) return Fail(cmd, job.status(), err);
+    if (!job.ok()) return Fail(cmd, session.Explain(job.status()), err);
     out << (opts.json ? Json(*job)
                       : absl::StrFormat("job %s: %s", job->job_id(),
                                         StateName(job->state())))

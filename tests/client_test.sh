@@ -226,8 +226,17 @@ rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
 "$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 check "another long embedded run starts" wait_for_task
+live=$("$BIN" jobs | awk 'NR == 2 {print $1}')
+rm -f "$tmp/watch.out"
+"$BIN" watch "$live" --json >"$tmp/watch.out" 2>"$tmp/watch.err" &
+watcher=$!
+check "watch follows the run about to be killed" saw_points
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
+wait "$watcher"
+check "watch of a killed run's job exits 4" test "$?" = 4
+check "watch says the run ended before its job" \
+  grep -q "the lrtune that was using .* ended before the job did" "$tmp/watch.err"
 check "the killed run's job is left running" test "$(job_state)" = running
 check "the killed run left its socket named in the lock file" \
   grep -q "^unix:" "$XDG_DATA_HOME/lrtune/jobs.db.lock"
