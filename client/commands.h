@@ -120,6 +120,7 @@ void AddRangeTestFlags(CLI::App* cmd, RangeTestOptions& opts);
 // `lrtune serve`: the embedded coordinator for client-driven range tests.
 struct ServeOptions {
   std::string db_path;  // empty: client::DefaultDbPath()
+  bool ui = false;      // the dashboard on 127.0.0.1, its URL on line 2
 };
 
 CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts);

@@ -232,7 +232,6 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   s.coordinator->StartSweeper();
   PublishTarget(s.lock_fd, s.target);
   s.published = true;
-  if (options.devices.empty()) return service;  // the coordinator alone
 
   if (!options.dashboard_listen.empty()) {
     if (!server::IsLoopback(options.dashboard_listen)) {
@@ -255,6 +254,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
         s.coordinator.get(), s.dashboard_auth.get(), dopts);
     LRTUNE_RETURN_IF_ERROR(s.dashboard->Start());
   }
+  if (options.devices.empty()) return service;  // the coordinator alone
 
   worker::AgentOptions aopts;
   aopts.server = s.target;

@@ -1,9 +1,10 @@
 // `lrtune serve`: the embedded coordinator alone, on a private unix socket,
 // for client-driven range tests (the client trains, so no worker and no
 // LibTorch start). It prints the socket's gRPC target as its first line on
-// stdout and serves until stdin reaches its end (the parent that started
-// it exited, however it exited) or a SIGINT, SIGTERM or SIGHUP comes. The
-// Python package's embedded mode runs it (client/python/lrtune/embedded.py).
+// stdout (with --ui the dashboard's address as the second) and serves
+// until stdin reaches its end (the parent that started it exited, however
+// it exited) or a SIGINT, SIGTERM or SIGHUP comes. The Python package's
+// embedded mode runs it (client/python/lrtune/embedded.py).
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -33,6 +34,10 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions& opts) {
   cmd->add_option("--db", opts.db_path,
                   "job store (default $XDG_DATA_HOME/lrtune/jobs.db, as the\n"
                   "other embedded commands; one process uses it at a time)");
+  cmd->add_flag("--ui", opts.ui,
+                "serve the web dashboard on 127.0.0.1 too, the clients'\n"
+                "curves live; its address (token included) is the second\n"
+                "line of stdout");
   return cmd;
 }
 
@@ -57,6 +62,7 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
       opts.db_path.empty() ? client::DefaultDbPath() : opts.db_path;
   options.devices.clear();  // the coordinator alone: clients train
   options.log = &err;
+  if (opts.ui) options.dashboard_listen = "127.0.0.1:0";
   absl::StatusOr<std::unique_ptr<client::EmbeddedService> > service =
       client::EmbeddedService::Start(options);
   if (!service.ok()) {
@@ -64,6 +70,7 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
     return ExitCodeOf(service.status());
   }
   out << (*service)->target() << std::endl;
+  if (opts.ui) out << (*service)->DashboardUrl() << std::endl;
 
   // Whichever comes first ends the service; the other thread is left
   // blocked and ends with the process.

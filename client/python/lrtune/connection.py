@@ -31,6 +31,16 @@ class Connection:
     stub: Any
     metadata: Tuple
     embedded: bool
+    # The embedded service's dashboard (connect(ui=True)); else None.
+    dashboard_url: Optional[str] = None
+
+    def dashboard_page(self, job_id: str) -> Optional[str]:
+        """The dashboard's address of `job_id`'s page, or None."""
+        if self.dashboard_url is None:
+            return None
+        base, _, rest = self.dashboard_url.partition("/#/")
+        token = rest.partition("?")[2]
+        return f"{base}/#/jobs/{job_id}?{token}"
 
     def close(self):
         self.channel.close()
@@ -50,10 +60,15 @@ def _read_token_file(path: str) -> str:
 def connect(server: Optional[str] = None, *, token: Optional[str] = None,
             token_file: Optional[str] = None, tls_ca: Optional[str] = None,
             tls_server_name: Optional[str] = None,
-            db: Optional[str] = None) -> Connection:
+            db: Optional[str] = None, ui: bool = False) -> Connection:
     """A Connection to `server`, or to this process's embedded service
-    (started on first use; `db` is its job store, default the CLI's)."""
+    (started on first use; `db` is its job store, default the CLI's; `ui`
+    serves its web dashboard on 127.0.0.1, at Connection.dashboard_url)."""
     server = server or os.environ.get("LRTUNE_SERVER") or None
+    if ui and server is not None:
+        raise ValueError("ui serves the embedded service's dashboard; with a "
+                         "server, open the coordinator's "
+                         "(lrtune-server --dashboard-listen)")
     if token is None and token_file:
         token = _read_token_file(token_file)
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -64,10 +79,11 @@ def connect(server: Optional[str] = None, *, token: Optional[str] = None,
                ("grpc.max_reconnect_backoff_ms", 1000)]
     if server is None:
         from lrtune import embedded
-        target = embedded.shared_service(db).target
-        channel = grpc.insecure_channel(target, options)
-        return Connection(target, channel, lrtune_pb2_grpc.LrTuneStub(channel),
-                          metadata, True)
+        service = embedded.shared_service(db, ui)
+        channel = grpc.insecure_channel(service.target, options)
+        return Connection(service.target, channel,
+                          lrtune_pb2_grpc.LrTuneStub(channel), metadata, True,
+                          service.dashboard_url)
     tls_ca = tls_ca or os.environ.get("LRTUNE_TLS_CA") or None
     if tls_ca:
         try:

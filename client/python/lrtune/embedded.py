@@ -10,7 +10,10 @@ at exit or when the process dies, however it dies.
 
 The binary is $LRTUNE_BIN, else `lrtune` on PATH. One process uses a store
 at a time: a second one waits for the first (`lrtune serve` says so on
-stderr).
+stderr). Meanwhile `lrtune jobs`, `watch JOB` and `cancel JOB` in a
+terminal reach the running service. With ui=True it also serves the web
+dashboard on 127.0.0.1 (`lrtune serve --ui`); `dashboard_url` is its
+address, token included.
 """
 
 import atexit
@@ -33,12 +36,16 @@ def find_binary() -> str:
 
 
 class EmbeddedService:
-    """A running `lrtune serve`; `target` is its gRPC target."""
+    """A running `lrtune serve`; `target` is its gRPC target,
+    `dashboard_url` the dashboard's address (None without ui)."""
 
-    def __init__(self, db: Optional[str] = None, binary: Optional[str] = None):
+    def __init__(self, db: Optional[str] = None, binary: Optional[str] = None,
+                 ui: bool = False):
         args = [binary or find_binary(), "serve"]
         if db:
             args += ["--db", db]
+        if ui:
+            args.append("--ui")
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE)
         line = self._proc.stdout.readline().decode().strip()
@@ -48,6 +55,8 @@ class EmbeddedService:
                                "serving (its message is above)")
         self.target = line
         self.db = db
+        self.dashboard_url = (self._proc.stdout.readline().decode().strip()
+                              if ui else None)
 
     def close(self):
         if self._proc.poll() is None:
@@ -63,15 +72,20 @@ _lock = threading.Lock()
 _shared: Optional[EmbeddedService] = None
 
 
-def shared_service(db: Optional[str] = None) -> EmbeddedService:
+def shared_service(db: Optional[str] = None,
+                   ui: bool = False) -> EmbeddedService:
     """This process's embedded service, started on first use (a later call
-    naming another `db` gets a ValueError)."""
+    naming another `db`, or asking for the dashboard of one started without
+    it, gets a ValueError)."""
     global _shared
     with _lock:
         if _shared is None:
-            _shared = EmbeddedService(db)
+            _shared = EmbeddedService(db, ui=ui)
             atexit.register(_shared.close)
         elif db and db != _shared.db:
             raise ValueError(f"the embedded service already runs on "
                              f"{_shared.db or 'the default store'}, not {db}")
+        elif ui and _shared.dashboard_url is None:
+            raise ValueError("the embedded service already runs without its "
+                             "dashboard: pass ui=True on its first use")
         return _shared

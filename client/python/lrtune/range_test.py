@@ -49,6 +49,7 @@ spread). The curve is stored as the job's events: `lrtune watch JOB`,
 
 import copy
 import math
+import sys
 import time
 import uuid
 from typing import Optional, Sequence, Union
@@ -88,7 +89,9 @@ class RangeTest:
         new job (the plan, seeds, iters_per_epoch, the analysis's) are not
         read.
     server, token, token_file, tls_ca, tls_server_name: as lrtune.connect;
-        db: the embedded service's store.
+        db: the embedded service's store; ui=False: the embedded service
+        serves its web dashboard too, the curve live at rt.dashboard_url
+        (printed to stderr when the test starts).
     restore=True: put the model and optimizer back as they were.
     smoothing_beta, divergence_factor, stepsize_k: the analysis; momentum:
         the optimizer's (default: read from its first group).
@@ -110,7 +113,8 @@ class RangeTest:
                  token_file: Optional[str] = None,
                  tls_ca: Optional[str] = None,
                  tls_server_name: Optional[str] = None,
-                 db: Optional[str] = None, restore: bool = True,
+                 db: Optional[str] = None, ui: bool = False,
+                 restore: bool = True,
                  smoothing_beta: Optional[float] = None,
                  divergence_factor: Optional[float] = None,
                  stepsize_k: Optional[int] = None,
@@ -133,7 +137,8 @@ class RangeTest:
         self._run_index = run_index
         self._connect_args = dict(server=server, token=token,
                                   token_file=token_file, tls_ca=tls_ca,
-                                  tls_server_name=tls_server_name, db=db)
+                                  tls_server_name=tls_server_name, db=db,
+                                  ui=ui)
         self._restore = restore
         self._distributed = distributed
         self._accumulation = accumulation_steps
@@ -152,6 +157,7 @@ class RangeTest:
         self.run_recommendation = None  # the run's own (EndRun's answer)
         self.end_reason = ""
         self.losses = []  # (step, lr, loss) this process applied, for plot()
+        self.dashboard_url = None  # the job's page, with ui=True
 
     # --- context manager ---
 
@@ -225,6 +231,10 @@ class RangeTest:
         if self._run_index is not None:
             request.run_index = self._run_index
         run = self._call(self._conn.stub.JoinRangeTest, request)
+        self.dashboard_url = self._conn.dashboard_page(run.job_id)
+        if self.dashboard_url is not None:
+            print(f"lrtune: dashboard at {self.dashboard_url}", file=sys.stderr,
+                  flush=True)
         if run.ended:
             raise LrtuneError(grpc.StatusCode.FAILED_PRECONDITION,
                               f"run {run.run_index} of job {run.job_id} is over: "

@@ -380,6 +380,76 @@ class SchedulerTest(unittest.TestCase):
                          500)
 
 
+# A script's range test with ui=True (its own process: the embedded service
+# is one per process). While it runs it reads its job's page from the
+# dashboard (with and without the token) and lists the job with the CLI
+# from another process, and prints what it saw as JSON.
+_UI_SCRIPT = r"""
+import json, subprocess, sys, urllib.error, urllib.request
+import torch
+import lrtune
+sys.path.insert(0, sys.argv[1])
+from test_range_test import batches, blobs, mlp
+bin, db = sys.argv[2], sys.argv[3]
+x, y = blobs()
+model = mlp()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+seen = {}
+with lrtune.RangeTest(model, opt, steps=50, db=db, ui=True) as rt:
+    for xb, yb in batches(x, y, 32):
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        opt.zero_grad(); loss.backward(); opt.step()
+        if not seen:
+            base, _, rest = rt.dashboard_url.partition("/#/")
+            token = rest.partition("token=")[2]
+            request = urllib.request.Request(
+                f"{base}/api/jobs/{rt.job_id}",
+                headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=10) as r:
+                seen["job"] = json.load(r)
+            try:
+                urllib.request.urlopen(f"{base}/api/jobs/{rt.job_id}", timeout=10)
+                seen["no_token"] = 200
+            except urllib.error.HTTPError as e:
+                seen["no_token"] = e.code
+            seen["jobs_cli"] = subprocess.run(
+                [bin, "jobs", "--db", db], capture_output=True, text=True,
+                timeout=30).stdout
+        if rt.step(loss):
+            break
+seen["url"] = rt.dashboard_url
+seen["job_id"] = rt.job_id
+print(json.dumps(seen))
+"""
+
+
+@unittest.skipUnless(BIN, "LRTUNE_BIN is not set")
+class DashboardAndTerminalTest(unittest.TestCase):
+    """ui=True serves the embedded service's dashboard; the CLI reaches the
+    running service from another process."""
+
+    def test_the_running_test_is_on_the_dashboard_and_in_lrtune_jobs(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            done = subprocess.run(
+                [sys.executable, "-c", _UI_SCRIPT, HERE, BIN,
+                 os.path.join(tmp, "jobs.db")],
+                capture_output=True, text=True, timeout=240,
+                env=dict(os.environ, XDG_RUNTIME_DIR=tmp))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+        job = seen["job_id"]
+        self.assertTrue(seen["url"].startswith("http://127.0.0.1:"), seen["url"])
+        self.assertIn(f"/#/jobs/{job}?token=", seen["url"])
+        self.assertIn(f"lrtune: dashboard at {seen['url']}", done.stderr)
+        self.assertEqual(seen["job"]["job"]["job_id"], job)
+        self.assertEqual(seen["no_token"], 401)
+        self.assertRegex(seen["jobs_cli"], rf"(?m)^{job} +range-test running")
+
+    def test_ui_with_a_server_is_refused(self):
+        with self.assertRaisesRegex(ValueError, "dashboard-listen"):
+            lrtune.connect("127.0.0.1:1", ui=True)
+
+
 @unittest.skipUnless(BIN, "LRTUNE_BIN is not set")
 class DistributedTest(unittest.TestCase):
     """DDP on two CPU processes (gloo): rank 0 reports, every rank gets the
