@@ -171,14 +171,19 @@ wait_for_task() {
   done
   return 1
 }
+# start_long_run OUT ERR: an embedded range test that runs until stopped,
+# in the background ($pid); returns once its task has started.
+start_long_run() {
+  rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
+  "$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$1" 2>"$2" &
+  pid=$!
+  wait_for_task
+}
+
 # While an embedded run holds the store, jobs, get, watch and cancel from
 # another process go through its service: the running job is listed,
 # followed live and cancelled.
-rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
-"$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$tmp/owner.out" \
-  2>"$tmp/owner.err" &
-pid=$!
-check "a long embedded run starts" wait_for_task
+check "a long embedded run starts" start_long_run "$tmp/owner.out" "$tmp/owner.err"
 run jobs
 check "jobs while an embedded run holds the store exits 0" test "$rc" = 0
 live=$(awk 'NR == 2 {print $1}' "$tmp/out")
@@ -210,10 +215,7 @@ check "the run says its job was cancelled" grep -q "cancelled" "$tmp/owner.err"
 check "the run's job is cancelled in the store" test "$(job_state)" = cancelled
 
 # Ctrl-C cancels the embedded job and exits 130.
-rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
-"$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-check "a long embedded run starts again" wait_for_task
+check "a long embedded run starts again" start_long_run "$tmp/out" "$tmp/err"
 kill -INT "$pid"
 wait "$pid"
 rc=$?
@@ -222,10 +224,7 @@ check "Ctrl-C says the job was cancelled" grep -q "interrupted; job .* cancelled
 check "Ctrl-C leaves the job cancelled in the store" test "$(job_state)" = cancelled
 
 # A killed embedded run's job is cancelled by the next run, not resumed.
-rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
-"$BIN" range-test "${SMALL[@]}" --steps 1000000 >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-check "another long embedded run starts" wait_for_task
+check "another long embedded run starts" start_long_run "$tmp/out" "$tmp/err"
 live=$("$BIN" jobs | awk 'NR == 2 {print $1}')
 rm -f "$tmp/watch.out"
 "$BIN" watch "$live" --json >"$tmp/watch.out" 2>"$tmp/watch.err" &
