@@ -288,6 +288,35 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
   return cmds;
 }
 
+namespace {
+
+// What `get` prints of `job`: a range test's summary (or, while it runs,
+// where it stands), a grid's ranking and state.
+std::string JobText(const v1::Job& job) {
+  if (job.has_range_test() && !IsTerminal(job.state())) {
+    return absl::StrFormat(
+        "range test %s: %s, %d/%d tasks done; lrtune watch %s follows it\n",
+        job.job_id(), StateName(job.state()), job.tasks_done(),
+        job.tasks_total(), job.job_id());
+  }
+  if (job.has_range_test()) {
+    const int64_t ended =
+        job.end_time().seconds() * 1000000000 + job.end_time().nanos();
+    const int64_t created =
+        job.create_time().seconds() * 1000000000 + job.create_time().nanos();
+    return RangeTestSummary(job, job.range_test_result().steps_run(),
+                            ended > created ? (ended - created) * 1e-9 : 0);
+  }
+  return absl::StrCat(
+      IsTerminal(job.state()) ? GridTable(job) : "",
+      absl::StrFormat("job %s: %s, %d/%d tasks done%s\n", job.job_id(),
+                      StateName(job.state()), job.tasks_done(),
+                      job.tasks_total(),
+                      job.failure().empty() ? "" : ": " + job.failure()));
+}
+
+}  // namespace
+
 int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
                   std::ostream& out, std::ostream& err, bool progress) {
   if (cmd == "submit" || cmd == "grid") {
@@ -361,28 +390,7 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
       if (!WritePlot(cmd, opts, plot, *replayed, err)) return kExitUsage;
       *job = *std::move(replayed);
     }
-    if (opts.json) {
-      out << Json(*job) << "\n";
-    } else if (job->has_range_test() && !IsTerminal(job->state())) {
-      // No result yet: where it stands, and how to follow it.
-      out << absl::StrFormat(
-          "range test %s: %s, %d/%d tasks done; lrtune watch %s follows it\n",
-          job->job_id(), StateName(job->state()), job->tasks_done(),
-          job->tasks_total(), job->job_id());
-    } else if (job->has_range_test()) {
-      const int64_t ended =
-          job->end_time().seconds() * 1000000000 + job->end_time().nanos();
-      const int64_t created = job->create_time().seconds() * 1000000000 +
-                              job->create_time().nanos();
-      out << RangeTestSummary(*job, job->range_test_result().steps_run(),
-                              ended > created ? (ended - created) * 1e-9 : 0);
-    } else {
-      if (IsTerminal(job->state())) out << GridTable(*job);
-      out << absl::StrFormat(
-          "job %s: %s, %d/%d tasks done%s\n", job->job_id(),
-          StateName(job->state()), job->tasks_done(), job->tasks_total(),
-          job->failure().empty() ? "" : ": " + job->failure());
-    }
+    out << (opts.json ? Json(*job) + "\n" : JobText(*job));
     return kExitOk;
   }
   if (cmd == "watch") {
@@ -398,11 +406,7 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
         });
     if (progress) report.ClearProgress(err);
     if (!job.ok()) return Fail(cmd, session.Explain(job.status()), err);
-    if (!opts.json) {
-      out << absl::StrFormat(
-          "job %s: %s%s\n", job->job_id(), StateName(job->state()),
-          job->failure().empty() ? "" : ": " + job->failure());
-    }
+    if (!opts.json) out << JobText(*job);  // as `get` prints it at its end
     return JobExit(*job);
   }
   if (cmd == "cancel") {

@@ -148,6 +148,7 @@ check "embedded get prints the summary" grep -q "^  CLR bounds " "$tmp/out"
 check "embedded get --plot draws the curve" grep -q "<polyline" "$tmp/later.svg"
 run watch "$second"
 check "embedded watch of a finished job exit 0" test "$rc" = 0
+check "watch ends with the summary get prints" grep -q "^  CLR bounds " "$tmp/out"
 run get j-nonesuch
 check "embedded get of an unknown job exits 2" test "$rc" = 2
 check "embedded get of an unknown job names it" grep -q "j-nonesuch not found" "$tmp/err"
