@@ -175,7 +175,7 @@ void ClampBoundsRatio(Recommendation& r) {
 void FillOneCycle(Recommendation& r) {
   r.one_cycle.max_lr = r.max_lr;
   if (r.max_lr > 0.0 && r.min_lr > 0.0) {
-    r.one_cycle.div_factor = r.max_lr / r.min_lr;
+    r.one_cycle.div_factor = BoundsRatio(r.max_lr, r.min_lr);
   }
   r.one_cycle.base_momentum = 0.85;
   r.one_cycle.max_momentum = 0.95;

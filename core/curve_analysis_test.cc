@@ -197,7 +197,8 @@ TEST(AnalyzeCurveTest, CleanUCurveSuggestionsLandOnTheTrueFeatures) {
   EXPECT_DOUBLE_EQ(r.one_cycle.max_lr, r.max_lr);
   EXPECT_DOUBLE_EQ(r.max_lr_low, r.max_lr);  // one curve: no interval
   EXPECT_DOUBLE_EQ(r.max_lr_high, r.max_lr);
-  EXPECT_DOUBLE_EQ(r.one_cycle.div_factor, r.max_lr / r.min_lr);
+  EXPECT_NEAR(r.one_cycle.div_factor, r.max_lr / r.min_lr,
+              1e-11 * r.one_cycle.div_factor);
   EXPECT_EQ(r.one_cycle.base_momentum, 0.85);
   EXPECT_EQ(r.one_cycle.max_momentum, 0.95);
   EXPECT_FALSE(std::isnan(r.lr_slide));

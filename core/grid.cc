@@ -120,7 +120,7 @@ ScheduleSpec Build(const Prepared& p, const GridBounds* bounds, int64_t budget,
     const double hi = bounds->recommended ? kStandInMax : bounds->max_lr;
     if (k == ScheduleKind::kOneCycle) {
       s.max_lr = hi;
-      if (!given("div_factor")) s.div_factor = hi / lo;
+      if (!given("div_factor")) s.div_factor = BoundsRatio(hi, lo);
     } else if (IsCyclic(k)) {
       s.base_lr = lo;
       s.max_lr = hi;
@@ -416,6 +416,14 @@ int64_t CyclicStepSizeUp(int64_t n, int64_t per_epoch) {
   int64_t cycles = 1;
   if (per_epoch > 0) cycles = std::max<int64_t>(1, n / 2 / per_epoch);
   return CeilDiv(n, 2 * cycles);
+}
+
+double BoundsRatio(double hi, double lo) {
+  const double ratio = hi / lo;
+  if (!std::isfinite(ratio) || ratio == 0.0) return ratio;
+  const double scale =
+      std::pow(10.0, 11 - static_cast<int>(std::floor(std::log10(ratio))));
+  return std::round(ratio * scale) / scale;
 }
 
 int64_t SgdrFirstPeriod(int64_t n, int64_t per_epoch, int64_t t_mult) {

@@ -196,6 +196,10 @@ int64_t CyclicStepSizeUp(int64_t steps, int64_t half_cycle);
 // min_period <= steps, P(n) = 1 + t_mult + ... + t_mult^(n-1) (at least
 // one; one when min_period <= 0), then t0 = ceil(steps / P(n)).
 int64_t SgdrFirstPeriod(int64_t steps, int64_t min_period, int64_t t_mult);
+// 1cycle's div_factor for the bounds [lo, hi]: hi / lo to 12 significant
+// digits, so that bounds a decade apart give 10, not 9.999999999999998
+// (lo was computed as hi / 10); the starting LR moves by < 1e-11 of itself.
+double BoundsRatio(double hi, double lo);
 
 // One trial's schedule: `schedule` with `bounds` (null: the schedule's own
 // LRs) over a budget of `budget_steps`, completed by the table above and

@@ -285,6 +285,16 @@ TEST(PlanGridTest, ErrorsNameTheFieldAndTheRule) {
   ExpectError(plan, "lamb");
 }
 
+TEST(BoundsRatioTest, ADecadeIsTenAndOtherRatiosKeepTwelveDigits) {
+  for (double hi : {0.233, 0.0675, 1e-3, 3.7}) {
+    const double lo = hi / 10;  // ClampBoundsRatio's lower end
+    EXPECT_EQ(BoundsRatio(hi, lo), 10.0) << hi;
+    EXPECT_EQ(BoundsRatio(hi, hi / 3), 3.0) << hi;
+  }
+  EXPECT_NEAR(BoundsRatio(0.233, 0.0317), 0.233 / 0.0317, 1e-11);
+  EXPECT_NE(BoundsRatio(0.233, 0.0317), 7.35);
+}
+
 TEST(CompleteTrialScheduleTest, TheRuleWithoutAPosition) {
   const GridBounds bounds = GridBounds::Fixed(0.004, 0.1);
   absl::StatusOr<ScheduleSpec> s = CompleteTrialSchedule(
