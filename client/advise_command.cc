@@ -133,6 +133,10 @@ CLI::App* AddAdviseCommand(CLI::App& app, AdviseOptions& opts) {
                   "write the search's trials as an SVG figure to FILE.svg");
   cmd->add_flag("--json", opts.range_test.json,
                 "print the search's job as protobuf JSON");
+  cmd->add_flag("--ui", opts.range_test.ui,
+                "embedded: serve the web dashboard on 127.0.0.1 (the range "
+                "test, then the trials ranked), print its address, and keep "
+                "serving after the search until Ctrl-C");
   return cmd;
 }
 
@@ -182,6 +186,7 @@ int RunAdvise(const AdviseOptions& opts, std::ostream& out, std::ostream& err,
   job_opts.json = opts.range_test.json;
   job_opts.db_path = opts.range_test.db_path;
   job_opts.plot_path = opts.plot_path;
+  job_opts.ui = opts.range_test.ui;
   return SubmitAndFollow("advise", *request, job_opts, out, err, progress,
                          [&opts](const v1::Job& job, std::ostream& o) {
                            PrintAdvice(opts, job, o);

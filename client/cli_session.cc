@@ -388,6 +388,20 @@ bool Session::interrupted() const {
   return interrupted_ || (interrupts_ != nullptr && interrupts_->interrupted());
 }
 
+KeepDashboard::KeepDashboard(Session* session, std::string cmd,
+                             std::ostream& out)
+    : session_(session), cmd_(std::move(cmd)), out_(out) {
+  if (session_ != nullptr) session_->RestoreStderr();
+}
+
+KeepDashboard::~KeepDashboard() {
+  if (session_ == nullptr) return;
+  out_.flush();
+  session_->term() << "lrtune " << cmd_ << ": the dashboard stays up at "
+                   << session_->DashboardUrl() << " until Ctrl-C\n";
+  session_->WaitForInterrupt();
+}
+
 void Session::RestoreStderr() {
   if (embedded_ == nullptr) return;
   term_ = err_;

@@ -134,6 +134,26 @@ class Session {
   bool interrupted_ = false;  // as it was at Stop()
 };
 
+// --ui: the embedded dashboard stays up for a look at the result. Built
+// once the job has ended: with `session` it gives fd 2 back and leaves the
+// service running; at the end of its scope (after the command has printed
+// all it prints to `out`) it says on the terminal that the dashboard stays
+// up and waits for Ctrl-C. With a null session it stops nothing and waits
+// for nothing.
+class KeepDashboard {
+ public:
+  KeepDashboard(Session* session, std::string cmd, std::ostream& out);
+  ~KeepDashboard();
+  KeepDashboard(const KeepDashboard&) = delete;
+  KeepDashboard& operator=(const KeepDashboard&) = delete;
+  bool active() const { return session_ != nullptr; }
+
+ private:
+  Session* session_;
+  std::string cmd_;
+  std::ostream& out_;
+};
+
 }  // namespace lrtune
 
 #endif  // LRTUNE_CLIENT_CLI_SESSION_H_

@@ -161,6 +161,7 @@ struct JobCommandOptions {
   bool detach = false;    // submit, grid: print the id, do not follow
   std::string plot_path;  // grid, submit, get: SVG of a grid; empty: none
   std::string db_path;    // embedded: the job store; empty: the default
+  bool ui = false;        // grid, submit, advise embedded: the dashboard
 };
 struct JobCommands {
   CLI::App* jobs = nullptr;

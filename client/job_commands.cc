@@ -138,6 +138,7 @@ int SubmitAndFollow(
                                                   : run.device().device();
   settings.threads = run.device().threads();
   settings.db_path = opts.db_path;
+  settings.ui = opts.ui;
   absl::StatusOr<std::unique_ptr<Session>> opened =
       Session::Open(opts.remote, settings, err);
   if (!opened.ok()) return Fail(cmd, opened.status(), err);
@@ -162,6 +163,10 @@ int SubmitAndFollow(
     }
   }
   session.CancelOnInterrupt(job->job_id());
+  if (opts.ui) {
+    term << "lrtune " << cmd << ": dashboard at "
+         << session.DashboardUrl(job->job_id()) << "\n";
+  }
   RangeTestReport report(0);
   GridPlot plot;
   GridProgress grid;
@@ -189,7 +194,10 @@ int SubmitAndFollow(
   if (progress) report.ClearProgress(term);
   absl::StatusOr<v1::Job> final_job =
       done.ok() ? client.GetJob(job->job_id()) : done;
-  session.Stop();  // fd 2 is the terminal again
+  KeepDashboard keep(
+      opts.ui && final_job.ok() && !session.interrupted() ? &session : nullptr,
+      cmd, out);
+  if (!keep.active()) session.Stop();  // fd 2 is the terminal again
   if (!final_job.ok()) return Fail(cmd, final_job.status(), err);
   if (session.interrupted() && final_job->state() == v1::JOB_STATE_CANCELLED) {
     err << "lrtune " << cmd << ": interrupted; job " << final_job->job_id()
@@ -284,6 +292,10 @@ JobCommands AddJobCommands(CLI::App& app, JobCommandOptions& opts) {
     (*cmd)->add_option("--db", opts.db_path,
                        "embedded mode's job store (default "
                        "$XDG_DATA_HOME/lrtune/jobs.db)");
+    (*cmd)->add_flag("--ui", opts.ui,
+                     "embedded: serve the web dashboard on 127.0.0.1 (the "
+                     "trials ranked, their curves), print its address, and "
+                     "keep serving after the job until Ctrl-C");
   }
   return cmds;
 }

@@ -472,25 +472,10 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
       });
   const double wall = absl::ToDoubleSeconds(absl::Now() - start);
   if (progress) report.ClearProgress(*term);
-  // --ui: the dashboard stays up for a look at the result, once the
-  // command has said all it says, until Ctrl-C.
-  struct KeepDashboard {
-    Session* session;  // null: nothing to keep
-    std::ostream& out;
-    ~KeepDashboard() {
-      if (session == nullptr) return;
-      out.flush();
-      session->term() << "lrtune range-test: the dashboard stays up at "
-                      << session->DashboardUrl() << " until Ctrl-C\n";
-      session->WaitForInterrupt();
-    }
-  } keep{opts.ui && job.ok() && !session.interrupted() ? &session : nullptr,
-         out};
-  if (keep.session != nullptr) {
-    session.RestoreStderr();  // the service keeps running
-  } else {
-    session.Stop();  // fd 2 is the terminal again
-  }
+  KeepDashboard keep(
+      opts.ui && job.ok() && !session.interrupted() ? &session : nullptr,
+      "range-test", out);
+  if (!keep.active()) session.Stop();  // fd 2 is the terminal again
   const bool interrupted = session.interrupted();
   const std::string log_hint = session.LogHint();
   const std::string device_hint = session.device_hint();

@@ -488,6 +488,38 @@ job = json.load(open(sys.argv[1]))
 assert job["state"] == "JOB_STATE_SUCCEEDED", job["state"]
 assert len(job["grid_result"]["ranking"]) == 4, job["grid_result"]
 assert sorted(t["rank"] for t in job["trials"]) == [1, 2, 3, 4]' "$tmp/out"
+# grid --ui: the dashboard at the grid's page while it runs, and after the
+# ranking until Ctrl-C (exit 0).
+"$BIN" grid --spec "$tmp/small_grid.yaml" --ui >"$tmp/ui.out" 2>"$tmp/ui.err" &
+pid=$!
+stays_up() {
+  for _ in $(seq 900); do
+    grep -q "^lrtune grid: the dashboard stays up at http://127.0.0.1:" "$tmp/ui.err" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "grid --ui keeps the dashboard up after the job" stays_up
+check "grid --ui prints the grid's page" \
+  grep -q "^lrtune grid: dashboard at http://127.0.0.1:[0-9]*/#/jobs/j-[0-9a-f]*?token=" "$tmp/ui.err"
+check "grid --ui printed the ranking before" grep -q "succeeded$" "$tmp/ui.out"
+check "the dashboard serves the grid and its 4 trials" $PY -c '
+import json, re, sys, urllib.request
+url = re.search(r"dashboard at (\S+)", open(sys.argv[1]).read()).group(1)
+base, _, rest = url.partition("/#/jobs/")
+job, _, token = rest.partition("?token=")
+req = urllib.request.Request(f"{base}/api/jobs/{job}",
+                             headers={"Authorization": f"Bearer {token}"})
+body = json.load(urllib.request.urlopen(req, timeout=10))
+assert len(body["job"]["trials"]) == 4, body["job"].keys()
+' "$tmp/ui.err"
+kill -INT "$pid"
+wait "$pid"
+check "grid --ui exits 0 on Ctrl-C" test "$?" = 0
+run grid --spec "$tmp/small_grid.yaml" --ui --detach
+check "grid --ui --detach exits 2" test "$rc" = 2
+check "grid --ui --detach says --detach needs a server" grep -q -- "--detach needs --server" "$tmp/err"
+
 # A trial under a cyclical schedule with early stopping and snapshots,
 # through the service: 512 images overfit, the trial stops at a cycle end
 # with its best weights, and its outcome reaches the row and the job.
