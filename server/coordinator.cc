@@ -336,7 +336,14 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(
   if (request.job_id().empty()) {
     return absl::InvalidArgumentError("job_id is required");
   }
-  LRTUNE_RETURN_IF_ERROR(store_->CancelJob(request.job_id(), owner));
+  constexpr size_t kMaxReason = 1024;
+  if (request.reason().size() > kMaxReason) {
+    return absl::InvalidArgumentError(absl::StrCat("reason must be at most ",
+                                                   kMaxReason, " bytes, got ",
+                                                   request.reason().size()));
+  }
+  LRTUNE_RETURN_IF_ERROR(
+      store_->CancelJob(request.job_id(), owner, request.reason()));
   absl::StatusOr<std::vector<CancelTarget>> targets = store_->TasksToCancel();
   if (targets.ok()) {
     for (const CancelTarget& t : *targets)

@@ -564,11 +564,23 @@ TEST_F(CoordinatorTest, CancelReachesTheNextHeartbeat) {
   }
   v1::CancelJobRequest cancel;
   cancel.set_job_id(job.job_id());
+  // A reason over 1024 bytes is refused, naming the field; one within is
+  // the job's failure.
+  cancel.set_reason(std::string(1025, 'x'));
   v1::Job cancelled;
+  {
+    ClientContext too_long;
+    grpc::Status status = client_->CancelJob(&too_long, cancel, &cancelled);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(),
+              "reason must be at most 1024 bytes, got 1025");
+  }
+  cancel.set_reason("the loss went flat");
   ClientContext cancel_context;
   grpc::Status status = client_->CancelJob(&cancel_context, cancel, &cancelled);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(cancelled.failure(), "the loss went flat");
 
   v1::HeartbeatResponse response;
   ClientContext context;

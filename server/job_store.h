@@ -428,8 +428,10 @@ class JobStore {
   // Cancels a queued or running job of `owner`: its queued tasks are
   // cancelled, its leased ones flagged (TasksToCancel, RenewLease) until
   // their worker stops. NOT_FOUND for a missing job or another owner's;
-  // FAILED_PRECONDITION for a finished job.
-  absl::Status CancelJob(absl::string_view job_id, absl::string_view owner);
+  // FAILED_PRECONDITION for a finished job. `reason` becomes the job's
+  // failure; empty: "cancelled by its owner".
+  absl::Status CancelJob(absl::string_view job_id, absl::string_view owner,
+                         absl::string_view reason = "");
   // Leased tasks whose job was cancelled or failed.
   absl::StatusOr<std::vector<CancelTarget>> TasksToCancel();
 

@@ -618,7 +618,8 @@ absl::StatusOr<std::vector<AttemptRecord>> JobStore::ListAttempts(
 }
 
 absl::Status JobStore::CancelJob(absl::string_view job_id,
-                                 absl::string_view owner) {
+                                 absl::string_view owner,
+                                 absl::string_view reason) {
   lrtune::MutexLock lock(&mu_);
   LRTUNE_ASSIGN_OR_RETURN(auto txn, SqliteTransaction::Begin(db_.get()));
   absl::StatusOr<JobRecord> job = ReadJob(job_id);
@@ -632,7 +633,8 @@ absl::Status JobStore::CancelJob(absl::string_view job_id,
         absl::StrCat("job ", job_id, " is already ", JobStateName(job->state)));
   }
   LRTUNE_RETURN_IF_ERROR(
-      SetJobState(job_id, JobState::kCancelled, "cancelled by its owner"));
+      SetJobState(job_id, JobState::kCancelled,
+                  reason.empty() ? "cancelled by its owner" : reason));
   LRTUNE_RETURN_IF_ERROR(StopJobTasks(job_id));
   return txn.Commit();
 }

@@ -388,6 +388,13 @@ TEST_F(JobStoreTest, CancelStopsOnlyTheOwnersJob) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(JobStoreTest, CancelRecordsTheReasonGiven) {
+  JobRecord job = Create("alice", 1);
+  ASSERT_TRUE(store_->CancelJob(job.id, "alice", "seen enough").ok());
+  EXPECT_EQ(store_->GetJob(job.id)->error, "seen enough");
+  EXPECT_EQ(Events(job.id).back().payload, "cancelled: seen enough");
+}
+
 TEST_F(JobStoreTest, ReopenKeepsJobsEventsAndLeases) {
   JobRecord job = Create("alice", 2);
   TaskLease lease = Lease();
