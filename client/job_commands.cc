@@ -327,6 +327,29 @@ std::string JobText(const v1::Job& job) {
                       job.failure().empty() ? "" : ": " + job.failure()));
 }
 
+// The jobs table's RESULT: what a finished job found (a range test's
+// bounds, a grid's best trial), or why it ended; empty while it runs.
+std::string ResultCell(const v1::Job& job) {
+  if (job.state() == v1::JOB_STATE_SUCCEEDED && job.has_range_test_result()) {
+    const v1::Recommendation& r = job.range_test_result().recommendation();
+    return absl::StrFormat("max_lr %.3g  min_lr %.3g", r.max_lr(), r.min_lr());
+  }
+  if (job.state() == v1::JOB_STATE_SUCCEEDED && job.has_grid_result() &&
+      job.grid_result().ranking_size() > 0) {
+    const int best = job.grid_result().ranking(0);
+    std::string cell = absl::StrCat("best trial ", best);
+    for (const v1::Trial& t : job.trials()) {  // when the listing has them
+      if (t.trial_index() == best && !t.label().empty()) {
+        absl::StrAppend(&cell, ": ", t.label());
+      }
+    }
+    return cell;
+  }
+  constexpr size_t kWidth = 60;
+  if (job.failure().size() <= kWidth) return job.failure();
+  return absl::StrCat(job.failure().substr(0, kWidth - 3), "...");
+}
+
 }  // namespace
 
 int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
@@ -356,16 +379,17 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
       out << Json(*jobs) << "\n";
       return kExitOk;
     }
-    out << absl::StrFormat("%-24s %-10s %-10s %-7s %s\n", "JOB", "KIND",
-                           "STATE", "TASKS", "CREATED");
+    out << absl::StrFormat("%-24s %-10s %-10s %-7s %-19s  %s\n", "JOB", "KIND",
+                           "STATE", "TASKS", "CREATED", "RESULT");
     for (const v1::Job& job : jobs->jobs()) {
       out << absl::StrFormat(
-          "%-24s %-10s %-10s %3d/%-3d %s\n", job.job_id(),
+          "%-24s %-10s %-10s %3d/%-3d %s  %s\n", job.job_id(),
           job.has_grid() ? "grid" : "range-test", StateName(job.state()),
           job.tasks_done(), job.tasks_total(),
           absl::FormatTime("%Y-%m-%d %H:%M:%S",
                            absl::FromUnixSeconds(job.create_time().seconds()),
-                           absl::LocalTimeZone()));
+                           absl::LocalTimeZone()),
+          ResultCell(job));
     }
     return kExitOk;
   }

@@ -142,6 +142,8 @@ check "embedded jobs lists the second run first" \
   test "$(sed -n 2p "$tmp/out" | cut -d' ' -f1)" = "$second"
 first=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["job_id"])' "$tmp/embedded.json")
 check "embedded jobs lists the first run too" grep -q "^$first " "$tmp/out"
+check "jobs gives a finished range test's bounds" \
+  grep -q "^$first .* succeeded .*  max_lr [0-9.e-]*  min_lr [0-9.e-]*$" "$tmp/out"
 run get "$second" --plot "$tmp/later.svg"
 check "embedded get exit 0" test "$rc" = 0
 check "embedded get prints the summary" grep -q "^  CLR bounds " "$tmp/out"
@@ -205,15 +207,19 @@ saw_points() {
   return 1
 }
 check "watch follows the running job's points" saw_points
-run cancel "$live"
+run cancel "$live" --reason "seen enough"
 check "cancel of the running job exits 0" test "$rc" = 0
 check "cancel says cancelled" grep -q "job $live: cancelled" "$tmp/out"
 wait "$watcher"
 check "watch ends with the cancelled job, exit 3" test "$?" = 3
 wait "$pid"
 check "the run cancelled from outside exits 3" test "$?" = 3
-check "the run says its job was cancelled" grep -q "cancelled" "$tmp/owner.err"
+check "the run says its job was cancelled, and why" \
+  grep -q "job $live was cancelled: seen enough" "$tmp/owner.err"
 check "the run's job is cancelled in the store" test "$(job_state)" = cancelled
+run jobs
+check "jobs gives why a cancelled job ended" \
+  grep -q "^$live .* cancelled .*  seen enough$" "$tmp/out"
 
 # Ctrl-C cancels the embedded job and exits 130.
 check "a long embedded run starts again" start_long_run "$tmp/out" "$tmp/err"
@@ -223,6 +229,8 @@ rc=$?
 check "Ctrl-C exits 130" test "$rc" = 130
 check "Ctrl-C says the job was cancelled" grep -q "interrupted; job .* cancelled" "$tmp/err"
 check "Ctrl-C leaves the job cancelled in the store" test "$(job_state)" = cancelled
+run jobs --limit 1
+check "the interrupted job says so" grep -q "  interrupted (Ctrl-C)$" "$tmp/out"
 
 # A killed embedded run's job is cancelled by the next run, not resumed.
 check "another long embedded run starts" start_long_run "$tmp/out" "$tmp/err"
@@ -479,6 +487,9 @@ check "embedded grid prints a row per trial" test "$(grep -c "^[0-9]* *done " "$
 check "embedded grid prints the ranking, 4 trials" \
   test "$(grep -c "^ *[0-9]*\. trial" "$tmp/out")" = 4
 check "embedded grid ends succeeded" grep -q "succeeded$" "$tmp/out"
+run jobs --limit 1
+check "jobs gives a grid's best trial" \
+  grep -q " grid .* succeeded .*  best trial [0-9]*: schedule=" "$tmp/out"
 check "embedded grid --plot draws one curve per trial" grid_svg_ok "$tmp/grid.svg" 4
 run grid --spec "$tmp/small_grid.yaml" --json
 check "embedded grid --json exit 0" test "$rc" = 0
