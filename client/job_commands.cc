@@ -319,12 +319,18 @@ std::string JobText(const v1::Job& job) {
     return RangeTestSummary(job, job.range_test_result().steps_run(),
                             ended > created ? (ended - created) * 1e-9 : 0);
   }
+  const bool ended = IsTerminal(job.state());
+  std::string tail;
+  if (!ended) {
+    tail = absl::StrCat("; lrtune watch ", job.job_id(), " follows it");
+  } else if (!job.failure().empty()) {
+    tail = absl::StrCat(": ", job.failure());
+  }
   return absl::StrCat(
-      IsTerminal(job.state()) ? GridTable(job) : "",
+      ended ? GridTable(job) : "",
       absl::StrFormat("job %s: %s, %d/%d tasks done%s\n", job.job_id(),
                       StateName(job.state()), job.tasks_done(),
-                      job.tasks_total(),
-                      job.failure().empty() ? "" : ": " + job.failure()));
+                      job.tasks_total(), tail));
 }
 
 // The jobs table's RESULT: what a finished job found (a range test's

@@ -573,6 +573,10 @@ rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
 "$BIN" grid --spec "$tmp/long_grid.yaml" >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 check "a long embedded grid starts" wait_for_task
+grid_job=$("$BIN" jobs | awk 'NR == 2 {print $1}')
+run get "$grid_job"
+check "get of a running grid says how to follow it" \
+  grep -q "^job $grid_job: running, [0-9]*/[0-9]* tasks done; lrtune watch $grid_job follows it" "$tmp/out"
 kill -INT "$pid"
 wait "$pid"
 rc=$?
