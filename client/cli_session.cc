@@ -353,8 +353,8 @@ absl::Status Session::Explain(absl::Status status) const {
   if (attached_db_.empty() || !client::IsUnreachable(status)) return status;
   return absl::UnavailableError(absl::StrCat(
       "the lrtune that was using ", attached_db_,
-      " ended before the job did (it was killed?); the next embedded run "
-      "marks its unfinished jobs cancelled (",
+      " stopped answering (it ended, or was killed); the next embedded run "
+      "marks the jobs it left unfinished cancelled (",
       status.message(), ")"));
 }
 
