@@ -120,8 +120,7 @@ absl::StatusOr<std::string> RandomToken() {
 // and the server stopped (Shutdown) before the coordinator and store go.
 struct EmbeddedService::State {
   EmbeddedOptions options;
-  int lock_fd = -1;
-  bool published = false;  // the lock file names target (held by this one)
+  int lock_fd = -1;  // the store's lock file, once this process holds it
   std::string socket_dir;
   std::string target;
   std::unique_ptr<server::JobStore> store;
@@ -163,13 +162,15 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
 
   LRTUNE_RETURN_IF_ERROR(CreateParentDirs(options.db_path));
   const std::string lock_path = options.db_path + ".lock";
-  s.lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (s.lock_fd < 0) {
+  const int lock_fd =
+      open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) {
     return absl::PermissionDeniedError(
         absl::StrCat("cannot open ", lock_path, ": ", std::strerror(errno)));
   }
-  if (flock(s.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     if (!options.wait_for_lock) {
+      close(lock_fd);  // the holder's: not this one's to touch
       return absl::FailedPreconditionError(absl::StrCat(
           "another lrtune (an embedded range-test, grid, submit or serve) "
           "is using ",
@@ -179,9 +180,10 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
       *options.log << "lrtune: waiting for another embedded lrtune using "
                    << options.db_path << "\n";
     }
-    while (flock(s.lock_fd, LOCK_EX) != 0 && errno == EINTR) {
+    while (flock(lock_fd, LOCK_EX) != 0 && errno == EINTR) {
     }
   }
+  s.lock_fd = lock_fd;  // held from here on
 
   absl::StatusOr<std::unique_ptr<server::JobStore>> store =
       server::JobStore::Open(options.db_path, server::SystemClock(),
@@ -231,7 +233,6 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   }
   s.coordinator->StartSweeper();
   PublishTarget(s.lock_fd, s.target);
-  s.published = true;
 
   if (!options.dashboard_listen.empty()) {
     if (!server::IsLoopback(options.dashboard_listen)) {
@@ -309,7 +310,7 @@ void EmbeddedService::Shutdown() {
   State& s = *state_;
   if (s.stopped) return;
   s.stopped = true;
-  if (s.published) PublishTarget(s.lock_fd, "");  // no new readers
+  if (s.lock_fd >= 0) PublishTarget(s.lock_fd, "");  // no new readers
   if (s.agent != nullptr) s.agent->Shutdown();
   if (s.agent_thread.joinable()) s.agent_thread.join();
   s.agent.reset();

@@ -305,11 +305,12 @@ namespace {
 // What `get` prints of `job`: a range test's summary (or, while it runs,
 // where it stands), a grid's ranking and state.
 std::string JobText(const v1::Job& job) {
-  if (job.has_range_test() && !IsTerminal(job.state())) {
+  if (!IsTerminal(job.state())) {  // no result yet: how to follow it
     return absl::StrFormat(
-        "range test %s: %s, %d/%d tasks done; lrtune watch %s follows it\n",
-        job.job_id(), StateName(job.state()), job.tasks_done(),
-        job.tasks_total(), job.job_id());
+        "%s %s: %s, %d/%d tasks done; lrtune watch %s follows it\n",
+        job.has_range_test() ? "range test" : "job", job.job_id(),
+        StateName(job.state()), job.tasks_done(), job.tasks_total(),
+        job.job_id());
   }
   if (job.has_range_test()) {
     const int64_t ended =
@@ -319,18 +320,12 @@ std::string JobText(const v1::Job& job) {
     return RangeTestSummary(job, job.range_test_result().steps_run(),
                             ended > created ? (ended - created) * 1e-9 : 0);
   }
-  const bool ended = IsTerminal(job.state());
-  std::string tail;
-  if (!ended) {
-    tail = absl::StrCat("; lrtune watch ", job.job_id(), " follows it");
-  } else if (!job.failure().empty()) {
-    tail = absl::StrCat(": ", job.failure());
-  }
   return absl::StrCat(
-      ended ? GridTable(job) : "",
+      GridTable(job),
       absl::StrFormat("job %s: %s, %d/%d tasks done%s\n", job.job_id(),
                       StateName(job.state()), job.tasks_done(),
-                      job.tasks_total(), tail));
+                      job.tasks_total(),
+                      job.failure().empty() ? "" : ": " + job.failure()));
 }
 
 // The jobs table's RESULT: what a finished job found (a range test's
@@ -370,7 +365,11 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
       Session::Open(opts.remote, settings, err);
   if (!opened.ok()) return Fail(cmd, opened.status(), err);
   client::Client& client = (*opened)->client();
-  const Session& session = **opened;
+  // A failed call, explained when the session reaches another process's
+  // embedded service that went away.
+  auto fail = [&](const absl::Status& status) {
+    return Fail(cmd, (*opened)->Explain(status), err);
+  };
 
   if (cmd == "jobs") {
     if (opts.limit < 1 || opts.limit > 500) {
@@ -380,7 +379,7 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
     v1::ListJobsRequest request;
     request.set_page_size(opts.limit);
     absl::StatusOr<v1::ListJobsResponse> jobs = client.ListJobs(request);
-    if (!jobs.ok()) return Fail(cmd, session.Explain(jobs.status()), err);
+    if (!jobs.ok()) return fail(jobs.status());
     if (opts.json) {
       out << Json(*jobs) << "\n";
       return kExitOk;
@@ -401,15 +400,14 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
   }
   if (cmd == "get") {
     absl::StatusOr<v1::Job> job = client.GetJob(opts.job_id);
-    if (!job.ok()) return Fail(cmd, session.Explain(job.status()), err);
+    if (!job.ok()) return fail(job.status());
     if (!opts.plot_path.empty() && job->has_range_test()) {
       // A range test's curve (a worker's or a client's: the same point
       // events), drawn as `range-test --plot` draws it, once it has ended.
       RangeTestReport report(/*total_steps=*/0);
       absl::StatusOr<v1::Job> replayed = client.WatchJob(
           opts.job_id, 0, [&](const v1::JobEvent& e) { report.Add(e); });
-      if (!replayed.ok())
-        return Fail(cmd, session.Explain(replayed.status()), err);
+      if (!replayed.ok()) return fail(replayed.status());
       const std::string svg =
           report.Svg(replayed->range_test_result().recommendation(),
                      "range test " + opts.job_id);
@@ -427,8 +425,7 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
       GridPlot plot;
       absl::StatusOr<v1::Job> replayed = client.WatchJob(
           opts.job_id, 0, [&](const v1::JobEvent& e) { plot.Add(e); });
-      if (!replayed.ok())
-        return Fail(cmd, session.Explain(replayed.status()), err);
+      if (!replayed.ok()) return fail(replayed.status());
       if (!WritePlot(cmd, opts, plot, *replayed, err)) return kExitUsage;
       *job = *std::move(replayed);
     }
@@ -447,13 +444,13 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
           if (progress) report.DrawProgress(err);
         });
     if (progress) report.ClearProgress(err);
-    if (!job.ok()) return Fail(cmd, session.Explain(job.status()), err);
+    if (!job.ok()) return fail(job.status());
     if (!opts.json) out << JobText(*job);  // as `get` prints it at its end
     return JobExit(*job);
   }
   if (cmd == "cancel") {
     absl::StatusOr<v1::Job> job = client.CancelJob(opts.job_id, opts.reason);
-    if (!job.ok()) return Fail(cmd, session.Explain(job.status()), err);
+    if (!job.ok()) return fail(job.status());
     out << (opts.json ? Json(*job)
                       : absl::StrFormat("job %s: %s", job->job_id(),
                                         StateName(job->state())))
