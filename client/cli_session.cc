@@ -289,30 +289,66 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   }
   options.log = session->term_;
   if (settings.ui) options.dashboard_listen = "127.0.0.1:0";
+  // A command that trains (not for a dashboard of its own) takes the store
+  // if it is free; where `lrtune serve` holds it (a Python session's, say,
+  // kept for hours), it trains its job there as a guest instead of waiting.
+  const bool may_join = !settings.store_only && !settings.ui;
+  if (may_join) options.wait_for_lock = false;
   absl::StatusOr<std::unique_ptr<client::EmbeddedService>> started =
       client::EmbeddedService::Start(options);
   // Another lrtune holds the store: its service answers for the jobs, the
   // running one included (`watch` follows it live, `cancel` stops it).
   // It publishes its socket a few ms after it takes the lock, and one that
   // ends meanwhile frees the store, so both are tried for up to a second.
-  for (int tries = 0; settings.store_only && tries < 50 &&
+  std::string host;
+  for (int tries = 0; (settings.store_only || may_join) && tries < 50 &&
                       absl::IsFailedPrecondition(started.status());
        ++tries) {
-    const std::string live = client::LiveServiceTarget(options.db_path);
-    if (!live.empty()) {
-      session->embedded_.reset();
-      // An owner that ends does not come back at its socket: no waiting
-      // for it to (a remote server's two minutes).
-      client::ClientOptions attached;
-      attached.reconnect_timeout = absl::Seconds(1);
-      absl::StatusOr<std::unique_ptr<client::Client>> connected =
-          client::Client::Connect(live, attached);
-      if (!connected.ok()) return connected.status();
-      session->client_ = *std::move(connected);
-      session->attached_db_ = options.db_path;
-      return session;
+    host = settings.store_only ? client::LiveServiceTarget(options.db_path)
+                               : client::GuestHostTarget(options.db_path);
+    // A holder that hosts no guests ends with its own command: wait below.
+    if (!host.empty() ||
+        (may_join && !client::LiveServiceTarget(options.db_path).empty())) {
+      break;
     }
     absl::SleepFor(absl::Milliseconds(20));
+    started = client::EmbeddedService::Start(options);
+  }
+  if (!host.empty()) {
+    // An owner that ends does not come back at its socket: no waiting for
+    // it to (a remote server's two minutes).
+    client::ClientOptions attached;
+    attached.reconnect_timeout = absl::Seconds(1);
+    if (settings.store_only) {
+      session->embedded_.reset();
+    } else {
+      absl::StatusOr<std::unique_ptr<client::EmbeddedService>> joined =
+          client::EmbeddedService::Join(host, options);
+      if (!joined.ok()) {
+        session->embedded_->redirect.reset();
+        return absl::InternalError(
+            absl::StrCat("cannot start a worker for the embedded service at ",
+                         host, ": ", joined.status().message()));
+      }
+      session->embedded_->service = *std::move(joined);
+      // One attempt: a guest killed mid-job (its worker's lease lapses)
+      // fails its job, rather than leaving it queued for the next guest,
+      // whose worker would run it before that guest's own job.
+      attached.max_attempts = 1;
+      *session->term_ << "lrtune: " << options.db_path
+                      << " is in use by `lrtune serve`: the job goes to its "
+                         "service and trains in this process\n";
+      session->interrupts_ = std::make_unique<Interrupts>();
+    }
+    absl::StatusOr<std::unique_ptr<client::Client>> connected =
+        client::Client::Connect(host, attached);
+    if (!connected.ok()) return connected.status();
+    session->client_ = *std::move(connected);
+    session->attached_db_ = options.db_path;
+    return session;
+  }
+  if (may_join && absl::IsFailedPrecondition(started.status())) {
+    options.wait_for_lock = true;  // until the holder's command ends
     started = client::EmbeddedService::Start(options);
   }
   if (!started.ok()) {

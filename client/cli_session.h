@@ -68,8 +68,11 @@ struct EmbeddedSettings {
 };
 
 // A connection to the service for one command: the remote --server, or an
-// embedded coordinator and worker started for it. While an embedded service
-// runs, fd 2 goes to its log file and term() is the terminal.
+// embedded coordinator and worker started for it (where `lrtune serve`
+// holds the store: a worker started for it, registered at serve's service,
+// which the command's job goes to; client/embedded.h Join). While an
+// embedded service runs, fd 2 goes to its log file and term() is the
+// terminal.
 class Session {
  public:
   // Errors: bad flags or unreadable files (InvalidArgument naming the

@@ -89,11 +89,17 @@ void CancelLeftovers(server::Coordinator& coordinator, std::ostream* log) {
   }
 }
 
+// The line after the target in the lock file of a service that hosts
+// guests (EmbeddedOptions::host_guests).
+constexpr absl::string_view kHostsGuests = "hosts-guests";
+
 // Writes `target` as the content of the lock file this process holds (a
-// line), or empties it (target ""): what LiveServiceTarget reads.
-void PublishTarget(int lock_fd, const std::string& target) {
+// line, then kHostsGuests's where `guests`), or empties it (target ""):
+// what LiveServiceTarget and GuestHostTarget read.
+void PublishTarget(int lock_fd, const std::string& target, bool guests) {
   if (ftruncate(lock_fd, 0) != 0 || target.empty()) return;
-  const std::string line = target + "\n";
+  const std::string line = absl::StrCat(
+      target, "\n", guests ? kHostsGuests : "", guests ? "\n" : "");
   // One short write; a reader that finds no whole line counts no live
   // service, so a failed write costs only the readers' way in.
   const ssize_t written = pwrite(lock_fd, line.data(), line.size(), 0);
@@ -232,7 +238,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
     return absl::InternalError(absl::StrCat("cannot serve on ", s.target));
   }
   s.coordinator->StartSweeper();
-  PublishTarget(s.lock_fd, s.target);
+  PublishTarget(s.lock_fd, s.target, options.host_guests);
 
   if (!options.dashboard_listen.empty()) {
     if (!server::IsLoopback(options.dashboard_listen)) {
@@ -257,13 +263,37 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   }
   if (options.devices.empty()) return service;  // the coordinator alone
 
+  LRTUNE_RETURN_IF_ERROR(StartWorker(s, "embedded"));
+  return service;
+}
+
+absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Join(
+    const std::string& host_target, const EmbeddedOptions& options) {
+  if (options.devices.empty()) {
+    return absl::InvalidArgumentError(
+        "a guest of an embedded service trains: it needs a device");
+  }
+  LRTUNE_RETURN_IF_ERROR(engine::LoadTorchEngine());
+  engine::TuneAllocatorForTraining();
+  auto state = std::make_unique<State>();
+  state->options = options;
+  state->target = host_target;
+  std::unique_ptr<EmbeddedService> service(
+      new EmbeddedService(std::move(state)));
+  LRTUNE_RETURN_IF_ERROR(
+      StartWorker(*service->state_, absl::StrCat("embedded-guest-", getpid())));
+  return service;
+}
+
+absl::Status EmbeddedService::StartWorker(State& s,
+                                          const std::string& hostname) {
   worker::AgentOptions aopts;
   aopts.server = s.target;
-  aopts.devices = options.devices;
-  aopts.slots = static_cast<int>(options.devices.size());
-  aopts.threads = options.threads;
-  aopts.data_dir = options.data_dir;
-  aopts.hostname = "embedded";
+  aopts.devices = s.options.devices;
+  aopts.slots = static_cast<int>(s.options.devices.size());
+  aopts.threads = s.options.threads;
+  aopts.data_dir = s.options.data_dir;
+  aopts.hostname = hostname;
   // No long poll: cancelling a pending one at shutdown races in the
   // server's AcquireReactor (Finish under its mutex, then OnDone deletes it
   // on another thread: "Mutex unlocked when destroyed"). Plain polls every
@@ -274,19 +304,21 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
   s.agent_thread = std::thread([&s] {
     absl::Status status = s.agent->Run();
     if (status.ok()) return;
-    // Nobody would run the jobs: end them, so that clients do not wait.
     if (s.options.log != nullptr) {
       *s.options.log << "lrtune: the embedded worker stopped: "
                      << status.message() << "\n";
     }
-    CancelLeftovers(*s.coordinator, nullptr);
+    // Nobody would run this service's jobs: end them, so that clients do
+    // not wait. (A guest's host goes on serving its other clients; the
+    // guest's own job fails when its host stops answering.)
+    if (s.coordinator != nullptr) CancelLeftovers(*s.coordinator, nullptr);
   });
   // The worker's data sets by reference are known once it registered (a
   // few ms on the socket): a job naming one, submitted next, finds it.
   // Without a registration within the wait the job is refused as it would
   // be by a coordinator without workers.
   s.agent->WaitRegistered(absl::Seconds(10));
-  return service;
+  return absl::OkStatus();
 }
 
 EmbeddedService::EmbeddedService(std::unique_ptr<State> state)
@@ -310,7 +342,7 @@ void EmbeddedService::Shutdown() {
   State& s = *state_;
   if (s.stopped) return;
   s.stopped = true;
-  if (s.lock_fd >= 0) PublishTarget(s.lock_fd, "");  // no new readers
+  if (s.lock_fd >= 0) PublishTarget(s.lock_fd, "", false);  // no new readers
   if (s.agent != nullptr) s.agent->Shutdown();
   if (s.agent_thread.joinable()) s.agent_thread.join();
   s.agent.reset();
@@ -333,34 +365,51 @@ void EmbeddedService::Shutdown() {
   }
 }
 
-std::string LiveServiceTarget(const std::string& db_path) {
+namespace {
+
+// The live service's target and whether it hosts guests, from the lock
+// file beside `db_path` (PublishTarget); an empty target when none serves.
+std::pair<std::string, bool> ReadLiveService(const std::string& db_path) {
   const std::string lock_path = db_path + ".lock";
   const int fd = open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
+  if (fd < 0) return {};
   char buf[256];
   const ssize_t n = pread(fd, buf, sizeof(buf), 0);
   close(fd);
-  if (n <= 0) return "";
-  std::string target(buf, static_cast<size_t>(n));
-  if (target.back() != '\n') return "";  // not a whole line
-  target.pop_back();
+  if (n <= 0) return {};
+  const std::string content(buf, static_cast<size_t>(n));
+  const size_t end = content.find('\n');
+  if (end == std::string::npos) return {};  // not a whole line
+  const std::string target = content.substr(0, end);
+  const bool guests =
+      absl::StartsWith(absl::string_view(content).substr(end + 1),
+                       absl::StrCat(kHostsGuests, "\n"));
   constexpr absl::string_view kUnix = "unix:";
-  if (!absl::StartsWith(target, kUnix)) return "";
+  if (!absl::StartsWith(target, kUnix)) return {};
   const std::string path = target.substr(kUnix.size());
   sockaddr_un addr{};
-  if (path.empty() || path.size() >= sizeof(addr.sun_path) ||
-      path.find('\n') != std::string::npos) {
-    return "";
-  }
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) return {};
   // Something accepts there: the owner has not been killed since.
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.data(), path.size());
   const int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) return "";
+  if (sock < 0) return {};
   const bool live = connect(sock, reinterpret_cast<const sockaddr*>(&addr),
                             sizeof(addr)) == 0;
   close(sock);
-  return live ? target : "";
+  if (!live) return {};
+  return {target, guests};
+}
+
+}  // namespace
+
+std::string LiveServiceTarget(const std::string& db_path) {
+  return ReadLiveService(db_path).first;
+}
+
+std::string GuestHostTarget(const std::string& db_path) {
+  auto [target, guests] = ReadLiveService(db_path);
+  return guests ? target : "";
 }
 
 std::string EmbeddedLogPath(const std::string& db_path) {

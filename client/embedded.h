@@ -14,7 +14,10 @@
 // then cancels the jobs an earlier embedded run left unfinished (it was
 // killed), so they are not resumed by this one. While it serves, the lock
 // file holds its socket's target, so that another process of the same
-// user reads and cancels its jobs through it (LiveServiceTarget).
+// user reads and cancels its jobs through it (LiveServiceTarget), and,
+// where the holder is one that lives on (`lrtune serve`, which the Python
+// package keeps for a whole session: EmbeddedOptions::host_guests), runs
+// its own jobs there with a worker of its own (Join, GuestHostTarget).
 //
 // This header is torch- and server-free; the .cc links the coordinator and
 // the worker agent, whose engine opens LibTorch in Start
@@ -53,6 +56,11 @@ struct EmbeddedOptions {
   // fails at once (FailedPrecondition naming the store), for commands that
   // only read it (`lrtune jobs`, `get`).
   bool wait_for_lock = true;
+  // Whether other processes' commands may run their jobs on this service,
+  // each training them with a worker of its own (Join): for a service
+  // that serves as long as its user keeps it (`lrtune serve`), not for one
+  // that ends with its command (they wait for that one to end instead).
+  bool host_guests = false;
 };
 
 class EmbeddedService {
@@ -66,6 +74,15 @@ class EmbeddedService {
   // (InvalidArgument).
   static absl::StatusOr<std::unique_ptr<EmbeddedService>> Start(
       const EmbeddedOptions& options);
+  // A guest of the service at `host_target` (GuestHostTarget), which holds
+  // the store: LibTorch loaded here and a worker on `options.devices`
+  // registered there, so that the jobs this process submits to
+  // `host_target` train here (the host has no worker, or its own). No
+  // store, coordinator or dashboard of its own: target() is
+  // `host_target`, DashboardUrl() is empty. Errors: the engine cannot be
+  // loaded (FailedPrecondition), no devices (InvalidArgument).
+  static absl::StatusOr<std::unique_ptr<EmbeddedService>> Join(
+      const std::string& host_target, const EmbeddedOptions& options);
 
   ~EmbeddedService();  // Shutdown()
   EmbeddedService(const EmbeddedService&) = delete;
@@ -88,6 +105,8 @@ class EmbeddedService {
  private:
   struct State;
   explicit EmbeddedService(std::unique_ptr<State> state);
+  // Starts the worker agent on s.options.devices, registered at s.target.
+  static absl::Status StartWorker(State& s, const std::string& hostname);
   std::unique_ptr<State> state_;
 };
 
@@ -97,6 +116,9 @@ class EmbeddedService {
 // left it: nothing accepts on its socket). The socket's directory is the
 // owner's alone (mode 0700), so only the same user gets through.
 std::string LiveServiceTarget(const std::string& db_path);
+// LiveServiceTarget, where that service hosts guests
+// (EmbeddedOptions::host_guests); else empty.
+std::string GuestHostTarget(const std::string& db_path);
 
 // The store of the embedded mode: $XDG_DATA_HOME/lrtune/jobs.db, else
 // $HOME/.local/share/lrtune/jobs.db, else ./lrtune-jobs.db.

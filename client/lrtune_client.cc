@@ -154,6 +154,9 @@ absl::StatusOr<v1::Job> Client::RangeTest(const v1::RangeTestRequest& request,
                                           const EventCallback& on_event) {
   v1::RangeTestRequest sent = request;
   if (sent.request_id().empty()) sent.set_request_id(RandomRequestId());
+  if (options_.max_attempts > 0 && !sent.has_max_attempts()) {
+    sent.set_max_attempts(options_.max_attempts);
+  }
   grpc::ClientContext context;
   Prepare(context, options_, /*unary=*/false);
   std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader =
@@ -249,7 +252,11 @@ absl::StatusOr<v1::Job> Client::SubmitJob(const v1::SubmitJobRequest& request) {
   grpc::ClientContext context;
   Prepare(context, options_, /*unary=*/true);
   v1::Job job;
-  grpc::Status status = stubs_->lrtune->SubmitJob(&context, request, &job);
+  v1::SubmitJobRequest sent = request;
+  if (options_.max_attempts > 0 && !sent.has_max_attempts()) {
+    sent.set_max_attempts(options_.max_attempts);
+  }
+  grpc::Status status = stubs_->lrtune->SubmitJob(&context, sent, &job);
   LRTUNE_RETURN_IF_ERROR(FromGrpc(status, target_, "SubmitJob", options_));
   return job;
 }

@@ -65,6 +65,9 @@ struct ClientOptions {
   // Largest message sent or received (a TorchScript model or inline data
   // travels in one request).
   int max_message_bytes = 64 << 20;  // default 64 MiB
+  // The attempts a job submitted by RangeTest or SubmitJob gets where its
+  // request names none (max_attempts); 0: the coordinator's default.
+  int max_attempts = 0;
 };
 
 // Called for every event of a stream, in seq order.

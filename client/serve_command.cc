@@ -61,6 +61,9 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
   options.db_path =
       opts.db_path.empty() ? client::DefaultDbPath() : opts.db_path;
   options.devices.clear();  // the coordinator alone: clients train
+  // It lives as long as its client: another command wanting the store
+  // runs its job here with a worker of its own, not waiting for it.
+  options.host_guests = true;
   options.log = &err;
   if (opts.ui) options.dashboard_listen = "127.0.0.1:0";
   absl::StatusOr<std::unique_ptr<client::EmbeddedService> > service =

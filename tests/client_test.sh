@@ -252,6 +252,55 @@ run range-test "${SMALL[@]}" --steps 20
 check "the next run succeeds" test "$rc" = 0
 check "the next run cancels the leftover" grep -q "cancelled job .* left unfinished" "$tmp/err"
 
+# While `lrtune serve` holds the store (the Python package keeps one for a
+# whole session), a command that trains does not wait for it to end: its
+# job goes to serve's service and trains in the command's own process.
+mkfifo "$tmp/serve.in"
+"$BIN" serve <"$tmp/serve.in" >"$tmp/serve.out" 2>"$tmp/serve.err" &
+serve_pid=$!
+exec 3>"$tmp/serve.in"  # serve runs while this end is open
+serving() {
+  for _ in $(seq 100); do
+    [ -s "$tmp/serve.out" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+check "lrtune serve starts on the store" serving
+check "serve says in the lock file that it hosts guests" \
+  grep -q "^hosts-guests$" "$XDG_DATA_HOME/lrtune/jobs.db.lock"
+timeout 120 "$BIN" range-test "${SMALL[@]}" --steps 20 >"$tmp/out" 2>"$tmp/err"
+rc=$?  # 124: it waited for serve to end
+check "a range test while serve holds the store exits 0" test "$rc" = 0
+check "it prints its result" grep -q "^  CLR bounds " "$tmp/out"
+check "it says where its job went" \
+  grep -q "jobs.db is in use by \`lrtune serve\`: the job goes to its service and trains in this process" "$tmp/err"
+guest=$(awk 'NR == 1 {print $3}' "$tmp/out" | tr -d :)
+run jobs
+check "jobs through serve lists the guest's job, succeeded" \
+  grep -q "^$guest  *range-test succeeded" "$tmp/out"
+# A guest killed mid-job does not hold up the next one: its job has one
+# attempt, and fails once its worker's lease lapses.
+check "a long guest run starts" start_long_run "$tmp/out" "$tmp/err"
+orphan=$("$BIN" jobs | awk 'NR == 2 {print $1}')
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+timeout 120 "$BIN" range-test "${SMALL[@]}" --steps 20 >"$tmp/out" 2>"$tmp/err"
+check "the next guest's range test runs at once, exit 0" test "$?" = 0
+orphan_failed() {
+  for _ in $(seq 300); do
+    "$BIN" get "$orphan" 2>/dev/null | grep -q "failed after 1 attempts: .*lease expired" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "the killed guest's job fails when its lease lapses" orphan_failed
+exec 3>&-  # serve ends
+wait "$serve_pid"
+check "serve ends when its stdin closes" test "$?" = 0
+run get "$guest"
+check "the guest's job is in the store after serve ended" test "$rc" = 0
+
 # --- usage errors: exit 2, one line naming the flag ---
 run range-test "${SMALL[@]}" --steps 0
 check "--steps 0 exits 2" test "$rc" = 2

@@ -277,6 +277,24 @@ class EmbeddedRangeTest(unittest.TestCase):
         ax.figure.savefig(out)
         self.assertGreater(os.path.getsize(out), 1000)
 
+    def test_the_cli_trains_its_range_test_while_this_session_holds_the_store(self):
+        # This session's service (lrtune serve) holds the store for as long
+        # as the session lives: a range test from the terminal on the same
+        # store does not wait for it to end; it trains in its own process
+        # and its job is the store's, seen from here.
+        conn = lrtune.connect(db=self.db)
+        done = subprocess.run(
+            [BIN, "range-test", "--db", self.db, "--dataset", "spirals",
+             "--model", "mlp", "--hidden", "16", "--threads", "1",
+             "--steps", "20"],
+            capture_output=True, text=True, timeout=120)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("is in use by `lrtune serve`", done.stderr)
+        job_id = done.stdout.split()[2].rstrip(":")
+        job = conn.stub.GetJob(lrtune_pb2.GetJobRequest(job_id=job_id),
+                               metadata=conn.metadata)
+        self.assertEqual(job.state, jobs_pb2.JOB_STATE_SUCCEEDED)
+
 
 @unittest.skipUnless(BIN, "LRTUNE_BIN is not set")
 class SchedulerTest(unittest.TestCase):
