@@ -289,30 +289,28 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   }
   options.log = session->term_;
   if (settings.ui) options.dashboard_listen = "127.0.0.1:0";
-  // A command that trains (not for a dashboard of its own) takes the store
-  // if it is free; where `lrtune serve` holds it (a Python session's, say,
-  // kept for hours), it trains its job there as a guest instead of waiting.
+  // Another lrtune holds the store: a command that reads jobs asks its
+  // service (`watch` follows the running job live, `cancel` stops it); one
+  // that trains (not for a dashboard of its own) runs its job there where
+  // that is `lrtune serve` (a Python session's, kept for hours), training
+  // it here as a guest, and otherwise waits for the holder's command.
   const bool may_join = !settings.store_only && !settings.ui;
-  if (may_join) options.wait_for_lock = false;
-  absl::StatusOr<std::unique_ptr<client::EmbeddedService>> started =
-      client::EmbeddedService::Start(options);
-  // Another lrtune holds the store: its service answers for the jobs, the
-  // running one included (`watch` follows it live, `cancel` stops it).
-  // It publishes its socket a few ms after it takes the lock, and one that
-  // ends meanwhile frees the store, so both are tried for up to a second.
+  absl::StatusOr<std::unique_ptr<client::EmbeddedService>> started;
   std::string host;
-  for (int tries = 0; (settings.store_only || may_join) && tries < 50 &&
-                      absl::IsFailedPrecondition(started.status());
-       ++tries) {
-    host = settings.store_only ? client::LiveServiceTarget(options.db_path)
-                               : client::GuestHostTarget(options.db_path);
-    // A holder that hosts no guests ends with its own command: wait below.
-    if (!host.empty() ||
-        (may_join && !client::LiveServiceTarget(options.db_path).empty())) {
-      break;
+  if (settings.store_only || may_join) {
+    absl::StatusOr<client::StartedOrHeld> found = client::StartOrFindHolder(
+        options, settings.store_only ? client::StoreHolder::kAny
+                                     : client::StoreHolder::kGuestHost);
+    if (found.ok()) {
+      started = std::move(found->service);
+      host = found->holder;
+    } else {
+      started = found.status();
     }
-    absl::SleepFor(absl::Milliseconds(20));
-    started = client::EmbeddedService::Start(options);
+  }
+  if (!settings.store_only &&
+      (!may_join || absl::IsFailedPrecondition(started.status()))) {
+    started = client::EmbeddedService::Start(options);  // waits its turn
   }
   if (!host.empty()) {
     // An owner that ends does not come back at its socket: no waiting for
@@ -346,10 +344,6 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
     session->client_ = *std::move(connected);
     session->attached_db_ = options.db_path;
     return session;
-  }
-  if (may_join && absl::IsFailedPrecondition(started.status())) {
-    options.wait_for_lock = true;  // until the holder's command ends
-    started = client::EmbeddedService::Start(options);
   }
   if (!started.ok()) {
     session->embedded_->redirect.reset();

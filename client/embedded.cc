@@ -412,6 +412,24 @@ std::string GuestHostTarget(const std::string& db_path) {
   return guests ? target : "";
 }
 
+absl::StatusOr<StartedOrHeld> StartOrFindHolder(EmbeddedOptions options,
+                                                StoreHolder want) {
+  options.wait_for_lock = false;
+  for (int tries = 0;; ++tries) {
+    absl::StatusOr<std::unique_ptr<EmbeddedService>> started =
+        EmbeddedService::Start(options);
+    if (started.ok()) return StartedOrHeld{*std::move(started), ""};
+    if (!absl::IsFailedPrecondition(started.status())) return started.status();
+    auto [target, guests] = ReadLiveService(options.db_path);
+    if (!target.empty() && (guests || want == StoreHolder::kAny)) {
+      return StartedOrHeld{nullptr, target};
+    }
+    // A holder that serves, but not as wanted, or a second gone by.
+    if (!target.empty() || tries == 50) return started.status();
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
 std::string EmbeddedLogPath(const std::string& db_path) {
   const std::string dir = DirName(db_path);
   return dir.empty() ? "embedded.log" : absl::StrCat(dir, "/embedded.log");

@@ -120,6 +120,24 @@ std::string LiveServiceTarget(const std::string& db_path);
 // (EmbeddedOptions::host_guests); else empty.
 std::string GuestHostTarget(const std::string& db_path);
 
+// EmbeddedService::Start on a store that may be in use: this process's
+// service, or the target of the holder's where `want` accepts it.
+enum class StoreHolder {
+  kAny,        // any live service on the store (LiveServiceTarget)
+  kGuestHost,  // one that hosts guests (GuestHostTarget)
+};
+struct StartedOrHeld {
+  std::unique_ptr<EmbeddedService> service;  // this process's, or null
+  std::string holder;                        // else the holder's target
+};
+// Start without waiting for the store (options.wait_for_lock is ignored);
+// while another process holds it, tried again for up to a second, since
+// the holder publishes its target a few ms after it takes the lock and one
+// that ends meanwhile frees the store. Errors: Start's; FailedPrecondition
+// (naming the store) when its holder serves nothing `want` accepts.
+absl::StatusOr<StartedOrHeld> StartOrFindHolder(EmbeddedOptions options,
+                                                StoreHolder want);
+
 // The store of the embedded mode: $XDG_DATA_HOME/lrtune/jobs.db, else
 // $HOME/.local/share/lrtune/jobs.db, else ./lrtune-jobs.db.
 std::string DefaultDbPath();

@@ -3,7 +3,9 @@
 // LibTorch start). It prints the socket's gRPC target as its first line on
 // stdout (with --ui the dashboard's address as the second) and serves
 // until stdin reaches its end (the parent that started it exited, however
-// it exited) or a SIGINT, SIGTERM or SIGHUP comes. The Python package's
+// it exited) or a SIGINT, SIGTERM or SIGHUP comes. Commands that train
+// run their jobs on it as guests (client/embedded.h); a second serve on
+// its store prints its target and ends with it. The Python package's
 // embedded mode runs it (client/python/lrtune/embedded.py).
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/time/clock.h"
 #include "client/cli_session.h"
 #include "client/commands.h"
 #include "core/sync.h"
@@ -29,7 +32,10 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions& opts) {
       "socket for client-driven range tests (a training script trains and\n"
       "reports; the Python package starts this when given no server).\n"
       "Prints the gRPC target (unix:/...) on the first line of stdout and\n"
-      "serves until stdin ends or SIGINT/SIGTERM/SIGHUP.\n"
+      "serves until stdin ends or SIGINT/SIGTERM/SIGHUP. While it serves,\n"
+      "range-test, grid, submit and advise on its store run their jobs on\n"
+      "it (training them in their own process), and a second serve on the\n"
+      "store prints this one's target and ends when this one ends.\n"
       "Example: lrtune serve --db /tmp/jobs.db");
   cmd->add_option("--db", opts.db_path,
                   "job store (default $XDG_DATA_HOME/lrtune/jobs.db, as the\n"
@@ -66,13 +72,36 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
   options.host_guests = true;
   options.log = &err;
   if (opts.ui) options.dashboard_listen = "127.0.0.1:0";
-  absl::StatusOr<std::unique_ptr<client::EmbeddedService> > service =
-      client::EmbeddedService::Start(options);
+  // Where another serve holds the store (another Python session's), its
+  // service is this one's too: its target is printed and this process
+  // waits, as if it served, until it is told to stop or that one ends
+  // (then the client starts a serve of its own). With --ui it waits for
+  // the store instead: the dashboard belongs to the store's holder.
+  std::string host;
+  absl::StatusOr<std::unique_ptr<client::EmbeddedService> > service;
+  if (!opts.ui) {
+    absl::StatusOr<client::StartedOrHeld> found =
+        client::StartOrFindHolder(options, client::StoreHolder::kGuestHost);
+    if (found.ok()) {
+      service = std::move(found->service);
+      host = found->holder;
+    } else {
+      service = found.status();
+    }
+  }
+  if (opts.ui || absl::IsFailedPrecondition(service.status())) {
+    service = client::EmbeddedService::Start(options);  // waits its turn
+  }
   if (!service.ok()) {
     err << "lrtune serve: " << service.status().message() << "\n";
     return ExitCodeOf(service.status());
   }
-  out << (*service)->target() << std::endl;
+  if (!host.empty()) {
+    err << "lrtune serve: " << options.db_path
+        << " is served by another lrtune serve; its target is this one's "
+           "until it ends\n";
+  }
+  out << (host.empty() ? (*service)->target() : host) << std::endl;
   if (opts.ui) out << (*service)->DashboardUrl() << std::endl;
 
   // Whichever comes first ends the service; the other thread is left
@@ -91,8 +120,18 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
     sigwait(&signals, &signal);
     if (!stop->HasBeenNotified()) stop->Notify();
   }).detach();
+  if (!host.empty()) {
+    // The host ending ends this one: nothing answers at its target now.
+    const std::string db = options.db_path;
+    std::thread([host, db] {
+      while (client::LiveServiceTarget(db) == host) {
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+      if (!stop->HasBeenNotified()) stop->Notify();
+    }).detach();
+  }
   stop->WaitForNotification();
-  (*service)->Shutdown();
+  if (*service != nullptr) (*service)->Shutdown();
   return kExitOk;
 #endif
 }

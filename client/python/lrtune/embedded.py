@@ -8,10 +8,12 @@ commands use ($XDG_DATA_HOME/lrtune/jobs.db, else
 process, started on first use; it ends when this process closes its stdin,
 at exit or when the process dies, however it dies.
 
-The binary is $LRTUNE_BIN, else `lrtune` on PATH. One process uses a store
-at a time: a second one waits for the first (`lrtune serve` says so on
-stderr). Meanwhile `lrtune jobs`, `watch JOB` and `cancel JOB` in a
-terminal reach the running service. With ui=True it also serves the web
+The binary is $LRTUNE_BIN, else `lrtune` on PATH. One process serves a
+store at a time: a second Python process on the same store uses the first
+one's service (its `lrtune serve` prints that one's target) until the
+first ends, and then starts its own on next use. Meanwhile `lrtune jobs`,
+`watch JOB` and `cancel JOB` in a terminal reach the running service, and
+`lrtune range-test` there runs its job through it. With ui=True it also serves the web
 dashboard on 127.0.0.1 (`lrtune serve --ui`); `dashboard_url` is its
 address, token included.
 """
@@ -58,6 +60,10 @@ class EmbeddedService:
         self.dashboard_url = (self._proc.stdout.readline().decode().strip()
                               if ui else None)
 
+    def ended(self) -> bool:
+        """Whether its `lrtune serve` has exited."""
+        return self._proc.poll() is not None
+
     def close(self):
         if self._proc.poll() is None:
             self._proc.stdin.close()
@@ -79,6 +85,12 @@ def shared_service(db: Optional[str] = None,
     it, gets a ValueError)."""
     global _shared
     with _lock:
+        if _shared is not None and _shared.ended():
+            # It served another process's service, which has ended: a
+            # serve of this process's own takes the store over.
+            db = db or _shared.db
+            ui = ui or _shared.dashboard_url is not None
+            _shared = None
         if _shared is None:
             _shared = EmbeddedService(db, ui=ui)
             atexit.register(_shared.close)

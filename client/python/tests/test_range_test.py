@@ -12,6 +12,7 @@ uses its own job store under a temporary XDG_DATA_HOME.
 import json
 import math
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -439,6 +440,90 @@ seen["url"] = rt.dashboard_url
 seen["job_id"] = rt.job_id
 print(json.dumps(seen))
 """
+
+
+# A Python session on a store: a range test in this process's loop for
+# each "run" line on stdin, printing the embedded service's target, the job
+# and its max_lr as JSON; "exit" ends it.
+_SESSION_SCRIPT = r"""
+import json, sys
+import torch
+import lrtune
+from lrtune import embedded
+sys.path.insert(0, sys.argv[1])
+from test_range_test import batches, blobs, mlp
+db = sys.argv[2]
+for line in sys.stdin:
+    if line.strip() != "run":
+        break
+    x, y = blobs()
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with lrtune.RangeTest(model, opt, steps=50, db=db) as rt:
+        for xb, yb in batches(x, y, 32):
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            opt.zero_grad(); loss.backward(); opt.step()
+            if rt.step(loss):
+                break
+    print(json.dumps({"target": embedded.shared_service(db).target,
+                      "job": rt.job_id, "max_lr": rt.result.max_lr}),
+          flush=True)
+"""
+
+
+@unittest.skipUnless(BIN, "LRTUNE_BIN is not set")
+class TwoSessionsTest(unittest.TestCase):
+    """Two Python processes on one store: the second uses the first's
+    service while it lives, then starts its own."""
+
+    def test_the_second_session_shares_the_first_ones_service_then_takes_over(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "jobs.db")
+            env = dict(os.environ, XDG_RUNTIME_DIR=tmp)
+
+            def session():
+                return subprocess.Popen(
+                    [sys.executable, "-c", _SESSION_SCRIPT, HERE, db],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True, env=env)
+
+            def run(proc):
+                proc.stdin.write("run\n")
+                proc.stdin.flush()
+                # A session that waited for the store would never answer.
+                ready, _, _ = select.select([proc.stdout], [], [], 120)
+                self.assertTrue(ready, "no answer in 120 s")
+                line = proc.stdout.readline()
+                self.assertTrue(line, "the session ended")
+                return json.loads(line)
+
+            first, second = session(), session()
+            try:
+                a = run(first)
+                b = run(second)  # waited for nothing: it shares the service
+                self.assertEqual(b["target"], a["target"])
+                self.assertNotEqual(b["job"], a["job"])
+                first.stdin.close()
+                self.assertEqual(first.wait(timeout=60), 0)
+                time.sleep(1)  # the second's serve sees the first's end
+                c = run(second)
+                self.assertNotEqual(c["target"], a["target"])  # its own now
+                second.stdin.close()
+                second_err = second.stderr.read()
+                self.assertEqual(second.wait(timeout=60), 0, second_err)
+                self.assertIn("is served by another lrtune serve", second_err)
+            finally:
+                for proc in (first, second):
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+                    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                        if not pipe.closed:
+                            pipe.close()
+            jobs = subprocess.run([BIN, "jobs", "--db", db], capture_output=True,
+                                  text=True, timeout=30).stdout
+            for job in (a["job"], b["job"], c["job"]):
+                self.assertRegex(jobs, rf"(?m)^{job} +range-test succeeded")
 
 
 @unittest.skipUnless(BIN, "LRTUNE_BIN is not set")
