@@ -291,27 +291,28 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   if (settings.ui) options.dashboard_listen = "127.0.0.1:0";
   // Another lrtune holds the store: a command that reads jobs asks its
   // service (`watch` follows the running job live, `cancel` stops it); one
-  // that trains (not for a dashboard of its own) runs its job there where
-  // that is `lrtune serve` (a Python session's, kept for hours), training
-  // it here as a guest, and otherwise waits for the holder's command.
-  const bool may_join = !settings.store_only && !settings.ui;
+  // that trains runs its job there where that is `lrtune serve` (a Python
+  // session's, kept for hours; with --ui, one serving a dashboard, which
+  // shows the job), training it here as a guest, and otherwise waits for
+  // the holder's command to end.
   absl::StatusOr<std::unique_ptr<client::EmbeddedService>> started;
-  std::string host;
-  if (settings.store_only || may_join) {
+  client::LiveService holder;
+  {
     absl::StatusOr<client::StartedOrHeld> found = client::StartOrFindHolder(
-        options, settings.store_only ? client::StoreHolder::kAny
-                                     : client::StoreHolder::kGuestHost);
+        options, settings.store_only ? client::HolderWanted::kAny
+                 : settings.ui ? client::HolderWanted::kGuestHostWithDashboard
+                               : client::HolderWanted::kGuestHost);
     if (found.ok()) {
       started = std::move(found->service);
-      host = found->holder;
+      holder = std::move(found->holder);
     } else {
       started = found.status();
     }
   }
-  if (!settings.store_only &&
-      (!may_join || absl::IsFailedPrecondition(started.status()))) {
+  if (!settings.store_only && absl::IsFailedPrecondition(started.status())) {
     started = client::EmbeddedService::Start(options);  // waits its turn
   }
+  const std::string& host = holder.target;
   if (!host.empty()) {
     // An owner that ends does not come back at its socket: no waiting for
     // it to (a remote server's two minutes).
@@ -321,7 +322,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
       session->embedded_.reset();
     } else {
       absl::StatusOr<std::unique_ptr<client::EmbeddedService>> joined =
-          client::EmbeddedService::Join(host, options);
+          client::EmbeddedService::Join(holder, options);
       if (!joined.ok()) {
         session->embedded_->redirect.reset();
         return absl::InternalError(
@@ -334,8 +335,9 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
       // whose worker would run it before that guest's own job.
       attached.max_attempts = 1;
       *session->term_ << "lrtune: " << options.db_path
-                      << " is in use by `lrtune serve`: the job goes to its "
-                         "service and trains in this process\n";
+                      << " is in use by `lrtune serve` or `lrtune dashboard`: "
+                         "the job goes to its service and trains in this "
+                         "process\n";
       session->interrupts_ = std::make_unique<Interrupts>();
     }
     absl::StatusOr<std::unique_ptr<client::Client>> connected =
@@ -379,6 +381,10 @@ Session::~Session() { Stop(); }
 
 bool Session::embedded() const { return embedded_ != nullptr; }
 
+bool Session::guest() const {
+  return embedded_ != nullptr && !attached_db_.empty();
+}
+
 absl::Status Session::Explain(absl::Status status) const {
   if (attached_db_.empty() || !client::IsUnreachable(status)) return status;
   return absl::UnavailableError(absl::StrCat(
@@ -421,10 +427,21 @@ bool Session::interrupted() const {
 KeepDashboard::KeepDashboard(Session* session, std::string cmd,
                              std::ostream& out)
     : session_(session), cmd_(std::move(cmd)), out_(out) {
+  if (session_ != nullptr && session_->guest()) {
+    // The host's dashboard: it stays up with the host.
+    guest_ = session_;
+    session_ = nullptr;
+  }
   if (session_ != nullptr) session_->RestoreStderr();
 }
 
 KeepDashboard::~KeepDashboard() {
+  if (guest_ != nullptr) {
+    out_.flush();
+    guest_->term() << "lrtune " << cmd_ << ": the job stays on the dashboard "
+                   << guest_->DashboardUrl() << " of the lrtune serve that "
+                   << "holds the store\n";
+  }
   if (session_ == nullptr) return;
   out_.flush();
   session_->term() << "lrtune " << cmd_ << ": the dashboard stays up at "

@@ -90,6 +90,9 @@ class Session {
 
   client::Client& client() { return *client_; }
   bool embedded() const;
+  // Whether the job trains here for another process's `lrtune serve`,
+  // which holds the store (client/embedded.h Join).
+  bool guest() const;
   // `status`, or for a session attached to another process's embedded
   // service (EmbeddedSettings::store_only while another lrtune held the
   // store) that could not be reached, why: that process ended.
@@ -142,7 +145,8 @@ class Session {
 // service running; at the end of its scope (after the command has printed
 // all it prints to `out`) it says on the terminal that the dashboard stays
 // up and waits for Ctrl-C. With a null session it stops nothing and waits
-// for nothing.
+// for nothing; with a guest's (Session::guest) it only says where the job
+// is (the host's dashboard stays up with the host).
 class KeepDashboard {
  public:
   KeepDashboard(Session* session, std::string cmd, std::ostream& out);
@@ -155,6 +159,7 @@ class KeepDashboard {
   Session* session_;
   std::string cmd_;
   std::ostream& out_;
+  Session* guest_ = nullptr;  // a guest's session: the host's dashboard
 };
 
 }  // namespace lrtune

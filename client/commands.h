@@ -121,6 +121,9 @@ void AddRangeTestFlags(CLI::App* cmd, RangeTestOptions& opts);
 struct ServeOptions {
   std::string db_path;  // empty: client::DefaultDbPath()
   bool ui = false;      // the dashboard on 127.0.0.1, its URL on line 2
+  // `lrtune dashboard`: ui, the URL alone on stdout, and only a signal
+  // ends it (not stdin's end).
+  bool dashboard = false;
 };
 
 CLI::App* AddScheduleCommand(CLI::App& app, ScheduleOptions& opts);
@@ -128,6 +131,7 @@ int RunSchedule(const ScheduleOptions& opts, std::ostream& out,
                 std::ostream& err);
 
 CLI::App* AddServeCommand(CLI::App& app, ServeOptions& opts);
+CLI::App* AddDashboardCommand(CLI::App& app, ServeOptions& opts);
 int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err);
 
 CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& opts);

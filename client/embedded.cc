@@ -18,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -89,20 +90,25 @@ void CancelLeftovers(server::Coordinator& coordinator, std::ostream* log) {
   }
 }
 
-// The line after the target in the lock file of a service that hosts
-// guests (EmbeddedOptions::host_guests).
+// The lock file of the store a service holds names it (FindLiveService
+// reads it): its target on the first line, then "hosts-guests" where it
+// hosts guests and "dashboard BASE TOKEN" where it serves a dashboard.
 constexpr absl::string_view kHostsGuests = "hosts-guests";
+constexpr absl::string_view kDashboard = "dashboard ";
 
-// Writes `target` as the content of the lock file this process holds (a
-// line, then kHostsGuests's where `guests`), or empties it (target ""):
-// what LiveServiceTarget and GuestHostTarget read.
-void PublishTarget(int lock_fd, const std::string& target, bool guests) {
-  if (ftruncate(lock_fd, 0) != 0 || target.empty()) return;
-  const std::string line = absl::StrCat(
-      target, "\n", guests ? kHostsGuests : "", guests ? "\n" : "");
+// Writes `service` as the content of the lock file this process holds, or
+// empties it (an empty target).
+void Publish(int lock_fd, const LiveService& service) {
+  if (ftruncate(lock_fd, 0) != 0 || service.target.empty()) return;
+  std::string text = absl::StrCat(service.target, "\n");
+  if (service.hosts_guests) absl::StrAppend(&text, kHostsGuests, "\n");
+  if (!service.dashboard.empty()) {
+    absl::StrAppend(&text, kDashboard, service.dashboard, " ",
+                    service.dashboard_token, "\n");
+  }
   // One short write; a reader that finds no whole line counts no live
   // service, so a failed write costs only the readers' way in.
-  const ssize_t written = pwrite(lock_fd, line.data(), line.size(), 0);
+  const ssize_t written = pwrite(lock_fd, text.data(), text.size(), 0);
   (void)written;
 }
 
@@ -140,6 +146,9 @@ struct EmbeddedService::State {
   std::unique_ptr<server::TokenAuthenticator> dashboard_auth;
   std::unique_ptr<server::DashboardServer> dashboard;
   std::string dashboard_token;
+  // A guest's: its host's dashboard ("http://HOST:PORT"), which shows its
+  // jobs; empty where the host serves none.
+  std::string host_dashboard;
   std::unique_ptr<worker::Agent> agent;
   std::thread agent_thread;
   bool stopped = false;
@@ -238,7 +247,6 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
     return absl::InternalError(absl::StrCat("cannot serve on ", s.target));
   }
   s.coordinator->StartSweeper();
-  PublishTarget(s.lock_fd, s.target, options.host_guests);
 
   if (!options.dashboard_listen.empty()) {
     if (!server::IsLoopback(options.dashboard_listen)) {
@@ -261,6 +269,14 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
         s.coordinator.get(), s.dashboard_auth.get(), dopts);
     LRTUNE_RETURN_IF_ERROR(s.dashboard->Start());
   }
+  LiveService published;
+  published.target = s.target;
+  published.hosts_guests = options.host_guests;
+  if (s.dashboard != nullptr) {
+    published.dashboard = DashboardBase(s);
+    published.dashboard_token = s.dashboard_token;
+  }
+  Publish(s.lock_fd, published);
   if (options.devices.empty()) return service;  // the coordinator alone
 
   LRTUNE_RETURN_IF_ERROR(StartWorker(s, "embedded"));
@@ -268,7 +284,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
 }
 
 absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Join(
-    const std::string& host_target, const EmbeddedOptions& options) {
+    const LiveService& host, const EmbeddedOptions& options) {
   if (options.devices.empty()) {
     return absl::InvalidArgumentError(
         "a guest of an embedded service trains: it needs a device");
@@ -277,7 +293,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Join(
   engine::TuneAllocatorForTraining();
   auto state = std::make_unique<State>();
   state->options = options;
-  state->target = host_target;
+  state->target = host.target;
+  state->host_dashboard = host.dashboard;
+  state->dashboard_token = host.dashboard_token;
   std::unique_ptr<EmbeddedService> service(
       new EmbeddedService(std::move(state)));
   LRTUNE_RETURN_IF_ERROR(
@@ -330,19 +348,24 @@ const std::string& EmbeddedService::target() const { return state_->target; }
 
 std::string EmbeddedService::DashboardUrl(const std::string& job_id) const {
   const State& s = *state_;
-  if (s.dashboard == nullptr) return "";
+  if (s.dashboard != nullptr) {
+    return DashboardLink(DashboardBase(s), s.dashboard_token, job_id);
+  }
+  if (s.host_dashboard.empty()) return "";
+  return DashboardLink(s.host_dashboard, s.dashboard_token, job_id);
+}
+
+std::string EmbeddedService::DashboardBase(const State& s) {
   const std::string& address = s.options.dashboard_listen;
   return absl::StrCat("http://", address.substr(0, address.rfind(':')), ":",
-                      s.dashboard->port(), "/#/",
-                      job_id.empty() ? "" : absl::StrCat("jobs/", job_id),
-                      "?token=", s.dashboard_token);
+                      s.dashboard->port());
 }
 
 void EmbeddedService::Shutdown() {
   State& s = *state_;
   if (s.stopped) return;
   s.stopped = true;
-  if (s.lock_fd >= 0) PublishTarget(s.lock_fd, "", false);  // no new readers
+  if (s.lock_fd >= 0) Publish(s.lock_fd, LiveService());  // no new readers
   if (s.agent != nullptr) s.agent->Shutdown();
   if (s.agent_thread.joinable()) s.agent_thread.join();
   s.agent.reset();
@@ -365,25 +388,34 @@ void EmbeddedService::Shutdown() {
   }
 }
 
-namespace {
-
-// The live service's target and whether it hosts guests, from the lock
-// file beside `db_path` (PublishTarget); an empty target when none serves.
-std::pair<std::string, bool> ReadLiveService(const std::string& db_path) {
+LiveService FindLiveService(const std::string& db_path) {
   const std::string lock_path = db_path + ".lock";
   const int fd = open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {};
-  char buf[256];
+  char buf[512];
   const ssize_t n = pread(fd, buf, sizeof(buf), 0);
   close(fd);
   if (n <= 0) return {};
-  const std::string content(buf, static_cast<size_t>(n));
-  const size_t end = content.find('\n');
-  if (end == std::string::npos) return {};  // not a whole line
-  const std::string target = content.substr(0, end);
-  const bool guests =
-      absl::StartsWith(absl::string_view(content).substr(end + 1),
-                       absl::StrCat(kHostsGuests, "\n"));
+  // Whole lines only: a reader racing the holder's write sees none yet.
+  std::string content(buf, static_cast<size_t>(n));
+  content.erase(
+      content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1);
+  std::vector<std::string> lines =
+      absl::StrSplit(content, '\n', absl::SkipEmpty());
+  if (lines.empty()) return {};
+  LiveService found;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    if (lines[i] == kHostsGuests) found.hosts_guests = true;
+    if (absl::StartsWith(lines[i], kDashboard)) {
+      std::vector<std::string> parts = absl::StrSplit(
+          absl::string_view(lines[i]).substr(kDashboard.size()), ' ');
+      if (parts.size() == 2) {
+        found.dashboard = parts[0];
+        found.dashboard_token = parts[1];
+      }
+    }
+  }
+  const std::string& target = lines[0];
   constexpr absl::string_view kUnix = "unix:";
   if (!absl::StartsWith(target, kUnix)) return {};
   const std::string path = target.substr(kUnix.size());
@@ -398,34 +430,39 @@ std::pair<std::string, bool> ReadLiveService(const std::string& db_path) {
                             sizeof(addr)) == 0;
   close(sock);
   if (!live) return {};
-  return {target, guests};
+  found.target = target;
+  return found;
 }
-
-}  // namespace
 
 std::string LiveServiceTarget(const std::string& db_path) {
-  return ReadLiveService(db_path).first;
+  return FindLiveService(db_path).target;
 }
 
-std::string GuestHostTarget(const std::string& db_path) {
-  auto [target, guests] = ReadLiveService(db_path);
-  return guests ? target : "";
+std::string DashboardLink(const std::string& base, const std::string& token,
+                          const std::string& job_id) {
+  return absl::StrCat(base, "/#/",
+                      job_id.empty() ? "" : absl::StrCat("jobs/", job_id),
+                      "?token=", token);
 }
 
 absl::StatusOr<StartedOrHeld> StartOrFindHolder(EmbeddedOptions options,
-                                                StoreHolder want) {
+                                                HolderWanted want) {
   options.wait_for_lock = false;
   for (int tries = 0;; ++tries) {
     absl::StatusOr<std::unique_ptr<EmbeddedService>> started =
         EmbeddedService::Start(options);
-    if (started.ok()) return StartedOrHeld{*std::move(started), ""};
+    if (started.ok()) return StartedOrHeld{*std::move(started), {}};
     if (!absl::IsFailedPrecondition(started.status())) return started.status();
-    auto [target, guests] = ReadLiveService(options.db_path);
-    if (!target.empty() && (guests || want == StoreHolder::kAny)) {
-      return StartedOrHeld{nullptr, target};
+    LiveService holder = FindLiveService(options.db_path);
+    const bool wanted =
+        want == HolderWanted::kAny ||
+        (holder.hosts_guests &&
+         (want == HolderWanted::kGuestHost || !holder.dashboard.empty()));
+    if (!holder.target.empty() && wanted) {
+      return StartedOrHeld{nullptr, std::move(holder)};
     }
     // A holder that serves, but not as wanted, or a second gone by.
-    if (!target.empty() || tries == 50) return started.status();
+    if (!holder.target.empty() || tries == 50) return started.status();
     absl::SleepFor(absl::Milliseconds(20));
   }
 }

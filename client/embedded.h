@@ -17,7 +17,7 @@
 // user reads and cancels its jobs through it (LiveServiceTarget), and,
 // where the holder is one that lives on (`lrtune serve`, which the Python
 // package keeps for a whole session: EmbeddedOptions::host_guests), runs
-// its own jobs there with a worker of its own (Join, GuestHostTarget).
+// its own jobs there with a worker of its own (Join, FindLiveService).
 //
 // This header is torch- and server-free; the .cc links the coordinator and
 // the worker agent, whose engine opens LibTorch in Start
@@ -63,6 +63,18 @@ struct EmbeddedOptions {
   bool host_guests = false;
 };
 
+// The embedded service that holds a store and serves now, as the store's
+// lock file names it (the socket's directory is its owner's alone, mode
+// 0700, and the lock file 0600: only the same user gets through).
+struct LiveService {
+  std::string target;         // "unix:PATH"; empty: none serves
+  bool hosts_guests = false;  // EmbeddedOptions::host_guests
+  // Its dashboard, "http://127.0.0.1:PORT", and the token it accepts;
+  // empty without one.
+  std::string dashboard;
+  std::string dashboard_token;
+};
+
 class EmbeddedService {
  public:
   // Opens the store, serves on a fresh unix socket, loads the training
@@ -74,15 +86,16 @@ class EmbeddedService {
   // (InvalidArgument).
   static absl::StatusOr<std::unique_ptr<EmbeddedService>> Start(
       const EmbeddedOptions& options);
-  // A guest of the service at `host_target` (GuestHostTarget), which holds
-  // the store: LibTorch loaded here and a worker on `options.devices`
+  // A guest of `host` (FindLiveService, hosts_guests), which holds the
+  // store: LibTorch loaded here and a worker on `options.devices`
   // registered there, so that the jobs this process submits to
-  // `host_target` train here (the host has no worker, or its own). No
-  // store, coordinator or dashboard of its own: target() is
-  // `host_target`, DashboardUrl() is empty. Errors: the engine cannot be
-  // loaded (FailedPrecondition), no devices (InvalidArgument).
+  // host.target train here (the host has no worker, or its own). No
+  // store, coordinator or dashboard of its own: target() is host.target,
+  // DashboardUrl() the host's dashboard's (empty without one). Errors:
+  // the engine cannot be loaded (FailedPrecondition), no devices
+  // (InvalidArgument).
   static absl::StatusOr<std::unique_ptr<EmbeddedService>> Join(
-      const std::string& host_target, const EmbeddedOptions& options);
+      const LiveService& host, const EmbeddedOptions& options);
 
   ~EmbeddedService();  // Shutdown()
   EmbeddedService(const EmbeddedService&) = delete;
@@ -107,36 +120,42 @@ class EmbeddedService {
   explicit EmbeddedService(std::unique_ptr<State> state);
   // Starts the worker agent on s.options.devices, registered at s.target.
   static absl::Status StartWorker(State& s, const std::string& hostname);
+  // "http://HOST:PORT" of the dashboard s serves.
+  static std::string DashboardBase(const State& s);
   std::unique_ptr<State> state_;
 };
 
-// The target ("unix:PATH") of the embedded service that holds the store at
-// `db_path` and serves now, read from the store's lock file; empty when
-// none does (no lock file, none written yet, or a process that was killed
-// left it: nothing accepts on its socket). The socket's directory is the
-// owner's alone (mode 0700), so only the same user gets through.
+// The service holding the store at `db_path`; an empty target when none
+// does (no lock file, none written yet, or a process that was killed left
+// it: nothing accepts on its socket).
+LiveService FindLiveService(const std::string& db_path);
+// FindLiveService(db_path).target.
 std::string LiveServiceTarget(const std::string& db_path);
-// LiveServiceTarget, where that service hosts guests
-// (EmbeddedOptions::host_guests); else empty.
-std::string GuestHostTarget(const std::string& db_path);
+
+// The address of `job_id`'s page (the job list for "") on the dashboard at
+// `base` ("http://HOST:PORT") that accepts `token`, which travels in the
+// fragment (never sent to the server; the page keeps it for the tab).
+std::string DashboardLink(const std::string& base, const std::string& token,
+                          const std::string& job_id);
 
 // EmbeddedService::Start on a store that may be in use: this process's
-// service, or the target of the holder's where `want` accepts it.
-enum class StoreHolder {
-  kAny,        // any live service on the store (LiveServiceTarget)
-  kGuestHost,  // one that hosts guests (GuestHostTarget)
+// service, or the holder's where `want` accepts it.
+enum class HolderWanted {
+  kAny,                    // any live service on the store
+  kGuestHost,              // one that hosts guests
+  kGuestHostWithDashboard  // one that hosts guests and serves a dashboard
 };
 struct StartedOrHeld {
   std::unique_ptr<EmbeddedService> service;  // this process's, or null
-  std::string holder;                        // else the holder's target
+  LiveService holder;                        // else the holder's
 };
 // Start without waiting for the store (options.wait_for_lock is ignored);
 // while another process holds it, tried again for up to a second, since
-// the holder publishes its target a few ms after it takes the lock and one
+// the holder publishes itself a few ms after it takes the lock and one
 // that ends meanwhile frees the store. Errors: Start's; FailedPrecondition
 // (naming the store) when its holder serves nothing `want` accepts.
 absl::StatusOr<StartedOrHeld> StartOrFindHolder(EmbeddedOptions options,
-                                                StoreHolder want);
+                                                HolderWanted want);
 
 // The store of the embedded mode: $XDG_DATA_HOME/lrtune/jobs.db, else
 // $HOME/.local/share/lrtune/jobs.db, else ./lrtune-jobs.db.

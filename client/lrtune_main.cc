@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
   CLI::App* advise_cmd = lrtune::AddAdviseCommand(app, advise);
   const lrtune::JobCommands job_cmds = lrtune::AddJobCommands(app, job_opts);
   CLI::App* serve_cmd = lrtune::AddServeCommand(app, serve);
+  lrtune::ServeOptions dashboard;
+  CLI::App* dashboard_cmd = lrtune::AddDashboardCommand(app, dashboard);
 
   try {
     app.parse(argc, argv);
@@ -68,6 +70,11 @@ int main(int argc, char** argv) {
   }
   if (serve_cmd->parsed()) {
     return ExitNow(lrtune::RunServe(serve, std::cout, std::cerr));
+  }
+  if (dashboard_cmd->parsed()) {
+    dashboard.ui = true;
+    dashboard.dashboard = true;
+    return ExitNow(lrtune::RunServe(dashboard, std::cout, std::cerr));
   }
   if (range_test_cmd->parsed()) {
     range_test.terminal_plot = isatty(STDOUT_FILENO) != 0;

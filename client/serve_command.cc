@@ -47,6 +47,21 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions& opts) {
   return cmd;
 }
 
+CLI::App* AddDashboardCommand(CLI::App& app, ServeOptions& opts) {
+  CLI::App* cmd = app.add_subcommand(
+      "dashboard",
+      "Serve the web dashboard of the embedded job store on 127.0.0.1 until\n"
+      "Ctrl-C: the jobs, their curves and rankings (docs/dashboard.md).\n"
+      "While it runs, range-test, grid, submit and advise on the store (and\n"
+      "Python sessions) run their jobs through it and show there live.\n"
+      "Prints the page's address, with its token.\n"
+      "Example: lrtune dashboard");
+  cmd->add_option("--db", opts.db_path,
+                  "job store (default $XDG_DATA_HOME/lrtune/jobs.db, as the\n"
+                  "other embedded commands)");
+  return cmd;
+}
+
 int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
 #ifndef LRTUNE_EMBEDDED
   (void)opts;
@@ -73,48 +88,75 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
   options.log = &err;
   if (opts.ui) options.dashboard_listen = "127.0.0.1:0";
   // Where another serve holds the store (another Python session's), its
-  // service is this one's too: its target is printed and this process
-  // waits, as if it served, until it is told to stop or that one ends
-  // (then the client starts a serve of its own). With --ui it waits for
-  // the store instead: the dashboard belongs to the store's holder.
-  std::string host;
+  // service is this one's too: its target is printed (with --ui its
+  // dashboard's address too, where it serves one) and this process waits,
+  // as if it served, until it is told to stop or that one ends (then the
+  // client starts a serve of its own).
   absl::StatusOr<std::unique_ptr<client::EmbeddedService> > service;
-  if (!opts.ui) {
-    absl::StatusOr<client::StartedOrHeld> found =
-        client::StartOrFindHolder(options, client::StoreHolder::kGuestHost);
+  client::LiveService holder;
+  {
+    absl::StatusOr<client::StartedOrHeld> found = client::StartOrFindHolder(
+        options, opts.ui ? client::HolderWanted::kGuestHostWithDashboard
+                         : client::HolderWanted::kGuestHost);
     if (found.ok()) {
       service = std::move(found->service);
-      host = found->holder;
+      holder = std::move(found->holder);
     } else {
       service = found.status();
     }
   }
-  if (opts.ui || absl::IsFailedPrecondition(service.status())) {
+  if (absl::IsFailedPrecondition(service.status())) {
     service = client::EmbeddedService::Start(options);  // waits its turn
   }
+  const char* const name = opts.dashboard ? "dashboard" : "serve";
   if (!service.ok()) {
-    err << "lrtune serve: " << service.status().message() << "\n";
+    err << "lrtune " << name << ": " << service.status().message() << "\n";
     return ExitCodeOf(service.status());
   }
-  if (!host.empty()) {
+  const std::string host = holder.target;
+  if (opts.dashboard) {
+    const std::string url =
+        host.empty() ? (*service)->DashboardUrl()
+                     : client::DashboardLink(holder.dashboard,
+                                             holder.dashboard_token, "");
+    out << url << std::endl;
+    if (!host.empty()) {
+      err << "lrtune dashboard: another lrtune serves " << options.db_path
+          << "'s dashboard already, at the address above\n";
+      return kExitOk;
+    }
+    err << "lrtune dashboard: the jobs of " << options.db_path
+        << " at the address above (range-test, grid, submit, advise and "
+           "Python sessions on this store run through it); Ctrl-C stops it\n";
+  } else if (!host.empty()) {
     err << "lrtune serve: " << options.db_path
         << " is served by another lrtune serve; its target is this one's "
            "until it ends\n";
+    out << host << std::endl;
+    if (opts.ui) {
+      out << client::DashboardLink(holder.dashboard, holder.dashboard_token, "")
+          << std::endl;
+    }
+  } else {
+    out << (*service)->target() << std::endl;
+    if (opts.ui) out << (*service)->DashboardUrl() << std::endl;
   }
-  out << (host.empty() ? (*service)->target() : host) << std::endl;
-  if (opts.ui) out << (*service)->DashboardUrl() << std::endl;
 
   // Whichever comes first ends the service; the other thread is left
   // blocked and ends with the process.
   static lrtune::Notification* const stop = new lrtune::Notification;
-  std::thread([] {
-    char buffer[256];
-    while (true) {
-      const ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
-      if (n == 0 || (n < 0 && errno != EINTR)) break;
-    }
-    if (!stop->HasBeenNotified()) stop->Notify();
-  }).detach();
+  // A person's dashboard stops on Ctrl-C alone: its stdin may be anything
+  // (a terminal, /dev/null in the background).
+  if (!opts.dashboard) {
+    std::thread([] {
+      char buffer[256];
+      while (true) {
+        const ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
+        if (n == 0 || (n < 0 && errno != EINTR)) break;
+      }
+      if (!stop->HasBeenNotified()) stop->Notify();
+    }).detach();
+  }
   std::thread([signals] {
     int signal = 0;
     sigwait(&signals, &signal);

@@ -274,7 +274,7 @@ rc=$?  # 124: it waited for serve to end
 check "a range test while serve holds the store exits 0" test "$rc" = 0
 check "it prints its result" grep -q "^  CLR bounds " "$tmp/out"
 check "it says where its job went" \
-  grep -q "jobs.db is in use by \`lrtune serve\`: the job goes to its service and trains in this process" "$tmp/err"
+  grep -q "jobs.db is in use by \`lrtune serve\` or \`lrtune dashboard\`: the job goes to its service and trains in this process" "$tmp/err"
 guest=$(awk 'NR == 1 {print $3}' "$tmp/out" | tr -d :)
 run jobs
 check "jobs through serve lists the guest's job, succeeded" \
@@ -300,6 +300,45 @@ wait "$serve_pid"
 check "serve ends when its stdin closes" test "$?" = 0
 run get "$guest"
 check "the guest's job is in the store after serve ended" test "$rc" = 0
+
+# `lrtune dashboard` serves the store's dashboard until Ctrl-C (whatever
+# its stdin); range tests with --ui show there as guests and do not keep a
+# dashboard of their own; a second dashboard names the first one's.
+"$BIN" dashboard </dev/null >"$tmp/dash.out" 2>"$tmp/dash.err" &
+dash_pid=$!
+dashboard_up() {
+  for _ in $(seq 100); do
+    [ -s "$tmp/dash.out" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+check "lrtune dashboard prints its address" dashboard_up
+url=$(head -1 "$tmp/dash.out")
+check "the address is the job list's, with its token" \
+  grep -qE "^http://127\.0\.0\.1:[0-9]+/#/\?token=[0-9a-f]{32}$" "$tmp/dash.out"
+timeout 120 "$BIN" range-test "${SMALL[@]}" --steps 20 --ui >"$tmp/out" 2>"$tmp/err"
+check "range-test --ui under lrtune dashboard exits 0 without waiting" test "$?" = 0
+shown=$(awk 'NR == 1 {print $3}' "$tmp/out" | tr -d :)
+check "it names its job's page on that dashboard" \
+  grep -qF "dashboard at ${url%%/#/*}/#/jobs/$shown?token=${url##*token=}" "$tmp/err"
+listed() {
+  $PY -c '
+import json, sys, urllib.request
+base, _, token = sys.argv[1].partition("/#/?token=")
+request = urllib.request.Request(base + "/api/jobs",
+                                 headers={"Authorization": "Bearer " + token})
+with urllib.request.urlopen(request, timeout=10) as r:
+    jobs = json.load(r)["jobs"]
+sys.exit(0 if any(j["job_id"] == sys.argv[2] for j in jobs) else 1)' "$url" "$shown"
+}
+check "the dashboard lists the guest's job" listed
+timeout 30 "$BIN" dashboard </dev/null >"$tmp/out" 2>"$tmp/err"
+check "a second lrtune dashboard exits 0 at once" test "$?" = 0
+check "it prints the first one's address" test "$(head -1 "$tmp/out")" = "$url"
+kill -INT "$dash_pid"
+wait "$dash_pid"
+check "Ctrl-C stops lrtune dashboard, exit 0" test "$?" = 0
 
 # --- usage errors: exit 2, one line naming the flag ---
 run range-test "${SMALL[@]}" --steps 0
