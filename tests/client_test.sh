@@ -259,14 +259,15 @@ mkfifo "$tmp/serve.in"
 "$BIN" serve <"$tmp/serve.in" >"$tmp/serve.out" 2>"$tmp/serve.err" &
 serve_pid=$!
 exec 3>"$tmp/serve.in"  # serve runs while this end is open
-serving() {
+# printed FILE: FILE has something in it within 5 s.
+printed() {
   for _ in $(seq 100); do
-    [ -s "$tmp/serve.out" ] && return 0
+    [ -s "$1" ] && return 0
     sleep 0.05
   done
   return 1
 }
-check "lrtune serve starts on the store" serving
+check "lrtune serve starts on the store" printed "$tmp/serve.out"
 check "serve says in the lock file that it hosts guests" \
   grep -q "^hosts-guests$" "$XDG_DATA_HOME/lrtune/jobs.db.lock"
 timeout 120 "$BIN" range-test "${SMALL[@]}" --steps 20 >"$tmp/out" 2>"$tmp/err"
@@ -306,14 +307,7 @@ check "the guest's job is in the store after serve ended" test "$rc" = 0
 # dashboard of their own; a second dashboard names the first one's.
 "$BIN" dashboard </dev/null >"$tmp/dash.out" 2>"$tmp/dash.err" &
 dash_pid=$!
-dashboard_up() {
-  for _ in $(seq 100); do
-    [ -s "$tmp/dash.out" ] && return 0
-    sleep 0.05
-  done
-  return 1
-}
-check "lrtune dashboard prints its address" dashboard_up
+check "lrtune dashboard prints its address" printed "$tmp/dash.out"
 url=$(head -1 "$tmp/dash.out")
 check "the address is the job list's, with its token" \
   grep -qE "^http://127\.0\.0\.1:[0-9]+/#/\?token=[0-9a-f]{32}$" "$tmp/dash.out"
