@@ -295,23 +295,12 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   // session's, kept for hours; with --ui, one serving a dashboard, which
   // shows the job), training it here as a guest, and otherwise waits for
   // the holder's command to end.
-  absl::StatusOr<std::unique_ptr<client::EmbeddedService>> started;
-  client::LiveService holder;
-  {
-    absl::StatusOr<client::StartedOrHeld> found = client::StartOrFindHolder(
-        options, settings.store_only ? client::HolderWanted::kAny
-                 : settings.ui ? client::HolderWanted::kGuestHostWithDashboard
-                               : client::HolderWanted::kGuestHost);
-    if (found.ok()) {
-      started = std::move(found->service);
-      holder = std::move(found->holder);
-    } else {
-      started = found.status();
-    }
-  }
-  if (!settings.store_only && absl::IsFailedPrecondition(started.status())) {
-    started = client::EmbeddedService::Start(options);  // waits its turn
-  }
+  absl::StatusOr<client::StartedOrHeld> started = client::StartOrFindHolder(
+      options, settings.store_only ? client::HolderWanted::kAny
+               : settings.ui ? client::HolderWanted::kGuestHostWithDashboard
+                             : client::HolderWanted::kGuestHost);
+  const client::LiveService& holder =
+      started.ok() ? started->holder : client::LiveService();
   const std::string& host = holder.target;
   if (!host.empty()) {
     // An owner that ends does not come back at its socket: no waiting for
@@ -359,7 +348,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
     return absl::InternalError(absl::StrCat(
         "cannot start the embedded service: ", started.status().message()));
   }
-  session->embedded_->service = *std::move(started);
+  session->embedded_->service = std::move(started->service);
   absl::StatusOr<std::unique_ptr<client::Client>> connected =
       client::Client::Connect(session->embedded_->service->target(), {});
   if (!connected.ok()) return connected.status();

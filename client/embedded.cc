@@ -447,6 +447,7 @@ std::string DashboardLink(const std::string& base, const std::string& token,
 
 absl::StatusOr<StartedOrHeld> StartOrFindHolder(EmbeddedOptions options,
                                                 HolderWanted want) {
+  const bool wait = options.wait_for_lock;
   options.wait_for_lock = false;
   for (int tries = 0;; ++tries) {
     absl::StatusOr<std::unique_ptr<EmbeddedService>> started =
@@ -462,7 +463,13 @@ absl::StatusOr<StartedOrHeld> StartOrFindHolder(EmbeddedOptions options,
       return StartedOrHeld{nullptr, std::move(holder)};
     }
     // A holder that serves, but not as wanted, or a second gone by.
-    if (!holder.target.empty() || tries == 50) return started.status();
+    if (!holder.target.empty() || tries == 50) {
+      if (!wait) return started.status();
+      options.wait_for_lock = true;  // until the holder ends
+      LRTUNE_ASSIGN_OR_RETURN(std::unique_ptr<EmbeddedService> service,
+                              EmbeddedService::Start(options));
+      return StartedOrHeld{std::move(service), {}};
+    }
     absl::SleepFor(absl::Milliseconds(20));
   }
 }

@@ -149,11 +149,12 @@ struct StartedOrHeld {
   std::unique_ptr<EmbeddedService> service;  // this process's, or null
   LiveService holder;                        // else the holder's
 };
-// Start without waiting for the store (options.wait_for_lock is ignored);
-// while another process holds it, tried again for up to a second, since
-// the holder publishes itself a few ms after it takes the lock and one
-// that ends meanwhile frees the store. Errors: Start's; FailedPrecondition
-// (naming the store) when its holder serves nothing `want` accepts.
+// Start; while another process holds the store, tried again for up to a
+// second without waiting, since the holder publishes itself a few ms after
+// it takes the lock and one that ends meanwhile frees the store. A holder
+// `want` does not accept (or none published): Start waiting for the store
+// where options.wait_for_lock, else FailedPrecondition naming it. Errors:
+// Start's.
 absl::StatusOr<StartedOrHeld> StartOrFindHolder(EmbeddedOptions options,
                                                 HolderWanted want);
 

@@ -92,31 +92,20 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
   // dashboard's address too, where it serves one) and this process waits,
   // as if it served, until it is told to stop or that one ends (then the
   // client starts a serve of its own).
-  absl::StatusOr<std::unique_ptr<client::EmbeddedService> > service;
-  client::LiveService holder;
-  {
-    absl::StatusOr<client::StartedOrHeld> found = client::StartOrFindHolder(
-        options, opts.ui ? client::HolderWanted::kGuestHostWithDashboard
-                         : client::HolderWanted::kGuestHost);
-    if (found.ok()) {
-      service = std::move(found->service);
-      holder = std::move(found->holder);
-    } else {
-      service = found.status();
-    }
-  }
-  if (absl::IsFailedPrecondition(service.status())) {
-    service = client::EmbeddedService::Start(options);  // waits its turn
-  }
+  absl::StatusOr<client::StartedOrHeld> found = client::StartOrFindHolder(
+      options, opts.ui ? client::HolderWanted::kGuestHostWithDashboard
+                       : client::HolderWanted::kGuestHost);
   const char* const name = opts.dashboard ? "dashboard" : "serve";
-  if (!service.ok()) {
-    err << "lrtune " << name << ": " << service.status().message() << "\n";
-    return ExitCodeOf(service.status());
+  if (!found.ok()) {
+    err << "lrtune " << name << ": " << found.status().message() << "\n";
+    return ExitCodeOf(found.status());
   }
-  const std::string host = holder.target;
+  const std::unique_ptr<client::EmbeddedService>& service = found->service;
+  const client::LiveService& holder = found->holder;
+  const std::string& host = holder.target;
   if (opts.dashboard) {
     const std::string url =
-        host.empty() ? (*service)->DashboardUrl()
+        host.empty() ? service->DashboardUrl()
                      : client::DashboardLink(holder.dashboard,
                                              holder.dashboard_token, "");
     out << url << std::endl;
@@ -138,8 +127,8 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
           << std::endl;
     }
   } else {
-    out << (*service)->target() << std::endl;
-    if (opts.ui) out << (*service)->DashboardUrl() << std::endl;
+    out << service->target() << std::endl;
+    if (opts.ui) out << service->DashboardUrl() << std::endl;
   }
 
   // Whichever comes first ends the service; the other thread is left
@@ -173,7 +162,7 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
     }).detach();
   }
   stop->WaitForNotification();
-  if (*service != nullptr) (*service)->Shutdown();
+  if (service != nullptr) service->Shutdown();
   return kExitOk;
 #endif
 }
