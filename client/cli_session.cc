@@ -416,23 +416,23 @@ bool Session::interrupted() const {
 KeepDashboard::KeepDashboard(Session* session, std::string cmd,
                              std::ostream& out)
     : session_(session), cmd_(std::move(cmd)), out_(out) {
-  if (session_ != nullptr && session_->guest()) {
-    // The host's dashboard: it stays up with the host.
-    guest_ = session_;
-    session_ = nullptr;
-  }
-  if (session_ != nullptr) session_->RestoreStderr();
+  if (active()) session_->RestoreStderr();
+}
+
+bool KeepDashboard::active() const {
+  // A guest's is its host's dashboard: it stays up with the host.
+  return session_ != nullptr && !session_->guest();
 }
 
 KeepDashboard::~KeepDashboard() {
-  if (guest_ != nullptr) {
-    out_.flush();
-    guest_->term() << "lrtune " << cmd_ << ": the job stays on the dashboard "
-                   << guest_->DashboardUrl() << " of the lrtune serve that "
-                   << "holds the store\n";
-  }
   if (session_ == nullptr) return;
   out_.flush();
+  if (session_->guest()) {
+    session_->term() << "lrtune " << cmd_ << ": the job stays on the "
+                     << "dashboard " << session_->DashboardUrl()
+                     << " of the lrtune serve that holds the store\n";
+    return;
+  }
   session_->term() << "lrtune " << cmd_ << ": the dashboard stays up at "
                    << session_->DashboardUrl() << " until Ctrl-C\n";
   session_->WaitForInterrupt();

@@ -153,13 +153,14 @@ class KeepDashboard {
   ~KeepDashboard();
   KeepDashboard(const KeepDashboard&) = delete;
   KeepDashboard& operator=(const KeepDashboard&) = delete;
-  bool active() const { return session_ != nullptr; }
+  // Whether it keeps a dashboard of this session's up (and the caller
+  // must not stop the session).
+  bool active() const;
 
  private:
   Session* session_;
   std::string cmd_;
   std::ostream& out_;
-  Session* guest_ = nullptr;  // a guest's session: the host's dashboard
 };
 
 }  // namespace lrtune

@@ -146,9 +146,9 @@ struct EmbeddedService::State {
   std::unique_ptr<server::TokenAuthenticator> dashboard_auth;
   std::unique_ptr<server::DashboardServer> dashboard;
   std::string dashboard_token;
-  // A guest's: its host's dashboard ("http://HOST:PORT"), which shows its
-  // jobs; empty where the host serves none.
-  std::string host_dashboard;
+  // The dashboard's "http://HOST:PORT": this one's, or a guest's host's
+  // (which shows the guest's jobs); empty without one.
+  std::string dashboard_base;
   std::unique_ptr<worker::Agent> agent;
   std::thread agent_thread;
   bool stopped = false;
@@ -268,15 +268,13 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Start(
     s.dashboard = std::make_unique<server::DashboardServer>(
         s.coordinator.get(), s.dashboard_auth.get(), dopts);
     LRTUNE_RETURN_IF_ERROR(s.dashboard->Start());
+    const std::string& address = options.dashboard_listen;
+    s.dashboard_base =
+        absl::StrCat("http://", address.substr(0, address.rfind(':')), ":",
+                     s.dashboard->port());
   }
-  LiveService published;
-  published.target = s.target;
-  published.hosts_guests = options.host_guests;
-  if (s.dashboard != nullptr) {
-    published.dashboard = DashboardBase(s);
-    published.dashboard_token = s.dashboard_token;
-  }
-  Publish(s.lock_fd, published);
+  Publish(s.lock_fd, LiveService{s.target, options.host_guests,
+                                 s.dashboard_base, s.dashboard_token});
   if (options.devices.empty()) return service;  // the coordinator alone
 
   LRTUNE_RETURN_IF_ERROR(StartWorker(s, "embedded"));
@@ -294,7 +292,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedService>> EmbeddedService::Join(
   auto state = std::make_unique<State>();
   state->options = options;
   state->target = host.target;
-  state->host_dashboard = host.dashboard;
+  state->dashboard_base = host.dashboard;
   state->dashboard_token = host.dashboard_token;
   std::unique_ptr<EmbeddedService> service(
       new EmbeddedService(std::move(state)));
@@ -348,17 +346,8 @@ const std::string& EmbeddedService::target() const { return state_->target; }
 
 std::string EmbeddedService::DashboardUrl(const std::string& job_id) const {
   const State& s = *state_;
-  if (s.dashboard != nullptr) {
-    return DashboardLink(DashboardBase(s), s.dashboard_token, job_id);
-  }
-  if (s.host_dashboard.empty()) return "";
-  return DashboardLink(s.host_dashboard, s.dashboard_token, job_id);
-}
-
-std::string EmbeddedService::DashboardBase(const State& s) {
-  const std::string& address = s.options.dashboard_listen;
-  return absl::StrCat("http://", address.substr(0, address.rfind(':')), ":",
-                      s.dashboard->port());
+  if (s.dashboard_base.empty()) return "";
+  return DashboardLink(s.dashboard_base, s.dashboard_token, job_id);
 }
 
 void EmbeddedService::Shutdown() {
@@ -398,8 +387,8 @@ LiveService FindLiveService(const std::string& db_path) {
   if (n <= 0) return {};
   // Whole lines only: a reader racing the holder's write sees none yet.
   std::string content(buf, static_cast<size_t>(n));
-  content.erase(
-      content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1);
+  const size_t last = content.rfind('\n');
+  content.erase(last == std::string::npos ? 0 : last + 1);
   std::vector<std::string> lines =
       absl::StrSplit(content, '\n', absl::SkipEmpty());
   if (lines.empty()) return {};

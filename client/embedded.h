@@ -120,8 +120,6 @@ class EmbeddedService {
   explicit EmbeddedService(std::unique_ptr<State> state);
   // Starts the worker agent on s.options.devices, registered at s.target.
   static absl::Status StartWorker(State& s, const std::string& hostname);
-  // "http://HOST:PORT" of the dashboard s serves.
-  static std::string DashboardBase(const State& s);
   std::unique_ptr<State> state_;
 };
 

@@ -148,15 +148,22 @@ void Prepare(grpc::ClientContext& context, const ClientOptions& options,
   }
 }
 
+// ClientOptions::max_attempts for a job `request` (RangeTestRequest,
+// SubmitJobRequest) that names none.
+template <typename Request>
+void DefaultAttempts(const ClientOptions& options, Request& request) {
+  if (options.max_attempts > 0 && !request.has_max_attempts()) {
+    request.set_max_attempts(options.max_attempts);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<v1::Job> Client::RangeTest(const v1::RangeTestRequest& request,
                                           const EventCallback& on_event) {
   v1::RangeTestRequest sent = request;
   if (sent.request_id().empty()) sent.set_request_id(RandomRequestId());
-  if (options_.max_attempts > 0 && !sent.has_max_attempts()) {
-    sent.set_max_attempts(options_.max_attempts);
-  }
+  DefaultAttempts(options_, sent);
   grpc::ClientContext context;
   Prepare(context, options_, /*unary=*/false);
   std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader =
@@ -253,9 +260,7 @@ absl::StatusOr<v1::Job> Client::SubmitJob(const v1::SubmitJobRequest& request) {
   Prepare(context, options_, /*unary=*/true);
   v1::Job job;
   v1::SubmitJobRequest sent = request;
-  if (options_.max_attempts > 0 && !sent.has_max_attempts()) {
-    sent.set_max_attempts(options_.max_attempts);
-  }
+  DefaultAttempts(options_, sent);
   grpc::Status status = stubs_->lrtune->SubmitJob(&context, sent, &job);
   LRTUNE_RETURN_IF_ERROR(FromGrpc(status, target_, "SubmitJob", options_));
   return job;

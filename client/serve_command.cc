@@ -101,13 +101,15 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
     return ExitCodeOf(found.status());
   }
   const std::unique_ptr<client::EmbeddedService>& service = found->service;
-  const client::LiveService& holder = found->holder;
-  const std::string& host = holder.target;
+  // Another serve's (`host`), or this one's.
+  const std::string& host = found->holder.target;
+  const std::string target = host.empty() ? service->target() : host;
+  const std::string url =
+      !opts.ui       ? ""
+      : host.empty() ? service->DashboardUrl()
+                     : client::DashboardLink(found->holder.dashboard,
+                                             found->holder.dashboard_token, "");
   if (opts.dashboard) {
-    const std::string url =
-        host.empty() ? service->DashboardUrl()
-                     : client::DashboardLink(holder.dashboard,
-                                             holder.dashboard_token, "");
     out << url << std::endl;
     if (!host.empty()) {
       err << "lrtune dashboard: another lrtune serves " << options.db_path
@@ -117,18 +119,14 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
     err << "lrtune dashboard: the jobs of " << options.db_path
         << " at the address above (range-test, grid, submit, advise and "
            "Python sessions on this store run through it); Ctrl-C stops it\n";
-  } else if (!host.empty()) {
-    err << "lrtune serve: " << options.db_path
-        << " is served by another lrtune serve; its target is this one's "
-           "until it ends\n";
-    out << host << std::endl;
-    if (opts.ui) {
-      out << client::DashboardLink(holder.dashboard, holder.dashboard_token, "")
-          << std::endl;
-    }
   } else {
-    out << service->target() << std::endl;
-    if (opts.ui) out << service->DashboardUrl() << std::endl;
+    if (!host.empty()) {
+      err << "lrtune serve: " << options.db_path
+          << " is served by another lrtune serve; its target is this one's "
+             "until it ends\n";
+    }
+    out << target << std::endl;
+    if (opts.ui) out << url << std::endl;
   }
 
   // Whichever comes first ends the service; the other thread is left

@@ -13,9 +13,9 @@ store at a time: a second Python process on the same store uses the first
 one's service (its `lrtune serve` prints that one's target) until the
 first ends, and then starts its own on next use. Meanwhile `lrtune jobs`,
 `watch JOB` and `cancel JOB` in a terminal reach the running service, and
-`lrtune range-test` there runs its job through it. With ui=True it also serves the web
-dashboard on 127.0.0.1 (`lrtune serve --ui`); `dashboard_url` is its
-address, token included.
+`lrtune range-test` there runs its job through it. With ui=True it also
+serves the web dashboard on 127.0.0.1 (`lrtune serve --ui`);
+`dashboard_url` is its address, token included.
 """
 
 import atexit
