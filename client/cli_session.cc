@@ -294,11 +294,15 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(
   // that trains runs its job there where that is `lrtune serve` (a Python
   // session's, kept for hours; with --ui, one serving a dashboard, which
   // shows the job), training it here as a guest, and otherwise waits for
-  // the holder's command to end.
+  // the holder's command to end; with --ui, a host without a dashboard
+  // (it serves until its Python session ends) is an error to report, not
+  // one to wait out.
   absl::StatusOr<client::StartedOrHeld> started = client::StartOrFindHolder(
-      options, settings.store_only ? client::HolderWanted::kAny
-               : settings.ui ? client::HolderWanted::kGuestHostWithDashboard
-                             : client::HolderWanted::kGuestHost);
+      options,
+      settings.store_only ? client::HolderWanted::kAny
+      : settings.ui       ? client::HolderWanted::kGuestHostWithDashboard
+                          : client::HolderWanted::kGuestHost,
+      client::OtherHost::kFail);
   const client::LiveService& holder =
       started.ok() ? started->holder : client::LiveService();
   const std::string& host = holder.target;

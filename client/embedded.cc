@@ -435,7 +435,8 @@ std::string DashboardLink(const std::string& base, const std::string& token,
 }
 
 absl::StatusOr<StartedOrHeld> StartOrFindHolder(EmbeddedOptions options,
-                                                HolderWanted want) {
+                                                HolderWanted want,
+                                                OtherHost other_host) {
   const bool wait = options.wait_for_lock;
   options.wait_for_lock = false;
   for (int tries = 0;; ++tries) {
@@ -450,6 +451,14 @@ absl::StatusOr<StartedOrHeld> StartOrFindHolder(EmbeddedOptions options,
          (want == HolderWanted::kGuestHost || !holder.dashboard.empty()));
     if (!holder.target.empty() && wanted) {
       return StartedOrHeld{nullptr, std::move(holder)};
+    }
+    if (holder.hosts_guests && other_host == OtherHost::kFail) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          options.db_path,
+          " is served without a dashboard by another process's `lrtune "
+          "serve` (as a Python session runs it), which keeps it until its "
+          "client ends: without --ui (ui=True) jobs run through it; for the "
+          "dashboard, start `lrtune dashboard` before that session"));
     }
     // A holder that serves, but not as wanted, or a second gone by.
     if (!holder.target.empty() || tries == 50) {

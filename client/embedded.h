@@ -143,6 +143,12 @@ enum class HolderWanted {
   kGuestHost,              // one that hosts guests
   kGuestHostWithDashboard  // one that hosts guests and serves a dashboard
 };
+// A holder that hosts guests but not as `want` asks (no dashboard): it
+// serves until its client ends, which may be hours away.
+enum class OtherHost {
+  kWait,  // wait for it to end where options.wait_for_lock
+  kFail   // FailedPrecondition saying so, at once
+};
 struct StartedOrHeld {
   std::unique_ptr<EmbeddedService> service;  // this process's, or null
   LiveService holder;                        // else the holder's
@@ -151,10 +157,11 @@ struct StartedOrHeld {
 // second without waiting, since the holder publishes itself a few ms after
 // it takes the lock and one that ends meanwhile frees the store. A holder
 // `want` does not accept (or none published): Start waiting for the store
-// where options.wait_for_lock, else FailedPrecondition naming it. Errors:
-// Start's.
+// where options.wait_for_lock (and, for a host, `other_host` is kWait),
+// else FailedPrecondition naming it. Errors: Start's.
 absl::StatusOr<StartedOrHeld> StartOrFindHolder(EmbeddedOptions options,
-                                                HolderWanted want);
+                                                HolderWanted want,
+                                                OtherHost other_host);
 
 // The store of the embedded mode: $XDG_DATA_HOME/lrtune/jobs.db, else
 // $HOME/.local/share/lrtune/jobs.db, else ./lrtune-jobs.db.

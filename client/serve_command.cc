@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <iostream>
 #include <thread>
@@ -62,6 +63,33 @@ CLI::App* AddDashboardCommand(CLI::App& app, ServeOptions& opts) {
   return cmd;
 }
 
+namespace {
+
+// What ends the serve: stdin's end (the parent that started it exited, for
+// `serve`), a signal, or the host it stands in for ending. The first to
+// come wins; before the service runs (while it waits for the store) it
+// ends the process at once, as the signal would have without the mask.
+class Stopper {
+ public:
+  void MarkServing() { state_.store(kServing); }
+  // It failed to start, and returns its own exit code.
+  void MarkFailed() { state_.store(kFailed); }
+  void Stop(int exit_code_if_waiting) {
+    const int state = state_.load();
+    if (state == kWaiting) _exit(exit_code_if_waiting);
+    if (state == kServing && !stopping_.exchange(true)) stopped_.Notify();
+  }
+  void Wait() const { stopped_.WaitForNotification(); }
+
+ private:
+  enum { kWaiting, kServing, kFailed };
+  std::atomic<int> state_{kWaiting};
+  std::atomic<bool> stopping_{false};
+  lrtune::Notification stopped_;
+};
+
+}  // namespace
+
 int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
 #ifndef LRTUNE_EMBEDDED
   (void)opts;
@@ -78,6 +106,29 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // The threads that end it start first: a serve that waits for the
+  // store (held by an embedded range-test, or by a serve whose dashboard
+  // `lrtune dashboard` waits to take over) still ends on Ctrl-C, or when
+  // its parent exits. They are left blocked and end with the process.
+  static Stopper* const stopper = new Stopper;
+  // A person's dashboard stops on Ctrl-C alone: its stdin may be anything
+  // (a terminal, /dev/null in the background).
+  if (!opts.dashboard) {
+    std::thread([] {
+      char buffer[256];
+      while (true) {
+        const ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
+        if (n == 0 || (n < 0 && errno != EINTR)) break;
+      }
+      stopper->Stop(kExitOk);
+    }).detach();
+  }
+  std::thread([signals] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    stopper->Stop(128 + signal);
+  }).detach();
+
   client::EmbeddedOptions options;
   options.db_path =
       opts.db_path.empty() ? client::DefaultDbPath() : opts.db_path;
@@ -91,15 +142,21 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
   // service is this one's too: its target is printed (with --ui its
   // dashboard's address too, where it serves one) and this process waits,
   // as if it served, until it is told to stop or that one ends (then the
-  // client starts a serve of its own).
+  // client starts a serve of its own). A host without a dashboard: `lrtune
+  // dashboard` waits for it to end, `serve --ui` (a Python session's
+  // connect(ui=True)) says so and fails rather than block its script.
   absl::StatusOr<client::StartedOrHeld> found = client::StartOrFindHolder(
-      options, opts.ui ? client::HolderWanted::kGuestHostWithDashboard
-                       : client::HolderWanted::kGuestHost);
+      options,
+      opts.ui ? client::HolderWanted::kGuestHostWithDashboard
+              : client::HolderWanted::kGuestHost,
+      opts.dashboard ? client::OtherHost::kWait : client::OtherHost::kFail);
   const char* const name = opts.dashboard ? "dashboard" : "serve";
   if (!found.ok()) {
+    stopper->MarkFailed();
     err << "lrtune " << name << ": " << found.status().message() << "\n";
     return ExitCodeOf(found.status());
   }
+  stopper->MarkServing();
   const std::unique_ptr<client::EmbeddedService>& service = found->service;
   // Another serve's (`host`), or this one's.
   const std::string& host = found->holder.target;
@@ -129,26 +186,6 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
     if (opts.ui) out << url << std::endl;
   }
 
-  // Whichever comes first ends the service; the other thread is left
-  // blocked and ends with the process.
-  static lrtune::Notification* const stop = new lrtune::Notification;
-  // A person's dashboard stops on Ctrl-C alone: its stdin may be anything
-  // (a terminal, /dev/null in the background).
-  if (!opts.dashboard) {
-    std::thread([] {
-      char buffer[256];
-      while (true) {
-        const ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
-        if (n == 0 || (n < 0 && errno != EINTR)) break;
-      }
-      if (!stop->HasBeenNotified()) stop->Notify();
-    }).detach();
-  }
-  std::thread([signals] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    if (!stop->HasBeenNotified()) stop->Notify();
-  }).detach();
   if (!host.empty()) {
     // The host ending ends this one: nothing answers at its target now.
     const std::string db = options.db_path;
@@ -156,10 +193,10 @@ int RunServe(const ServeOptions& opts, std::ostream& out, std::ostream& err) {
       while (client::LiveServiceTarget(db) == host) {
         absl::SleepFor(absl::Milliseconds(100));
       }
-      if (!stop->HasBeenNotified()) stop->Notify();
+      stopper->Stop(kExitOk);
     }).detach();
   }
-  stop->WaitForNotification();
+  stopper->Wait();
   if (service != nullptr) service->Shutdown();
   return kExitOk;
 #endif

@@ -296,6 +296,30 @@ orphan_failed() {
   return 1
 }
 check "the killed guest's job fails when its lease lapses" orphan_failed
+# With --ui, a serve without a dashboard (kept for a whole Python session)
+# is reported at once, not waited out.
+timeout 20 "$BIN" range-test "${SMALL[@]}" --steps 20 --ui >"$tmp/out" 2>"$tmp/err"
+check "range-test --ui while serve without a dashboard holds the store exits 1" \
+  test "$?" = 1
+check "it says the store's service has no dashboard and how to get one" \
+  grep -q "jobs.db is served without a dashboard by another process's \`lrtune serve\`.*start \`lrtune dashboard\` before that session" "$tmp/err"
+# lrtune dashboard waits for such a store, and Ctrl-C (or a SIGTERM) ends
+# the wait at once.
+"$BIN" dashboard </dev/null >"$tmp/dash.out" 2>"$tmp/dash.err" &
+dash_pid=$!
+waits() {
+  for _ in $(seq 100); do
+    grep -q "waiting for another embedded lrtune" "$tmp/dash.err" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+check "lrtune dashboard waits while serve holds the store" waits
+kill -TERM "$dash_pid"
+timeout 5 tail --pid="$dash_pid" -f /dev/null
+check "a SIGTERM ends the waiting dashboard within 5 s" test "$?" = 0
+wait "$dash_pid"
+check "with status 128 + SIGTERM" test "$?" = 143
 exec 3>&-  # serve ends
 wait "$serve_pid"
 check "serve ends when its stdin closes" test "$?" = 0

@@ -63,7 +63,9 @@ def connect(server: Optional[str] = None, *, token: Optional[str] = None,
             db: Optional[str] = None, ui: bool = False) -> Connection:
     """A Connection to `server`, or to this process's embedded service
     (started on first use; `db` is its job store, default the CLI's; `ui`
-    serves its web dashboard on 127.0.0.1, at Connection.dashboard_url)."""
+    serves its web dashboard on 127.0.0.1, at Connection.dashboard_url).
+    With `ui`, a store that another process's embedded service holds
+    without a dashboard raises RuntimeError at once, naming it."""
     server = server or os.environ.get("LRTUNE_SERVER") or None
     if ui and server is not None:
         raise ValueError("ui serves the embedded service's dashboard; with a "

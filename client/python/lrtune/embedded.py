@@ -15,13 +15,18 @@ first ends, and then starts its own on next use. Meanwhile `lrtune jobs`,
 `watch JOB` and `cancel JOB` in a terminal reach the running service, and
 `lrtune range-test` there runs its job through it. With ui=True it also
 serves the web dashboard on 127.0.0.1 (`lrtune serve --ui`);
-`dashboard_url` is its address, token included.
+`dashboard_url` is its address, token included. A service that another
+process started without the dashboard cannot gain one: ui=True then fails
+at once (RuntimeError), saying so, rather than wait for that process.
+Its messages (stderr) reach this process's sys.stderr.
 """
 
 import atexit
+import collections
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from typing import Optional
 
@@ -49,16 +54,36 @@ class EmbeddedService:
         if ui:
             args.append("--ui")
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE)
+                                      stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE)
+        # Its messages go on to this process's sys.stderr (a notebook's
+        # cell shows them, where the inherited fd 2 would not), and the
+        # last few into the error when it fails to start.
+        self._messages = collections.deque(maxlen=20)
+        self._relay = threading.Thread(target=self._relay_stderr,
+                                       daemon=True)
+        self._relay.start()
         line = self._proc.stdout.readline().decode().strip()
         if not line.startswith("unix:"):
             rc = self._proc.wait()
+            self._relay.join(timeout=5)
+            said = "\n".join(self._messages) or "(it said nothing)"
             raise RuntimeError(f"`{' '.join(args)}` exited with {rc} before "
-                               "serving (its message is above)")
+                               f"serving: {said}")
         self.target = line
         self.db = db
         self.dashboard_url = (self._proc.stdout.readline().decode().strip()
                               if ui else None)
+
+    def _relay_stderr(self):
+        for raw in self._proc.stderr:
+            text = raw.decode(errors="replace").rstrip("\n")
+            self._messages.append(text)
+            try:
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):  # sys.stderr closed at exit
+                pass
 
     def ended(self) -> bool:
         """Whether its `lrtune serve` has exited."""

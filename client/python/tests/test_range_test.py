@@ -525,6 +525,36 @@ class TwoSessionsTest(unittest.TestCase):
             for job in (a["job"], b["job"], c["job"]):
                 self.assertRegex(jobs, rf"(?m)^{job} +range-test succeeded")
 
+    def test_ui_on_a_store_served_without_a_dashboard_fails_at_once(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "jobs.db")
+            env = dict(os.environ, XDG_RUNTIME_DIR=tmp)
+            # A serve without the dashboard, as a session without ui keeps.
+            host = subprocess.Popen([BIN, "serve", "--db", db],
+                                    stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, env=env)
+            try:
+                self.assertTrue(host.stdout.readline().startswith(b"unix:"))
+                # Waiting for that session to end would time out here.
+                late = subprocess.run(
+                    [sys.executable, "-c",
+                     "import sys, lrtune; lrtune.connect(db=sys.argv[1], "
+                     "ui=True)", db],
+                    capture_output=True, text=True, env=env, timeout=60)
+                self.assertNotEqual(late.returncode, 0)
+                # The exception carries serve's reason and the way out.
+                self.assertRegex(
+                    late.stderr,
+                    r"RuntimeError: .* exited with 2 before serving: lrtune "
+                    r"serve: .*jobs\.db is served without a dashboard by "
+                    r"another process's `lrtune serve`.*start `lrtune "
+                    r"dashboard` before that session")
+                self.assertIsNone(host.poll())  # the host serves on
+            finally:
+                host.stdin.close()
+                self.assertEqual(host.wait(timeout=60), 0)
+                host.stdout.close()
+
 
 @unittest.skipUnless(BIN, "LRTUNE_BIN is not set")
 class DashboardAndTerminalTest(unittest.TestCase):
