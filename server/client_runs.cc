@@ -356,11 +356,8 @@ absl::StatusOr<v1::EndRunResponse> Coordinator::EndRun(
   if (request.run_id().empty()) {
     return absl::InvalidArgumentError("run_id is required");
   }
-  if (request.failure().size() > kMaxFailureBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("failure must be at most ", kMaxFailureBytes,
-                     " bytes, got ", request.failure().size()));
-  }
+  LRTUNE_RETURN_IF_ERROR(
+      CheckTextBytes("failure", request.failure(), kMaxFailureBytes));
   const std::string job_id = JobStore::JobOfTask(request.run_id());
   if (job_id.empty()) {
     return absl::NotFoundError(

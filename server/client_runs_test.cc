@@ -480,6 +480,15 @@ TEST_F(ClientRunsTest, CancelStopsTheRunsAndEndRunEndsEarlyOrFails) {
   v1::EndRunRequest fail;
   fail.set_run_id(f0->run_id());
   fail.set_attempt_id(f0->attempt_id());
+  // A failure longer than the store keeps is refused, and fails nothing.
+  fail.set_failure(std::string(4097, 'x'));
+  absl::StatusOr<v1::EndRunResponse> too_long =
+      coordinator_->EndRun("alice", fail);
+  EXPECT_EQ(too_long.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(too_long.status().message(),
+                       "failure must be at most 4096 bytes, got 4097"))
+      << too_long.status();
+  EXPECT_EQ(Get(failing).state(), v1::JOB_STATE_RUNNING);
   fail.set_failure("CUDA out of memory");
   ASSERT_TRUE(coordinator_->EndRun("alice", fail).ok());
   const v1::Job failed = Get(failing);

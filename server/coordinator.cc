@@ -331,17 +331,19 @@ absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobsOf(
   return response;
 }
 
+absl::Status Coordinator::CheckTextBytes(const char* field,
+                                         const std::string& value, size_t max) {
+  if (value.size() <= max) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, " must be at most ", max, " bytes, got ", value.size()));
+}
+
 absl::StatusOr<v1::Job> Coordinator::CancelJob(
     const std::string& owner, const v1::CancelJobRequest& request) {
   if (request.job_id().empty()) {
     return absl::InvalidArgumentError("job_id is required");
   }
-  constexpr size_t kMaxReason = 1024;
-  if (request.reason().size() > kMaxReason) {
-    return absl::InvalidArgumentError(absl::StrCat("reason must be at most ",
-                                                   kMaxReason, " bytes, got ",
-                                                   request.reason().size()));
-  }
+  LRTUNE_RETURN_IF_ERROR(CheckTextBytes("reason", request.reason(), 1024));
   LRTUNE_RETURN_IF_ERROR(
       store_->CancelJob(request.job_id(), owner, request.reason()));
   absl::StatusOr<std::vector<CancelTarget>> targets = store_->TasksToCancel();

@@ -149,6 +149,11 @@ class Coordinator {
   BackgroundRunner* runner() { return &runner_; }
 
  private:
+  // OK, or InvalidArgument "`field` must be at most `max` bytes, got N":
+  // the one rule for a request's free text (a cancel's reason, a client
+  // run's failure), which the store keeps in its events.
+  static absl::Status CheckTextBytes(const char* field,
+                                     const std::string& value, size_t max);
   absl::StatusOr<v1::Job> BuildJob(const JobRecord& record);
   absl::StatusOr<JobRecord> OwnedJob(const std::string& owner,
                                      const std::string& job_id);
