@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "client/commands.h"
@@ -24,6 +26,27 @@ int ExitNow(int rc) {
   std::fflush(nullptr);
   _exit(rc);
 #endif
+}
+
+// A parse error's line, naming the command whose flags were being read
+// and its --help; a first word that is no command is named as such.
+std::string UsageError(const CLI::App& app, int argc, char** argv,
+                       const std::string& what) {
+  const std::vector<const CLI::App*> parsed =
+      app.get_subcommands([](const CLI::App* cmd) { return cmd->parsed(); });
+  if (!parsed.empty()) {
+    const std::string name = "lrtune " + parsed.front()->get_name();
+    return name + ": " + what + " (see " + name + " --help)";
+  }
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string names;
+    for (const CLI::App* cmd : app.get_subcommands({})) {
+      names += (names.empty() ? "" : ", ") + cmd->get_name();
+    }
+    return std::string("lrtune: unknown command '") + argv[1] +
+           "'; the commands: " + names + " (see lrtune --help)";
+  }
+  return "lrtune: " + what + " (see lrtune --help)";
 }
 
 }  // namespace
@@ -59,7 +82,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "lrtune: " << e.what() << " (see lrtune --help)\n";
+    std::cerr << UsageError(app, argc, argv, e.what()) << "\n";
     return lrtune::kExitUsage;
   }
   if (schedule_cmd->parsed()) {

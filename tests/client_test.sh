@@ -363,6 +363,14 @@ run range-test "${SMALL[@]}" --steps 0
 check "--steps 0 exits 2" test "$rc" = 2
 check "--steps 0 names the flag" grep -q -- "--steps must be in \[2, 1000000\], got 0" "$tmp/err"
 check "--steps 0 is one line" test "$(lines "$tmp/err")" = 1
+run range-test --steps abc
+check "a flag that does not parse exits 2" test "$rc" = 2
+check "it names the command and its --help" grep -qx \
+  "lrtune range-test: Could not convert: --steps = abc (see lrtune range-test --help)" "$tmp/err"
+run frobnicate
+check "an unknown command exits 2" test "$rc" = 2
+check "it is named, with the commands there are" grep -q \
+  "^lrtune: unknown command 'frobnicate'; the commands: schedule, analyze, range-test, .*dashboard (see lrtune --help)$" "$tmp/err"
 run range-test --dataset 'no such!'
 check "--dataset 'no such!' exits 2" test "$rc" = 2
 check "--dataset 'no such!' names the flag and value" grep -q -- "--dataset must be one of .*'no such!'" "$tmp/err"
