@@ -101,7 +101,8 @@ std::string EnumNames(const google::protobuf::EnumDescriptor& e) {
 
 // Rewrites every enum given by a lowercase name in `j` (a `d` message) to
 // the proto's name, so protobuf's JSON parser reads it. InvalidArgument
-// names the field path, the value and the valid names.
+// names the field path, the value and the valid names; for a key that is
+// no field there (a misspelling, a level left out), the fields there are.
 absl::Status CanonicalEnums(nlohmann::json& j,
                             const google::protobuf::Descriptor& d,
                             const std::string& path) {
@@ -109,8 +110,17 @@ absl::Status CanonicalEnums(nlohmann::json& j,
   for (auto& [key, value] : j.items()) {
     const google::protobuf::FieldDescriptor* f = d.FindFieldByName(key);
     if (f == nullptr) f = d.FindFieldByCamelcaseName(key);
-    if (f == nullptr) continue;  // protobuf names the unknown field
     const std::string name = path.empty() ? key : absl::StrCat(path, ".", key);
+    if (f == nullptr) {
+      std::vector<std::string> fields;
+      for (int i = 0; i < d.field_count(); ++i) {
+        fields.push_back(d.field(i)->name());
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, " is not a field; the fields ",
+          path.empty() ? "of a job spec" : absl::StrCat("of ", path), ": ",
+          absl::StrJoin(fields, ", ")));
+    }
     // `field`: the element's path, with its index in a list
     // (grid.grid.axes[0].schedules.values[1].kind), as protobuf's own
     // messages name it.

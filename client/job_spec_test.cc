@@ -96,5 +96,24 @@ TEST(JobSpec, AnUnknownNameInAListNamesItsIndex) {
                                   "values[1].kind must be one of "));
 }
 
+TEST(JobSpec, AKeyThatIsNoFieldIsNamedWithTheFieldsThere) {
+  // A level left out: `axes` belongs to grid.grid.
+  auto r = Yaml("grid: {axes: [{budgets: {values: [{epochs: 1}]}}]}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()),
+              testing::MatchesRegex("spec.yaml: grid.axes is not a field; the "
+                                    "fields of grid: run, .*grid.*"));
+  auto top = Yaml("range_tset: {steps: 10}");
+  ASSERT_FALSE(top.ok());
+  EXPECT_THAT(
+      std::string(top.status().message()),
+      testing::MatchesRegex("spec.yaml: range_tset is not a field; "
+                            "the fields of a job spec: .*range_test.*"));
+  // JSON's camelCase names are fields too.
+  EXPECT_TRUE(ParseJobSpec(R"({"rangeTest": {"rangeTest": {"steps": 10}}})",
+                           /*json=*/true, "spec.json")
+                  .ok());
+}
+
 }  // namespace
 }  // namespace lrtune
