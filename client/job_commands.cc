@@ -148,7 +148,7 @@ int SubmitAndFollow(
   absl::StatusOr<v1::Job> job = client.SubmitJob(*request);
   if (!job.ok()) {
     session.Stop();  // the message goes to the terminal, not the log
-    return Fail(cmd, job.status(), err);
+    return Fail(cmd, session.Explain(job.status()), err);
   }
   if (opts.detach) {
     out << (opts.json ? Json(*job) : job->job_id()) << "\n";
@@ -198,7 +198,9 @@ int SubmitAndFollow(
       opts.ui && final_job.ok() && !session.interrupted() ? &session : nullptr,
       cmd, out);
   if (!keep.active()) session.Stop();  // fd 2 is the terminal again
-  if (!final_job.ok()) return Fail(cmd, final_job.status(), err);
+  if (!final_job.ok()) {
+    return Fail(cmd, session.Explain(final_job.status()), err);
+  }
   if (session.interrupted() && final_job->state() == v1::JOB_STATE_CANCELLED) {
     err << "lrtune " << cmd << ": interrupted; job " << final_job->job_id()
         << " cancelled\n";

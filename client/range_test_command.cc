@@ -470,6 +470,8 @@ int RunRangeTest(const RangeTestOptions& opts, std::ostream& out,
         report.Add(event);
         if (progress) report.DrawProgress(*term);
       });
+  // The holder of a store whose service ran the job, gone: said so.
+  if (!job.ok()) job = session.Explain(job.status());
   const double wall = absl::ToDoubleSeconds(absl::Now() - start);
   if (progress) report.ClearProgress(*term);
   KeepDashboard keep(

@@ -357,6 +357,23 @@ check "it prints the first one's address" test "$(head -1 "$tmp/out")" = "$url"
 kill -INT "$dash_pid"
 wait "$dash_pid"
 check "Ctrl-C stops lrtune dashboard, exit 0" test "$?" = 0
+# A host killed while a guest trains: the guest says its host is gone
+# (exit 4) instead of waiting on it.
+"$BIN" dashboard </dev/null >"$tmp/dash2.out" 2>"$tmp/dash2.err" &
+dash_pid=$!
+check "a new lrtune dashboard starts" printed "$tmp/dash2.out"
+check "a long guest run starts under it" start_long_run "$tmp/out" "$tmp/err"
+kill -KILL "$dash_pid"
+wait "$dash_pid" 2>/dev/null
+timeout 60 tail --pid="$pid" -f /dev/null
+check "the guest ends once its host is killed" test "$?" = 0
+wait "$pid"
+check "with exit 4" test "$?" = 4
+check "saying the store's lrtune stopped answering" grep -q \
+  "^lrtune range-test: the lrtune that was using .*jobs.db stopped answering (it ended, or was killed)" "$tmp/err"
+run range-test "${SMALL[@]}" --steps 20
+check "the next embedded run cancels the job the killed host left" \
+  grep -q "cancelled job .* left unfinished" "$tmp/err"
 
 # --- usage errors: exit 2, one line naming the flag ---
 run range-test "${SMALL[@]}" --steps 0
