@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "lrtune: learning-rate range tests, schedules and their analysis.\n"
       "Run `lrtune COMMAND --help` for a command's flags."};
+  app.name("lrtune");  // not argv[0]'s path in the usage line
   app.require_subcommand(1);
   app.set_version_flag("--version", "lrtune 0.1.0");
 
@@ -73,6 +74,10 @@ int main(int argc, char** argv) {
   lrtune::ServeOptions dashboard;
   CLI::App* dashboard_cmd = lrtune::AddDashboardCommand(app, dashboard);
 
+  if (argc == 1) {  // what a first try without arguments wants to see
+    std::cerr << app.help();
+    return lrtune::kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -130,6 +130,11 @@ check "non-numeric flag names it" \
   grep -q -- "--gamma: 'fast' is not a number" "$tmp/err"
 run schedule --kind step --no-such-flag 3
 check "unknown flag exits 2" test "$rc" = 2
+run
+check "no command at all exits 2" test "$rc" = 2
+check "and prints the help, the commands in it" \
+  grep -q "^Usage: lrtune \[OPTIONS\] SUBCOMMAND$" "$tmp/err"
+check "the help lists range-test" grep -q "^  range-test " "$tmp/err"
 
 # --- analyze: a clean U-shaped curve (min near lr 1e-2, diverges after) ---
 $PY - "$tmp/curve.csv" <<'PYEOF'
