@@ -9,6 +9,7 @@
 
 #include "CLI/CLI.hpp"
 #include "client/commands.h"
+#include "core/flag_errors.h"
 
 namespace {
 
@@ -35,8 +36,7 @@ std::string UsageError(const CLI::App& app, int argc, char** argv,
   const std::vector<const CLI::App*> parsed =
       app.get_subcommands([](const CLI::App* cmd) { return cmd->parsed(); });
   if (!parsed.empty()) {
-    const std::string name = "lrtune " + parsed.front()->get_name();
-    return name + ": " + what + " (see " + name + " --help)";
+    return lrtune::FlagErrorLine("lrtune " + parsed.front()->get_name(), what);
   }
   if (argc > 1 && argv[1][0] != '-') {
     std::string names;
@@ -46,7 +46,7 @@ std::string UsageError(const CLI::App& app, int argc, char** argv,
     return std::string("lrtune: unknown command '") + argv[1] +
            "'; the commands: " + names + " (see lrtune --help)";
   }
-  return "lrtune: " + what + " (see lrtune --help)";
+  return lrtune::FlagErrorLine("lrtune", what);
 }
 
 }  // namespace

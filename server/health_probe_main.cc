@@ -33,6 +33,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/flag_errors.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/wire_format_lite.h"
@@ -234,6 +235,7 @@ int main(int argc, char** argv) {
       "UNKNOWN, unknown --service, no health service); 2 usage error; 3 no "
       "answer (refused, unreachable, TLS handshake failed, timed out).\n"
       "No token is needed: lrtune-server answers health checks without one."};
+  app.name("lrtune-health");  // not argv[0]'s path in the usage line
   app.add_option("--addr", options.addr, "HOST:PORT of the server to ask")
       ->capture_default_str();
   app.add_option("--service", options.service,
@@ -250,11 +252,8 @@ int main(int argc, char** argv) {
                  "seconds to connect and get an answer")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);  // prints the help or the error
-    return code == 0 ? 0 : kUsage;
+  if (std::optional<int> exit = lrtune::ParseFlags(app, argc, argv)) {
+    return *exit;
   }
   return Run(options);
 }

@@ -24,12 +24,14 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/flag_errors.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -315,6 +317,7 @@ int Run(const Options& options) {
 int main(int argc, char** argv) {
   Options options;
   CLI::App app{"lrtune-server: the lrtune coordinator (LrTune + WorkerHub)"};
+  app.name("lrtune-server");  // not argv[0]'s path in the usage line
   app.add_option("--listen", options.listen, "host:port to serve on")
       ->capture_default_str();
   app.add_option("--db", options.db, "SQLite file of the job store")
@@ -363,6 +366,8 @@ int main(int argc, char** argv) {
                  "Chart.js file the dashboard serves (Debian's "
                  "libjs-chart.js)")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> exit = lrtune::ParseFlags(app, argc, argv)) {
+    return *exit;
+  }
   return Run(options);
 }

@@ -442,6 +442,17 @@ run range-test --model missing.pt
 check "--model missing.pt exits 2" test "$rc" = 2
 check "--model missing.pt names the file" grep -q "missing.pt" "$tmp/err"
 
+# --- the daemons' usage errors: exit 2, one line naming the program,
+# the flag and its --help, as the CLI's ---
+"$SERVER_BIN" --bogus >"$tmp/out" 2>"$tmp/err"
+check "lrtune-server --bogus exits 2" test "$?" = 2
+check "it names the flag and lrtune-server --help, in one line" grep -qx \
+  "lrtune-server: The following argument was not expected: --bogus (see lrtune-server --help)" "$tmp/err"
+"$WORKER_BIN" --threads many >"$tmp/out" 2>"$tmp/err"
+check "lrtune-worker --threads many exits 2" test "$?" = 2
+check "it names the flag and lrtune-worker --help" grep -qx \
+  "lrtune-worker: Could not convert: --threads = many (see lrtune-worker --help)" "$tmp/err"
+
 # --- unreachable: exit 4, one line naming the server ---
 run range-test "${SMALL[@]}" --server 127.0.0.1:1
 check "unreachable server exits 4" test "$rc" = 4

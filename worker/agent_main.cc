@@ -7,11 +7,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "core/flag_errors.h"
 #include "worker/agent.h"
 #include "worker/blas_core.h"
 #include "worker/engine.h"
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
   std::string token_file;
   std::string tls_ca_file;
   CLI::App app{"lrtune-worker: runs lrtune training tasks for a coordinator"};
+  app.name("lrtune-worker");  // not argv[0]'s path in the usage line
   app.add_option("--server", options.server, "Coordinator address HOST:PORT")
       ->required();
   app.add_option("--devices", devices,
@@ -73,7 +76,9 @@ int main(int argc, char** argv) {
                  "PEM CA certificates to verify the coordinator's TLS "
                  "certificate with (empty: plaintext)")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> exit = lrtune::ParseFlags(app, argc, argv)) {
+    return *exit;
+  }
 
   absl::StatusOr<std::vector<std::string>> parsed =
       lrtune::worker::ParseDevices(devices);
