@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,9 @@ std::string UsageError(const CLI::App& app, int argc, char** argv,
   return lrtune::FlagErrorLine("lrtune", what);
 }
 
+static_assert(lrtune::kFlagUsageExit == lrtune::kExitUsage,
+              "the daemons' usage exit is the CLI's");
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -78,17 +82,11 @@ int main(int argc, char** argv) {
     std::cerr << app.help();
     return lrtune::kExitUsage;
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::cerr << UsageError(app, argc, argv, e.what()) << "\n";
-    return lrtune::kExitUsage;
+  if (std::optional<int> exit =
+          lrtune::ParseFlags(app, argc, argv, [&](const std::string& what) {
+            return UsageError(app, argc, argv, what);
+          })) {
+    return *exit;
   }
   if (schedule_cmd->parsed()) {
     return lrtune::RunSchedule(schedule, std::cout, std::cerr);

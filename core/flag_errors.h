@@ -6,6 +6,7 @@
 #ifndef LRTUNE_CORE_FLAG_ERRORS_H_
 #define LRTUNE_CORE_FLAG_ERRORS_H_
 
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -23,8 +24,12 @@ inline std::string FlagErrorLine(const std::string& name,
 }
 
 // Parses `app` (named by app.name()); nullopt to go on, else the exit
-// code, with the help, version or error printed.
-inline std::optional<int> ParseFlags(CLI::App& app, int argc, char** argv) {
+// code, with the help, version or error printed: the error's line is
+// `error_line(what)` where given (a program with subcommands names the
+// one it was reading), else FlagErrorLine(app's name, what).
+inline std::optional<int> ParseFlags(
+    CLI::App& app, int argc, char** argv,
+    const std::function<std::string(const std::string&)>& error_line = {}) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -34,7 +39,9 @@ inline std::optional<int> ParseFlags(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << FlagErrorLine(app.get_name(), e.what()) << "\n";
+    std::cerr << (error_line ? error_line(e.what())
+                             : FlagErrorLine(app.get_name(), e.what()))
+              << "\n";
     return kFlagUsageExit;
   }
   return std::nullopt;

@@ -167,12 +167,7 @@ print(sqlite3.connect(sys.argv[1]).execute(
     "$XDG_DATA_HOME/lrtune/jobs.db"
 }
 wait_for_task() {
-  for _ in $(seq 300); do
-    grep -q "lrtune-worker: slot 0 (cpu): task" "$XDG_DATA_HOME/lrtune/embedded.log" \
-      2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
+  appears 30 "lrtune-worker: slot 0 (cpu): task" "$XDG_DATA_HOME/lrtune/embedded.log"
 }
 # start_long_run OUT ERR: an embedded range test that runs until stopped,
 # in the background ($pid); returns once its task has started.
@@ -199,14 +194,8 @@ check "get of the running job says how to follow it" \
   grep -q "^range test $live: running, 0/1 tasks done; lrtune watch $live follows it" "$tmp/out"
 "$BIN" watch "$live" --json >"$tmp/watch.out" 2>"$tmp/watch.err" &
 watcher=$!
-saw_points() {
-  for _ in $(seq 100); do
-    grep -q '"point"' "$tmp/watch.out" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-check "watch follows the running job's points" saw_points
+check "watch follows the running job's points" \
+  appears 10 '"point"' "$tmp/watch.out"
 run cancel "$live" --reason "seen enough"
 check "cancel of the running job exits 0" test "$rc" = 0
 check "cancel says cancelled" grep -q "job $live: cancelled" "$tmp/out"
@@ -238,7 +227,8 @@ live=$("$BIN" jobs | awk 'NR == 2 {print $1}')
 rm -f "$tmp/watch.out"
 "$BIN" watch "$live" --json >"$tmp/watch.out" 2>"$tmp/watch.err" &
 watcher=$!
-check "watch follows the run about to be killed" saw_points
+check "watch follows the run about to be killed" \
+  appears 10 '"point"' "$tmp/watch.out"
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
 wait "$watcher"
@@ -307,14 +297,8 @@ check "it says the store's service has no dashboard and how to get one" \
 # the wait at once.
 "$BIN" dashboard </dev/null >"$tmp/dash.out" 2>"$tmp/dash.err" &
 dash_pid=$!
-waits() {
-  for _ in $(seq 100); do
-    grep -q "waiting for another embedded lrtune" "$tmp/dash.err" && return 0
-    sleep 0.05
-  done
-  return 1
-}
-check "lrtune dashboard waits while serve holds the store" waits
+check "lrtune dashboard waits while serve holds the store" \
+  appears 5 "waiting for another embedded lrtune" "$tmp/dash.err"
 kill -TERM "$dash_pid"
 timeout 5 tail --pid="$dash_pid" -f /dev/null
 check "a SIGTERM ends the waiting dashboard within 5 s" test "$?" = 0
@@ -472,10 +456,7 @@ stop_service() {
   kill "$worker_pid" "$server_pid" 2>/dev/null
   wait "$worker_pid" "$server_pid" 2>/dev/null
 }
-for _ in $(seq 100); do
-  grep -q "listening" "$tmp/server.log" && break
-  sleep 0.1
-done
+appears 10 "listening" "$tmp/server.log"
 start=$(date +%s.%N)
 local_jobs() {
   $PY -c '
@@ -645,14 +626,8 @@ assert sorted(t["rank"] for t in job["trials"]) == [1, 2, 3, 4]' "$tmp/out"
 # ranking until Ctrl-C (exit 0).
 "$BIN" grid --spec "$tmp/small_grid.yaml" --ui >"$tmp/ui.out" 2>"$tmp/ui.err" &
 pid=$!
-stays_up() {
-  for _ in $(seq 900); do
-    grep -q "^lrtune grid: the dashboard stays up at http://127.0.0.1:" "$tmp/ui.err" && return 0
-    sleep 0.1
-  done
-  return 1
-}
-check "grid --ui keeps the dashboard up after the job" stays_up
+check "grid --ui keeps the dashboard up after the job" \
+  appears 90 "^lrtune grid: the dashboard stays up at http://127.0.0.1:" "$tmp/ui.err"
 check "grid --ui prints the grid's page" \
   grep -q "^lrtune grid: dashboard at http://127.0.0.1:[0-9]*/#/jobs/j-[0-9a-f]*?token=" "$tmp/ui.err"
 check "grid --ui printed the ranking before" grep -q "succeeded$" "$tmp/ui.out"

@@ -46,10 +46,7 @@ port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(
   --tls-cert "$tmp/server.pem" --tls-key "$tmp/server.key" \
   --tokens-file "$tmp/tokens" 2>"$tmp/server.log" &
 server_pid=$!
-for _ in $(seq 100); do
-  grep -q "listening" "$tmp/server.log" && break
-  sleep 0.1
-done
+appears 10 "listening" "$tmp/server.log"
 check "the server listens over TLS" grep -q "listening.*TLS" "$tmp/server.log"
 "$WORKER_BIN" --server "127.0.0.1:$port" --tls-ca "$tmp/ca.pem" \
   --token-file "$tmp/worker_tok" --threads 1 2>"$tmp/worker.log" &

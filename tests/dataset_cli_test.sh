@@ -111,10 +111,7 @@ server_pid=$!
   --data-dir "$tmp/pt/data" 2>"$tmp/worker.log" &
 worker_pid=$!
 trap 'kill "$worker_pid" "$server_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 200); do
-  grep -q "data sets: mine" "$tmp/worker.log" && break
-  sleep 0.1
-done
+appears 20 "data sets: mine" "$tmp/worker.log"
 check "the worker reports its set when it registers" \
   grep -q "data sets: mine" "$tmp/worker.log"
 check "the worker says why it left the broken set out" \

@@ -153,10 +153,7 @@ check "TLS against plaintext exits 3" test "$rc" = 3
 kill -TERM "$plain_pid"
 # The server notices the signal within 100 ms and logs it, then turns health
 # NOT_SERVING and stops accepting.
-for _ in $(seq 50); do
-  grep -q "shutting down" "$tmp/plain.log" && break
-  sleep 0.1
-done
+appears 5 "shutting down" "$tmp/plain.log"
 sleep 0.2
 run --addr "127.0.0.1:$plain_port" --timeout 2
 echo "a probe right after SIGTERM: exit $rc, $(cat "$tmp/err")"

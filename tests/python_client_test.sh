@@ -43,10 +43,7 @@ port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(
 "$SERVER_BIN" --listen "127.0.0.1:$port" --db "$tmp/server.db" \
   2>"$tmp/server.log" &
 server_pid=$!
-for _ in $(seq 100); do
-  grep -q "listening" "$tmp/server.log" && break
-  sleep 0.1
-done
+appears 10 "listening" "$tmp/server.log"
 check "the server listens" grep -q "listening" "$tmp/server.log"
 "$WORKER_BIN" --server "127.0.0.1:$port" --devices cpu --slots 1 --threads 1 \
   2>"$tmp/worker.log" &
