@@ -55,7 +55,9 @@ CLI::App* AddDashboardCommand(CLI::App& app, ServeOptions& opts) {
       "Ctrl-C: the jobs, their curves and rankings (docs/dashboard.md).\n"
       "While it runs, range-test, grid, submit and advise on the store (and\n"
       "Python sessions) run their jobs through it and show there live.\n"
-      "Prints the page's address, with its token.\n"
+      "Prints the page's address, with its token. Start it before Python\n"
+      "sessions: one that holds the store without a dashboard is waited\n"
+      "for (it says so; Ctrl-C ends the wait).\n"
       "Example: lrtune dashboard");
   cmd->add_option("--db", opts.db_path,
                   "job store (default $XDG_DATA_HOME/lrtune/jobs.db, as the\n"
