@@ -46,6 +46,17 @@ _RAMPS = _lowercase_names(schedule_pb2.RampShape)
 _METRICS = _lowercase_names(spec_pb2.RangeMetric)  # train_loss, val_loss, ...
 
 
+def _seed_list(seeds: Union[int, Sequence[int]]) -> List[int]:
+    """The seeds of a range test: a count N as [0, N), or the labels given.
+    An empty list would mean the server's default of one seed, so a count
+    below 1 or an empty list is refused (ValueError) rather than sent."""
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        raise ValueError("seeds must be a count >= 1 or a non-empty list of "
+                         f"seed labels, got {seeds!r}")
+    return seed_list
+
+
 class LrtuneError(Exception):
     """An RPC failed. `code` is the grpc.StatusCode (None when the failure is
     not an RPC status); `details` is the server's message."""
@@ -323,7 +334,7 @@ class Client:
                                loss=_LOSSES[loss], batch_size=batch_size,
                                device=spec_pb2.DeviceOptions(device=device,
                                                              threads=threads))
-        seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+        seed_list = _seed_list(seeds)
         rt = spec_pb2.RangeTestSpec(start_lr=start_lr, end_lr=end_lr, steps=steps,
                                     shape=_RAMPS[ramp], seeds=seed_list)
         if smoothing_beta is not None:

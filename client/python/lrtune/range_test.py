@@ -57,7 +57,7 @@ from typing import Optional, Sequence, Union
 import grpc
 
 from lrtune import _reporter
-from lrtune.client import JobFailedError, LrtuneError, RangeTestResult, _RAMPS, _result_from
+from lrtune.client import JobFailedError, LrtuneError, RangeTestResult, _RAMPS, _result_from, _seed_list
 from lrtune.connection import connect
 from lrtune.v1 import client_run_pb2, jobs_pb2, lrtune_pb2, spec_pb2
 
@@ -126,6 +126,7 @@ class RangeTest:
             raise ValueError(f"ramp must be one of {sorted(_RAMPS)}, got {ramp!r}")
         if accumulation_steps < 1:
             raise ValueError(f"accumulation_steps must be >= 1, got {accumulation_steps}")
+        seeds = _seed_list(seeds)
         self.model = model
         self.optimizer = optimizer
         self._spec = dict(start_lr=start_lr, end_lr=end_lr, steps=steps,
@@ -249,7 +250,6 @@ class RangeTest:
     def _submit(self) -> str:
         s = self._spec
         seeds = s["seeds"]
-        seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
         rt = spec_pb2.RangeTestSpec(
             start_lr=s["start_lr"], end_lr=s["end_lr"], steps=s["steps"],
             shape=_RAMPS[s["ramp"]], seeds=seeds,

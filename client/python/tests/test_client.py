@@ -138,6 +138,9 @@ class LiveServerTest(unittest.TestCase):
         self.assertLessEqual(result.recommendation.points_used, 60)
         with self.assertRaises(ValueError):
             self.client.range_test("mlp", "spirals", metric="accuracy")
+        # seeds=0 is refused, not sent as the server's default of one seed.
+        with self.assertRaisesRegex(ValueError, "seeds must be a count >= 1"):
+            self.client.range_test("mlp", "spirals", seeds=0)
 
     def test_example_script_trains_with_the_recommendation(self):
         env = dict(os.environ)

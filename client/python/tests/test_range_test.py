@@ -236,6 +236,10 @@ class EmbeddedRangeTest(unittest.TestCase):
         self.assertIn("for a client-driven test", str(bad.exception))
         with self.assertRaises(ValueError):
             lrtune.RangeTest(model, opt, ramp="cubic")
+        for seeds in (0, -2, []):  # not the server's default of one seed
+            with self.assertRaisesRegex(ValueError, "seeds must be a count >= 1 "
+                                        "or a non-empty list of seed labels"):
+                lrtune.RangeTest(model, opt, seeds=seeds)
         with self.assertRaises(lrtune.LrtuneError) as missing:
             with lrtune.RangeTest(model, opt, job="j-0000000000000000", db=self.db):
                 pass
