@@ -79,10 +79,13 @@ class EmbeddedService:
         for raw in self._proc.stderr:
             text = raw.decode(errors="replace").rstrip("\n")
             self._messages.append(text)
+            # Whatever sys.stderr does (closed at exit, an encoding that
+            # cannot write the text), the pipe is drained: a serve blocked
+            # on a full pipe would stop answering.
             try:
                 sys.stderr.write(text + "\n")
                 sys.stderr.flush()
-            except (OSError, ValueError):  # sys.stderr closed at exit
+            except Exception:  # pylint: disable=broad-except
                 pass
 
     def ended(self) -> bool:
