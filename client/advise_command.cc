@@ -3,6 +3,7 @@
 // tries the schedule kinds at multiples of them over the budget; the
 // winner is printed as the `lrtune schedule` flags that rebuild it, with
 // what was tried and the compute spent.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -91,6 +92,27 @@ void PrintAdvice(const AdviseOptions& opts, const v1::Job& job,
                                    best->train().steps())
                     : std::string(schedule.status().message()));
   const v1::GridSearchJob& grid = job.grid();
+  // A winner at the edge of the multiples says the best may lie beyond.
+  const auto& multiples = grid.grid().axes(1).lr_bounds().values();
+  if (multiples.size() > 1 && best->choice().value_index_size() > 1 &&
+      best->choice().value_index(1) < multiples.size()) {
+    auto scale = [](const v1::LrBounds& b) {
+      return b.recommended().has_scale() ? b.recommended().scale() : 1.0;
+    };
+    double low = scale(multiples[0]), high = low;
+    for (const v1::LrBounds& m : multiples) {
+      low = std::min(low, scale(m));
+      high = std::max(high, scale(m));
+    }
+    const double won = scale(multiples[best->choice().value_index(1)]);
+    if (won == high || won == low) {
+      out << absl::StrFormat(
+          "note: the winner is at the %s multiple tried (x%g): a %s one may "
+          "do better; try --multiples %g,%g,%g\n",
+          won == high ? "largest" : "smallest", won,
+          won == high ? "larger" : "smaller", won / 2, won, won * 2);
+    }
+  }
   out << absl::StrFormat(
       "tried %d schedules (%d kinds x %d multiples of the range test's "
       "bounds %.3g..%.3g), %d pruned; %d of %d trial-steps (%.0f%% of the "

@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/cli_session.h"
 #include "client/commands.h"
@@ -436,17 +437,41 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
   }
   if (cmd == "watch") {
     RangeTestReport report(0);
-    absl::StatusOr<v1::Job> job = client.WatchJob(
-        opts.job_id, opts.after_seq, [&](const v1::JobEvent& event) {
-          if (opts.json) {
-            out << Json(event) << "\n" << std::flush;
-            return;
-          }
-          report.Add(event);
-          if (progress) report.DrawProgress(err);
-        });
+    uint64_t last_seq = opts.after_seq;
+    auto on_event = [&](const v1::JobEvent& event) {
+      last_seq = event.seq();
+      if (opts.json) {
+        out << Json(event) << "\n" << std::flush;
+        return;
+      }
+      report.Add(event);
+      if (progress) report.DrawProgress(err);
+    };
+    absl::StatusOr<v1::Job> job =
+        client.WatchJob(opts.job_id, last_seq, on_event);
+    // The embedded lrtune whose service this watch reached ended (its job
+    // done, or it was killed): the store is free now, or another lrtune's.
+    // The watch goes on there from the last event it printed, so that it
+    // ends with the job's last event (a killed run's job is cancelled as
+    // a leftover on the way), not with the service's end. A few tries: a
+    // service that is ending still names itself in the lock file.
+    std::unique_ptr<Session> reopened;
+    for (int tries = 0;
+         tries < 5 && !job.ok() && client::IsUnreachable(job.status()) &&
+         (reopened ? reopened : *opened)->attached();
+         ++tries) {
+      absl::SleepFor(absl::Milliseconds(100 * tries));
+      absl::StatusOr<std::unique_ptr<Session>> again =
+          Session::Open(opts.remote, settings, err);
+      if (!again.ok()) break;
+      reopened = *std::move(again);
+      job = reopened->client().WatchJob(opts.job_id, last_seq, on_event);
+    }
     if (progress) report.ClearProgress(err);
-    if (!job.ok()) return fail(job.status());
+    if (!job.ok()) {
+      return Fail(cmd, (reopened ? reopened : *opened)->Explain(job.status()),
+                  err);
+    }
     if (!opts.json) out << JobText(*job);  // as `get` prints it at its end
     return JobExit(*job);
   }

@@ -231,16 +231,40 @@ check "watch follows the run about to be killed" \
   appears 10 '"point"' "$tmp/watch.out"
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
+# The watch goes on at the store, now free: it cancels the killed run's
+# job as a leftover and ends with that, the job's last event.
 wait "$watcher"
-check "watch of a killed run's job exits 4" test "$?" = 4
-check "watch says the run stopped answering" \
-  grep -q "the lrtune that was using .* stopped answering (it ended, or was killed)" "$tmp/watch.err"
-check "the killed run's job is left running" test "$(job_state)" = running
-check "the killed run left its socket named in the lock file" \
-  grep -q "^unix:" "$XDG_DATA_HOME/lrtune/jobs.db.lock"
+check "watch of a killed run's job exits 3, the job cancelled" test "$?" = 3
+check "watch says it cancelled the job the killed run left" \
+  grep -q "^lrtune: cancelled job $live left unfinished by an earlier run$" "$tmp/watch.err"
+check "its last event is the cancellation, as abandoned" $PY -c '
+import json, sys
+last = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+assert last["job_id"] == sys.argv[2], last
+assert "abandoned" in json.dumps(last), last' "$tmp/watch.out" "$live"
+check "every event printed once, in order" $PY -c '
+import json, sys
+seqs = [int(json.loads(l)["seq"]) for l in open(sys.argv[1])]
+assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs[:5]' "$tmp/watch.out"
+check "the killed run's job is cancelled in the store" test "$(job_state)" = cancelled
 run range-test "${SMALL[@]}" --steps 20
 check "the next run succeeds" test "$rc" = 0
-check "the next run cancels the leftover" grep -q "cancelled job .* left unfinished" "$tmp/err"
+check "the next run finds no leftover" bash -c "! grep -q 'left unfinished' '$tmp/err'"
+# A watch whose embedded run ends with its job follows it to the end
+# (exit 0), whichever comes first: the last event or the run's exit.
+for _ in 1 2 3; do
+  rm -f "$XDG_DATA_HOME/lrtune/embedded.log"
+  "$BIN" range-test "${SMALL[@]}" --steps 5000 --end-lr 0.1 >"$tmp/out" 2>"$tmp/err" &
+  pid=$!
+  wait_for_task
+  short=$("$BIN" jobs 2>/dev/null | awk 'NR == 2 {print $1}')
+  "$BIN" watch "$short" >"$tmp/watch.out" 2>"$tmp/watch.err"
+  watch_rc=$?
+  wait "$pid"
+  check "watch of a run that ends exits 0" test "$watch_rc" = 0
+  check "and prints the job's result" \
+    grep -q "^range test $short: 5000 points in " "$tmp/watch.out"
+done
 
 # While `lrtune serve` holds the store (the Python package keeps one for a
 # whole session), a command that trains does not wait for it to end: its
@@ -712,6 +736,36 @@ run grid --spec "$tmp/dup.yaml"
 check "a grid the embedded service refuses exits 2" test "$rc" = 2
 check "the embedded service's message reaches the terminal" \
   grep -q "grid.grid.axes\[0\].values\[1\] repeats" "$tmp/err"
+
+# advise: a range test, then the kinds at multiples of its bounds over the
+# budget; the winner as `lrtune schedule` flags that rebuild it.
+run advise --budget-epochs 1 --dataset digits --hidden 32 --threads 1 \
+  --momentum 0.9 --steps 60 --kinds one_cycle,cosine --multiples 0.5,1,2
+check "embedded advise exit 0" test "$rc" = 0
+check "advise names the winner for the budget" \
+  grep -q "^advice for 1 epoch ([0-9]* steps): schedule=\(one_cycle\|cosine\) bounds=recommended" "$tmp/out"
+check "advise says what it tried" grep -q \
+  "^tried 6 schedules (2 kinds x 3 multiples of the range test's bounds [0-9.e-]*\.\.[0-9.e-]*), [0-9]* pruned; [0-9]* of [0-9]* trial-steps" "$tmp/out"
+cp "$tmp/out" "$tmp/advise.out"
+# A winner at an edge of the multiples says a wider search may do better;
+# one inside them does not.
+winner=$(sed -n 's/^advice for .* bounds=recommended//p' "$tmp/advise.out")
+case "$winner" in
+  "*2") check "a winner at x2 says the largest multiple" grep -q \
+    "^note: the winner is at the largest multiple tried (x2): a larger one may do better; try --multiples 1,2,4$" "$tmp/advise.out" ;;
+  "*0.5") check "a winner at x0.5 says the smallest multiple" grep -q \
+    "^note: the winner is at the smallest multiple tried (x0.5): a smaller one may do better; try --multiples 0.25,0.5,1$" "$tmp/advise.out" ;;
+  *) check "a winner inside the multiples has no note" bash -c "! grep -q '^note:' '$tmp/advise.out'" ;;
+esac
+read -r -a flags <<<"$(grep -A1 "^advice for" "$tmp/advise.out" | sed -n 's/^  lrtune schedule //p')"
+run schedule "${flags[@]}"
+check "its schedule flags run as they are: lrtune schedule exit 0" test "$rc" = 0
+run advise --budget-epochs 1 --dataset digits --multiples 0,1
+check "advise --multiples 0,1 exits 2" test "$rc" = 2
+check "it names the flag" grep -q -- "--multiples must be positive numbers" "$tmp/err"
+run advise --budget-epochs 1 --dataset digits --kinds zigzag
+check "advise --kinds zigzag exits 2" test "$rc" = 2
+check "it names the flag and the kind" grep -q -- "--kinds: unknown schedule kind 'zigzag'" "$tmp/err"
 
 # --- --dataset FILE: a CSV in scikit-learn's layout, plain and gzipped ---
 SK=/usr/local/share/lrtune/datasets/sklearn
