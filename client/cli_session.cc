@@ -378,8 +378,12 @@ bool Session::guest() const {
   return embedded_ != nullptr && !attached_db_.empty();
 }
 
+bool Session::HolderGone(const absl::Status& status) const {
+  return !attached_db_.empty() && client::IsUnreachable(status);
+}
+
 absl::Status Session::Explain(absl::Status status) const {
-  if (attached_db_.empty() || !client::IsUnreachable(status)) return status;
+  if (!HolderGone(status)) return status;
   return absl::UnavailableError(absl::StrCat(
       "the lrtune that was using ", attached_db_,
       " stopped answering (it ended, or was killed); the next embedded run "

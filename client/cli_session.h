@@ -97,10 +97,11 @@ class Session {
   // service (EmbeddedSettings::store_only while another lrtune held the
   // store) that could not be reached, why: that process ended.
   absl::Status Explain(absl::Status status) const;
-  // Whether the session reaches another process's embedded service, which
-  // holds the store (EmbeddedSettings::store_only), and which may end
-  // before the command does.
-  bool attached() const { return !attached_db_.empty(); }
+  // Whether `status`, a call's failure, says that the other process's
+  // embedded service this session reaches (EmbeddedSettings::store_only
+  // while another lrtune held the store) went away; false for a session
+  // of its own. What Explain explains.
+  bool HolderGone(const absl::Status& status) const;
   // Where lines for the user go (stderr, or while an embedded session runs
   // and stderr goes to the log, the terminal it was).
   std::ostream& term() { return *term_; }

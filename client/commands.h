@@ -24,14 +24,15 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "core/flag_errors.h"
 #include "lrtune/v1/lrtune.pb.h"
 
 namespace lrtune {
 
 // Exit codes of every lrtune command.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitUsage = 2;        // bad flags, bad input files
-inline constexpr int kExitJobFailed = 3;    // a job ran and failed
+inline constexpr int kExitUsage = kFlagUsageExit;  // bad flags, bad input files
+inline constexpr int kExitJobFailed = 3;           // a job ran and failed
 inline constexpr int kExitUnreachable = 4;  // server unreachable or refused
 inline constexpr int kExitInternal = 1;     // anything else (a bug, disk)
 

@@ -457,8 +457,8 @@ int RunJobCommand(const std::string& cmd, const JobCommandOptions& opts,
     // service that is ending still names itself in the lock file.
     std::unique_ptr<Session> reopened;
     for (int tries = 0;
-         tries < 5 && !job.ok() && client::IsUnreachable(job.status()) &&
-         (reopened ? reopened : *opened)->attached();
+         tries < 5 && !job.ok() &&
+         (reopened ? reopened : *opened)->HolderGone(job.status());
          ++tries) {
       absl::SleepFor(absl::Milliseconds(100 * tries));
       absl::StatusOr<std::unique_ptr<Session>> again =

@@ -50,9 +50,6 @@ std::string UsageError(const CLI::App& app, int argc, char** argv,
   return lrtune::FlagErrorLine("lrtune", what);
 }
 
-static_assert(lrtune::kFlagUsageExit == lrtune::kExitUsage,
-              "the daemons' usage exit is the CLI's");
-
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -47,7 +47,7 @@ using google::protobuf::internal::WireFormatLite;
 
 constexpr int kServing = 0;
 constexpr int kNotServing = 1;
-constexpr int kUsage = 2;
+constexpr int kUsage = lrtune::kFlagUsageExit;
 constexpr int kNoAnswer = 3;
 
 constexpr char kCheckMethod[] = "/grpc.health.v1.Health/Check";
