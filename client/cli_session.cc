@@ -379,7 +379,9 @@ bool Session::guest() const {
 }
 
 bool Session::HolderGone(const absl::Status& status) const {
-  return !attached_db_.empty() && client::IsUnreachable(status);
+  // A call in flight when that process's server shut down is CANCELLED.
+  return !attached_db_.empty() &&
+         (client::IsUnreachable(status) || absl::IsCancelled(status));
 }
 
 absl::Status Session::Explain(absl::Status status) const {

@@ -99,8 +99,9 @@ class Session {
   absl::Status Explain(absl::Status status) const;
   // Whether `status`, a call's failure, says that the other process's
   // embedded service this session reaches (EmbeddedSettings::store_only
-  // while another lrtune held the store) went away; false for a session
-  // of its own. What Explain explains.
+  // while another lrtune held the store) went away: unreachable, or a call
+  // its server's shutdown cancelled; false for a session of its own. What
+  // Explain explains.
   bool HolderGone(const absl::Status& status) const;
   // Where lines for the user go (stderr, or while an embedded session runs
   // and stderr goes to the log, the terminal it was).
